@@ -1,0 +1,48 @@
+# NEO in Go. `make help` lists the targets.
+SHELL := /bin/bash
+GO ?= go
+PEERS_DIR ?= $(abspath ../shared/peers)
+BIN := $(CURDIR)/bin
+FUZZTIME ?= 10s
+
+.PHONY: help build test unit integration fuzz-short fuzz vet lint generate check-generate bench demo clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+build: ## build every command into ./bin
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+vet: ## gofmt check and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+unit: ## unit tests with the race detector
+	$(GO) test -race -count=1 ./...
+
+integration: build ## multi-process tests against real neoppod nodes (needs ../shared/peers/setup.sh)
+	NEO_PEERS=$(PEERS_DIR) NEO_BIN=$(BIN) $(GO) test -race -count=1 -tags integration -timeout 20m ./internal/integration/...
+
+fuzz-short: ## run every fuzz target briefly (FUZZTIME, default 10s)
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
+
+test: vet unit integration fuzz-short ## everything CI runs: vet, race unit tests, integration, short fuzz
+
+bench: ## benchmarks of the hot paths (use benchstat to compare runs)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+generate: ## regenerate generated code
+	$(GO) generate ./...
+
+check-generate: generate ## fail if generated code is stale
+	@git diff --exit-code -- '*.go' || { echo "generated code is stale: run make generate"; exit 1; }
+
+demo: build ## start a neoppod cluster and drive it with our neoctl
+	./scripts/demo
+
+clean: ## remove built binaries
+	rm -rf $(BIN)

@@ -1,0 +1,3 @@
+module github.com/neogo/neo
+
+go 1.26.8
