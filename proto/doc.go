@@ -25,5 +25,26 @@
 // Every packet type implements [Msg]. [AppendPacket] encodes a packet,
 // [FrameSize] finds where the next packet ends in a byte stream (bounding
 // every declared length before anything is allocated), and [DecodePacket]
-// turns one framed packet into its id and message.
+// turns one framed packet into its id and message. [MsgKind] and
+// [AnswerCode] classify codes for the link layer. An Error packet is a Go
+// error: errors.Is(err, [ErrOidNotFound]) and the like work on it.
+//
+// # Go representation
+//
+// Struct fields are declared in wire order. A nested struct is an array of
+// its fields, a slice is an array, a slice field tagged `neo:"map"` is a map
+// whose entries are the two fields of the element struct, in wire order.
+// Go string and []byte are both bin. Enums are ext types; ErrorCode is a
+// plain integer. nil (None) is represented, for every field of these types
+// whether or not the argument is optional, by:
+//
+//	Tid, Oid   InvalidTid, InvalidOid (all ones)
+//	NodeID     0
+//	PTid       0
+//	Addr       the zero Addr
+//	Opt[T]     Valid == false (id timestamps, ?int, ?bool, optional tuples
+//	           and lists, optional enums)
+//
+// Python never sends the sentinel values themselves, so every packet it
+// sends decodes and re-encodes to the same bytes.
 package proto
