@@ -44,6 +44,12 @@ var specExamples = []struct {
 		}},
 	}, `93 01 06 92 cb 41 d9 54 fc 40 20 00 00 91 95 d4 04 01 92 c4 09 31 32 37
 	    2e 30 2e 30 2e 31 cd 4e 20 01 d4 03 02 cb 41 d9 54 fc 40 10 00 00`},
+	{"AskObject(oid=1, at=None, before=5)", 4, &AskObject{Oid: 1, At: InvalidTid, Before: 5},
+		"93 04 20 93 c4 08 00 00 00 00 00 00 00 01 c0 c4 08 00 00 00 00 00 00 00 05"},
+	{"NotifyClusterInformation(RUNNING)", 4, &NotifyClusterInformation{State: RUNNING}, "93 04 2d 91 d4 01 02"},
+	{"SendPartitionTable(1, 0, [[(S1, UP_TO_DATE)]])", 2, &SendPartitionTable{
+		PTid: 1, Rows: [][]CellInfo{{{NID: 1, State: UP_TO_DATE}}},
+	}, "93 02 0a 93 01 00 91 91 92 01 d4 00 01"},
 }
 
 func TestSpecExamples(t *testing.T) {
