@@ -1,0 +1,244 @@
+package master
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/neogo/neo/proto"
+)
+
+// adminMsg handles the requests an admin node relays from neoctl
+// (protocol.md §5.14).
+func (c *Core) adminMsg(n *node, r Recv) error {
+	id := n.conn.id
+	ack := func(msg string) { c.replyTo(id, r.MsgID, &proto.Error{Code: proto.ACK, Message: msg}) }
+	changePT := func(rpc string) error {
+		switch c.state {
+		case proto.RUNNING, proto.STARTING_BACKUP, proto.BACKINGUP:
+			return nil
+		}
+		return denied(fmt.Sprintf("%s RPC can not be used in %s state", rpc, c.state))
+	}
+	switch m := r.Msg.(type) {
+	case *proto.SetClusterState:
+		return c.setClusterState(m.State, ack)
+	case *proto.SetNodeState:
+		return c.setNodeState(m.NID, m.State, ack)
+	case *proto.AddPendingNodes:
+		if err := changePT("addPendingNodes"); err != nil {
+			return err
+		}
+		want := map[proto.NodeID]bool{}
+		for _, nid := range m.NIDList {
+			want[nid] = true
+		}
+		var added []*node
+		var names []string
+		for _, sn := range c.sortedNodes() {
+			if sn.typ == proto.STORAGE && sn.state == proto.PENDING && want[sn.nid] {
+				added = append(added, sn)
+				names = append(names, sn.nid.String())
+			}
+		}
+		if len(added) == 0 {
+			ack("No node added")
+			return nil
+		}
+		for _, sn := range added {
+			if _, ok := c.pt.count[sn.nid]; !ok {
+				c.pt.count[sn.nid] = 0
+			}
+			sn.state = proto.NODE_RUNNING
+			c.startStorage(sn)
+		}
+		c.broadcastNodes(added...)
+		ack("Nodes added: " + strings.Join(names, ", "))
+	case *proto.SetNumReplicas:
+		if err := changePT("setNumReplicas"); err != nil {
+			return err
+		}
+		c.pt.nr = int(m.NumReplicas)
+		c.pt.ptid++
+		msg := c.partitionChanges(nil)
+		msg.CellList = []proto.CellChange{}
+		for _, x := range c.sortedNodes() {
+			if x.identified() && x.typ != proto.MASTER {
+				c.send(x, msg)
+			}
+		}
+		ack("")
+	case *proto.TweakPartitionTable:
+		if err := changePT("tweakPartitionTable"); err != nil {
+			return err
+		}
+		// TODO(#parttab): tweak needs package parttab.
+		return denied("tweak is not implemented by this master yet")
+	case *proto.Truncate:
+		if c.state != proto.RUNNING {
+			return denied(fmt.Sprintf("truncate RPC can not be used in %s state", c.state))
+		}
+		if c.lastTransaction <= m.Tid {
+			return denied("Truncating after last transaction does nothing")
+		}
+		if c.tm.firstTid > m.Tid {
+			return denied("Truncating before first transaction is probably not what you intended to do")
+		}
+		if a, _ := c.pm.approvedRejected(m.Tid + 1); len(a) > 0 {
+			return denied("Can not truncate before an approved pack")
+		}
+		ack("")
+		c.stopOperation(m.Tid)
+	case *proto.Repair:
+		var targets []*node
+		for _, nid := range m.NIDList {
+			sn := c.byNID(nid)
+			if sn == nil || sn.typ != proto.STORAGE || !sn.identified() {
+				return denied("invalid storage node " + nid.String())
+			}
+			targets = append(targets, sn)
+		}
+		for _, sn := range targets {
+			c.send(sn, &proto.NotifyRepair{DryRun: m.DryRun})
+		}
+		ack("")
+	case *proto.CheckReplicas:
+		// TODO(#replica-check): relay CheckPartition to storages.
+		return denied("replica check is not implemented by this master yet")
+	default:
+		return protocolError("unexpected packet " + proto.MsgName(r.Msg.NEOMsgCode()))
+	}
+	return nil
+}
+
+// setClusterState implements neoctl's "set cluster" and "start"
+// (cluster.md §2.2).
+func (c *Core) setClusterState(st proto.ClusterState, ack func(string)) error {
+	switch st {
+	case proto.VERIFYING:
+		if c.state != proto.RECOVERING {
+			return denied("Can not switch to this state")
+		}
+		storages := c.identified(proto.STORAGE)
+		if len(storages) == 0 {
+			return denied("Cannot exit recovery without any storage node")
+		}
+		for _, sn := range storages {
+			if len(sn.conn.pending) > 0 {
+				return denied(fmt.Sprintf("Cannot exit recovery now: node %v is entering cluster", sn))
+			}
+		}
+		c.startupAllowed = true
+		ack("Cluster state changed")
+	case proto.STOPPING:
+		ack("Cluster state changed")
+		if c.state != proto.STOPPING {
+			c.wantState, c.wantChange = st, true
+		}
+	case proto.STARTING_BACKUP:
+		if c.state != proto.RUNNING && c.state != proto.STOPPING_BACKUP {
+			return denied("Can not switch to this state")
+		}
+		if len(c.tm.txns) > 0 || len(c.identified(proto.CLIENT)) > 0 {
+			return denied(fmt.Sprintf("Can not switch to %s state with pending transactions or connected clients", st))
+		}
+		return denied("No upstream cluster to backup defined in configuration")
+	case proto.STOPPING_BACKUP:
+		return denied("Can not switch to this state")
+	default:
+		return denied("Invalid state requested")
+	}
+	return nil
+}
+
+func (c *Core) changeRequested(st proto.ClusterState) {
+	if st == proto.STOPPING {
+		c.enterStopping()
+	}
+}
+
+// setNodeState implements neoctl's kill and drop (cluster.md §3.1).
+func (c *Core) setNodeState(nid proto.NodeID, st proto.NodeState, ack func(string)) error {
+	n := c.byNID(nid)
+	if n == nil {
+		return denied("unknown node")
+	}
+	allowed := false
+	switch n.typ {
+	case proto.MASTER:
+		allowed = st == proto.DOWN
+	case proto.STORAGE:
+		allowed = st == proto.DOWN || st == proto.UNKNOWN
+	}
+	if !allowed {
+		return denied(fmt.Sprintf("can not switch node to %s state", st))
+	}
+	if nid == c.self.nid {
+		return denied("can not kill primary master node")
+	}
+	changed := st != n.state
+	msg := "state changed"
+	if !changed {
+		msg = fmt.Sprintf("node already in %s state", st)
+	}
+	if n.typ == proto.STORAGE {
+		keep := st == proto.DOWN
+		if n.state == proto.NODE_RUNNING && !keep {
+			return denied("a running node must be stopped before removal")
+		}
+		var changes []cellChange
+		for p := range c.pt.rows {
+			var other bool
+			mine := false
+			for _, cl := range c.pt.rows[p] {
+				if cl.nid == nid {
+					mine = cl.state.Readable()
+				} else if cl.state.Readable() {
+					other = true
+				}
+			}
+			if mine && !other {
+				return denied(fmt.Sprintf("Refuse to drop nodes that contain the only readable copies of partition %d", p))
+			}
+		}
+		if !keep {
+			for p := range c.pt.rows {
+				for _, cl := range c.pt.cells(p, false) {
+					if cl.nid == nid {
+						c.pt.setCell(p, nid, proto.DISCARDED)
+						changes = append(changes, cellChange{p, nid, proto.DISCARDED})
+					}
+				}
+			}
+			delete(c.pt.count, nid)
+		}
+		c.setState(n, st)
+		if n.identified() {
+			c.send(n, &proto.NotifyNodeInformation{Timestamp: c.monotonic(), NodeList: []proto.NodeInfo{n.info()}})
+			k := n.conn
+			c.abort(k)
+			delete(c.conns, k.id)
+			n.conn = nil
+			c.setStorageNotReady(nid)
+			c.storageLostForTxns(nid)
+		}
+		if keep {
+			changes = c.pt.outdate(0, c.isRunning)
+		} else if len(changes) > 0 {
+			msg = "node permanently removed"
+		}
+		c.broadcastPartitionChanges(changes)
+	} else {
+		c.setState(n, st)
+		if n.identified() {
+			c.send(n, &proto.NotifyNodeInformation{Timestamp: c.monotonic(), NodeList: []proto.NodeInfo{n.info()}})
+		}
+	}
+	ack(msg)
+	if changed {
+		c.broadcastNodes(n)
+	}
+	if c.state != proto.RECOVERING && c.pt.filled() && !c.pt.operational(nil, c.isRunning) {
+		c.stopOperation(proto.InvalidTid)
+	}
+	return nil
+}

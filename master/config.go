@@ -1,0 +1,89 @@
+package master
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/neogo/neo/proto"
+)
+
+// Config configures a master node. The zero values of optional fields give
+// neoppod's defaults (cluster.md §9.2); call [Config.Validate] (done by
+// [New]) to apply them and check the rest.
+type Config struct {
+	// Cluster is the cluster name; every identification must carry it.
+	Cluster string
+	// Bind is the listening address (neoppod default 127.0.0.1:10000).
+	// Port 0 picks a free port; the real address is then used as our own.
+	Bind proto.Addr
+	// Masters are the other masters of the cluster; the master itself is
+	// always known. Election between masters is not implemented yet: a
+	// master alone plays the primary role.
+	Masters []proto.Addr
+	// Partitions is the number of partitions of a new database (default 100).
+	Partitions int
+	// Replicas is the number of replicas of a new database (default 0).
+	Replicas int
+	// Autostart, when > 0, creates a new cluster automatically once that
+	// many storages are identified (only when no partition table exists).
+	Autostart int
+	// NID forces the master's own node id (testing); 0: allocate M1...
+	NID proto.NodeID
+	// UpstreamCluster and UpstreamMasters name the cluster to back up.
+	// Backup mode is not implemented yet; they are validated only.
+	UpstreamCluster string
+	UpstreamMasters []proto.Addr
+	// Backup goes to BACKINGUP instead of RUNNING for an empty cluster.
+	Backup bool
+	// TLS, when not nil, is used for every link (mutual TLS, §10.3).
+	TLS *tls.Config
+	// Logger receives the node's log; nil discards it.
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now. It feeds the
+	// master's monotonic clock (node timestamps) and TID generation.
+	Now func() time.Time
+}
+
+// ErrConfig is matched by every configuration error; the message names the
+// field.
+var ErrConfig = errors.New("master: invalid configuration")
+
+// Validate applies defaults and checks the configuration.
+func (c *Config) Validate() error {
+	if c.Cluster == "" {
+		return fmt.Errorf("%w: Cluster: the cluster name is required", ErrConfig)
+	}
+	if c.Bind.IsZero() {
+		c.Bind = proto.Addr{Host: "127.0.0.1", Port: 10000}
+	}
+	if c.Partitions == 0 {
+		c.Partitions = 100
+	}
+	if c.Partitions < 0 {
+		return fmt.Errorf("%w: Partitions: partitions must be more than zero", ErrConfig)
+	}
+	if c.Replicas < 0 {
+		return fmt.Errorf("%w: Replicas: replicas must be a positive integer", ErrConfig)
+	}
+	if c.Autostart < 0 {
+		return fmt.Errorf("%w: Autostart: must be >= 0", ErrConfig)
+	}
+	if c.UpstreamCluster != "" && c.UpstreamCluster == c.Cluster {
+		return fmt.Errorf("%w: UpstreamCluster: upstream cluster name must be different from cluster name", ErrConfig)
+	}
+	if c.NID != 0 {
+		if t, ok := c.NID.Type(); !ok || t != proto.MASTER {
+			return fmt.Errorf("%w: NID: %v is not a master node id", ErrConfig, c.NID)
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}

@@ -1,0 +1,1028 @@
+package master
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/neogo/neo/proto"
+)
+
+// ConnID names one link of the master; the driver assigns them, never
+// reusing one.
+type ConnID uint64
+
+// Event is an input of the [Core]: one of [Recv], [Answer], [Closed],
+// [Tick].
+type Event interface{ isEvent() }
+
+// Recv is a request or notification received on a link (the first one of
+// a link must be RequestIdentification).
+type Recv struct {
+	Conn  ConnID
+	MsgID uint32
+	Msg   proto.Msg
+}
+
+// Answer is the answer to a request the core sent with an [Ask] effect:
+// the expected answer message or a *proto.Error.
+type Answer struct {
+	Conn ConnID
+	Tag  uint64
+	Msg  proto.Msg
+}
+
+// Closed tells that a link is closed (by the peer, the network, or after
+// the core asked to close or abort it).
+type Closed struct{ Conn ConnID }
+
+// Tick tells the core that time passed; it reads the time from its clock.
+type Tick struct{}
+
+func (Recv) isEvent()   {}
+func (Answer) isEvent() {}
+func (Closed) isEvent() {}
+func (Tick) isEvent()   {}
+
+// EffectKind says what an [Effect] asks the driver to do.
+type EffectKind uint8
+
+const (
+	// Send sends Msg as a notification (with a fresh id of the link).
+	Send EffectKind = iota + 1
+	// Reply sends Msg with id MsgID: the answer to a request.
+	Reply
+	// Ask sends the request Msg; its answer comes back as an [Answer]
+	// event carrying Tag.
+	Ask
+	// Abort flushes what was sent on the link, then closes it; nothing
+	// more is received from it. A [Closed] event follows.
+	Abort
+	// StopListening closes the listening socket.
+	StopListening
+	// Exit ends the node: Err is nil for a clean shutdown.
+	Exit
+)
+
+var effectNames = [...]string{"", "send", "reply", "ask", "abort", "stop-listening", "exit"}
+
+func (k EffectKind) String() string { return effectNames[k] }
+
+// Effect is one output of the core. The driver performs the effects of a
+// batch in order; effects on one link must reach it in that order.
+type Effect struct {
+	Kind  EffectKind
+	Conn  ConnID
+	MsgID uint32
+	Tag   uint64
+	Msg   proto.Msg
+	Err   error
+}
+
+func (e Effect) String() string {
+	switch e.Kind {
+	case Send, Ask:
+		return fmt.Sprintf("%s c%d %s", e.Kind, e.Conn, msgString(e.Msg))
+	case Reply:
+		return fmt.Sprintf("reply c%d #%d %s", e.Conn, e.MsgID, msgString(e.Msg))
+	case Abort:
+		return fmt.Sprintf("abort c%d", e.Conn)
+	case Exit:
+		return fmt.Sprintf("exit %v", e.Err)
+	}
+	return e.Kind.String()
+}
+
+func msgString(m proto.Msg) string {
+	return fmt.Sprintf("%s%+v", proto.MsgName(m.NEOMsgCode()), m)
+}
+
+// node is the master's record of a node (NodeManager entry).
+type node struct {
+	typ   proto.NodeType
+	nid   proto.NodeID
+	addr  proto.Addr
+	state proto.NodeState
+	idts  proto.Opt[float64]
+	extra proto.Dict
+	conn  *conn // set while identified
+
+	readOnly      bool
+	completedPack proto.Tid // InvalidTid: unknown
+}
+
+func (n *node) identified() bool { return n.conn != nil }
+
+func (n *node) info() proto.NodeInfo {
+	return proto.NodeInfo{Type: n.typ, Addr: n.addr, NID: n.nid, State: n.state, IDTimestamp: n.idts}
+}
+
+func (n *node) String() string {
+	if n.nid != 0 {
+		return n.nid.String()
+	}
+	return n.typ.String() + "@" + n.addr.String()
+}
+
+// conn is a link as the core sees it.
+type conn struct {
+	id      ConnID
+	node    *node
+	pending map[uint64]bool // tags of our requests waiting for an answer
+	aborted bool
+}
+
+// role is the behaviour of the primary master in one cluster state: the
+// step functions swapped on state change (STYLE §2). A secondary or
+// election role fits as another value.
+type role struct {
+	state proto.ClusterState
+	// storageState gives the state of an identifying storage; known tells
+	// whether it came with the id of a node we know.
+	storageState func(c *Core, known bool) (proto.NodeState, error)
+	// storageJoined runs when a storage was identified (new) or switched
+	// to this role (!new).
+	storageJoined func(c *Core, n *node, new bool)
+	// storageMsg handles a request or notification of a storage.
+	storageMsg func(c *Core, n *node, r Recv) error
+	// storageAnswer handles the answer to one of our requests.
+	storageAnswer func(c *Core, n *node, m proto.Msg) error
+	// storageLost runs when an identified storage's link closed.
+	storageLost func(c *Core, n *node)
+	// progress runs after each event: the automatic transitions.
+	progress func(c *Core)
+}
+
+// Core is the pure state machine of the primary master. Feed it events
+// with [Core.Step] from a single goroutine; it returns the effects to
+// perform. It does no I/O and reads time only through its clock.
+type Core struct {
+	cfg  Config
+	log  *slog.Logger
+	now  func() time.Time
+	mono float64 // last value of the monotonic clock
+
+	self  *node
+	nodes []*node
+	conns map[ConnID]*conn
+
+	role  *role
+	state proto.ClusterState
+
+	pt              *ptable
+	tm              *txnManager
+	pm              *packManager
+	lastTransaction proto.Tid // last committed tid
+	backupTid       proto.Tid // InvalidTid: not in backup mode
+	truncateTid     proto.Tid // InvalidTid: no truncation pending
+	startupAllowed  bool
+	primaryTime     float64
+
+	// Storage readiness (cluster.md §6.3): a transaction only involves
+	// storages that were ready when it began.
+	readiness uint64
+	ready     map[proto.NodeID]uint64
+	starting  map[proto.NodeID]bool
+	shutdown  bool // STOPPING: new transactions wait forever
+
+	rec recovery
+	ver verification
+
+	deferred []Recv // delayed requests (AskBeginTransaction, FailedVote)
+
+	// stopOp, set by a handler, makes the core leave operation at the end
+	// of the step (neoppod's StoppedOperation exception).
+	stopOp     bool
+	stopTrunc  proto.Tid
+	wantState  proto.ClusterState // state change requested by an admin
+	wantChange bool
+
+	nextTag uint64
+	out     []Effect
+	exited  bool
+}
+
+// NewCore returns the core of a master configured by cfg, in RECOVERING.
+// The effects of entering RECOVERING (none, with no node yet) are
+// discarded.
+func NewCore(cfg Config) (*Core, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Core{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		now:         cfg.Now,
+		conns:       map[ConnID]*conn{},
+		tm:          newTxnManager(),
+		pm:          newPackManager(),
+		backupTid:   proto.InvalidTid,
+		truncateTid: proto.InvalidTid,
+		ready:       map[proto.NodeID]uint64{},
+		starting:    map[proto.NodeID]bool{},
+		state:       proto.ClusterState(255),
+	}
+	for _, a := range cfg.Masters {
+		if a != cfg.Bind {
+			c.addNode(&node{typ: proto.MASTER, addr: a, state: proto.DOWN})
+		}
+	}
+	c.self = &node{typ: proto.MASTER, addr: cfg.Bind, nid: cfg.NID, state: proto.DOWN, completedPack: proto.InvalidTid}
+	c.addNode(c.self)
+	c.playPrimary()
+	c.out = nil
+	return c, nil
+}
+
+// NID returns the master's own node id.
+func (c *Core) NID() proto.NodeID { return c.self.nid }
+
+// ClusterState returns the current cluster state.
+func (c *Core) ClusterState() proto.ClusterState { return c.state }
+
+// Exited reports whether the core emitted [Exit].
+func (c *Core) Exited() bool { return c.exited }
+
+// Step processes one event and returns the effects to perform, in order.
+// The returned slice is owned by the caller.
+func (c *Core) Step(ev Event) []Effect {
+	if c.exited {
+		return nil
+	}
+	switch ev := ev.(type) {
+	case Recv:
+		c.recv(ev)
+	case Answer:
+		c.answer(ev)
+	case Closed:
+		c.closed(ev.Conn)
+	case Tick:
+	}
+	c.settle()
+	out := c.out
+	c.out = nil
+	return out
+}
+
+// settle applies the transitions requested during the step, then the
+// automatic ones, until nothing changes.
+func (c *Core) settle() {
+	for range 100 {
+		switch {
+		case c.exited:
+			return
+		case c.wantChange:
+			c.wantChange = false
+			c.changeRequested(c.wantState)
+		case c.stopOp:
+			c.stopOp = false
+			c.leaveOperation(c.stopTrunc)
+		default:
+			st := c.state
+			c.role.progress(c)
+			if c.state == st && !c.stopOp && !c.wantChange {
+				return
+			}
+		}
+	}
+	panic("master: core does not settle")
+}
+
+// monotonic returns the master's strictly increasing clock (protocol.md
+// §4.10): float seconds since the epoch, bumped by 1 ms when time does not
+// advance.
+func (c *Core) monotonic() float64 {
+	now := float64(c.now().UnixNano()) / 1e9
+	if now > c.mono {
+		c.mono = now
+	} else {
+		c.mono += 1e-3
+	}
+	return c.mono
+}
+
+// --- effects -------------------------------------------------------------
+
+func (c *Core) send(n *node, m proto.Msg) {
+	if n.conn != nil && !n.conn.aborted {
+		c.out = append(c.out, Effect{Kind: Send, Conn: n.conn.id, Msg: m})
+	}
+}
+
+func (c *Core) replyTo(cn ConnID, msgID uint32, m proto.Msg) {
+	if k := c.conns[cn]; k != nil && !k.aborted {
+		c.out = append(c.out, Effect{Kind: Reply, Conn: cn, MsgID: msgID, Msg: m})
+	}
+}
+
+func (c *Core) ask(n *node, m proto.Msg) {
+	if n.conn == nil || n.conn.aborted {
+		return
+	}
+	c.nextTag++
+	n.conn.pending[c.nextTag] = true
+	c.out = append(c.out, Effect{Kind: Ask, Conn: n.conn.id, Tag: c.nextTag, Msg: m})
+}
+
+func (c *Core) abort(k *conn) {
+	if k != nil && !k.aborted {
+		k.aborted = true
+		c.out = append(c.out, Effect{Kind: Abort, Conn: k.id})
+	}
+}
+
+// --- errors from handlers ----------------------------------------------
+
+// handlerError is an error a handler answers with: PROTOCOL_ERROR and
+// NOT_READY also abort the link (protocol.md §1.8).
+type handlerError struct{ e proto.Error }
+
+func (h *handlerError) Error() string { return h.e.Error() }
+
+func protocolError(msg string) error {
+	return &handlerError{proto.Error{Code: proto.PROTOCOL_ERROR, Message: msg}}
+}
+func notReady(msg string) error {
+	return &handlerError{proto.Error{Code: proto.NOT_READY, Message: msg}}
+}
+func denied(msg string) error {
+	return &handlerError{proto.Error{Code: proto.DENIED, Message: msg}}
+}
+
+// errDelay makes the request wait in the deferred queue (neoppod's
+// DelayEvent); it is retried after transaction and readiness changes.
+var errDelay = errors.New("delay")
+
+// --- nodes ---------------------------------------------------------------
+
+func (c *Core) addNode(n *node) {
+	n.completedPack = proto.InvalidTid
+	c.nodes = append(c.nodes, n)
+}
+
+func (c *Core) removeNode(n *node) {
+	if i := slices.Index(c.nodes, n); i >= 0 {
+		c.nodes = slices.Delete(c.nodes, i, i+1)
+	}
+}
+
+func (c *Core) byNID(nid proto.NodeID) *node {
+	if nid == 0 {
+		return nil
+	}
+	for _, n := range c.nodes {
+		if n.nid == nid {
+			return n
+		}
+	}
+	return nil
+}
+
+func (c *Core) byAddr(a proto.Addr) *node {
+	if a.IsZero() {
+		return nil
+	}
+	for _, n := range c.nodes {
+		if n.addr == a {
+			return n
+		}
+	}
+	return nil
+}
+
+// sortedNodes returns the nodes by type then id: a deterministic order for
+// broadcasts and node lists.
+func (c *Core) sortedNodes() []*node {
+	ns := slices.Clone(c.nodes)
+	slices.SortStableFunc(ns, func(a, b *node) int {
+		if r := cmp.Compare(a.typ, b.typ); r != 0 {
+			return r
+		}
+		return cmp.Compare(uint32(a.nid), uint32(b.nid))
+	})
+	return ns
+}
+
+func (c *Core) identified(t proto.NodeType) []*node {
+	var out []*node
+	for _, n := range c.sortedNodes() {
+		if n.typ == t && n.identified() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (c *Core) isRunning(nid proto.NodeID) bool {
+	n := c.byNID(nid)
+	return n != nil && n.state == proto.NODE_RUNNING
+}
+
+func (c *Core) isPending(nid proto.NodeID) bool {
+	n := c.byNID(nid)
+	return n != nil && n.state == proto.PENDING
+}
+
+// setState changes a node's state; UNKNOWN forgets the node.
+func (c *Core) setState(n *node, st proto.NodeState) {
+	n.state = st
+	if st == proto.UNKNOWN {
+		c.removeNode(n)
+	}
+}
+
+// newNID implements getNewUUID (cluster.md §1.1.2).
+func (c *Core) newNID(nid proto.NodeID, addr proto.Addr, t proto.NodeType) proto.NodeID {
+	if nid != 0 && nid != c.self.nid {
+		if n := c.byNID(nid); n == nil || n.addr == addr {
+			return nid
+		}
+	}
+	for i := uint32(1); i < 1<<24; i++ {
+		id := proto.NewNodeID(t, i)
+		n := c.byNID(id)
+		if n == nil || !addr.IsZero() && addr == n.addr {
+			return id
+		}
+	}
+	panic("master: node id space exhausted")
+}
+
+// nodesFor returns the entries of changed that recipient r may see
+// (cluster.md §1.1.3 table): admins and storages see every non-admin
+// node, clients see masters and storages (and admins monitoring their
+// backup), masters see masters.
+func nodesFor(r *node, changed []*node) []proto.NodeInfo {
+	var out []proto.NodeInfo
+	var admins []proto.NodeInfo
+	for _, n := range changed {
+		if n.typ == proto.ADMIN {
+			if r.typ == proto.CLIENT {
+				if b, ok := r.extra.Get("backup"); ok && adminMonitors(n, b) {
+					admins = append(admins, n.info())
+				}
+			}
+			continue
+		}
+		switch r.typ {
+		case proto.ADMIN, proto.STORAGE:
+			out = append(out, n.info())
+		case proto.CLIENT:
+			if n.typ != proto.CLIENT {
+				out = append(out, n.info())
+			}
+		case proto.MASTER:
+			if n.typ == proto.MASTER {
+				out = append(out, n.info())
+			}
+		}
+	}
+	return append(out, admins...)
+}
+
+func adminMonitors(admin *node, backup proto.Value) bool {
+	name, ok := backup.([]byte)
+	if !ok {
+		return false
+	}
+	v, _ := admin.extra.Get("backup")
+	list, _ := v.([]proto.Value)
+	for _, x := range list {
+		if b, ok := x.([]byte); ok && string(b) == string(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// broadcastNodes tells every identified node about changed nodes, one
+// notification per recipient, with one timestamp.
+func (c *Core) broadcastNodes(changed ...*node) {
+	if len(changed) == 0 {
+		return
+	}
+	ts := c.monotonic()
+	for _, r := range c.sortedNodes() {
+		if !r.identified() {
+			continue
+		}
+		if l := nodesFor(r, changed); len(l) > 0 {
+			c.send(r, &proto.NotifyNodeInformation{Timestamp: ts, NodeList: l})
+		}
+	}
+}
+
+// sendFullNodeList sends a newly identified node itself first, then every
+// node it may see.
+func (c *Core) sendFullNodeList(n *node) {
+	var others []*node
+	for _, o := range c.sortedNodes() {
+		if o != n {
+			others = append(others, o)
+		}
+	}
+	l := append([]proto.NodeInfo{n.info()}, nodesFor(n, others)...)
+	c.send(n, &proto.NotifyNodeInformation{Timestamp: c.monotonic(), NodeList: l})
+}
+
+// broadcastPartitionChanges increments the ptid and sends the changes to
+// every identified non-master node.
+func (c *Core) broadcastPartitionChanges(changes []cellChange) {
+	if len(changes) == 0 {
+		return
+	}
+	c.pt.ptid++
+	m := c.partitionChanges(changes)
+	for _, n := range c.sortedNodes() {
+		if n.identified() && n.typ != proto.MASTER {
+			c.send(n, m)
+		}
+	}
+}
+
+func (c *Core) sendPartitionTable(n *node) {
+	c.send(n, c.fullPT())
+}
+
+// changeClusterState announces the new state to every identified node and
+// switches the storages to the handlers of the new role.
+func (c *Core) changeClusterState(r *role) {
+	if c.state == r.state && c.role == r {
+		return
+	}
+	old := c.role
+	c.role, c.state = r, r.state
+	c.log.Info("cluster state changed", "cluster_state", r.state.String())
+	for _, n := range c.sortedNodes() {
+		if !n.identified() {
+			continue
+		}
+		c.send(n, &proto.NotifyClusterInformation{State: r.state})
+		if n.typ == proto.STORAGE && old != nil && r.storageJoined != nil && !sameStorageHandler(old, r) {
+			r.storageJoined(c, n, false)
+		}
+	}
+}
+
+// sameStorageHandler: the service handler serves storages in RUNNING and
+// STOPPING alike, so no switch happens between them.
+func sameStorageHandler(a, b *role) bool {
+	svc := func(r *role) bool { return r == roleRunning || r == roleStopping }
+	return a == b || svc(a) && svc(b)
+}
+
+// --- event dispatch ------------------------------------------------------
+
+func (c *Core) recv(ev Recv) {
+	k := c.conns[ev.Conn]
+	if k == nil {
+		k = &conn{id: ev.Conn, pending: map[uint64]bool{}}
+		c.conns[ev.Conn] = k
+	}
+	if k.aborted {
+		return
+	}
+	var err error
+	if k.node == nil {
+		req, ok := ev.Msg.(*proto.RequestIdentification)
+		if !ok {
+			err = protocolError("identification required")
+		} else {
+			err = c.identify(k, ev.MsgID, req)
+		}
+	} else {
+		err = c.dispatch(k.node, ev)
+	}
+	c.handleError(k, ev, err)
+}
+
+func (c *Core) handleError(k *conn, ev Recv, err error) {
+	if err == nil {
+		return
+	}
+	if errors.Is(err, errDelay) {
+		c.deferred = append(c.deferred, ev)
+		return
+	}
+	var he *handlerError
+	if !errors.As(err, &he) {
+		he = &handlerError{proto.Error{Code: proto.PROTOCOL_ERROR, Message: err.Error()}}
+	}
+	c.log.Debug("request refused", "conn", ev.Conn, "msg", proto.MsgName(ev.Msg.NEOMsgCode()), "err", he.e.Error())
+	e := he.e
+	c.replyTo(k.id, ev.MsgID, &e)
+	if e.Code == proto.PROTOCOL_ERROR || e.Code == proto.NOT_READY {
+		c.abort(k)
+	}
+}
+
+// runDeferred retries the delayed requests, in order.
+func (c *Core) runDeferred() {
+	if len(c.deferred) == 0 {
+		return
+	}
+	q := c.deferred
+	c.deferred = nil
+	for _, ev := range q {
+		k := c.conns[ev.Conn]
+		if k == nil || k.aborted || k.node == nil {
+			continue
+		}
+		c.handleError(k, ev, c.dispatch(k.node, ev))
+	}
+}
+
+// dispatch routes a packet from an identified node to its handler.
+func (c *Core) dispatch(n *node, ev Recv) error {
+	// Requests every handler answers (neoppod's MasterHandler).
+	switch m := ev.Msg.(type) {
+	case *proto.AskClusterState:
+		c.replyTo(n.conn.id, ev.MsgID, &proto.AnswerClusterState{State: proto.Some(c.state)})
+		return nil
+	case *proto.AskRecovery:
+		bt := proto.InvalidTid
+		if c.backupTid != proto.InvalidTid {
+			bt = c.backupTid
+		}
+		c.replyTo(n.conn.id, ev.MsgID, &proto.AnswerRecovery{PTid: c.pt.ptid, BackupTid: bt, TruncateTid: c.truncateTid})
+		return nil
+	case *proto.AskLastIDs:
+		if n.typ == proto.CLIENT && c.backupTid != proto.InvalidTid {
+			return &handlerError{proto.Error{Code: proto.READ_ONLY_ACCESS, Message: "read-only access because cluster is in backuping mode"}}
+		}
+		c.replyTo(n.conn.id, ev.MsgID, &proto.AnswerLastIDs{
+			LastTid: c.tm.lastTid(c.lastTransaction), LastOid: c.tm.lastOid, FirstTid: c.tm.firstTid})
+		return nil
+	case *proto.AskLastTransaction:
+		c.replyTo(n.conn.id, ev.MsgID, &proto.AnswerLastTransaction{Tid: c.lastTransaction})
+		return nil
+	case *proto.FlushLog:
+		_ = m
+		return nil
+	}
+	switch n.typ {
+	case proto.STORAGE:
+		if c.role.storageMsg == nil {
+			return protocolError("unexpected packet")
+		}
+		return c.role.storageMsg(c, n, ev)
+	case proto.CLIENT:
+		return c.clientMsg(n, ev)
+	case proto.ADMIN:
+		return c.adminMsg(n, ev)
+	case proto.MASTER:
+		return protocolError("unexpected packet from secondary master")
+	}
+	return protocolError("unexpected packet")
+}
+
+func (c *Core) answer(ev Answer) {
+	k := c.conns[ev.Conn]
+	if k == nil || k.aborted || !k.pending[ev.Tag] {
+		return
+	}
+	delete(k.pending, ev.Tag)
+	n := k.node
+	if n == nil {
+		return
+	}
+	if e, ok := ev.Msg.(*proto.Error); ok {
+		c.log.Warn("request failed", "node", n.String(), "err", e.Error())
+		return
+	}
+	var err error
+	if n.typ == proto.STORAGE && c.role.storageAnswer != nil {
+		err = c.role.storageAnswer(c, n, ev.Msg)
+	}
+	if err != nil {
+		c.log.Warn("bad answer", "node", n.String(), "msg", proto.MsgName(ev.Msg.NEOMsgCode()), "err", err)
+		var he *handlerError
+		if errors.As(err, &he) && he.e.Code == proto.PROTOCOL_ERROR {
+			e := he.e
+			c.out = append(c.out, Effect{Kind: Send, Conn: k.id, Msg: &e})
+			c.abort(k)
+		}
+	}
+}
+
+func (c *Core) closed(id ConnID) {
+	k := c.conns[id]
+	if k == nil {
+		return
+	}
+	delete(c.conns, id)
+	k.aborted = true
+	c.dropDeferred(id)
+	n := k.node
+	if n == nil || n.conn != k {
+		return
+	}
+	n.conn = nil
+	c.log.Info("connection lost", "node", n.String())
+	switch n.typ {
+	case proto.STORAGE:
+		if c.role.storageLost != nil {
+			c.role.storageLost(c, n)
+		}
+	case proto.CLIENT:
+		c.clientLost(n)
+	case proto.ADMIN:
+		c.removeNode(n)
+	case proto.MASTER:
+		c.setState(n, proto.DOWN)
+		c.broadcastNodes(n)
+	}
+}
+
+func (c *Core) dropDeferred(id ConnID) {
+	c.deferred = slices.DeleteFunc(c.deferred, func(ev Recv) bool { return ev.Conn == id })
+}
+
+// --- identification ------------------------------------------------------
+
+// identify implements the primary master's identification (protocol.md
+// §5.1, cluster.md §1.1.3).
+func (c *Core) identify(k *conn, msgID uint32, req *proto.RequestIdentification) error {
+	if req.ClusterName != c.cfg.Cluster {
+		return protocolError("invalid cluster name")
+	}
+	if !req.Addr.IsZero() && req.Addr == c.self.addr {
+		return protocolError("address conflict")
+	}
+	nid := req.NID
+	n := c.byNID(nid)
+	byAddr := c.byAddr(req.Addr)
+	ok := false
+	switch {
+	case byAddr != nil:
+		if !byAddr.identified() && (n == byAddr || n == nil || nid < 0) {
+			n, ok = byAddr, true
+		}
+	case n != nil:
+		if n.identified() {
+			if nid < 0 {
+				n, nid, ok = nil, 0, true
+			}
+		} else {
+			if n == c.self {
+				n = nil
+			} else {
+				n.addr = req.Addr
+			}
+			ok = true
+		}
+	default:
+		ok = true
+	}
+	if !ok {
+		return protocolError("already connected")
+	}
+
+	extra := slices.Clone(req.Extra)
+	var newNID []uint32
+	readOnly := false
+	if v, ok := extra.Get("new_nid"); ok {
+		if l, ok := v.([]proto.Value); ok {
+			for _, x := range l {
+				if p, ok := valueInt(x); ok {
+					newNID = append(newNID, uint32(p))
+				}
+			}
+		}
+	}
+	if v, ok := extra.Get("read_only"); ok {
+		readOnly, _ = v.(bool)
+	} else if _, ok := extra.Get("backup"); ok && req.NodeType == proto.CLIENT {
+		readOnly = true
+	}
+	extra = slices.DeleteFunc(extra, func(it proto.DictItem) bool {
+		return it.Key == "new_nid" || it.Key == "read_only"
+	})
+
+	state := proto.NODE_RUNNING
+	switch req.NodeType {
+	case proto.CLIENT:
+		switch c.state {
+		case proto.RUNNING:
+		case proto.BACKINGUP:
+			if !readOnly {
+				c.replyTo(k.id, msgID, &proto.Error{Code: proto.READ_ONLY_ACCESS,
+					Message: "read-write access requested but cluster is backing up"})
+				return nil
+			}
+		default:
+			return notReady("")
+		}
+	case proto.STORAGE:
+		if c.state == proto.STOPPING_BACKUP {
+			return notReady("")
+		}
+		st, err := c.role.storageState(c, nid != 0 && n != nil)
+		if err != nil {
+			return err
+		}
+		state = st
+		if req.Addr.IsZero() {
+			if c.state == proto.RECOVERING {
+				return notReady("")
+			}
+			if nid != 0 || len(newNID) == 0 {
+				return protocolError("")
+			}
+			state = proto.DOWN
+		}
+	case proto.MASTER, proto.ADMIN:
+		// Without election, another master is accepted as a secondary.
+	default:
+		return protocolError("invalid node type")
+	}
+
+	nid = c.newNID(nid, req.Addr, req.NodeType)
+	if n == nil {
+		n = &node{typ: req.NodeType, addr: req.Addr}
+		c.addNode(n)
+	}
+	n.typ = req.NodeType
+	n.nid = nid
+	n.extra = extra
+	n.readOnly = readOnly
+	n.idts = proto.Some(c.monotonic())
+	n.state = state
+	c.log.Info("node identified", "node", nid.String(), "type", req.NodeType.String(), "addr", req.Addr.String(), "state", state.String())
+	c.broadcastNodes(n)
+	if len(newNID) > 0 {
+		var changes []cellChange
+		for _, p := range newNID {
+			if int(p) < c.pt.np {
+				c.pt.setCell(int(p), nid, proto.OUT_OF_DATE)
+				changes = append(changes, cellChange{int(p), nid, proto.OUT_OF_DATE})
+			}
+		}
+		c.broadcastPartitionChanges(changes)
+	}
+	k.node = n
+	n.conn = k
+	c.replyTo(k.id, msgID, &proto.AcceptIdentification{NodeType: proto.MASTER, MyNID: c.self.nid, YourNID: nid})
+	c.sendFullNodeList(n)
+	switch n.typ {
+	case proto.STORAGE:
+		c.role.storageJoined(c, n, true)
+	case proto.CLIENT, proto.ADMIN:
+		c.sendPartitionTable(n)
+	}
+	return nil
+}
+
+func valueInt(v proto.Value) (int64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return x, true
+	case uint64:
+		return int64(x), true
+	}
+	return 0, false
+}
+
+// --- primary role --------------------------------------------------------
+
+// playPrimary starts the primary role (cluster.md §1.2.2).
+func (c *Core) playPrimary() {
+	if c.self.nid == 0 {
+		c.self.nid = c.newNID(0, c.self.addr, proto.MASTER)
+	}
+	c.self.state = proto.NODE_RUNNING
+	c.primaryTime = c.monotonic()
+	c.startupAllowed = false
+	c.enterRecovery()
+}
+
+// leaveOperation goes back to RECOVERING after the partition table became
+// non-operational or a truncation was requested (neoppod's
+// StoppedOperation): clients are stopped and disconnected, running
+// storages become pending.
+func (c *Core) leaveOperation(truncate proto.Tid) {
+	c.log.Error("No longer operational")
+	c.startupAllowed = c.truncateTid == proto.InvalidTid && truncate == proto.InvalidTid
+	c.pm.reset()
+	c.readiness = 0
+	clear(c.ready)
+	clear(c.starting)
+	var changed []*node
+	for _, n := range c.sortedNodes() {
+		if !n.identified() || n.typ != proto.STORAGE && n.typ != proto.CLIENT {
+			continue
+		}
+		c.send(n, &proto.StopOperation{})
+		if n.typ == proto.CLIENT {
+			c.abort(n.conn)
+			continue
+		}
+		if truncate != proto.InvalidTid {
+			c.send(n, &proto.Truncate{Tid: truncate})
+		}
+		if n.state == proto.NODE_RUNNING {
+			n.state = proto.PENDING
+			changed = append(changed, n)
+		}
+	}
+	c.broadcastNodes(changed...)
+	c.enterRecovery()
+}
+
+// stopOperation requests leaving operation at the end of the step.
+func (c *Core) stopOperation(truncate proto.Tid) {
+	c.stopOp = true
+	c.stopTrunc = truncate
+}
+
+// storageLostInService is neoppod's BaseServiceHandler.connectionLost, for
+// VERIFYING and the operational states.
+func (c *Core) storageLostInService(n *node) {
+	switch n.state {
+	case proto.PENDING:
+		c.setState(n, proto.UNKNOWN)
+	case proto.DOWN:
+		return // already put down by an admin
+	default:
+		c.setState(n, proto.DOWN)
+	}
+	c.broadcastNodes(n)
+	if c.truncateTid != proto.InvalidTid {
+		c.stopOperation(proto.InvalidTid)
+		return
+	}
+	c.broadcastPartitionChanges(c.pt.outdate(n.nid, c.isRunning))
+	if !c.pt.operational(nil, c.isRunning) {
+		c.stopOperation(proto.InvalidTid)
+	}
+}
+
+// --- storage readiness -----------------------------------------------------
+
+func (c *Core) startStorage(n *node) {
+	c.send(n, &proto.StartOperation{Backup: c.backupTid != proto.InvalidTid})
+	c.starting[n.nid] = true
+}
+
+func (c *Core) setStorageReady(n *node) {
+	delete(c.starting, n.nid)
+	c.readiness++
+	c.ready[n.nid] = c.readiness
+	if a, r := c.pm.approvedRejected(proto.ZeroTid); len(a) > 0 || len(r) > 0 {
+		c.send(n, &proto.NotifyPackSigned{Approved: a, Rejected: r})
+	}
+	c.runDeferred()
+}
+
+func (c *Core) setStorageNotReady(nid proto.NodeID) {
+	delete(c.starting, nid)
+	delete(c.ready, nid)
+	c.runDeferred()
+}
+
+// readySet returns the storages that were ready at readiness r.
+func (c *Core) readySet(r uint64) map[proto.NodeID]bool {
+	s := map[proto.NodeID]bool{}
+	for nid, v := range c.ready {
+		if v <= r {
+			s[nid] = true
+		}
+	}
+	return s
+}
+
+// --- partition table messages --------------------------------------------
+
+func (c *Core) rowsWire() [][]proto.CellInfo {
+	rows := make([][]proto.CellInfo, len(c.pt.rows))
+	for p, r := range c.pt.rows {
+		rows[p] = make([]proto.CellInfo, len(r))
+		for i, cl := range r {
+			rows[p][i] = proto.CellInfo{NID: cl.nid, State: cl.state}
+		}
+	}
+	return rows
+}
+
+func (c *Core) fullPT() *proto.SendPartitionTable {
+	return &proto.SendPartitionTable{PTid: c.pt.ptid, NumReplicas: uint32(c.pt.nr), Rows: c.rowsWire()}
+}
+
+func (c *Core) partitionChanges(changes []cellChange) *proto.NotifyPartitionChanges {
+	cl := make([]proto.CellChange, len(changes))
+	for i, ch := range changes {
+		cl[i] = proto.CellChange{Offset: uint32(ch.p), NID: ch.nid, State: ch.state}
+	}
+	return &proto.NotifyPartitionChanges{PTid: c.pt.ptid, NumReplicas: uint32(c.pt.nr), CellList: cl}
+}
+
+func (c *Core) notifyAdmins(msgs ...proto.Msg) {
+	for _, n := range c.identified(proto.ADMIN) {
+		for _, m := range msgs {
+			c.send(n, m)
+		}
+	}
+}

@@ -1,0 +1,209 @@
+package master
+
+import (
+	"github.com/neogo/neo/proto"
+)
+
+// recovery is the state of the RECOVERING role (cluster.md §5.1): which
+// partition table is the newest, who was asked for it, and what each
+// storage reported.
+type recovery struct {
+	targetPTid proto.PTid
+	askPT      []proto.NodeID // nodes holding targetPTid; the first one is asked
+	loaded     bool           // the table of targetPTid was loaded
+	backupTid  map[proto.NodeID]proto.Tid
+	truncTid   map[proto.NodeID]proto.Tid
+}
+
+var roleRecovering = &role{
+	state: proto.RECOVERING,
+	storageState: func(*Core, bool) (proto.NodeState, error) {
+		return proto.PENDING, nil
+	},
+	storageJoined: func(c *Core, n *node, _ bool) { c.ask(n, &proto.AskRecovery{}) },
+	storageMsg: func(c *Core, n *node, r Recv) error {
+		return protocolError("unexpected packet in RECOVERING")
+	},
+	storageAnswer: recoveryAnswer,
+	storageLost:   recoveryLost,
+	progress:      recoveryProgress,
+}
+
+func (c *Core) enterRecovery() {
+	c.pt = newPTable(c.cfg.Partitions, c.cfg.Replicas)
+	c.rec = recovery{backupTid: map[proto.NodeID]proto.Tid{}, truncTid: map[proto.NodeID]proto.Tid{}}
+	c.changeClusterState(roleRecovering)
+}
+
+func recoveryAnswer(c *Core, n *node, m proto.Msg) error {
+	r := &c.rec
+	switch m := m.(type) {
+	case *proto.AnswerRecovery:
+		if m.PTid != 0 && r.targetPTid <= m.PTid {
+			switch {
+			case r.targetPTid == m.PTid && len(r.askPT) > 0:
+				r.askPT = append(r.askPT, n.nid)
+			case r.targetPTid < m.PTid || !r.loaded:
+				r.targetPTid = m.PTid
+				r.askPT = []proto.NodeID{n.nid}
+				r.loaded = false
+				c.ask(n, &proto.AskPartitionTable{})
+			}
+		}
+		r.backupTid[n.nid] = m.BackupTid
+		r.truncTid[n.nid] = m.TruncateTid
+	case *proto.AnswerPartitionTable:
+		if m.PTid != r.targetPTid || r.loaded {
+			return nil
+		}
+		rows := make([][]pcell, len(m.Rows))
+		var newNodes []*node
+		for p, row := range m.Rows {
+			for _, cl := range row {
+				rows[p] = append(rows[p], pcell{cl.NID, cl.State})
+				if c.byNID(cl.NID) == nil {
+					nn := &node{typ: proto.STORAGE, nid: cl.NID, state: proto.DOWN}
+					c.addNode(nn)
+					newNodes = append(newNodes, nn)
+				}
+			}
+		}
+		c.pt.load(m.PTid, int(m.NumReplicas), rows)
+		var infos []proto.NodeInfo
+		for _, nn := range newNodes {
+			infos = append(infos, nn.info())
+		}
+		c.notifyAdmins(&proto.NotifyNodeInformation{Timestamp: c.monotonic(), NodeList: infos}, c.fullPT())
+		r.askPT, r.loaded = nil, true
+		c.backupTid = r.backupTid[n.nid]
+		c.truncateTid = r.truncTid[n.nid]
+		c.log.Info("partition table loaded", "ptid", m.PTid, "node", n.String())
+	}
+	return nil
+}
+
+func recoveryLost(c *Core, n *node) {
+	r := &c.rec
+	delete(r.backupTid, n.nid)
+	delete(r.truncTid, n.nid)
+	for i, nid := range r.askPT {
+		if nid != n.nid {
+			continue
+		}
+		r.askPT = append(r.askPT[:i:i], r.askPT[i+1:]...)
+		if i == 0 {
+			if len(r.askPT) > 0 {
+				c.ask(c.byNID(r.askPT[0]), &proto.AskPartitionTable{})
+			} else {
+				c.log.Warn("waiting for the node to come back: no other node has the newest partition table",
+					"node", n.String(), "ptid", r.targetPTid)
+			}
+		}
+		break
+	}
+	if n.state != proto.DOWN {
+		c.setState(n, proto.DOWN)
+		c.broadcastNodes(n)
+	}
+}
+
+func (c *Core) hasPendingAsk(nid proto.NodeID) bool {
+	n := c.byNID(nid)
+	return n != nil && n.conn != nil && len(n.conn.pending) > 0
+}
+
+// recoveryProgress is the automatic start rule of cluster.md §2.2.
+func recoveryProgress(c *Core) {
+	pt := c.pt
+	var nodes []proto.NodeID
+	if pt.filled() {
+		ops := pt.operationalNodes(c.isPending)
+		if c.startupAllowed {
+			for _, nid := range sortedNIDs(ops) {
+				if c.isPending(nid) {
+					nodes = append(nodes, nid)
+				}
+			}
+		} else if len(ops) > 0 {
+			if c.truncateTid != proto.InvalidTid {
+				ops = pt.nodeSet(false)
+			}
+			for _, nid := range sortedNIDs(ops) {
+				if !c.isPending(nid) {
+					return
+				}
+			}
+			nodes = sortedNIDs(ops)
+		}
+	} else if c.startupAllowed || c.cfg.Autostart > 0 {
+		for _, n := range c.identified(proto.STORAGE) {
+			nodes = append(nodes, n.nid)
+		}
+		if !c.startupAllowed && len(nodes) < c.cfg.Autostart {
+			return
+		}
+	} else {
+		return
+	}
+	if len(nodes) == 0 {
+		return
+	}
+	for _, nid := range nodes {
+		if c.hasPendingAsk(nid) {
+			return
+		}
+	}
+	if pt.filled() {
+		if c.truncateTid != proto.InvalidTid {
+			var resend []*node
+			for _, n := range c.identified(proto.STORAGE) {
+				t, ok := c.rec.truncTid[n.nid]
+				if ok && (t == proto.InvalidTid || c.truncateTid < t) {
+					resend = append(resend, n)
+				}
+			}
+			if len(resend) > 0 {
+				for _, n := range resend {
+					c.send(n, &proto.Truncate{Tid: c.truncateTid})
+					c.ask(n, &proto.AskRecovery{})
+				}
+				return
+			}
+		}
+		nodes = nodes[:0]
+		for _, nid := range sortedNIDs(pt.nodeSet(false)) {
+			if n := c.byNID(nid); n != nil && n.identified() {
+				nodes = append(nodes, nid)
+			}
+		}
+	}
+	c.endRecovery(nodes)
+}
+
+// endRecovery starts the cluster with the given pending storages.
+func (c *Core) endRecovery(nids []proto.NodeID) {
+	c.log.Info("startup allowed")
+	var changed []*node
+	for _, nid := range nids {
+		n := c.byNID(nid)
+		n.state = proto.NODE_RUNNING
+		changed = append(changed, n)
+	}
+	storages := len(changed)
+	for _, n := range c.sortedNodes() {
+		if n.typ == proto.MASTER && n != c.self && !n.identified() && n.state != proto.DOWN {
+			n.state = proto.DOWN
+			changed = append(changed, n)
+		}
+	}
+	c.broadcastNodes(changed...)
+	if c.pt.ptid == 0 {
+		c.log.Info("creating a new partition table", "partitions", c.pt.np, "replicas", c.pt.nr)
+		c.pt.make(nids[:storages])
+		c.notifyAdmins(c.fullPT())
+	} else if changes := c.pt.outdate(0, c.isRunning); len(changes) > 0 {
+		c.pt.ptid++
+		c.notifyAdmins(c.partitionChanges(changes))
+	}
+	c.enterVerification()
+}
