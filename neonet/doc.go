@@ -1,0 +1,67 @@
+// Package neonet is NEO's link layer (protocol.md §1): one [Link] per TCP
+// (optionally TLS) connection to a peer node, carrying multiplexed
+// requests, answers and notifications.
+//
+// # Stream
+//
+//	TCP connect
+//	  └─ [TLS 1.2, mutual certificates]          if a [TLSConfig] is given
+//	       └─ 92 a3 4e 45 4f 05                  handshake, sent by both ends at once
+//	            └─ [id, code, [args...]] ...     msgpack packets (package proto)
+//
+// [Dial] and [Listener.Accept] return a Link only after both handshakes were
+// exchanged: a peer speaking another protocol version fails with an error
+// matching [ErrVersionMismatch], one that does not speak NEO with
+// [ErrNotNEO]; in both cases the connection is closed without sending
+// anything else, as neoppod does. Bytes the peer queued right behind its
+// handshake (neoppod sends its RequestIdentification without waiting) are
+// kept for the packet reader.
+//
+// # Message ids
+//
+// Each end numbers the packets it originates (requests and notifications)
+// with its own 32-bit counter, starting at 0 and wrapping. An answer carries
+// the id of the request it answers. [Link.Ask] and [Link.Start] register the
+// request before sending it, and the reader goroutine hands the answer to
+// the waiting call directly. Several requests may be outstanding and be
+// answered in any order. [Link.SendWithID] and [Request.Reply] send with an
+// explicit id: answers, the AddTransaction/AddObject notifications that
+// reuse the id of the AskFetch* request they belong to (§5.12), and the
+// admin's relay of master answers with neoctl's id (§5.14).
+//
+// # Concurrency and ownership
+//
+// A Link is safe for use by any number of goroutines. Each link runs one
+// reader goroutine, started by Dial/Accept and ended by the link's close;
+// [Link.Done] is closed when it has exited. Writes are done by the calling
+// goroutine, under a mutex, straight into the socket from a reused buffer:
+// a send returns once the packet is handed to the kernel (see
+// bench_test.go for why this beats a writer goroutine). Locks: wmu (write
+// side) is taken before mu (shared state), never the reverse.
+//
+// Incoming requests and notifications go to [Config.Handler], called on the
+// reader goroutine, or, without a handler, to an unbounded queue read by
+// [Link.Recv]: the reader never blocks on the owner, so answers keep
+// flowing while the owner is busy. Ping is answered with Pong by the link
+// itself and never reaches the owner. A message handed to the owner, and
+// the answer stored in a call, belongs to the receiver; its byte slices do
+// not alias any buffer the link reuses.
+//
+// # Closing
+//
+// [Link.Close] closes at once. [Link.Abort] is neoppod's abort: incoming
+// data is no longer processed, packets being written are flushed, then the
+// connection is closed; use it after replying Error(PROTOCOL_ERROR) or
+// NotPrimaryMaster. After either, or when the peer or the network breaks
+// the link, every pending and later operation fails with an error matching
+// [ErrClosed] whose text and chain also hold the cause ([io.EOF] when the
+// peer closed, [ErrAborted] or [ErrClosedLocally] for our own close, a
+// protocol violation, a socket error); [Link.Err] returns it.
+//
+// The link layer applies the generic rules of protocol.md §1.7: an answer
+// whose id matches no outstanding request is answered with
+// Error(PROTOCOL_ERROR) and the link aborted (Pong and Error excepted:
+// dropped), and so is an answer of the wrong type; a packet that cannot be
+// decoded closes the link. It has no notion of node roles or
+// identification: that belongs to the nodes.
+package neonet

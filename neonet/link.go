@@ -1,0 +1,685 @@
+package neonet
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/neogo/neo/proto"
+)
+
+// Errors of the link layer. Errors of a closed link match [ErrClosed] and
+// also unwrap to the cause of the close.
+var (
+	// ErrClosed is matched by every error due to the link being closed,
+	// whoever closed it.
+	ErrClosed = errors.New("neonet: link closed")
+	// ErrClosedLocally is the cause of a close by [Link.Close].
+	ErrClosedLocally = errors.New("closed locally")
+	// ErrAborted is the cause of a close by [Link.Abort].
+	ErrAborted = errors.New("aborted locally")
+	// ErrProtocol is matched by the cause of a close due to a protocol
+	// violation by the peer (malformed packet, unexpected answer).
+	ErrProtocol = errors.New("neonet: protocol violation")
+)
+
+// DefaultMaxPacketSize bounds the size of one received packet: neoppod's
+// 64 MiB limit on one msgpack element plus room for the other arguments.
+const DefaultMaxPacketSize = 64<<20 + 1<<20
+
+// Config parameterises links and listeners. The zero Config is valid.
+type Config struct {
+	// Logger receives the link's events; nil discards them. Each link
+	// logs with a "conn" attribute "local-remote".
+	Logger *slog.Logger
+	// TLS enables TLS 1.2 with mutual authentication (protocol.md §1.3).
+	// Every node of a cluster must use TLS, or none.
+	TLS *TLSConfig
+	// HandshakeTimeout bounds connection establishment: TCP connect when
+	// dialing, TLS handshake and NEO handshake. Zero means 10 s.
+	HandshakeTimeout time.Duration
+	// MaxPacketSize bounds one received packet; a peer announcing more
+	// has the link closed. Zero means [DefaultMaxPacketSize].
+	MaxPacketSize int
+	// AbortTimeout bounds how long [Link.Abort] waits for packets being
+	// written to be flushed. Zero means 5 s.
+	AbortTimeout time.Duration
+	// Handler, if set, receives incoming requests and notifications on the
+	// link's reader goroutine, in arrival order. It must not wait for
+	// answers on the same link (the reader would not read them) nor write
+	// large amounts: hand such work to another goroutine. Without a
+	// Handler they are queued for [Link.Recv].
+	Handler func(*Request)
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.MaxPacketSize <= 0 {
+		c.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if c.AbortTimeout <= 0 {
+		c.AbortTimeout = 5 * time.Second
+	}
+	return c
+}
+
+// Wire codes the link layer handles itself.
+const (
+	codeError = 0x8000
+	codePing  = 2
+	codePong  = 0x8002
+)
+
+// Link is one connection to a peer node (neo/go's NodeLink): it multiplexes
+// our requests and their answers, the peer's requests and notifications,
+// over one socket. See the package documentation for ids, concurrency and
+// close semantics. A Link is created by [Dial] or [Listener.Accept].
+//
+// Shared state is guarded by mu; writes are serialized by wmu, taken
+// before mu when both are needed.
+type Link struct {
+	conn         net.Conn
+	log          *slog.Logger
+	maxPacket    int
+	abortTimeout time.Duration
+	handler      func(*Request)
+	leftover     []byte // bytes received behind the peer's handshake
+
+	wmu    sync.Mutex
+	wbuf   []byte // reused encoding buffer, guarded by wmu
+	nextID uint32 // our id counter, guarded by wmu
+
+	closing atomic.Bool   // set once, when the close starts
+	closed  chan struct{} // closed when the close starts
+	done    chan struct{} // closed when the reader goroutine has exited
+
+	// recvReady holds a token while recvq may be non-empty.
+	recvReady chan struct{}
+
+	mu struct {
+		sync.Mutex
+		pending map[uint32]*Call // our outstanding requests by id
+		recvq   []*Request       // for Recv, without Handler
+		err     error            // why the link closed; nil while open
+	}
+}
+
+// Request is a request or notification received from the peer.
+type Request struct {
+	// ID is the packet's id, in the peer's id space. For AddTransaction
+	// and AddObject it is the id of our AskFetch* request (§5.12).
+	ID uint32
+	// Msg is the decoded packet; it belongs to the receiver.
+	Msg proto.Msg
+	// Link is the link it arrived on.
+	Link *Link
+}
+
+// Reply sends m as the answer to r, with r's id. Any message can be sent
+// this way, in particular an Error or the answer relayed from another
+// node (§5.14).
+func (r *Request) Reply(m proto.Msg) error { return r.Link.SendWithID(r.ID, m) }
+
+// newLink wraps an established connection whose handshakes were exchanged;
+// leftover holds the bytes read past the peer's handshake. The reader
+// starts with [Link.start].
+func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
+	l := &Link{
+		conn:         conn,
+		maxPacket:    cfg.MaxPacketSize,
+		abortTimeout: cfg.AbortTimeout,
+		handler:      cfg.Handler,
+		leftover:     leftover,
+		closed:       make(chan struct{}),
+		done:         make(chan struct{}),
+		recvReady:    make(chan struct{}, 1),
+	}
+	l.log = cfg.Logger.With("conn", conn.LocalAddr().String()+"-"+conn.RemoteAddr().String())
+	l.mu.pending = make(map[uint32]*Call)
+	return l
+}
+
+func (l *Link) start() { go l.readLoop() }
+
+// LocalAddr returns the local network address.
+func (l *Link) LocalAddr() net.Addr { return l.conn.LocalAddr() }
+
+// RemoteAddr returns the peer's network address.
+func (l *Link) RemoteAddr() net.Addr { return l.conn.RemoteAddr() }
+
+// String returns "local-remote", for logs.
+func (l *Link) String() string {
+	return l.conn.LocalAddr().String() + "-" + l.conn.RemoteAddr().String()
+}
+
+// Done returns a channel closed once the link is closed and its reader
+// goroutine has exited.
+func (l *Link) Done() <-chan struct{} { return l.done }
+
+// Err returns nil while the link is open, then why it closed: an error
+// matching [ErrClosed] and wrapping the cause.
+func (l *Link) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.mu.err
+}
+
+// Close closes the link at once: pending calls fail, the reader stops.
+// It does not wait for the reader; see [Link.Done]. Closing a closed link
+// does nothing; Close always returns nil.
+func (l *Link) Close() error {
+	l.shutdown(ErrClosedLocally, false)
+	l.conn.Close() // also cuts an Abort short
+	return nil
+}
+
+// Abort closes the link as neoppod's abort does: incoming data is no longer
+// processed, then, once the packets being written have been handed to the
+// kernel (at most [Config.AbortTimeout]), the connection is closed. A
+// reply sent before Abort is thus delivered, e.g.
+//
+//	req.Reply(&proto.Error{Code: proto.PROTOCOL_ERROR, Message: "..."})
+//	req.Link.Abort()
+func (l *Link) Abort() { l.shutdown(ErrAborted, true) }
+
+// shutdown closes the link for the given cause, once; with flush, it first
+// lets the writes in progress finish.
+func (l *Link) shutdown(cause error, flush bool) {
+	l.mu.Lock()
+	if l.mu.err != nil {
+		l.mu.Unlock()
+		return
+	}
+	err := &closedError{link: l.String(), cause: cause}
+	l.mu.err = err
+	pending := l.mu.pending
+	l.mu.pending = nil
+	l.closing.Store(true)
+	close(l.closed)
+	l.mu.Unlock()
+
+	if flush {
+		l.conn.SetWriteDeadline(time.Now().Add(l.abortTimeout))
+		l.wmu.Lock()
+		//lint:ignore SA2001 taking the lock waits for the writes in progress
+		l.wmu.Unlock()
+	}
+	l.conn.Close()
+	for _, c := range pending {
+		c.err = err
+		close(c.done)
+	}
+	if cause == ErrClosedLocally || cause == ErrAborted {
+		l.log.Debug("link closed", "err", cause)
+	} else {
+		l.log.Info("link closed", "err", cause)
+	}
+}
+
+// closedError is the error of every operation on a closed link.
+type closedError struct {
+	link  string
+	cause error
+}
+
+func (e *closedError) Error() string {
+	return "neonet: link " + e.link + " closed: " + e.cause.Error()
+}
+
+func (e *closedError) Unwrap() []error { return []error{ErrClosed, e.cause} }
+
+// Send sends a notification (or a request whose answer nobody waits for)
+// with the next id of our counter.
+func (l *Link) Send(m proto.Msg) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	id := l.nextID
+	l.nextID++
+	return l.writeLocked(id, m)
+}
+
+// SendWithID sends m with the given id, without touching our counter: for
+// answers (see [Request.Reply]) and for AddTransaction/AddObject, which
+// carry the id of the peer's AskFetch* request (§5.12).
+func (l *Link) SendWithID(id uint32, m proto.Msg) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return l.writeLocked(id, m)
+}
+
+// maxKeptWriteBuf bounds the encoding buffer kept between writes, so that
+// one big packet does not pin its buffer for the life of the link.
+const maxKeptWriteBuf = 1 << 20
+
+// writeLocked encodes and writes one packet; l.wmu must be held. A write
+// error closes the link.
+func (l *Link) writeLocked(id uint32, m proto.Msg) error {
+	if l.closing.Load() {
+		return l.Err()
+	}
+	l.wbuf = proto.AppendPacket(l.wbuf[:0], id, m)
+	_, err := l.conn.Write(l.wbuf)
+	if cap(l.wbuf) > maxKeptWriteBuf {
+		l.wbuf = nil
+	}
+	if err != nil {
+		l.shutdown(fmt.Errorf("write %s (id %d): %w", proto.MsgName(m.NEOMsgCode()), id, err), false)
+		return l.Err()
+	}
+	return nil
+}
+
+// Call is one request sent by [Link.Start], waiting for its answer.
+type Call struct {
+	link    *Link
+	id      uint32
+	reqCode uint16
+	ansCode uint16    // expected answer code; codeError for requests answered by Error
+	resp    proto.Msg // where to decode the answer; nil: keep it as received
+	done    chan struct{}
+
+	// Set before done is closed, by whoever removed the call from
+	// link.mu.pending.
+	answer proto.Msg
+	err    error
+
+	abandoned bool // guarded by link.mu: Wait gave up, drop the answer
+}
+
+// ID returns the id the request was sent with: AddTransaction/AddObject
+// notifications belonging to an AskFetch* request carry it (§5.12).
+func (c *Call) ID() uint32 { return c.id }
+
+// Answer returns the answer after [Call.Wait] returned nil: resp as given
+// to [Link.Start], or, if resp was nil, the packet as received (the
+// expected answer or a *proto.Error).
+func (c *Call) Answer() proto.Msg { return c.answer }
+
+// Ask sends the request req and waits for its answer, which it decodes into
+// resp (a pointer to the answer type of req). An Error answer is returned
+// as the error itself (a *proto.Error, so errors.Is(err, proto.ErrOidNotFound)
+// works), except that for requests answered by Error (SetClusterState...)
+// resp may be a *proto.Error that receives Error(ACK). Other errors: ctx's
+// (the request is then forgotten and a late answer dropped), or one
+// matching [ErrClosed]. Ask may be called concurrently.
+func (l *Link) Ask(ctx context.Context, req, resp proto.Msg) error {
+	c, err := l.Start(req, resp)
+	if err != nil {
+		return err
+	}
+	return c.Wait(ctx)
+}
+
+// Start sends the request req and returns the call that waits for its
+// answer; see [Link.Ask] for resp. With resp nil the answer is kept as
+// received, an Error included ([Call.Answer]): this is what a relay wants.
+func (l *Link) Start(req, resp proto.Msg) (*Call, error) {
+	code := req.NEOMsgCode()
+	kind, ok := proto.MsgKind(code)
+	if !ok || !kind.IsRequest() {
+		return nil, fmt.Errorf("neonet: ask %s: not a request", proto.MsgName(code))
+	}
+	ans := uint16(codeError)
+	if kind == proto.KindAsk {
+		ans, _ = proto.AnswerCode(code)
+	}
+	if resp != nil {
+		if rc := resp.NEOMsgCode(); rc != ans && rc != codeError {
+			return nil, fmt.Errorf("neonet: ask %s: answer is %s, not %s",
+				proto.MsgName(code), proto.MsgName(ans), proto.MsgName(rc))
+		}
+	}
+	c := &Call{link: l, reqCode: code, ansCode: ans, resp: resp, done: make(chan struct{})}
+
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.mu.Lock()
+	if l.mu.err != nil {
+		err := l.mu.err
+		l.mu.Unlock()
+		return nil, err
+	}
+	// Skip ids still pending after the counter wrapped.
+	for l.mu.pending[l.nextID] != nil {
+		l.nextID++
+	}
+	c.id = l.nextID
+	l.nextID++
+	l.mu.pending[c.id] = c // before sending: the answer may come at once
+	l.mu.Unlock()
+	if err := l.writeLocked(c.id, req); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Wait waits for the answer of c and returns nil or the error described in
+// [Link.Ask]. If ctx ends first, the request is forgotten: its answer will
+// be dropped when it comes. Call Wait once.
+func (c *Call) Wait(ctx context.Context) error {
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+	}
+	l := c.link
+	l.mu.Lock()
+	if l.mu.pending[c.id] == c {
+		c.abandoned = true
+		l.mu.Unlock()
+		return fmt.Errorf("neonet: %s (id %d) on %s: %w", proto.MsgName(c.reqCode), c.id, l, context.Cause(ctx))
+	}
+	l.mu.Unlock()
+	// The answer or the close is being delivered right now.
+	<-c.done
+	return c.err
+}
+
+// Recv returns the next request or notification received from the peer,
+// for links without [Config.Handler]. Requests queued before the link
+// closed are still returned; then Recv returns an error matching
+// [ErrClosed]. Recv may be called concurrently.
+func (l *Link) Recv(ctx context.Context) (*Request, error) {
+	for {
+		l.mu.Lock()
+		if len(l.mu.recvq) > 0 {
+			r := l.mu.recvq[0]
+			l.mu.recvq[0] = nil
+			l.mu.recvq = l.mu.recvq[1:]
+			more := len(l.mu.recvq) > 0
+			l.mu.Unlock()
+			if more {
+				l.signalRecv()
+			}
+			return r, nil
+		}
+		err := l.mu.err
+		l.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-l.recvReady:
+		case <-l.closed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (l *Link) signalRecv() {
+	select {
+	case l.recvReady <- struct{}{}:
+	default:
+	}
+}
+
+// Read buffer sizing: frames are cut from a buffer of readBufSize bytes,
+// grown (up to the maximum packet size) for bigger frames.
+const (
+	readBufSize = 64 << 10
+	// Frames of at least bigFrame bytes keep the buffer they were read
+	// into (a fresh one is made for what follows) instead of being copied.
+	bigFrame = 16 << 10
+)
+
+// readLoop is the link's reader goroutine: it cuts frames from the stream
+// and dispatches them, until the link closes.
+func (l *Link) readLoop() {
+	defer close(l.done)
+	buf := make([]byte, max(readBufSize, len(l.leftover)))
+	r, w := 0, copy(buf, l.leftover)
+	l.leftover = nil
+	var rerr error
+	for {
+		for r < w {
+			size, err := proto.FrameSize(buf[r:w], l.maxPacket)
+			if err != nil {
+				l.shutdown(fmt.Errorf("%w: %w", ErrProtocol, err), false)
+				return
+			}
+			if size == 0 {
+				break
+			}
+			// Decoded messages alias their frame, so a frame handed out
+			// must never be overwritten.
+			var frame []byte
+			if size >= bigFrame {
+				frame = buf[r : r+size]
+				nbuf := make([]byte, max(readBufSize, w-r-size))
+				w = copy(nbuf, buf[r+size:w])
+				r, buf = 0, nbuf
+			} else {
+				frame = bytes.Clone(buf[r : r+size])
+				r += size
+			}
+			if !l.dispatch(frame) {
+				return
+			}
+		}
+		if rerr != nil {
+			l.shutdown(rerr, false)
+			return
+		}
+		if r == w {
+			r, w = 0, 0
+		} else if w == len(buf) {
+			if r > 0 {
+				w = copy(buf, buf[r:w])
+				r = 0
+			} else {
+				// A frame bigger than buf: FrameSize guarantees it fits
+				// in maxPacket.
+				nbuf := make([]byte, min(2*len(buf), l.maxPacket))
+				if len(nbuf) <= len(buf) {
+					l.shutdown(fmt.Errorf("%w: packet larger than %d bytes", ErrProtocol, l.maxPacket), false)
+					return
+				}
+				copy(nbuf, buf[:w])
+				buf = nbuf
+			}
+		}
+		var n int
+		n, rerr = l.conn.Read(buf[w:])
+		w += n
+	}
+}
+
+// dispatch handles one frame; it returns false when the reader must stop.
+func (l *Link) dispatch(frame []byte) bool {
+	if l.closing.Load() {
+		return false // aborted: incoming data is no longer processed
+	}
+	id, code, args, err := decodeHeader(frame)
+	if err != nil {
+		l.shutdown(fmt.Errorf("%w: %w", ErrProtocol, err), false)
+		return false
+	}
+	if code&proto.ResponseMask != 0 {
+		return l.dispatchAnswer(id, code, args)
+	}
+	m := proto.NewMsg(code)
+	if m == nil {
+		l.shutdown(fmt.Errorf("%w: unknown packet code 0x%04x (id %d)", ErrProtocol, code, id), false)
+		return false
+	}
+	if err := decodeArgs(m, args); err != nil {
+		l.shutdown(fmt.Errorf("%w: %w", ErrProtocol, err), false)
+		return false
+	}
+	if code == codePing {
+		l.SendWithID(id, &proto.Pong{}) // an error closes the link
+		return true
+	}
+	req := &Request{ID: id, Msg: m, Link: l}
+	if l.handler != nil {
+		l.handler(req)
+		return true
+	}
+	l.mu.Lock()
+	l.mu.recvq = append(l.mu.recvq, req)
+	l.mu.Unlock()
+	l.signalRecv()
+	return true
+}
+
+// dispatchAnswer hands an answer to the call waiting for it (§1.7).
+func (l *Link) dispatchAnswer(id uint32, code uint16, args []byte) bool {
+	l.mu.Lock()
+	c := l.mu.pending[id]
+	abandoned := false
+	if c != nil {
+		delete(l.mu.pending, id)
+		abandoned = c.abandoned
+	}
+	l.mu.Unlock()
+
+	if c == nil {
+		switch code {
+		case codePong:
+			// Tolerated, as neoppod does: a Ping whose answer nobody awaits.
+			return true
+		case codeError:
+			var e proto.Error
+			if err := decodeArgs(&e, args); err != nil {
+				l.shutdown(fmt.Errorf("%w: %w", ErrProtocol, err), false)
+				return false
+			}
+			l.log.Warn("error from peer for no pending request", "id", id, "err", &e)
+			return true
+		}
+		l.protocolError(id, fmt.Errorf("%w: unexpected answer %s (id %d): no such request", ErrProtocol, proto.MsgName(code), id))
+		return false
+	}
+	if abandoned {
+		l.log.Debug("late answer dropped", "id", id, "msg", proto.MsgName(code))
+		return true
+	}
+
+	ok := true
+	switch {
+	case code == codeError:
+		e, _ := c.resp.(*proto.Error)
+		if e == nil {
+			e = new(proto.Error)
+		}
+		if err := decodeArgs(e, args); err != nil {
+			c.err = fmt.Errorf("%w: %w", ErrProtocol, err)
+			ok = false
+		} else if c.resp == nil {
+			c.answer = e
+		} else if e == c.resp && e.Code == proto.ACK {
+			c.answer = e
+		} else {
+			c.err = e
+		}
+	case code == c.ansCode:
+		m := c.resp
+		if m == nil {
+			m = proto.NewMsg(code)
+		}
+		if err := decodeArgs(m, args); err != nil {
+			c.err = fmt.Errorf("%w: %w", ErrProtocol, err)
+			ok = false
+		} else {
+			c.answer = m
+		}
+	default:
+		c.err = fmt.Errorf("%w: unexpected answer %s to %s (id %d)", ErrProtocol, proto.MsgName(code), proto.MsgName(c.reqCode), id)
+		close(c.done)
+		l.protocolError(id, c.err)
+		return false
+	}
+	close(c.done)
+	if !ok {
+		l.shutdown(c.err, false)
+	}
+	return ok
+}
+
+// protocolError answers a protocol violation as neoppod does: an
+// Error(PROTOCOL_ERROR) then abort.
+func (l *Link) protocolError(id uint32, err error) {
+	l.log.Warn("protocol violation by peer", "err", err)
+	l.SendWithID(id, &proto.Error{Code: proto.PROTOCOL_ERROR, Message: err.Error()})
+	l.shutdown(err, true)
+}
+
+// decodeArgs decodes the args array of a packet into m; it must span the
+// rest of the frame.
+func decodeArgs(m proto.Msg, args []byte) error {
+	n, err := m.NEOMsgDecode(args)
+	if err != nil {
+		return err
+	}
+	if n != len(args) {
+		return fmt.Errorf("decode %s: %d bytes after the packet", proto.MsgName(m.NEOMsgCode()), len(args)-n)
+	}
+	return nil
+}
+
+// decodeHeader splits a frame (as cut by proto.FrameSize, so a 3-element
+// array) into id, code and the bytes of the args array.
+func decodeHeader(frame []byte) (id uint32, code uint16, args []byte, err error) {
+	if len(frame) == 0 || frame[0] != 0x93 {
+		return 0, 0, nil, errors.New("packet is not a 3-element fixarray")
+	}
+	i := 1
+	v, n := decodeUint(frame[i:])
+	if n == 0 || v > 0xffffffff {
+		return 0, 0, nil, fmt.Errorf("invalid packet id at byte %d", i)
+	}
+	id = uint32(v)
+	i += n
+	v, n = decodeUint(frame[i:])
+	if n == 0 || v > 0xffff {
+		return id, 0, nil, fmt.Errorf("invalid packet code at byte %d (id %d)", i, id)
+	}
+	return id, uint16(v), frame[i+n:], nil
+}
+
+// decodeUint decodes a non-negative msgpack integer in any width; n is 0 if
+// b does not start with one.
+func decodeUint(b []byte) (v uint64, n int) {
+	if len(b) == 0 {
+		return 0, 0
+	}
+	c := b[0]
+	if c < 0x80 {
+		return uint64(c), 1
+	}
+	var size int
+	switch c {
+	case 0xcc, 0xd0:
+		size = 1
+	case 0xcd, 0xd1:
+		size = 2
+	case 0xce, 0xd2:
+		size = 4
+	case 0xcf, 0xd3:
+		size = 8
+	default:
+		return 0, 0
+	}
+	if len(b) < 1+size {
+		return 0, 0
+	}
+	for _, x := range b[1 : 1+size] {
+		v = v<<8 | uint64(x)
+	}
+	if c >= 0xd0 && b[1]&0x80 != 0 {
+		return 0, 0 // negative
+	}
+	return v, 1 + size
+}
