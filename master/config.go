@@ -1,12 +1,12 @@
 package master
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
 
@@ -39,7 +39,7 @@ type Config struct {
 	// Backup goes to BACKINGUP instead of RUNNING for an empty cluster.
 	Backup bool
 	// TLS, when not nil, is used for every link (mutual TLS, §10.3).
-	TLS *tls.Config
+	TLS *neonet.TLSConfig
 	// Logger receives the node's log; nil discards it.
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now. It feeds the

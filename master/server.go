@@ -1,0 +1,354 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/proto"
+)
+
+// ErrServerClosed is returned by [Server.Run] after [Server.Shutdown].
+var ErrServerClosed = errors.New("master: server closed")
+
+// Server is the master node's driver: it owns the listening socket and the
+// links, feeds the [Core] from a single goroutine and performs its effects.
+//
+// Goroutines: Run's loop owns the core and the link table; one acceptor;
+// per link one reader (Link.Recv → events) and one writer (performs the
+// link's effects in order, so a slow peer never blocks the core); one
+// waiter per outstanding request of the master (Call.Wait → Answer event).
+// All are tracked by wg and end before Run returns.
+type Server struct {
+	cfg     Config
+	netcfg  neonet.Config
+	log     *slog.Logger
+	events  chan Event
+	ready   chan struct{} // closed once listening
+	addr    proto.Addr
+	stop    chan struct{}
+	stopped sync.Once
+	wg      sync.WaitGroup
+}
+
+// internal events of the driver
+type linkOpened struct {
+	id   ConnID
+	link *neonet.Link
+}
+
+func (linkOpened) isEvent() {}
+
+// NewServer returns a master node for cfg.
+func NewServer(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Server{
+		cfg:    cfg,
+		netcfg: neonet.Config{Logger: cfg.Logger, TLS: cfg.TLS},
+		log:    cfg.Logger,
+		events: make(chan Event, 1024),
+		ready:  make(chan struct{}),
+		stop:   make(chan struct{}),
+	}, nil
+}
+
+// Addr returns the listening address once Run started listening (it
+// waits until then or ctx ends).
+func (s *Server) Addr(ctx context.Context) (proto.Addr, error) {
+	select {
+	case <-s.ready:
+		return s.addr, nil
+	case <-ctx.Done():
+		return proto.Addr{}, ctx.Err()
+	}
+}
+
+// Shutdown makes Run return [ErrServerClosed], closing every link at once.
+// For a clean cluster shutdown, use neoctl's "set cluster STOPPING".
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopped.Do(func() { close(s.stop) })
+	return nil
+}
+
+// linkState is the driver's side of one link.
+type linkState struct {
+	link *neonet.Link
+	mu   sync.Mutex
+	q    []Effect
+	wake chan struct{}
+	done chan struct{} // closed when the writer exits
+}
+
+func (l *linkState) push(e Effect) {
+	l.mu.Lock()
+	l.q = append(l.q, e)
+	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run listens and serves until ctx ends, Shutdown is called or the cluster
+// is stopped (neoctl set cluster STOPPING: Run then returns nil).
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ln, err := neonet.Listen(ctx, "tcp", s.cfg.Bind.String(), s.netcfg)
+	if err != nil {
+		return fmt.Errorf("master: %w", err)
+	}
+	cfg := s.cfg
+	if cfg.Bind.Port == 0 {
+		if ta, ok := ln.Addr().(*net.TCPAddr); ok {
+			cfg.Bind.Port = uint16(ta.Port)
+		}
+	}
+	s.addr = cfg.Bind
+	core, err := NewCore(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	s.log.Info("master listening", "addr", cfg.Bind.String(), "uuid", core.NID().String(), "cluster", cfg.Cluster)
+	close(s.ready)
+
+	links := map[ConnID]*linkState{}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		var next ConnID
+		for {
+			link, err := ln.Accept(ctx)
+			if err != nil {
+				return
+			}
+			next++
+			select {
+			case s.events <- linkOpened{next, link}:
+			case <-ctx.Done():
+				link.Close()
+				return
+			}
+		}
+	}()
+	listening := true
+	defer func() {
+		if listening {
+			ln.Close()
+		}
+		for _, l := range links {
+			l.link.Close()
+		}
+		cancel()
+		s.wg.Wait()
+	}()
+
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		var ev Event
+		select {
+		case ev = <-s.events:
+		case <-tick.C:
+			ev = Tick{}
+		case <-s.stop:
+			return ErrServerClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if lo, ok := ev.(linkOpened); ok {
+			links[lo.id] = s.startLink(ctx, lo.id, lo.link)
+			continue
+		}
+		if c, ok := ev.(Closed); ok {
+			delete(links, c.Conn)
+		}
+		for _, e := range core.Step(ev) {
+			switch e.Kind {
+			case Send, Reply, Ask, Abort:
+				if l := links[e.Conn]; l != nil {
+					l.push(e)
+					if e.Kind == Abort {
+						delete(links, e.Conn)
+					}
+				}
+			case StopListening:
+				ln.Close()
+				listening = false
+			case Exit:
+				s.drain(links, 5*time.Second)
+				if e.Err != nil {
+					return e.Err
+				}
+				return nil
+			}
+		}
+	}
+}
+
+// drain waits (bounded) for the writers of aborted links to flush.
+func (s *Server) drain(links map[ConnID]*linkState, d time.Duration) {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for _, l := range links {
+		l.push(Effect{Kind: Abort})
+	}
+	for _, l := range links {
+		select {
+		case <-l.done:
+		case <-deadline.C:
+			return
+		}
+	}
+}
+
+// startLink starts the reader and writer goroutines of a new link.
+func (s *Server) startLink(ctx context.Context, id ConnID, link *neonet.Link) *linkState {
+	l := &linkState{link: link, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	s.log.Debug("new link", "conn", id, "addr", link.RemoteAddr().String())
+	s.wg.Add(2)
+	go func() { // reader
+		defer s.wg.Done()
+		for {
+			r, err := link.Recv(ctx)
+			if err != nil {
+				link.Close()
+				select {
+				case s.events <- Closed{Conn: id}:
+				case <-ctx.Done():
+				}
+				return
+			}
+			select {
+			case s.events <- Recv{Conn: id, MsgID: r.ID, Msg: r.Msg}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	go func() { // writer
+		defer s.wg.Done()
+		defer close(l.done)
+		for {
+			select {
+			case <-l.wake:
+			case <-link.Done():
+				return
+			case <-ctx.Done():
+				return
+			}
+			l.mu.Lock()
+			q := l.q
+			l.q = nil
+			l.mu.Unlock()
+			for _, e := range q {
+				if !s.perform(ctx, id, link, e) {
+					return
+				}
+			}
+		}
+	}()
+	return l
+}
+
+// perform does one effect on a link; it returns false once the link is
+// finished with.
+func (s *Server) perform(ctx context.Context, id ConnID, link *neonet.Link, e Effect) bool {
+	var err error
+	switch e.Kind {
+	case Send:
+		err = link.Send(e.Msg)
+	case Reply:
+		err = link.SendWithID(e.MsgID, e.Msg)
+	case Ask:
+		var call *neonet.Call
+		call, err = link.Start(e.Msg, nil)
+		if err == nil {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				if call.Wait(ctx) != nil {
+					return // the link closed: the reader reports it
+				}
+				select {
+				case s.events <- Answer{Conn: id, Tag: e.Tag, Msg: call.Answer()}:
+				case <-ctx.Done():
+				}
+			}()
+		}
+	case Abort:
+		link.Abort()
+		return false
+	}
+	if err != nil {
+		s.log.Debug("write failed", "conn", id, "err", err)
+	}
+	return true
+}
+
+// ParseAddr parses "host:port", "[v6]:port" or "host" (with defPort) and
+// resolves the host once, as neoppod does for --bind and --masters.
+func ParseAddr(s string, defPort uint16) (proto.Addr, error) {
+	host, port := s, ""
+	switch {
+	case len(s) > 0 && s[0] == '[':
+		h, rest, ok := cutByte(s[1:], ']')
+		if !ok {
+			return proto.Addr{}, fmt.Errorf("invalid address %q", s)
+		}
+		host = h
+		if len(rest) > 0 {
+			if rest[0] != ':' {
+				return proto.Addr{}, fmt.Errorf("invalid address %q", s)
+			}
+			port = rest[1:]
+		}
+	case countByte(s, ':') == 1:
+		host, port, _ = cutByte(s, ':')
+	}
+	p := uint64(defPort)
+	if port != "" {
+		var err error
+		p, err = strconv.ParseUint(port, 10, 16)
+		if err != nil {
+			return proto.Addr{}, fmt.Errorf("invalid port in address %q", s)
+		}
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		ips, err := net.LookupIP(host)
+		if err != nil || len(ips) == 0 {
+			return proto.Addr{}, fmt.Errorf("resolve %q: %w", host, err)
+		}
+		ip = ips[0]
+	}
+	return proto.Addr{Host: ip.String(), Port: uint16(p)}, nil
+}
+
+func cutByte(s string, b byte) (string, string, bool) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == b {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+func countByte(s string, b byte) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == b {
+			n++
+		}
+	}
+	return n
+}
