@@ -1,0 +1,405 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Bounds of every wait of the harness.
+const (
+	cmdTimeout   = 30 * time.Second // one neoctl run, one script call
+	startTimeout = 60 * time.Second // neo-py-cluster.sh start
+	pollInterval = 100 * time.Millisecond
+)
+
+// peers locates the Python NEO installed by ../shared/peers/setup.sh.
+type peers struct {
+	dir        string // holds env.sh and neo-py-cluster.sh
+	py         string // python interpreter
+	pythonpath string
+}
+
+var (
+	peersOnce sync.Once
+	peersVal  *peers
+	peersErr  error
+)
+
+// needPeers returns the peers, or skips the test when they are missing
+// (fails instead under CI=true: CI must run these tests).
+func needPeers(t *testing.T) *peers {
+	t.Helper()
+	peersOnce.Do(func() { peersVal, peersErr = findPeers() })
+	if peersErr != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("python peers missing under CI=true: %v", peersErr)
+		}
+		t.Skipf("python peers missing: %v", peersErr)
+	}
+	return peersVal
+}
+
+func findPeers() (*peers, error) {
+	dir := os.Getenv("NEO_PEERS")
+	if dir == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			return nil, err
+		}
+		dir = filepath.Join(root, "..", "shared", "peers")
+	}
+	for _, f := range []string{"env.sh", "neo-py-cluster.sh"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return nil, fmt.Errorf("peers dir %s: %w", dir, err)
+		}
+	}
+	out, err := exec.Command("bash", "-c",
+		`. "$1/env.sh" && printf '%s\n%s\n%s\n' "$PY" "$PYTHONPATH" "$PEERS"`, "_", dir).Output()
+	if err != nil {
+		return nil, fmt.Errorf("source %s/env.sh: %w", dir, err)
+	}
+	f := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	if len(f) != 3 {
+		return nil, fmt.Errorf("source %s/env.sh: unexpected output %q", dir, out)
+	}
+	p := &peers{dir: dir, py: f[0], pythonpath: f[1]}
+	if _, err := os.Stat(filepath.Join(f[2], "neoppod", "neo", "scripts", "neoctl.py")); err != nil {
+		return nil, fmt.Errorf("neoppod not unpacked (run %s/setup.sh): %w", dir, err)
+	}
+	if _, err := exec.LookPath(p.py); err != nil {
+		return nil, fmt.Errorf("python: %w", err)
+	}
+	return p, nil
+}
+
+func moduleRoot() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", errors.New("cannot locate the test source")
+	}
+	return filepath.Join(filepath.Dir(file), "..", ".."), nil
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// ourNeoctl returns the path of our neoctl, built once per test run.
+func ourNeoctl(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("NEO_NEOCTL"); p != "" {
+		return p
+	}
+	if d := os.Getenv("NEO_BIN"); d != "" {
+		p := filepath.Join(d, "neoctl")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	buildOnce.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildDir, buildErr = os.MkdirTemp("", "neoctl-build-")
+		if buildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", buildDir, "./cmd/neoctl")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/neoctl: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(buildDir, "neoctl")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// result is what a command printed and its exit status.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// run runs a command to completion within cmdTimeout.
+func run(t *testing.T, env []string, name string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit) && ctx.Err() == nil:
+		r.code = exit.ExitCode()
+	default:
+		t.Fatalf("%s %q: %v (ctx: %v)\n%s", name, args, err, ctx.Err(), r)
+	}
+	return r
+}
+
+func (p *peers) env() []string { return []string{"PYTHONPATH=" + p.pythonpath} }
+
+// script runs neoppod's console script (neoctl, neostorage...) in the foreground.
+func (p *peers) script(t *testing.T, name string, args ...string) result {
+	t.Helper()
+	return run(t, p.env(), p.py, append(pyMain(name), args...)...)
+}
+
+// pyMain is the python command line that runs neoppod's script name.
+func pyMain(name string) []string {
+	return []string{"-c", fmt.Sprintf(
+		"import sys; from neo.scripts.%s import main; sys.argv[0]=%q; sys.exit(main())", name, name)}
+}
+
+// freePorts returns n distinct loopback ports, free at the time of the
+// call, taken below the kernel's ephemeral range (32768+) so that no
+// outgoing connection grabs one before the node binds it.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for tries := 0; len(ports) < n; tries++ {
+		if tries == 1000 {
+			t.Fatalf("no free port in [%d, %d)", portLow, portHigh)
+		}
+		port := portLow + rand.IntN(portHigh-portLow)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ls = append(ls, l)
+		ports = append(ports, port)
+	}
+	return ports
+}
+
+// Ports of the test clusters.
+const portLow, portHigh = 25000, 32000
+
+// testDir returns a directory for node files, kept when the test fails.
+func testDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", strings.ReplaceAll(t.Name(), "/", "_")+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("node files kept in %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	return dir
+}
+
+// cluster is a neoppod cluster on loopback.
+type cluster struct {
+	p      *peers
+	name   string
+	dir    string
+	master string // host:port
+	admin  string // host:port
+}
+
+// startCluster starts a neoppod cluster with neo-py-cluster.sh and waits
+// until it is RUNNING; it is stopped at the end of the test.
+func startCluster(t *testing.T, p *peers, storages, replicas, partitions int) *cluster {
+	t.Helper()
+	ports := freePorts(t, 2)
+	c := &cluster{
+		p:      p,
+		name:   fmt.Sprintf("ctl%d", ports[0]),
+		dir:    filepath.Join(testDir(t), "cluster"),
+		master: fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		admin:  fmt.Sprintf("127.0.0.1:%d", ports[1]),
+	}
+	env := []string{
+		"NEO_DIR=" + c.dir,
+		"NEO_STORAGES=" + strconv.Itoa(storages),
+		"NEO_REPLICAS=" + strconv.Itoa(replicas),
+		"NEO_PARTITIONS=" + strconv.Itoa(partitions),
+		fmt.Sprintf("NEO_START_TIMEOUT=%d", int(startTimeout/time.Second)-10),
+	}
+	script := filepath.Join(p.dir, "neo-py-cluster.sh")
+	args := []string{c.name, strconv.Itoa(ports[0]), strconv.Itoa(ports[1])}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, script, append([]string{"stop"}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		if t.Failed() {
+			cmd.Env = append(cmd.Env, "NEO_KEEP=1")
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("stop cluster %s: %v\n%s", c.name, err, out)
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script, append([]string{"start"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("start cluster %s: %v\n%s%s", c.name, err, out, stderr.String())
+	}
+	if got := strings.TrimSpace(lastLine(string(out))); got != c.master {
+		t.Fatalf("start cluster %s: printed master %q, want %q", c.name, got, c.master)
+	}
+	return c
+}
+
+func lastLine(s string) string {
+	s = strings.TrimRight(s, "\n")
+	return s[strings.LastIndexByte(s, '\n')+1:]
+}
+
+// spawn starts neoppod's script name in the background, in its own process
+// group, logging to dir/log; it is stopped (SIGTERM, then SIGKILL after
+// 10 s) at the end of the test.
+func (p *peers) spawn(t *testing.T, dir, log, name string, args ...string) {
+	t.Helper()
+	out, err := os.Create(filepath.Join(dir, log+".out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(p.py, append(pyMain(name), args...)...)
+	cmd.Env = append(os.Environ(), p.env()...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		out.Close()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	})
+}
+
+// addStorage starts one more SQLite storage that joins cluster c.
+func (c *cluster) addStorage(t *testing.T, i int) {
+	t.Helper()
+	c.p.spawn(t, c.dir, fmt.Sprintf("extra_%d", i), "neostorage",
+		"--cluster", c.name, "--masters", c.master, "--bind", "127.0.0.1:0",
+		"--adapter", "SQLite", "--database", filepath.Join(c.dir, fmt.Sprintf("extra_%d.sqlite", i)),
+		"--logfile", filepath.Join(c.dir, fmt.Sprintf("extra_%d.log", i)))
+}
+
+// startManualCluster starts a master without --autostart, storages and an
+// admin, all neoppod: the cluster stays RECOVERING with PENDING storages
+// until someone runs `neoctl start`.
+func startManualCluster(t *testing.T, p *peers, storages int) *cluster {
+	t.Helper()
+	ports := freePorts(t, 2)
+	c := &cluster{
+		p:      p,
+		name:   fmt.Sprintf("man%d", ports[0]),
+		dir:    testDir(t),
+		master: fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		admin:  fmt.Sprintf("127.0.0.1:%d", ports[1]),
+	}
+	common := []string{"--cluster", c.name, "--masters", c.master}
+	p.spawn(t, c.dir, "master", "neomaster", append(common, "--bind", c.master,
+		"--partitions", "4", "--replicas", "0", "--logfile", filepath.Join(c.dir, "master.log"))...)
+	for i := range storages {
+		c.addStorage(t, i)
+	}
+	p.spawn(t, c.dir, "admin", "neoadmin", append(common, "--bind", c.admin,
+		"--logfile", filepath.Join(c.dir, "admin.log"))...)
+	c.waitFor(t, "all storages PENDING in RECOVERING", func() bool {
+		r := c.py(t, "print", "cluster")
+		if r.stdout != "RECOVERING\n" {
+			return false
+		}
+		return strings.Count(c.py(t, "print", "node", "STORAGE").stdout, "| PENDING |") == storages
+	})
+	return c
+}
+
+// py runs neoppod's neoctl against the admin of c.
+func (c *cluster) py(t *testing.T, args ...string) result {
+	t.Helper()
+	return c.p.script(t, "neoctl", append([]string{"-a", c.admin}, args...)...)
+}
+
+// gon runs our neoctl against the admin of c.
+func (c *cluster) gon(t *testing.T, args ...string) result {
+	t.Helper()
+	return run(t, nil, ourNeoctl(t), append([]string{"-a", c.admin}, args...)...)
+}
+
+// waitFor polls cond until it holds, failing the test after startTimeout.
+func (c *cluster) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(startTimeout)
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster %s: %s: not after %v (logs in %s)", c.name, what, startTimeout, c.dir)
+		}
+		select {
+		case <-tick.C:
+		case <-t.Context().Done():
+			t.Fatalf("cluster %s: %s: %v", c.name, what, t.Context().Err())
+		}
+	}
+}

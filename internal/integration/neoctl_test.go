@@ -1,0 +1,233 @@
+//go:build integration
+
+package integration
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// sameOutput runs both neoctls with args and requires identical stdout,
+// stderr and exit status.
+func sameOutput(t *testing.T, c *cluster, args ...string) result {
+	t.Helper()
+	want := c.py(t, args...)
+	got := c.gon(t, args...)
+	if got != want {
+		t.Errorf("neoctl %s: outputs differ\n--- neoppod:\n%s\n--- ours:\n%s", strings.Join(args, " "), want, got)
+	}
+	return got
+}
+
+// oneLineError requires exit status 1 and a single line on stderr only.
+func oneLineError(t *testing.T, r result, what string) {
+	t.Helper()
+	if r.code != 1 || r.stdout != "" || strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, "\n") {
+		t.Errorf("%s: want a one-line error and exit 1, got\n%s", what, r)
+	}
+}
+
+// The read-only commands print exactly what neoppod's neoctl prints.
+func TestNeoctlPrintSameAsNeoppod(t *testing.T) {
+	p := needPeers(t)
+	c := startCluster(t, p, 2, 1, 12)
+	for _, args := range [][]string{
+		{"print", "cluster"},
+		{"print", "node"},
+		{"print", "node", "STORAGE"},
+		{"print", "node", "master"},
+		{"print", "node", "ADMIN"},
+		{"print", "node", "CLIENT"},
+		{"print", "pt"},
+		{"print", "pt", "0", "3"},
+		{"print", "pt", "5"},
+		{"print", "pt", "0", "0"},
+		{"print", "pt", "2", "4", "S1"},
+		{"print", "ids"},
+		{"print", "primary"},
+		{"print", "summary"},
+		{"tweak", "-n"},
+		{"tweak", "-n", "S2"},
+		{"tweak"},
+		{"add", "all"},
+		{"add", "S1"},
+		{"set", "replicas", "1"},
+		{"set", "replicas", "-1"},
+		{"set", "cluster", "RECOVERING"},
+		{"set", "cluster", "running"},
+		{"kill", "S9"},
+		{"drop", "S1"},
+		{"drop", "M1"},
+		{"kill", "M1"},
+		{"truncate", "tid:0xffff"},
+		{"truncate", "1325421296"},
+		{"check", "0:", "1:S1"},
+		{"prune_orphan", "1", "all"},
+		{"flush_log"},
+		{"print", "foo"},
+		{"foo", "bar"},
+		{"print", "ids"}, // unchanged by all of the above
+		{"print", "pt"},
+	} {
+		sameOutput(t, c, args...)
+	}
+}
+
+// Without a command, both print the same command tree (the help texts are
+// worded independently) and the TID syntax note.
+func TestNeoctlUsage(t *testing.T) {
+	p := needPeers(t)
+	want := p.script(t, "neoctl")
+	got := run(t, nil, ourNeoctl(t))
+	if got.code != 0 || want.code != 0 || got.stderr != "" {
+		t.Fatalf("usage: neoppod\n%s\nours\n%s", want, got)
+	}
+	tree := regexp.MustCompile(`(?m)^ *[a-z_]+$`)
+	w, g := tree.FindAllString(want.stdout, -1), tree.FindAllString(got.stdout, -1)
+	if strings.Join(w, "\n") != strings.Join(g, "\n") {
+		t.Errorf("command tree differs:\nneoppod:\n%s\nours:\n%s", strings.Join(w, "\n"), strings.Join(g, "\n"))
+	}
+	for _, r := range []result{want, got} {
+		lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+		if lines[0] != "Available commands:" || !strings.Contains(lines[len(lines)-1], "tid:") {
+			t.Errorf("usage: want 'Available commands:' first and the TID note last, got\n%s", r.stdout)
+		}
+	}
+}
+
+// A wrong or unreachable admin address and an unknown command give a
+// one-line error and exit status 1.
+func TestNeoctlErrors(t *testing.T) {
+	p := needPeers(t)
+	closed := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	refused := []string{"-a", closed, "print", "cluster"}
+	want, got := p.script(t, "neoctl", refused...), run(t, nil, ourNeoctl(t), refused...)
+	if got != want {
+		t.Errorf("refused connection: neoppod\n%s\nours\n%s", want, got)
+	}
+	oneLineError(t, got, "refused connection")
+	for _, args := range [][]string{
+		{"-a", "nosuchhost.invalid:1", "print", "cluster"},
+		{"-a", "127.0.0.1:notaport", "print", "cluster"},
+		{"-a", closed, "no_such_command"},
+		{"-a", closed, "print"},
+	} {
+		want, got := p.script(t, "neoctl", args...), run(t, nil, ourNeoctl(t), args...)
+		if got.code != want.code {
+			t.Errorf("neoctl %q: exit %d, neoppod %d", args, got.code, want.code)
+		}
+		oneLineError(t, got, fmt.Sprint(args))
+	}
+	unknown := []string{"-a", closed, "no_such_command", "x"}
+	want, got = p.script(t, "neoctl", unknown...), run(t, nil, ourNeoctl(t), unknown...)
+	if got != want {
+		t.Errorf("unknown command: neoppod\n%s\nours\n%s", want, got)
+	}
+}
+
+// `add`, `tweak`, `kill` and `drop` have the same effect with either tool:
+// each adds one pending storage, and the cluster seen through `print`
+// is the same afterwards.
+func TestNeoctlAddTweakKillDrop(t *testing.T) {
+	p := needPeers(t)
+	c := startCluster(t, p, 1, 1, 6)
+	pending := regexp.MustCompile(`(?m)^(S\d+) +\| STORAGE +\| \S+ +\| PENDING`)
+	for i, tool := range []struct {
+		name string
+		run  func(*testing.T, ...string) result
+	}{{"neoppod", c.py}, {"ours", c.gon}} {
+		c.addStorage(t, i)
+		var nid string
+		c.waitFor(t, "a PENDING storage", func() bool {
+			m := pending.FindStringSubmatch(c.py(t, "print", "node", "STORAGE").stdout)
+			if m != nil {
+				nid = m[1]
+			}
+			return m != nil
+		})
+		sameOutput(t, c, "print", "node", "STORAGE")
+		sameOutput(t, c, "tweak", "-n")
+		if r := tool.run(t, "add", nid); r.stdout != "Nodes added: "+nid+"\n" || r.code != 0 {
+			t.Fatalf("%s: add %s:\n%s", tool.name, nid, r)
+		}
+		running := regexp.MustCompile(`(?m)^` + nid + ` +\| STORAGE +\| \S+ +\| RUNNING`)
+		c.waitFor(t, nid+" RUNNING", func() bool {
+			return running.MatchString(c.py(t, "print", "node", "STORAGE").stdout)
+		})
+		sameOutput(t, c, "print", "pt")
+		sameOutput(t, c, "tweak", "-n")
+		if r := tool.run(t, "tweak"); r.code != 0 || !strings.Contains(r.stdout, nid+" R ") {
+			t.Fatalf("%s: tweak:\n%s", tool.name, r)
+		}
+		c.waitFor(t, "replication done", func() bool {
+			r := c.py(t, "print", "pt", "0", "6")
+			return r.code == 0 && !strings.Contains(r.stdout, "OUT_OF_DATE") && !strings.Contains(r.stdout, "FEEDING")
+		})
+		sameOutput(t, c, "print", "pt")
+		sameOutput(t, c, "print", "pt", "0", "6")
+		if r := tool.run(t, "kill", nid); r.stdout != "state changed\n" || r.code != 0 {
+			t.Fatalf("%s: kill %s:\n%s", tool.name, nid, r)
+		}
+		sameOutput(t, c, "kill", nid) // already DOWN
+		sameOutput(t, c, "print", "node", "STORAGE")
+		sameOutput(t, c, "print", "pt")
+		if r := tool.run(t, "drop", nid); r.stdout != "node permanently removed\n" || r.code != 0 {
+			t.Fatalf("%s: drop %s:\n%s", tool.name, nid, r)
+		}
+		sameOutput(t, c, "print", "node", "STORAGE")
+		sameOutput(t, c, "print", "pt")
+	}
+}
+
+// `start` leaves RECOVERING with either tool; `set cluster STOPPING`
+// stops the cluster.
+func TestNeoctlStartStop(t *testing.T) {
+	p := needPeers(t)
+	var cs [2]*cluster
+	for i, tool := range []string{"neoppod", "ours"} {
+		c := startManualCluster(t, p, 1)
+		cs[i] = c
+		sameOutput(t, c, "print", "cluster")
+		sameOutput(t, c, "print", "pt")
+		sameOutput(t, c, "print", "ids")
+		sameOutput(t, c, "tweak", "-n")               // denied outside RUNNING
+		sameOutput(t, c, "set", "cluster", "RUNNING") // denied
+		run := c.py
+		if tool == "ours" {
+			run = c.gon
+		}
+		r := run(t, "start")
+		if r.stdout != "Cluster state changed\n" || r.code != 0 {
+			t.Fatalf("%s: start:\n%s", tool, r)
+		}
+		c.waitFor(t, "RUNNING", func() bool { return c.py(t, "print", "cluster").stdout == "RUNNING\n" })
+	}
+	for _, c := range cs {
+		sameOutput(t, c, "print", "cluster")
+		sameOutput(t, c, "print", "pt")
+		sameOutput(t, c, "print", "ids")
+	}
+	if a, b := cs[0].gon(t, "print", "pt").stdout, cs[1].gon(t, "print", "pt").stdout; a != b {
+		t.Errorf("print pt after start: neoppod's start\n%s\nour start\n%s", a, b)
+	}
+	for i, tool := range []string{"neoppod", "ours"} {
+		c := cs[i]
+		run := c.py
+		if tool == "ours" {
+			run = c.gon
+		}
+		r := run(t, "set", "cluster", "STOPPING")
+		if r.stdout != "Cluster state changed\n" || r.code != 0 {
+			t.Fatalf("%s: set cluster STOPPING:\n%s", tool, r)
+		}
+		// The admin exits once its master stopped: both tools then fail alike.
+		c.waitFor(t, "admin gone", func() bool { return c.py(t, "print", "cluster").code == 1 })
+		want := c.py(t, "print", "cluster")
+		got := c.gon(t, "print", "cluster")
+		if got != want {
+			t.Errorf("%s: after STOPPING: neoppod\n%s\nours\n%s", tool, want, got)
+		}
+	}
+}
