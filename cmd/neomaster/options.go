@@ -196,7 +196,7 @@ func (p *optParser) parse(args []string, stdout io.Writer) (map[string]string, e
 			continue
 		}
 		if !hasVal {
-			if i+1 >= len(args) || strings.HasPrefix(args[i+1], "-") && len(args[i+1]) > 1 {
+			if i+1 >= len(args) || strings.HasPrefix(args[i+1], "-") && len(args[i+1]) > 1 && !isNegativeNumber(args[i+1]) {
 				return nil, &usageError{fmt.Sprintf("argument %s: expected one argument", o.names())}
 			}
 			i++
@@ -269,6 +269,12 @@ func (p *optParser) parse(args []string, stdout io.Writer) (map[string]string, e
 		}
 	}
 	return values, nil
+}
+
+// isNegativeNumber: argparse takes "-1" as a value, not an option.
+func isNegativeNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil
 }
 
 func checkValue(o *optSpec, val string) error {

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestOptions(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "neo.conf")
+	os.WriteFile(conf, []byte(`# example
+[DEFAULT]
+cluster: fromfile
+masters = 127.0.0.1:1
+  127.0.0.1:2
+
+[master]
+partitions = 12
+bind: 127.0.0.1:4000
+autostart = 3
+backup = yes
+
+[other]
+partitions = 7
+`), 0o644)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want map[string]string // subset of the result
+		err  string            // substring of the error
+	}{
+		{"defaults", []string{"-c", "x"}, map[string]string{"cluster": "x", "bind": "127.0.0.1:10000", "partitions": "100", "replicas": "0", "section": "master"}, ""},
+		{"long and equals", []string{"--cluster=x", "--partitions", "12", "--replicas=1"}, map[string]string{"partitions": "12", "replicas": "1"}, ""},
+		{"unique prefix", []string{"--clus", "x", "--part", "5"}, map[string]string{"cluster": "x", "partitions": "5"}, ""},
+		{"short attached", []string{"-cx", "-p7", "-A", "2"}, map[string]string{"cluster": "x", "partitions": "7", "autostart": "2"}, ""},
+		{"bool flag", []string{"-c", "x", "-B"}, map[string]string{"backup": "true"}, ""},
+		{"unknown", []string{"-c", "x", "--bogus"}, nil, "unrecognized arguments: --bogus"},
+		{"positional", []string{"-c", "x", "extra"}, nil, "unrecognized arguments: extra"},
+		{"missing cluster", []string{"-p", "3"}, nil, "the following arguments are required: -c/--cluster"},
+		{"bad int", []string{"-c", "x", "-r", "one"}, nil, "argument -r/--replicas: invalid int value: 'one'"},
+		{"missing value", []string{"-c"}, nil, "argument -c/--cluster: expected one argument"},
+		{"ambiguous", []string{"-c", "x", "--up", "y"}, nil, "ambiguous option: --up"},
+		{"config file", []string{"-f", conf}, map[string]string{"cluster": "fromfile", "partitions": "12", "bind": "127.0.0.1:4000",
+			"autostart": "3", "backup": "true", "masters": "127.0.0.1:1\n127.0.0.1:2"}, ""},
+		{"command line overrides file", []string{"-f", conf, "-p", "3", "-c", "cli"}, map[string]string{"cluster": "cli", "partitions": "3"}, ""},
+		{"other section", []string{"-f", conf, "-s", "other"}, map[string]string{"partitions": "7", "cluster": "fromfile"}, ""},
+		{"missing section", []string{"-f", conf, "-s", "nope"}, nil, "no section: 'nope'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := masterOptions().parse(tc.args, &bytes.Buffer{})
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tc.want {
+				if got[k] != v {
+					t.Errorf("%s = %q, want %q (all: %v)", k, got[k], v, sortedKeys(got))
+				}
+			}
+		})
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	for _, tc := range []struct {
+		args   []string
+		status int
+		stderr string
+	}{
+		{[]string{"--bogus", "-c", "x"}, 2, "neomaster: error: unrecognized arguments: --bogus"},
+		{[]string{"-c", "x", "-p", "0"}, 1, "partitions must be more than zero"},
+		{[]string{"-c", "x", "-r", "-1"}, 1, "replicas must be a positive integer"},
+		{[]string{"-c", "x", "-r"}, 2, "expected one argument"},
+		{[]string{"-c", "x", "--ca", "a"}, 1, "3 files must be provided"},
+		{[]string{"-h"}, 0, ""},
+	} {
+		var out, errb bytes.Buffer
+		if st := run(context.Background(), tc.args, &out, &errb); st != tc.status || !strings.Contains(errb.String(), tc.stderr) {
+			t.Errorf("%v: status %d stderr %q, want %d %q", tc.args, st, errb.String(), tc.status, tc.stderr)
+		}
+	}
+}

@@ -1,0 +1,112 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/proto"
+)
+
+// fakeStorage identifies to the master and answers its requests like an
+// empty storage, until ctx ends.
+func fakeStorage(ctx context.Context, t *testing.T, addr proto.Addr, port uint16) {
+	link, err := neonet.Dial(ctx, "tcp", addr.String(), neonet.Config{})
+	if err != nil {
+		t.Errorf("dial: %v", err)
+		return
+	}
+	defer link.Close()
+	var acc proto.AcceptIdentification
+	if err := link.Ask(ctx, &proto.RequestIdentification{NodeType: proto.STORAGE, Addr: proto.Addr{Host: "127.0.0.1", Port: port},
+		ClusterName: "srv", Extra: proto.Dict{{Key: "devpath", Value: []proto.Value{}}, {Key: "new_nid", Value: []proto.Value{}}}}, &acc); err != nil {
+		t.Errorf("identify: %v", err)
+		return
+	}
+	for {
+		r, err := link.Recv(ctx)
+		if err != nil {
+			return
+		}
+		var a proto.Msg
+		switch r.Msg.(type) {
+		case *proto.AskRecovery:
+			a = &proto.AnswerRecovery{BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid}
+		case *proto.AskLockedTransactions:
+			a = &proto.AnswerLockedTransactions{}
+		case *proto.AskLastIDs:
+			a = &proto.AnswerLastIDs{LastTid: proto.InvalidTid, LastOid: proto.InvalidOid, FirstTid: proto.MaxTid}
+		case *proto.AskPackOrders:
+			a = &proto.AnswerPackOrders{}
+		case *proto.StartOperation:
+			link.Send(&proto.NotifyReady{})
+		case *proto.AskLockInformation:
+			a = &proto.AnswerInformationLocked{TTid: r.Msg.(*proto.AskLockInformation).TTid}
+		}
+		if a != nil {
+			r.Reply(a)
+		}
+	}
+}
+
+func TestServerCommitOverSockets(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	srv, err := NewServer(Config{Cluster: "srv", Bind: proto.Addr{Host: "127.0.0.1"}, Partitions: 3, Autostart: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- srv.Run(ctx) }()
+	addr, err := srv.Addr(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go fakeStorage(ctx, t, addr, 1)
+
+	// A client retries until the cluster is RUNNING (NOT_READY before).
+	var link *neonet.Link
+	for {
+		l, err := neonet.Dial(ctx, "tcp", addr.String(), neonet.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var acc proto.AcceptIdentification
+		err = l.Ask(ctx, &proto.RequestIdentification{NodeType: proto.CLIENT, ClusterName: "srv"}, &acc)
+		if err == nil {
+			link = l
+			break
+		}
+		l.Close()
+		if !errors.Is(err, proto.ErrNotReady) {
+			t.Fatalf("client identification: %v", err)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("cluster never RUNNING")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	defer link.Close()
+	var begin proto.AnswerBeginTransaction
+	if err := link.Ask(ctx, &proto.AskBeginTransaction{Tid: proto.InvalidTid}, &begin); err != nil {
+		t.Fatal(err)
+	}
+	var fin proto.AnswerTransactionFinished
+	if err := link.Ask(ctx, &proto.AskFinishTransaction{TTid: begin.TTid, OidList: []proto.Oid{1}}, &fin); err != nil {
+		t.Fatal(err)
+	}
+	if fin.TTid != begin.TTid || fin.Tid < begin.TTid || uint64(fin.Tid)%3 != uint64(begin.TTid)%3 {
+		t.Fatalf("finish %+v for ttid %v", fin, begin.TTid)
+	}
+	var last proto.AnswerLastTransaction
+	if err := link.Ask(ctx, &proto.AskLastTransaction{}, &last); err != nil || last.Tid != fin.Tid {
+		t.Fatalf("last transaction %v, %v", last.Tid, err)
+	}
+	srv.Shutdown(ctx)
+	if err := <-runErr; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Run: %v", err)
+	}
+}
