@@ -384,9 +384,8 @@ func TestLargePacket(t *testing.T) {
 	}
 
 	// Over the limit: closed before the bytes come.
-	m.ClusterName = strings.Repeat("x", 17<<20)
-	hdr := proto.AppendPacket(nil, 3, m)[:64]
-	p.write(hdr)
+	// RequestIdentification(CLIENT, nil, nil, bin32 of 17 MiB...
+	p.write([]byte{0x93, 0x03, 0x01, 0x96, 0xd4, 0x04, 0x02, 0xc0, 0xc0, 0xc6, 0x01, 0x10, 0x00, 0x00, 'x'})
 	p.expectEOF()
 	if err := waitClosed(t, l); !errors.Is(err, ErrProtocol) || !errors.Is(err, proto.ErrFrameTooBig) {
 		t.Fatalf("link closed with %v, want frame too big", err)
