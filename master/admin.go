@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
 )
 
@@ -45,9 +46,7 @@ func (c *Core) adminMsg(n *node, r Recv) error {
 			return nil
 		}
 		for _, sn := range added {
-			if _, ok := c.pt.count[sn.nid]; !ok {
-				c.pt.count[sn.nid] = 0
-			}
+			c.pt.t.AddNodes(sn.nid)
 			sn.state = proto.NODE_RUNNING
 			c.startStorage(sn)
 		}
@@ -57,8 +56,10 @@ func (c *Core) adminMsg(n *node, r Recv) error {
 		if err := changePT("setNumReplicas"); err != nil {
 			return err
 		}
-		c.pt.nr = int(m.NumReplicas)
-		c.pt.ptid++
+		if err := c.pt.t.SetNumReplicas(int(m.NumReplicas)); err != nil {
+			return denied(err.Error())
+		}
+		c.pt.nextPTid()
 		msg := c.partitionChanges(nil)
 		msg.CellList = []proto.CellChange{}
 		for _, x := range c.sortedNodes() {
@@ -71,8 +72,39 @@ func (c *Core) adminMsg(n *node, r Recv) error {
 		if err := changePT("tweakPartitionTable"); err != nil {
 			return err
 		}
-		// TODO(#parttab): tweak needs package parttab.
-		return denied("tweak is not implemented by this master yet")
+		storages := map[proto.NodeID]proto.NodeState{}
+		for _, sn := range c.sortedNodes() {
+			if sn.typ == proto.STORAGE {
+				storages[sn.nid] = sn.state
+			}
+		}
+		drop, err := parttab.TweakDropList(storages, m.NIDList)
+		if err != nil {
+			return denied(err.Error())
+		}
+		t := c.pt.t
+		if m.DryRun {
+			t = t.Clone()
+		}
+		res, err := t.Tweak(drop, c.devpaths())
+		if err != nil {
+			return denied(err.Error())
+		}
+		if res.TopologyIgnored {
+			c.log.Warn("Can't maximize resiliency: fix the topology that depends on the storage nodes' devpath")
+		}
+		if !m.DryRun {
+			c.broadcastPartitionChanges(fromChanges(res.Changes))
+		}
+		rows := t.Rows()
+		wire := make([][]proto.CellInfo, len(rows))
+		for p, r := range rows {
+			wire[p] = make([]proto.CellInfo, len(r))
+			for i, cl := range r {
+				wire[p][i] = proto.CellInfo{NID: cl.NID, State: cl.State}
+			}
+		}
+		c.replyTo(id, r.MsgID, &proto.AnswerTweakPartitionTable{Changed: len(res.Changes) > 0, RowList: wire})
 	case *proto.Truncate:
 		if c.state != proto.RUNNING {
 			return denied(fmt.Sprintf("truncate RPC can not be used in %s state", c.state))
@@ -185,32 +217,11 @@ func (c *Core) setNodeState(nid proto.NodeID, st proto.NodeState, ack func(strin
 		if n.state == proto.NODE_RUNNING && !keep {
 			return denied("a running node must be stopped before removal")
 		}
-		var changes []cellChange
-		for p := range c.pt.rows {
-			var other bool
-			mine := false
-			for _, cl := range c.pt.rows[p] {
-				if cl.nid == nid {
-					mine = cl.state.Readable()
-				} else if cl.state.Readable() {
-					other = true
-				}
-			}
-			if mine && !other {
-				return denied(fmt.Sprintf("Refuse to drop nodes that contain the only readable copies of partition %d", p))
-			}
+		pchanges, err := c.pt.t.DropNodes([]proto.NodeID{nid}, keep)
+		if err != nil {
+			return denied(err.Error())
 		}
-		if !keep {
-			for p := range c.pt.rows {
-				for _, cl := range c.pt.cells(p, false) {
-					if cl.nid == nid {
-						c.pt.setCell(p, nid, proto.DISCARDED)
-						changes = append(changes, cellChange{p, nid, proto.DISCARDED})
-					}
-				}
-			}
-			delete(c.pt.count, nid)
-		}
+		changes := fromChanges(pchanges)
 		c.setState(n, st)
 		if n.identified() {
 			c.send(n, &proto.NotifyNodeInformation{Timestamp: c.monotonic(), NodeList: []proto.NodeInfo{n.info()}})
@@ -222,7 +233,7 @@ func (c *Core) setNodeState(nid proto.NodeID, st proto.NodeState, ack func(strin
 			c.storageLostForTxns(nid)
 		}
 		if keep {
-			changes = c.pt.outdate(0, c.isRunning)
+			changes = c.pt.outdate(0)
 		} else if len(changes) > 0 {
 			msg = "node permanently removed"
 		}
@@ -237,7 +248,7 @@ func (c *Core) setNodeState(nid proto.NodeID, st proto.NodeState, ack func(strin
 	if changed {
 		c.broadcastNodes(n)
 	}
-	if c.state != proto.RECOVERING && c.pt.filled() && !c.pt.operational(nil, c.isRunning) {
+	if c.state != proto.RECOVERING && c.pt.filled() && !c.pt.operational(nil) {
 		c.stopOperation(proto.InvalidTid)
 	}
 	return nil

@@ -534,7 +534,7 @@ func (c *Core) broadcastPartitionChanges(changes []cellChange) {
 	if len(changes) == 0 {
 		return
 	}
-	c.pt.ptid++
+	c.pt.nextPTid()
 	m := c.partitionChanges(changes)
 	for _, n := range c.sortedNodes() {
 		if n.identified() && n.typ != proto.MASTER {
@@ -647,7 +647,7 @@ func (c *Core) dispatch(n *node, ev Recv) error {
 		if c.backupTid != proto.InvalidTid {
 			bt = c.backupTid
 		}
-		c.replyTo(n.conn.id, ev.MsgID, &proto.AnswerRecovery{PTid: c.pt.ptid, BackupTid: bt, TruncateTid: c.truncateTid})
+		c.replyTo(n.conn.id, ev.MsgID, &proto.AnswerRecovery{PTid: c.pt.ptid(), BackupTid: bt, TruncateTid: c.truncateTid})
 		return nil
 	case *proto.AskLastIDs:
 		if n.typ == proto.CLIENT && c.backupTid != proto.InvalidTid {
@@ -856,10 +856,12 @@ func (c *Core) identify(k *conn, msgID uint32, req *proto.RequestIdentification)
 	if len(newNID) > 0 {
 		var changes []cellChange
 		for _, p := range newNID {
-			if int(p) < c.pt.np {
-				c.pt.setCell(int(p), nid, proto.OUT_OF_DATE)
+			if int(p) < c.pt.np() {
 				changes = append(changes, cellChange{int(p), nid, proto.OUT_OF_DATE})
 			}
+		}
+		if err := c.pt.apply(changes); err != nil {
+			return protocolError(err.Error())
 		}
 		c.broadcastPartitionChanges(changes)
 	}
@@ -954,8 +956,8 @@ func (c *Core) storageLostInService(n *node) {
 		c.stopOperation(proto.InvalidTid)
 		return
 	}
-	c.broadcastPartitionChanges(c.pt.outdate(n.nid, c.isRunning))
-	if !c.pt.operational(nil, c.isRunning) {
+	c.broadcastPartitionChanges(c.pt.outdate(n.nid))
+	if !c.pt.operational(nil) {
 		c.stopOperation(proto.InvalidTid)
 	}
 }
@@ -997,8 +999,9 @@ func (c *Core) readySet(r uint64) map[proto.NodeID]bool {
 // --- partition table messages --------------------------------------------
 
 func (c *Core) rowsWire() [][]proto.CellInfo {
-	rows := make([][]proto.CellInfo, len(c.pt.rows))
-	for p, r := range c.pt.rows {
+	ptRows := c.pt.rows()
+	rows := make([][]proto.CellInfo, len(ptRows))
+	for p, r := range ptRows {
 		rows[p] = make([]proto.CellInfo, len(r))
 		for i, cl := range r {
 			rows[p][i] = proto.CellInfo{NID: cl.nid, State: cl.state}
@@ -1008,7 +1011,7 @@ func (c *Core) rowsWire() [][]proto.CellInfo {
 }
 
 func (c *Core) fullPT() *proto.SendPartitionTable {
-	return &proto.SendPartitionTable{PTid: c.pt.ptid, NumReplicas: uint32(c.pt.nr), Rows: c.rowsWire()}
+	return &proto.SendPartitionTable{PTid: c.pt.ptid(), NumReplicas: uint32(c.pt.nr()), Rows: c.rowsWire()}
 }
 
 func (c *Core) partitionChanges(changes []cellChange) *proto.NotifyPartitionChanges {
@@ -1016,7 +1019,7 @@ func (c *Core) partitionChanges(changes []cellChange) *proto.NotifyPartitionChan
 	for i, ch := range changes {
 		cl[i] = proto.CellChange{Offset: uint32(ch.p), NID: ch.nid, State: ch.state}
 	}
-	return &proto.NotifyPartitionChanges{PTid: c.pt.ptid, NumReplicas: uint32(c.pt.nr), CellList: cl}
+	return &proto.NotifyPartitionChanges{PTid: c.pt.ptid(), NumReplicas: uint32(c.pt.nr()), CellList: cl}
 }
 
 func (c *Core) notifyAdmins(msgs ...proto.Msg) {
@@ -1025,4 +1028,32 @@ func (c *Core) notifyAdmins(msgs ...proto.Msg) {
 			c.send(n, m)
 		}
 	}
+}
+
+// nodeState is the node table seen by the partition table.
+func (c *Core) nodeState(nid proto.NodeID) proto.NodeState {
+	if n := c.byNID(nid); n != nil {
+		return n.state
+	}
+	return proto.UNKNOWN
+}
+
+// devpaths returns the topology path of each storage (extra "devpath").
+func (c *Core) devpaths() map[proto.NodeID][]string {
+	m := map[proto.NodeID][]string{}
+	for _, n := range c.nodes {
+		if n.typ != proto.STORAGE {
+			continue
+		}
+		v, _ := n.extra.Get("devpath")
+		l, _ := v.([]proto.Value)
+		var path []string
+		for _, x := range l {
+			if b, ok := x.([]byte); ok {
+				path = append(path, string(b))
+			}
+		}
+		m[n.nid] = path
+	}
+	return m
 }

@@ -213,8 +213,8 @@ func TestAutostartToRunning(t *testing.T) {
 		t.Fatalf("cluster state %v, want RUNNING", st)
 	}
 	// Partition table made: 4 partitions, 2 cells each (replicas 1).
-	if h.c.pt.ptid != 1 || len(h.c.pt.rows) != 4 || len(h.c.pt.rows[3]) != 2 {
-		t.Fatalf("pt = %+v", h.c.pt.rows)
+	if h.c.pt.ptid() != 1 || len(h.c.pt.rows()) != 4 || len(h.c.pt.rows()[3]) != 2 {
+		t.Fatalf("pt = %+v", h.c.pt.rows())
 	}
 	for _, s := range storages {
 		if n := h.c.conns[s].node; n.state != proto.NODE_RUNNING || !h.c.starting[n.nid] {
@@ -471,8 +471,8 @@ func TestStopping(t *testing.T) {
 	if last.Kind != Exit || last.Err != nil {
 		t.Fatalf("last effect %v", last)
 	}
-	if h.c.pt.ptid != 1 {
-		t.Fatalf("ptid changed by shutdown: %v", h.c.pt.ptid)
+	if h.c.pt.ptid() != 1 {
+		t.Fatalf("ptid changed by shutdown: %v", h.c.pt.ptid())
 	}
 }
 
@@ -569,5 +569,64 @@ func TestConfigValidate(t *testing.T) {
 	c := Config{Cluster: "x"}
 	if err := c.Validate(); err != nil || c.Partitions != 100 || c.Bind.Port != 10000 {
 		t.Fatalf("defaults: %+v %v", c, err)
+	}
+}
+
+func TestAddNodeAndTweak(t *testing.T) {
+	h, storages, client := runningCluster(t)
+	admin, _ := h.identify(proto.ADMIN, 0, 9999, nil)
+	s3, nid3 := h.identify(proto.STORAGE, 0, 20002, nil)
+	if st := h.c.byNID(nid3).state; st != proto.PENDING {
+		t.Fatalf("new storage in RUNNING is %v, want PENDING", st)
+	}
+	mustFind[*proto.SendPartitionTable](t, h.out, s3)
+	effects := h.recv(admin, &proto.AddPendingNodes{NIDList: []proto.NodeID{nid3}})
+	if e := mustFind[*proto.Error](t, effects, admin); e.Message != "Nodes added: S3" {
+		t.Fatalf("add: %v", e)
+	}
+	mustFind[*proto.StartOperation](t, effects, s3)
+	h.recv(s3, &proto.NotifyReady{})
+	ptid := h.c.pt.ptid()
+	effects = h.recv(admin, &proto.TweakPartitionTable{})
+	a := mustFind[*proto.AnswerTweakPartitionTable](t, effects, admin)
+	if !a.Changed {
+		t.Fatalf("tweak changed nothing: %+v", a)
+	}
+	for _, cn := range []ConnID{storages[0], s3, client} {
+		if pc := mustFind[*proto.NotifyPartitionChanges](t, effects, cn); pc.PTid != ptid+1 {
+			t.Fatalf("ptid %v, want %v", pc.PTid, ptid+1)
+		}
+	}
+	// S3 got OUT_OF_DATE cells; replication done makes one UP_TO_DATE once
+	// S3 asked the unfinished transactions of that partition.
+	var p uint32 = 99
+	for i, row := range h.c.pt.rows() {
+		for _, cl := range row {
+			if cl.nid == nid3 && cl.state == proto.OUT_OF_DATE && p == 99 {
+				p = uint32(i)
+			}
+		}
+	}
+	if p == 99 {
+		t.Fatalf("no OUT_OF_DATE cell for S3: %v", h.c.pt.rows())
+	}
+	effects = h.recv(s3, &proto.AskUnfinishedTransactions{Offsets: []uint32{p}})
+	mustFind[*proto.AnswerUnfinishedTransactions](t, effects, s3)
+	effects = h.recv(s3, &proto.NotifyReplicationDone{Offset: p, Tid: h.c.lastTransaction})
+	pc := mustFind[*proto.NotifyPartitionChanges](t, effects, admin)
+	if pc.CellList[0] != (proto.CellChange{Offset: p, NID: nid3, State: proto.UP_TO_DATE}) {
+		t.Fatalf("changes %+v", pc.CellList)
+	}
+	// Kill of a running storage with replicas elsewhere: DOWN, cells outdated.
+	nid1 := h.c.conns[storages[0]].node.nid
+	effects = h.recv(admin, &proto.SetNodeState{NID: nid1, State: proto.DOWN})
+	if e := mustFind[*proto.Error](t, effects, admin); e.Code != proto.ACK {
+		t.Fatalf("kill: %v", e)
+	}
+	if ni := mustFind[*proto.NotifyNodeInformation](t, effects, storages[0]); ni.NodeList[0].State != proto.DOWN {
+		t.Fatalf("killed storage told %+v", ni.NodeList)
+	}
+	if h.c.ClusterState() != proto.RUNNING {
+		t.Fatalf("state %v after kill", h.c.ClusterState())
 	}
 }

@@ -30,7 +30,7 @@ var roleRecovering = &role{
 }
 
 func (c *Core) enterRecovery() {
-	c.pt = newPTable(c.cfg.Partitions, c.cfg.Replicas)
+	c.pt = newPTable(c.cfg.Partitions, c.cfg.Replicas, c.nodeState)
 	c.rec = recovery{backupTid: map[proto.NodeID]proto.Tid{}, truncTid: map[proto.NodeID]proto.Tid{}}
 	c.changeClusterState(roleRecovering)
 }
@@ -68,7 +68,9 @@ func recoveryAnswer(c *Core, n *node, m proto.Msg) error {
 				}
 			}
 		}
-		c.pt.load(m.PTid, int(m.NumReplicas), rows)
+		if err := c.pt.load(m.PTid, int(m.NumReplicas), rows); err != nil {
+			return protocolError(err.Error())
+		}
 		var infos []proto.NodeInfo
 		for _, nn := range newNodes {
 			infos = append(infos, nn.info())
@@ -117,7 +119,7 @@ func recoveryProgress(c *Core) {
 	pt := c.pt
 	var nodes []proto.NodeID
 	if pt.filled() {
-		ops := pt.operationalNodes(c.isPending)
+		ops := pt.operationalNodes()
 		if c.startupAllowed {
 			for _, nid := range sortedNIDs(ops) {
 				if c.isPending(nid) {
@@ -197,12 +199,14 @@ func (c *Core) endRecovery(nids []proto.NodeID) {
 		}
 	}
 	c.broadcastNodes(changed...)
-	if c.pt.ptid == 0 {
-		c.log.Info("creating a new partition table", "partitions", c.pt.np, "replicas", c.pt.nr)
-		c.pt.make(nids[:storages])
+	if c.pt.ptid() == 0 {
+		c.log.Info("creating a new partition table", "partitions", c.pt.np(), "replicas", c.pt.nr())
+		if c.pt.make(nids[:storages], c.devpaths()) {
+			c.log.Warn("Can't maximize resiliency: fix the topology that depends on the storage nodes' devpath")
+		}
 		c.notifyAdmins(c.fullPT())
-	} else if changes := c.pt.outdate(0, c.isRunning); len(changes) > 0 {
-		c.pt.ptid++
+	} else if changes := c.pt.outdate(0); len(changes) > 0 {
+		c.pt.nextPTid()
 		c.notifyAdmins(c.partitionChanges(changes))
 	}
 	c.enterVerification()

@@ -233,10 +233,10 @@ func (c *Core) vote(ttid proto.Tid, nids []proto.NodeID) (bool, error) {
 	if len(failed) == 0 {
 		return true, nil
 	}
-	if !c.pt.operational(failed, c.isRunning) {
+	if !c.pt.operational(failed) {
 		return false, nil
 	}
-	if !c.pt.operational(c.tm.allFailed(failed), c.isRunning) {
+	if !c.pt.operational(c.tm.allFailed(failed)) {
 		return false, errDelay
 	}
 	t.failed = failed
@@ -258,7 +258,7 @@ func (c *Core) finish(n *node, msgID uint32, m *proto.AskFinishTransaction) erro
 	if err != nil {
 		return err
 	}
-	if len(t.failed) > 0 && !c.pt.operational(t.failed, c.isRunning) {
+	if len(t.failed) > 0 && !c.pt.operational(t.failed) {
 		c.replyTo(n.conn.id, msgID, &proto.Error{Code: proto.INCOMPLETE_TRANSACTION})
 		c.tm.remove(m.TTid)
 		c.notifyAborted(m.TTid, c.readySet(^uint64(0)))
@@ -287,7 +287,7 @@ func (c *Core) finish(n *node, msgID uint32, m *proto.AskFinishTransaction) erro
 	var toClose []*node
 	plist := make([]int, 0, len(parts))
 	for p := range parts {
-		if p >= 0 && p < c.pt.np {
+		if p >= 0 && p < c.pt.np() {
 			plist = append(plist, p)
 		}
 	}
@@ -317,7 +317,7 @@ func (c *Core) finish(n *node, msgID uint32, m *proto.AskFinishTransaction) erro
 	if slices.Contains(c.tm.queue, m.TTid) {
 		t.tid = m.TTid
 	} else {
-		t.tid = proto.FinalTid(c.tm.lastTid(c.lastTransaction), m.TTid, uint32(c.pt.np), c.now())
+		t.tid = proto.FinalTid(c.tm.lastTid(c.lastTransaction), m.TTid, uint32(c.pt.np()), c.now())
 		c.tm.queue = append(c.tm.queue, m.TTid)
 	}
 	t.oids = m.OidList
