@@ -926,3 +926,24 @@ func (m *txnManager) close() {
 	m.mu.queue = nil
 	m.mu.readQueue = nil
 }
+
+// storedInTxn returns, for each oid stored by transaction ttid, the serial
+// an undo in that transaction sees as current: the undo target of its own
+// undo store, else the ttid (AskObjectUndoSerial).
+func (m *txnManager) storedInTxn(ttid proto.Tid) map[proto.Oid]proto.Tid {
+	m.lock()
+	defer m.unlock()
+	t := m.mu.txns[ttid]
+	if t == nil {
+		return nil
+	}
+	r := make(map[proto.Oid]proto.Tid, len(t.stores))
+	for oid, o := range t.stores {
+		if o.DataSerial != proto.InvalidTid {
+			r[oid] = o.DataSerial
+		} else {
+			r[oid] = ttid
+		}
+	}
+	return r
+}

@@ -1,0 +1,271 @@
+// Command neostorage runs a NEO storage node, with neoppod's options
+// (cluster.md §9.1, §9.3):
+//
+//	neostorage -c CLUSTER -m "MASTER..." -b BIND -a SQLite -d PATH [-l LOGFILE]
+//
+// Only the SQLite adapter exists, so it is the default (neoppod defaults to
+// MySQL). Options may come from an INI file (-f FILE -s SECTION, section
+// "storage" by default); the command line wins.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage"
+	"github.com/neogo/neo/storage/backend"
+	_ "github.com/neogo/neo/storage/backend/sqlite"
+	_ "modernc.org/sqlite" // the driver the sqlite backend uses
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func parser() *optParser {
+	return &optParser{
+		prog:  "neostorage",
+		descr: "NEO storage node (Go implementation)",
+		specs: []*optSpec{
+			{short: "f", long: "file", kind: kindPath, help: "specify a configuration file"},
+			{short: "s", long: "section", kind: kindString, def: "storage", hasDef: true, help: "specify a configuration section"},
+			{short: "l", long: "logfile", kind: kindPath, help: "log debugging information to specified file"},
+			{long: "ca", kind: kindPath, help: "certificate authority in PEM format"},
+			{long: "cert", kind: kindPath, help: "certificate in PEM format"},
+			{long: "key", kind: kindPath, help: "private key in PEM format"},
+			{short: "c", long: "cluster", kind: kindString, required: true, help: "the cluster name"},
+			{short: "m", long: "masters", kind: kindString, def: "127.0.0.1:10000", hasDef: true, help: "space-separated list of master node addresses"},
+			{short: "b", long: "bind", kind: kindString, def: "127.0.0.1", hasDef: true, help: "the local address to bind to"},
+			{short: "D", long: "dynamic-master-list", kind: kindPath, help: "path of the file containing dynamic master node list"},
+			{short: "a", long: "adapter", kind: kindString, def: "SQLite", hasDef: true, help: "database adapter to use (only SQLite here)"},
+			{short: "d", long: "database", kind: kindString, required: true, help: "database connections string (SQLite: a path or file:PATH?k=v)"},
+			{short: "e", long: "engine", kind: kindString, help: "database engine (MySQL only; ignored)"},
+			{short: "w", long: "wait", kind: kindInt, def: "0", hasDef: true, help: "seconds to wait for backend to be available (ignored for SQLite)"},
+			{long: "dedup", kind: kindBool, help: "enable deduplication of data when the database is created"},
+			{long: "disable-drop-partitions", kind: kindBool, help: "do not delete data of discarded cells"},
+			{long: "disable-pack", kind: kindBool, help: "do not process any pack order"},
+			{short: "i", long: "nid", kind: kindString, help: "specify an NID to use for this process (testing purpose)"},
+			{long: "new-nid", kind: kindBool, help: "request a new NID for a cloned node, then exit (not supported)"},
+			{long: "reset", kind: kindBool, help: "remove an existing database if any, and exit"},
+		},
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	p := parser()
+	opts, err := p.parse(args, stdout)
+	if errors.Is(err, errHelp) {
+		return 0
+	}
+	var uerr *usageError
+	if errors.As(err, &uerr) {
+		fmt.Fprintln(stderr, p.usage())
+		fmt.Fprintf(stderr, "%s: error: %s\n", p.prog, uerr.msg)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 1
+	}
+	if err := runStorage(opts, stderr); err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func runStorage(opts map[string]string, stderr io.Writer) error {
+	logOut := stderr
+	if path, ok := opts["logfile"]; ok {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("open log file: %w", err)
+		}
+		defer f.Close()
+		logOut = f
+	}
+	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	if a := strings.ToLower(opts["adapter"]); a != "sqlite" {
+		return fmt.Errorf("adapter %q is not available (only SQLite)", opts["adapter"])
+	}
+	if _, ok := opts["new_nid"]; ok {
+		return errors.New("--new-nid is not supported yet")
+	}
+	var tlsCfg *neonet.TLSConfig
+	ca, hasCA := opts["ca"]
+	cert, hasCert := opts["cert"]
+	key, hasKey := opts["key"]
+	switch {
+	case hasCA && hasCert && hasKey:
+		var err error
+		if tlsCfg, err = neonet.LoadTLS(ca, cert, key); err != nil {
+			return err
+		}
+	case hasCA || hasCert || hasKey:
+		return errors.New("To enable encryption, 3 files must be provided: the CA certificate, and the certificate of this node with its private key")
+	}
+
+	masters, err := parseAddrList(opts["masters"], 10000)
+	if err != nil {
+		return fmt.Errorf("--masters: %w", err)
+	}
+	if path, ok := opts["dynamic_master_list"]; ok {
+		more, err := readMasterList(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range more {
+			if !contains(masters, m) {
+				masters = append(masters, m)
+			}
+		}
+	}
+	bind, err := parseAddr(opts["bind"], 0)
+	if err != nil {
+		return fmt.Errorf("--bind: %w", err)
+	}
+	var nid proto.NodeID
+	if s, ok := opts["nid"]; ok {
+		if nid, err = parseNID(s); err != nil {
+			return fmt.Errorf("--nid: %w", err)
+		}
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	_, reset := opts["reset"]
+	_, dedup := opts["dedup"]
+	db, err := backend.Open(ctx, opts["database"], backend.Options{Logger: log, Reset: reset, Dedup: dedup})
+	if err != nil {
+		if errors.Is(err, backend.ErrLocked) {
+			return errors.New("database is locked")
+		}
+		return err
+	}
+	if reset {
+		return db.Close()
+	}
+	_, disablePack := opts["disable_pack"]
+	_, disableDrop := opts["disable_drop_partitions"]
+	node, err := storage.New(storage.Config{
+		Cluster:               opts["cluster"],
+		Masters:               masters,
+		Bind:                  bind,
+		Backend:               db,
+		NID:                   nid,
+		TLS:                   tlsCfg,
+		DisablePack:           disablePack,
+		DisableDropPartitions: disableDrop,
+		Logger:                log.With("cluster", opts["cluster"]),
+	})
+	if err != nil {
+		db.Close()
+		return err
+	}
+	err = node.Run(ctx)
+	switch {
+	case errors.Is(err, storage.ErrShutdown), errors.Is(err, storage.ErrErased):
+		log.Info("exit", "reason", err)
+		return nil
+	case ctx.Err() != nil:
+		log.Info("exit on signal")
+		return nil
+	}
+	return err
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// parseAddr accepts host:port, [ipv6]:port, or a bare host (default port).
+// A host name is resolved once; the numeric form is used from then on.
+func parseAddr(s string, defPort int) (string, error) {
+	s = strings.TrimSpace(s)
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		host, port = strings.Trim(s, "[]"), strconv.Itoa(defPort)
+	}
+	if host == "" {
+		return "", fmt.Errorf("invalid address %q", s)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return "", fmt.Errorf("invalid port in %q", s)
+	}
+	if net.ParseIP(host) == nil {
+		ips, err := net.LookupHost(host)
+		if err != nil || len(ips) == 0 {
+			return "", fmt.Errorf("resolve %q: %v", host, err)
+		}
+		host = ips[0]
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func parseAddrList(s string, defPort int) ([]string, error) {
+	var r []string
+	for _, f := range strings.Fields(s) {
+		a, err := parseAddr(f, defPort)
+		if err != nil {
+			return nil, err
+		}
+		r = append(r, a)
+	}
+	if len(r) == 0 {
+		return nil, errors.New("no address")
+	}
+	return r, nil
+}
+
+// readMasterList loads a dynamic master list: a JSON array of [host, port].
+// A missing file is created empty.
+func readMasterList(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.WriteFile(path, []byte("[]"), 0o644); err != nil {
+			return nil, fmt.Errorf("create dynamic master list: %w", err)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read dynamic master list: %w", err)
+	}
+	var l [][2]any
+	if err := json.Unmarshal(b, &l); err != nil {
+		return nil, fmt.Errorf("dynamic master list %s: %w", path, err)
+	}
+	var r []string
+	for _, e := range l {
+		host, _ := e[0].(string)
+		port, _ := e[1].(float64)
+		r = append(r, net.JoinHostPort(host, strconv.Itoa(int(port))))
+	}
+	return r, nil
+}
+
+// parseNID accepts the printed form (S1) or a plain integer.
+func parseNID(s string) (proto.NodeID, error) {
+	if i, err := strconv.ParseInt(s, 10, 32); err == nil {
+		return proto.NodeID(i), nil
+	}
+	return proto.ParseNodeID(s)
+}

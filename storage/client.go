@@ -1,0 +1,433 @@
+package storage
+
+import (
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage/backend"
+)
+
+// acceptLoop accepts links from clients and storages; each is served by
+// its own goroutine.
+func (n *Node) acceptLoop(ctx context.Context) {
+	for {
+		link, err := n.ln.Accept(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("accept", "err", err)
+			}
+			return
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			defer link.Close()
+			n.serveIncoming(ctx, link)
+		}()
+	}
+}
+
+// identifyTimeout bounds the wait for the first packet of a new link.
+const identifyTimeout = 30 * time.Second
+
+// serveIncoming identifies the peer (§5.6) then serves its requests.
+func (n *Node) serveIncoming(ctx context.Context, link *neonet.Link) {
+	ictx, cancel := context.WithTimeout(ctx, identifyTimeout)
+	r, err := link.Recv(ictx)
+	cancel()
+	if err != nil {
+		return
+	}
+	req, ok := r.Msg.(*proto.RequestIdentification)
+	if !ok {
+		r.Reply(&proto.Error{Code: proto.PROTOCOL_ERROR, Message: "expected RequestIdentification, got " + proto.MsgName(r.Msg.NEOMsgCode())})
+		link.Abort()
+		return
+	}
+	nid, tm, err := n.identify(ctx, link, req)
+	if err != nil {
+		n.log.Info("identification refused", "peer", link.RemoteAddr(), "nid", req.NID, "err", err)
+		r.Reply(protoError(err))
+		link.Abort()
+		return
+	}
+	n.mu.Lock()
+	self := n.mu.nid
+	n.mu.Unlock()
+	your := req.NID
+	my := self
+	if your == 0 {
+		my = 0
+	}
+	if err := r.Reply(&proto.AcceptIdentification{NodeType: proto.STORAGE, MyNID: my, YourNID: your}); err != nil {
+		n.dropLink(link)
+		return
+	}
+	n.log.Debug("peer identified", "nid", nid, "type", req.NodeType)
+	defer func() {
+		n.dropLink(link)
+		// A client whose link closes loses its non-voted transactions
+		// (it may still be involved in the second phase of voted ones).
+		if req.NodeType == proto.CLIENT {
+			if err := tm.abortFor(nid, false); err != nil {
+				n.log.Error("abort transactions of disconnected client", "nid", nid, "err", err)
+			}
+		}
+	}()
+	c := &clientConn{n: n, link: link, nid: nid, tm: tm}
+	for {
+		r, err := link.Recv(ctx)
+		if err != nil {
+			return
+		}
+		if err := c.handle(ctx, r); err != nil {
+			var perr *proto.Error
+			if errors.As(err, &perr) && perr.Code != proto.PROTOCOL_ERROR && perr.Code != proto.NOT_READY {
+				r.Reply(&proto.Error{Code: perr.Code, Message: perr.Message})
+				continue
+			}
+			n.log.Warn("aborting link", "nid", nid, "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
+			r.Reply(protoError(err))
+			link.Abort()
+			return
+		}
+	}
+}
+
+func (n *Node) dropLink(link *neonet.Link) {
+	n.mu.Lock()
+	delete(n.mu.links, link)
+	n.mu.Unlock()
+}
+
+// identify applies the storage-side rules of §5.6 and §4.10, waiting for
+// the master's next node notification when the peer's id_timestamp is
+// newer than what we know. It registers the link.
+func (n *Node) identify(ctx context.Context, link *neonet.Link, req *proto.RequestIdentification) (proto.NodeID, *txnManager, error) {
+	if req.ClusterName != n.cfg.Cluster {
+		return 0, nil, fmt.Errorf("%w: invalid cluster name", proto.ErrProtocol)
+	}
+	for {
+		n.mu.Lock()
+		if !n.mu.operational {
+			n.mu.Unlock()
+			return 0, nil, &proto.Error{Code: proto.NOT_READY, Message: "Retry Later"}
+		}
+		tm := n.mu.tm
+		if req.NID == 0 {
+			if req.NodeType != proto.STORAGE {
+				n.mu.Unlock()
+				return 0, nil, fmt.Errorf("%w: reject anonymous non-storage node", proto.ErrProtocol)
+			}
+			n.mu.links[link] = 0
+			n.mu.Unlock()
+			return 0, tm, nil
+		}
+		if req.NID == n.mu.nid {
+			n.mu.Unlock()
+			return 0, nil, fmt.Errorf("%w: uuid conflict or loopback connection", proto.ErrProtocol)
+		}
+		if req.NodeType != proto.CLIENT && req.NodeType != proto.STORAGE {
+			n.mu.Unlock()
+			return 0, nil, fmt.Errorf("%w: reject non-client-or-storage node", proto.ErrProtocol)
+		}
+		p := n.mu.peers[req.NID]
+		ts, hasTS := req.IDTimestamp.Get()
+		pts, phasTS := proto.Opt[float64]{}.Get()
+		if p != nil {
+			pts, phasTS = p.IDTimestamp.Get()
+		}
+		if p != nil && hasTS == phasTS && pts == ts {
+			n.mu.links[link] = req.NID
+			n.mu.Unlock()
+			return req.NID, tm, nil
+		}
+		if !hasTS || n.mu.notified >= ts {
+			n.mu.Unlock()
+			return 0, nil, &proto.Error{Code: proto.NOT_READY, Message: "unknown by master"}
+		}
+		// The master has not told us about this node yet: wait for its
+		// next notification.
+		ch := n.mu.notifyCh
+		n.mu.Unlock()
+		select {
+		case <-ch:
+		case <-link.Done():
+			return 0, nil, neonet.ErrClosed
+		case <-ctx.Done():
+			return 0, nil, ctx.Err()
+		}
+	}
+}
+
+// clientConn serves one identified client or storage link.
+type clientConn struct {
+	n    *Node
+	link *neonet.Link
+	nid  proto.NodeID
+	tm   *txnManager
+}
+
+// closed tells the transaction manager to drop delayed requests whose link
+// is gone.
+func (c *clientConn) closed() bool {
+	select {
+	case <-c.link.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// reply sends an answer, or the Error for err.
+func (c *clientConn) reply(r *neonet.Request, m proto.Msg, err error) {
+	if err != nil {
+		var perr *proto.Error
+		if !errors.As(err, &perr) {
+			c.n.log.Error("request failed", "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
+		}
+		r.Reply(protoError(err))
+		if perr == nil || perr.Code == proto.PROTOCOL_ERROR || perr.Code == proto.NOT_READY {
+			c.link.Abort()
+		}
+		return
+	}
+	r.Reply(m)
+}
+
+// readablePartition returns proto.ErrNonReadableCell unless this node has
+// a readable cell of the partition of x.
+func (c *clientConn) readablePartition(x uint64) error {
+	n := c.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mu.pt == nil || n.mu.pt.np() == 0 || !n.mu.pt.readable(n.mu.pt.partition(x), n.mu.nid) {
+		return proto.ErrNonReadableCell
+	}
+	return nil
+}
+
+func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
+	n, tm := c.n, c.tm
+	switch m := r.Msg.(type) {
+	case *proto.AskObject:
+		if err := c.readablePartition(uint64(m.Oid)); err != nil {
+			return err
+		}
+		tm.whenReadable(m.Oid, c.closed, func() {
+			o, err := n.db.Load(ctx, m.Oid, m.At, m.Before)
+			if err != nil {
+				c.reply(r, nil, loadError(err, m.Oid))
+				return
+			}
+			a := &proto.AnswerObject{Oid: m.Oid, Serial: o.Serial, NextSerial: o.NextSerial,
+				Compression: proto.Some(o.Compression), Checksum: o.Checksum[:], Data: o.Data, DataSerial: o.DataSerial}
+			if !o.HasData() {
+				a.Compression, a.Checksum, a.Data = proto.Some(uint8(0)), ZeroHash[:], []byte{}
+			}
+			c.reply(r, a, nil)
+		})
+		return nil
+
+	case *proto.AskStoreObject:
+		if m.Compression > 1 {
+			return fmt.Errorf("%w: invalid compression value", proto.ErrProtocol)
+		}
+		var sum Hash
+		if len(m.Checksum) != len(sum) {
+			return fmt.Errorf("%w: invalid checksum", proto.ErrProtocol)
+		}
+		copy(sum[:], m.Checksum)
+		empty := len(m.Data) == 0 && sum == ZeroHash
+		if !empty && sha1.Sum(m.Data) != sum {
+			return fmt.Errorf("%w: invalid checksum", proto.ErrProtocol)
+		}
+		tm.storeObject(storeReq{
+			Client: c.nid, TTID: m.TTid, Oid: m.Oid, Serial: m.Serial,
+			Data:  objectData{Compression: m.Compression, Checksum: sum, Data: m.Data},
+			Empty: empty, DataSerial: m.DataSerial,
+		}, c.closed, func(res proto.Tid, err error) {
+			c.reply(r, &proto.AnswerStoreObject{Conflict: res}, err)
+		})
+		return nil
+
+	case *proto.AskCheckCurrentSerial:
+		tm.checkCurrentSerial(c.nid, m.TTid, m.Oid, m.Serial, c.closed, func(res proto.Tid, err error) {
+			c.reply(r, &proto.AnswerCheckCurrentSerial{Conflict: res}, err)
+		})
+		return nil
+
+	case *proto.AskRelockObject:
+		tm.relockObject(m.TTid, m.Oid, c.closed, func(rl *Relocked, err error) {
+			a := &proto.AnswerRelockObject{}
+			if rl != nil {
+				a.Conflict = relockedToProto(rl)
+			}
+			c.reply(r, a, err)
+		})
+		return nil
+
+	case *proto.AskStoreTransaction:
+		meta := &txnMeta{User: m.User, Description: m.Description, Extension: m.Extension, Oids: m.OidList}
+		if p, ok := m.Pack.Get(); ok {
+			oids, _ := p.Oids.Get()
+			meta.Pack = &packOrder{Oids: oids, Partial: len(oids) > 0, PackTid: p.PackTid}
+		}
+		if err := tm.vote(c.nid, m.TTid, meta); err != nil {
+			return err
+		}
+		return r.Reply(&proto.AnswerStoreTransaction{})
+
+	case *proto.AskVoteTransaction:
+		if err := tm.vote(c.nid, m.TTid, nil); err != nil {
+			return err
+		}
+		return r.Reply(&proto.AnswerVoteTransaction{})
+
+	case *proto.AbortTransaction:
+		return tm.abort(m.TTid)
+
+	case *proto.AskFinalTID:
+		tid, err := tm.finalTID(m.TTid)
+		if err != nil {
+			return err
+		}
+		return r.Reply(&proto.AnswerFinalTID{Tid: tid})
+
+	case *proto.AskTIDs:
+		if m.First >= m.Last {
+			return fmt.Errorf("%w: invalid offsets", proto.ErrProtocol)
+		}
+		var parts []uint32
+		if m.Partition == invalidPartition {
+			n.mu.Lock()
+			if n.mu.pt != nil {
+				parts = n.mu.pt.partitions(n.mu.nid, readableState)
+			}
+			n.mu.Unlock()
+		} else {
+			if err := c.readablePartitionNumber(m.Partition); err != nil {
+				return err
+			}
+			parts = []uint32{m.Partition}
+		}
+		tids, err := n.db.TIDs(ctx, int(m.First), int(m.Last-m.First), parts)
+		if err != nil {
+			return err
+		}
+		return r.Reply(&proto.AnswerTIDs{TidList: tids})
+
+	case *proto.AskTIDsFrom:
+		if err := c.readablePartitionNumber(m.Partition); err != nil {
+			return err
+		}
+		tm.whenTidUnlocked(m.MaxTid, c.closed, func() {
+			tids, err := n.db.TIDsFrom(ctx, m.Partition, m.MinTid, m.MaxTid, int(m.Length))
+			c.reply(r, &proto.AnswerTIDsFrom{TidList: tids}, err)
+		})
+		return nil
+
+	case *proto.AskOIDsFrom:
+		if err := c.readablePartitionNumber(m.Partition); err != nil {
+			return err
+		}
+		tm.whenTidUnlocked(m.Tid, c.closed, func() {
+			next, oids, err := n.db.OIDsFrom(ctx, m.Partition, m.MinOid, m.Tid, int(m.Length))
+			c.reply(r, &proto.AnswerOIDsFrom{NextOid: next, OidList: oids}, err)
+		})
+		return nil
+
+	case *proto.AskTransactionInformation:
+		t, err := n.db.Transaction(ctx, m.Tid)
+		if errors.Is(err, backend.ErrTidNotFound) {
+			return &proto.Error{Code: proto.TID_NOT_FOUND, Message: m.Tid.String() + " does not exist"}
+		}
+		if err != nil {
+			return err
+		}
+		return r.Reply(&proto.AnswerTransactionInformation{Tid: m.Tid, User: t.User,
+			Description: t.Description, Extension: t.Ext, Packed: t.Packed, OidList: t.Oids})
+
+	case *proto.AskObjectHistory:
+		if m.First >= m.Last {
+			return fmt.Errorf("%w: invalid offsets", proto.ErrProtocol)
+		}
+		if err := c.readablePartition(uint64(m.Oid)); err != nil {
+			return err
+		}
+		tm.whenReadable(m.Oid, c.closed, func() {
+			h, err := n.db.History(ctx, m.Oid, int(m.First), int(m.Last-m.First))
+			if errors.Is(err, backend.ErrOidNotFound) || errors.Is(err, backend.ErrOidDoesNotExist) {
+				c.reply(r, nil, &proto.Error{Code: proto.OID_NOT_FOUND, Message: m.Oid.String()})
+				return
+			}
+			c.reply(r, &proto.AnswerObjectHistory{Oid: m.Oid, HistoryList: historyToProto(h)}, err)
+		})
+		return nil
+
+	case *proto.AskObjectUndoSerial:
+		return c.askObjectUndoSerial(ctx, r, m)
+
+	case *proto.CloseClient:
+		return nil
+
+	case *proto.AskFetchTransactions, *proto.AskFetchObjects, *proto.AskCheckTIDRange, *proto.AskCheckSerialRange:
+		return &proto.Error{Code: proto.REPLICATION_ERROR, Message: "replication not implemented by this storage"}
+	}
+	return fmt.Errorf("%w: unexpected packet %s", proto.ErrProtocol, proto.MsgName(r.Msg.NEOMsgCode()))
+}
+
+// invalidPartition in AskTIDs means "every partition readable here".
+const invalidPartition = 0xffffffff
+
+func (c *clientConn) readablePartitionNumber(p uint32) error {
+	n := c.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mu.pt == nil || !n.mu.pt.readable(p, n.mu.nid) {
+		return proto.ErrNonReadableCell
+	}
+	return nil
+}
+
+// loadError maps backend load errors to wire errors.
+func loadError(err error, oid proto.Oid) error {
+	switch {
+	case errors.Is(err, backend.ErrOidDoesNotExist):
+		return &proto.Error{Code: proto.OID_DOES_NOT_EXIST, Message: oid.String()}
+	case errors.Is(err, backend.ErrOidNotFound):
+		return &proto.Error{Code: proto.OID_NOT_FOUND, Message: oid.String()}
+	}
+	return err
+}
+
+// askObjectUndoSerial resolves, per oid, what undoing a transaction means
+// (cluster.md §8.4).
+func (c *clientConn) askObjectUndoSerial(ctx context.Context, r *neonet.Request, m *proto.AskObjectUndoSerial) error {
+	stored := c.tm.storedInTxn(m.TTid)
+	res := make(map[proto.Oid]backend.UndoResult, len(m.OidList))
+	for _, oid := range m.OidList {
+		h, ok, err := c.n.db.UndoHistory(ctx, oid, m.UndoneTid)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		cur := proto.InvalidTid
+		if ds, ok := stored[oid]; ok {
+			cur = ds
+		}
+		u, ok := backend.FindUndoTid(h, m.LTid, m.UndoneTid, cur)
+		if !ok {
+			return &proto.Error{Code: proto.OID_NOT_FOUND, Message: oid.String()}
+		}
+		res[oid] = u
+	}
+	return r.Reply(&proto.AnswerObjectUndoSerial{ObjectTidDict: undoToProto(res)})
+}

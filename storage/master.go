@@ -1,0 +1,465 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage/backend"
+)
+
+// serveMaster processes, in order, what the primary master sends until the
+// link breaks or the master shuts the node down. Before StartOperation the
+// node only answers the master (recovery, verification: cluster.md §5);
+// StopOperation brings it back there.
+func (n *Node) serveMaster(ctx context.Context, link *neonet.Link) error {
+	first := true
+	for {
+		r, err := link.Recv(ctx)
+		if err != nil {
+			return err
+		}
+		if err := n.handleMaster(ctx, r, &first); err != nil {
+			if errors.Is(err, ErrShutdown) || errors.Is(err, ErrErased) {
+				return err
+			}
+			var perr *proto.Error
+			if errors.As(err, &perr) && perr.Code != proto.PROTOCOL_ERROR && perr.Code != proto.NOT_READY {
+				// DENIED, NON_READABLE_CELL...: answered, link kept.
+				n.log.Info("error answered to the master", "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
+				r.Reply(perr)
+				continue
+			}
+			n.log.Error("master link aborted", "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
+			r.Reply(protoError(err))
+			link.Abort()
+			return err
+		}
+	}
+}
+
+// protoError turns err into the Error packet to answer: a *proto.Error in
+// its chain, else PROTOCOL_ERROR with err's text.
+func protoError(err error) *proto.Error {
+	var perr *proto.Error
+	if errors.As(err, &perr) {
+		return &proto.Error{Code: perr.Code, Message: err.Error()}
+	}
+	return &proto.Error{Code: proto.PROTOCOL_ERROR, Message: err.Error()}
+}
+
+func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, first *bool) error {
+	switch m := r.Msg.(type) {
+	case *proto.NotifyNodeInformation:
+		full := *first
+		*first = false
+		return n.notifyNodeInformation(ctx, m, full)
+
+	case *proto.NotifyClusterInformation:
+		n.log.Info("cluster state", "cluster_state", m.State)
+		return nil
+
+	case *proto.AskRecovery:
+		meta, err := n.db.Meta(ctx)
+		if err != nil {
+			return err
+		}
+		n.mu.Lock()
+		var ptid proto.PTid
+		if n.mu.pt != nil {
+			ptid = n.mu.pt.ptid
+		}
+		n.mu.Unlock()
+		return r.Reply(&proto.AnswerRecovery{PTid: ptid, BackupTid: meta.BackupTid, TruncateTid: meta.TruncateTid})
+
+	case *proto.AskPartitionTable:
+		n.mu.Lock()
+		a := &proto.AnswerPartitionTable{}
+		if pt := n.mu.pt; pt != nil {
+			a.PTid, a.NumReplicas, a.Rows = pt.ptid, uint32(pt.nr), rowsToProto(pt.rows)
+		}
+		n.mu.Unlock()
+		return r.Reply(a)
+
+	case *proto.SendPartitionTable:
+		return n.sendPartitionTable(ctx, m)
+
+	case *proto.NotifyPartitionChanges:
+		return n.notifyPartitionChanges(ctx, m)
+
+	case *proto.AskLockedTransactions:
+		locked, err := n.db.LockedTransactions(ctx)
+		if err != nil {
+			return err
+		}
+		return r.Reply(&proto.AnswerLockedTransactions{TidDict: lockedToProto(locked)})
+
+	case *proto.AskFinalTID:
+		var tid proto.Tid
+		var err error
+		if tm := n.txnManager(); tm != nil {
+			tid, err = tm.finalTID(m.TTid)
+		} else {
+			tid, err = n.db.FinalTid(ctx, m.TTid)
+		}
+		if err != nil {
+			return err
+		}
+		return r.Reply(&proto.AnswerFinalTID{Tid: tid})
+
+	case *proto.ValidateTransaction:
+		n.wmu.Lock()
+		err := n.db.ValidateTransaction(ctx, m.TTid, m.Tid)
+		n.wmu.Unlock()
+		return err
+
+	case *proto.Truncate:
+		n.wmu.Lock()
+		defer n.wmu.Unlock()
+		meta, err := n.db.Meta(ctx)
+		if err != nil {
+			return err
+		}
+		meta.BackupTid, meta.TruncateTid = proto.InvalidTid, m.Tid
+		return n.db.SetMeta(ctx, meta)
+
+	case *proto.AskLastIDs:
+		return n.askLastIDs(ctx, r)
+
+	case *proto.AskPackOrders:
+		n.mu.Lock()
+		var parts []uint32
+		if pt := n.mu.pt; pt != nil {
+			parts = pt.partitions(n.mu.nid, assignedState)
+		}
+		n.mu.Unlock()
+		orders, err := n.db.PackOrders(ctx, m.PackID, parts)
+		if err != nil {
+			return err
+		}
+		return r.Reply(&proto.AnswerPackOrders{PackOrderList: packOrdersToProto(orders)})
+
+	case *proto.NotifyPackSigned:
+		n.wmu.Lock()
+		err := n.db.SignPackOrders(ctx, m.Approved, m.Rejected)
+		n.wmu.Unlock()
+		if err != nil {
+			return err
+		}
+		if len(m.Approved) > 0 {
+			id := slices.Max(m.Approved)
+			n.mu.Lock()
+			newer := id > n.mu.lastPackID
+			if newer {
+				n.mu.lastPackID = id
+			}
+			operational := n.mu.operational
+			n.mu.Unlock()
+			if newer && operational {
+				// Packing is not implemented: report it done, as
+				// neoppod's --disable-pack does.
+				return r.Link.Send(&proto.NotifyPackCompleted{PackID: id})
+			}
+		}
+		return nil
+
+	case *proto.StartOperation:
+		if err := n.startOperation(ctx); err != nil {
+			return err
+		}
+		return r.Link.Send(&proto.NotifyReady{})
+
+	case *proto.StopOperation:
+		n.log.Info("stop operation")
+		n.stopOperation()
+		return nil
+
+	case *proto.AskLockInformation:
+		tm := n.txnManager()
+		if tm == nil {
+			return fmt.Errorf("%w: not operational", proto.ErrProtocol)
+		}
+		if err := tm.lockTxn(m.TTid, m.Tid, m.ApprovePack); err != nil {
+			return err
+		}
+		return r.Reply(&proto.AnswerInformationLocked{TTid: m.TTid})
+
+	case *proto.NotifyUnlockInformation:
+		tm := n.txnManager()
+		if tm == nil {
+			return fmt.Errorf("%w: not operational", proto.ErrProtocol)
+		}
+		return tm.unlockTxn(m.TTid)
+
+	case *proto.AbortTransaction:
+		if tm := n.txnManager(); tm != nil {
+			return tm.abort(m.TTid)
+		}
+		return nil
+
+	case *proto.NotifyTransactionFinished:
+		if tm := n.txnManager(); tm != nil {
+			return tm.abort(m.TTid)
+		}
+		return nil
+
+	case *proto.AnswerUnfinishedTransactions, *proto.NotifyRepair, *proto.FlushLog:
+		return nil
+
+	case *proto.CheckPartition, *proto.Replicate:
+		n.log.Warn("not implemented, ignored", "msg", proto.MsgName(r.Msg.NEOMsgCode()))
+		return nil
+	}
+	return fmt.Errorf("%w: unexpected packet %s from the master", proto.ErrProtocol, proto.MsgName(r.Msg.NEOMsgCode()))
+}
+
+// notifyNodeInformation updates the node list. About ourselves: DOWN means
+// shut down, UNKNOWN means erase the database and shut down (§1.3.3). A
+// client that is no longer RUNNING loses its non-locked transactions.
+func (n *Node) notifyNodeInformation(ctx context.Context, m *proto.NotifyNodeInformation, full bool) error {
+	var abortClients []proto.NodeID
+	var closeNIDs []proto.NodeID
+	n.mu.Lock()
+	if m.Timestamp <= n.mu.notified && !full {
+		n.log.Warn("node information timestamp did not increase", "prev", n.mu.notified, "ts", m.Timestamp)
+	}
+	n.mu.notified = m.Timestamp
+	if full {
+		keep := map[proto.NodeID]bool{}
+		for _, e := range m.NodeList {
+			keep[e.NID] = true
+		}
+		for nid := range n.mu.peers {
+			if !keep[nid] {
+				delete(n.mu.peers, nid)
+			}
+		}
+	}
+	self := n.mu.nid
+	var selfState proto.NodeState
+	selfSeen := false
+	for _, e := range m.NodeList {
+		if e.NID == 0 {
+			continue
+		}
+		if e.NID == self {
+			selfSeen, selfState = true, e.State
+			continue
+		}
+		if e.State == proto.UNKNOWN {
+			delete(n.mu.peers, e.NID)
+			closeNIDs = append(closeNIDs, e.NID)
+			if e.Type == proto.CLIENT {
+				abortClients = append(abortClients, e.NID)
+			}
+			continue
+		}
+		n.mu.peers[e.NID] = &peer{Type: e.Type, Addr: e.Addr, State: e.State, IDTimestamp: e.IDTimestamp}
+		if e.Type == proto.CLIENT && e.State != proto.NODE_RUNNING {
+			abortClients = append(abortClients, e.NID)
+			closeNIDs = append(closeNIDs, e.NID)
+		}
+	}
+	close(n.mu.notifyCh)
+	n.mu.notifyCh = make(chan struct{})
+	tm := n.mu.tm
+	var links []*neonet.Link
+	for l, id := range n.mu.links {
+		if slices.Contains(closeNIDs, id) {
+			links = append(links, l)
+		}
+	}
+	n.mu.Unlock()
+
+	if selfSeen {
+		n.log.Info("the master says we are", "state", selfState)
+		switch selfState {
+		case proto.DOWN:
+			return ErrShutdown
+		case proto.UNKNOWN:
+			n.wmu.Lock()
+			err := n.erase(ctx)
+			n.wmu.Unlock()
+			if err != nil {
+				return fmt.Errorf("storage: erase database: %w", err)
+			}
+			return ErrErased
+		}
+	}
+	for _, l := range links {
+		l.Close()
+	}
+	if tm != nil {
+		for _, c := range abortClients {
+			if err := tm.abortFor(c, true); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// erase empties the database (neoctl drop of this node).
+func (n *Node) erase(ctx context.Context) error {
+	n.mu.Lock()
+	pt := n.mu.pt
+	n.mu.Unlock()
+	if err := n.db.DropUnfinishedData(ctx); err != nil {
+		return err
+	}
+	if pt != nil {
+		for p := uint32(0); p < pt.np(); p++ {
+			for {
+				done, err := n.db.DropPartition(ctx, p, 10000)
+				if err != nil {
+					return err
+				}
+				if done {
+					break
+				}
+			}
+		}
+	}
+	if err := n.db.ChangePartitionTable(ctx, 0, 0, nil, true); err != nil {
+		return err
+	}
+	return n.db.SetMeta(ctx, backend.Meta{BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid})
+}
+
+func (n *Node) sendPartitionTable(ctx context.Context, m *proto.SendPartitionTable) error {
+	rows := rowsFromProto(m.Rows)
+	pt := &ptable{}
+	if err := pt.reset(m.PTid, int(m.NumReplicas), rows); err != nil {
+		return err
+	}
+	var changes []backend.CellChange
+	for p, row := range rows {
+		for _, c := range row {
+			changes = append(changes, backend.CellChange{Partition: uint32(p), NID: c.NID, State: c.State})
+		}
+	}
+	n.wmu.Lock()
+	err := n.db.ChangePartitionTable(ctx, m.PTid, int(m.NumReplicas), changes, true)
+	n.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("storage: save partition table: %w", err)
+	}
+	n.mu.Lock()
+	n.mu.pt = pt
+	n.mu.Unlock()
+	n.log.Info("partition table loaded", "ptid", m.PTid, "np", len(rows))
+	return nil
+}
+
+func (n *Node) notifyPartitionChanges(ctx context.Context, m *proto.NotifyPartitionChanges) error {
+	n.mu.Lock()
+	pt := n.mu.pt
+	if pt == nil || m.PTid != pt.ptid+1 {
+		var have proto.PTid
+		if pt != nil {
+			have = pt.ptid
+		}
+		n.mu.Unlock()
+		return fmt.Errorf("%w: wrong partition table id %d (have %d)", proto.ErrProtocol, m.PTid, have)
+	}
+	self := n.mu.nid
+	npt := pt.clone()
+	changes := make([]cellChange, len(m.CellList))
+	bchanges := make([]backend.CellChange, len(m.CellList))
+	var discarded []uint32
+	for i, c := range m.CellList {
+		changes[i] = cellChange{Partition: c.Offset, NID: c.NID, State: c.State}
+		bchanges[i] = backend.CellChange{Partition: c.Offset, NID: c.NID, State: c.State}
+		if c.NID == self && c.State == proto.DISCARDED {
+			discarded = append(discarded, c.Offset)
+		}
+	}
+	if err := npt.apply(m.PTid, int(m.NumReplicas), changes); err != nil {
+		n.mu.Unlock()
+		return err
+	}
+	tm := n.mu.tm
+	n.mu.Unlock()
+
+	n.wmu.Lock()
+	err := n.db.ChangePartitionTable(ctx, m.PTid, int(m.NumReplicas), bchanges, false)
+	n.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("storage: save partition changes: %w", err)
+	}
+	n.mu.Lock()
+	n.mu.pt = npt
+	n.mu.Unlock()
+	if tm != nil && len(discarded) > 0 {
+		if err := tm.discarded(discarded); err != nil {
+			return err
+		}
+	}
+	if len(discarded) > 0 && !n.cfg.DisableDropPartitions {
+		// Dropping partitions in background is not implemented yet: the
+		// data stays (as with --disable-drop-partitions) and getLastIDs
+		// ignores unassigned partitions.
+		n.log.Info("discarded partitions kept on disk", "partitions", discarded)
+	}
+	return nil
+}
+
+// askLastIDs answers AskLastIDs: the pending truncation is applied first,
+// the completed pack id is reported, then the last ids over the readable
+// partitions are answered (§5.2, §5.4).
+func (n *Node) askLastIDs(ctx context.Context, r *neonet.Request) error {
+	n.mu.Lock()
+	var assigned, readable []uint32
+	if pt := n.mu.pt; pt != nil {
+		assigned = pt.partitions(n.mu.nid, assignedState)
+		readable = pt.partitions(n.mu.nid, readableState)
+	}
+	n.mu.Unlock()
+	meta, err := n.db.Meta(ctx)
+	if err != nil {
+		return err
+	}
+	if meta.TruncateTid != proto.InvalidTid {
+		n.log.Info("truncating", "tid", meta.TruncateTid)
+		n.wmu.Lock()
+		err := n.db.Truncate(ctx, meta.TruncateTid, assigned)
+		n.wmu.Unlock()
+		if err != nil {
+			return fmt.Errorf("storage: truncate at %v: %w", meta.TruncateTid, err)
+		}
+	}
+	if packed, ok := n.completedPack(ctx); ok {
+		if err := r.Link.Send(&proto.NotifyPackCompleted{PackID: packed}); err != nil {
+			return err
+		}
+	}
+	ids, err := n.db.LastIDs(ctx, readable)
+	if err != nil {
+		return err
+	}
+	return r.Reply(&proto.AnswerLastIDs{LastTid: ids.LastTid, LastOid: ids.LastOid, FirstTid: ids.FirstTid})
+}
+
+// completedPack returns the smallest completed pack id over the node's
+// own cells, if any cell has pack information.
+func (n *Node) completedPack(ctx context.Context) (proto.Tid, bool) {
+	_, _, cells, err := n.db.PartitionTable(ctx)
+	if err != nil {
+		return 0, false
+	}
+	self := n.NID()
+	var min proto.Tid
+	found := false
+	for _, c := range cells {
+		if c.NID != self || c.Pack == proto.InvalidTid {
+			continue
+		}
+		if !found || c.Pack < min {
+			min, found = c.Pack, true
+		}
+	}
+	return min, found
+}

@@ -1,0 +1,483 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage/backend"
+)
+
+// Config configures a storage [Node].
+type Config struct {
+	// Cluster is the cluster name (required).
+	Cluster string
+	// Masters are the master addresses ("host:port"), tried in turn.
+	Masters []string
+	// Bind is the listening address; port 0 lets the system choose.
+	Bind string
+	// Backend is the open database. The node owns it and closes it when
+	// Run returns.
+	Backend backend.Backend
+	// NID is the node id to ask the master for when the database has none
+	// (testing); 0: let the master choose.
+	NID proto.NodeID
+	// TLS, if set, secures every link.
+	TLS *neonet.TLSConfig
+	// DisablePack reports every approved pack as completed without packing.
+	DisablePack bool
+	// DisableDropPartitions keeps the data of discarded partitions.
+	DisableDropPartitions bool
+	// Logger receives the node's log; nil discards it.
+	Logger *slog.Logger
+	// ReconnectDelay is the pause between two attempts to reach a master
+	// (neoppod: 1 s). Zero means 1 s.
+	ReconnectDelay time.Duration
+}
+
+// Validate checks the configuration and names the faulty field.
+func (c *Config) Validate() error {
+	switch {
+	case c.Cluster == "":
+		return errors.New("storage config: Cluster is required")
+	case len(c.Masters) == 0:
+		return errors.New("storage config: Masters is empty")
+	case c.Backend == nil:
+		return errors.New("storage config: Backend is nil")
+	}
+	for _, m := range c.Masters {
+		if _, _, err := net.SplitHostPort(m); err != nil {
+			return fmt.Errorf("storage config: Masters: %q: %w", m, err)
+		}
+	}
+	return nil
+}
+
+// Errors returned by [Node.Run].
+var (
+	// ErrShutdown: the master told the node it is DOWN (clean shutdown).
+	ErrShutdown = errors.New("storage: shut down by the master")
+	// ErrErased: the master told the node it is UNKNOWN: the database
+	// was erased (neoctl drop).
+	ErrErased = errors.New("storage: dropped by the master, database erased")
+)
+
+// peer is a node the master told us about.
+type peer struct {
+	Type        proto.NodeType
+	Addr        proto.Addr
+	State       proto.NodeState
+	IDTimestamp proto.Opt[float64]
+}
+
+// Node is a storage node. Its shared state is guarded by mu; the master
+// link is served by the goroutine of Run, each incoming link by its own
+// goroutine. Lock order: txnManager.mu, then Node.mu, then Node.wmu.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+	db  backend.Backend
+	wmu sync.Mutex // serialises writes to db
+
+	ln   *neonet.Listener
+	addr proto.Addr
+
+	wg sync.WaitGroup // goroutines serving incoming links
+
+	mu struct {
+		sync.Mutex
+		nid         proto.NodeID
+		pt          *ptable
+		peers       map[proto.NodeID]*peer
+		notified    float64       // timestamp of the last NotifyNodeInformation
+		notifyCh    chan struct{} // closed and renewed at each NotifyNodeInformation
+		operational bool
+		tm          *txnManager
+		links       map[*neonet.Link]proto.NodeID // identified incoming links
+		lastPackID  proto.Tid
+		clusterDone bool
+	}
+}
+
+// New prepares a node; Run starts it.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Bind == "" {
+		cfg.Bind = "127.0.0.1:0"
+	}
+	if cfg.ReconnectDelay <= 0 {
+		cfg.ReconnectDelay = time.Second
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("role", "storage"), db: cfg.Backend}
+	n.mu.peers = make(map[proto.NodeID]*peer)
+	n.mu.notifyCh = make(chan struct{})
+	n.mu.links = make(map[*neonet.Link]proto.NodeID)
+	return n, nil
+}
+
+// Addr returns the listening address once Run has started listening.
+func (n *Node) Addr() proto.Addr { return n.addr }
+
+// NID returns the node id (0 before the first identification).
+func (n *Node) NID() proto.NodeID {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.mu.nid
+}
+
+// Listen opens the listening socket; Run calls it if it was not called.
+func (n *Node) Listen(ctx context.Context) error {
+	if n.ln != nil {
+		return nil
+	}
+	ln, err := neonet.Listen(ctx, "tcp", n.cfg.Bind, neonet.Config{Logger: n.log, TLS: n.cfg.TLS})
+	if err != nil {
+		return err
+	}
+	a, err := addrOf(ln.Addr())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	n.ln, n.addr = ln, a
+	return nil
+}
+
+func addrOf(a net.Addr) (proto.Addr, error) {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return proto.Addr{}, err
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return proto.Addr{}, err
+	}
+	return proto.Addr{Host: host, Port: uint16(p)}, nil
+}
+
+// Run runs the node until ctx ends or the master shuts it down
+// ([ErrShutdown], [ErrErased]); it closes the backend before returning.
+func (n *Node) Run(ctx context.Context) (err error) {
+	defer func() {
+		if cerr := n.db.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	if err := n.loadConfig(ctx); err != nil {
+		return err
+	}
+	if err := n.Listen(ctx); err != nil {
+		return err
+	}
+	n.log = n.log.With("addr", n.addr.String())
+	n.log.Info("listening", "nid", n.NID())
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.acceptLoop(ctx)
+	}()
+	defer func() {
+		cancel()
+		n.ln.Close()
+		n.closeLinks()
+		n.wg.Wait()
+	}()
+
+	for {
+		link, err := n.connectMaster(ctx)
+		if err != nil {
+			return err
+		}
+		err = n.serveMaster(ctx, link)
+		link.Close()
+		n.stopOperation()
+		switch {
+		case errors.Is(err, ErrShutdown):
+			n.log.Info("told to shut down")
+			return err
+		case errors.Is(err, ErrErased):
+			n.log.Warn("told to forget everything: erasing the database")
+			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
+		}
+		n.log.Warn("lost the primary master", "err", err)
+	}
+}
+
+// loadConfig checks the cluster name and loads the NID and partition table.
+func (n *Node) loadConfig(ctx context.Context) error {
+	m, err := n.db.Meta(ctx)
+	if err != nil {
+		return fmt.Errorf("storage: read config: %w", err)
+	}
+	switch m.Name {
+	case "":
+		m.Name = n.cfg.Cluster
+		n.wmu.Lock()
+		err := n.db.SetMeta(ctx, m)
+		n.wmu.Unlock()
+		if err != nil {
+			return fmt.Errorf("storage: save cluster name: %w", err)
+		}
+	case n.cfg.Cluster:
+	default:
+		return fmt.Errorf("storage: name %q does not match with the database: %q", n.cfg.Cluster, m.Name)
+	}
+	pt, err := n.loadPT(ctx)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.mu.nid = m.NID
+	if n.mu.nid == 0 {
+		n.mu.nid = n.cfg.NID
+	}
+	n.mu.pt = pt
+	n.mu.Unlock()
+	return nil
+}
+
+// loadPT reads the saved partition table (nil if none).
+func (n *Node) loadPT(ctx context.Context) (*ptable, error) {
+	ptid, nr, cells, err := n.db.PartitionTable(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("storage: read partition table: %w", err)
+	}
+	if ptid == 0 {
+		return nil, nil
+	}
+	np := 0
+	for _, c := range cells {
+		np = max(np, int(c.Partition)+1)
+	}
+	pt := &ptable{ptid: ptid, nr: nr, rows: make([][]ptCell, np)}
+	for _, c := range cells {
+		pt.rows[c.Partition] = append(pt.rows[c.Partition], ptCell{c.NID, c.State})
+	}
+	return pt, nil
+}
+
+// connectMaster finds the primary master and identifies to it
+// (cluster.md §1.3.2 BootstrapManager): masters are tried in turn,
+// NotPrimaryMaster redirects, NOT_READY and failures move to the next one.
+func (n *Node) connectMaster(ctx context.Context) (*neonet.Link, error) {
+	masters := append([]string(nil), n.cfg.Masters...)
+	next := 0
+	tried := map[string]time.Time{}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		addr := masters[next%len(masters)]
+		next++
+		if t, ok := tried[addr]; ok {
+			// Throttle: at most one attempt per second per address.
+			if wait := n.cfg.ReconnectDelay - time.Since(t); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+		}
+		tried[addr] = time.Now()
+		link, primary, known, err := n.identifyToMaster(ctx, addr)
+		if err == nil {
+			return link, nil
+		}
+		for _, k := range known {
+			ks := k.String()
+			found := false
+			for _, m := range masters {
+				if m == ks {
+					found = true
+				}
+			}
+			if !found {
+				masters = append(masters, ks)
+			}
+		}
+		if primary != "" {
+			n.log.Info("redirected to the primary master", "from", addr, "primary", primary)
+			for i, m := range masters {
+				if m == primary {
+					next = i
+				}
+			}
+			continue
+		}
+		n.log.Info("master not available", "master", addr, "err", err)
+	}
+}
+
+// identifyToMaster dials addr and identifies. On NotPrimaryMaster it
+// returns the designated primary ("" if none) and the known masters.
+func (n *Node) identifyToMaster(ctx context.Context, addr string) (link *neonet.Link, primary string, known []proto.Addr, err error) {
+	link, err = neonet.Dial(ctx, "tcp", addr, neonet.Config{Logger: n.log, TLS: n.cfg.TLS})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	nid := n.NID()
+	req := &proto.RequestIdentification{
+		NodeType:    proto.STORAGE,
+		NID:         nid,
+		Addr:        n.addr,
+		ClusterName: n.cfg.Cluster,
+		Extra: proto.Dict{
+			{Key: "devpath", Value: []proto.Value{}},
+			{Key: "new_nid", Value: []proto.Value{}},
+		},
+	}
+	var acc proto.AcceptIdentification
+	err = link.Ask(ctx, req, &acc)
+	if err != nil {
+		// A secondary master sends NotPrimaryMaster then closes.
+		if errors.Is(err, neonet.ErrClosed) {
+			rctx, cancel := context.WithTimeout(ctx, time.Second)
+			for {
+				r, rerr := link.Recv(rctx)
+				if rerr != nil {
+					break
+				}
+				if npm, ok := r.Msg.(*proto.NotPrimaryMaster); ok {
+					known = npm.KnownMasters
+					if i, ok := npm.Primary.Get(); ok && int(i) < len(known) {
+						primary = known[i].String()
+					}
+					err = fmt.Errorf("%s is not the primary master", addr)
+				}
+			}
+			cancel()
+		}
+		link.Close()
+		return nil, primary, known, err
+	}
+	if acc.NodeType != proto.MASTER {
+		link.Close()
+		return nil, "", nil, fmt.Errorf("%s is a %v, not a master", addr, acc.NodeType)
+	}
+	if acc.YourNID != nid {
+		n.log.Info("got node id", "nid", acc.YourNID)
+		n.wmu.Lock()
+		m, err := n.db.Meta(ctx)
+		if err == nil {
+			m.NID = acc.YourNID
+			err = n.db.SetMeta(ctx, m)
+		}
+		n.wmu.Unlock()
+		if err != nil {
+			link.Close()
+			return nil, "", nil, fmt.Errorf("storage: save node id: %w", err)
+		}
+	}
+	n.mu.Lock()
+	n.mu.nid = acc.YourNID
+	n.mu.Unlock()
+	n.log.Info("identified to the primary master", "master", addr, "nid", acc.YourNID)
+	return link, "", nil, nil
+}
+
+// stopOperation leaves the operational state: pending transactions are
+// forgotten (what was voted stays on disk for verification) and client
+// and storage links are closed.
+func (n *Node) stopOperation() {
+	n.mu.Lock()
+	tm := n.mu.tm
+	n.mu.tm = nil
+	n.mu.operational = false
+	n.mu.Unlock()
+	if tm != nil {
+		tm.close()
+	}
+	n.closeLinks()
+}
+
+func (n *Node) closeLinks() {
+	n.mu.Lock()
+	links := make([]*neonet.Link, 0, len(n.mu.links))
+	for l := range n.mu.links {
+		links = append(links, l)
+	}
+	n.mu.Unlock()
+	for _, l := range links {
+		l.Close()
+	}
+}
+
+// startOperation enters the operational state (StartOperation): unfinished
+// data that verification did not validate is dropped and a new transaction
+// manager serves clients.
+func (n *Node) startOperation(ctx context.Context) error {
+	n.wmu.Lock()
+	err := n.db.DropUnfinishedData(ctx)
+	n.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("storage: drop unfinished data: %w", err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mu.pt == nil {
+		return fmt.Errorf("%w: StartOperation without partition table", proto.ErrProtocol)
+	}
+	if n.mu.tm != nil {
+		return nil
+	}
+	np := uint64(n.mu.pt.np())
+	n.mu.tm = newTxnManager(txnConfig{
+		DB:        newTxnStore(ctx, n.db, &n.wmu),
+		Log:       n.log,
+		Partition: func(oid proto.Oid) uint32 { return uint32(uint64(oid) % np) },
+		Readable: func(p uint32) bool {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			return n.mu.pt != nil && n.mu.pt.readable(p, n.mu.nid)
+		},
+		NotifyDeadlock: n.notifyDeadlock,
+	})
+	n.mu.operational = true
+	n.log.Info("operational")
+	return nil
+}
+
+// notifyDeadlock sends NotifyDeadlock to the client link of nid.
+func (n *Node) notifyDeadlock(client proto.NodeID, ttid proto.Tid, oid proto.Oid) {
+	n.mu.Lock()
+	var link *neonet.Link
+	for l, id := range n.mu.links {
+		if id == client {
+			link = l
+		}
+	}
+	n.mu.Unlock()
+	if link == nil {
+		n.log.Info("no link to notify deadlock", "client", client, "ttid", ttid, "oid", oid)
+		return
+	}
+	if err := link.Send(&proto.NotifyDeadlock{LockingTid: ttid, Oid: oid}); err != nil {
+		n.log.Info("notify deadlock", "client", client, "err", err)
+	}
+}
+
+// txnManager returns the current transaction manager, nil when not
+// operational.
+func (n *Node) txnManager() *txnManager {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.mu.tm
+}
