@@ -5,7 +5,7 @@ PEERS_DIR ?= $(abspath ../shared/peers)
 BIN := $(CURDIR)/bin
 FUZZTIME ?= 10s
 
-.PHONY: help build test unit integration fuzz-short fuzz vet lint generate check-generate bench demo clean
+.PHONY: help build test unit integration fuzz-short fuzz vet lint generate check-generate golden check-golden bench demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -31,6 +31,12 @@ fuzz-short: ## run every fuzz target briefly (FUZZTIME, default 10s)
 	  done; done
 
 test: vet unit integration fuzz-short ## everything CI runs: vet, race unit tests, integration, short fuzz
+
+golden: ## regenerate proto/testdata golden vectors with neoppod's encoder
+	. $(PEERS_DIR)/env.sh && "$$PY" scripts/gen-golden
+
+check-golden: ## fail if proto/testdata golden vectors differ from neoppod's output
+	. $(PEERS_DIR)/env.sh && "$$PY" scripts/gen-golden --check
 
 bench: ## benchmarks of the hot paths (use benchstat to compare runs)
 	$(GO) test -run '^$$' -bench . -benchmem ./...
