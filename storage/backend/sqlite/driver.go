@@ -1,0 +1,5 @@
+package sqlite
+
+import (
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)

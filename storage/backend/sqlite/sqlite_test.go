@@ -1,0 +1,17 @@
+package sqlite_test
+
+import (
+	"testing"
+
+	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/backendtest"
+	"github.com/neogo/neo/storage/backend/sqlite"
+)
+
+func open(t testing.TB, path string, opts backend.Options) (backend.Backend, error) {
+	return sqlite.Open(t.Context(), "sqlite://"+path, opts)
+}
+
+func TestConformance(t *testing.T) {
+	backendtest.RunConformance(t, open)
+}
