@@ -316,11 +316,13 @@ func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 			}
 			parts = []uint32{m.Partition}
 		}
-		tids, err := n.db.TIDs(ctx, int(m.First), int(m.Last-m.First), parts)
-		if err != nil {
-			return err
-		}
-		return r.Reply(&proto.AnswerTIDs{TidList: tids})
+		// Wait for locked transactions to be unlocked, like AskTIDsFrom:
+		// a client that was told about a commit must find it here.
+		tm.whenTidUnlocked(tm.maxLockedTid(), c.closed, func() {
+			tids, err := n.db.TIDs(ctx, int(m.First), int(m.Last-m.First), parts)
+			c.reply(r, &proto.AnswerTIDs{TidList: tids}, err)
+		})
+		return nil
 
 	case *proto.AskTIDsFrom:
 		if err := c.readablePartitionNumber(m.Partition); err != nil {
@@ -343,15 +345,20 @@ func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 		return nil
 
 	case *proto.AskTransactionInformation:
-		t, err := n.db.Transaction(ctx, m.Tid)
-		if errors.Is(err, backend.ErrTidNotFound) {
-			return &proto.Error{Code: proto.TID_NOT_FOUND, Message: m.Tid.String() + " does not exist"}
-		}
-		if err != nil {
-			return err
-		}
-		return r.Reply(&proto.AnswerTransactionInformation{Tid: m.Tid, User: t.User,
-			Description: t.Description, Extension: t.Ext, Packed: t.Packed, OidList: t.Oids})
+		tm.whenTidUnlocked(m.Tid, c.closed, func() {
+			t, err := n.db.Transaction(ctx, m.Tid)
+			if errors.Is(err, backend.ErrTidNotFound) {
+				c.reply(r, nil, &proto.Error{Code: proto.TID_NOT_FOUND, Message: m.Tid.String() + " does not exist"})
+				return
+			}
+			if err != nil {
+				c.reply(r, nil, err)
+				return
+			}
+			c.reply(r, &proto.AnswerTransactionInformation{Tid: m.Tid, User: t.User,
+				Description: t.Description, Extension: t.Ext, Packed: t.Packed, OidList: t.Oids}, nil)
+		})
+		return nil
 
 	case *proto.AskObjectHistory:
 		if m.First >= m.Last {

@@ -16,13 +16,14 @@ import (
 // node only answers the master (recovery, verification: cluster.md §5);
 // StopOperation brings it back there.
 func (n *Node) serveMaster(ctx context.Context, link *neonet.Link) error {
-	first := true
+	st := &masterState{first: true}
+	defer st.stopPacker()
 	for {
 		r, err := link.Recv(ctx)
 		if err != nil {
 			return err
 		}
-		if err := n.handleMaster(ctx, r, &first); err != nil {
+		if err := n.handleMaster(ctx, r, st); err != nil {
 			if errors.Is(err, ErrShutdown) || errors.Is(err, ErrErased) {
 				return err
 			}
@@ -51,11 +52,24 @@ func protoError(err error) *proto.Error {
 	return &proto.Error{Code: proto.PROTOCOL_ERROR, Message: err.Error()}
 }
 
-func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, first *bool) error {
+// masterState is what serveMaster keeps between packets.
+type masterState struct {
+	first  bool    // the next NotifyNodeInformation is the full list
+	packer *packer // running while operational, unless pack is disabled
+}
+
+func (st *masterState) stopPacker() {
+	if st.packer != nil {
+		st.packer.stop()
+		st.packer = nil
+	}
+}
+
+func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterState) error {
 	switch m := r.Msg.(type) {
 	case *proto.NotifyNodeInformation:
-		full := *first
-		*first = false
+		full := st.first
+		st.first = false
 		return n.notifyNodeInformation(ctx, m, full)
 
 	case *proto.NotifyClusterInformation:
@@ -158,10 +172,13 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, first *bool)
 			}
 			operational := n.mu.operational
 			n.mu.Unlock()
-			if newer && operational {
-				// Packing is not implemented: report it done, as
-				// neoppod's --disable-pack does.
+			switch {
+			case !newer || !operational:
+			case n.cfg.DisablePack:
+				// Report every approved order as done.
 				return r.Link.Send(&proto.NotifyPackCompleted{PackID: id})
+			case st.packer != nil:
+				st.packer.kick()
 			}
 		}
 		return nil
@@ -170,10 +187,14 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, first *bool)
 		if err := n.startOperation(ctx); err != nil {
 			return err
 		}
+		if !n.cfg.DisablePack && st.packer == nil {
+			st.packer = n.startPacker(ctx, r.Link)
+		}
 		return r.Link.Send(&proto.NotifyReady{})
 
 	case *proto.StopOperation:
 		n.log.Info("stop operation")
+		st.stopPacker()
 		n.stopOperation()
 		return nil
 

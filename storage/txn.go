@@ -947,3 +947,16 @@ func (m *txnManager) storedInTxn(ttid proto.Tid) map[proto.Oid]proto.Tid {
 	}
 	return r
 }
+
+// maxLockedTid returns the greatest final tid of the transactions locked
+// now (ZeroTid if none): waiting for it with whenTidUnlocked waits for
+// them only, not for transactions locked later.
+func (m *txnManager) maxLockedTid() proto.Tid {
+	m.lock()
+	defer m.unlock()
+	var r proto.Tid
+	for _, t := range m.mu.txns {
+		r = max(r, t.tid)
+	}
+	return r
+}
