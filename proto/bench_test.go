@@ -105,3 +105,18 @@ func BenchmarkCodec(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFrameSize measures delimiting one complete packet.
+func BenchmarkFrameSize(b *testing.B) {
+	for _, bm := range benchMsgs() {
+		b.Run(bm.name, func(b *testing.B) {
+			b.ReportAllocs()
+			frame := AppendPacket(nil, 1, bm.msg)
+			for b.Loop() {
+				if n, err := FrameSize(frame, len(frame)); err != nil || n != len(frame) {
+					b.Fatal(n, err)
+				}
+			}
+		})
+	}
+}

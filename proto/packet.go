@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -125,26 +126,37 @@ func AppendPacket(b []byte, id uint32, m Msg) []byte {
 	return m.NEOMsgEncode(b)
 }
 
+// DecodeHeader splits one complete packet, as delimited by [FrameSize],
+// into its id, its code and the bytes of its args array, without decoding
+// the args (see [Msg.NEOMsgDecode] and [NewMsg]). Errors match [ErrDecode].
+func DecodeHeader(frame []byte) (id uint32, code uint16, args []byte, err error) {
+	d := decoder{b: frame}
+	d.tuple(3)
+	id = uint32(d.uint(math.MaxUint32))
+	code = uint16(d.uint(math.MaxUint16))
+	if d.err != nil {
+		return 0, 0, nil, &DecodeError{Msg: "packet", Arg: -1, Err: d.err}
+	}
+	return id, code, frame[d.i:], nil
+}
+
 // DecodePacket decodes one complete packet, as delimited by [FrameSize].
 // The returned message may alias frame (see [Msg]). Errors match
 // [ErrDecode] and are [*DecodeError]s.
 func DecodePacket(frame []byte) (id uint32, m Msg, err error) {
-	d := decoder{b: frame}
-	d.tuple(3)
-	id = uint32(d.uint(math.MaxUint32))
-	code := uint16(d.uint(math.MaxUint16))
-	if d.err != nil {
-		return 0, nil, &DecodeError{Msg: "packet", Arg: -1, Err: d.err}
+	id, code, args, err := DecodeHeader(frame)
+	if err != nil {
+		return 0, nil, err
 	}
 	m = NewMsg(code)
 	if m == nil {
 		return id, nil, &DecodeError{Msg: "packet", Arg: -1, Err: fmt.Errorf("unknown code 0x%04x", code)}
 	}
-	n, err := m.NEOMsgDecode(frame[d.i:])
+	n, err := m.NEOMsgDecode(args)
 	if err != nil {
 		return id, nil, err
 	}
-	if rest := len(frame) - d.i - n; rest != 0 {
+	if rest := len(args) - n; rest != 0 {
 		return id, nil, &DecodeError{Msg: MsgName(code), Arg: -1, Err: fmt.Errorf("%d bytes after the packet", rest)}
 	}
 	return id, m, nil
@@ -207,6 +219,13 @@ func FrameSize(buf []byte, maxSize int) (int, error) {
 		if pos >= len(buf) {
 			return 0, nil
 		}
+		// Fast path: one-byte objects leave pos+pending unchanged, so
+		// the limit checked when they were counted still holds.
+		if c := buf[pos]; c < 0x80 || c >= 0xe0 || c == mpNil || c == mpFalse || c == mpTrue {
+			pos++
+			pending--
+			continue
+		}
 		hdr, payload, children, err := objHeader(buf, pos)
 		if err != nil {
 			return 0, err
@@ -236,17 +255,6 @@ func isArray(c byte) bool { return c>>4 == 0x9 || c == mpArray16 || c == mpArray
 func objHeader(buf []byte, i int) (hdr int, payload, children uint64, err error) {
 	c := buf[i]
 	rest := buf[i+1:]
-	// sized returns the header size 1+n and the n-byte big-endian length.
-	sized := func(n int) (int, uint64) {
-		if len(rest) < n {
-			return 0, 0
-		}
-		var v uint64
-		for _, x := range rest[:n] {
-			v = v<<8 | uint64(x)
-		}
-		return 1 + n, v
-	}
 	switch {
 	case c < 0x80 || c >= 0xe0 || c == mpNil || c == mpFalse || c == mpTrue:
 		return 1, 0, 0, nil
@@ -259,21 +267,21 @@ func objHeader(buf []byte, i int) (hdr int, payload, children uint64, err error)
 	}
 	switch c {
 	case mpBin8, mpStr8:
-		hdr, payload = sized(1)
+		hdr, payload = sized(rest, 1)
 	case mpBin16, mpStr16:
-		hdr, payload = sized(2)
+		hdr, payload = sized(rest, 2)
 	case mpBin32, mpStr32:
-		hdr, payload = sized(4)
+		hdr, payload = sized(rest, 4)
 	case mpExt8:
-		if hdr, payload = sized(1); hdr != 0 {
+		if hdr, payload = sized(rest, 1); hdr != 0 {
 			hdr++ // type byte
 		}
 	case mpExt16:
-		if hdr, payload = sized(2); hdr != 0 {
+		if hdr, payload = sized(rest, 2); hdr != 0 {
 			hdr++ // type byte
 		}
 	case mpExt32:
-		if hdr, payload = sized(4); hdr != 0 {
+		if hdr, payload = sized(rest, 4); hdr != 0 {
 			hdr++ // type byte
 		}
 	case mpFloat32:
@@ -299,18 +307,33 @@ func objHeader(buf []byte, i int) (hdr int, payload, children uint64, err error)
 	case mpFixExt16:
 		return 2, 16, 0, nil
 	case mpArray16:
-		hdr, children = sized(2)
+		hdr, children = sized(rest, 2)
 	case mpArray32:
-		hdr, children = sized(4)
+		hdr, children = sized(rest, 4)
 	case mpMap16:
-		hdr, children = sized(2)
+		hdr, children = sized(rest, 2)
 		children *= 2
 	case mpMap32:
-		hdr, children = sized(4)
+		hdr, children = sized(rest, 4)
 		children *= 2
 	default:
 		return 0, 0, 0, errFrame("invalid msgpack byte 0x%02x at offset %d", c, i)
 	}
 	// hdr is 0 if the length bytes are not there yet.
 	return hdr, payload, children, nil
+}
+
+// sized returns the header size 1+n of an object whose n-byte big-endian
+// length starts rest, and that length; (0, 0) if rest is shorter.
+func sized(rest []byte, n int) (int, uint64) {
+	switch {
+	case len(rest) < n:
+		return 0, 0
+	case n == 1:
+		return 2, uint64(rest[0])
+	case n == 2:
+		return 3, uint64(binary.BigEndian.Uint16(rest))
+	default:
+		return 5, uint64(binary.BigEndian.Uint32(rest))
+	}
 }
