@@ -497,3 +497,85 @@ func BenchmarkTweak100x10(b *testing.B) {
 		}
 	}
 }
+
+// TestNeoctlOutputOfARealCluster replays what a real neoppod cluster (3
+// storages, 23 partitions, 1 replica) printed for "neoctl print pt",
+// "neoctl tweak -n S3" and "neoctl tweak -n S1 S2".
+func TestNeoctlOutputOfARealCluster(t *testing.T) {
+	tab := New(23, 1)
+	if _, err := tab.Make(storages(3), nil); err != nil {
+		t.Fatal(err)
+	}
+	st := map[proto.NodeID]proto.NodeState{1: proto.NODE_RUNNING, 2: proto.NODE_RUNNING, 3: proto.NODE_RUNNING}
+	header := "             10v       20v\n"
+	tests := []struct {
+		name string
+		drop []proto.NodeID
+		want string
+	}{
+		{"print pt", nil, header +
+			"S1 R UU.UU.UU.UU.UU.UU.UU.UU\n" +
+			"S2 R U.UU.UU.UU.UU.UU.UU.UU.\n" +
+			"S3 R .UU.UU.UU.UU.UU.UU.UU.U"},
+		{"tweak -n S3", []proto.NodeID{3}, header +
+			"S1 R UUOUUOUUOUUOUUOUUOUUOUU\n" +
+			"S2 R UOUUOUUOUUOUUOUUOUUOUUO\n" +
+			"S3 R .UU.UU.UU.UU.UU.UU.UU.U"},
+		{"tweak -n S1 S2", []proto.NodeID{1, 2}, header +
+			"S1 R UU.UU.UU.UU.UU.UU.UU.UU\n" +
+			"S2 R U.UU.UU.UU.UU.UU.UU.UU.\n" +
+			"S3 R OUUOUUOUUOUUOUUOUUOUUOU"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dry := tab.Clone()
+			if tt.drop != nil {
+				res, err := dry.Tweak(tt.drop, nil)
+				if err != nil || len(res.Changes) == 0 {
+					t.Fatalf("tweak: %v, %v", res.Changes, err)
+				}
+			}
+			got, err := FormatTable(dry.Rows(), st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+	if res, _ := tab.Clone().Tweak(nil, nil); len(res.Changes) != 0 {
+		t.Errorf("tweak -n without nodes: %v, neoctl printed \"No change done.\"", res.Changes)
+	}
+
+	// neoctl kill S3, then print pt, tweak -n and tweak -n S3.
+	if _, err := tab.DropNodes([]proto.NodeID{3}, true); err != nil {
+		t.Fatalf("kill S3: %v", err)
+	}
+	st[3] = proto.DOWN
+	tab.Outdate(StateMap(st), 0)
+	got, _ := FormatTable(tab.Rows(), st)
+	want := header +
+		"S1 R UU.UU.UU.UU.UU.UU.UU.UU\n" +
+		"S2 R U.UU.UU.UU.UU.UU.UU.UU.\n" +
+		"S3 D .OO.OO.OO.OO.OO.OO.OO.O"
+	if got != want {
+		t.Errorf("after kill S3:\n%s\nwant:\n%s", got, want)
+	}
+	if _, err := TweakDropList(st, nil); err == nil || err.Error() != "tweak: down nodes must be listed explicitly" {
+		t.Errorf("tweak -n with S3 down: %v", err)
+	}
+	drop, _ := TweakDropList(st, []proto.NodeID{3})
+	dry := tab.Clone()
+	if _, err := dry.Tweak(drop, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = FormatTable(dry.Rows(), st)
+	want = header +
+		"S1 R UUOUUOUUOUUOUUOUUOUUOUU\n" +
+		"S2 R UOUUOUUOUUOUUOUUOUUOUUO\n" +
+		"S3 D .OO.OO.OO.OO.OO.OO.OO.O"
+	if got != want {
+		t.Errorf("tweak -n S3 after kill:\n%s\nwant:\n%s", got, want)
+	}
+}
