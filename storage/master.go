@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
@@ -47,7 +48,15 @@ func (n *Node) serveMaster(ctx context.Context, link *neonet.Link) error {
 func protoError(err error) *proto.Error {
 	var perr *proto.Error
 	if errors.As(err, &perr) {
-		return &proto.Error{Code: perr.Code, Message: err.Error()}
+		if err == error(perr) {
+			return perr
+		}
+		// "%w: detail" wrapping a sentinel: send the detail only.
+		msg := strings.TrimPrefix(err.Error(), perr.Error()+": ")
+		if perr.Message != "" && msg == err.Error() {
+			msg = perr.Message
+		}
+		return &proto.Error{Code: perr.Code, Message: msg}
 	}
 	return &proto.Error{Code: proto.PROTOCOL_ERROR, Message: err.Error()}
 }

@@ -27,7 +27,6 @@ import (
 	"github.com/neogo/neo/storage"
 	"github.com/neogo/neo/storage/backend"
 	_ "github.com/neogo/neo/storage/backend/sqlite"
-	_ "modernc.org/sqlite" // the driver the sqlite backend uses
 )
 
 func main() {
