@@ -122,6 +122,7 @@ func (s *Server) Run(ctx context.Context) error {
 	close(s.ready)
 
 	links := map[ConnID]*linkState{}
+	closing := map[ConnID]*linkState{} // aborted, flushing
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -148,6 +149,9 @@ func (s *Server) Run(ctx context.Context) error {
 		for _, l := range links {
 			l.link.Close()
 		}
+		for _, l := range closing {
+			l.link.Close()
+		}
 		cancel()
 		s.wg.Wait()
 	}()
@@ -171,6 +175,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		if c, ok := ev.(Closed); ok {
 			delete(links, c.Conn)
+			delete(closing, c.Conn)
 		}
 		for _, e := range core.Step(ev) {
 			switch e.Kind {
@@ -179,13 +184,18 @@ func (s *Server) Run(ctx context.Context) error {
 					l.push(e)
 					if e.Kind == Abort {
 						delete(links, e.Conn)
+						closing[e.Conn] = l
 					}
 				}
 			case StopListening:
 				ln.Close()
 				listening = false
 			case Exit:
-				s.drain(links, 5*time.Second)
+				for id, l := range links {
+					l.push(Effect{Kind: Abort})
+					closing[id] = l
+				}
+				s.drain(closing, 5*time.Second)
 				if e.Err != nil {
 					return e.Err
 				}
@@ -195,13 +205,11 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 }
 
-// drain waits (bounded) for the writers of aborted links to flush.
+// drain waits (bounded) for the writers of aborted links to flush what
+// was queued before their Abort.
 func (s *Server) drain(links map[ConnID]*linkState, d time.Duration) {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
-	for _, l := range links {
-		l.push(Effect{Kind: Abort})
-	}
 	for _, l := range links {
 		select {
 		case <-l.done:
