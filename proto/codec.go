@@ -113,3 +113,16 @@ func (d *decoder) errorCode() ErrorCode {
 func argsError(name string, arg int, err error) error {
 	return &DecodeError{Msg: name, Arg: arg, Err: err}
 }
+
+// slabLen is the length of a slab to allocate for the inner slices of a
+// slice of slices, when the current inner slice has n elements, rowsLeft
+// slices remain (this one included) and remaining bytes are left to decode,
+// each element taking at least minSize bytes: enough for rowsLeft slices
+// like this one, but never more elements than the bytes can hold.
+func slabLen(n, rowsLeft, remaining, minSize int) int {
+	limit := n + remaining/minSize
+	if rowsLeft > limit/n {
+		return limit
+	}
+	return max(n, n*rowsLeft)
+}

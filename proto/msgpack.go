@@ -576,6 +576,12 @@ func (d *decoder) extHeader() (typ int8, payload []byte) {
 // enum reads an enum member of ext type ext whose value must be below
 // limit. The payload must be exactly one msgpack integer.
 func (d *decoder) enum(ext int8, limit int, name string) uint8 {
+	// Fast path for what Python sends: fixext1 holding a positive fixint.
+	if d.err == nil && d.i+2 < len(d.b) && d.b[d.i] == mpFixExt1 && int8(d.b[d.i+1]) == ext && int(d.b[d.i+2]) < limit {
+		v := d.b[d.i+2]
+		d.i += 3
+		return v
+	}
 	at := d.i
 	typ, payload := d.extHeader()
 	if d.err != nil {

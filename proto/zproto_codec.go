@@ -559,20 +559,20 @@ func (m *AnswerPartitionTable) NEOMsgDecode(data []byte) (int, error) {
 	if n10 > 0 {
 		m.Rows = make([][]CellInfo, n10)
 	}
+	var slab12 []CellInfo
 	for i11 := range m.Rows {
-		n12 := d.arrayHeader(5)
-		m.Rows[i11] = nil
-		if n12 > 0 {
-			m.Rows[i11] = make([]CellInfo, n12)
+		n13 := d.arrayHeader(5)
+		if n13 > len(slab12) {
+			slab12 = make([]CellInfo, slabLen(n13, n10-i11, d.remaining(), 5))
 		}
-		for i13 := range m.Rows[i11] {
-			e14 := &m.Rows[i11][i13]
+		if n13 > 0 {
+			m.Rows[i11] = slab12[:n13:n13]
+			slab12 = slab12[n13:]
+		}
+		for i14 := range m.Rows[i11] {
 			d.tuple(2)
-			e14.NID = d.nodeID()
-			e14.State = d.cellState()
-			if d.err != nil {
-				break
-			}
+			m.Rows[i11][i14].NID = d.nodeID()
+			m.Rows[i11][i14].State = d.cellState()
 		}
 		if d.err != nil {
 			break
@@ -620,20 +620,20 @@ func (m *SendPartitionTable) NEOMsgDecode(data []byte) (int, error) {
 	if n17 > 0 {
 		m.Rows = make([][]CellInfo, n17)
 	}
+	var slab19 []CellInfo
 	for i18 := range m.Rows {
-		n19 := d.arrayHeader(5)
-		m.Rows[i18] = nil
-		if n19 > 0 {
-			m.Rows[i18] = make([]CellInfo, n19)
+		n20 := d.arrayHeader(5)
+		if n20 > len(slab19) {
+			slab19 = make([]CellInfo, slabLen(n20, n17-i18, d.remaining(), 5))
 		}
-		for i20 := range m.Rows[i18] {
-			e21 := &m.Rows[i18][i20]
+		if n20 > 0 {
+			m.Rows[i18] = slab19[:n20:n20]
+			slab19 = slab19[n20:]
+		}
+		for i21 := range m.Rows[i18] {
 			d.tuple(2)
-			e21.NID = d.nodeID()
-			e21.State = d.cellState()
-			if d.err != nil {
-				break
-			}
+			m.Rows[i18][i21].NID = d.nodeID()
+			m.Rows[i18][i21].State = d.cellState()
 		}
 		if d.err != nil {
 			break
@@ -2053,20 +2053,20 @@ func (m *AnswerPartitionList) NEOMsgDecode(data []byte) (int, error) {
 	if n81 > 0 {
 		m.RowList = make([][]CellInfo, n81)
 	}
+	var slab83 []CellInfo
 	for i82 := range m.RowList {
-		n83 := d.arrayHeader(5)
-		m.RowList[i82] = nil
-		if n83 > 0 {
-			m.RowList[i82] = make([]CellInfo, n83)
+		n84 := d.arrayHeader(5)
+		if n84 > len(slab83) {
+			slab83 = make([]CellInfo, slabLen(n84, n81-i82, d.remaining(), 5))
 		}
-		for i84 := range m.RowList[i82] {
-			e85 := &m.RowList[i82][i84]
+		if n84 > 0 {
+			m.RowList[i82] = slab83[:n84:n84]
+			slab83 = slab83[n84:]
+		}
+		for i85 := range m.RowList[i82] {
 			d.tuple(2)
-			e85.NID = d.nodeID()
-			e85.State = d.cellState()
-			if d.err != nil {
-				break
-			}
+			m.RowList[i82][i85].NID = d.nodeID()
+			m.RowList[i82][i85].State = d.cellState()
 		}
 		if d.err != nil {
 			break
@@ -2287,20 +2287,20 @@ func (m *AnswerTweakPartitionTable) NEOMsgDecode(data []byte) (int, error) {
 	if n98 > 0 {
 		m.RowList = make([][]CellInfo, n98)
 	}
+	var slab100 []CellInfo
 	for i99 := range m.RowList {
-		n100 := d.arrayHeader(5)
-		m.RowList[i99] = nil
-		if n100 > 0 {
-			m.RowList[i99] = make([]CellInfo, n100)
+		n101 := d.arrayHeader(5)
+		if n101 > len(slab100) {
+			slab100 = make([]CellInfo, slabLen(n101, n98-i99, d.remaining(), 5))
 		}
-		for i101 := range m.RowList[i99] {
-			e102 := &m.RowList[i99][i101]
+		if n101 > 0 {
+			m.RowList[i99] = slab100[:n101:n101]
+			slab100 = slab100[n101:]
+		}
+		for i102 := range m.RowList[i99] {
 			d.tuple(2)
-			e102.NID = d.nodeID()
-			e102.State = d.cellState()
-			if d.err != nil {
-				break
-			}
+			m.RowList[i99][i102].NID = d.nodeID()
+			m.RowList[i99][i102].State = d.cellState()
 		}
 		if d.err != nil {
 			break

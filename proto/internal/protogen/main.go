@@ -441,6 +441,9 @@ func (g *gen) decode(x string, t ast.Expr, tag string) error {
 		}
 		g.p("%s := d.arrayHeader(%d)\n", n, g.minSize(t.Elt))
 		g.p("%s = nil\nif %s > 0 {\n%s = make(%s, %s)\n}\n", x, n, x, types.ExprString(t), n)
+		if inner, ok := t.Elt.(*ast.ArrayType); ok && !isBytes(inner) {
+			return g.decodeRows(x, n, i, inner)
+		}
 		g.p("for %s := range %s {\n", i, x)
 		el := fmt.Sprintf("%s[%s]", x, i)
 		if id, ok := t.Elt.(*ast.Ident); ok && g.structs[id.Name] != nil {
@@ -455,4 +458,26 @@ func (g *gen) decode(x string, t ast.Expr, tag string) error {
 		return nil
 	}
 	return fmt.Errorf("unsupported type %s", types.ExprString(t))
+}
+
+// decodeRows emits the loop decoding the elements of x, a slice of slices
+// of n elements, carving the inner slices out of shared slabs: a partition
+// table of 1000 rows takes one allocation instead of 1000.
+func (g *gen) decodeRows(x, n, i string, inner *ast.ArrayType) error {
+	slab, m := g.newTmp("slab"), g.newTmp("n")
+	min := g.minSize(inner.Elt)
+	g.p("var %s %s\n", slab, types.ExprString(inner))
+	g.p("for %s := range %s {\n", i, x)
+	g.p("%s := d.arrayHeader(%d)\n", m, min)
+	g.p("if %s > len(%s) {\n%s = make(%s, slabLen(%s, %s-%s, d.remaining(), %d))\n}\n",
+		m, slab, slab, types.ExprString(inner), m, n, i, min)
+	g.p("if %s > 0 {\n%s[%s] = %s[:%s:%s]\n%s = %s[%s:]\n}\n", m, x, i, slab, m, m, slab, slab, m)
+	j := g.newTmp("i")
+	g.p("for %s := range %s[%s] {\n", j, x, i)
+	if err := g.decode(fmt.Sprintf("%s[%s][%s]", x, i, j), inner.Elt, ""); err != nil {
+		return err
+	}
+	g.p("}\n")
+	g.p("if d.err != nil {\nbreak\n}\n}\n")
+	return nil
 }
