@@ -142,8 +142,7 @@ func TestHandshakeVersionMismatch(t *testing.T) {
 		p.write(old)
 		p.expect([]byte(proto.Handshake))
 		p.expectEOF()
-		ln.Close() // waits for the setup goroutine, which logged
-		errs := rec.errs("incoming connection refused")
+		errs := rec.waitErrs(t, "incoming connection refused", 1)
 		if len(errs) != 1 || !errors.Is(errs[0], ErrVersionMismatch) {
 			t.Fatalf("logged %v, want a version mismatch", errs)
 		}
@@ -187,8 +186,7 @@ func TestHandshakeNotNEO(t *testing.T) {
 			p.write(in)
 			p.expect([]byte(proto.Handshake))
 			p.expectEOF()
-			ln.Close()
-			errs := rec.errs("incoming connection refused")
+			errs := rec.waitErrs(t, "incoming connection refused", 1)
 			if len(errs) != 1 || !errors.Is(errs[0], ErrNotNEO) {
 				t.Fatalf("logged %v, want ErrNotNEO", errs)
 			}
@@ -250,8 +248,7 @@ func TestListenerHandshakeTimeout(t *testing.T) {
 	if _, err := ln.Accept(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
-	ln.Close()
-	if errs := rec.errs("incoming connection refused"); len(errs) != 1 {
+	if errs := rec.waitErrs(t, "incoming connection refused", 1); len(errs) != 1 {
 		t.Fatalf("logged %v, want one refused connection", errs)
 	}
 }

@@ -31,6 +31,7 @@ func testCtx(t testing.TB) context.Context {
 type logRecorder struct {
 	mu      sync.Mutex
 	records []slog.Record
+	changed chan struct{} // closed and replaced on each record
 }
 
 func (h *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
@@ -40,7 +41,29 @@ func (h *logRecorder) Handle(_ context.Context, r slog.Record) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.records = append(h.records, r.Clone())
+	close(h.changed)
+	h.changed = make(chan struct{})
 	return nil
+}
+
+// waitErrs waits until n records with message msg were logged and returns
+// their "err" attributes.
+func (h *logRecorder) waitErrs(t testing.TB, msg string, n int) []error {
+	t.Helper()
+	timeout := time.After(testTimeout)
+	for {
+		h.mu.Lock()
+		changed := h.changed
+		h.mu.Unlock()
+		if errs := h.errs(msg); len(errs) >= n {
+			return errs
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("%q not logged %d times", msg, n)
+		}
+	}
 }
 
 // errs returns the "err" attributes of the records with message msg.
@@ -79,7 +102,7 @@ func (h *logRecorder) String() string {
 
 // testLogger returns a logger recording into h, dumped if the test fails.
 func testLogger(t testing.TB) (*slog.Logger, *logRecorder) {
-	h := new(logRecorder)
+	h := &logRecorder{changed: make(chan struct{})}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("link log:\n%s", h)

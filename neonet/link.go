@@ -56,7 +56,18 @@ type Config struct {
 	// large amounts: hand such work to another goroutine. Without a
 	// Handler they are queued for [Link.Recv].
 	Handler func(*Request)
+
+	writeMode writeMode // benchmark knob: write strategy
 }
+
+// writeMode selects how packets reach the socket (measured in bench_test.go).
+type writeMode int
+
+const (
+	writeHybrid    writeMode = iota // caller writes if idle, else the writer goroutine batches
+	writeDirect                     // caller writes under wmu
+	writeGoroutine                  // writer goroutine fed by a channel, batching
+)
 
 func (c Config) withDefaults() Config {
 	if c.Logger == nil {
@@ -96,9 +107,20 @@ type Link struct {
 	handler      func(*Request)
 	leftover     []byte // bytes received behind the peer's handshake
 
-	wmu    sync.Mutex
-	wbuf   []byte // reused encoding buffer, guarded by wmu
-	nextID uint32 // our id counter, guarded by wmu
+	// Write side, guarded by wmu; see send.
+	wmu     sync.Mutex
+	wcond   sync.Cond     // signalled when writing clears or wbuf drains
+	nextID  uint32        // our id counter
+	wbuf    []byte        // encoded packets not yet handed to the socket
+	spare   []byte        // the other buffer, reused
+	writing bool          // a goroutine is writing to the socket and owns the flush
+	wkick   chan struct{} // hands the flush to the writer goroutine (cap 1)
+	wstop   chan struct{} // closed at the end of the close: the writer exits
+	wdone   chan struct{} // closed when the writer goroutine has exited
+	burst   atomic.Bool   // the reader has more input buffered behind the packet it dispatches
+
+	mode writeMode // benchmark knob
+	wq   chan []byte
 
 	closing atomic.Bool   // set once, when the close starts
 	closed  chan struct{} // closed when the close starts
@@ -147,10 +169,60 @@ func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
 	}
 	l.log = cfg.Logger.With("conn", conn.LocalAddr().String()+"-"+conn.RemoteAddr().String())
 	l.mu.pending = make(map[uint32]*Call)
+	l.wcond.L = &l.wmu
+	l.wkick = make(chan struct{}, 1)
+	l.wstop = make(chan struct{})
+	l.wdone = make(chan struct{})
+	l.mode = cfg.writeMode
+	if l.mode == writeGoroutine {
+		l.wq = make(chan []byte, 64)
+	}
 	return l
 }
 
-func (l *Link) start() { go l.readLoop() }
+func (l *Link) start() {
+	go l.readLoop()
+	if l.mode == writeGoroutine {
+		go l.writeLoopChan()
+	} else {
+		go l.writeLoop()
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+func (l *Link) writeLoopChan() {
+	defer close(l.wdone)
+	var buf []byte
+	for {
+		select {
+		case b := <-l.wq:
+			buf = append(buf[:0], b...)
+			putBuf(b)
+		more:
+			for {
+				select {
+				case b := <-l.wq:
+					buf = append(buf, b...)
+					putBuf(b)
+				default:
+					break more
+				}
+			}
+			if _, err := l.conn.Write(buf); err != nil {
+				l.shutdown(fmt.Errorf("write: %w", err), false)
+				return
+			}
+		case <-l.wstop:
+			return
+		}
+	}
+}
+
+func putBuf(b []byte) {
+	b = b[:0]
+	bufPool.Put(&b)
+}
 
 // LocalAddr returns the local network address.
 func (l *Link) LocalAddr() net.Addr { return l.conn.LocalAddr() }
@@ -210,12 +282,19 @@ func (l *Link) shutdown(cause error, flush bool) {
 	l.mu.Unlock()
 
 	if flush {
+		// Let the queued packets go, within the abort timeout.
 		l.conn.SetWriteDeadline(time.Now().Add(l.abortTimeout))
 		l.wmu.Lock()
-		//lint:ignore SA2001 taking the lock waits for the writes in progress
+		for l.writing {
+			l.wcond.Wait()
+		}
 		l.wmu.Unlock()
 	}
 	l.conn.Close()
+	l.wmu.Lock()
+	l.wcond.Broadcast() // senders waiting for room see the close
+	l.wmu.Unlock()
+	close(l.wstop)
 	for _, c := range pending {
 		c.err = err
 		close(c.done)
@@ -240,44 +319,174 @@ func (e *closedError) Error() string {
 func (e *closedError) Unwrap() []error { return []error{ErrClosed, e.cause} }
 
 // Send sends a notification (or a request whose answer nobody waits for)
-// with the next id of our counter.
-func (l *Link) Send(m proto.Msg) error {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	id := l.nextID
-	l.nextID++
-	return l.writeLocked(id, m)
-}
+// with the next id of our counter. See [Link.SendWithID] for when it
+// returns.
+func (l *Link) Send(m proto.Msg) error { return l.send(0, true, m, nil) }
 
 // SendWithID sends m with the given id, without touching our counter: for
 // answers (see [Request.Reply]) and for AddTransaction/AddObject, which
 // carry the id of the peer's AskFetch* request (§5.12).
-func (l *Link) SendWithID(id uint32, m proto.Msg) error {
+//
+// It returns once the packet is queued behind the packets of other
+// goroutines, or written: a nil error does not mean the peer got it; a
+// write failure closes the link. It blocks while more than
+// [maxQueued] bytes are queued.
+func (l *Link) SendWithID(id uint32, m proto.Msg) error { return l.send(id, false, m, nil) }
+
+// Write side. Packets are encoded into wbuf under wmu. If no goroutine is
+// writing, the sender writes wbuf to the socket itself, without wmu: a
+// lone request or answer costs no goroutine switch. Packets queued by
+// others meanwhile are then handed to the link's writer goroutine, which
+// writes them in batches until wbuf is empty: under load, senders (the
+// reader goroutine replying, in particular) do not wait behind each
+// other's system calls. bench_test.go compares this with plain writes
+// under a mutex and with a writer goroutine fed by a channel.
+const (
+	// maxQueued bounds the bytes queued behind a write in progress;
+	// senders wait beyond it.
+	maxQueued = 4 << 20
+	// maxKeptWriteBuf bounds the buffers kept between writes, so that
+	// one big packet does not pin its buffer for the life of the link.
+	maxKeptWriteBuf = 1 << 20
+)
+
+// send encodes m with id (the next of our counter if useCounter) and writes
+// it or queues it for the writer. With c, it registers the call under the
+// id before the packet can leave.
+func (l *Link) send(id uint32, useCounter bool, m proto.Msg, c *Call) error {
 	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	return l.writeLocked(id, m)
-}
-
-// maxKeptWriteBuf bounds the encoding buffer kept between writes, so that
-// one big packet does not pin its buffer for the life of the link.
-const maxKeptWriteBuf = 1 << 20
-
-// writeLocked encodes and writes one packet; l.wmu must be held. A write
-// error closes the link.
-func (l *Link) writeLocked(id uint32, m proto.Msg) error {
 	if l.closing.Load() {
+		l.wmu.Unlock()
 		return l.Err()
 	}
-	l.wbuf = proto.AppendPacket(l.wbuf[:0], id, m)
-	_, err := l.conn.Write(l.wbuf)
-	if cap(l.wbuf) > maxKeptWriteBuf {
-		l.wbuf = nil
+	if useCounter {
+		id = l.nextID
+		l.nextID++
 	}
+	if c != nil {
+		l.mu.Lock()
+		if l.mu.pending == nil { // closing
+			l.mu.Unlock()
+			l.wmu.Unlock()
+			return l.Err()
+		}
+		// Skip ids still pending after the counter wrapped.
+		for l.mu.pending[id] != nil {
+			id = l.nextID
+			l.nextID++
+		}
+		c.id = id
+		l.mu.pending[id] = c // before sending: the answer may come at once
+		l.mu.Unlock()
+	}
+	switch l.mode {
+	case writeDirect:
+		l.wbuf = proto.AppendPacket(l.wbuf[:0], id, m)
+		_, err := l.conn.Write(l.wbuf)
+		l.wmu.Unlock()
+		if err != nil {
+			l.shutdown(fmt.Errorf("write %s (id %d): %w", proto.MsgName(m.NEOMsgCode()), id, err), false)
+			return l.Err()
+		}
+		return nil
+	case writeGoroutine:
+		b := proto.AppendPacket((*bufPool.Get().(*[]byte))[:0], id, m)
+		l.wmu.Unlock()
+		select {
+		case l.wq <- b:
+			return nil
+		case <-l.closed:
+			return l.Err()
+		}
+	}
+	l.wbuf = proto.AppendPacket(l.wbuf, id, m)
+	if l.writing {
+		for l.writing && len(l.wbuf) > maxQueued && !l.closing.Load() {
+			l.wcond.Wait()
+		}
+		l.wmu.Unlock()
+		return nil
+	}
+	l.writing = true
+	if l.burst.Load() {
+		// The reader is going through a burst of packets: leave the
+		// writing to the writer goroutine so that the replies to them
+		// go out together while the reader goes on.
+		l.wkick <- struct{}{}
+		l.wmu.Unlock()
+		return nil
+	}
+	// Write it ourselves.
+	buf := l.takeBuf()
+	l.wmu.Unlock()
+	_, err := l.conn.Write(buf)
+	l.wmu.Lock()
+	l.recycle(buf)
+	if err == nil && len(l.wbuf) > 0 {
+		// Others queued meanwhile: the writer goroutine takes over.
+		l.wkick <- struct{}{}
+		l.wmu.Unlock()
+		return nil
+	}
+	if err != nil {
+		l.wbuf = l.wbuf[:0]
+	}
+	l.writing = false
+	l.wcond.Broadcast()
+	l.wmu.Unlock()
 	if err != nil {
 		l.shutdown(fmt.Errorf("write %s (id %d): %w", proto.MsgName(m.NEOMsgCode()), id, err), false)
 		return l.Err()
 	}
 	return nil
+}
+
+// takeBuf returns the queued bytes and swaps in the spare buffer; l.wmu
+// must be held.
+func (l *Link) takeBuf() []byte {
+	buf := l.wbuf
+	l.wbuf, l.spare = l.spare[:0], nil
+	return buf
+}
+
+// recycle keeps a written buffer as the spare; l.wmu must be held.
+func (l *Link) recycle(buf []byte) {
+	if cap(buf) <= maxKeptWriteBuf {
+		l.spare = buf[:0]
+	}
+}
+
+// writeLoop is the link's writer goroutine: when kicked it owns the flush
+// and writes the queued packets until none are left.
+func (l *Link) writeLoop() {
+	defer close(l.wdone)
+	for {
+		select {
+		case <-l.wkick:
+		case <-l.wstop:
+			return
+		}
+		var err error
+		l.wmu.Lock()
+		for len(l.wbuf) > 0 {
+			buf := l.takeBuf()
+			l.wmu.Unlock()
+			_, err = l.conn.Write(buf)
+			l.wmu.Lock()
+			l.recycle(buf)
+			l.wcond.Broadcast()
+			if err != nil {
+				l.wbuf = l.wbuf[:0]
+				break
+			}
+		}
+		l.writing = false
+		l.wcond.Broadcast()
+		l.wmu.Unlock()
+		if err != nil {
+			l.shutdown(fmt.Errorf("write: %w", err), false)
+		}
+	}
 }
 
 // Call is one request sent by [Link.Start], waiting for its answer.
@@ -286,7 +495,7 @@ type Call struct {
 	id      uint32
 	reqCode uint16
 	ansCode uint16    // expected answer code; codeError for requests answered by Error
-	resp    proto.Msg // where to decode the answer; nil: keep it as received
+	resp    proto.Msg // where to decode the answer; nil: a new message
 	done    chan struct{}
 
 	// Set before done is closed, by whoever removed the call from
@@ -302,17 +511,19 @@ type Call struct {
 func (c *Call) ID() uint32 { return c.id }
 
 // Answer returns the answer after [Call.Wait] returned nil: resp as given
-// to [Link.Start], or, if resp was nil, the packet as received (the
-// expected answer or a *proto.Error).
+// to [Link.Start], or a new message if resp was nil (an Error(ACK) for
+// requests answered by Error).
 func (c *Call) Answer() proto.Msg { return c.answer }
 
 // Ask sends the request req and waits for its answer, which it decodes into
-// resp (a pointer to the answer type of req). An Error answer is returned
-// as the error itself (a *proto.Error, so errors.Is(err, proto.ErrOidNotFound)
-// works), except that for requests answered by Error (SetClusterState...)
-// resp may be a *proto.Error that receives Error(ACK). Other errors: ctx's
-// (the request is then forgotten and a late answer dropped), or one
-// matching [ErrClosed]. Ask may be called concurrently.
+// resp: a pointer to the answer type of req, or nil to drop the answer.
+// For requests answered by Error (SetClusterState...) Error(ACK) is the
+// success, which resp, if not nil, must be a *proto.Error to receive.
+// Any other Error answer is returned as the error itself (a *proto.Error,
+// so errors.Is(err, proto.ErrOidNotFound) works, and errors.As gets the
+// packet to relay it). Other errors: ctx's (the request is then forgotten
+// and a late answer dropped), or one matching [ErrClosed] or, for an
+// answer of the wrong type, [ErrProtocol]. Ask may be called concurrently.
 func (l *Link) Ask(ctx context.Context, req, resp proto.Msg) error {
 	c, err := l.Start(req, resp)
 	if err != nil {
@@ -322,8 +533,7 @@ func (l *Link) Ask(ctx context.Context, req, resp proto.Msg) error {
 }
 
 // Start sends the request req and returns the call that waits for its
-// answer; see [Link.Ask] for resp. With resp nil the answer is kept as
-// received, an Error included ([Call.Answer]): this is what a relay wants.
+// answer; see [Link.Ask] for resp.
 func (l *Link) Start(req, resp proto.Msg) (*Call, error) {
 	code := req.NEOMsgCode()
 	kind, ok := proto.MsgKind(code)
@@ -341,24 +551,7 @@ func (l *Link) Start(req, resp proto.Msg) (*Call, error) {
 		}
 	}
 	c := &Call{link: l, reqCode: code, ansCode: ans, resp: resp, done: make(chan struct{})}
-
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	l.mu.Lock()
-	if l.mu.err != nil {
-		err := l.mu.err
-		l.mu.Unlock()
-		return nil, err
-	}
-	// Skip ids still pending after the counter wrapped.
-	for l.mu.pending[l.nextID] != nil {
-		l.nextID++
-	}
-	c.id = l.nextID
-	l.nextID++
-	l.mu.pending[c.id] = c // before sending: the answer may come at once
-	l.mu.Unlock()
-	if err := l.writeLocked(c.id, req); err != nil {
+	if err := l.send(0, true, req, c); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -437,7 +630,10 @@ const (
 // readLoop is the link's reader goroutine: it cuts frames from the stream
 // and dispatches them, until the link closes.
 func (l *Link) readLoop() {
-	defer close(l.done)
+	defer func() {
+		<-l.wdone // the close that stopped us also stops the writer
+		close(l.done)
+	}()
 	buf := make([]byte, max(readBufSize, len(l.leftover)))
 	r, w := 0, copy(buf, l.leftover)
 	l.leftover = nil
@@ -464,6 +660,7 @@ func (l *Link) readLoop() {
 				frame = bytes.Clone(buf[r : r+size])
 				r += size
 			}
+			l.burst.Store(r < w)
 			if !l.dispatch(frame) {
 				return
 			}
@@ -577,10 +774,8 @@ func (l *Link) dispatchAnswer(id uint32, code uint16, args []byte) bool {
 		if err := decodeArgs(e, args); err != nil {
 			c.err = fmt.Errorf("%w: %w", ErrProtocol, err)
 			ok = false
-		} else if c.resp == nil {
-			c.answer = e
-		} else if e == c.resp && e.Code == proto.ACK {
-			c.answer = e
+		} else if e.Code == proto.ACK && c.ansCode == codeError {
+			c.answer = e // success of a request answered by Error
 		} else {
 			c.err = e
 		}

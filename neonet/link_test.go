@@ -1,6 +1,7 @@
 package neonet
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -178,7 +179,7 @@ func TestConcurrentAsks(t *testing.T) {
 }
 
 // An Error answer is returned as a *proto.Error, matching its code's
-// sentinel; with resp nil (relay) it is the answer itself.
+// sentinel, with resp or without.
 func TestErrorAnswer(t *testing.T) {
 	cli, srv := pair(t, "tcp4", Config{}, Config{})
 	ctx := testCtx(t)
@@ -199,11 +200,8 @@ func TestErrorAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	recvReq(t, srv).Reply(&proto.Error{Code: proto.DENIED, Message: "no"})
-	if err := call.Wait(ctx); err != nil {
-		t.Fatalf("relay call: %v", err)
-	}
-	if e, ok := call.Answer().(*proto.Error); !ok || e.Code != proto.DENIED {
-		t.Fatalf("relay call answer: %#v", call.Answer())
+	if err := call.Wait(ctx); !errors.Is(err, proto.ErrDenied) {
+		t.Fatalf("got %v, want DENIED", err)
 	}
 
 	// The link stays usable.
@@ -217,7 +215,7 @@ func TestErrorAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	if a, ok := call.Answer().(*proto.AcceptIdentification); !ok || a.YourNID != proto.NewNodeID(proto.CLIENT, 3) {
-		t.Fatalf("relay call answer: %#v", call.Answer())
+		t.Fatalf("answer: %#v", call.Answer())
 	}
 }
 
@@ -392,24 +390,34 @@ func TestLargePacket(t *testing.T) {
 	}
 }
 
-// Between two links a big request and its big answer go through.
+// Between two links a big request and a big answer go through.
 func TestLargeAskAnswer(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 8<<20/16) // 8 MiB
 	handler := func(r *Request) {
-		ri := r.Msg.(*proto.RequestIdentification)
-		r.Reply(&proto.Error{Code: proto.ACK, Message: ri.ClusterName})
+		switch m := r.Msg.(type) {
+		case *proto.AskObject:
+			r.Reply(&proto.AnswerObject{Oid: m.Oid, Serial: 1, NextSerial: proto.InvalidTid, Compression: proto.Some[uint8](0),
+				Checksum: make([]byte, 20), Data: data, DataSerial: proto.InvalidTid})
+		case *proto.RequestIdentification:
+			r.Reply(&proto.AcceptIdentification{YourNID: proto.NodeID(len(m.ClusterName))})
+		}
 	}
 	cli, _ := pair(t, "tcp4", Config{}, Config{Handler: handler})
+	var obj proto.AnswerObject
+	if err := cli.Ask(testCtx(t), &proto.AskObject{Oid: 1, At: proto.InvalidTid, Before: proto.InvalidTid}, &obj); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(obj.Data, data) {
+		t.Fatalf("answer has %d bytes of data, want %d", len(obj.Data), len(data))
+	}
 	m := ident(1)
-	m.ClusterName = strings.Repeat("z", 8<<20)
-	call, err := cli.Start(m, nil)
-	if err != nil {
+	m.ClusterName = string(data)
+	var acc proto.AcceptIdentification
+	if err := cli.Ask(testCtx(t), m, &acc); err != nil {
 		t.Fatal(err)
 	}
-	if err := call.Wait(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if e := call.Answer().(*proto.Error); e.Message != m.ClusterName {
-		t.Fatalf("answer has %d bytes", len(e.Message))
+	if int(acc.YourNID) != len(data) {
+		t.Fatalf("peer got %d bytes, want %d", acc.YourNID, len(data))
 	}
 }
 
@@ -491,11 +499,8 @@ func TestAbort(t *testing.T) {
 	r := recvReq(t, srv)
 	r.Reply(&proto.Error{Code: proto.NOT_READY, Message: "later"})
 	srv.Abort()
-	if err := call.Wait(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if e := call.Answer().(*proto.Error); e.Code != proto.NOT_READY {
-		t.Fatalf("got %v", e)
+	if err := call.Wait(testCtx(t)); !errors.Is(err, proto.ErrNotReady) {
+		t.Fatalf("got %v, want NOT_READY", err)
 	}
 	if err := waitClosed(t, cli); !errors.Is(err, io.EOF) {
 		t.Fatalf("client: link closed with %v, want EOF", err)

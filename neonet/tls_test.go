@@ -165,8 +165,7 @@ func TestTLSVersusPlain(t *testing.T) {
 		if _, err := Dial(testCtx(t), "tcp4", ln.Addr().String(), Config{}); err == nil {
 			t.Fatal("plain Dial to a TLS listener succeeded")
 		}
-		ln.Close()
-		errs := rec.errs("incoming connection refused")
+		errs := rec.waitErrs(t, "incoming connection refused", 2)
 		if len(errs) != 2 || !errors.Is(errs[0], ErrNotTLS) || !errors.Is(errs[1], ErrNotTLS) {
 			t.Fatalf("logged %v, want ErrNotTLS twice", errs)
 		}
@@ -178,8 +177,7 @@ func TestTLSVersusPlain(t *testing.T) {
 		if _, err := Dial(testCtx(t), "tcp4", ln.Addr().String(), Config{TLS: tlsCfg}); err == nil {
 			t.Fatal("TLS Dial to a plain listener succeeded")
 		}
-		ln.Close()
-		errs := rec.errs("incoming connection refused")
+		errs := rec.waitErrs(t, "incoming connection refused", 1)
 		if len(errs) != 1 || !errors.Is(errs[0], ErrNotNEO) {
 			t.Fatalf("logged %v, want ErrNotNEO", errs)
 		}
@@ -217,8 +215,7 @@ func TestTLSRejects(t *testing.T) {
 					t.Fatal("link accepted")
 				}
 			}
-			ln.Close()
-			if errs := rec.errs("incoming connection refused"); len(errs) != 1 {
+			if errs := rec.waitErrs(t, "incoming connection refused", 1); len(errs) != 1 {
 				t.Fatalf("server logged %v, want one refusal", errs)
 			}
 		})
@@ -236,8 +233,7 @@ func TestTLSRejects(t *testing.T) {
 		if err == nil {
 			t.Fatal("server accepted a client without certificate")
 		}
-		ln.Close()
-		if errs := rec.errs("incoming connection refused"); len(errs) != 1 {
+		if errs := rec.waitErrs(t, "incoming connection refused", 1); len(errs) != 1 {
 			t.Fatalf("server logged %v, want one refusal", errs)
 		}
 	})

@@ -1,0 +1,149 @@
+package neonet
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"os"
+	"testing"
+
+	"github.com/neogo/neo/proto"
+)
+
+// Round-trip benchmarks over loopback TCP. BenchmarkRawTCPEcho32 is the
+// floor: 32 bytes echoed by a goroutine on a plain net.Conn. Compare with
+//
+//	go test -run '^$' -bench . -count 10 ./neonet > bench.txt
+//	go tool benchstat bench.txt
+
+// BenchmarkRawTCPEcho32 measures one 32-byte write and read back through a
+// goroutine echoing on a plain TCP connection.
+func BenchmarkRawTCPEcho32(b *testing.B) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	echoDone := make(chan struct{})
+	go func() {
+		defer close(echoDone)
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		var buf [32]byte
+		for {
+			if _, err := io.ReadFull(conn, buf[:]); err != nil {
+				return
+			}
+			if _, err := conn.Write(buf[:]); err != nil {
+				return
+			}
+		}
+	}()
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	msg := bytes.Repeat([]byte{'x'}, 32)
+	var buf [32]byte
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := conn.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(conn, buf[:]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	conn.Close()
+	<-echoDone
+}
+
+var benchMode = writeHybrid
+
+func init() {
+	switch os.Getenv("NEONET_WRITE") {
+	case "goroutine":
+		benchMode = writeGoroutine
+	case "direct":
+		benchMode = writeDirect
+	}
+}
+
+// benchPair returns connected links for a benchmark.
+func benchPair(b *testing.B, scfg Config) *Link {
+	scfg.writeMode = benchMode
+	cli, _ := pair(b, "tcp4", Config{writeMode: benchMode}, scfg)
+	return cli
+}
+
+// BenchmarkAskPing measures Ask(Ping) → Pong, answered by the peer's link
+// layer.
+func BenchmarkAskPing(b *testing.B) {
+	cli := benchPair(b, Config{})
+	ctx := context.Background()
+	var pong proto.Pong
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := cli.Ask(ctx, &proto.Ping{}, &pong); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// objectHandler answers AskObject with 4 KiB of data, on the reader
+// goroutine as a storage serving loads would.
+func objectHandler(data []byte) func(*Request) {
+	return func(r *Request) {
+		if ask, ok := r.Msg.(*proto.AskObject); ok {
+			r.Reply(&proto.AnswerObject{
+				Oid: ask.Oid, Serial: 1, NextSerial: proto.InvalidTid, Compression: proto.Some[uint8](0),
+				Checksum: make([]byte, 20), Data: data, DataSerial: proto.InvalidTid,
+			})
+		}
+	}
+}
+
+// BenchmarkAskObject4K measures Ask(AskObject) → AnswerObject with 4 KiB
+// of data.
+func BenchmarkAskObject4K(b *testing.B) {
+	cli := benchPair(b, Config{Handler: objectHandler(bytes.Repeat([]byte{'d'}, 4096))})
+	ctx := context.Background()
+	var ans proto.AnswerObject
+	b.ReportAllocs()
+	b.SetBytes(4096)
+	b.ResetTimer()
+	for b.Loop() {
+		if err := cli.Ask(ctx, &proto.AskObject{Oid: 1, At: proto.InvalidTid, Before: proto.InvalidTid}, &ans); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if len(ans.Data) != 4096 {
+		b.Fatalf("answer with %d bytes", len(ans.Data))
+	}
+}
+
+// BenchmarkAskObject4KParallel is BenchmarkAskObject4K with concurrent
+// askers (GOMAXPROCS × 4) sharing the link, where writes contend.
+func BenchmarkAskObject4KParallel(b *testing.B) {
+	cli := benchPair(b, Config{Handler: objectHandler(bytes.Repeat([]byte{'d'}, 4096))})
+	b.ReportAllocs()
+	b.SetBytes(4096)
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		var ans proto.AnswerObject
+		for pb.Next() {
+			if err := cli.Ask(context.Background(), &proto.AskObject{Oid: 1, At: proto.InvalidTid, Before: proto.InvalidTid}, &ans); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
