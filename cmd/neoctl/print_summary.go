@@ -1,0 +1,26 @@
+package main
+
+import "context"
+
+var cmdPrintSummary = &command{
+	name: "summary",
+	help: `Print the health of this cluster and of the backup clusters it
+monitors. The first line is '# ' and a JSON object mapping "warning" and
+"problem" to the clusters in that state: null for this cluster, a name for
+a backup; lists that would be empty are left out. The summary follows.`,
+	run: func(ctx context.Context, e *env, args []string) error {
+		if err := argCount("print summary", args, 0, 0); err != nil {
+			return err
+		}
+		c, err := e.admin(ctx)
+		if err != nil {
+			return err
+		}
+		s, err := c.PrintSummary(ctx)
+		if err != nil {
+			return err
+		}
+		e.println(s)
+		return nil
+	},
+}

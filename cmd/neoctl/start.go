@@ -1,0 +1,28 @@
+package main
+
+import (
+	"context"
+
+	"github.com/neogo/neo/proto"
+)
+
+var cmdStart = &command{
+	name: "start",
+	help: `Let a cluster that is waiting in RECOVERING start with the storages
+it has now (same as: set cluster VERIFYING).`,
+	run: func(ctx context.Context, e *env, args []string) error {
+		if err := argCount("start", args, 0, 0); err != nil {
+			return err
+		}
+		c, err := e.admin(ctx)
+		if err != nil {
+			return err
+		}
+		msg, err := c.SetClusterState(ctx, proto.VERIFYING)
+		if err != nil {
+			return err
+		}
+		e.println(msg)
+		return nil
+	},
+}
