@@ -134,8 +134,8 @@ func (c *Core) adminMsg(n *node, r Recv) error {
 		}
 		ack("")
 	case *proto.CheckReplicas:
-		// TODO(#replica-check): relay CheckPartition to storages.
-		return denied("replica check is not implemented by this master yet")
+		c.checkReplicas(m)
+		ack("")
 	default:
 		return protocolError("unexpected packet " + proto.MsgName(r.Msg.NEOMsgCode()))
 	}
@@ -252,4 +252,49 @@ func (c *Core) setNodeState(nid proto.NodeID, st proto.NodeState, ack func(strin
 		c.stopOperation(proto.InvalidTid)
 	}
 	return nil
+}
+
+// checkReplicas asks one storage per partition to check its cell against
+// the other readable cells (neoctl check, cluster.md §8.6). Backup mode
+// (checking against the upstream cluster) is not supported.
+func (c *Core) checkReplicas(m *proto.CheckReplicas) {
+	maxTid := m.MaxTid
+	if maxTid == proto.InvalidTid {
+		maxTid = c.lastTransaction
+	}
+	if m.MinTid > maxTid {
+		c.log.Warn("nothing to check", "min_tid", m.MinTid.String(), "max_tid", maxTid.String())
+		return
+	}
+	checking := map[proto.NodeID]bool{}
+	for _, ps := range m.PartitionDict {
+		if int(ps.Partition) >= c.pt.np() {
+			continue
+		}
+		cells := c.pt.cells(int(ps.Partition), true)
+		if len(cells) <= 1 {
+			continue
+		}
+		// Prefer a node that already checks another partition.
+		nid := cells[len(cells)-1].nid
+		found := false
+		for _, cl := range cells {
+			if checking[cl.nid] {
+				nid, found = cl.nid, true
+				break
+			}
+		}
+		if !found {
+			checking[nid] = true
+		}
+		var src proto.UpstreamSource
+		if ps.Source != 0 {
+			if sn := c.byNID(ps.Source); sn != nil {
+				src.Addr = sn.addr
+			}
+		}
+		if n := c.byNID(nid); n != nil {
+			c.send(n, &proto.CheckPartition{Partition: ps.Partition, Source: src, MinTid: m.MinTid, MaxTid: maxTid})
+		}
+	}
 }

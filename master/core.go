@@ -851,7 +851,7 @@ func (c *Core) identify(k *conn, msgID uint32, req *proto.RequestIdentification)
 	n.readOnly = readOnly
 	n.idts = proto.Some(c.monotonic())
 	n.state = state
-	c.log.Info("node identified", "node", nid.String(), "type", req.NodeType.String(), "addr", req.Addr.String(), "state", state.String())
+	c.log.Info("node identified", "node", nid.String(), "type", req.NodeType.String(), "addr", addrString(req.Addr), "state", state.String())
 	c.broadcastNodes(n)
 	if len(newNID) > 0 {
 		var changes []cellChange
@@ -1056,4 +1056,11 @@ func (c *Core) devpaths() map[proto.NodeID][]string {
 		m[n.nid] = path
 	}
 	return m
+}
+
+func addrString(a proto.Addr) string {
+	if a.IsZero() {
+		return ""
+	}
+	return a.String()
 }

@@ -630,3 +630,28 @@ func TestAddNodeAndTweak(t *testing.T) {
 		t.Fatalf("state %v after kill", h.c.ClusterState())
 	}
 }
+
+func TestCheckReplicas(t *testing.T) {
+	h, storages, _ := runningCluster(t)
+	admin, _ := h.identify(proto.ADMIN, 0, 9999, nil)
+	effects := h.recv(admin, &proto.CheckReplicas{PartitionDict: []proto.CheckSource{{Partition: 0}, {Partition: 1}}, MaxTid: proto.InvalidTid})
+	if e := mustFind[*proto.Error](t, effects, admin); e.Code != proto.ACK {
+		t.Fatalf("check: %v", e)
+	}
+	var checks []*proto.CheckPartition
+	var conns []ConnID
+	for _, e := range effects {
+		if m, ok := e.Msg.(*proto.CheckPartition); ok {
+			checks = append(checks, m)
+			conns = append(conns, e.Conn)
+		}
+	}
+	// Both partitions go to one node (one check per node at a time is
+	// not required, but neoppod groups them on a node already checking).
+	if len(checks) != 2 || conns[0] != conns[1] || conns[0] != storages[1] {
+		t.Fatalf("checks %v on %v:\n%s", checks, conns, dump(effects))
+	}
+	if checks[0].MaxTid != h.c.lastTransaction || checks[0].Source.Addr != (proto.Addr{}) {
+		t.Fatalf("check %+v", checks[0])
+	}
+}
