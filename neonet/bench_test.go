@@ -5,8 +5,9 @@ import (
 	"context"
 	"io"
 	"net"
-	"os"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/neogo/neo/proto"
 )
@@ -15,7 +16,11 @@ import (
 // floor: 32 bytes echoed by a goroutine on a plain net.Conn. Compare with
 //
 //	go test -run '^$' -bench . -count 10 ./neonet > bench.txt
-//	go tool benchstat bench.txt
+//	benchstat bench.txt
+//
+// On a loaded machine the separate benchmarks vary too much for a ratio;
+// BenchmarkRoundTripPaired alternates raw and NEO round trips one by one
+// and reports their medians and ratios.
 
 // BenchmarkRawTCPEcho32 measures one 32-byte write and read back through a
 // goroutine echoing on a plain TCP connection.
@@ -64,21 +69,9 @@ func BenchmarkRawTCPEcho32(b *testing.B) {
 	<-echoDone
 }
 
-var benchMode = writeHybrid
-
-func init() {
-	switch os.Getenv("NEONET_WRITE") {
-	case "goroutine":
-		benchMode = writeGoroutine
-	case "direct":
-		benchMode = writeDirect
-	}
-}
-
 // benchPair returns connected links for a benchmark.
 func benchPair(b *testing.B, scfg Config) *Link {
-	scfg.writeMode = benchMode
-	cli, _ := pair(b, "tcp4", Config{writeMode: benchMode}, scfg)
+	cli, _ := pair(b, "tcp4", Config{}, scfg)
 	return cli
 }
 
@@ -146,4 +139,82 @@ func BenchmarkAskObject4KParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRoundTripPaired alternates one raw 32-byte echo, one
+// Ask(Ping) and one Ask(AskObject) answered with 4 KiB, so that load
+// changes hit them alike, and reports the median of each and the ratios
+// to the raw echo. Its ns/op is the sum of the three.
+func BenchmarkRoundTripPaired(b *testing.B) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	echoDone := make(chan struct{})
+	go func() {
+		defer close(echoDone)
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		var buf [32]byte
+		for {
+			if _, err := io.ReadFull(conn, buf[:]); err != nil {
+				return
+			}
+			if _, err := conn.Write(buf[:]); err != nil {
+				return
+			}
+		}
+	}()
+	raw, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cli := benchPair(b, Config{Handler: objectHandler(bytes.Repeat([]byte{'d'}, 4096))})
+	ctx := context.Background()
+	msg := bytes.Repeat([]byte{'x'}, 32)
+	var buf [32]byte
+	var pong proto.Pong
+	var ans proto.AnswerObject
+	var rawT, pingT, objT []time.Duration
+	b.ReportAllocs()
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := raw.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(raw, buf[:]); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := cli.Ask(ctx, &proto.Ping{}, &pong); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		if err := cli.Ask(ctx, &proto.AskObject{Oid: 1, At: proto.InvalidTid, Before: proto.InvalidTid}, &ans); err != nil {
+			b.Fatal(err)
+		}
+		t3 := time.Now()
+		rawT = append(rawT, t1.Sub(t0))
+		pingT = append(pingT, t2.Sub(t1))
+		objT = append(objT, t3.Sub(t2))
+	}
+	b.StopTimer()
+	raw.Close()
+	<-echoDone
+	r, p, o := median(rawT), median(pingT), median(objT)
+	b.ReportMetric(r, "raw-p50-ns")
+	b.ReportMetric(p, "ping-p50-ns")
+	b.ReportMetric(o, "object-p50-ns")
+	b.ReportMetric(p/r, "ping/raw")
+	b.ReportMetric(o/r, "object/raw")
+}
+
+func median(d []time.Duration) float64 {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return float64(s[len(s)/2])
 }

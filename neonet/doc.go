@@ -31,13 +31,16 @@
 //
 // # Concurrency and ownership
 //
-// A Link is safe for use by any number of goroutines. Each link runs one
-// reader goroutine, started by Dial/Accept and ended by the link's close;
-// [Link.Done] is closed when it has exited. Writes are done by the calling
-// goroutine, under a mutex, straight into the socket from a reused buffer:
-// a send returns once the packet is handed to the kernel (see
-// bench_test.go for why this beats a writer goroutine). Locks: wmu (write
-// side) is taken before mu (shared state), never the reverse.
+// A Link is safe for use by any number of goroutines. Each link runs a
+// reader and a writer goroutine, started by Dial/Accept and ended by the
+// link's close; [Link.Done] is closed when both have exited. A sender
+// writes its packet to the socket itself when no write is in progress
+// (no goroutine switch on the round trip of a lone request); otherwise
+// the packet is queued and the writer goroutine writes the queue in
+// batches (see send in link.go, and bench_test.go). Send, Reply and
+// Start therefore return once the packet is written or queued; a write
+// error closes the link. Locks: wmu (write side) is taken before mu
+// (shared state), never the reverse.
 //
 // Incoming requests and notifications go to [Config.Handler], called on the
 // reader goroutine, or, without a handler, to an unbounded queue read by
