@@ -288,7 +288,9 @@ func (c *Core) settle() {
 			}
 		}
 	}
-	panic("master: core does not settle")
+	// A bug: transitions keep firing. Stop here rather than spin; the
+	// next event retries.
+	c.log.Error("master: core does not settle", "cluster_state", c.state.String())
 }
 
 // monotonic returns the master's strictly increasing clock (protocol.md

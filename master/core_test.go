@@ -21,7 +21,7 @@ func (f *fakeClock) now() time.Time {
 
 // harness drives a Core with scripted peers, without sockets.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	c     *Core
 	clock *fakeClock
 	next  ConnID
@@ -29,7 +29,7 @@ type harness struct {
 	out   []Effect // effects of the last step
 }
 
-func newHarness(t *testing.T, mod func(*Config)) *harness {
+func newHarness(t testing.TB, mod func(*Config)) *harness {
 	t.Helper()
 	clock := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	cfg := Config{Cluster: "test", Bind: proto.Addr{Host: "127.0.0.1", Port: 10000},
@@ -94,7 +94,7 @@ func asks[T proto.Msg](effects []Effect) map[ConnID]Effect {
 	return out
 }
 
-func mustFind[T proto.Msg](t *testing.T, effects []Effect, cn ConnID) T {
+func mustFind[T proto.Msg](t testing.TB, effects []Effect, cn ConnID) T {
 	t.Helper()
 	m, ok := find[T](effects, cn)
 	if !ok {
@@ -258,7 +258,7 @@ func TestStartWithNeoctl(t *testing.T) {
 
 // runningCluster returns a RUNNING cluster with 2 ready storages and one
 // client.
-func runningCluster(t *testing.T) (h *harness, storages []ConnID, client ConnID) {
+func runningCluster(t testing.TB) (h *harness, storages []ConnID, client ConnID) {
 	h = newHarness(t, func(c *Config) { c.Autostart = 2 })
 	storages, _ = h.startCluster(2)
 	for _, s := range storages {
