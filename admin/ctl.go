@@ -1,0 +1,177 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/proto"
+)
+
+// serveCtl handles a packet from neoctl (protocol.md §5.14). It runs on
+// the neoctl link's reader goroutine, so it only sends: what waits for the
+// master runs on a goroutine of its own.
+//
+// neoctl does not identify. Without a primary master every packet is
+// answered NOT_READY and the link aborted. The admin answers from its copy
+// of the cluster AskNodeList, AskPartitionList, AskClusterState,
+// AskPrimary and AskMonitorInformation; it forwards the commands to the
+// master and relays the master's answer under neoctl's message id.
+func (n *Node) serveCtl(req *neonet.Request) {
+	n.mu.Lock()
+	v, master, ctx := n.mu.v, n.mu.master, n.mu.ctx
+	if master == nil || n.mu.done {
+		n.mu.Unlock()
+		n.log.Debug("neoctl request while not connected", "msg", fmt.Sprintf("%T", req.Msg))
+		n.replyAbort(req, &proto.Error{Code: proto.NOT_READY, Message: notConnected})
+		return
+	}
+	var answer proto.Msg
+	switch m := req.Msg.(type) {
+	case *proto.AskNodeList:
+		answer = v.nodeList(m.NodeType)
+	case *proto.AskPartitionList:
+		a, perr := v.partitionList(m.MinOffset, m.MaxOffset)
+		if perr != nil {
+			n.mu.Unlock()
+			// neoppod sends this error as a new packet, not as the answer,
+			// and keeps the link.
+			if err := req.Link.Send(perr); err != nil {
+				n.log.Debug("send to neoctl", "err", err)
+			}
+			return
+		}
+		answer = a
+	case *proto.AskClusterState:
+		answer = &proto.AnswerClusterState{State: v.clusterState}
+	case *proto.AskPrimary:
+		answer = &proto.AnswerPrimary{PrimaryNID: v.primary}
+	case *proto.AskMonitorInformation:
+		mon := v.monitor()
+		n.mu.Unlock()
+		n.wg.Go(func() { n.answerMonitor(ctx, req, master, mon) })
+		return
+	case *proto.FlushLog:
+		n.mu.Unlock()
+		if err := master.Send(&proto.FlushLog{}); err != nil {
+			n.log.Debug("forward FlushLog", "err", err)
+		}
+		return
+	case *proto.AddPendingNodes, *proto.AskLastIDs, *proto.AskLastTransaction,
+		*proto.AskRecovery, *proto.CheckReplicas, *proto.Repair,
+		*proto.SetClusterState, *proto.SetNodeState, *proto.SetNumReplicas,
+		*proto.Truncate, *proto.TweakPartitionTable:
+		n.mu.Unlock()
+		n.forward(ctx, req, master)
+		return
+	case *proto.RequestIdentification:
+		n.mu.Unlock()
+		// Only the admins of monitored backup clusters identify to us
+		// (protocol.md §5.17), which is not implemented yet.
+		msg := "reject non-admin node"
+		if m.NodeType == proto.ADMIN {
+			msg = fmt.Sprintf("unknown backup cluster %q", m.ClusterName)
+		}
+		n.replyAbort(req, &proto.Error{Code: proto.PROTOCOL_ERROR, Message: msg})
+		return
+	default:
+		n.mu.Unlock()
+		n.replyAbort(req, &proto.Error{Code: proto.PROTOCOL_ERROR,
+			Message: fmt.Sprintf("unexpected packet %s", proto.MsgName(req.Msg.NEOMsgCode()))})
+		return
+	}
+	n.mu.Unlock()
+	if err := req.Reply(answer); err != nil {
+		n.log.Debug("reply to neoctl", "err", err)
+	}
+}
+
+// replyAbort answers an error then aborts the link, as neoppod does after
+// a protocol error or a NOT_READY condition.
+func (n *Node) replyAbort(req *neonet.Request, e *proto.Error) {
+	if err := req.Reply(e); err != nil {
+		n.log.Debug("reply to neoctl", "err", err)
+	}
+	req.Link.Abort()
+}
+
+// forward sends neoctl's request to the master and, on a goroutine,
+// relays the answer to neoctl with neoctl's id. A PROTOCOL_ERROR answer
+// aborts the neoctl link after relaying it; so does the loss of the master,
+// reported as PROTOCOL_ERROR "connection to master lost".
+func (n *Node) forward(ctx context.Context, req *neonet.Request, master *neonet.Link) {
+	call, err := master.Start(req.Msg, nil)
+	if err != nil {
+		n.replyAbort(req, &proto.Error{Code: proto.PROTOCOL_ERROR, Message: "connection to master lost"})
+		return
+	}
+	n.wg.Go(func() {
+		err := call.Wait(ctx)
+		var perr *proto.Error
+		switch {
+		case err == nil:
+			if err := req.Reply(call.Answer()); err != nil {
+				n.log.Debug("relay to neoctl", "err", err)
+			}
+		case errors.As(err, &perr):
+			if perr.Code == proto.PROTOCOL_ERROR {
+				n.replyAbort(req, perr)
+			} else if err := req.Reply(perr); err != nil {
+				n.log.Debug("relay to neoctl", "err", err)
+			}
+		case ctx.Err() != nil:
+			// Shutting down: neoctl's link is being closed.
+		default:
+			n.log.Debug("forwarded request failed", "msg", fmt.Sprintf("%T", req.Msg), "err", err)
+			n.replyAbort(req, &proto.Error{Code: proto.PROTOCOL_ERROR, Message: "connection to master lost"})
+		}
+	})
+}
+
+// answerMonitor answers AskMonitorInformation. While the cluster is
+// operational the last tid (and in backup mode the backup tid) is asked to
+// the master first, as the summary shows it; a master that does not
+// answer within monitorTimeout is dropped.
+func (n *Node) answerMonitor(ctx context.Context, req *neonet.Request, master *neonet.Link, mon Monitor) {
+	if mon.Operational() {
+		qctx, cancel := context.WithTimeout(ctx, monitorTimeout)
+		defer cancel()
+		var err error
+		if s, _ := mon.ClusterState.Get(); s == proto.BACKINGUP {
+			var rec proto.AnswerRecovery
+			if err = master.Ask(qctx, &proto.AskRecovery{}, &rec); err == nil && rec.BackupTid != proto.InvalidTid {
+				mon.BackupTid = proto.Some(rec.BackupTid)
+			}
+		}
+		var last proto.AnswerLastTransaction
+		if err == nil {
+			if err = master.Ask(qctx, &proto.AskLastTransaction{}, &last); err == nil {
+				mon.LastTid = proto.Some(last.Tid)
+			}
+		}
+		switch {
+		case err == nil:
+			n.mu.Lock()
+			if n.mu.master == master && n.mu.v.clusterState == mon.ClusterState {
+				n.mu.v.lastTid, n.mu.v.backupTid = mon.LastTid, mon.BackupTid
+			}
+			n.mu.Unlock()
+		case ctx.Err() != nil:
+			return
+		case qctx.Err() != nil:
+			n.log.Error("the master did not answer monitoring questions: dropping it", "timeout", monitorTimeout)
+			master.Close()
+		}
+		if err != nil {
+			n.replyAbort(req, &proto.Error{Code: proto.NOT_READY, Message: notConnected})
+			return
+		}
+	}
+	n.mu.Lock()
+	extra := n.mu.mailer.failure()
+	n.mu.Unlock()
+	if err := req.Reply(monitorAnswer(mon, extra)); err != nil {
+		n.log.Debug("reply to neoctl", "err", err)
+	}
+}

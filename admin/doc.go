@@ -1,0 +1,27 @@
+// Package admin is NEO's admin node (cluster.md §1.4): the intermediary
+// between the operator's neoctl and the primary master.
+//
+// The admin identifies to the primary master as an ADMIN node, following
+// NotPrimaryMaster redirections and looking for a master again, at most
+// once a second per address, whenever the one it follows goes away. It
+// keeps a copy of the node table, the partition table and the cluster
+// state from the master's NotifyNodeInformation, SendPartitionTable,
+// NotifyPartitionChanges and NotifyClusterInformation.
+//
+// neoctl connects without identifying (protocol.md §5.4, §5.14):
+//
+//	neoctl ──AskNodeList/AskPartitionList/AskClusterState/AskPrimary──▶ admin   answered from the copy
+//	neoctl ──AskMonitorInformation──▶ admin ──AskLastTransaction──▶ master      summary of the health
+//	neoctl ──SetClusterState, TweakPartitionTable, ...──▶ admin ──same packet──▶ master
+//	neoctl ◀──────────── master's answer, relayed with neoctl's message id ──────────┘
+//
+// Without a primary master every neoctl packet is answered NOT_READY "Not
+// connected to a primary master." and the link aborted. When the master is
+// lost after announcing STOPPING, the admin exits.
+//
+// The health of the cluster (state, cells per state, nodes down, last tid)
+// is summarised for neoctl's "print summary" and, with e-mail recipients
+// configured, sent by e-mail when it changes. Monitoring backup clusters
+// through their admins (protocol.md §5.17) is not implemented: their
+// names are announced to the master, but their admins are refused.
+package admin

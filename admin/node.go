@@ -1,0 +1,337 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/proto"
+)
+
+// monitorTimeout bounds the questions the admin asks the master for
+// "print summary" (neoppod's MONITOR_TIMEOUT): past it the master link is
+// dropped, as a master that does not answer is of no use.
+const monitorTimeout = 60 * time.Second
+
+// ErrStopped is returned by [Node.Run] when the node stopped because the
+// cluster was shut down (the master was lost after announcing STOPPING).
+var ErrStopped = errors.New("admin: cluster stopped")
+
+// Node is an admin node. It is created by [NewNode] and runs with
+// [Node.Run].
+//
+// The view of the cluster and the master link are guarded by mu; they
+// are written by the goroutine of Run that talks to the master and read by
+// the handlers of neoctl links, which run on the links' reader goroutines.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	ready chan struct{}
+	addr  proto.Addr // set before ready is closed
+
+	wg sync.WaitGroup // relays and monitor questions in flight
+
+	mu struct {
+		sync.Mutex
+		v      *view
+		master *neonet.Link          // nil while not identified to a primary
+		ctl    map[*neonet.Link]bool // neoctl links, closed on exit
+		ctx    context.Context       // Run's context, for work started by handlers
+		done   bool                  // Run is returning: start nothing new
+		mailer *mailer               // nil without e-mail notifications
+	}
+}
+
+// NewNode checks cfg and returns an admin node ready to Run.
+func NewNode(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.ReconnectDelay == 0 {
+		cfg.ReconnectDelay = time.Second
+	}
+	if cfg.Bind.Host == "" {
+		cfg.Bind.Host = "127.0.0.1"
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{cfg: cfg, log: log, ready: make(chan struct{})}
+	n.mu.v = newView()
+	n.mu.ctl = map[*neonet.Link]bool{}
+	if len(cfg.Monitor.Emails) > 0 {
+		n.mu.mailer = newMailer(cfg.Cluster, cfg.Monitor, log)
+	}
+	return n, nil
+}
+
+// Ready is closed once the node listens for neoctl.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// Addr returns the address neoctl connects to, once [Node.Ready] is closed.
+func (n *Node) Addr() proto.Addr { return n.addr }
+
+// Run listens for neoctl, connects to the primary master and serves until
+// ctx ends (it then returns ctx's error) or the cluster is shut down
+// (then [ErrStopped]). A lost master is looked for again, as long as the
+// cluster was not STOPPING.
+func (n *Node) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ln, err := neonet.Listen(ctx, "tcp", n.cfg.Bind.String(), neonet.Config{
+		Logger:  n.log,
+		TLS:     n.cfg.TLS,
+		Handler: n.serveCtl,
+	})
+	if err != nil {
+		return fmt.Errorf("admin: listen for neoctl: %w", err)
+	}
+	ta := ln.Addr().(*net.TCPAddr)
+	n.addr = proto.Addr{Host: n.cfg.Bind.Host, Port: uint16(ta.Port)}
+	n.log.Info("listening for neoctl", "addr", n.addr)
+	n.mu.Lock()
+	n.mu.ctx = ctx
+	n.mu.Unlock()
+	close(n.ready)
+	if m := n.mu.mailer; m != nil {
+		n.wg.Go(func() { m.run(ctx) })
+	}
+
+	var accept sync.WaitGroup
+	accept.Go(func() {
+		for {
+			link, err := ln.Accept(ctx)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			if n.mu.done {
+				n.mu.Unlock()
+				link.Close()
+				return
+			}
+			n.mu.ctl[link] = true
+			n.mu.Unlock()
+			n.wg.Go(func() {
+				<-link.Done()
+				n.mu.Lock()
+				delete(n.mu.ctl, link)
+				n.mu.Unlock()
+			})
+		}
+	})
+
+	err = n.loop(ctx)
+
+	ln.Close()
+	cancel()
+	accept.Wait()
+	n.mu.Lock()
+	n.mu.done = true
+	for l := range n.mu.ctl {
+		l.Close()
+	}
+	if n.mu.master != nil {
+		n.mu.master.Close()
+	}
+	n.mu.Unlock()
+	n.wg.Wait()
+	return err
+}
+
+// loop connects to the primary master and follows it, again after each
+// loss, until the cluster stops or ctx ends.
+func (n *Node) loop(ctx context.Context) error {
+	nid := n.cfg.NID
+	for {
+		link, acc, err := n.connectPrimary(ctx, nid)
+		if err != nil {
+			return err
+		}
+		stopping := n.followMaster(ctx, link, acc)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if stopping {
+			n.log.Info("cluster stopped: exiting")
+			return ErrStopped
+		}
+		n.log.Error("primary master is down")
+		nid = 0 // forget our id, as neoppod does: the master gives one again
+	}
+}
+
+// followMaster mirrors what the master tells until the link breaks, and
+// reports whether the cluster was STOPPING then.
+func (n *Node) followMaster(ctx context.Context, link *neonet.Link, acc *proto.AcceptIdentification) bool {
+	n.mu.Lock()
+	n.mu.v.identified(acc.YourNID, acc.MyNID)
+	n.mu.master = link
+	n.mu.Unlock()
+	n.log.Info("identified to the primary master", "primary", acc.MyNID, "nid", acc.YourNID, "addr", link.RemoteAddr())
+
+	// The answer is applied before the notifications queued meanwhile,
+	// which are at least as recent.
+	var st proto.AnswerClusterState
+	if err := link.Ask(ctx, &proto.AskClusterState{}, &st); err == nil {
+		n.applyMaster(link, &st)
+	} else {
+		n.log.Warn("ask cluster state", "err", err)
+	}
+	for {
+		r, err := link.Recv(ctx)
+		if err != nil {
+			break
+		}
+		n.applyMaster(link, r.Msg)
+	}
+	link.Close()
+
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s, ok := n.mu.v.clusterState.Get()
+	n.mu.v.disconnected()
+	n.mu.master = nil
+	n.mu.mailer.changed(n.mu.v.monitor(), false)
+	return ok && s == proto.STOPPING
+}
+
+// applyMaster handles one packet from the master.
+func (n *Node) applyMaster(link *neonet.Link, m proto.Msg) {
+	n.mu.Lock()
+	ok, err := n.mu.v.apply(m)
+	if ok && err == nil {
+		n.mu.mailer.changed(n.mu.v.monitor(), true)
+	}
+	n.mu.Unlock()
+	switch {
+	case err != nil:
+		n.log.Error("inconsistent update from the master: reconnecting", "err", err)
+		link.Abort()
+	case ok:
+		n.log.Debug("master update", "msg", fmt.Sprintf("%T", m))
+	default:
+		switch m.(type) {
+		case *proto.FlushLog:
+			// Our log is not buffered: nothing to flush.
+		case *proto.NotifyUpstreamAdmin:
+			// Reporting to the admin of an upstream cluster is not
+			// implemented: this cluster's health is only told to neoctl
+			// and by e-mail.
+			n.log.Info("ignoring upstream admin", "msg", m)
+		default:
+			n.log.Warn("unexpected packet from the master", "msg", fmt.Sprintf("%T", m))
+		}
+	}
+}
+
+// connectPrimary looks for the primary master among the configured ones
+// and those they tell about, and identifies to it (protocol.md §5.1): a
+// secondary master's NotPrimaryMaster redirects to the primary; a refusal
+// or a failure moves to the next master. Attempts to one address are at
+// least ReconnectDelay apart.
+func (n *Node) connectPrimary(ctx context.Context, nid proto.NodeID) (*neonet.Link, *proto.AcceptIdentification, error) {
+	masters := append([]proto.Addr(nil), n.cfg.Masters...)
+	last := map[proto.Addr]time.Time{}
+	next, redirect := 0, proto.Addr{}
+	for {
+		addr := redirect
+		if addr.IsZero() {
+			addr = masters[next%len(masters)]
+			next++
+		}
+		redirect = proto.Addr{}
+		if t, ok := last[addr]; ok {
+			if wait := n.cfg.ReconnectDelay - time.Since(t); wait > 0 {
+				timer := time.NewTimer(wait)
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+					timer.Stop()
+					return nil, nil, ctx.Err()
+				}
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		last[addr] = time.Now()
+		link, acc, npm, err := n.identify(ctx, addr, nid)
+		if err == nil {
+			return link, acc, nil
+		}
+		if npm != nil {
+			for _, a := range npm.KnownMasters {
+				if !containsAddr(masters, a) {
+					masters = append(masters, a)
+				}
+			}
+			if i, ok := npm.Primary.Get(); ok && int(i) < len(npm.KnownMasters) {
+				redirect = npm.KnownMasters[i]
+				n.log.Info("redirected to the primary master", "from", addr, "primary", redirect)
+				continue
+			}
+		}
+		n.log.Info("master not available", "addr", addr, "err", err)
+	}
+}
+
+func containsAddr(list []proto.Addr, a proto.Addr) bool {
+	for _, b := range list {
+		if b == a {
+			return true
+		}
+	}
+	return false
+}
+
+// identify connects to the master at addr and identifies as an admin. A
+// secondary master answers with NotPrimaryMaster, returned with the error.
+func (n *Node) identify(ctx context.Context, addr proto.Addr, nid proto.NodeID) (*neonet.Link, *proto.AcceptIdentification, *proto.NotPrimaryMaster, error) {
+	link, err := neonet.Dial(ctx, "tcp", addr.String(), neonet.Config{Logger: n.log, TLS: n.cfg.TLS})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	backups := make([]proto.Value, len(n.cfg.Monitor.Backups))
+	for i, b := range n.cfg.Monitor.Backups {
+		backups[i] = b
+	}
+	req := &proto.RequestIdentification{
+		NodeType:    proto.ADMIN,
+		NID:         nid,
+		Addr:        n.addr,
+		ClusterName: n.cfg.Cluster,
+		Extra:       proto.Dict{{Key: "backup", Value: backups}},
+	}
+	var acc proto.AcceptIdentification
+	err = link.Ask(ctx, req, &acc)
+	if err != nil {
+		link.Close()
+		// A secondary master sends NotPrimaryMaster, then closes: it is
+		// among what the link queued before closing.
+		var npm *proto.NotPrimaryMaster
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		for {
+			r, rerr := link.Recv(rctx)
+			if rerr != nil {
+				break
+			}
+			if m, ok := r.Msg.(*proto.NotPrimaryMaster); ok {
+				npm = m
+			}
+		}
+		cancel()
+		return nil, nil, npm, fmt.Errorf("identify to %s: %w", addr, err)
+	}
+	if acc.NodeType != proto.MASTER {
+		link.Close()
+		return nil, nil, nil, fmt.Errorf("identify to %s: peer is a %v, not a master", addr, acc.NodeType)
+	}
+	return link, &acc, nil, nil
+}
