@@ -612,15 +612,18 @@ func (m *txnManager) whenTidUnlocked(maxTid proto.Tid, cancelled func() bool, re
 func (m *txnManager) whenRead(ready func() bool, cancelled func() bool, read func()) {
 	m.lock()
 	defer m.unlock()
+	if ready() {
+		m.later(read)
+		return
+	}
+	// Once delayed, the read runs in its own goroutine: the goroutine
+	// releasing the locks (the master link's) must not do client I/O.
 	run := func() bool {
 		if !ready() {
 			return false
 		}
-		m.later(read)
+		m.later(func() { go read() })
 		return true
-	}
-	if run() {
-		return
 	}
 	if !m.mu.closed {
 		m.mu.readQueue = append(m.mu.readQueue, &delayed{run: run, cancelled: cancelled, since: m.now()})

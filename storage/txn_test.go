@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/neogo/neo/proto"
 )
@@ -419,22 +420,31 @@ func TestReadDelayedWhileLocked(t *testing.T) {
 	if err := h.m.lockTxn(10, 12, false); err != nil {
 		t.Fatal(err)
 	}
-	read, tids := false, false
-	h.m.whenReadable(1, nil, func() { read = true })
+	// Delayed reads run in their own goroutine once released.
+	read, late := make(chan struct{}), make(chan struct{})
+	tids := false
+	h.m.whenReadable(1, nil, func() { close(read) })
 	h.m.whenTidUnlocked(11, nil, func() { tids = true })
-	if read || !tids {
-		t.Fatalf("object read delayed=%v (want true), tids<=11 delayed=%v (want false)", !read, !tids)
+	if !tids {
+		t.Fatal("AskTIDsFrom below the locked tid must not wait")
 	}
-	late := false
-	h.m.whenTidUnlocked(12, nil, func() { late = true })
-	if late {
-		t.Fatal("AskTIDsFrom up to a locked tid must wait")
+	h.m.whenTidUnlocked(12, nil, func() { close(late) })
+	for _, ch := range []chan struct{}{read, late} {
+		select {
+		case <-ch:
+			t.Fatal("read not delayed by the read lock")
+		default:
+		}
 	}
 	if err := h.m.unlockTxn(10); err != nil {
 		t.Fatal(err)
 	}
-	if !read || !late {
-		t.Fatal("reads not released by unlock")
+	for _, ch := range []chan struct{}{read, late} {
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal("reads not released by unlock")
+		}
 	}
 }
 
