@@ -119,6 +119,15 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	s.log.Info("master listening", "addr", cfg.Bind.String(), "uuid", core.NID().String(), "cluster", cfg.Cluster)
+	for _, m := range cfg.Masters {
+		if m != cfg.Bind {
+			s.log.Warn("election is not implemented: this master plays the primary role alone; do not start other masters", "masters", len(cfg.Masters))
+			break
+		}
+	}
+	if cfg.UpstreamCluster != "" || cfg.Backup {
+		s.log.Warn("backup mode is not implemented")
+	}
 	close(s.ready)
 
 	links := map[ConnID]*linkState{}
