@@ -397,20 +397,20 @@ func (d *decoder) bytes() []byte {
 	if !ok {
 		return nil
 	}
-	var n int
+	var n uint32 // not int: a 32-bit int could turn it negative
 	switch {
 	case c >= 0xa0 && c <= 0xbf:
 		d.i++
-		n = int(c & 0x1f)
+		n = uint32(c & 0x1f)
 	case c == mpBin8 || c == mpStr8:
 		d.i++
-		n = int(d.u8())
+		n = uint32(d.u8())
 	case c == mpBin16 || c == mpStr16:
 		d.i++
-		n = int(d.u16())
+		n = uint32(d.u16())
 	case c == mpBin32 || c == mpStr32:
 		d.i++
-		n = int(d.u32())
+		n = d.u32()
 	default:
 		d.failType("bin")
 		return nil
@@ -418,11 +418,11 @@ func (d *decoder) bytes() []byte {
 	if d.err != nil {
 		return nil
 	}
-	if n > d.remaining() {
+	if uint64(n) > uint64(d.remaining()) {
 		d.fail("at byte %d: bin length %d exceeds the %d bytes left", d.i, n, d.remaining())
 		return nil
 	}
-	p := d.take(n)
+	p := d.take(int(n))
 	if p == nil {
 		p = []byte{}
 	}
@@ -536,7 +536,7 @@ func (d *decoder) extHeader() (typ int8, payload []byte) {
 	if !ok {
 		return 0, nil
 	}
-	var n int
+	var n uint32
 	switch c {
 	case mpFixExt1:
 		n = 1
@@ -556,21 +556,21 @@ func (d *decoder) extHeader() (typ int8, payload []byte) {
 	d.i++
 	switch c {
 	case mpExt8:
-		n = int(d.u8())
+		n = uint32(d.u8())
 	case mpExt16:
-		n = int(d.u16())
+		n = uint32(d.u16())
 	case mpExt32:
-		n = int(d.u32())
+		n = d.u32()
 	}
 	typ = int8(d.u8())
 	if d.err != nil {
 		return 0, nil
 	}
-	if n > d.remaining() {
+	if uint64(n) > uint64(d.remaining()) {
 		d.fail("at byte %d: ext length %d exceeds the %d bytes left", d.i, n, d.remaining())
 		return 0, nil
 	}
-	return typ, d.take(n)
+	return typ, d.take(int(n))
 }
 
 // enum reads an enum member of ext type ext whose value must be below
