@@ -383,8 +383,9 @@ func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 	case *proto.CloseClient:
 		return nil
 
-	case *proto.AskFetchTransactions, *proto.AskFetchObjects, *proto.AskCheckTIDRange, *proto.AskCheckSerialRange:
-		return &proto.Error{Code: proto.REPLICATION_ERROR, Message: "replication not implemented by this storage"}
+	}
+	if ok, err := c.handleFeed(ctx, r); ok {
+		return err
 	}
 	return fmt.Errorf("%w: unexpected packet %s", proto.ErrProtocol, proto.MsgName(r.Msg.NEOMsgCode()))
 }

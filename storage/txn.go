@@ -963,3 +963,10 @@ func (m *txnManager) maxLockedTid() proto.Tid {
 	}
 	return r
 }
+
+// isLockedTidNow reports whether a locked transaction has tid <= tid.
+func (m *txnManager) isLockedTidNow(tid proto.Tid) bool {
+	m.lock()
+	defer m.unlock()
+	return m.isLockedTid(tid)
+}
