@@ -138,6 +138,9 @@ func ourNeoctl(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if pyctlVal != nil {
+		pyctlVal.stop()
+	}
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
 	}
@@ -377,7 +380,7 @@ func startManualCluster(t *testing.T, p *peers, storages int) *cluster {
 // py runs neoppod's neoctl against the admin of c.
 func (c *cluster) py(t *testing.T, args ...string) result {
 	t.Helper()
-	return c.p.script(t, "neoctl", append([]string{"-a", c.admin}, args...)...)
+	return c.p.ctlServer(t).run(t, append([]string{"-a", c.admin}, args...)...)
 }
 
 // gon runs our neoctl against the admin of c.

@@ -45,6 +45,9 @@ func TestNeoctlPrintSameAsNeoppod(t *testing.T) {
 		{"print", "pt", "5"},
 		{"print", "pt", "0", "0"},
 		{"print", "pt", "2", "4", "S1"},
+		{"print", "pt", "11", "12"},
+		{"print", "pt", "20"}, // past the end: no row
+		{"print", "pt", "5", "3"},
 		{"print", "ids"},
 		{"print", "primary"},
 		{"print", "summary"},
@@ -120,6 +123,29 @@ func TestNeoctlErrors(t *testing.T) {
 		}
 		oneLineError(t, got, fmt.Sprint(args))
 	}
+	// An offset past the end: the admin answers PROTOCOL_ERROR (neoppod's
+	// neoctl prints a traceback).
+	c := startCluster(t, p, 1, 0, 3)
+	want, got = c.py(t, "print", "pt", "0", "4"), c.gon(t, "print", "pt", "0", "4")
+	if got.code != want.code {
+		t.Errorf("print pt 0 4: exit %d, neoppod %d", got.code, want.code)
+	}
+	oneLineError(t, got, "print pt 0 4")
+
+	// An admin without master answers NOT_READY.
+	ports := freePorts(t, 2)
+	dir := testDir(t)
+	lone := &cluster{p: p, name: "lone", dir: dir, admin: fmt.Sprintf("127.0.0.1:%d", ports[1])}
+	p.spawn(t, dir, "admin", "neoadmin", "--cluster", "lone", "--masters", fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		"--bind", lone.admin, "--logfile", dir+"/admin.log")
+	lone.waitFor(t, "admin listening", func() bool { return lone.py(t, "print", "cluster").stderr != "ERROR: not connected\n" })
+	for _, args := range [][]string{{"print", "cluster"}, {"print", "node"}, {"start"}, {"print", "ids"}} {
+		r := sameOutput(t, lone, args...)
+		if r.stderr != "ERROR: Not connected to a primary master.\n" || r.code != 1 {
+			t.Errorf("lone admin: %q:\n%s", args, r)
+		}
+	}
+
 	unknown := []string{"-a", closed, "no_such_command", "x"}
 	want, got = p.script(t, "neoctl", unknown...), run(t, nil, ourNeoctl(t), unknown...)
 	if got != want {
@@ -173,6 +199,8 @@ func TestNeoctlAddTweakKillDrop(t *testing.T) {
 		sameOutput(t, c, "kill", nid) // already DOWN
 		sameOutput(t, c, "print", "node", "STORAGE")
 		sameOutput(t, c, "print", "pt")
+		sameOutput(t, c, "print", "summary") // a node down: problem
+		sameOutput(t, c, "tweak", "-n")      // down node not listed: denied
 		if r := tool.run(t, "drop", nid); r.stdout != "node permanently removed\n" || r.code != 0 {
 			t.Fatalf("%s: drop %s:\n%s", tool.name, nid, r)
 		}

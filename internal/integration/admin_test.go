@@ -1,0 +1,295 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Tests of our neoadmin between neoppod's master and storages and
+// neoppod's (or our) neoctl: what neoctl prints must be what it prints
+// with an all-neoppod cluster, apart from addresses and dates.
+
+var (
+	adminBuildOnce sync.Once
+	adminBinDir    string
+	adminBuildErr  error
+)
+
+// ourAdminBin returns a directory holding our neoadmin: $NEO_BIN if it has
+// one, else a build of ./cmd/neoadmin made once per run.
+func ourAdminBin(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("NEO_BIN"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "neoadmin")); err == nil {
+			return d
+		}
+	}
+	adminBuildOnce.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			adminBuildErr = err
+			return
+		}
+		adminBinDir, adminBuildErr = os.MkdirTemp("", "neoadmin-build-")
+		if adminBuildErr != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", adminBinDir, "./cmd/neoadmin")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			adminBuildErr = fmt.Errorf("go build ./cmd/neoadmin: %v\n%s", err, out)
+		}
+	})
+	if adminBuildErr != nil {
+		t.Fatal(adminBuildErr)
+	}
+	return adminBinDir
+}
+
+// startClusterEnv is startCluster with extra environment for
+// neo-py-cluster.sh (NEO_GO_BIN, NEO_GO_ROLES).
+func startClusterEnv(t *testing.T, p *peers, prefix string, extra []string, storages, replicas, partitions int) *cluster {
+	t.Helper()
+	ports := freePorts(t, 2)
+	c := &cluster{
+		p:      p,
+		name:   fmt.Sprintf("%s%d", prefix, ports[0]),
+		dir:    filepath.Join(testDir(t), "cluster"),
+		master: fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		admin:  fmt.Sprintf("127.0.0.1:%d", ports[1]),
+	}
+	env := append([]string{
+		"NEO_DIR=" + c.dir,
+		"NEO_STORAGES=" + strconv.Itoa(storages),
+		"NEO_REPLICAS=" + strconv.Itoa(replicas),
+		"NEO_PARTITIONS=" + strconv.Itoa(partitions),
+		fmt.Sprintf("NEO_START_TIMEOUT=%d", int(startTimeout/time.Second)-10),
+	}, extra...)
+	script := filepath.Join(p.dir, "neo-py-cluster.sh")
+	args := []string{c.name, strconv.Itoa(ports[0]), strconv.Itoa(ports[1])}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, script, append([]string{"stop"}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		if t.Failed() {
+			cmd.Env = append(cmd.Env, "NEO_KEEP=1")
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("stop cluster %s: %v\n%s", c.name, err, out)
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, script, append([]string{"start"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("start cluster %s: %v\n%s%s", c.name, err, out, stderr.String())
+	}
+	if got := strings.TrimSpace(lastLine(string(out))); got != c.master {
+		t.Fatalf("start cluster %s: printed master %q, want %q", c.name, got, c.master)
+	}
+	return c
+}
+
+// nodePID returns the pid neo-py-cluster.sh recorded for node name.
+func (c *cluster) nodePID(t *testing.T, name string) int {
+	t.Helper()
+	f, err := os.Open(filepath.Join(c.dir, "pids"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		pid, n, _ := strings.Cut(sc.Text(), " ")
+		if n == name {
+			p, err := strconv.Atoi(pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+	}
+	t.Fatalf("no pid for %s in %s/pids", name, c.dir)
+	return 0
+}
+
+var (
+	reAddr = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+	reDate = regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?`)
+)
+
+// normalized hides what differs between two clusters: addresses, dates.
+func normalized(r result) result {
+	f := func(s string) string { return reDate.ReplaceAllString(reAddr.ReplaceAllString(s, "ADDR"), "DATE") }
+	return result{stdout: f(r.stdout), stderr: f(r.stderr), code: r.code}
+}
+
+// sameAsNeoppod runs neoppod's neoctl against both clusters and requires
+// the same normalized result; it returns ours.
+func sameAsNeoppod(t *testing.T, ours, ref *cluster, args ...string) result {
+	t.Helper()
+	got, want := ours.py(t, args...), ref.py(t, args...)
+	if normalized(got) != normalized(want) {
+		t.Errorf("neoctl %s: our admin differs from neoppod's\n--- neoppod's admin:\n%s\n--- our admin:\n%s",
+			strings.Join(args, " "), want, got)
+	}
+	return got
+}
+
+// TestAdminSameAsNeoppod drives our admin, between neoppod's master and
+// storages, with neoppod's neoctl and ours, side by side with an
+// all-neoppod cluster receiving the same commands.
+func TestAdminSameAsNeoppod(t *testing.T) {
+	p := needPeers(t)
+	bin := ourAdminBin(t)
+	ours := startClusterEnv(t, p, "adm", []string{"NEO_GO_BIN=" + bin, "NEO_GO_ROLES=admin"}, 2, 1, 12)
+	ref := startClusterEnv(t, p, "ref", nil, 2, 1, 12)
+
+	for _, args := range [][]string{
+		{"print", "cluster"},
+		{"print", "node"},
+		{"print", "node", "STORAGE"},
+		{"print", "node", "ADMIN"},
+		{"print", "pt"},
+		{"print", "pt", "0", "3"},
+		{"print", "pt", "10"},
+		{"print", "pt", "3", "2"},
+		{"print", "pt", "0", "13"}, // out of range: neoctl fails on the Error packet
+		{"print", "ids"},
+		{"print", "primary"},
+		{"print", "summary"},
+		{"tweak", "-n"},
+		{"kill", "S9"},
+		{"set", "cluster", "RECOVERING"},
+		{"set", "replicas", "1"},
+	} {
+		sameAsNeoppod(t, ours, ref, args...)
+	}
+
+	t.Run("our neoctl", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"print", "cluster"}, {"print", "pt"}, {"print", "ids"}, {"print", "summary"}, {"tweak", "-n"},
+		} {
+			got, want := normalized(ours.gon(t, args...)), normalized(ref.py(t, args...))
+			if got != want {
+				t.Errorf("neoctl %s: ours via our admin differs from neoppod's via neoppod's\n--- want:\n%s\n--- got:\n%s",
+					strings.Join(args, " "), want, got)
+			}
+		}
+	})
+
+	// A third storage joins both clusters, PENDING until added.
+	ours.addStorage(t, 0)
+	ref.addStorage(t, 0)
+	for _, c := range []*cluster{ours, ref} {
+		c.waitFor(t, "third storage PENDING", func() bool {
+			return strings.Contains(c.py(t, "print", "node", "STORAGE").stdout, "S3 | STORAGE | ")
+		})
+	}
+	uptodate := func(c *cluster) func() bool {
+		return func() bool {
+			out := c.py(t, "print", "pt").stdout
+			return strings.Contains(out, "S3 R") && !strings.ContainsAny(strings.Join(strings.Split(out, "\n")[2:], ""), "OF")
+		}
+	}
+	for _, args := range [][]string{
+		{"print", "node", "STORAGE"},
+		{"tweak"}, // S3 is pending: listed nowhere, no change
+		{"add", "S3"},
+		{"add", "all"},
+		{"tweak", "-n"},
+		{"tweak", "-n", "S1"},
+		{"tweak"},
+	} {
+		sameAsNeoppod(t, ours, ref, args...)
+	}
+	ours.waitFor(t, "replication done", uptodate(ours))
+	ref.waitFor(t, "replication done", uptodate(ref))
+	for _, args := range [][]string{
+		{"print", "pt"},
+		{"print", "summary"},
+		{"set", "replicas", "2"},
+		{"print", "pt", "0", "2"},
+		{"drop", "S3"},
+		{"kill", "S3"},
+		{"kill", "S3"},
+		{"print", "summary"},
+		{"print", "pt"},
+		{"drop", "S3"},
+		{"drop", "S3"},
+		{"print", "node", "STORAGE"},
+	} {
+		sameAsNeoppod(t, ours, ref, args...)
+	}
+
+	t.Run("STOPPING stops our admin", func(t *testing.T) {
+		pid := ours.nodePID(t, "admin")
+		r := ours.gon(t, "set", "cluster", "STOPPING")
+		if r.code != 0 || r.stdout != "Cluster state changed\n" {
+			t.Fatalf("set cluster STOPPING: %s", r)
+		}
+		deadline := time.Now().Add(startTimeout)
+		for syscall.Kill(pid, 0) == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("admin %d still running %v after STOPPING", pid, startTimeout)
+			}
+			time.Sleep(pollInterval) // polling a process, bounded by the deadline
+		}
+	})
+}
+
+// TestAdminNotConnected: without master, our admin answers neoctl as
+// neoppod's does.
+func TestAdminNotConnected(t *testing.T) {
+	p := needPeers(t)
+	bin := ourAdminBin(t)
+	ports := freePorts(t, 3) // master (nobody), our admin, neoppod's admin
+	dir := testDir(t)
+	master := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	ours := &cluster{p: p, name: "nc", dir: dir, master: master, admin: fmt.Sprintf("127.0.0.1:%d", ports[1])}
+	ref := &cluster{p: p, name: "nc", dir: dir, master: master, admin: fmt.Sprintf("127.0.0.1:%d", ports[2])}
+
+	cmd := exec.Command(filepath.Join(bin, "neoadmin"), "-c", "nc", "-m", master, "-b", ours.admin, "-l", filepath.Join(dir, "admin.log"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	p.spawn(t, dir, "pyadmin", "neoadmin", "-c", "nc", "-m", master, "-b", ref.admin, "-l", filepath.Join(dir, "pyadmin.log"))
+	for _, c := range []*cluster{ours, ref} {
+		c.waitFor(t, "admin listening", func() bool { return c.py(t, "print", "cluster").stderr != "ERROR: not connected\n" })
+	}
+	for _, args := range [][]string{
+		{"print", "cluster"}, {"print", "node"}, {"print", "summary"}, {"start"}, {"flush_log"},
+	} {
+		got := sameAsNeoppod(t, ours, ref, args...)
+		if args[0] != "flush_log" && (got.code != 1 || got.stderr != "ERROR: Not connected to a primary master.\n") {
+			t.Errorf("neoctl %s: %s", strings.Join(args, " "), got)
+		}
+	}
+	if got, want := normalized(ours.gon(t, "print", "cluster")), normalized(ref.py(t, "print", "cluster")); got != want {
+		t.Errorf("our neoctl: got\n%s\nwant\n%s", got, want)
+	}
+}
