@@ -150,11 +150,11 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) loop(ctx context.Context) error {
 	nid := n.cfg.NID
 	for {
-		link, acc, err := n.connectPrimary(ctx, nid)
+		ml, acc, err := n.connectPrimary(ctx, nid)
 		if err != nil {
 			return err
 		}
-		stopping := n.followMaster(ctx, link, acc)
+		stopping := n.followMaster(ctx, ml, acc)
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -167,43 +167,60 @@ func (n *Node) loop(ctx context.Context) error {
 	}
 }
 
-// followMaster mirrors what the master tells until the link breaks, and
-// reports whether the cluster was STOPPING then.
-func (n *Node) followMaster(ctx context.Context, link *neonet.Link, acc *proto.AcceptIdentification) bool {
-	n.mu.Lock()
-	n.mu.v.identified(acc.YourNID, acc.MyNID)
-	n.mu.master = link
-	n.mu.Unlock()
-	n.log.Info("identified to the primary master", "primary", acc.MyNID, "nid", acc.YourNID, "addr", link.RemoteAddr())
+// masterLink is a link to a master. Its packets are applied to the view
+// on the link's reader goroutine, in arrival order, so that an answer the
+// admin relays to neoctl is only sent once what the master notified before
+// it has been applied: neoctl's next question sees the command's effect.
+// Until the identification is accepted and the view reset for this master,
+// packets are queued.
+type masterLink struct {
+	n    *Node
+	link *neonet.Link
 
-	// The answer is applied before the notifications queued meanwhile,
-	// which are at least as recent.
-	var st proto.AnswerClusterState
-	if err := link.Ask(ctx, &proto.AskClusterState{}, &st); err == nil {
-		n.applyMaster(link, &st)
-	} else {
-		n.log.Warn("ask cluster state", "err", err)
+	mu struct {
+		sync.Mutex
+		following bool
+		queue     []proto.Msg
+		npm       *proto.NotPrimaryMaster // redirection of a secondary master
+		notified  bool                    // a NotifyClusterInformation was applied
 	}
-	for {
-		r, err := link.Recv(ctx)
-		if err != nil {
-			break
-		}
-		n.applyMaster(link, r.Msg)
-	}
-	link.Close()
-
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	s, ok := n.mu.v.clusterState.Get()
-	n.mu.v.disconnected()
-	n.mu.master = nil
-	n.mu.mailer.changed(n.mu.v.monitor(), false)
-	return ok && s == proto.STOPPING
 }
 
-// applyMaster handles one packet from the master.
-func (n *Node) applyMaster(link *neonet.Link, m proto.Msg) {
+func (ml *masterLink) handle(r *neonet.Request) {
+	ml.mu.Lock()
+	defer ml.mu.Unlock()
+	if !ml.mu.following {
+		if m, ok := r.Msg.(*proto.NotPrimaryMaster); ok {
+			ml.mu.npm = m
+		} else {
+			ml.mu.queue = append(ml.mu.queue, r.Msg)
+		}
+		return
+	}
+	ml.apply(r.Msg)
+}
+
+// follow makes ml the admin's master and applies what it queued.
+func (ml *masterLink) follow(acc *proto.AcceptIdentification) {
+	ml.mu.Lock()
+	defer ml.mu.Unlock()
+	n := ml.n
+	n.mu.Lock()
+	n.mu.v.identified(acc.YourNID, acc.MyNID)
+	n.mu.master = ml.link
+	n.mu.Unlock()
+	for _, m := range ml.mu.queue {
+		ml.apply(m)
+	}
+	ml.mu.queue, ml.mu.following = nil, true
+}
+
+// apply handles one packet from the master; ml.mu is held.
+func (ml *masterLink) apply(m proto.Msg) {
+	if _, ok := m.(*proto.NotifyClusterInformation); ok {
+		ml.mu.notified = true
+	}
+	n := ml.n
 	n.mu.Lock()
 	ok, err := n.mu.v.apply(m)
 	if ok && err == nil {
@@ -213,7 +230,7 @@ func (n *Node) applyMaster(link *neonet.Link, m proto.Msg) {
 	switch {
 	case err != nil:
 		n.log.Error("inconsistent update from the master: reconnecting", "err", err)
-		link.Abort()
+		ml.link.Close()
 	case ok:
 		n.log.Debug("master update", "msg", fmt.Sprintf("%T", m))
 	default:
@@ -231,12 +248,46 @@ func (n *Node) applyMaster(link *neonet.Link, m proto.Msg) {
 	}
 }
 
+// followMaster mirrors what the master tells until the link breaks, and
+// reports whether the cluster was STOPPING then.
+func (n *Node) followMaster(ctx context.Context, ml *masterLink, acc *proto.AcceptIdentification) bool {
+	link := ml.link
+	ml.follow(acc)
+	n.log.Info("identified to the primary master", "primary", acc.MyNID, "nid", acc.YourNID, "addr", link.RemoteAddr())
+
+	// A NotifyClusterInformation received before the answer carries the
+	// same state or a newer one: the answer is then stale.
+	var st proto.AnswerClusterState
+	if err := link.Ask(ctx, &proto.AskClusterState{}, &st); err == nil {
+		ml.mu.Lock()
+		if !ml.mu.notified {
+			ml.apply(&st)
+		}
+		ml.mu.Unlock()
+	} else {
+		n.log.Warn("ask cluster state", "err", err)
+	}
+	select {
+	case <-link.Done():
+	case <-ctx.Done():
+	}
+	link.Close()
+
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s, ok := n.mu.v.clusterState.Get()
+	n.mu.v.disconnected()
+	n.mu.master = nil
+	n.mu.mailer.changed(n.mu.v.monitor(), false)
+	return ok && s == proto.STOPPING
+}
+
 // connectPrimary looks for the primary master among the configured ones
 // and those they tell about, and identifies to it (protocol.md §5.1): a
 // secondary master's NotPrimaryMaster redirects to the primary; a refusal
 // or a failure moves to the next master. Attempts to one address are at
 // least ReconnectDelay apart.
-func (n *Node) connectPrimary(ctx context.Context, nid proto.NodeID) (*neonet.Link, *proto.AcceptIdentification, error) {
+func (n *Node) connectPrimary(ctx context.Context, nid proto.NodeID) (*masterLink, *proto.AcceptIdentification, error) {
 	masters := append([]proto.Addr(nil), n.cfg.Masters...)
 	last := map[proto.Addr]time.Time{}
 	next, redirect := 0, proto.Addr{}
@@ -262,9 +313,9 @@ func (n *Node) connectPrimary(ctx context.Context, nid proto.NodeID) (*neonet.Li
 			return nil, nil, err
 		}
 		last[addr] = time.Now()
-		link, acc, npm, err := n.identify(ctx, addr, nid)
+		ml, acc, npm, err := n.identify(ctx, addr, nid)
 		if err == nil {
-			return link, acc, nil
+			return ml, acc, nil
 		}
 		if npm != nil {
 			for _, a := range npm.KnownMasters {
@@ -293,11 +344,13 @@ func containsAddr(list []proto.Addr, a proto.Addr) bool {
 
 // identify connects to the master at addr and identifies as an admin. A
 // secondary master answers with NotPrimaryMaster, returned with the error.
-func (n *Node) identify(ctx context.Context, addr proto.Addr, nid proto.NodeID) (*neonet.Link, *proto.AcceptIdentification, *proto.NotPrimaryMaster, error) {
-	link, err := neonet.Dial(ctx, "tcp", addr.String(), neonet.Config{Logger: n.log, TLS: n.cfg.TLS})
+func (n *Node) identify(ctx context.Context, addr proto.Addr, nid proto.NodeID) (*masterLink, *proto.AcceptIdentification, *proto.NotPrimaryMaster, error) {
+	ml := &masterLink{n: n}
+	link, err := neonet.Dial(ctx, "tcp", addr.String(), neonet.Config{Logger: n.log, TLS: n.cfg.TLS, Handler: ml.handle})
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	ml.link = link
 	backups := make([]proto.Value, len(n.cfg.Monitor.Backups))
 	for i, b := range n.cfg.Monitor.Backups {
 		backups[i] = b
@@ -312,26 +365,17 @@ func (n *Node) identify(ctx context.Context, addr proto.Addr, nid proto.NodeID) 
 	var acc proto.AcceptIdentification
 	err = link.Ask(ctx, req, &acc)
 	if err != nil {
+		// A secondary master sends NotPrimaryMaster, then closes: the
+		// handler got it before the close failed the request.
 		link.Close()
-		// A secondary master sends NotPrimaryMaster, then closes: it is
-		// among what the link queued before closing.
-		var npm *proto.NotPrimaryMaster
-		rctx, cancel := context.WithTimeout(ctx, time.Second)
-		for {
-			r, rerr := link.Recv(rctx)
-			if rerr != nil {
-				break
-			}
-			if m, ok := r.Msg.(*proto.NotPrimaryMaster); ok {
-				npm = m
-			}
-		}
-		cancel()
+		ml.mu.Lock()
+		npm := ml.mu.npm
+		ml.mu.Unlock()
 		return nil, nil, npm, fmt.Errorf("identify to %s: %w", addr, err)
 	}
 	if acc.NodeType != proto.MASTER {
 		link.Close()
 		return nil, nil, nil, fmt.Errorf("identify to %s: peer is a %v, not a master", addr, acc.NodeType)
 	}
-	return link, &acc, nil, nil
+	return ml, &acc, nil, nil
 }
