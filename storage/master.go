@@ -63,14 +63,19 @@ func protoError(err error) *proto.Error {
 
 // masterState is what serveMaster keeps between packets.
 type masterState struct {
-	first  bool    // the next NotifyNodeInformation is the full list
-	packer *packer // running while operational, unless pack is disabled
+	first      bool        // the next NotifyNodeInformation is the full list
+	packer     *packer     // running while operational, unless pack is disabled
+	replicator *replicator // running while operational
 }
 
 func (st *masterState) stopPacker() {
 	if st.packer != nil {
 		st.packer.stop()
 		st.packer = nil
+	}
+	if st.replicator != nil {
+		st.replicator.stop()
+		st.replicator = nil
 	}
 }
 
@@ -111,7 +116,13 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		return n.sendPartitionTable(ctx, m)
 
 	case *proto.NotifyPartitionChanges:
-		return n.notifyPartitionChanges(ctx, m)
+		if err := n.notifyPartitionChanges(ctx, m); err != nil {
+			return err
+		}
+		if st.replicator != nil {
+			st.replicator.kick()
+		}
+		return nil
 
 	case *proto.AskLockedTransactions:
 		locked, err := n.db.LockedTransactions(ctx)
@@ -199,6 +210,9 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		if !n.cfg.DisablePack && st.packer == nil {
 			st.packer = n.startPacker(ctx, r.Link)
 		}
+		if st.replicator == nil {
+			st.replicator = n.startReplicator(ctx, r.Link, n.txnManager())
+		}
 		return r.Link.Send(&proto.NotifyReady{})
 
 	case *proto.StopOperation:
@@ -225,12 +239,18 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		return tm.unlockTxn(m.TTid)
 
 	case *proto.AbortTransaction:
+		if st.replicator != nil {
+			st.replicator.transactionFinished(m.TTid, 0)
+		}
 		if tm := n.txnManager(); tm != nil {
 			return tm.abort(m.TTid)
 		}
 		return nil
 
 	case *proto.NotifyTransactionFinished:
+		if st.replicator != nil {
+			st.replicator.transactionFinished(m.TTid, m.MaxTid)
+		}
 		if tm := n.txnManager(); tm != nil {
 			return tm.abort(m.TTid)
 		}
@@ -277,6 +297,7 @@ func (n *Node) notifyNodeInformation(ctx context.Context, m *proto.NotifyNodeInf
 		}
 		if e.NID == self {
 			selfSeen, selfState = true, e.State
+			n.mu.selfTS = e.IDTimestamp
 			continue
 		}
 		if e.State == proto.UNKNOWN {

@@ -102,6 +102,7 @@ type Node struct {
 		tm          *txnManager
 		links       map[*neonet.Link]proto.NodeID // identified incoming links
 		lastPackID  proto.Tid
+		selfTS      proto.Opt[float64] // our id_timestamp, from the master
 		clusterDone bool
 	}
 }

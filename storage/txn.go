@@ -194,10 +194,11 @@ type txnManager struct {
 		writeLocks  map[proto.Oid]proto.Tid
 		readLocks   map[proto.Oid]proto.Tid
 		replicating map[uint32]bool
-		queue       []*delayed // write requests, sorted by key (stable)
-		readQueue   []*delayed // read requests, FIFO
-		executing   int        // >0 while running queued requests
-		post        []func()   // run after mu is released
+		replicated  map[uint32]bool // replicated, cell not readable yet
+		queue       []*delayed      // write requests, sorted by key (stable)
+		readQueue   []*delayed      // read requests, FIFO
+		executing   int             // >0 while running queued requests
+		post        []func()        // run after mu is released
 		closed      bool
 	}
 }
@@ -236,6 +237,7 @@ func newTxnManager(cfg txnConfig) *txnManager {
 	m.mu.writeLocks = make(map[proto.Oid]proto.Tid)
 	m.mu.readLocks = make(map[proto.Oid]proto.Tid)
 	m.mu.replicating = make(map[uint32]bool)
+	m.mu.replicated = make(map[uint32]bool)
 	return m
 }
 
@@ -318,7 +320,9 @@ func (m *txnManager) lockObject(t *txn, serial proto.Tid, oid proto.Oid) (lockRe
 		}
 		current, haveCurrent = prev, true
 	} else {
-		if !m.readable(m.partition(oid)) {
+		if p := m.partition(oid); !m.readable(p) && !m.mu.replicated[p] {
+			// Not assigned to us yet, or discarded: a readable cell
+			// of the partition does the checking.
 			return 0, errNonReadable
 		}
 		var err error
@@ -856,6 +860,7 @@ func (m *txnManager) discarded(partitions []uint32) error {
 	for _, p := range partitions {
 		drop[p] = true
 		delete(m.mu.replicating, p)
+		delete(m.mu.replicated, p)
 	}
 	for oid := range m.mu.writeLocks {
 		if drop[m.partition(oid)] {
@@ -901,7 +906,27 @@ func (m *txnManager) setReplicating(partitions []uint32) {
 	defer m.unlock()
 	for _, p := range partitions {
 		m.mu.replicating[p] = true
+		delete(m.mu.replicated, p)
 	}
+}
+
+// replicated tells that partition p is replicated: stores to it take
+// locks and check conflicts again. It reports whether no pending
+// transaction still holds lockless stores in p, i.e. whether the master
+// may be told (NotifyReplicationDone); if not, ask again later.
+func (m *txnManager) replicated(p uint32) bool {
+	m.lock()
+	defer m.unlock()
+	delete(m.mu.replicating, p)
+	m.mu.replicated[p] = true
+	for _, t := range m.mu.txns {
+		for oid := range t.lockless {
+			if m.partition(oid) == p {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // lockedTransactions lists the transactions this manager knows with their

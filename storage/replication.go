@@ -1,0 +1,436 @@
+package storage
+
+// The replica side of internal replication (cluster.md §8.5): an
+// OUT_OF_DATE cell of this node is brought up to date from a readable cell
+// of another storage.
+//
+//	cell becomes OUT_OF_DATE
+//	  -> stores to the partition become lockless (txnManager.setReplicating)
+//	  -> AskUnfinishedTransactions(partitions) to the master:
+//	     (last committed tid, ttids being committed); the master marks the
+//	     cells updatable and will send NotifyTransactionFinished / Abort
+//	     for each listed ttid
+//	  -> fetch transactions then objects from a source, in chunks, up to
+//	     that tid (and up to the tid of each listed transaction that
+//	     finishes), persisting the resume point after each object chunk
+//	  -> when nothing listed is pending and no pending transaction holds
+//	     lockless stores of the partition: NotifyReplicationDone
+//	  -> the master makes the cell UP_TO_DATE.
+//
+// One goroutine per operation period does it all, woken by partition
+// table changes, finished transactions and a periodic tick.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage/backend"
+)
+
+// fetchCount is the chunk size of replication fetches (neoppod: 1000).
+const fetchCount = 1000
+
+// replicaState is the replication state of one OUT_OF_DATE partition.
+type replicaState struct {
+	upTo     proto.Tid              // replicate up to this tid
+	pending  map[proto.Tid]struct{} // listed ttids not finished yet
+	done     proto.Tid              // replicated up to this tid (0: nothing yet)
+	notified bool                   // NotifyReplicationDone sent
+}
+
+// replicator owns the replication of the node's OUT_OF_DATE cells.
+type replicator struct {
+	n      *Node
+	master *neonet.Link
+	tm     *txnManager
+	wake   chan struct{}
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu struct {
+		sync.Mutex
+		parts map[uint32]*replicaState
+	}
+	sources map[string]*neonet.Link // by address; used by the goroutine only
+}
+
+func (n *Node) startReplicator(ctx context.Context, master *neonet.Link, tm *txnManager) *replicator {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &replicator{n: n, master: master, tm: tm, wake: make(chan struct{}, 1), cancel: cancel,
+		done: make(chan struct{}), sources: map[string]*neonet.Link{}}
+	r.mu.parts = map[uint32]*replicaState{}
+	go func() {
+		defer close(r.done)
+		r.loop(ctx)
+	}()
+	r.kick()
+	return r
+}
+
+func (r *replicator) kick() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *replicator) stop() {
+	r.cancel()
+	<-r.done
+	for _, l := range r.sources {
+		l.Close()
+	}
+}
+
+// transactionFinished is told about NotifyTransactionFinished (tid != 0)
+// and AbortTransaction (tid == 0) from the master.
+func (r *replicator) transactionFinished(ttid, tid proto.Tid) {
+	r.mu.Lock()
+	for _, p := range r.mu.parts {
+		if _, ok := p.pending[ttid]; ok {
+			delete(p.pending, ttid)
+			if tid != 0 && tid > p.upTo {
+				p.upTo = tid
+			}
+		}
+	}
+	r.mu.Unlock()
+	r.kick()
+}
+
+func (r *replicator) loop(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.wake:
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+		if err := r.step(ctx); err != nil && ctx.Err() == nil {
+			r.n.log.Warn("replication", "err", err)
+		}
+	}
+}
+
+// step registers newly outdated partitions, replicates what is behind and
+// reports what is done.
+func (r *replicator) step(ctx context.Context) error {
+	n := r.n
+	n.mu.Lock()
+	var outdated []uint32
+	if pt := n.mu.pt; pt != nil {
+		outdated = pt.partitions(n.mu.nid, outdatedState)
+	}
+	n.mu.Unlock()
+
+	r.mu.Lock()
+	isOut := map[uint32]bool{}
+	var fresh []uint32
+	for _, p := range outdated {
+		isOut[p] = true
+		if r.mu.parts[p] == nil {
+			fresh = append(fresh, p)
+		}
+	}
+	for p := range r.mu.parts {
+		if !isOut[p] {
+			delete(r.mu.parts, p) // up to date now, or discarded
+		}
+	}
+	r.mu.Unlock()
+
+	if len(fresh) > 0 {
+		if err := r.register(ctx, fresh); err != nil {
+			return err
+		}
+	}
+
+	r.mu.Lock()
+	parts := slices.Sorted(maps.Keys(r.mu.parts))
+	r.mu.Unlock()
+	for _, p := range parts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		st := r.mu.parts[p]
+		if st == nil || st.notified {
+			r.mu.Unlock()
+			continue
+		}
+		upTo, done := st.upTo, st.done
+		r.mu.Unlock()
+		if done < upTo {
+			if err := r.replicate(ctx, p, upTo); err != nil {
+				return fmt.Errorf("partition %d: %w", p, err)
+			}
+			r.mu.Lock()
+			if st := r.mu.parts[p]; st != nil && st.done < upTo {
+				st.done = upTo
+			}
+			r.mu.Unlock()
+		}
+		r.mu.Lock()
+		st = r.mu.parts[p]
+		ready := st != nil && !st.notified && len(st.pending) == 0 && st.done >= st.upTo
+		if ready {
+			upTo = st.upTo
+		}
+		r.mu.Unlock()
+		if ready && r.tm.replicated(p) {
+			r.mu.Lock()
+			if st := r.mu.parts[p]; st != nil {
+				st.notified = true
+			}
+			r.mu.Unlock()
+			n.log.Info("partition replicated", "partition", p, "tid", upTo)
+			if err := r.master.Send(&proto.NotifyReplicationDone{Offset: p, Tid: upTo}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// register makes stores to the partitions lockless and asks the master
+// up to where to replicate.
+func (r *replicator) register(ctx context.Context, parts []uint32) error {
+	r.tm.setReplicating(parts)
+	var a proto.AnswerUnfinishedTransactions
+	if err := r.master.Ask(ctx, &proto.AskUnfinishedTransactions{Offsets: parts}, &a); err != nil {
+		return fmt.Errorf("ask unfinished transactions: %w", err)
+	}
+	_, _, cells, err := r.n.db.PartitionTable(ctx)
+	if err != nil {
+		return err
+	}
+	self := r.n.NID()
+	resume := map[uint32]proto.Tid{}
+	for _, c := range cells {
+		if c.NID == self {
+			resume[c.Partition] = c.Tid
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, p := range parts {
+		st := &replicaState{upTo: a.MaxTid, pending: map[proto.Tid]struct{}{}, done: resume[p]}
+		for _, ttid := range a.TTidList {
+			st.pending[ttid] = struct{}{}
+		}
+		r.mu.parts[p] = st
+	}
+	r.n.log.Info("replicating", "partitions", parts, "up_to", a.MaxTid, "pending", len(a.TTidList))
+	return nil
+}
+
+// source returns a link to a RUNNING storage with a readable cell of p.
+func (r *replicator) source(ctx context.Context, p uint32) (*neonet.Link, error) {
+	n := r.n
+	n.mu.Lock()
+	var addrs []string
+	if pt := n.mu.pt; pt != nil && p < pt.np() {
+		for _, c := range pt.rows[p] {
+			if c.NID == n.mu.nid || !c.State.Readable() {
+				continue
+			}
+			if peer := n.mu.peers[c.NID]; peer != nil && peer.State == proto.NODE_RUNNING && !peer.Addr.IsZero() {
+				addrs = append(addrs, peer.Addr.String())
+			}
+		}
+	}
+	self, ts := n.mu.nid, n.mu.selfTS
+	n.mu.Unlock()
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("no source for partition %d", p)
+	}
+	for _, a := range addrs {
+		if l := r.sources[a]; l != nil {
+			select {
+			case <-l.Done():
+				delete(r.sources, a)
+			default:
+				return l, nil
+			}
+		}
+	}
+	addr := addrs[int(p)%len(addrs)]
+	l, err := neonet.Dial(ctx, "tcp", addr, neonet.Config{Logger: n.log, TLS: n.cfg.TLS})
+	if err != nil {
+		return nil, err
+	}
+	var acc proto.AcceptIdentification
+	err = l.Ask(ctx, &proto.RequestIdentification{NodeType: proto.STORAGE, NID: self, Addr: n.addr,
+		ClusterName: n.cfg.Cluster, IDTimestamp: ts, Extra: proto.Dict{}}, &acc)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("identify to %s: %w", addr, err)
+	}
+	r.sources[addr] = l
+	return l, nil
+}
+
+// replicate fetches partition p up to upTo, resuming after the cell's
+// saved resume point.
+func (r *replicator) replicate(ctx context.Context, p uint32, upTo proto.Tid) error {
+	db := r.n.db
+	l, err := r.source(ctx, p)
+	if err != nil {
+		return err
+	}
+	_, _, cells, err := db.PartitionTable(ctx)
+	if err != nil {
+		return err
+	}
+	minTid := proto.ZeroTid
+	self := r.n.NID()
+	for _, c := range cells {
+		if c.Partition == p && c.NID == self && c.Tid != 0 {
+			minTid = c.Tid + 1
+		}
+	}
+	if minTid > upTo {
+		return nil
+	}
+	// Transactions.
+	first := true
+	for from := minTid; ; {
+		known, err := db.TIDsFrom(ctx, p, from, upTo, fetchCount)
+		if err != nil {
+			return err
+		}
+		var a proto.AnswerFetchTransactions
+		var adds []backend.TxnMeta
+		err = r.fetch(ctx, l, &proto.AskFetchTransactions{Partition: p, Length: fetchCount, MinTid: from,
+			MaxTid: upTo, TidList: known, AskPackInfo: first}, &a, func(m proto.Msg) {
+			if t, ok := m.(*proto.AddTransaction); ok {
+				adds = append(adds, txnFromProto(t))
+			}
+		})
+		if err != nil {
+			return err
+		}
+		r.n.wmu.Lock()
+		err = db.ReplicateTransactions(ctx, p, adds, a.TidList)
+		if err == nil && first && a.CompletedPack != proto.InvalidTid {
+			err = db.SetPartitionPacked(ctx, p, a.CompletedPack, true)
+		}
+		r.n.wmu.Unlock()
+		if err != nil {
+			return err
+		}
+		first = false
+		if a.NextTid == proto.InvalidTid {
+			break
+		}
+		from = a.NextTid
+	}
+	// Objects.
+	for fromTid, fromOid := minTid, proto.ZeroOid; ; {
+		keys, err := db.ObjectsFrom(ctx, p, fromTid, upTo, fromOid, fetchCount)
+		if err != nil {
+			return err
+		}
+		var a proto.AnswerFetchObjects
+		var adds []backend.Record
+		err = r.fetch(ctx, l, &proto.AskFetchObjects{Partition: p, Length: fetchCount, MinTid: fromTid,
+			MaxTid: upTo, MinOid: fromOid, ObjectDict: groupKeys(keys)}, &a, func(m proto.Msg) {
+			if o, ok := m.(*proto.AddObject); ok {
+				rec := backend.Record{Oid: o.Oid, Serial: o.Serial, Compression: o.Compression, Data: o.Data, DataSerial: o.DataSerial}
+				copy(rec.Checksum[:], o.Checksum)
+				adds = append(adds, rec)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		var del []backend.ObjectKey
+		for _, so := range a.ObjectDict {
+			for _, oid := range so.Oids {
+				del = append(del, backend.ObjectKey{Tid: so.Serial, Oid: oid})
+			}
+		}
+		cellTid := upTo
+		if a.NextTid != proto.InvalidTid && a.NextTid > 0 {
+			cellTid = a.NextTid - 1
+		}
+		r.n.wmu.Lock()
+		err = db.ReplicateObjects(ctx, p, adds, del, cellTid)
+		r.n.wmu.Unlock()
+		if err != nil {
+			return err
+		}
+		if a.NextTid == proto.InvalidTid {
+			return nil
+		}
+		fromTid, fromOid = a.NextTid, a.NextOid
+	}
+}
+
+// fetch sends an AskFetch* request and hands the AddTransaction/AddObject
+// notifications carrying its id to add, then decodes the answer into resp.
+func (r *replicator) fetch(ctx context.Context, l *neonet.Link, req, resp proto.Msg, add func(proto.Msg)) error {
+	call, err := l.Start(req, resp)
+	if err != nil {
+		return err
+	}
+	// The source sends the notifications before the answer, on the same
+	// stream: once the answer is in, they are all queued.
+	waitErr := call.Wait(ctx)
+	drained, cancel := context.WithCancel(ctx)
+	cancel()
+	for {
+		m, err := l.Recv(drained)
+		if err != nil {
+			break
+		}
+		if m.ID == call.ID() {
+			add(m.Msg)
+		}
+	}
+	if waitErr != nil {
+		var perr *proto.Error
+		if errors.As(waitErr, &perr) && perr.Code == proto.REPLICATION_ERROR {
+			l.Close()
+		}
+		return waitErr
+	}
+	return nil
+}
+
+func groupKeys(keys []backend.ObjectKey) []proto.SerialOids {
+	var r []proto.SerialOids
+	for _, k := range keys {
+		if len(r) == 0 || r[len(r)-1].Serial != k.Tid {
+			r = append(r, proto.SerialOids{Serial: k.Tid})
+		}
+		r[len(r)-1].Oids = append(r[len(r)-1].Oids, k.Oid)
+	}
+	return r
+}
+
+func txnFromProto(t *proto.AddTransaction) backend.TxnMeta {
+	m := backend.TxnMeta{Tid: t.Tid, TTid: t.TTid, User: t.User, Description: t.Description,
+		Ext: t.Extension, Oids: t.OidList, Packed: t.Packed}
+	if p, ok := t.Pack.Get(); ok {
+		o := &backend.PackOrder{ID: t.Tid, Partial: p.Partial, PackTid: p.PackTid}
+		if a, ok := p.Approved.Get(); ok {
+			o.State = backend.PackRejected
+			if a {
+				o.State = backend.PackApproved
+			}
+		}
+		o.Oids, _ = p.Oids.Get()
+		m.Pack = o
+	}
+	return m
+}
