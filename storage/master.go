@@ -450,12 +450,47 @@ func (n *Node) notifyPartitionChanges(ctx context.Context, m *proto.NotifyPartit
 		}
 	}
 	if len(discarded) > 0 && !n.cfg.DisableDropPartitions {
-		// Dropping partitions in background is not implemented yet: the
-		// data stays (as with --disable-drop-partitions) and getLastIDs
-		// ignores unassigned partitions.
-		n.log.Info("discarded partitions kept on disk", "partitions", discarded)
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.dropPartitions(ctx, discarded)
+		}()
 	}
 	return nil
+}
+
+// dropSlice is the number of records deleted per write when dropping.
+const dropSlice = 1000
+
+// dropPartitions deletes, in small slices, the data of partitions whose
+// cell was discarded (§8.8), unless the partition is given back meanwhile.
+func (n *Node) dropPartitions(ctx context.Context, parts []uint32) {
+	for _, p := range parts {
+		for {
+			n.mu.Lock()
+			assigned := true
+			if n.mu.pt != nil {
+				_, assigned = n.mu.pt.state(p, n.mu.nid)
+			}
+			n.mu.Unlock()
+			if assigned || ctx.Err() != nil {
+				break
+			}
+			n.wmu.Lock()
+			done, err := n.db.DropPartition(ctx, p, dropSlice)
+			n.wmu.Unlock()
+			if err != nil {
+				if ctx.Err() == nil {
+					n.log.Error("drop partition", "partition", p, "err", err)
+				}
+				return
+			}
+			if done {
+				n.log.Info("partition dropped", "partition", p)
+				break
+			}
+		}
+	}
 }
 
 // askLastIDs answers AskLastIDs: the pending truncation is applied first,
