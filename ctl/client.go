@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
@@ -14,10 +15,11 @@ import (
 // neoctl prints after "ERROR: ".
 var (
 	// ErrNotConnected: the admin could not be reached (refused connection,
-	// failed handshake...). The cause is wrapped.
+	// timeout). The cause is wrapped.
 	ErrNotConnected = errors.New("not connected")
 	// ErrConnectionClosed: the admin closed the connection before
-	// answering, as it does after a PROTOCOL_ERROR.
+	// answering, as it does after a PROTOCOL_ERROR or when TLS is used on
+	// one side only. The cause is wrapped.
 	ErrConnectionClosed = errors.New("Connection closed")
 )
 
@@ -41,8 +43,9 @@ type Client struct {
 	log  *slog.Logger
 }
 
-// Dial connects to the admin at cfg.Addr. Any failure matches
-// [ErrNotConnected].
+// Dial connects to the admin at cfg.Addr. A failure matches
+// [ErrNotConnected], or [ErrConnectionClosed] when the admin accepted the
+// TCP connection but closed it during the handshakes.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	log := cfg.Logger
 	if log == nil {
@@ -52,7 +55,16 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	link, err := neonet.Dial(ctx, "tcp", cfg.Addr, neonet.Config{Logger: log, TLS: cfg.TLS})
 	if err != nil {
 		log.Debug("connection to admin failed", "err", err)
-		return nil, fmt.Errorf("%w: admin %s: %w", ErrNotConnected, cfg.Addr, err)
+		// As neoppod's neoctl: "not connected" until TCP and TLS are set
+		// up, "Connection closed" if the admin closes during the NEO
+		// handshake (e.g. a plain neoctl talking to a TLS admin).
+		var op *net.OpError
+		neoHandshake := errors.Is(err, neonet.ErrNotNEO) || errors.Is(err, neonet.ErrVersionMismatch)
+		if errors.As(err, &op) && op.Op == "dial" || errors.Is(err, context.DeadlineExceeded) ||
+			cfg.TLS != nil && !neoHandshake {
+			return nil, fmt.Errorf("%w: admin %s: %w", ErrNotConnected, cfg.Addr, err)
+		}
+		return nil, fmt.Errorf("%w: admin %s: %w", ErrConnectionClosed, cfg.Addr, err)
 	}
 	log.Debug("connected to admin", "conn", link.String())
 	return &Client{link: link, log: log}, nil

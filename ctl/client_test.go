@@ -132,6 +132,26 @@ func TestClientErrors(t *testing.T) {
 			t.Errorf("got %v", err)
 		}
 	})
+	t.Run("a peer closing during the handshake is ErrConnectionClosed", func(t *testing.T) {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if c, err := l.Accept(); err == nil {
+				c.Write([]byte("HTTP/1.0 400\r\n"))
+				c.Close()
+			}
+		}()
+		_, err = ctl.Dial(ctx, ctl.Config{Addr: l.Addr().String()})
+		<-done
+		if !errors.Is(err, ctl.ErrConnectionClosed) {
+			t.Errorf("got %v", err)
+		}
+	})
 	t.Run("a refused connection is ErrNotConnected", func(t *testing.T) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

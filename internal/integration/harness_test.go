@@ -33,6 +33,7 @@ type peers struct {
 	dir        string // holds env.sh and neo-py-cluster.sh
 	py         string // python interpreter
 	pythonpath string
+	neoppod    string // neoppod's source tree
 }
 
 var (
@@ -78,7 +79,7 @@ func findPeers() (*peers, error) {
 	if len(f) != 3 {
 		return nil, fmt.Errorf("source %s/env.sh: unexpected output %q", dir, out)
 	}
-	p := &peers{dir: dir, py: f[0], pythonpath: f[1]}
+	p := &peers{dir: dir, py: f[0], pythonpath: f[1], neoppod: filepath.Join(f[2], "neoppod")}
 	if _, err := os.Stat(filepath.Join(f[2], "neoppod", "neo", "scripts", "neoctl.py")); err != nil {
 		return nil, fmt.Errorf("neoppod not unpacked (run %s/setup.sh): %w", dir, err)
 	}
@@ -245,8 +246,9 @@ type cluster struct {
 	p      *peers
 	name   string
 	dir    string
-	master string // host:port
-	admin  string // host:port
+	master string   // host:port
+	admin  string   // host:port
+	tls    []string // --ca --cert --key options of every node and neoctl
 }
 
 // startCluster starts a neoppod cluster with neo-py-cluster.sh and waits
@@ -340,16 +342,17 @@ func (p *peers) spawn(t *testing.T, dir, log, name string, args ...string) {
 // addStorage starts one more SQLite storage that joins cluster c.
 func (c *cluster) addStorage(t *testing.T, i int) {
 	t.Helper()
-	c.p.spawn(t, c.dir, fmt.Sprintf("extra_%d", i), "neostorage",
+	c.p.spawn(t, c.dir, fmt.Sprintf("extra_%d", i), "neostorage", append(c.tls,
 		"--cluster", c.name, "--masters", c.master, "--bind", "127.0.0.1:0",
 		"--adapter", "SQLite", "--database", filepath.Join(c.dir, fmt.Sprintf("extra_%d.sqlite", i)),
-		"--logfile", filepath.Join(c.dir, fmt.Sprintf("extra_%d.log", i)))
+		"--logfile", filepath.Join(c.dir, fmt.Sprintf("extra_%d.log", i)))...)
 }
 
 // startManualCluster starts a master without --autostart, storages and an
 // admin, all neoppod: the cluster stays RECOVERING with PENDING storages
-// until someone runs `neoctl start`.
-func startManualCluster(t *testing.T, p *peers, storages int) *cluster {
+// until someone runs `neoctl start`. tls, if not empty, are the --ca
+// --cert --key options given to every node.
+func startManualCluster(t *testing.T, p *peers, storages int, tls ...string) *cluster {
 	t.Helper()
 	ports := freePorts(t, 2)
 	c := &cluster{
@@ -358,8 +361,9 @@ func startManualCluster(t *testing.T, p *peers, storages int) *cluster {
 		dir:    testDir(t),
 		master: fmt.Sprintf("127.0.0.1:%d", ports[0]),
 		admin:  fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		tls:    tls,
 	}
-	common := []string{"--cluster", c.name, "--masters", c.master}
+	common := append(tls[:len(tls):len(tls)], "--cluster", c.name, "--masters", c.master)
 	p.spawn(t, c.dir, "master", "neomaster", append(common, "--bind", c.master,
 		"--partitions", "4", "--replicas", "0", "--logfile", filepath.Join(c.dir, "master.log"))...)
 	for i := range storages {
@@ -380,13 +384,18 @@ func startManualCluster(t *testing.T, p *peers, storages int) *cluster {
 // py runs neoppod's neoctl against the admin of c.
 func (c *cluster) py(t *testing.T, args ...string) result {
 	t.Helper()
-	return c.p.ctlServer(t).run(t, append([]string{"-a", c.admin}, args...)...)
+	return c.p.ctlServer(t).run(t, c.args(args)...)
 }
 
 // gon runs our neoctl against the admin of c.
 func (c *cluster) gon(t *testing.T, args ...string) result {
 	t.Helper()
-	return run(t, nil, ourNeoctl(t), append([]string{"-a", c.admin}, args...)...)
+	return run(t, nil, ourNeoctl(t), c.args(args)...)
+}
+
+// args are the options to reach the admin of c, then args.
+func (c *cluster) args(args []string) []string {
+	return append(append([]string{"-a", c.admin}, c.tls...), args...)
 }
 
 // waitFor polls cond until it holds, failing the test after startTimeout.

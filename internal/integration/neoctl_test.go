@@ -4,6 +4,7 @@ package integration
 
 import (
 	"fmt"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -258,4 +259,40 @@ func TestNeoctlStartStop(t *testing.T) {
 			t.Errorf("%s: after STOPPING: neoppod\n%s\nours\n%s", tool, want, got)
 		}
 	}
+}
+
+// With --ca --cert --key, both neoctls talk TLS to a TLS cluster (the
+// certificates of neoppod's test suite); without them, both fail alike.
+func TestNeoctlTLS(t *testing.T) {
+	p := needPeers(t)
+	certs := filepath.Join(p.neoppod, "neo", "tests")
+	c := startManualCluster(t, p, 1, "--ca", filepath.Join(certs, "ca.crt"),
+		"--cert", filepath.Join(certs, "node.crt"), "--key", filepath.Join(certs, "node.key"))
+	sameOutput(t, c, "print", "cluster")
+	sameOutput(t, c, "print", "node", "STORAGE")
+	if r := c.gon(t, "start"); r.stdout != "Cluster state changed\n" || r.code != 0 {
+		t.Fatalf("start over TLS:\n%s", r)
+	}
+	c.waitFor(t, "RUNNING", func() bool { return c.py(t, "print", "cluster").stdout == "RUNNING\n" })
+	sameOutput(t, c, "print", "pt")
+	sameOutput(t, c, "print", "ids")
+	sameOutput(t, c, "print", "node")
+
+	plain := []string{"-a", c.admin, "print", "cluster"}
+	want, got := p.script(t, "neoctl", plain...), run(t, nil, ourNeoctl(t), plain...)
+	if got.code != want.code {
+		t.Errorf("plain neoctl to a TLS admin: neoppod\n%s\nours\n%s", want, got)
+	}
+	if got != want {
+		t.Errorf("plain neoctl to a TLS admin: neoppod\n%s\nours\n%s", want, got)
+	}
+	oneLineError(t, got, "plain neoctl to a TLS admin")
+
+	plainCluster := startCluster(t, p, 1, 0, 1)
+	withTLS := append(append([]string{"-a", plainCluster.admin}, c.tls...), "print", "cluster")
+	want, got = p.script(t, "neoctl", withTLS...), run(t, nil, ourNeoctl(t), withTLS...)
+	if got != want {
+		t.Errorf("TLS neoctl to a plain admin: neoppod\n%s\nours\n%s", want, got)
+	}
+	oneLineError(t, got, "TLS neoctl to a plain admin")
 }
