@@ -91,6 +91,10 @@ type Node struct {
 
 	wg sync.WaitGroup // goroutines serving incoming links
 
+	stopOnce sync.Once
+	stop     chan struct{} // closed by Shutdown
+	stopped  chan struct{} // closed when Run returns
+
 	mu struct {
 		sync.Mutex
 		nid         proto.NodeID
@@ -121,7 +125,8 @@ func New(cfg Config) (*Node, error) {
 	if cfg.ReconnectDelay <= 0 {
 		cfg.ReconnectDelay = time.Second
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("role", "storage"), db: cfg.Backend}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("role", "storage"), db: cfg.Backend,
+		stop: make(chan struct{}), stopped: make(chan struct{})}
 	n.mu.peers = make(map[proto.NodeID]*peer)
 	n.mu.notifyCh = make(chan struct{})
 	n.mu.links = make(map[*neonet.Link]proto.NodeID)
@@ -171,6 +176,7 @@ func addrOf(a net.Addr) (proto.Addr, error) {
 // Run runs the node until ctx ends or the master shuts it down
 // ([ErrShutdown], [ErrErased]); it closes the backend before returning.
 func (n *Node) Run(ctx context.Context) (err error) {
+	defer close(n.stopped)
 	defer func() {
 		if cerr := n.db.Close(); cerr != nil && err == nil {
 			err = cerr
@@ -187,6 +193,13 @@ func (n *Node) Run(ctx context.Context) (err error) {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -218,6 +231,18 @@ func (n *Node) Run(ctx context.Context) (err error) {
 			return ctx.Err()
 		}
 		n.log.Warn("lost the primary master", "err", err)
+	}
+}
+
+// Shutdown stops a running node: links are closed, what was voted stays on
+// disk for the next verification. It waits for Run to return or ctx to end.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.stopOnce.Do(func() { close(n.stop) })
+	select {
+	case <-n.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
