@@ -263,6 +263,24 @@ func TestServeNeoctl(t *testing.T) {
 		}
 	})
 
+	t.Run("a relayed answer follows the notifications before it", func(t *testing.T) {
+		c := ctl(t, n)
+		call, err := c.Start(&proto.SetNodeState{NID: s2, State: proto.DOWN}, nil)
+		must(t, err)
+		r := recv(t, master)
+		must(t, master.Send(&proto.NotifyPartitionChanges{PTid: 6, NumReplicas: 1, CellList: []proto.CellChange{
+			{Offset: 0, NID: s2, State: proto.OUT_OF_DATE}}}))
+		must(t, r.Reply(&proto.Error{Code: proto.ACK, Message: "state changed"}))
+		ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+		defer cancel()
+		must(t, call.Wait(ctx))
+		var pl proto.AnswerPartitionList
+		must(t, ask(t, c, &proto.AskPartitionList{MinOffset: 0, MaxOffset: 1}, &pl))
+		if pl.PTid != 6 || pl.RowList[0][1] != (proto.CellInfo{NID: s2, State: proto.OUT_OF_DATE}) {
+			t.Errorf("after the answer: %+v", pl)
+		}
+	})
+
 	t.Run("flush_log is forwarded", func(t *testing.T) {
 		must(t, c.Send(&proto.FlushLog{}))
 		if r := recv(t, master); r.Msg.NEOMsgCode() != (&proto.FlushLog{}).NEOMsgCode() {
@@ -282,7 +300,7 @@ func TestServeNeoctl(t *testing.T) {
 		defer cancel()
 		must(t, call.Wait(ctx))
 		a := call.Answer().(*proto.AnswerMonitorInformation)
-		want := "RUNNING; OUT_OF_DATE=1, UP_TO_DATE=7; ltid=0000000000000000 (1900-01-01 00:00:00)"
+		want := "RUNNING; OUT_OF_DATE=2, UP_TO_DATE=6; ltid=0000000000000000 (1900-01-01 00:00:00)"
 		if a.Summary != want || len(a.Warnings) != 1 || a.Warnings[0].Valid || len(a.Problems) != 0 {
 			t.Errorf("got %+v, want warning [nil] and %q", a, want)
 		}
@@ -392,4 +410,19 @@ func TestNotPrimaryMaster(t *testing.T) {
 	master, r := primary.accept(t)
 	primary.welcome(t, master, r, 10, proto.RUNNING)
 	waitConnected(t, n, proto.RUNNING)
+}
+
+// TestInconsistentMaster: an update that does not apply drops the master,
+// and the admin identifies again to reload everything.
+func TestInconsistentMaster(t *testing.T) {
+	f := newFakeMaster(t)
+	n, _ := startAdmin(t, Config{Masters: []proto.Addr{f.addr}})
+	master, r := f.accept(t)
+	f.welcome(t, master, r, 10, proto.RUNNING)
+	waitConnected(t, n, proto.RUNNING)
+	must(t, master.Send(&proto.NotifyPartitionChanges{PTid: 5, NumReplicas: 1})) // not newer than 5
+	waitClosed(t, master)
+	master, r = f.accept(t)
+	f.welcome(t, master, r, 11, proto.VERIFYING)
+	waitConnected(t, n, proto.VERIFYING)
 }

@@ -293,3 +293,45 @@ func TestAdminNotConnected(t *testing.T) {
 		t.Errorf("our neoctl: got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestAdminTLS: our admin in a TLS cluster of neoppod nodes, with
+// neoppod's test certificates, driven by both neoctls.
+func TestAdminTLS(t *testing.T) {
+	p := needPeers(t)
+	bin := ourAdminBin(t)
+	certs := filepath.Join(strings.Split(p.pythonpath, ":")[0], "neo", "tests")
+	ssl := []string{"--ca", filepath.Join(certs, "ca.crt"), "--cert", filepath.Join(certs, "node.crt"), "--key", filepath.Join(certs, "node.key")}
+	if _, err := os.Stat(filepath.Join(certs, "ca.crt")); err != nil {
+		t.Skipf("neoppod's test certificates: %v", err)
+	}
+	ports := freePorts(t, 2)
+	dir := testDir(t)
+	c := &cluster{p: p, name: fmt.Sprintf("tls%d", ports[0]), dir: dir,
+		master: fmt.Sprintf("127.0.0.1:%d", ports[0]), admin: fmt.Sprintf("127.0.0.1:%d", ports[1])}
+	common := append([]string{"--cluster", c.name, "--masters", c.master}, ssl...)
+	p.spawn(t, dir, "master", "neomaster", append(common, "--bind", c.master, "--partitions", "4",
+		"--replicas", "0", "--autostart", "1", "--logfile", filepath.Join(dir, "master.log"))...)
+	p.spawn(t, dir, "storage", "neostorage", append(common, "--bind", "127.0.0.1:0", "--adapter", "SQLite",
+		"--database", filepath.Join(dir, "storage.sqlite"), "--logfile", filepath.Join(dir, "storage.log"))...)
+	cmd := exec.Command(filepath.Join(bin, "neoadmin"), append(common, "--bind", c.admin, "--logfile", filepath.Join(dir, "admin.log"))...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	pyctl := func(args ...string) result { return p.script(t, "neoctl", append(append([]string{"-a", c.admin}, ssl...), args...)...) }
+	c.waitFor(t, "RUNNING over TLS", func() bool { return pyctl("print", "cluster").stdout == "RUNNING\n" })
+	if r := pyctl("print", "pt"); r.stdout != "# ptid: 1, replicas: 0\nS1 R UUUU\n" {
+		t.Errorf("neoppod's neoctl: print pt:\n%s", r)
+	}
+	if r := run(t, nil, ourNeoctl(t), append(append([]string{"-a", c.admin}, ssl...), "print", "pt")...); r.stdout != "# ptid: 1, replicas: 0\nS1 R UUUU\n" {
+		t.Errorf("our neoctl: print pt:\n%s", r)
+	}
+	// Without TLS, neoctl gets nothing from a TLS admin.
+	if r := c.p.script(t, "neoctl", "-a", c.admin, "print", "cluster"); r.code != 1 || r.stdout != "" {
+		t.Errorf("plain neoctl against a TLS admin:\n%s", r)
+	}
+}
