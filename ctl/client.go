@@ -75,16 +75,16 @@ func (c *Client) Close() error { return c.link.Close() }
 
 // ask sends req and decodes its answer into resp.
 func (c *Client) ask(ctx context.Context, req, resp proto.Msg) error {
-	c.log.Debug("ask", "msg", fmt.Sprintf("%T", req))
+	c.log.Debug("ask", "packet", fmt.Sprintf("%T", req))
 	err := c.link.Ask(ctx, req, resp)
 	if err != nil {
-		c.log.Debug("answer", "msg", fmt.Sprintf("%T", req), "err", err)
+		c.log.Debug("answer", "packet", fmt.Sprintf("%T", req), "err", err)
 		if errors.Is(err, neonet.ErrClosed) {
 			return fmt.Errorf("%w: %w", ErrConnectionClosed, err)
 		}
 		return err
 	}
-	c.log.Debug("answer", "msg", fmt.Sprintf("%T", resp))
+	c.log.Debug("answer", "packet", fmt.Sprintf("%T", resp))
 	return nil
 }
 
@@ -219,7 +219,7 @@ func (c *Client) Truncate(ctx context.Context, tid proto.Tid) (string, error) {
 // FlushLog asks every node to flush its logs. It returns once the
 // notification is handed to the kernel.
 func (c *Client) FlushLog(ctx context.Context) error {
-	c.log.Debug("send", "msg", "FlushLog")
+	c.log.Debug("send", "packet", "FlushLog")
 	if err := c.link.Send(&proto.FlushLog{}); err != nil {
 		return fmt.Errorf("%w: %w", ErrConnectionClosed, err)
 	}

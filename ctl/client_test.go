@@ -108,6 +108,26 @@ func TestClientPrints(t *testing.T) {
 	}
 }
 
+// A backup cluster reports its backup tid instead of the last oid, and
+// the last tid comes from AskLastTransaction.
+func TestPrintIDsBackup(t *testing.T) {
+	c := dial(t, func(req proto.Msg) ctltest.Reply {
+		switch req.(type) {
+		case *proto.AskRecovery:
+			return ctltest.Reply{Msg: &proto.AnswerRecovery{BackupTid: 0x3937af2eeeeeeee, TruncateTid: proto.InvalidTid}}
+		case *proto.AskLastTransaction:
+			return ctltest.Reply{Msg: &proto.AnswerLastTransaction{Tid: 0x3937af2eeeeeeef}}
+		}
+		return ctltest.Reply{Close: true}
+	})
+	got, err := c.PrintIDs(t.Context())
+	want := "backup_tid = 0x3937af2eeeeeeee (2012-01-01 12:34:55.999999)\n" +
+		"last_tid = 0x3937af2eeeeeeef (2012-01-01 12:34:56)\nlast_ptid = None" // as neoppod prints them
+	if err != nil || got != want {
+		t.Errorf("got %q, %v; want\n%s", got, err, want)
+	}
+}
+
 func TestClientErrors(t *testing.T) {
 	ctx := t.Context()
 	t.Run("DENIED is a *proto.Error with the master's message", func(t *testing.T) {
