@@ -20,6 +20,10 @@ type Config struct {
 	// Masters are the addresses of the masters to look for the primary
 	// among; NotPrimaryMaster redirections add the others.
 	Masters []proto.Addr
+	// DynamicMasterList, if set, is the path of a file (created if
+	// missing) where the masters learned from the cluster are kept for the
+	// next start, and whose masters complete Masters (neoadmin's -D).
+	DynamicMasterList string
 	// Bind is where neoctl connects (neoadmin's --bind). A zero port picks
 	// a free one, see [Node.Addr]. The zero Addr means 127.0.0.1:0.
 	Bind proto.Addr
@@ -65,7 +69,7 @@ func (c *Config) Validate() error {
 	if c.Cluster == "" {
 		return errors.New("admin: Config.Cluster: cluster name must be non-empty")
 	}
-	if len(c.Masters) == 0 {
+	if len(c.Masters) == 0 && c.DynamicMasterList == "" {
 		return errors.New("admin: Config.Masters: no master address")
 	}
 	for i, m := range c.Masters {

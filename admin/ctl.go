@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
@@ -72,6 +73,9 @@ func (n *Node) serveCtl(req *neonet.Request) {
 		msg := "reject non-admin node"
 		if m.NodeType == proto.ADMIN {
 			msg = fmt.Sprintf("unknown backup cluster %q", m.ClusterName)
+			if slices.Contains(n.cfg.Monitor.Backups, m.ClusterName) {
+				msg = fmt.Sprintf("monitoring of backup cluster %q is not implemented", m.ClusterName)
+			}
 		}
 		n.replyAbort(req, &proto.Error{Code: proto.PROTOCOL_ERROR, Message: msg})
 		return

@@ -31,6 +31,8 @@ var ErrStopped = errors.New("admin: cluster stopped")
 type Node struct {
 	cfg   Config
 	log   *slog.Logger
+	mdb   *masterDB    // nil without dynamic master list
+	known []proto.Addr // masters to try first: configured, then from mdb
 	ready chan struct{}
 	addr  proto.Addr // set before ready is closed
 
@@ -63,6 +65,22 @@ func NewNode(cfg Config) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, log: log, ready: make(chan struct{})}
+	n.known = append(n.known, cfg.Masters...)
+	if cfg.DynamicMasterList != "" {
+		mdb, err := openMasterDB(cfg.DynamicMasterList)
+		if err != nil {
+			return nil, fmt.Errorf("admin: %w", err)
+		}
+		n.mdb = mdb
+		for _, a := range mdb.addrs() {
+			if !containsAddr(n.known, a) {
+				n.known = append(n.known, a)
+			}
+		}
+	}
+	if len(n.known) == 0 {
+		return nil, errors.New("admin: no master address, neither configured nor in the dynamic master list")
+	}
 	n.mu.v = newView()
 	n.mu.ctl = map[*neonet.Link]bool{}
 	if len(cfg.Monitor.Emails) > 0 {
@@ -227,6 +245,19 @@ func (ml *masterLink) apply(m proto.Msg) {
 		n.mu.mailer.changed(n.mu.v.monitor(), true)
 	}
 	n.mu.Unlock()
+	if nn, isNodes := m.(*proto.NotifyNodeInformation); isNodes && err == nil {
+		var add, remove []proto.Addr
+		for _, e := range nn.NodeList {
+			if e.Type == proto.MASTER {
+				if e.State == proto.UNKNOWN {
+					remove = append(remove, e.Addr)
+				} else {
+					add = append(add, e.Addr)
+				}
+			}
+		}
+		n.saveMasters(add, remove)
+	}
 	switch {
 	case err != nil:
 		n.log.Error("inconsistent update from the master: reconnecting", "err", err)
@@ -288,7 +319,7 @@ func (n *Node) followMaster(ctx context.Context, ml *masterLink, acc *proto.Acce
 // or a failure moves to the next master. Attempts to one address are at
 // least ReconnectDelay apart.
 func (n *Node) connectPrimary(ctx context.Context, nid proto.NodeID) (*masterLink, *proto.AcceptIdentification, error) {
-	masters := append([]proto.Addr(nil), n.cfg.Masters...)
+	masters := append([]proto.Addr(nil), n.known...)
 	last := map[proto.Addr]time.Time{}
 	next, redirect := 0, proto.Addr{}
 	for {
@@ -318,6 +349,7 @@ func (n *Node) connectPrimary(ctx context.Context, nid proto.NodeID) (*masterLin
 			return ml, acc, nil
 		}
 		if npm != nil {
+			n.saveMasters(npm.KnownMasters, nil)
 			for _, a := range npm.KnownMasters {
 				if !containsAddr(masters, a) {
 					masters = append(masters, a)
@@ -330,6 +362,13 @@ func (n *Node) connectPrimary(ctx context.Context, nid proto.NodeID) (*masterLin
 			}
 		}
 		n.log.Info("master not available", "addr", addr, "err", err)
+	}
+}
+
+// saveMasters updates the dynamic master list, if any.
+func (n *Node) saveMasters(add, remove []proto.Addr) {
+	if err := n.mdb.update(add, remove); err != nil {
+		n.log.Error("dynamic master list not saved", "err", err)
 	}
 }
 

@@ -426,3 +426,31 @@ func TestInconsistentMaster(t *testing.T) {
 	f.welcome(t, master, r, 11, proto.VERIFYING)
 	waitConnected(t, n, proto.VERIFYING)
 }
+
+// TestBackupAdminRefused: monitoring backups through their admins is not
+// implemented; their identification is refused as neoppod refuses an
+// unknown one.
+func TestBackupAdminRefused(t *testing.T) {
+	f := newFakeMaster(t)
+	n, _ := startAdmin(t, Config{Masters: []proto.Addr{f.addr}, Monitor: MonitorConfig{Backups: []string{"bk"}}})
+	master, r := f.accept(t)
+	f.welcome(t, master, r, 10, proto.RUNNING)
+	waitConnected(t, n, proto.RUNNING)
+	for _, tc := range []struct {
+		typ  proto.NodeType
+		name string
+		msg  string
+	}{
+		{proto.STORAGE, "bk", "reject non-admin node"},
+		{proto.ADMIN, "other", `unknown backup cluster "other"`},
+		{proto.ADMIN, "bk", `monitoring of backup cluster "bk" is not implemented`},
+	} {
+		c := ctl(t, n)
+		err := ask(t, c, &proto.RequestIdentification{NodeType: tc.typ, ClusterName: tc.name}, &proto.AcceptIdentification{})
+		var perr *proto.Error
+		if !errors.As(err, &perr) || perr.Code != proto.PROTOCOL_ERROR || perr.Message != tc.msg {
+			t.Errorf("%v %q: got %v, want PROTOCOL_ERROR %q", tc.typ, tc.name, err, tc.msg)
+		}
+		waitClosed(t, c)
+	}
+}

@@ -70,6 +70,7 @@ func configFromOptions(v map[string]string) (admin.Config, string, error) {
 		}
 		cfg.Masters = append(cfg.Masters, a)
 	}
+	cfg.DynamicMasterList = v["dynamic_master_list"]
 	if s := strings.TrimSpace(v["nid"]); s != "" {
 		n, _ := strconv.Atoi(s)
 		cfg.NID = proto.NodeID(n)

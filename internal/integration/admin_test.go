@@ -322,11 +322,11 @@ func TestAdminTLS(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	})
-	pyctl := func(args ...string) result {
+	pyNeoctl := func(args ...string) result {
 		return p.script(t, "neoctl", append(append([]string{"-a", c.admin}, ssl...), args...)...)
 	}
-	c.waitFor(t, "RUNNING over TLS", func() bool { return pyctl("print", "cluster").stdout == "RUNNING\n" })
-	if r := pyctl("print", "pt"); r.stdout != "# ptid: 1, replicas: 0\nS1 R UUUU\n" {
+	c.waitFor(t, "RUNNING over TLS", func() bool { return pyNeoctl("print", "cluster").stdout == "RUNNING\n" })
+	if r := pyNeoctl("print", "pt"); r.stdout != "# ptid: 1, replicas: 0\nS1 R UUUU\n" {
 		t.Errorf("neoppod's neoctl: print pt:\n%s", r)
 	}
 	if r := run(t, nil, ourNeoctl(t), append(append([]string{"-a", c.admin}, ssl...), "print", "pt")...); r.stdout != "# ptid: 1, replicas: 0\nS1 R UUUU\n" {
