@@ -564,10 +564,11 @@ func (l *Link) readLoop() {
 	buf := make([]byte, max(readBufSize, len(l.leftover)))
 	r, w := 0, copy(buf, l.leftover)
 	l.leftover = nil
+	scan := frameScanner{max: l.maxPacket}
 	var rerr error
 	for {
 		for r < w {
-			size, err := proto.FrameSize(buf[r:w], l.maxPacket)
+			size, err := scan.next(buf[r:w])
 			if err != nil {
 				l.shutdown(fmt.Errorf("%w: %w", ErrProtocol, err), false)
 				return
@@ -603,8 +604,8 @@ func (l *Link) readLoop() {
 				w = copy(buf, buf[r:w])
 				r = 0
 			} else {
-				// A frame bigger than buf: FrameSize guarantees it fits
-				// in maxPacket.
+				// A frame bigger than buf: the scanner guarantees it
+				// fits in maxPacket.
 				nbuf := make([]byte, min(2*len(buf), l.maxPacket))
 				if len(nbuf) <= len(buf) {
 					l.shutdown(fmt.Errorf("%w: packet larger than %d bytes", ErrProtocol, l.maxPacket), false)
@@ -614,6 +615,7 @@ func (l *Link) readLoop() {
 				buf = nbuf
 			}
 		}
+		l.burst.Store(false)
 		var n int
 		n, rerr = l.conn.Read(buf[w:])
 		w += n
@@ -751,57 +753,19 @@ func decodeArgs(m proto.Msg, args []byte) error {
 	return nil
 }
 
-// decodeHeader splits a frame (as cut by proto.FrameSize, so a 3-element
+// decodeHeader splits a frame (as cut by frameScanner, so a 3-element
 // array) into id, code and the bytes of the args array.
 func decodeHeader(frame []byte) (id uint32, code uint16, args []byte, err error) {
-	if len(frame) == 0 || frame[0] != 0x93 {
-		return 0, 0, nil, errors.New("packet is not a 3-element fixarray")
-	}
 	i := 1
-	v, n := decodeUint(frame[i:])
-	if n == 0 || v > 0xffffffff {
+	v, n, err := scanUint(frame[i:])
+	if err != nil || n == 0 {
 		return 0, 0, nil, fmt.Errorf("invalid packet id at byte %d", i)
 	}
 	id = uint32(v)
 	i += n
-	v, n = decodeUint(frame[i:])
-	if n == 0 || v > 0xffff {
+	v, n, err = scanUint(frame[i:])
+	if err != nil || n == 0 {
 		return id, 0, nil, fmt.Errorf("invalid packet code at byte %d (id %d)", i, id)
 	}
 	return id, uint16(v), frame[i+n:], nil
-}
-
-// decodeUint decodes a non-negative msgpack integer in any width; n is 0 if
-// b does not start with one.
-func decodeUint(b []byte) (v uint64, n int) {
-	if len(b) == 0 {
-		return 0, 0
-	}
-	c := b[0]
-	if c < 0x80 {
-		return uint64(c), 1
-	}
-	var size int
-	switch c {
-	case 0xcc, 0xd0:
-		size = 1
-	case 0xcd, 0xd1:
-		size = 2
-	case 0xce, 0xd2:
-		size = 4
-	case 0xcf, 0xd3:
-		size = 8
-	default:
-		return 0, 0
-	}
-	if len(b) < 1+size {
-		return 0, 0
-	}
-	for _, x := range b[1 : 1+size] {
-		v = v<<8 | uint64(x)
-	}
-	if c >= 0xd0 && b[1]&0x80 != 0 {
-		return 0, 0 // negative
-	}
-	return v, 1 + size
 }
