@@ -259,7 +259,22 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 	case *proto.AnswerUnfinishedTransactions, *proto.NotifyRepair, *proto.FlushLog:
 		return nil
 
-	case *proto.CheckPartition, *proto.Replicate:
+	case *proto.CheckPartition:
+		tm := n.txnManager()
+		if tm == nil {
+			return nil
+		}
+		link := r.Link
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.checkMu.Lock() // one check at a time, in order of arrival
+			defer n.checkMu.Unlock()
+			n.check(ctx, link, tm, m)
+		}()
+		return nil
+
+	case *proto.Replicate:
 		n.log.Warn("not implemented, ignored", "msg", proto.MsgName(r.Msg.NEOMsgCode()))
 		return nil
 	}

@@ -248,7 +248,6 @@ func (r *replicator) source(ctx context.Context, p uint32) (*neonet.Link, error)
 			}
 		}
 	}
-	self, ts := n.mu.nid, n.mu.selfTS
 	n.mu.Unlock()
 	if len(addrs) == 0 {
 		return nil, fmt.Errorf("no source for partition %d", p)
@@ -264,16 +263,9 @@ func (r *replicator) source(ctx context.Context, p uint32) (*neonet.Link, error)
 		}
 	}
 	addr := addrs[int(p)%len(addrs)]
-	l, err := neonet.Dial(ctx, "tcp", addr, neonet.Config{Logger: n.log, TLS: n.cfg.TLS})
+	l, err := n.dialStorage(ctx, addr)
 	if err != nil {
 		return nil, err
-	}
-	var acc proto.AcceptIdentification
-	err = l.Ask(ctx, &proto.RequestIdentification{NodeType: proto.STORAGE, NID: self, Addr: n.addr,
-		ClusterName: n.cfg.Cluster, IDTimestamp: ts, Extra: proto.Dict{}}, &acc)
-	if err != nil {
-		l.Close()
-		return nil, fmt.Errorf("identify to %s: %w", addr, err)
 	}
 	r.sources[addr] = l
 	return l, nil

@@ -89,7 +89,8 @@ type Node struct {
 	ln   *neonet.Listener
 	addr proto.Addr
 
-	wg sync.WaitGroup // goroutines serving incoming links
+	wg      sync.WaitGroup // goroutines serving incoming links, background jobs
+	checkMu sync.Mutex     // replica checks run one at a time
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Shutdown
