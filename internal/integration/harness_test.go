@@ -310,17 +310,23 @@ func lastLine(s string) string {
 // 10 s) at the end of the test.
 func (p *peers) spawn(t *testing.T, dir, log, name string, args ...string) {
 	t.Helper()
+	p.spawnPy(t, dir, log, append(pyMain(name), args...)...)
+}
+
+// spawnPy is spawn for any python command line.
+func (p *peers) spawnPy(t *testing.T, dir, log string, args ...string) {
+	t.Helper()
 	out, err := os.Create(filepath.Join(dir, log+".out"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(p.py, append(pyMain(name), args...)...)
+	cmd := exec.Command(p.py, args...)
 	cmd.Env = append(os.Environ(), p.env()...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		out.Close()
-		t.Fatalf("start %s: %v", name, err)
+		t.Fatalf("start %s: %v", log, err)
 	}
 	done := make(chan struct{})
 	go func() {

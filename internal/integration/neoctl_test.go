@@ -4,6 +4,7 @@ package integration
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -295,4 +296,47 @@ func TestNeoctlTLS(t *testing.T) {
 		t.Errorf("TLS neoctl to a plain admin: neoppod\n%s\nours\n%s", want, got)
 	}
 	oneLineError(t, got, "TLS neoctl to a plain admin")
+}
+
+// With a client connected and two transactions committed: the client's
+// node line and the ids print the same, and our truncate cuts the last
+// transaction off.
+func TestNeoctlClientAndTruncate(t *testing.T) {
+	p := needPeers(t)
+	c := startCluster(t, p, 2, 1, 4)
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.spawnPy(t, c.dir, "client", filepath.Join(root, "internal", "integration", "testdata", "client.py"),
+		c.master, c.name, "120")
+	var tids []string
+	c.waitFor(t, "client committed", func() bool {
+		out, _ := os.ReadFile(filepath.Join(c.dir, "client.out"))
+		f := strings.Fields(string(out))
+		if len(f) >= 3 && f[0] == "TIDS" {
+			tids = f[1:3]
+			return true
+		}
+		return false
+	})
+	for _, args := range [][]string{
+		{"print", "node"},
+		{"print", "node", "client"},
+		{"print", "ids"},
+		{"print", "summary"},
+		{"truncate", "tid:0x" + tids[1]}, // the last one: denied
+		{"truncate", "tid:1"},            // before the first: denied
+	} {
+		sameOutput(t, c, args...)
+	}
+	if r := c.gon(t, "truncate", "tid:0x"+tids[0]); r != (result{}) {
+		t.Fatalf("truncate:\n%s", r)
+	}
+	want := regexp.MustCompile(`(?m)^last_tid = 0x0*` + strings.TrimLeft(tids[0], "0") + ` `)
+	c.waitFor(t, "truncated and RUNNING", func() bool {
+		return c.py(t, "print", "cluster").stdout == "RUNNING\n" && want.MatchString(c.py(t, "print", "ids").stdout)
+	})
+	sameOutput(t, c, "print", "ids")
+	sameOutput(t, c, "print", "pt")
 }
