@@ -47,7 +47,7 @@ generate: ## regenerate generated code
 check-generate: generate ## fail if generated code is stale
 	@git diff --exit-code -- '*.go' || { echo "generated code is stale: run make generate"; exit 1; }
 
-demo: build ## start a neoppod cluster and drive it with our neoctl
+demo: build ## start a Go cluster (neosimple), write and read ZODB objects with neoppod's client
 	./scripts/demo
 
 clean: ## remove built binaries
