@@ -1,0 +1,65 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseAddr(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		defPort  int
+		bad      bool
+	}{
+		{in: "127.0.0.1:10000", want: "127.0.0.1:10000"},
+		{in: "127.0.0.1", defPort: 10000, want: "127.0.0.1:10000"},
+		{in: "[::1]:5", want: "[::1]:5"},
+		{in: "::1", defPort: 7, want: "[::1]:7"},
+		{in: "127.0.0.1:99999", bad: true},
+		{in: "", bad: true},
+	} {
+		got, err := parseAddr(tc.in, tc.defPort)
+		if tc.bad {
+			if err == nil {
+				t.Errorf("parseAddr(%q) = %q, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("parseAddr(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "neo.conf")
+	os.WriteFile(conf, []byte("[DEFAULT]\ncluster = fromfile\n[storage]\ndatabase = "+filepath.Join(dir, "db.sqlite")+"\nmasters =\n  127.0.0.1:1\n  127.0.0.1:2\n"), 0o644)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		status int
+		stderr string
+	}{
+		{"help", []string{"--help"}, 0, ""},
+		{"missing required", []string{"-c", "x"}, 2, "the following arguments are required: -d/--database"},
+		{"unknown adapter", []string{"-c", "x", "-d", "y", "-a", "MySQL"}, 1, `adapter "MySQL" is not available`},
+		{"partial TLS", []string{"-c", "x", "-d", "y", "--ca", "ca.pem"}, 1, "3 files must be provided"},
+		{"reset from config file", []string{"-f", conf, "--reset"}, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut strings.Builder
+			if got := run(tc.args, &out, &errOut); got != tc.status {
+				t.Fatalf("status %d, want %d; stderr:\n%s", got, tc.status, errOut.String())
+			}
+			if !strings.Contains(errOut.String(), tc.stderr) {
+				t.Fatalf("stderr %q does not contain %q", errOut.String(), tc.stderr)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "db.sqlite")); err != nil {
+		t.Fatalf("--reset with the database from the config file: %v", err)
+	}
+}
