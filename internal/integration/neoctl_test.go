@@ -340,3 +340,69 @@ func TestNeoctlClientAndTruncate(t *testing.T) {
 	sameOutput(t, c, "print", "ids")
 	sameOutput(t, c, "print", "pt")
 }
+
+// A backup cluster of a neoppod cluster: print ids shows the backup tid,
+// summaries (also of an upstream admin monitoring the backup) print the
+// same, and our `set cluster STOPPING_BACKUP` leaves backup mode.
+func TestNeoctlBackup(t *testing.T) {
+	p := needPeers(t)
+	up := startCluster(t, p, 1, 0, 4)
+	ports := freePorts(t, 3)
+	bk := &cluster{
+		p:      p,
+		name:   fmt.Sprintf("bk%d", ports[0]),
+		dir:    testDir(t),
+		master: fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		admin:  fmt.Sprintf("127.0.0.1:%d", ports[1]),
+	}
+	monitor := &cluster{p: p, name: up.name, dir: bk.dir, master: up.master, admin: fmt.Sprintf("127.0.0.1:%d", ports[2])}
+	p.spawn(t, bk.dir, "monitor", "neoadmin", "--cluster", up.name, "--masters", up.master,
+		"--bind", monitor.admin, "--monitor-backup", bk.name, "--logfile", filepath.Join(bk.dir, "monitor.log"))
+	common := []string{"--cluster", bk.name, "--masters", bk.master}
+	p.spawn(t, bk.dir, "master", "neomaster", append(common, "--bind", bk.master, "--partitions", "4",
+		"--replicas", "0", "--autostart", "1", "--backup", "--upstream-cluster", up.name,
+		"--upstream-masters", up.master, "--logfile", filepath.Join(bk.dir, "master.log"))...)
+	bk.addStorage(t, 0)
+	p.spawn(t, bk.dir, "admin", "neoadmin", append(common, "--bind", bk.admin,
+		"--logfile", filepath.Join(bk.dir, "admin.log"))...)
+	bk.waitFor(t, "BACKINGUP", func() bool { return bk.py(t, "print", "cluster").stdout == "BACKINGUP\n" })
+
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.spawnPy(t, up.dir, "client", filepath.Join(root, "internal", "integration", "testdata", "client.py"),
+		up.master, up.name, "0")
+	var last string
+	up.waitFor(t, "client committed", func() bool {
+		out, _ := os.ReadFile(filepath.Join(up.dir, "client.out"))
+		f := strings.Fields(string(out))
+		if len(f) >= 3 && f[0] == "TIDS" {
+			last = f[2]
+			return true
+		}
+		return false
+	})
+	bk.waitFor(t, "backup up to date", func() bool {
+		return strings.HasPrefix(bk.py(t, "print", "ids").stdout, "backup_tid = 0x"+strings.TrimLeft(last, "0")+" ")
+	})
+	monitor.waitFor(t, "monitor sees the backup up to date", func() bool {
+		return strings.Contains(monitor.py(t, "print", "summary").stdout, "ltid="+last+"; lag=")
+	})
+	sameOutput(t, bk, "print", "ids")
+	sameOutput(t, bk, "print", "summary")
+	sameOutput(t, bk, "print", "pt")
+	sameOutput(t, bk, "set", "cluster", "STARTING_BACKUP") // denied while BACKINGUP
+	sameOutput(t, monitor, "print", "summary")
+
+	if r := bk.gon(t, "set", "cluster", "STOPPING_BACKUP"); r.stdout != "Cluster state changed\n" || r.code != 0 {
+		t.Fatalf("set cluster STOPPING_BACKUP:\n%s", r)
+	}
+	bk.waitFor(t, "RUNNING", func() bool { return bk.py(t, "print", "cluster").stdout == "RUNNING\n" })
+	monitor.waitFor(t, "monitor sees the backup RUNNING", func() bool {
+		return strings.Contains(monitor.py(t, "print", "summary").stdout, "\n    RUNNING;")
+	})
+	sameOutput(t, bk, "print", "ids")
+	sameOutput(t, bk, "print", "summary")
+	sameOutput(t, monitor, "print", "summary")
+}
