@@ -5,7 +5,8 @@ PEERS_DIR ?= $(abspath ../shared/peers)
 BIN := $(CURDIR)/bin
 FUZZTIME ?= 10s
 
-.PHONY: help build test unit integration fuzz-short fuzz vet lint generate check-generate golden check-golden bench demo clean
+.PHONY: help build test unit integration fuzz-short fuzz vet lint generate check-generate golden check-golden bench demo clean \
+	conformance-quick conformance zbench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -49,6 +50,16 @@ check-generate: generate ## fail if generated code is stale
 
 demo: build ## start a Go cluster (neosimple), write and read ZODB objects with neoppod's client
 	./scripts/demo
+
+conformance-quick: build ## ZODB conformance, quick subset (29 tests, ~2 min), on Go clusters vs neoppod's baseline
+	./scripts/conformance quick
+
+conformance: build ## full ZODB conformance suite (108 tests, ~10 min) on Go clusters vs neoppod's baseline
+	./scripts/conformance full
+
+ZBENCH_ARGS ?=
+zbench: build ## zbench.py on a Go cluster and on neoppod (same topology); prints Go/neoppod ratios
+	./scripts/zbench $(ZBENCH_ARGS)
 
 clean: ## remove built binaries
 	rm -rf $(BIN)
