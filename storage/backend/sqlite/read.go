@@ -31,11 +31,11 @@ func (db *DB) Load(ctx context.Context, oid proto.Oid, at, before proto.Tid) (*b
 	var row *sql.Row
 	switch {
 	case at != proto.InvalidTid:
-		row = db.r.QueryRowContext(ctx, loadAtSQL, p, int64(oid), int64(at))
+		row = db.loadAt.QueryRowContext(ctx, p, int64(oid), int64(at))
 	case before != proto.InvalidTid:
-		row = db.r.QueryRowContext(ctx, loadBeforeSQL, p, int64(oid), int64(before))
+		row = db.loadBefore.QueryRowContext(ctx, p, int64(oid), int64(before))
 	default:
-		row = db.r.QueryRowContext(ctx, loadLastSQL, p, int64(oid))
+		row = db.loadLast.QueryRowContext(ctx, p, int64(oid))
 	}
 	o := &backend.Object{}
 	o.Oid = oid

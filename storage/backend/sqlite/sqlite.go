@@ -39,7 +39,7 @@ func escapePath(path string) string {
 var defaultDriver = sqlDriver{
 	name: "sqlite", // modernc.org/sqlite
 	dsn: func(path string) string {
-		return "file:" + escapePath(path) + "?_pragma=busy_timeout(10000)"
+		return "file:" + escapePath(path) + "?_pragma=busy_timeout(10000)&_pragma=mmap_size(1073741824)"
 	},
 }
 
@@ -140,6 +140,8 @@ type DB struct {
 	r *sql.DB // read pool
 	w *sql.DB // write pool of one connection
 
+	loadAt, loadBefore, loadLast *sql.Stmt // on r
+
 	mu struct {
 		sync.Mutex
 		conn   *sql.Conn
@@ -234,6 +236,14 @@ func open(ctx context.Context, p Params, opts backend.Options, drv sqlDriver) (_
 	}
 	db.r.SetMaxOpenConns(4)
 	db.r.SetMaxIdleConns(4)
+	for _, x := range []struct {
+		st **sql.Stmt
+		q  string
+	}{{&db.loadAt, loadAtSQL}, {&db.loadBefore, loadBeforeSQL}, {&db.loadLast, loadLastSQL}} {
+		if *x.st, err = db.r.PrepareContext(ctx, x.q); err != nil {
+			return nil, fmt.Errorf("open %s: prepare: %w", p.Path, err)
+		}
+	}
 	return db, nil
 }
 
@@ -263,6 +273,11 @@ func (db *DB) closeAll() error {
 	}
 	if db.w != nil {
 		errs = append(errs, db.w.Close())
+	}
+	for _, st := range []*sql.Stmt{db.loadAt, db.loadBefore, db.loadLast} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
 	}
 	if db.r != nil {
 		errs = append(errs, db.r.Close())

@@ -15,3 +15,7 @@ func open(t testing.TB, path string, opts backend.Options) (backend.Backend, err
 func TestConformance(t *testing.T) {
 	backendtest.RunConformance(t, open)
 }
+
+func BenchmarkBackend(b *testing.B) {
+	backendtest.RunBenchmarks(b, open)
+}
