@@ -15,7 +15,12 @@
 // [ErrNotNEO]; in both cases the connection is closed without sending
 // anything else, as neoppod does. Bytes the peer queued right behind its
 // handshake (neoppod sends its RequestIdentification without waiting) are
-// kept for the packet reader.
+// kept for the packet reader. Dial waits for the peer's handshake before
+// returning, so that a mismatch is its error rather than a later one; on a
+// long-lived link the round trip this adds to the first request does not
+// matter. A received packet is bounded by [Config.MaxPacketSize] (64 MiB
+// and some, neoppod's limit) as soon as its header declares its sizes,
+// before its bytes are buffered.
 //
 // # Message ids
 //
@@ -53,7 +58,7 @@
 // # Closing
 //
 // [Link.Close] closes at once. [Link.Abort] is neoppod's abort: incoming
-// data is no longer processed, packets being written are flushed, then the
+// data is no longer processed, packets sent before are flushed, then the
 // connection is closed; use it after replying Error(PROTOCOL_ERROR) or
 // NotPrimaryMaster. After either, or when the peer or the network breaks
 // the link, every pending and later operation fails with an error matching

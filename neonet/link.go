@@ -110,7 +110,7 @@ type Link struct {
 
 	closing atomic.Bool   // set once, when the close starts
 	closed  chan struct{} // closed when the close starts
-	done    chan struct{} // closed when the reader goroutine has exited
+	done    chan struct{} // closed when the reader and writer goroutines have exited
 
 	// recvReady holds a token while recvq may be non-empty.
 	recvReady chan struct{}
@@ -178,8 +178,8 @@ func (l *Link) String() string {
 	return l.conn.LocalAddr().String() + "-" + l.conn.RemoteAddr().String()
 }
 
-// Done returns a channel closed once the link is closed and its reader
-// goroutine has exited.
+// Done returns a channel closed once the link is closed and its
+// goroutines have exited.
 func (l *Link) Done() <-chan struct{} { return l.done }
 
 // Err returns nil while the link is open, then why it closed: an error
@@ -190,8 +190,9 @@ func (l *Link) Err() error {
 	return l.mu.err
 }
 
-// Close closes the link at once: pending calls fail, the reader stops.
-// It does not wait for the reader; see [Link.Done]. Closing a closed link
+// Close closes the link at once: pending calls fail, queued packets are
+// dropped, the goroutines stop. It does not wait for them; see
+// [Link.Done]. Closing a closed link
 // does nothing; Close always returns nil.
 func (l *Link) Close() error {
 	l.shutdown(ErrClosedLocally, false)
@@ -200,9 +201,9 @@ func (l *Link) Close() error {
 }
 
 // Abort closes the link as neoppod's abort does: incoming data is no longer
-// processed, then, once the packets being written have been handed to the
-// kernel (at most [Config.AbortTimeout]), the connection is closed. A
-// reply sent before Abort is thus delivered, e.g.
+// processed, then, once the packets sent before (being written or queued)
+// have been handed to the kernel (at most [Config.AbortTimeout]), the
+// connection is closed. A reply sent before Abort is thus delivered, e.g.
 //
 //	req.Reply(&proto.Error{Code: proto.PROTOCOL_ERROR, Message: "..."})
 //	req.Link.Abort()
@@ -272,8 +273,8 @@ func (l *Link) Send(m proto.Msg) error { return l.send(0, true, m, nil) }
 //
 // It returns once the packet is queued behind the packets of other
 // goroutines, or written: a nil error does not mean the peer got it; a
-// write failure closes the link. It blocks while more than
-// [maxQueued] bytes are queued.
+// write failure closes the link. It blocks while more than 4 MiB are
+// queued.
 func (l *Link) SendWithID(id uint32, m proto.Msg) error { return l.send(id, false, m, nil) }
 
 // Write side. Packets are encoded into wbuf under wmu. If no goroutine is
