@@ -3,6 +3,9 @@ package neonet
 import (
 	"bytes"
 	"errors"
+	"io"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/neogo/neo/proto"
@@ -163,5 +166,40 @@ func TestAnswersDoNotAlias(t *testing.T) {
 		if !bytes.Equal(a.Data, bytes.Repeat([]byte{byte(i)}, sizes[i])) {
 			t.Errorf("answer %d (%d bytes) was overwritten", i, sizes[i])
 		}
+	}
+}
+
+// Every packet whose Send returned nil before Abort reaches the peer, even
+// if it was queued behind other goroutines' writes.
+func TestAbortFlushesQueue(t *testing.T) {
+	cli, srv := pair(t, "tcp4", Config{}, Config{})
+	const senders, each = 4, 200
+	var wg sync.WaitGroup
+	var sent atomic.Int64
+	pad := bytes.Repeat([]byte{'p'}, 1024)
+	for range senders {
+		wg.Go(func() {
+			for range each {
+				m := &proto.AddObject{Checksum: make([]byte, 20), Data: pad, DataSerial: proto.InvalidTid}
+				if cli.Send(m) == nil {
+					sent.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	cli.Abort()
+	got := 0
+	for {
+		if _, err := srv.Recv(testCtx(t)); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("recv: %v", err)
+			}
+			break
+		}
+		got++
+	}
+	if int64(got) != sent.Load() || got != senders*each {
+		t.Fatalf("peer got %d packets, %d sent", got, sent.Load())
 	}
 }

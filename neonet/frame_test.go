@@ -5,8 +5,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/neogo/neo/proto"
 )
@@ -139,4 +142,51 @@ func BenchmarkScanManySmallObjects(b *testing.B) {
 			b.Fatalf("got %d, %v", n, err)
 		}
 	}
+}
+
+// FuzzLinkStream feeds arbitrary bytes, split at arbitrary points, to a
+// link's reader: it must never panic nor hang, and must either deliver
+// packets or close with a reason.
+func FuzzLinkStream(f *testing.F) {
+	for _, p := range goldenPackets(f) {
+		f.Add(p, []byte{7})
+	}
+	f.Add(proto.AppendPacket(nil, 0, &proto.Ping{}), []byte{0})
+	f.Add([]byte{0x93, 0x05, 0xcd, 0x80, 0x01, 0x93, 0xd4, 0x04, 0x00, 0xc0, 0xc0}, []byte{1})
+	f.Fuzz(func(t *testing.T, in, split []byte) {
+		ours, theirs := net.Pipe()
+		l := newLink(ours, nil, Config{MaxPacketSize: 1 << 16, AbortTimeout: time.Second})
+		l.start()
+		go io.Copy(io.Discard, theirs) // Pongs and Errors sent back
+		go func() {
+			for i, rest := 0, in; len(rest) > 0; i++ {
+				n := len(rest)
+				if len(split) > 0 {
+					n = min(n, 1+int(split[i%len(split)]))
+				}
+				if _, err := theirs.Write(rest[:n]); err != nil {
+					return
+				}
+				rest = rest[n:]
+			}
+			theirs.Close()
+		}()
+		select {
+		case <-l.Done():
+		case <-time.After(testTimeout):
+			t.Fatal("link did not close at the end of its input")
+		}
+		if l.Err() == nil {
+			t.Fatal("closed link without a reason")
+		}
+		for {
+			r, err := l.Recv(t.Context())
+			if err != nil {
+				break
+			}
+			if r.Msg == nil {
+				t.Fatal("request without a message")
+			}
+		}
+	})
 }

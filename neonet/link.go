@@ -143,6 +143,7 @@ func (r *Request) Reply(m proto.Msg) error { return r.Link.SendWithID(r.ID, m) }
 // leftover holds the bytes read past the peer's handshake. The reader
 // starts with [Link.start].
 func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
+	cfg = cfg.withDefaults()
 	l := &Link{
 		conn:         conn,
 		maxPacket:    cfg.MaxPacketSize,
