@@ -244,9 +244,12 @@ func (l *Link) shutdown(cause error, flush bool) {
 		c.err = err
 		close(c.done)
 	}
-	if cause == ErrClosedLocally || cause == ErrAborted {
+	switch {
+	case cause == ErrClosedLocally || cause == ErrAborted:
 		l.log.Debug("link closed", "err", cause)
-	} else {
+	case errors.Is(cause, ErrProtocol):
+		l.log.Warn("link closed", "err", cause)
+	default:
 		l.log.Info("link closed", "err", cause)
 	}
 }
