@@ -19,3 +19,21 @@ func TestConformance(t *testing.T) {
 func BenchmarkBackend(b *testing.B) {
 	backendtest.RunBenchmarks(b, open)
 }
+
+// The registry opens a plain path and neoppod's file: form with this backend.
+func TestOpenByName(t *testing.T) {
+	dir := t.TempDir()
+	for _, dsn := range []string{dir + "/plain.db", "file:" + dir + "/file.db?synchronous=NORMAL", "sqlite://" + dir + "/url.db"} {
+		b, err := backend.Open(t.Context(), dsn, backend.Options{})
+		if err != nil {
+			t.Errorf("open %q: %v", dsn, err)
+			continue
+		}
+		if _, ok := b.(*sqlite.DB); !ok {
+			t.Errorf("open %q: got %T", dsn, b)
+		}
+		if err := b.Close(); err != nil {
+			t.Errorf("close %q: %v", dsn, err)
+		}
+	}
+}
