@@ -79,7 +79,7 @@ func (n *Node) serveIncoming(ctx context.Context, link *neonet.Link) {
 			}
 		}
 	}()
-	c := &clientConn{n: n, link: link, nid: nid, tm: tm}
+	c := &clientConn{n: n, link: link, nid: nid, tm: tm, loads: make(chan struct{}, maxLinkLoads)}
 	for {
 		r, err := link.Recv(ctx)
 		if err != nil {
@@ -171,6 +171,22 @@ type clientConn struct {
 	link *neonet.Link
 	nid  proto.NodeID
 	tm   *txnManager
+	// loads bounds the object loads of this link running at once: a
+	// multi-threaded client sends many on one link.
+	loads chan struct{}
+}
+
+// maxLinkLoads is the number of concurrent loads per link.
+const maxLinkLoads = 8
+
+// async runs f in its own goroutine once fewer than maxLinkLoads run for
+// this link, blocking the caller meanwhile (back pressure on the link).
+func (c *clientConn) async(f func()) {
+	c.loads <- struct{}{}
+	go func() {
+		defer func() { <-c.loads }()
+		f()
+	}()
 }
 
 // closed tells the transaction manager to drop delayed requests whose link
@@ -220,17 +236,19 @@ func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 			return err
 		}
 		tm.whenReadable(m.Oid, c.closed, func() {
-			o, err := n.db.Load(ctx, m.Oid, m.At, m.Before)
-			if err != nil {
-				c.reply(r, nil, loadError(err, m.Oid))
-				return
-			}
-			a := &proto.AnswerObject{Oid: m.Oid, Serial: o.Serial, NextSerial: o.NextSerial,
-				Compression: proto.Some(o.Compression), Checksum: o.Checksum[:], Data: o.Data, DataSerial: o.DataSerial}
-			if !o.HasData() {
-				a.Compression, a.Checksum, a.Data = proto.Some(uint8(0)), ZeroHash[:], []byte{}
-			}
-			c.reply(r, a, nil)
+			c.async(func() {
+				o, err := n.db.Load(ctx, m.Oid, m.At, m.Before)
+				if err != nil {
+					c.reply(r, nil, loadError(err, m.Oid))
+					return
+				}
+				a := &proto.AnswerObject{Oid: m.Oid, Serial: o.Serial, NextSerial: o.NextSerial,
+					Compression: proto.Some(o.Compression), Checksum: o.Checksum[:], Data: o.Data, DataSerial: o.DataSerial}
+				if !o.HasData() {
+					a.Compression, a.Checksum, a.Data = proto.Some(uint8(0)), ZeroHash[:], []byte{}
+				}
+				c.reply(r, a, nil)
+			})
 		})
 		return nil
 
