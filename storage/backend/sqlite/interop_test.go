@@ -124,3 +124,62 @@ check (0, b'\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00
 		t.Errorf("neoppod reads:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// testdata/neoppod.sqlite was written by a real neoppod storage (SQLite
+// adapter, 4 partitions) of a cluster named pybk: a ZODB root committed 5
+// times by the Python client, and the last transaction left locked but
+// not unlocked because the node was stopped before its deferred commit.
+// We open a copy: opening switches the file to WAL mode.
+func TestReadNeoppodDatabase(t *testing.T) {
+	src, err := os.ReadFile("testdata/neoppod.sqlite")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "db")
+	if err := os.WriteFile(path, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	b, err := sqlite.Open(ctx, path, backend.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	m, err := b.Meta(ctx)
+	if err != nil || m.Name != "pybk" || m.NID != proto.NewNodeID(proto.STORAGE, 1) || m.PTID != 1 || m.BackupTid != proto.InvalidTid {
+		t.Errorf("meta = %+v, %v", m, err)
+	}
+	_, _, cells, err := b.PartitionTable(ctx)
+	if err != nil || len(cells) != 4 || cells[3] != (backend.Cell{Partition: 3, NID: m.NID, State: proto.UP_TO_DATE, Pack: 0}) {
+		t.Errorf("partition table = %+v, %v", cells, err)
+	}
+	all := []uint32{0, 1, 2, 3}
+	ids, err := b.LastIDs(ctx, all)
+	if err != nil || ids != (backend.LastIDs{LastTid: 0x040d40d5e722f49b, LastOid: 0, FirstTid: 0x040d40d5e6d1cf33}) {
+		t.Errorf("last ids = %+v, %v", ids, err)
+	}
+	tids, err := b.TIDs(ctx, 0, 10, all)
+	if err != nil || len(tids) != 5 {
+		t.Fatalf("tids = %v, %v", tids, err)
+	}
+	txn, err := b.Transaction(ctx, tids[1])
+	if err != nil || string(txn.Description) != "txn 2" || len(txn.Oids) != 1 || txn.TTid != 0x040d40d5e70d92ee {
+		t.Errorf("transaction %s = %+v, %v", tids[1], txn, err)
+	}
+	o, err := b.Load(ctx, 0, proto.InvalidTid, tids[2])
+	if err != nil || o.Serial != tids[3] || o.NextSerial != tids[2] || o.Compression != 1 || sha1.Sum(o.Data) != o.Checksum {
+		t.Errorf("load root before %s = %+v, %v", tids[2], o, err)
+	}
+	locked, err := b.LockedTransactions(ctx)
+	if err != nil || len(locked) != 1 || locked[0x040d40d5e72b7700] != 0x040d40d5e7316644 {
+		t.Fatalf("locked = %v, %v", locked, err)
+	}
+	// Verification validates it; the root then has its 6th revision.
+	if err := b.ValidateTransaction(ctx, 0x040d40d5e72b7700, 0x040d40d5e7316644); err != nil {
+		t.Fatal(err)
+	}
+	o, err = b.Load(ctx, 0, proto.InvalidTid, proto.InvalidTid)
+	if err != nil || o.Serial != 0x040d40d5e7316644 {
+		t.Errorf("root after validation = %+v, %v", o, err)
+	}
+}
