@@ -17,6 +17,11 @@
 // plain path (neoppod's -d option) goes to [DefaultScheme]. Every
 // implementation runs the conformance suite of package backendtest.
 //
+// A wrapping backend such as neoppod's Importer (cluster.md §8.10) embeds
+// another Backend, answers the reads it serves from elsewhere, and writes
+// imported transactions as committed rows with ReplicateTransactions and
+// ReplicateObjects.
+//
 // # Logical schema (format version 4, cluster.md §8.2)
 //
 //	config  name → value: version, name, nid, ptid, replicas,

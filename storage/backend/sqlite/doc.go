@@ -9,6 +9,11 @@
 // Python) by binding the abstract Unix socket
 // "\x00neostorage:<st_dev>:<st_ino>" as neoppod does.
 //
+// The file is interchangeable with neoppod's: TestReadNeoppodDatabase
+// opens one written by a real neoppod storage and TestPythonReadsOurDatabase
+// has neoppod read ours. Opening a neoppod database switches it to WAL
+// mode, which persists (neoppod's SQLite adapter works in that mode too).
+//
 // # Connections
 //
 // One connection writes (SQLite has one writer anyway), serialised by a
