@@ -10,12 +10,17 @@ import (
 
 var errFake = errors.New("fake open")
 
-func TestOpenPicksSchemeOrDefault(t *testing.T) {
-	var got []string
+// got records the calls of the fake backend, registered once per binary.
+var got []string
+
+func init() {
 	backend.Register("faketest", func(ctx context.Context, dsn string, opts backend.Options) (backend.Backend, error) {
 		got = append(got, "faketest "+dsn)
 		return nil, errFake
 	})
+}
+
+func TestOpenPicksSchemeOrDefault(t *testing.T) {
 	for _, tt := range []struct{ dsn, want string }{
 		{"faketest:///x/y", "faketest faketest:///x/y"},
 		{"faketest:rel", "faketest faketest:rel"},
