@@ -80,6 +80,11 @@ func (n *Node) serveIncoming(ctx context.Context, link *neonet.Link) {
 		}
 	}()
 	c := &clientConn{n: n, link: link, nid: nid, tm: tm, loads: make(chan struct{}, maxLinkLoads)}
+	if req.NodeType == proto.CLIENT {
+		if meta, err := n.db.Meta(ctx); err == nil && meta.BackupTid != proto.InvalidTid {
+			c.backup = true
+		}
+	}
 	for {
 		r, err := link.Recv(ctx)
 		if err != nil {
@@ -174,6 +179,60 @@ type clientConn struct {
 	// loads bounds the object loads of this link running at once: a
 	// multi-threaded client sends many on one link.
 	loads chan struct{}
+	// backup: the database is a backup (backup_tid set) when the client
+	// identified: it is served read-only, up to the backup tid.
+	backup bool
+}
+
+// backupTid returns the backup tid for a read-only link, else InvalidTid.
+func (c *clientConn) backupTid(ctx context.Context) proto.Tid {
+	if !c.backup {
+		return proto.InvalidTid
+	}
+	meta, err := c.n.db.Meta(ctx)
+	if err != nil {
+		return proto.InvalidTid
+	}
+	return meta.BackupTid
+}
+
+// readOnly applies the backup-cluster rules to a client request: writes
+// are refused, reads are cut at the backup tid. It returns done=true when
+// the request was answered.
+func (c *clientConn) readOnly(ctx context.Context, r *neonet.Request) (bool, error) {
+	switch r.Msg.(type) {
+	case *proto.AskStoreTransaction, *proto.AskVoteTransaction, *proto.AskStoreObject,
+		*proto.AskFinalTID, *proto.AskRelockObject, *proto.AskCheckCurrentSerial:
+		return true, &proto.Error{Code: proto.READ_ONLY_ACCESS, Message: "read-only access because cluster is in backuping mode"}
+	}
+	meta, err := c.n.db.Meta(ctx)
+	if err != nil {
+		return true, err
+	}
+	b := meta.BackupTid
+	if b == proto.InvalidTid {
+		return false, nil
+	}
+	switch m := r.Msg.(type) {
+	case *proto.AskTransactionInformation:
+		if m.Tid > b {
+			return true, &proto.Error{Code: proto.TID_NOT_FOUND, Message: "tids > " + b.String() + " are not fully fetched yet"}
+		}
+	case *proto.AskObject:
+		switch {
+		case m.At != proto.InvalidTid:
+			if m.At > b {
+				m.At = proto.ZeroTid // finds nothing, with the right error
+			}
+		case m.Before != proto.InvalidTid:
+			m.Before = min(m.Before, b+1)
+		default:
+			m.Before = b + 1
+		}
+	case *proto.AskTIDsFrom:
+		m.MaxTid = min(m.MaxTid, b)
+	}
+	return false, nil
 }
 
 // maxLinkLoads is the number of concurrent loads per link.
@@ -230,6 +289,11 @@ func (c *clientConn) readablePartition(x uint64) error {
 
 func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 	n, tm := c.n, c.tm
+	if c.backup {
+		if done, err := c.readOnly(ctx, r); done || err != nil {
+			return err
+		}
+	}
 	switch m := r.Msg.(type) {
 	case *proto.AskObject:
 		if err := c.readablePartition(uint64(m.Oid)); err != nil {
@@ -338,6 +402,15 @@ func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 		// a client that was told about a commit must find it here.
 		tm.whenTidUnlocked(tm.maxLockedTid(), c.closed, func() {
 			tids, err := n.db.TIDs(ctx, int(m.First), int(m.Last-m.First), parts)
+			if cut := c.backupTid(ctx); cut != proto.InvalidTid {
+				kept := tids[:0]
+				for _, t := range tids {
+					if t <= cut {
+						kept = append(kept, t)
+					}
+				}
+				tids = kept
+			}
 			c.reply(r, &proto.AnswerTIDs{TidList: tids}, err)
 		})
 		return nil
