@@ -11,9 +11,14 @@ import (
 	"github.com/neogo/neo/proto"
 )
 
-// ConnID names one link of the master; the driver assigns them, never
-// reusing one.
+// ConnID names one link of the master, never reused. The driver assigns
+// the ids of accepted links; the core assigns those of the links it dials
+// ([Dial] effects), with the top bit set ([DialedConn]) so that both
+// spaces never meet.
 type ConnID uint64
+
+// DialedConn is the bit set in the [ConnID] of every link the core dials.
+const DialedConn ConnID = 1 << 63
 
 // Event is an input of the [Core]: one of [Recv], [Answer], [Closed],
 // [Tick].
@@ -65,9 +70,14 @@ const (
 	StopListening
 	// Exit ends the node: Err is nil for a clean shutdown.
 	Exit
+	// Dial opens link Conn to Addr (another master). The effects that
+	// follow on Conn are performed once it is connected; a failed attempt
+	// ends with a [Closed] event. The driver delays an attempt until 1 s
+	// after the previous attempt to the same address (cluster.md §1.1.1).
+	Dial
 )
 
-var effectNames = [...]string{"", "send", "reply", "ask", "abort", "stop-listening", "exit"}
+var effectNames = [...]string{"", "send", "reply", "ask", "abort", "stop-listening", "exit", "dial"}
 
 func (k EffectKind) String() string { return effectNames[k] }
 
@@ -80,6 +90,7 @@ type Effect struct {
 	Tag   uint64
 	Msg   proto.Msg
 	Err   error
+	Addr  proto.Addr // Dial
 }
 
 func (e Effect) String() string {
@@ -90,6 +101,8 @@ func (e Effect) String() string {
 		return fmt.Sprintf("reply c%d #%d %s", e.Conn, e.MsgID, msgString(e.Msg))
 	case Abort:
 		return fmt.Sprintf("abort c%d", e.Conn)
+	case Dial:
+		return fmt.Sprintf("dial c%d %s", e.Conn, e.Addr)
 	case Exit:
 		return fmt.Sprintf("exit %v", e.Err)
 	}
@@ -109,6 +122,7 @@ type node struct {
 	idts  proto.Opt[float64]
 	extra proto.Dict
 	conn  *conn // set while identified
+	dial  *conn // master: our outgoing link, until it is identified
 
 	readOnly      bool
 	completedPack proto.Tid // InvalidTid: unknown
@@ -133,6 +147,14 @@ type conn struct {
 	node    *node
 	pending map[uint64]bool // tags of our requests waiting for an answer
 	aborted bool
+
+	// Links we dial to other masters: peer is the master dialed; idTag
+	// is the tag of our RequestIdentification while unanswered, and held
+	// keeps the packets that overtook its answer (the driver delivers
+	// answers and other packets on separate paths).
+	peer  *node
+	idTag uint64
+	held  []Recv
 }
 
 // role is the behaviour of the primary master in one cluster state: the
@@ -200,6 +222,14 @@ type Core struct {
 	wantState  proto.ClusterState // state change requested by an admin
 	wantChange bool
 
+	// Election and secondary role (election.go).
+	trySecondary  bool // (re)dial the masters we are not connected to
+	secondary     bool // playing the secondary role
+	wantPrimary   bool // secondary: every master was tried, play primary
+	primaryMaster *node
+	failed        map[proto.Addr]bool // secondary: masters tried since the last success
+	nextDial      ConnID
+
 	nextTag uint64
 	out     []Effect
 	exited  bool
@@ -254,9 +284,19 @@ func (c *Core) Step(ev Event) []Effect {
 	}
 	switch ev := ev.(type) {
 	case Recv:
-		c.recv(ev)
+		if k := c.conns[ev.Conn]; k != nil && k.peer != nil {
+			c.recvDialed(k, ev)
+		} else if c.secondary {
+			c.secondaryRecv(ev)
+		} else {
+			c.recv(ev)
+		}
 	case Answer:
-		c.answer(ev)
+		if k := c.conns[ev.Conn]; k != nil && k.peer != nil {
+			c.answerDialed(k, ev)
+		} else {
+			c.answer(ev)
+		}
 	case Closed:
 		c.closed(ev.Conn)
 	case Tick:
@@ -274,6 +314,11 @@ func (c *Core) settle() {
 		switch {
 		case c.exited:
 			return
+		case c.secondary:
+			if !c.wantPrimary {
+				return
+			}
+			c.playPrimaryAgain()
 		case c.wantChange:
 			c.wantChange = false
 			c.changeRequested(c.wantState)
@@ -556,6 +601,9 @@ func (c *Core) changeClusterState(r *role) {
 		return
 	}
 	old := c.role
+	if c.state == proto.RECOVERING && r.state != proto.RECOVERING {
+		c.endElection()
+	}
 	c.role, c.state = r, r.state
 	c.log.Info("cluster state changed", "cluster_state", r.state.String())
 	for _, n := range c.sortedNodes() {
@@ -718,6 +766,10 @@ func (c *Core) closed(id ConnID) {
 	delete(c.conns, id)
 	k.aborted = true
 	c.dropDeferred(id)
+	if k.peer != nil || c.secondary {
+		c.dialedClosed(k)
+		return
+	}
 	n := k.node
 	if n == nil || n.conn != k {
 		return
@@ -734,6 +786,11 @@ func (c *Core) closed(id ConnID) {
 	case proto.ADMIN:
 		c.removeNode(n)
 	case proto.MASTER:
+		if c.election() {
+			// Masters are put DOWN by the election loop only.
+			c.trySecondary = true
+			return
+		}
 		c.setState(n, proto.DOWN)
 		c.broadcastNodes(n)
 	}
@@ -836,8 +893,19 @@ func (c *Core) identify(k *conn, msgID uint32, req *proto.RequestIdentification)
 			}
 			state = proto.DOWN
 		}
-	case proto.MASTER, proto.ADMIN:
-		// Without election, another master is accepted as a secondary.
+	case proto.MASTER:
+		if c.election() && req.IDTimestamp.Valid && electionLess(req.IDTimestamp.V, req.Addr, c.primaryTime, c.self.addr) {
+			// The peer started earlier: yield without answering.
+			p := byAddr
+			if p == nil {
+				p = c.learnMaster(req.Addr)
+			}
+			c.log.Info("yield to an earlier master", "addr", req.Addr.String())
+			c.abort(k)
+			c.becomeSecondary(p)
+			return nil
+		}
+	case proto.ADMIN:
 	default:
 		return protocolError("invalid node type")
 	}

@@ -33,6 +33,7 @@ func (c *Core) enterRecovery() {
 	c.pt = newPTable(c.cfg.Partitions, c.cfg.Replicas, c.nodeState)
 	c.rec = recovery{backupTid: map[proto.NodeID]proto.Tid{}, truncTid: map[proto.NodeID]proto.Tid{}}
 	c.changeClusterState(roleRecovering)
+	c.trySecondary = true
 }
 
 func recoveryAnswer(c *Core, n *node, m proto.Msg) error {
@@ -116,6 +117,10 @@ func (c *Core) hasPendingAsk(nid proto.NodeID) bool {
 
 // recoveryProgress is the automatic start rule of cluster.md §2.2.
 func recoveryProgress(c *Core) {
+	c.electionProgress()
+	if c.secondary {
+		return
+	}
 	pt := c.pt
 	var nodes []proto.NodeID
 	if pt.filled() {

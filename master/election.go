@@ -1,0 +1,443 @@
+package master
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/neogo/neo/proto"
+)
+
+// Election and the secondary role (cluster.md §1.2.3–§1.2.5, protocol.md
+// §5.2).
+//
+// A master playing the primary role is "in election" while its cluster
+// is RECOVERING: it keeps a link dialed to every known master it is not
+// connected to and identifies on it with its election key, the time it
+// started playing primary. The lowest (key, address) wins:
+//
+//   - a candidate receiving an identification with a lower key yields
+//     without answering;
+//   - a candidate whose identification is accepted yields to the
+//     acceptor (which had a lower key or is already past RECOVERING);
+//   - NotPrimaryMaster from a secondary names the primary to follow,
+//     unless we already accepted that master (we won against it).
+//
+// A master that yields plays the secondary role: it keeps (or dials) one
+// link to the presumed primary, answers every identification with
+// NotPrimaryMaster, exits when told STOPPING or that itself is DOWN, and
+// when the primary link dies it tries the known masters once each, then
+// plays the primary role again (a new election).
+
+// electionLess reports whether the election key (t1, a1) wins against
+// (t2, a2): earlier start, then smaller address (host, then port).
+func electionLess(t1 float64, a1 proto.Addr, t2 float64, a2 proto.Addr) bool {
+	if t1 != t2 {
+		return t1 < t2
+	}
+	if r := cmp.Compare(a1.Host, a2.Host); r != 0 {
+		return r < 0
+	}
+	return a1.Port < a2.Port
+}
+
+// election reports whether the master is a primary candidate.
+func (c *Core) election() bool {
+	return !c.secondary && c.state == proto.RECOVERING
+}
+
+// learnMaster returns the master known at addr, adding it (DOWN) if new.
+func (c *Core) learnMaster(addr proto.Addr) *node {
+	if n := c.byAddr(addr); n != nil {
+		return n
+	}
+	n := &node{typ: proto.MASTER, addr: addr, state: proto.DOWN}
+	c.addNode(n)
+	c.log.Info("new master address", "addr", addr.String())
+	return n
+}
+
+// masterAddrs lists the addresses of every known master, ourselves
+// included, in a stable order (NotPrimaryMaster's list).
+func (c *Core) masterAddrs() []proto.Addr {
+	var out []proto.Addr
+	for _, n := range c.nodes {
+		if n.typ == proto.MASTER && !n.addr.IsZero() {
+			out = append(out, n.addr)
+		}
+	}
+	return out
+}
+
+// dialMaster opens a link to master n and identifies on it, with the
+// election key idts while a candidate.
+func (c *Core) dialMaster(n *node, idts proto.Opt[float64]) {
+	c.nextDial++
+	id := DialedConn | c.nextDial
+	k := &conn{id: id, pending: map[uint64]bool{}, peer: n}
+	c.conns[id] = k
+	n.dial = k
+	c.nextTag++
+	k.idTag = c.nextTag
+	k.pending[k.idTag] = true
+	c.out = append(c.out,
+		Effect{Kind: Dial, Conn: id, Addr: n.addr},
+		Effect{Kind: Ask, Conn: id, Tag: k.idTag, Msg: &proto.RequestIdentification{
+			NodeType: proto.MASTER, NID: c.self.nid, Addr: c.self.addr,
+			ClusterName: c.cfg.Cluster, IDTimestamp: idts, Extra: proto.Dict{}}})
+}
+
+// electionProgress dials the masters we are not connected to, when asked
+// (entering RECOVERING, a master link lost, a new master learnt). The
+// driver throttles the attempts to one per second and address.
+func (c *Core) electionProgress() {
+	if !c.trySecondary || !c.election() {
+		return
+	}
+	c.trySecondary = false
+	var changed []*node
+	for _, n := range c.nodes {
+		if n.typ != proto.MASTER || n == c.self || n.conn != nil || n.dial != nil {
+			continue
+		}
+		if n.state != proto.DOWN {
+			n.state = proto.DOWN
+			changed = append(changed, n)
+		}
+		c.dialMaster(n, proto.Some(c.primaryTime))
+	}
+	c.broadcastNodes(changed...)
+}
+
+// endElection closes the election links still unanswered when the
+// primary leaves RECOVERING; those masters are then DOWN.
+func (c *Core) endElection() {
+	for _, n := range c.nodes {
+		if n.dial != nil {
+			c.abort(n.dial)
+			n.dial = nil
+		}
+	}
+}
+
+// setSelfNID adopts the id a primary gave us; a node that held it loses
+// it.
+func (c *Core) setSelfNID(nid proto.NodeID) {
+	if o := c.byNID(nid); o != nil && o != c.self {
+		o.nid = 0
+		if o.conn != nil {
+			c.abort(o.conn)
+			o.conn = nil
+		}
+	}
+	c.self.nid = nid
+}
+
+// recvDialed handles a packet received on a link we dialed.
+func (c *Core) recvDialed(k *conn, ev Recv) {
+	if k.aborted {
+		return
+	}
+	if _, ok := ev.Msg.(*proto.NotPrimaryMaster); !ok && k.idTag != 0 {
+		k.held = append(k.held, ev)
+		return
+	}
+	switch m := ev.Msg.(type) {
+	case *proto.NotPrimaryMaster:
+		c.notPrimaryMaster(k, m)
+	case *proto.NotifyNodeInformation:
+		if c.secondary && k.node == c.primaryMaster {
+			c.secondaryNodes(m)
+		}
+	case *proto.NotifyClusterInformation:
+		if c.secondary && k.node == c.primaryMaster && m.State == proto.STOPPING {
+			c.log.Info("the cluster is stopping: exit")
+			c.exit(nil)
+		}
+	case *proto.Ping:
+		c.replyTo(k.id, ev.MsgID, &proto.Pong{})
+	case *proto.FlushLog:
+	default:
+		c.log.Warn("unexpected packet from a master", "addr", k.peer.addr.String(), "msg", proto.MsgName(ev.Msg.NEOMsgCode()))
+		e := proto.Error{Code: proto.PROTOCOL_ERROR, Message: "unexpected packet"}
+		c.out = append(c.out, Effect{Kind: Send, Conn: k.id, Msg: &e})
+		c.abort(k)
+	}
+}
+
+// answerDialed handles the answer to our identification on a dialed link.
+func (c *Core) answerDialed(k *conn, ev Answer) {
+	if k.aborted || ev.Tag != k.idTag || !k.pending[ev.Tag] {
+		return
+	}
+	delete(k.pending, ev.Tag)
+	k.idTag = 0
+	p := k.peer
+	m, ok := ev.Msg.(*proto.AcceptIdentification)
+	if !ok || m.NodeType != proto.MASTER || m.YourNID == 0 {
+		c.log.Warn("master refused our identification", "addr", p.addr.String(), "answer", msgString(ev.Msg))
+		c.abort(k)
+		return
+	}
+	if o := c.byNID(m.MyNID); o != nil && o != p {
+		o.nid = 0
+	}
+	p.nid = m.MyNID
+	p.state = proto.NODE_RUNNING
+	c.setSelfNID(m.YourNID)
+	if p.dial == k {
+		p.dial = nil
+	}
+	p.conn = k
+	k.node = p
+	c.log.Info("connected to a primary master node", "primary", p.String(), "addr", p.addr.String(), "uuid", m.YourNID.String())
+	switch {
+	case !c.secondary:
+		c.becomeSecondary(p)
+	case p != c.primaryMaster:
+		c.abort(k)
+		p.conn = nil
+		return
+	}
+	held := k.held
+	k.held = nil
+	for _, r := range held {
+		c.recvDialed(k, r)
+	}
+}
+
+// notPrimaryMaster handles a secondary's redirection (protocol.md §3.3 #5).
+func (c *Core) notPrimaryMaster(k *conn, m *proto.NotPrimaryMaster) {
+	for _, a := range m.KnownMasters {
+		if a != c.self.addr {
+			c.learnMaster(a)
+		}
+	}
+	if m.Primary.Valid && int(m.Primary.V) < len(m.KnownMasters) {
+		if a := m.KnownMasters[m.Primary.V]; a != c.self.addr {
+			p := c.byAddr(a)
+			switch {
+			case c.secondary:
+				if p != c.primaryMaster {
+					c.switchPrimary(p)
+				}
+				return
+			case c.election() && !p.identified():
+				c.becomeSecondary(p)
+				return
+			}
+		}
+	}
+	if c.election() {
+		c.trySecondary = true // there may be new masters
+	}
+}
+
+// becomeSecondary leaves the primary role for the secondary role
+// following p: every link but ours to p is closed.
+func (c *Core) becomeSecondary(p *node) {
+	c.log.Info("play the secondary role", "primary", p.addr.String())
+	c.secondary = true
+	c.primaryMaster = p
+	c.trySecondary = false
+	var keep *conn
+	switch {
+	case p.dial != nil:
+		keep = p.dial
+	case p.conn != nil && p.conn.peer != nil:
+		keep = p.conn
+	}
+	c.closeAllBut(keep)
+	c.deferred = nil
+	c.failed = map[proto.Addr]bool{c.self.addr: true}
+	if keep == nil {
+		c.secondaryConnect()
+	}
+}
+
+// closeAllBut closes every link but keep and detaches the nodes: storages
+// become DOWN, clients and admins are forgotten.
+func (c *Core) closeAllBut(keep *conn) {
+	ids := make([]ConnID, 0, len(c.conns))
+	for id, k := range c.conns {
+		if k != keep {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		c.abort(c.conns[id])
+	}
+	for _, n := range slices.Clone(c.nodes) {
+		if n.conn != nil && n.conn != keep {
+			n.conn = nil
+		}
+		if n.dial != nil && n.dial != keep {
+			n.dial = nil
+		}
+		switch n.typ {
+		case proto.STORAGE:
+			n.state = proto.DOWN
+		case proto.CLIENT, proto.ADMIN:
+			c.removeNode(n)
+		}
+	}
+}
+
+// secondaryConnect dials the presumed primary (without election key).
+func (c *Core) secondaryConnect() {
+	p := c.primaryMaster
+	for _, n := range c.nodes {
+		if n.typ == proto.MASTER && n != c.self {
+			n.state = proto.DOWN
+		}
+	}
+	c.failed[p.addr] = true
+	if p.dial == nil && p.conn == nil {
+		c.dialMaster(p, proto.Opt[float64]{})
+	}
+}
+
+// switchPrimary makes a secondary follow p instead.
+func (c *Core) switchPrimary(p *node) {
+	old := c.primaryMaster
+	c.log.Info("primary master changed", "old", old.addr.String(), "new", p.addr.String())
+	for _, k := range []*conn{old.dial, old.conn} {
+		if k != nil {
+			c.abort(k)
+		}
+	}
+	old.dial, old.conn = nil, nil
+	c.primaryMaster = p
+	c.secondaryConnect()
+}
+
+// dialedClosed handles the end of a link we dialed, or of any link of a
+// secondary.
+func (c *Core) dialedClosed(k *conn) {
+	pm := c.primaryMaster
+	wasPrimary := c.secondary && pm != nil && (pm.dial == k || pm.conn == k)
+	if p := k.peer; p != nil {
+		if p.dial == k {
+			p.dial = nil
+		}
+		if p.conn == k {
+			p.conn = nil
+		}
+	}
+	if !c.secondary {
+		if c.election() {
+			c.trySecondary = true
+		}
+		return
+	}
+	if !wasPrimary {
+		return
+	}
+	c.log.Info("primary master lost", "primary", pm.addr.String(), "state", pm.state.String())
+	if pm.state == proto.NODE_RUNNING {
+		// We were connected to it: try it again first.
+		c.failed = map[proto.Addr]bool{c.self.addr: true}
+	} else {
+		var next *node
+		for _, n := range c.nodes {
+			if n.typ == proto.MASTER && n != c.self && !c.failed[n.addr] {
+				next = n
+				break
+			}
+		}
+		if next == nil {
+			c.wantPrimary = true // at the end of the step
+			return
+		}
+		c.primaryMaster = next
+	}
+	c.secondaryConnect()
+}
+
+// playPrimaryAgain ends the secondary role: every known master was tried.
+func (c *Core) playPrimaryAgain() {
+	c.log.Info("no primary master found: play the primary role")
+	c.secondary = false
+	c.wantPrimary = false
+	c.primaryMaster = nil
+	c.failed = nil
+	c.closeAllBut(nil)
+	c.playPrimary()
+}
+
+// secondaryRecv answers an incoming link of a secondary: NotPrimaryMaster
+// then abort (cluster.md §1.2.4).
+func (c *Core) secondaryRecv(ev Recv) {
+	k := c.conns[ev.Conn]
+	if k == nil {
+		k = &conn{id: ev.Conn, pending: map[uint64]bool{}}
+		c.conns[ev.Conn] = k
+	}
+	if k.aborted {
+		return
+	}
+	req, ok := ev.Msg.(*proto.RequestIdentification)
+	switch {
+	case !ok:
+		c.handleError(k, ev, protocolError("identification required"))
+		return
+	case req.ClusterName != c.cfg.Cluster:
+		c.handleError(k, ev, protocolError("invalid cluster name"))
+		return
+	case !req.Addr.IsZero() && req.Addr == c.self.addr:
+		c.handleError(k, ev, protocolError("address conflict"))
+		return
+	}
+	pm := c.primaryMaster
+	var primary proto.Opt[uint32]
+	switch {
+	case pm.addr == req.Addr:
+	case !pm.identified():
+		if req.NodeType == proto.MASTER && !req.Addr.IsZero() {
+			n := c.learnMaster(req.Addr)
+			if req.IDTimestamp.Valid {
+				// A candidate while our primary is not confirmed:
+				// follow it instead.
+				c.abort(k)
+				c.switchPrimary(n)
+				return
+			}
+		}
+	default:
+		primary = proto.Some(uint32(slices.Index(c.masterAddrs(), pm.addr)))
+	}
+	c.out = append(c.out, Effect{Kind: Send, Conn: k.id, Msg: &proto.NotPrimaryMaster{Primary: primary, KnownMasters: c.masterAddrs()}})
+	c.abort(k)
+}
+
+// secondaryNodes applies the primary's master notifications; a secondary
+// told that itself is DOWN exits (neoctl kill).
+func (c *Core) secondaryNodes(m *proto.NotifyNodeInformation) {
+	for _, e := range m.NodeList {
+		if e.Type != proto.MASTER {
+			continue
+		}
+		if e.Addr == c.self.addr || e.NID == c.self.nid {
+			if e.State == proto.DOWN {
+				c.log.Info("told to stop by the primary master: exit")
+				c.exit(nil)
+				return
+			}
+			continue
+		}
+		n := c.byAddr(e.Addr)
+		if e.State == proto.UNKNOWN {
+			if n != nil && n != c.primaryMaster {
+				c.removeNode(n)
+			}
+			continue
+		}
+		if n == nil {
+			n = c.learnMaster(e.Addr)
+		}
+		if o := c.byNID(e.NID); o != nil && o != n {
+			o.nid = 0
+		}
+		n.nid, n.state, n.idts = e.NID, e.State, e.IDTimestamp
+	}
+}
