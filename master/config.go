@@ -19,9 +19,9 @@ type Config struct {
 	// Bind is the listening address (neoppod default 127.0.0.1:10000).
 	// Port 0 picks a free port; the real address is then used as our own.
 	Bind proto.Addr
-	// Masters are the other masters of the cluster; the master itself is
-	// always known. Election between masters is not implemented yet: a
-	// master alone plays the primary role.
+	// Masters are the masters of the cluster (the master itself may be
+	// listed). While RECOVERING, the masters elect the primary among them;
+	// the others play the secondary role (cluster.md §1.2.3).
 	Masters []proto.Addr
 	// Partitions is the number of partitions of a new database (default 100).
 	Partitions int

@@ -10,8 +10,8 @@
 //     ask, abort a link, stop listening, exit). It does no I/O and reads
 //     time only through [Config.Now]. The behaviour of each cluster state
 //     (RECOVERING, VERIFYING, RUNNING, STOPPING) is a [role]: a set of step
-//     functions swapped on state change; election and the secondary role
-//     are meant to be added the same way.
+//     functions swapped on state change. Election and the secondary role
+//     (election.go) dial the other masters with [Dial] effects.
 //   - [Server] is the driver: it listens, runs one reader per link feeding
 //     the core's single goroutine, and performs the effects in order.
 //
@@ -19,6 +19,5 @@
 // storage loss, STOPPING asked by an admin) are applied at the end of the
 // step, after the answers of that step, like neoppod's exceptions.
 //
-// Not implemented yet: election and secondary masters, backup mode,
-// partition table tweak (neoctl tweak), replica check relay.
+// Not implemented yet: backup mode, the dynamic master list file.
 package master

@@ -20,11 +20,12 @@ var ErrServerClosed = errors.New("master: server closed")
 // Server is the master node's driver: it owns the listening socket and the
 // links, feeds the [Core] from a single goroutine and performs its effects.
 //
-// Goroutines: Run's loop owns the core and the link table; one acceptor;
-// per link one reader (Link.Recv → events) and one writer (performs the
-// link's effects in order, so a slow peer never blocks the core); one
-// waiter per outstanding request of the master (Call.Wait → Answer event).
-// All are tracked by wg and end before Run returns.
+// Goroutines: Run's loop owns the core, the link table and the dial
+// throttle; one acceptor; per link one reader (Link.Recv → events) and one
+// writer (performs the link's effects in order, so a slow peer never
+// blocks the core); one dialer per link to another master until it is
+// connected; one waiter per outstanding request of the master (Call.Wait →
+// Answer event). All are tracked by wg and end before Run returns.
 type Server struct {
 	cfg     Config
 	netcfg  neonet.Config
@@ -44,6 +45,13 @@ type linkOpened struct {
 }
 
 func (linkOpened) isEvent() {}
+
+// connectLimit is the delay between two connection attempts to one
+// address (neoppod's CONNECT_LIMIT, cluster.md §1.1.1).
+const connectLimit = time.Second
+
+// dialTimeout bounds one connection attempt to another master.
+const dialTimeout = 20 * time.Second
 
 // NewServer returns a master node for cfg.
 func NewServer(cfg Config) (*Server, error) {
@@ -78,7 +86,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return nil
 }
 
-// linkState is the driver's side of one link.
+// linkState is the driver's side of one link. A dialed link has no link
+// until connected: its effects wait in q.
 type linkState struct {
 	link *neonet.Link
 	mu   sync.Mutex
@@ -119,12 +128,6 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	s.log.Info("master listening", "addr", cfg.Bind.String(), "uuid", core.NID().String(), "cluster", cfg.Cluster)
-	for _, m := range cfg.Masters {
-		if m != cfg.Bind {
-			s.log.Warn("election is not implemented: this master plays the primary role alone; do not start other masters", "masters", len(cfg.Masters))
-			break
-		}
-	}
 	if cfg.UpstreamCluster != "" || cfg.Backup {
 		s.log.Warn("backup mode is not implemented")
 	}
@@ -156,30 +159,54 @@ func (s *Server) Run(ctx context.Context) error {
 			ln.Close()
 		}
 		for _, l := range links {
-			l.link.Close()
+			if l.link != nil {
+				l.link.Close()
+			}
 		}
 		for _, l := range closing {
-			l.link.Close()
+			if l.link != nil {
+				l.link.Close()
+			}
 		}
 		cancel()
 		s.wg.Wait()
 	}()
 
+	lastDial := map[proto.Addr]time.Time{}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	first := true
 	for {
 		var ev Event
-		select {
-		case ev = <-s.events:
-		case <-tick.C:
-			ev = Tick{}
-		case <-s.stop:
-			return ErrServerClosed
-		case <-ctx.Done():
-			return ctx.Err()
+		if first {
+			ev, first = Tick{}, false // the first step dials the other masters
+		} else {
+			select {
+			case ev = <-s.events:
+			case <-tick.C:
+				ev = Tick{}
+			case <-s.stop:
+				return ErrServerClosed
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		if lo, ok := ev.(linkOpened); ok {
-			links[lo.id] = s.startLink(ctx, lo.id, lo.link)
+			if lo.id&DialedConn == 0 {
+				links[lo.id] = s.startLink(ctx, lo.id, lo.link, nil)
+				continue
+			}
+			// A dialed link connected: start it with its queued effects,
+			// even when aborted meanwhile (the writer then closes it).
+			l := links[lo.id]
+			if l == nil {
+				l = closing[lo.id]
+			}
+			if l == nil {
+				lo.link.Close()
+				continue
+			}
+			s.startLink(ctx, lo.id, lo.link, l)
 			continue
 		}
 		if c, ok := ev.(Closed); ok {
@@ -188,6 +215,15 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		for _, e := range core.Step(ev) {
 			switch e.Kind {
+			case Dial:
+				now := time.Now()
+				at := now
+				if last, ok := lastDial[e.Addr]; ok && last.Add(connectLimit).After(now) {
+					at = last.Add(connectLimit)
+				}
+				lastDial[e.Addr] = at
+				links[e.Conn] = &linkState{wake: make(chan struct{}, 1), done: make(chan struct{})}
+				s.dial(ctx, e.Conn, e.Addr, at.Sub(now))
 			case Send, Reply, Ask, Abort:
 				if l := links[e.Conn]; l != nil {
 					l.push(e)
@@ -220,6 +256,9 @@ func (s *Server) drain(links map[ConnID]*linkState, d time.Duration) {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for _, l := range links {
+		if l.link == nil {
+			continue // never connected
+		}
 		select {
 		case <-l.done:
 		case <-deadline.C:
@@ -228,9 +267,47 @@ func (s *Server) drain(links map[ConnID]*linkState, d time.Duration) {
 	}
 }
 
-// startLink starts the reader and writer goroutines of a new link.
-func (s *Server) startLink(ctx context.Context, id ConnID, link *neonet.Link) *linkState {
-	l := &linkState{link: link, wake: make(chan struct{}, 1), done: make(chan struct{})}
+// dial connects link id to another master after delay, in the
+// background: the link comes back to the loop as linkOpened, a failure as
+// Closed.
+func (s *Server) dial(ctx context.Context, id ConnID, addr proto.Addr, delay time.Duration) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		link, err := neonet.Dial(dctx, "tcp", addr.String(), s.netcfg)
+		cancel()
+		var ev Event = linkOpened{id, link}
+		if err != nil {
+			s.log.Debug("connection to a master failed", "addr", addr.String(), "err", err)
+			ev = Closed{Conn: id}
+		}
+		select {
+		case s.events <- ev:
+		case <-ctx.Done():
+			if link != nil {
+				link.Close()
+			}
+		}
+	}()
+}
+
+// startLink starts the reader and writer goroutines of a link; l, when
+// not nil, is the state of a dialed link, with its queued effects.
+func (s *Server) startLink(ctx context.Context, id ConnID, link *neonet.Link, l *linkState) *linkState {
+	if l == nil {
+		l = &linkState{wake: make(chan struct{}, 1), done: make(chan struct{})}
+	}
+	l.link = link
 	s.log.Debug("new link", "conn", id, "addr", link.RemoteAddr().String())
 	s.wg.Add(2)
 	go func() { // reader

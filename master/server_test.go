@@ -3,6 +3,9 @@ package master
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -107,6 +110,114 @@ func TestServerCommitOverSockets(t *testing.T) {
 	}
 	srv.Shutdown(ctx)
 	if err := <-runErr; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Run: %v", err)
+	}
+}
+
+// freePort returns a loopback port free at the time of the call.
+func freePort(t *testing.T) uint16 {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+// probe identifies as an admin to the master at addr: it returns "primary"
+// when accepted, the address of the designated primary (or "?") when told
+// NotPrimaryMaster, or the error.
+func probe(ctx context.Context, addr proto.Addr) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	link, err := neonet.Dial(ctx, "tcp", addr.String(), neonet.Config{})
+	if err != nil {
+		return "", err
+	}
+	defer link.Close()
+	if _, err := link.Start(&proto.RequestIdentification{NodeType: proto.ADMIN, Addr: proto.Addr{Host: "127.0.0.1", Port: 9},
+		ClusterName: "srv", Extra: proto.Dict{}}, nil); err != nil {
+		return "", err
+	}
+	r, err := link.Recv(ctx)
+	if err != nil {
+		return "", err
+	}
+	switch m := r.Msg.(type) {
+	case *proto.NotPrimaryMaster:
+		if !m.Primary.Valid {
+			return "?", nil
+		}
+		return m.KnownMasters[m.Primary.V].String(), nil
+	case *proto.NotifyNodeInformation:
+		return "primary", nil
+	}
+	return "", fmt.Errorf("unexpected %T", r.Msg)
+}
+
+// waitRoles polls until probing each master gives want[i].
+func waitRoles(ctx context.Context, t *testing.T, addrs []proto.Addr, want ...string) {
+	t.Helper()
+	var got []string
+	for {
+		got = got[:0]
+		for _, a := range addrs {
+			r, err := probe(ctx, a)
+			if err != nil {
+				r = err.Error()
+			}
+			got = append(got, r)
+		}
+		if slices.Equal(got, want) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("roles %q, want %q", got, want)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func TestServerElectionOverSockets(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	addrs := []proto.Addr{{Host: "127.0.0.1", Port: freePort(t)}, {Host: "127.0.0.1", Port: freePort(t)}}
+	start := func(i int) (*Server, chan error) {
+		srv, err := NewServer(Config{Cluster: "srv", Bind: addrs[i], Masters: addrs, Partitions: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(ctx) }()
+		if _, err := srv.Addr(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return srv, done
+	}
+	// The second master started is the primary; the first one follows.
+	b, bDone := start(1)
+	a, aDone := start(0)
+	defer a.Shutdown(ctx)
+	waitRoles(ctx, t, addrs, addrs[1].String(), "primary")
+
+	// The primary goes away: the secondary takes over.
+	t0 := time.Now()
+	b.Shutdown(ctx)
+	if err := <-bDone; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Run: %v", err)
+	}
+	waitRoles(ctx, t, addrs[:1], "primary")
+	t.Logf("failover in %v", time.Since(t0))
+
+	// It comes back as a secondary.
+	b, bDone = start(1)
+	waitRoles(ctx, t, addrs, "primary", addrs[0].String())
+	b.Shutdown(ctx)
+	<-bDone
+	a.Shutdown(ctx)
+	if err := <-aDone; !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("Run: %v", err)
 	}
 }
