@@ -310,15 +310,17 @@ func (c *cluster) announce(w io.Writer) {
 	}
 }
 
-// stop shuts the cluster down the clean way: STOPPING through the admin,
-// then waits for every node to exit. If STOPPING cannot be asked, the
-// master is stopped first so that no storage is marked out of date, then
-// the others.
-func (c *cluster) stop(ctx context.Context) error {
+// stop shuts the cluster down the clean way: STOPPING through the admin
+// (if ask; else someone else asked it), then waits for every node to
+// exit. If STOPPING cannot be asked, the master is stopped first so that
+// no storage is marked out of date, then the others.
+func (c *cluster) stop(ctx context.Context, ask bool) error {
 	os.Remove(filepath.Join(c.o.dir, envFile))
-	if err := c.askStopping(ctx); err != nil {
-		fmt.Fprintf(c.out, "neosimple: cannot set the cluster STOPPING (%v): stopping the master first\n", err)
-		c.roles[0].cancel()
+	if ask {
+		if err := c.askStopping(ctx); err != nil {
+			fmt.Fprintf(c.out, "neosimple: cannot set the cluster STOPPING (%v): stopping the master first\n", err)
+			c.roles[0].cancel()
+		}
 	}
 	mr := c.roles[0]
 	select {

@@ -219,10 +219,17 @@ func run(args []string, sig <-chan os.Signal, stdout, stderr io.Writer) int {
 
 	// Serve until a signal, or until a node exits on its own (then the
 	// others are stopped too).
+	ask := true
 	select {
 	case s := <-sig:
 		fmt.Fprintf(stderr, "neosimple: %v: stopping the cluster (STOPPING); Ctrl-C again to stop at once\n", s)
 	case ex := <-c.exited:
+		if expectedExit(ex.err) {
+			// neoctl set cluster STOPPING: the nodes are on their way out.
+			fmt.Fprintf(stderr, "neosimple: %s exited: the cluster is stopping (%v)\n", ex.name, ex.err)
+			ask = false
+			break
+		}
 		fmt.Fprintf(stderr, "neosimple: %s exited unexpectedly: %v; stopping the others\n", ex.name, ex.err)
 		cancel()
 		c.wait(context.Background())
@@ -248,7 +255,7 @@ func run(args []string, sig <-chan os.Signal, stdout, stderr io.Writer) int {
 			return
 		}
 	}()
-	if err := c.stop(stopCtx); err != nil {
+	if err := c.stop(stopCtx, ask); err != nil {
 		fmt.Fprintf(stderr, "neosimple: clean stop failed: %v; stopping the nodes at once\n", err)
 		cancel()
 		c.wait(context.Background())

@@ -213,3 +213,28 @@ func printPT(t *testing.T, admin string) string {
 	}
 	return s
 }
+
+// TestStoppedByNeoctl: "neoctl set cluster STOPPING" ends neosimple with
+// status 0, as Ctrl-C does.
+func TestStoppedByNeoctl(t *testing.T) {
+	in := startInstance(t, t.TempDir(), "-n", "1", "-r", "0", "-p", "2")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	cl, err := ctl.Dial(ctx, ctl.Config{Addr: in.env["NEO_ADMIN"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := cl.SetClusterState(ctx, proto.STOPPING); err != nil && !errors.Is(err, ctl.ErrConnectionClosed) {
+		t.Fatalf("set cluster STOPPING: %v", err)
+	}
+	select {
+	case code := <-in.code:
+		in.code <- code
+		if code != 0 {
+			t.Fatalf("exit %d; stderr:\n%s", code, in.stderr)
+		}
+	case <-time.After(40 * time.Second):
+		t.Fatalf("neosimple still running 40s after STOPPING; stderr:\n%s", in.stderr)
+	}
+}
