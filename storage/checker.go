@@ -43,7 +43,7 @@ func (n *Node) check(ctx context.Context, master *neonet.Link, tm *txnManager, m
 	addrs := map[proto.NodeID]proto.Addr{}
 	if pt := n.mu.pt; pt != nil && p < pt.np() {
 		s, owned = pt.state(p, self)
-		for _, c := range pt.rows[p] {
+		for _, c := range pt.row(p) {
 			if c.NID == self || !c.State.Readable() {
 				continue
 			}

@@ -281,7 +281,7 @@ func (c *clientConn) readablePartition(x uint64) error {
 	n := c.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.mu.pt == nil || n.mu.pt.np() == 0 || !n.mu.pt.readable(n.mu.pt.partition(x), n.mu.nid) {
+	if n.mu.pt == nil || !n.mu.pt.readable(n.mu.pt.partition(x), n.mu.nid) {
 		return proto.ErrNonReadableCell
 	}
 	return nil
@@ -389,7 +389,7 @@ func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 		if m.Partition == invalidPartition {
 			n.mu.Lock()
 			if n.mu.pt != nil {
-				parts = n.mu.pt.partitions(n.mu.nid, readableState)
+				parts = n.mu.pt.ReadableOffsets(n.mu.nid)
 			}
 			n.mu.Unlock()
 		} else {

@@ -3,13 +3,14 @@ package storage
 import (
 	"slices"
 
+	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
 )
 
 // Conversions between wire structures and the node's or the backend's.
 
-func rowsToProto(rows [][]ptCell) [][]proto.CellInfo {
+func rowsToProto(rows [][]parttab.Cell) [][]proto.CellInfo {
 	r := make([][]proto.CellInfo, len(rows))
 	for i, row := range rows {
 		r[i] = make([]proto.CellInfo, len(row))
@@ -20,12 +21,12 @@ func rowsToProto(rows [][]ptCell) [][]proto.CellInfo {
 	return r
 }
 
-func rowsFromProto(rows [][]proto.CellInfo) [][]ptCell {
-	r := make([][]ptCell, len(rows))
+func rowsFromProto(rows [][]proto.CellInfo) [][]parttab.Cell {
+	r := make([][]parttab.Cell, len(rows))
 	for i, row := range rows {
-		r[i] = make([]ptCell, len(row))
+		r[i] = make([]parttab.Cell, len(row))
 		for j, c := range row {
-			r[i][j] = ptCell{NID: c.NID, State: c.State}
+			r[i][j] = parttab.Cell{NID: c.NID, State: c.State}
 		}
 	}
 	return r

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
 )
@@ -98,7 +99,7 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		n.mu.Lock()
 		var ptid proto.PTid
 		if n.mu.pt != nil {
-			ptid = n.mu.pt.ptid
+			ptid = n.mu.pt.PTid()
 		}
 		n.mu.Unlock()
 		return r.Reply(&proto.AnswerRecovery{PTid: ptid, BackupTid: meta.BackupTid, TruncateTid: meta.TruncateTid})
@@ -107,7 +108,7 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		n.mu.Lock()
 		a := &proto.AnswerPartitionTable{}
 		if pt := n.mu.pt; pt != nil {
-			a.PTid, a.NumReplicas, a.Rows = pt.ptid, uint32(pt.nr), rowsToProto(pt.rows)
+			a.PTid, a.NumReplicas, a.Rows = pt.PTid(), uint32(pt.NumReplicas()), rowsToProto(pt.Rows())
 		}
 		n.mu.Unlock()
 		return r.Reply(a)
@@ -167,7 +168,7 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		n.mu.Lock()
 		var parts []uint32
 		if pt := n.mu.pt; pt != nil {
-			parts = pt.partitions(n.mu.nid, assignedState)
+			parts = pt.AssignedOffsets(n.mu.nid)
 		}
 		n.mu.Unlock()
 		orders, err := n.db.PackOrders(ctx, m.PackID, parts)
@@ -397,8 +398,8 @@ func (n *Node) erase(ctx context.Context) error {
 
 func (n *Node) sendPartitionTable(ctx context.Context, m *proto.SendPartitionTable) error {
 	rows := rowsFromProto(m.Rows)
-	pt := &ptable{}
-	if err := pt.reset(m.PTid, int(m.NumReplicas), rows); err != nil {
+	pt, err := loadPTable(m.PTid, int(m.NumReplicas), rows)
+	if err != nil {
 		return err
 	}
 	var changes []backend.CellChange
@@ -408,7 +409,7 @@ func (n *Node) sendPartitionTable(ctx context.Context, m *proto.SendPartitionTab
 		}
 	}
 	n.wmu.Lock()
-	err := n.db.ChangePartitionTable(ctx, m.PTid, int(m.NumReplicas), changes, true)
+	err = n.db.ChangePartitionTable(ctx, m.PTid, int(m.NumReplicas), changes, true)
 	n.wmu.Unlock()
 	if err != nil {
 		return fmt.Errorf("storage: save partition table: %w", err)
@@ -423,27 +424,27 @@ func (n *Node) sendPartitionTable(ctx context.Context, m *proto.SendPartitionTab
 func (n *Node) notifyPartitionChanges(ctx context.Context, m *proto.NotifyPartitionChanges) error {
 	n.mu.Lock()
 	pt := n.mu.pt
-	if pt == nil || m.PTid != pt.ptid+1 {
+	if pt == nil || m.PTid != pt.PTid()+1 {
 		var have proto.PTid
 		if pt != nil {
-			have = pt.ptid
+			have = pt.PTid()
 		}
 		n.mu.Unlock()
 		return fmt.Errorf("%w: wrong partition table id %d (have %d)", proto.ErrProtocol, m.PTid, have)
 	}
 	self := n.mu.nid
-	npt := pt.clone()
-	changes := make([]cellChange, len(m.CellList))
+	changes := make([]parttab.Change, len(m.CellList))
 	bchanges := make([]backend.CellChange, len(m.CellList))
 	var discarded []uint32
 	for i, c := range m.CellList {
-		changes[i] = cellChange{Partition: c.Offset, NID: c.NID, State: c.State}
+		changes[i] = parttab.Change{Offset: c.Offset, NID: c.NID, State: c.State}
 		bchanges[i] = backend.CellChange{Partition: c.Offset, NID: c.NID, State: c.State}
 		if c.NID == self && c.State == proto.DISCARDED {
 			discarded = append(discarded, c.Offset)
 		}
 	}
-	if err := npt.apply(m.PTid, int(m.NumReplicas), changes); err != nil {
+	npt, err := pt.next(m.PTid, int(m.NumReplicas), changes)
+	if err != nil {
 		n.mu.Unlock()
 		return err
 	}
@@ -451,7 +452,7 @@ func (n *Node) notifyPartitionChanges(ctx context.Context, m *proto.NotifyPartit
 	n.mu.Unlock()
 
 	n.wmu.Lock()
-	err := n.db.ChangePartitionTable(ctx, m.PTid, int(m.NumReplicas), bchanges, false)
+	err = n.db.ChangePartitionTable(ctx, m.PTid, int(m.NumReplicas), bchanges, false)
 	n.wmu.Unlock()
 	if err != nil {
 		return fmt.Errorf("storage: save partition changes: %w", err)
@@ -515,8 +516,8 @@ func (n *Node) askLastIDs(ctx context.Context, r *neonet.Request) error {
 	n.mu.Lock()
 	var assigned, readable []uint32
 	if pt := n.mu.pt; pt != nil {
-		assigned = pt.partitions(n.mu.nid, assignedState)
-		readable = pt.partitions(n.mu.nid, readableState)
+		assigned = pt.AssignedOffsets(n.mu.nid)
+		readable = pt.ReadableOffsets(n.mu.nid)
 	}
 	n.mu.Unlock()
 	meta, err := n.db.Meta(ctx)

@@ -7,48 +7,41 @@ import (
 	"time"
 
 	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
 )
 
-func TestPartitionTableChanges(t *testing.T) {
+func TestPartitionTableAdapter(t *testing.T) {
 	const s1, s2 = proto.NodeID(1), proto.NodeID(2)
-	pt := &ptable{}
-	if err := pt.reset(1, 1, [][]ptCell{{{s1, proto.UP_TO_DATE}}, {}}); !errors.Is(err, proto.ErrProtocol) {
+	if _, err := loadPTable(1, 1, [][]parttab.Cell{{{NID: s1, State: proto.UP_TO_DATE}}, {}}); !errors.Is(err, proto.ErrProtocol) {
 		t.Fatalf("table with an empty row: %v", err)
 	}
-	if err := pt.reset(1, 1, [][]ptCell{
-		{{s1, proto.UP_TO_DATE}, {s2, proto.UP_TO_DATE}},
-		{{s1, proto.UP_TO_DATE}},
-	}); err != nil {
+	pt, err := loadPTable(1, 1, [][]parttab.Cell{
+		{{NID: s1, State: proto.UP_TO_DATE}, {NID: s2, State: proto.UP_TO_DATE}},
+		{{NID: s1, State: proto.UP_TO_DATE}},
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name     string
-		changes  []cellChange
-		readable []uint32 // of s2 after the change
-		assigned []uint32
-	}{
-		{"outdate", []cellChange{{0, s2, proto.OUT_OF_DATE}}, nil, []uint32{0}},
-		{"add", []cellChange{{1, s2, proto.OUT_OF_DATE}}, nil, []uint32{0, 1}},
-		{"up to date", []cellChange{{0, s2, proto.UP_TO_DATE}, {1, s2, proto.UP_TO_DATE}}, []uint32{0, 1}, []uint32{0, 1}},
-		{"discard", []cellChange{{0, s2, proto.DISCARDED}}, []uint32{1}, []uint32{1}},
-	} {
-		if err := pt.apply(pt.ptid+1, 1, tc.changes); err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if got := pt.partitions(s2, readableState); !slices.Equal(got, tc.readable) {
-			t.Errorf("%s: readable %v, want %v", tc.name, got, tc.readable)
-		}
-		if got := pt.partitions(s2, assignedState); !slices.Equal(got, tc.assigned) {
-			t.Errorf("%s: assigned %v, want %v", tc.name, got, tc.assigned)
-		}
+	if _, err := pt.next(3, 1, nil); !errors.Is(err, proto.ErrProtocol) {
+		t.Fatalf("ptid jump: %v", err)
 	}
-	if pt.ptid != 5 {
-		t.Fatalf("ptid = %d", pt.ptid)
+	npt, err := pt.next(2, 1, []parttab.Change{{Offset: 0, NID: s2, State: proto.OUT_OF_DATE}, {Offset: 1, NID: s2, State: proto.UP_TO_DATE}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := pt.apply(6, 1, []cellChange{{7, s1, proto.UP_TO_DATE}}); !errors.Is(err, proto.ErrProtocol) {
-		t.Fatalf("change of a partition out of range: %v", err)
+	if !pt.readable(0, s2) || pt.readable(1, s2) {
+		t.Fatal("next modified the original table")
+	}
+	if npt.readable(0, s2) || !npt.readable(1, s2) {
+		t.Fatal("changes not applied")
+	}
+	if _, ok := npt.state(7, s1); ok || npt.readable(7, s1) || npt.row(7) != nil {
+		t.Fatal("partition out of range must have no cell")
+	}
+	if got := npt.OutdatedOffsets(s2); !slices.Equal(got, []uint32{0}) {
+		t.Fatalf("outdated offsets of S2: %v", got)
 	}
 }
 

@@ -3,89 +3,51 @@ package storage
 import (
 	"fmt"
 
+	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
 )
 
-// ptCell is one cell of the node's copy of the partition table.
-type ptCell struct {
-	NID   proto.NodeID
-	State proto.CellState
-}
+// ptable is the node's copy of the partition table: a [parttab.Table]
+// with the bounds-checked queries the node makes about its own cells.
+// Not safe for concurrent use: the node guards it with its mutex.
+type ptable struct{ *parttab.Table }
 
-// ptable is the storage node's copy of the partition table: what it needs
-// to know which partitions it serves, and nothing more (the master owns
-// the algorithms). Not safe for concurrent use: the node guards it.
-type ptable struct {
-	ptid proto.PTid
-	nr   int
-	rows [][]ptCell
-}
-
-// np is the number of partitions (0 if no table yet).
-func (pt *ptable) np() uint32 { return uint32(len(pt.rows)) }
-
-func (pt *ptable) partition(x uint64) uint32 { return uint32(x % uint64(len(pt.rows))) }
-
-// reset replaces the whole table (SendPartitionTable); every row must have
-// at least one cell.
-func (pt *ptable) reset(ptid proto.PTid, nr int, rows [][]ptCell) error {
-	for i, r := range rows {
-		if len(r) == 0 {
-			return fmt.Errorf("%w: Partial partition table received (partition %d is empty)", proto.ErrProtocol, i)
-		}
+// loadPTable builds a table from full rows (SendPartitionTable, or the
+// saved table); every row must have a cell.
+func loadPTable(ptid proto.PTid, nr int, rows [][]parttab.Cell) (*ptable, error) {
+	t, err := parttab.Load(ptid, nr, rows)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", proto.ErrProtocol, err)
 	}
-	pt.ptid, pt.nr, pt.rows = ptid, nr, rows
-	return nil
-}
-
-// apply applies cell changes (NotifyPartitionChanges): DISCARDED removes
-// the cell, another state sets or adds it.
-func (pt *ptable) apply(ptid proto.PTid, nr int, changes []cellChange) error {
-	for _, c := range changes {
-		if c.Partition >= pt.np() {
-			return fmt.Errorf("%w: cell change for partition %d of %d", proto.ErrProtocol, c.Partition, pt.np())
-		}
+	if !t.Filled() {
+		return nil, fmt.Errorf("%w: Partial partition table received", proto.ErrProtocol)
 	}
-	for _, c := range changes {
-		row := pt.rows[c.Partition]
-		i := 0
-		for i < len(row) && row[i].NID != c.NID {
-			i++
-		}
-		switch {
-		case c.State == proto.DISCARDED:
-			if i < len(row) {
-				row = append(row[:i], row[i+1:]...)
-			}
-		case i < len(row):
-			row[i].State = c.State
-		default:
-			row = append(row, ptCell{c.NID, c.State})
-		}
-		pt.rows[c.Partition] = row
+	return &ptable{t}, nil
+}
+
+// next returns a copy with NotifyPartitionChanges applied; ptid must be
+// the current one + 1 (§4.6).
+func (pt *ptable) next(ptid proto.PTid, nr int, changes []parttab.Change) (*ptable, error) {
+	t := pt.Clone()
+	if err := t.UpdateNext(ptid, nr, changes); err != nil {
+		return nil, fmt.Errorf("%w: %w", proto.ErrProtocol, err)
 	}
-	pt.ptid, pt.nr = ptid, nr
-	return nil
+	return &ptable{t}, nil
 }
 
-// cellChange is one entry of NotifyPartitionChanges.
-type cellChange struct {
-	Partition uint32
-	NID       proto.NodeID
-	State     proto.CellState
-}
+// np is the number of partitions.
+func (pt *ptable) np() uint32 { return pt.NumPartitions() }
 
-// state returns the state of nid's cell of partition p.
+// partition maps an oid or tid to its partition.
+func (pt *ptable) partition(x uint64) uint32 { return parttab.Partition(x, pt.np()) }
+
+// state returns the state of nid's cell of partition p, if any.
 func (pt *ptable) state(p uint32, nid proto.NodeID) (proto.CellState, bool) {
 	if p >= pt.np() {
 		return 0, false
 	}
-	for _, c := range pt.rows[p] {
-		if c.NID == nid {
-			return c.State, true
-		}
-	}
-	return 0, false
+	c, ok := pt.Cell(p, nid)
+	return c.State, ok
 }
 
 // readable reports whether nid has a readable cell of partition p.
@@ -94,26 +56,10 @@ func (pt *ptable) readable(p uint32, nid proto.NodeID) bool {
 	return ok && s.Readable()
 }
 
-// partitions lists the partitions where nid has a cell accepted by keep.
-func (pt *ptable) partitions(nid proto.NodeID, keep func(proto.CellState) bool) []uint32 {
-	var ps []uint32
-	for p := range pt.rows {
-		if s, ok := pt.state(uint32(p), nid); ok && keep(s) {
-			ps = append(ps, uint32(p))
-		}
+// row returns the cells of partition p (nil if out of range).
+func (pt *ptable) row(p uint32) []parttab.Cell {
+	if p >= pt.np() {
+		return nil
 	}
-	return ps
-}
-
-func assignedState(s proto.CellState) bool { return s != proto.CORRUPTED }
-func readableState(s proto.CellState) bool { return s.Readable() }
-func outdatedState(s proto.CellState) bool { return s == proto.OUT_OF_DATE }
-
-// clone returns a deep copy.
-func (pt *ptable) clone() *ptable {
-	c := &ptable{ptid: pt.ptid, nr: pt.nr, rows: make([][]ptCell, len(pt.rows))}
-	for i, r := range pt.rows {
-		c.rows[i] = append([]ptCell(nil), r...)
-	}
-	return c
+	return pt.Row(p)
 }

@@ -128,7 +128,7 @@ func (r *replicator) step(ctx context.Context) error {
 	n.mu.Lock()
 	var outdated []uint32
 	if pt := n.mu.pt; pt != nil {
-		outdated = pt.partitions(n.mu.nid, outdatedState)
+		outdated = pt.OutdatedOffsets(n.mu.nid)
 	}
 	n.mu.Unlock()
 
@@ -239,7 +239,7 @@ func (r *replicator) source(ctx context.Context, p uint32) (*neonet.Link, error)
 	n.mu.Lock()
 	var addrs []string
 	if pt := n.mu.pt; pt != nil && p < pt.np() {
-		for _, c := range pt.rows[p] {
+		for _, c := range pt.row(p) {
 			if c.NID == n.mu.nid || !c.State.Readable() {
 				continue
 			}

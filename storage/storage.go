@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
 )
@@ -293,9 +294,13 @@ func (n *Node) loadPT(ctx context.Context) (*ptable, error) {
 	for _, c := range cells {
 		np = max(np, int(c.Partition)+1)
 	}
-	pt := &ptable{ptid: ptid, nr: nr, rows: make([][]ptCell, np)}
+	rows := make([][]parttab.Cell, np)
 	for _, c := range cells {
-		pt.rows[c.Partition] = append(pt.rows[c.Partition], ptCell{c.NID, c.State})
+		rows[c.Partition] = append(rows[c.Partition], parttab.Cell{NID: c.NID, State: c.State})
+	}
+	pt, err := loadPTable(ptid, nr, rows)
+	if err != nil {
+		return nil, fmt.Errorf("storage: saved partition table: %w", err)
 	}
 	return pt, nil
 }
