@@ -41,7 +41,8 @@ var (
 )
 
 // goClusterBin returns a directory holding neomaster, neostorage and
-// neoadmin: $NEO_BIN if it has them all, else a build made once per run.
+// neoadmin: $NEO_BIN if it has them all (make integration), else a build
+// made once per run in a temporary directory (left behind).
 func goClusterBin(t *testing.T) string {
 	t.Helper()
 	names := []string{"neomaster", "neostorage", "neoadmin"}
@@ -264,7 +265,11 @@ func (c *goCluster) stop() {
 		case <-deadline:
 			c.t.Logf("%s still running %v after SIGTERM: SIGKILL", p.name, goStopTimeout)
 			p.cmd.Process.Signal(syscall.SIGKILL)
-			<-p.done
+			select {
+			case <-p.done:
+			case <-time.After(goStopTimeout):
+				c.t.Errorf("%s (pid %d) still alive %v after SIGKILL", p.name, p.cmd.Process.Pid, goStopTimeout)
+			}
 		}
 	}
 	c.procs = nil
