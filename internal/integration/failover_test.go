@@ -1,0 +1,351 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/neogo/neo/ctl"
+	"github.com/neogo/neo/proto"
+)
+
+// Tests of master failover: two masters (ours, neoppod's, or one of each)
+// with neoppod's storages, admin and client. The primary is killed with
+// SIGKILL while the client commits in a loop: the loop must go on with
+// the other master and every acknowledged commit must stay readable.
+
+// Bounds of the waits of the failover tests.
+const (
+	foAckTimeout   = 60 * time.Second // some commits acknowledged
+	foPrimaryWait  = 30 * time.Second // a primary known by the admin
+	foClientFinish = 60 * time.Second // the client checks and exits
+)
+
+// foClientPy commits in a loop through neoppod's client with every master
+// in its list: one object per transaction, key k<i> = i. It prints
+// "ACK <i> <unix time>" after each acknowledged commit and "ERR <i> ..."
+// for a failed one, stops when the file argv[3] exists, then reads every
+// acknowledged key back with a fresh client and prints "CHECK OK <n>" or
+// "CHECK MISSING <keys>".
+const foClientPy = `
+import os, sys, time, transaction
+from ZODB import DB
+from neo.client.Storage import Storage
+masters, name, stop = sys.argv[1:4]
+db = DB(Storage(master_nodes=masters, name=name))
+acked = []
+i = 0
+while not os.path.exists(stop):
+    i += 1
+    tm = transaction.TransactionManager()
+    conn = db.open(tm)
+    try:
+        conn.root()['k%d' % i] = i
+        tm.commit()
+        acked.append(i)
+        print('ACK %d %.6f' % (i, time.time()), flush=True)
+    except Exception as e:
+        print('ERR %d %s: %s' % (i, type(e).__name__, str(e).replace('\n', ' ')), flush=True)
+        try: tm.abort()
+        except Exception: pass
+        time.sleep(0.05)
+    finally:
+        try: conn.close()
+        except Exception: pass
+db.close()
+db = DB(Storage(master_nodes=masters, name=name))
+root = db.open().root()
+missing = [k for k in acked if root.get('k%d' % k) != k]
+if missing:
+    print('CHECK MISSING %s' % ' '.join(map(str, missing[:20])), flush=True)
+else:
+    print('CHECK OK %d' % len(acked), flush=True)
+db.close()
+`
+
+// foCluster is two masters of the given kinds ("go" or "py"), two
+// neoppod storages and a neoppod admin.
+type foCluster struct {
+	t       *testing.T
+	p       *peers
+	bin     string
+	dir     string
+	name    string
+	masters []string // host:port
+	admin   string
+	procs   map[string]*goProc
+}
+
+func (c *foCluster) spawn(name string, env []string, prog string, args ...string) *goProc {
+	c.t.Helper()
+	out, err := os.OpenFile(filepath.Join(c.dir, name+".out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd := exec.Command(prog, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		c.t.Fatalf("start %s: %v", name, err)
+	}
+	p := &goProc{name: name, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		out.Close()
+		close(p.done)
+	}()
+	c.procs[name] = p
+	return p
+}
+
+// node starts neoppod's script or our binary of the same name.
+func (c *foCluster) node(name, kind, script string, args ...string) {
+	c.t.Helper()
+	common := []string{"--cluster", c.name, "--masters", strings.Join(c.masters, " "),
+		"--logfile", filepath.Join(c.dir, name+".log")}
+	args = append(common, args...)
+	if kind == "go" {
+		c.spawn(name, nil, filepath.Join(c.bin, script), args...)
+		return
+	}
+	c.spawn(name, c.p.env(), c.p.py, append(pyMain(script), args...)...)
+}
+
+func (c *foCluster) startMaster(i int, kind string) {
+	c.t.Helper()
+	c.node(fmt.Sprintf("master%d", i), kind, "neomaster", "--bind", c.masters[i],
+		"--partitions", "12", "--replicas", "1", "--autostart", "2")
+}
+
+// waitListening polls until addr accepts TCP connections.
+func (c *foCluster) waitListening(addr string) {
+	c.t.Helper()
+	deadline := time.After(startTimeout)
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			c.t.Fatalf("%s not listening after %v; files in %s", addr, startTimeout, c.dir)
+		}
+	}
+}
+
+func (c *foCluster) stop() {
+	for _, p := range c.procs {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	deadline := time.After(goStopTimeout)
+	for _, p := range c.procs {
+		select {
+		case <-p.done:
+		case <-deadline:
+			p.cmd.Process.Signal(syscall.SIGKILL)
+			select {
+			case <-p.done:
+			case <-time.After(goStopTimeout):
+				c.t.Errorf("%s (pid %d) still alive after SIGKILL", p.name, p.cmd.Process.Pid)
+			}
+		}
+	}
+}
+
+// primary asks the admin which master is primary; "" if none yet.
+func (c *foCluster) primary(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cl, err := ctl.Dial(ctx, ctl.Config{Addr: c.admin})
+	if err != nil {
+		return ""
+	}
+	defer cl.Close()
+	nid, err := cl.Primary(ctx)
+	if err != nil {
+		return ""
+	}
+	nodes, err := cl.NodeList(ctx, proto.Some(proto.MASTER))
+	if err != nil {
+		return ""
+	}
+	for _, n := range nodes {
+		if n.NID == nid {
+			return n.Addr.String()
+		}
+	}
+	return ""
+}
+
+// waitPrimary polls the admin until it names a primary.
+func (c *foCluster) waitPrimary(ctx context.Context) string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, foPrimaryWait)
+	defer cancel()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		if p := c.primary(ctx); p != "" {
+			return p
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			c.t.Fatalf("no primary known by the admin after %v; files in %s", foPrimaryWait, c.dir)
+		}
+	}
+}
+
+// TestFailover runs every pair of master kinds; py-py is the reference
+// (neoppod alone) for the failover time logged.
+func TestFailover(t *testing.T) {
+	for _, kinds := range [][2]string{{"go", "go"}, {"py", "go"}, {"go", "py"}, {"py", "py"}} {
+		t.Run(kinds[0]+"-"+kinds[1], func(t *testing.T) { testFailover(t, kinds) })
+	}
+}
+
+// testFailover starts master 0 first (it should win the election), kills
+// the primary during a commit loop and checks the loop.
+func testFailover(t *testing.T, kinds [2]string) {
+	p := needPeers(t)
+	ports := freePorts(t, 3)
+	c := &foCluster{t: t, p: p, bin: goClusterBin(t), dir: testDir(t), name: fmt.Sprintf("fo%d", ports[0]),
+		masters: []string{fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])},
+		admin:   fmt.Sprintf("127.0.0.1:%d", ports[2]), procs: map[string]*goProc{}}
+	t.Cleanup(c.stop)
+	c.startMaster(0, kinds[0])
+	c.waitListening(c.masters[0])
+	c.startMaster(1, kinds[1])
+	for i := range 2 {
+		n := fmt.Sprintf("storage%d", i)
+		c.node(n, "py", "neostorage", "--bind", "127.0.0.1:0", "--adapter", "SQLite",
+			"--database", filepath.Join(c.dir, n+".sqlite"))
+	}
+	c.node("admin", "py", "neoadmin", "--bind", c.admin)
+
+	// The client's output, line by line.
+	stopFile := filepath.Join(c.dir, "stop-client")
+	ctx, cancel := context.WithTimeout(t.Context(), foAckTimeout+foPrimaryWait+foClientFinish)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.py, "-c", foClientPy, strings.Join(c.masters, " "), c.name, stopFile)
+	cmd.Env = append(os.Environ(), p.env()...)
+	stderr, err := os.Create(filepath.Join(c.dir, "client.err"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1024)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var errs []string
+	// next returns the next ACK time, or the CHECK line.
+	next := func(deadline <-chan time.Time, what string) (time.Time, string) {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("client exited while waiting for %s (errors: %q); files in %s", what, errs, c.dir)
+				}
+				f := strings.Fields(l)
+				switch {
+				case len(f) == 3 && f[0] == "ACK":
+					s, _ := strconv.ParseFloat(f[2], 64)
+					return time.Unix(0, int64(s*1e9)), ""
+				case len(f) > 0 && f[0] == "CHECK":
+					return time.Time{}, l
+				default:
+					errs = append(errs, l)
+				}
+			case <-deadline:
+				t.Fatalf("no %s within the deadline (errors: %q); files in %s", what, errs, c.dir)
+			}
+		}
+	}
+	ackDeadline := time.After(foAckTimeout)
+	for range 20 {
+		next(ackDeadline, "commit before the kill")
+	}
+
+	primary := c.waitPrimary(ctx)
+	victim := ""
+	for i, m := range c.masters {
+		if m == primary {
+			victim = fmt.Sprintf("master%d", i)
+		}
+	}
+	if victim == "" {
+		t.Fatalf("primary %q is none of %v", primary, c.masters)
+	}
+	if victim != "master0" {
+		t.Logf("master1 won the election (%s master slow to start)", kinds[0])
+	}
+	killed := time.Now()
+	pr := c.procs[victim]
+	pr.cmd.Process.Signal(syscall.SIGKILL)
+	<-pr.done
+	delete(c.procs, victim)
+
+	// Commits resume: the first acknowledgement after the kill gives the
+	// failover time seen by the client.
+	after := time.After(foAckTimeout)
+	var first time.Time
+	for first.IsZero() || !first.After(killed) {
+		first, _ = next(after, "commit after the kill")
+	}
+	t.Logf("%s-%s: first commit %v after killing the primary %s", kinds[0], kinds[1], first.Sub(killed).Round(time.Millisecond), victim)
+	for range 20 {
+		next(after, "commit after the kill")
+	}
+	if newPrimary := c.primary(ctx); newPrimary == "" || newPrimary == primary {
+		t.Errorf("primary after failover: %q (was %q)", newPrimary, primary)
+	}
+	if err := os.WriteFile(stopFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	finish := time.After(foClientFinish)
+	for {
+		_, check := next(finish, "client check")
+		if check == "" {
+			continue
+		}
+		if !strings.HasPrefix(check, "CHECK OK") {
+			t.Fatalf("%s (errors: %q)", check, errs)
+		}
+		t.Logf("%s; failed commits: %q", check, errs)
+		break
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("client: %v", err)
+	}
+}
