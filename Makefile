@@ -31,7 +31,7 @@ fuzz-short: ## run every fuzz target briefly (FUZZTIME, default 10s)
 	    echo "== fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-test: vet unit integration fuzz-short ## everything CI runs: vet, race unit tests, integration, short fuzz
+test: vet unit integration check-golden conformance-quick fuzz-short ## everything CI runs: vet, race unit tests, integration, golden check, ZODB conformance (quick), short fuzz
 
 golden: ## regenerate proto/testdata golden vectors with neoppod's encoder
 	. $(PEERS_DIR)/env.sh && "$$PY" scripts/gen-golden
