@@ -14,17 +14,18 @@ import (
 	"github.com/neogo/neo/proto"
 )
 
-// scanSplit feeds in to a frameScanner growing by the given chunk sizes
-// (cycled) and returns what it finds for the first packet.
+// scanSplit feeds in to the link's frame scanner (proto.FrameScanner)
+// growing by the given chunk sizes (cycled) and returns what it finds for
+// the first packet.
 func scanSplit(in []byte, max int, chunks []int) (int, error) {
-	s := frameScanner{max: max}
+	s := proto.FrameScanner{MaxSize: max}
 	for w, i := 0, 0; ; i++ {
 		step := 1
 		if len(chunks) > 0 {
 			step = 1 + chunks[i%len(chunks)]
 		}
 		w = min(w+step, len(in))
-		n, err := s.next(in[:w])
+		n, err := s.Scan(in[:w])
 		if err != nil || n > 0 || w == len(in) {
 			return n, err
 		}
@@ -50,8 +51,8 @@ func goldenPackets(t testing.TB) [][]byte {
 	return out
 }
 
-// The scanner agrees with proto.FrameSize on every golden packet, however
-// the bytes come, and on every prefix (incomplete) of it.
+// The scanner finds every golden packet, however the bytes come, and sees
+// every prefix of it as incomplete.
 func TestFrameScannerGolden(t *testing.T) {
 	pkts := goldenPackets(t)
 	if len(pkts) == 0 {
@@ -67,17 +68,17 @@ func TestFrameScannerGolden(t *testing.T) {
 		}
 		step := max(1, len(p)/64) // every prefix of small packets, 64 of big ones
 		for i := 0; i < len(p); i += step {
-			s := frameScanner{max: DefaultMaxPacketSize}
-			if n, err := s.next(p[:i]); n != 0 || err != nil {
+			s := proto.FrameScanner{MaxSize: DefaultMaxPacketSize}
+			if n, err := s.Scan(p[:i]); n != 0 || err != nil {
 				t.Fatalf("% x prefix %d: got %d, %v", p, i, n, err)
 			}
 		}
 	}
 }
 
-// FuzzFrameScanner checks that the scanner, fed in arbitrary chunks, finds
-// the packet proto.FrameSize finds in the whole input, or fails when it
-// fails.
+// FuzzFrameScanner checks that the scanner, fed in arbitrary chunks as the
+// link's reader feeds it, finds the packet proto.FrameSize finds in the
+// whole input, or fails when it fails.
 func FuzzFrameScanner(f *testing.F) {
 	for _, p := range goldenPackets(f) {
 		f.Add(p, []byte{3, 1})

@@ -569,11 +569,11 @@ func (l *Link) readLoop() {
 	buf := make([]byte, max(readBufSize, len(l.leftover)))
 	r, w := 0, copy(buf, l.leftover)
 	l.leftover = nil
-	scan := frameScanner{max: l.maxPacket}
+	scan := proto.FrameScanner{MaxSize: l.maxPacket}
 	var rerr error
 	for {
 		for r < w {
-			size, err := scan.next(buf[r:w])
+			size, err := scan.Scan(buf[r:w])
 			if err != nil {
 				l.shutdown(fmt.Errorf("%w: %w", ErrProtocol, err), false)
 				return
@@ -632,7 +632,7 @@ func (l *Link) dispatch(frame []byte) bool {
 	if l.closing.Load() {
 		return false // aborted: incoming data is no longer processed
 	}
-	id, code, args, err := decodeHeader(frame)
+	id, code, args, err := proto.DecodeHeader(frame)
 	if err != nil {
 		l.shutdown(fmt.Errorf("%w: %w", ErrProtocol, err), false)
 		return false
@@ -756,21 +756,4 @@ func decodeArgs(m proto.Msg, args []byte) error {
 		return fmt.Errorf("decode %s: %d bytes after the packet", proto.MsgName(m.NEOMsgCode()), len(args)-n)
 	}
 	return nil
-}
-
-// decodeHeader splits a frame (as cut by frameScanner, so a 3-element
-// array) into id, code and the bytes of the args array.
-func decodeHeader(frame []byte) (id uint32, code uint16, args []byte, err error) {
-	i := 1
-	v, n, err := scanUint(frame[i:])
-	if err != nil || n == 0 {
-		return 0, 0, nil, fmt.Errorf("invalid packet id at byte %d", i)
-	}
-	id = uint32(v)
-	i += n
-	v, n, err = scanUint(frame[i:])
-	if err != nil || n == 0 {
-		return id, 0, nil, fmt.Errorf("invalid packet code at byte %d (id %d)", i, id)
-	}
-	return id, uint16(v), frame[i+n:], nil
 }

@@ -348,6 +348,21 @@ func TestMalformedPacket(t *testing.T) {
 	}
 }
 
+// An [id, code, args] envelope in an array16 or array32 header is valid
+// msgpack, as neoppod's unpacker reads it: the link accepts it as proto
+// frames and decodes it.
+func TestLongEnvelope(t *testing.T) {
+	for _, env := range [][]byte{{0xdc, 0x00, 0x03}, {0xdd, 0x00, 0x00, 0x00, 0x03}} {
+		ln := listen(t, "tcp4", Config{})
+		p, l := dialRaw(t, ln)
+		p.write(append(env, 0x05, 0x02, 0x90)) // Ping, id 5
+		if id, m := p.recv(); id != 5 || m.NEOMsgCode() != codePong {
+			t.Fatalf("envelope % x: got %T id %d, want Pong id 5", env, m, id)
+		}
+		closeAndWait(t, l)
+	}
+}
+
 // A large packet crosses arbitrary TCP segmenting intact, and the max
 // packet size bounds what is accepted.
 func TestLargePacket(t *testing.T) {

@@ -155,6 +155,7 @@ func TestFrameSize(t *testing.T) {
 		{"empty", "", 100, 0, nil},
 		{"complete Ping", "93 00 02 90", 100, 4, nil},
 		{"Ping followed by more", "93 00 02 90 93 01", 100, 4, nil},
+		{"Ping in an array16 envelope", "dc 00 03 00 02 90", 100, 6, nil},
 		{"prefix of a bin32", "93 00 cd 80 00 92 00 c6 00 00", 100, 0, nil},
 		{"bin declared above the limit", "93 00 cd 80 00 92 00 c6 00 10 00 00", 1 << 20, 0, ErrFrameTooBig},
 		{"array declared above the limit", "93 00 cd 80 21 91 dd 00 10 00 00", 1 << 20, 0, ErrFrameTooBig},
@@ -170,9 +171,19 @@ func TestFrameSize(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, err := FrameSize(unhex(t, tt.hex), tt.max)
+			in := unhex(t, tt.hex)
+			n, err := FrameSize(in, tt.max)
 			if n != tt.want || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
 				t.Errorf("FrameSize = %d, %v; want %d, %v", n, err, tt.want, tt.wantErr)
+			}
+			// The same bytes arriving one at a time.
+			s := FrameScanner{MaxSize: tt.max}
+			n, err = 0, nil
+			for i := 0; i <= len(in) && n == 0 && err == nil; i++ {
+				n, err = s.Scan(in[:i])
+			}
+			if n != tt.want || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Errorf("FrameScanner byte by byte = %d, %v; want %d, %v", n, err, tt.want, tt.wantErr)
 			}
 		})
 	}

@@ -23,9 +23,11 @@
 // # API
 //
 // Every packet type implements [Msg]. [AppendPacket] encodes a packet,
-// [FrameSize] finds where the next packet ends in a byte stream (bounding
-// every declared length before anything is allocated), and [DecodePacket]
-// turns one framed packet into its id and message. [MsgKind] and
+// [FrameScanner] finds where the next packet ends in a byte stream that
+// arrives in pieces ([FrameSize] in a buffer at hand), bounding every
+// declared length before anything is allocated, and [DecodePacket] turns
+// one framed packet into its id and message ([DecodeHeader] only into its
+// id, code and undecoded args). [MsgKind] and
 // [AnswerCode] classify codes for the link layer. An Error packet is a Go
 // error: errors.Is(err, [ErrOidNotFound]) and the like work on it.
 //

@@ -81,9 +81,10 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// FuzzPacketStream feeds a byte stream to FrameSize in pseudo-random
+// FuzzPacketStream feeds a byte stream to a FrameScanner in pseudo-random
 // chunks, as a reader would, and checks that it yields the same packets
-// (and the same error at the same place) as with the whole stream at once.
+// (and the same error at the same place) as FrameSize with the whole
+// stream at once.
 func FuzzPacketStream(f *testing.F) {
 	seeds := fuzzSeeds(f)
 	for i := 0; i+3 <= len(seeds); i += 3 {
@@ -120,13 +121,14 @@ func FuzzPacketStream(f *testing.F) {
 		rng := rand.New(rand.NewPCG(seed, seed>>7))
 		var got []result
 		var buf []byte
+		scan := FrameScanner{MaxSize: maxSize}
 	feed:
 		for off := 0; off < len(stream); {
 			chunk := 1 + rng.IntN(min(len(stream)-off, 64))
 			buf = append(buf, stream[off:off+chunk]...)
 			off += chunk
 			for {
-				n, err := FrameSize(buf, maxSize)
+				n, err := scan.Scan(buf)
 				if err != nil {
 					got = append(got, result{err: err})
 					break feed

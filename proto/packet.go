@@ -1,8 +1,6 @@
 package proto
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 )
@@ -126,7 +124,7 @@ func AppendPacket(b []byte, id uint32, m Msg) []byte {
 	return m.NEOMsgEncode(b)
 }
 
-// DecodeHeader splits one complete packet, as delimited by [FrameSize],
+// DecodeHeader splits one complete packet, as delimited by [FrameScanner],
 // into its id, its code and the bytes of its args array, without decoding
 // the args (see [Msg.NEOMsgDecode] and [NewMsg]). Errors match [ErrDecode].
 func DecodeHeader(frame []byte) (id uint32, code uint16, args []byte, err error) {
@@ -140,7 +138,7 @@ func DecodeHeader(frame []byte) (id uint32, code uint16, args []byte, err error)
 	return id, code, frame[d.i:], nil
 }
 
-// DecodePacket decodes one complete packet, as delimited by [FrameSize].
+// DecodePacket decodes one complete packet, as delimited by [FrameScanner].
 // The returned message may alias frame (see [Msg]). Errors match
 // [ErrDecode] and are [*DecodeError]s.
 func DecodePacket(frame []byte) (id uint32, m Msg, err error) {
@@ -160,180 +158,4 @@ func DecodePacket(frame []byte) (id uint32, m Msg, err error) {
 		return id, nil, &DecodeError{Msg: MsgName(code), Arg: -1, Err: fmt.Errorf("%d bytes after the packet", rest)}
 	}
 	return id, m, nil
-}
-
-// errFrame builds the error of FrameSize for a malformed stream.
-func errFrame(format string, args ...any) error {
-	return &DecodeError{Msg: "packet", Arg: -1, Err: fmt.Errorf(format, args...)}
-}
-
-// FrameSize returns the length of the complete packet at the start of buf,
-// or (0, nil) if buf holds only a prefix of it. It returns an error if buf
-// cannot start a valid packet (not a 3-element array, id or code out of
-// range, args not an array, invalid msgpack byte): such errors match
-// [ErrDecode]. It returns an error matching [ErrFrameTooBig] as soon as a
-// declared length or element count implies more than maxSize bytes, before
-// the bytes arrive.
-//
-// FrameSize allocates nothing and does not recurse. It rescans buf from the
-// start on each call, so callers should call it again only after reading
-// more bytes.
-func FrameSize(buf []byte, maxSize int) (int, error) {
-	if len(buf) == 0 {
-		return 0, nil
-	}
-	// Envelope: [id, code, args].
-	hdr, payload, children, err := objHeader(buf, 0)
-	if err != nil || hdr == 0 {
-		return 0, err
-	}
-	if !isArray(buf[0]) || payload != 0 || children != 3 {
-		return 0, errFrame("packet is not a 3-element array (starts with 0x%02x)", buf[0])
-	}
-	pos := hdr
-	for i, max := range [2]uint64{math.MaxUint32, math.MaxUint16} {
-		if pos >= len(buf) {
-			return 0, nil
-		}
-		d := decoder{b: buf[pos:]}
-		d.uint(max)
-		if errors.Is(d.err, errShort) {
-			return 0, nil
-		}
-		if d.err != nil {
-			return 0, errFrame("packet %s: %v", [2]string{"id", "code"}[i], d.err)
-		}
-		pos += d.i
-	}
-	if pos >= len(buf) {
-		return 0, nil
-	}
-	if !isArray(buf[pos]) {
-		return 0, errFrame("packet args: want array, got %s", describe(buf[pos]))
-	}
-	// Walk the args without recursion: pending counts the objects still to
-	// skip.
-	limit := uint64(maxSize)
-	pending := uint64(1)
-	for pending > 0 {
-		if pos >= len(buf) {
-			return 0, nil
-		}
-		// Fast path: one-byte objects leave pos+pending unchanged, so
-		// the limit checked when they were counted still holds.
-		if c := buf[pos]; c < 0x80 || c >= 0xe0 || c == mpNil || c == mpFalse || c == mpTrue {
-			pos++
-			pending--
-			continue
-		}
-		hdr, payload, children, err := objHeader(buf, pos)
-		if err != nil {
-			return 0, err
-		}
-		if hdr == 0 {
-			return 0, nil
-		}
-		pending += children - 1
-		// Every pending object takes at least one byte.
-		if need := uint64(pos) + uint64(hdr) + payload + pending; need > limit {
-			return 0, fmt.Errorf("%w: at least %d bytes declared, limit %d", ErrFrameTooBig, need, maxSize)
-		}
-		pos += hdr + int(payload)
-		if pos > len(buf) {
-			return 0, nil
-		}
-	}
-	return pos, nil
-}
-
-func isArray(c byte) bool { return c>>4 == 0x9 || c == mpArray16 || c == mpArray32 }
-
-// objHeader parses the header of the msgpack object at buf[i:]: its size
-// hdr, the number of payload bytes that follow it, and its number of child
-// objects (elements of an array, keys and values of a map). hdr is 0 if buf
-// ends inside the header.
-func objHeader(buf []byte, i int) (hdr int, payload, children uint64, err error) {
-	c := buf[i]
-	rest := buf[i+1:]
-	switch {
-	case c < 0x80 || c >= 0xe0 || c == mpNil || c == mpFalse || c == mpTrue:
-		return 1, 0, 0, nil
-	case c <= 0x8f:
-		return 1, 0, 2 * uint64(c&0x0f), nil
-	case c <= 0x9f:
-		return 1, 0, uint64(c & 0x0f), nil
-	case c <= 0xbf:
-		return 1, uint64(c & 0x1f), 0, nil
-	}
-	switch c {
-	case mpBin8, mpStr8:
-		hdr, payload = sized(rest, 1)
-	case mpBin16, mpStr16:
-		hdr, payload = sized(rest, 2)
-	case mpBin32, mpStr32:
-		hdr, payload = sized(rest, 4)
-	case mpExt8:
-		if hdr, payload = sized(rest, 1); hdr != 0 {
-			hdr++ // type byte
-		}
-	case mpExt16:
-		if hdr, payload = sized(rest, 2); hdr != 0 {
-			hdr++ // type byte
-		}
-	case mpExt32:
-		if hdr, payload = sized(rest, 4); hdr != 0 {
-			hdr++ // type byte
-		}
-	case mpFloat32:
-		return 1, 4, 0, nil
-	case mpFloat64:
-		return 1, 8, 0, nil
-	case mpUint8, mpInt8:
-		return 1, 1, 0, nil
-	case mpUint16, mpInt16:
-		return 1, 2, 0, nil
-	case mpUint32, mpInt32:
-		return 1, 4, 0, nil
-	case mpUint64, mpInt64:
-		return 1, 8, 0, nil
-	case mpFixExt1:
-		return 2, 1, 0, nil
-	case mpFixExt2:
-		return 2, 2, 0, nil
-	case mpFixExt4:
-		return 2, 4, 0, nil
-	case mpFixExt8:
-		return 2, 8, 0, nil
-	case mpFixExt16:
-		return 2, 16, 0, nil
-	case mpArray16:
-		hdr, children = sized(rest, 2)
-	case mpArray32:
-		hdr, children = sized(rest, 4)
-	case mpMap16:
-		hdr, children = sized(rest, 2)
-		children *= 2
-	case mpMap32:
-		hdr, children = sized(rest, 4)
-		children *= 2
-	default:
-		return 0, 0, 0, errFrame("invalid msgpack byte 0x%02x at offset %d", c, i)
-	}
-	// hdr is 0 if the length bytes are not there yet.
-	return hdr, payload, children, nil
-}
-
-// sized returns the header size 1+n of an object whose n-byte big-endian
-// length starts rest, and that length; (0, 0) if rest is shorter.
-func sized(rest []byte, n int) (int, uint64) {
-	switch {
-	case len(rest) < n:
-		return 0, 0
-	case n == 1:
-		return 2, uint64(rest[0])
-	case n == 2:
-		return 3, uint64(binary.BigEndian.Uint16(rest))
-	default:
-		return 5, uint64(binary.BigEndian.Uint32(rest))
-	}
 }
