@@ -23,6 +23,11 @@ type Config struct {
 	// listed). While RECOVERING, the masters elect the primary among them;
 	// the others play the secondary role (cluster.md §1.2.3).
 	Masters []proto.Addr
+	// DynamicMasterList, when set, is the path of a JSON file listing the
+	// known masters as [host, port] pairs (cluster.md §1.2.6): loaded at
+	// start (created empty when missing) and rewritten atomically when
+	// the set of masters changes.
+	DynamicMasterList string
 	// Partitions is the number of partitions of a new database (default 100).
 	Partitions int
 	// Replicas is the number of replicas of a new database (default 0).

@@ -70,6 +70,10 @@ const (
 	StopListening
 	// Exit ends the node: Err is nil for a clean shutdown.
 	Exit
+	// SaveMasters asks to persist the addresses of the known masters,
+	// Masters, in the dynamic master list file (cluster.md §1.2.6); only
+	// emitted when [Config.DynamicMasterList] is set.
+	SaveMasters
 	// Dial opens link Conn to Addr (another master). The effects that
 	// follow on Conn are performed once it is connected; a failed attempt
 	// ends with a [Closed] event. The driver delays an attempt until 1 s
@@ -77,20 +81,21 @@ const (
 	Dial
 )
 
-var effectNames = [...]string{"", "send", "reply", "ask", "abort", "stop-listening", "exit", "dial"}
+var effectNames = [...]string{"", "send", "reply", "ask", "abort", "stop-listening", "exit", "save-masters", "dial"}
 
 func (k EffectKind) String() string { return effectNames[k] }
 
 // Effect is one output of the core. The driver performs the effects of a
 // batch in order; effects on one link must reach it in that order.
 type Effect struct {
-	Kind  EffectKind
-	Conn  ConnID
-	MsgID uint32
-	Tag   uint64
-	Msg   proto.Msg
-	Err   error
-	Addr  proto.Addr // Dial
+	Kind    EffectKind
+	Conn    ConnID
+	MsgID   uint32
+	Tag     uint64
+	Msg     proto.Msg
+	Err     error
+	Addr    proto.Addr   // Dial
+	Masters []proto.Addr // SaveMasters
 }
 
 func (e Effect) String() string {
@@ -223,12 +228,16 @@ type Core struct {
 	wantChange bool
 
 	// Election and secondary role (election.go).
-	trySecondary  bool // (re)dial the masters we are not connected to
-	secondary     bool // playing the secondary role
-	wantPrimary   bool // secondary: every master was tried, play primary
-	primaryMaster *node
-	failed        map[proto.Addr]bool // secondary: masters tried since the last success
-	nextDial      ConnID
+	trySecondary bool // (re)dial the masters we are not connected to
+	secondary    bool // playing the secondary role
+	wantPrimary  bool // secondary: every master was tried, play primary
+	// mastersChanged: a master was added, removed or moved since the
+	// last SaveMasters.
+	mastersChanged bool
+	savedMasters   []proto.Addr
+	primaryMaster  *node
+	failed         map[proto.Addr]bool // secondary: masters tried since the last success
+	nextDial       ConnID
 
 	nextTag uint64
 	out     []Effect
@@ -302,6 +311,7 @@ func (c *Core) Step(ev Event) []Effect {
 	case Tick:
 	}
 	c.settle()
+	c.saveMasters()
 	out := c.out
 	c.out = nil
 	return out
@@ -408,11 +418,17 @@ var errDelay = errors.New("delay")
 func (c *Core) addNode(n *node) {
 	n.completedPack = proto.InvalidTid
 	c.nodes = append(c.nodes, n)
+	if n.typ == proto.MASTER {
+		c.mastersChanged = true
+	}
 }
 
 func (c *Core) removeNode(n *node) {
 	if i := slices.Index(c.nodes, n); i >= 0 {
 		c.nodes = slices.Delete(c.nodes, i, i+1)
+		if n.typ == proto.MASTER {
+			c.mastersChanged = true
+		}
 	}
 }
 
@@ -829,6 +845,9 @@ func (c *Core) identify(k *conn, msgID uint32, req *proto.RequestIdentification)
 			if n == c.self {
 				n = nil
 			} else {
+				if n.typ == proto.MASTER && n.addr != req.Addr {
+					c.mastersChanged = true
+				}
 				n.addr = req.Addr
 			}
 			ok = true

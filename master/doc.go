@@ -19,5 +19,5 @@
 // storage loss, STOPPING asked by an admin) are applied at the end of the
 // step, after the answers of that step, like neoppod's exceptions.
 //
-// Not implemented yet: backup mode, the dynamic master list file.
+// Not implemented yet: backup mode.
 package master

@@ -68,6 +68,26 @@ func (c *Core) masterAddrs() []proto.Addr {
 	return out
 }
 
+// saveMasters emits SaveMasters when the set of master addresses changed.
+func (c *Core) saveMasters() {
+	if !c.mastersChanged || c.cfg.DynamicMasterList == "" || c.exited {
+		return
+	}
+	c.mastersChanged = false
+	l := c.masterAddrs()
+	slices.SortFunc(l, func(a, b proto.Addr) int {
+		if r := cmp.Compare(a.Host, b.Host); r != 0 {
+			return r
+		}
+		return cmp.Compare(a.Port, b.Port)
+	})
+	if slices.Equal(l, c.savedMasters) {
+		return
+	}
+	c.savedMasters = l
+	c.out = append(c.out, Effect{Kind: SaveMasters, Masters: slices.Clone(l)})
+}
+
 // dialMaster opens a link to master n and identifies on it, with the
 // election key idts while a candidate.
 func (c *Core) dialMaster(n *node, idts proto.Opt[float64]) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -122,6 +123,18 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	s.addr = cfg.Bind
+	if cfg.DynamicMasterList != "" {
+		known, err := loadMasterList(cfg.DynamicMasterList)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("master: %w", err)
+		}
+		for _, a := range known {
+			if !slices.Contains(cfg.Masters, a) {
+				cfg.Masters = append(cfg.Masters, a)
+			}
+		}
+	}
 	core, err := NewCore(cfg)
 	if err != nil {
 		ln.Close()
@@ -231,6 +244,11 @@ func (s *Server) Run(ctx context.Context) error {
 						delete(links, e.Conn)
 						closing[e.Conn] = l
 					}
+				}
+			case SaveMasters:
+				// Failures after the start are only logged (neoppod's).
+				if err := saveMasterList(cfg.DynamicMasterList, e.Masters); err != nil {
+					s.log.Error("failed saving the list of master nodes", "path", cfg.DynamicMasterList, "err", err)
 				}
 			case StopListening:
 				ln.Close()

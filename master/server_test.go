@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -219,5 +220,42 @@ func TestServerElectionOverSockets(t *testing.T) {
 	a.Shutdown(ctx)
 	if err := <-aDone; !errors.Is(err, ErrServerClosed) {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+func TestServerDynamicMasterList(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	addrs := []proto.Addr{{Host: "127.0.0.1", Port: freePort(t)}, {Host: "127.0.0.1", Port: freePort(t)}}
+	path := filepath.Join(t.TempDir(), "masters.json")
+	if err := saveMasterList(path, addrs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	var dones []chan error
+	var srvs []*Server
+	for i, cfg := range []Config{
+		{Cluster: "srv", Bind: addrs[0], Partitions: 3},
+		// Knows the first master only through the file.
+		{Cluster: "srv", Bind: addrs[1], Partitions: 3, DynamicMasterList: path},
+	} {
+		srv, err := NewServer(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- srv.Run(ctx) }()
+		if _, err := srv.Addr(ctx); err != nil {
+			t.Fatal(i, err)
+		}
+		srvs, dones = append(srvs, srv), append(dones, done)
+	}
+	waitRoles(ctx, t, addrs, "primary", addrs[0].String())
+	l, err := loadMasterList(path)
+	if err != nil || len(l) != 2 {
+		t.Fatalf("master list %v, %v", l, err)
+	}
+	for i, srv := range srvs {
+		srv.Shutdown(ctx)
+		<-dones[i]
 	}
 }

@@ -68,6 +68,7 @@ func configFromOptions(v map[string]string) (master.Config, string, error) {
 	if cfg.UpstreamMasters, err = parseMasterList(v["upstream_masters"]); err != nil {
 		return cfg, "", fmt.Errorf("--upstream-masters: %w", err)
 	}
+	cfg.DynamicMasterList = v["dynamic_master_list"]
 	cfg.UpstreamCluster = v["upstream_cluster"]
 	cfg.Backup = v["backup"] == "true"
 	atoi := func(k string) int {

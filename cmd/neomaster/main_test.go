@@ -89,3 +89,20 @@ func TestExitStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigMastersAndDynamicList(t *testing.T) {
+	v, err := masterOptions().parse([]string{"-c", "x", "-m", "127.0.0.1:1 [::1]:2", "-D", "/tmp/m.json"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := configFromOptions(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Masters) != 2 || cfg.Masters[1].Host != "::1" || cfg.Masters[1].Port != 2 {
+		t.Fatalf("masters %v", cfg.Masters)
+	}
+	if cfg.DynamicMasterList != "/tmp/m.json" {
+		t.Fatalf("dynamic master list %q", cfg.DynamicMasterList)
+	}
+}
