@@ -1,15 +1,12 @@
 package ctl
 
 import (
-	"cmp"
 	"fmt"
-	"math"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
+	"github.com/neogo/neo/nodetab"
 	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
 )
@@ -17,50 +14,17 @@ import (
 // FormatNodeList formats nodes as "print node" does: one line per node,
 // "NID | TYPE | address | STATE | id timestamp", each column but the last
 // padded to its widest value; sorted by node id, nodes without id last by
-// address. No nodes give "Empty list!".
+// address. No nodes give "Empty list!". The formatting is
+// [nodetab.Format]'s, checked against neoppod's.
 //
 //	A1 | ADMIN   | 127.0.0.1:24101 | RUNNING | 2026-11-25 12:17:04.178144
 //	M1 | MASTER  | 127.0.0.1:24100 | RUNNING | None
 func FormatNodeList(nodes []proto.NodeInfo) string {
-	if len(nodes) == 0 {
-		return "Empty list!"
-	}
-	nodes = slices.Clone(nodes)
-	slices.SortStableFunc(nodes, func(a, b proto.NodeInfo) int {
-		if (a.NID == 0) != (b.NID == 0) {
-			if a.NID == 0 {
-				return 1
-			}
-			return -1
-		}
-		if a.NID != 0 {
-			return cmp.Compare(a.NID, b.NID)
-		}
-		return cmp.Or(strings.Compare(a.Addr.Host, b.Addr.Host), cmp.Compare(a.Addr.Port, b.Addr.Port))
-	})
-	rows := make([][5]string, len(nodes))
-	var width [4]int
+	entries := make([]nodetab.Node, len(nodes))
 	for i, n := range nodes {
-		addr := ""
-		if !n.Addr.IsZero() {
-			addr = n.Addr.String()
-		}
-		rows[i] = [5]string{FormatNID(n.NID), n.Type.String(), addr, n.State.String(), formatIDTimestamp(n.IDTimestamp)}
-		for j := range width {
-			width[j] = max(width[j], len(rows[i][j]))
-		}
+		entries[i] = nodetab.Node(n)
 	}
-	var b strings.Builder
-	for i, r := range rows {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		for j, w := range width {
-			fmt.Fprintf(&b, "%-*s | ", w, r[j])
-		}
-		b.WriteString(r[4])
-	}
-	return b.String()
+	return nodetab.Format(entries)
 }
 
 // FormatNID formats a node id as neoctl prints it: "S1", "M2"..., "None"
@@ -70,29 +34,6 @@ func FormatNID(nid proto.NodeID) string {
 		return "None"
 	}
 	return nid.String()
-}
-
-// formatIDTimestamp formats an id timestamp (float seconds since the
-// epoch) as a UTC datetime rounded to the microsecond, half to even, like
-// Python's datetime.utcfromtimestamp.
-func formatIDTimestamp(ts proto.Opt[float64]) string {
-	v, ok := ts.Get()
-	switch {
-	case !ok:
-		return "None"
-	case v == 0:
-		return "0.0" // neoppod prints the falsy float itself
-	case math.IsNaN(v) || math.IsInf(v, 0):
-		return strconv.FormatFloat(v, 'g', -1, 64)
-	}
-	sec, frac := math.Modf(v)
-	us := math.RoundToEven(frac * 1e6)
-	if us >= 1e6 {
-		sec, us = sec+1, us-1e6
-	} else if us < 0 {
-		sec, us = sec-1, us+1e6
-	}
-	return proto.FormatDatetime(time.Unix(int64(sec), int64(us)*1e3))
 }
 
 // FormatPTid formats a partition table id: "None" for nil (0).
@@ -118,7 +59,7 @@ func FormatPartitionTable(rows [][]proto.CellInfo, storages []proto.NodeInfo) (s
 			states[n.NID] = n.State
 		}
 	}
-	s, err := parttab.FormatTable(cells(rows), states)
+	s, err := parttab.FormatTable(parttab.RowsFromProto(rows), states)
 	if err != nil {
 		return "", fmt.Errorf("format partition table: %w", err)
 	}
@@ -128,18 +69,7 @@ func FormatPartitionTable(rows [][]proto.CellInfo, storages []proto.NodeInfo) (s
 // FormatRows formats rows numbered from first, one line each, as "print pt
 // min max" does: "000 | S1 - UP_TO_DATE | S2 - OUT_OF_DATE |".
 func FormatRows(first uint32, rows [][]proto.CellInfo) string {
-	return parttab.FormatRows(first, cells(rows))
-}
-
-func cells(rows [][]proto.CellInfo) [][]parttab.Cell {
-	out := make([][]parttab.Cell, len(rows))
-	for i, row := range rows {
-		out[i] = make([]parttab.Cell, len(row))
-		for j, c := range row {
-			out[i][j] = parttab.Cell{NID: c.NID, State: c.State}
-		}
-	}
-	return out
+	return parttab.FormatRows(first, parttab.RowsFromProto(rows))
 }
 
 // FormatSummary formats the monitoring information as "print summary"

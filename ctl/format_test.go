@@ -64,26 +64,6 @@ func TestFormatNodeList(t *testing.T) {
 	}
 }
 
-// id timestamps are rounded to the microsecond half to even, like
-// datetime.utcfromtimestamp (values printed by Python 3.11).
-func TestFormatIDTimestamp(t *testing.T) {
-	for _, tt := range []struct {
-		ts   float64
-		want string
-	}{
-		{1764073024.178144, "2025-11-25 12:17:04.178144"},
-		{1764073024.0000005, "2025-11-25 12:17:04"},
-		{1764073024.0000014, "2025-11-25 12:17:04.000001"},
-		{1764073024.9999995, "2025-11-25 12:17:05"},
-		{1.5, "1970-01-01 00:00:01.500000"},
-		{1764073024.5, "2025-11-25 12:17:04.500000"},
-	} {
-		if got := formatIDTimestamp(proto.Some(tt.ts)); got != tt.want {
-			t.Errorf("%v: got %q, want %q", tt.ts, got, tt.want)
-		}
-	}
-}
-
 func TestFormatPartitionTable(t *testing.T) {
 	U, O, F := proto.UP_TO_DATE, proto.OUT_OF_DATE, proto.FEEDING
 	rows := make([][]proto.CellInfo, 12)

@@ -59,13 +59,16 @@ func Format(nodes []Node) string {
 
 // formatIDTimestamp prints an id_timestamp the way Python prints
 // `ts and datetime.utcfromtimestamp(ts)`: None, 0.0 as is, else the UTC
-// datetime rounded half-even to the microsecond.
+// datetime rounded half-even to the microsecond. NaN and infinities, which
+// Python refuses, are printed as floats rather than as a wrong date.
 func formatIDTimestamp(ts proto.Opt[float64]) string {
-	if !ts.Valid {
+	switch {
+	case !ts.Valid:
 		return "None"
-	}
-	if ts.V == 0 {
+	case ts.V == 0:
 		return strconv.FormatFloat(ts.V, 'f', 1, 64) // "0.0" (or "-0.0")
+	case math.IsNaN(ts.V) || math.IsInf(ts.V, 0):
+		return strconv.FormatFloat(ts.V, 'g', -1, 64)
 	}
 	return proto.FormatDatetime(UnixTime(ts.V))
 }

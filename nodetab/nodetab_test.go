@@ -2,6 +2,7 @@ package nodetab
 
 import (
 	"errors"
+	"math"
 	"slices"
 	"testing"
 
@@ -244,7 +245,9 @@ func TestFormat(t *testing.T) {
 	}
 }
 
-func TestUnixTimeRoundsHalfEvenToTheMicrosecond(t *testing.T) {
+// id timestamps print as Python prints them: rounded to the microsecond
+// half to even, like datetime.utcfromtimestamp.
+func TestFormatIDTimestamp(t *testing.T) {
 	for _, tt := range []struct {
 		ts   float64
 		want string
@@ -253,6 +256,16 @@ func TestUnixTimeRoundsHalfEvenToTheMicrosecond(t *testing.T) {
 		{0.0000015, "1970-01-01 00:00:00.000002"},
 		{0.0000025, "1970-01-01 00:00:00.000002"},
 		{1.9999999, "1970-01-01 00:00:02"},
+		// Printed by Python 3.11's datetime.utcfromtimestamp.
+		{1764073024.178144, "2025-11-25 12:17:04.178144"},
+		{1764073024.0000005, "2025-11-25 12:17:04"},
+		{1764073024.0000014, "2025-11-25 12:17:04.000001"},
+		{1764073024.9999995, "2025-11-25 12:17:05"},
+		{1.5, "1970-01-01 00:00:01.500000"},
+		{1764073024.5, "2025-11-25 12:17:04.500000"},
+		// Python refuses these: the float is printed rather than a wrong date.
+		{math.NaN(), "NaN"},
+		{math.Inf(1), "+Inf"},
 	} {
 		if got := formatIDTimestamp(proto.Some(tt.ts)); got != tt.want {
 			t.Errorf("%v: %q, want %q", tt.ts, got, tt.want)

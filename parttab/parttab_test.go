@@ -443,6 +443,24 @@ func TestLoadRejectsBadState(t *testing.T) {
 	}
 }
 
+// Rows convert to and from packets' form as copies.
+func TestRowsProtoRoundTrip(t *testing.T) {
+	wire := [][]proto.CellInfo{{{NID: 1, State: proto.UP_TO_DATE}, {NID: 2, State: proto.FEEDING}}, {}, {{NID: 3, State: proto.OUT_OF_DATE}}}
+	rows := RowsFromProto(wire)
+	want := [][]Cell{{{1, proto.UP_TO_DATE}, {2, proto.FEEDING}}, {}, {{3, proto.OUT_OF_DATE}}}
+	if !slices.EqualFunc(rows, want, slices.Equal) {
+		t.Fatalf("RowsFromProto = %v, want %v", rows, want)
+	}
+	back := RowsToProto(rows)
+	rows[0][0].State = proto.CORRUPTED
+	if !slices.EqualFunc(back, wire, slices.Equal) || wire[0][0].State != proto.UP_TO_DATE {
+		t.Errorf("RowsToProto = %v, want %v (copies)", back, wire)
+	}
+	if got := RowsFromProto(nil); len(got) != 0 {
+		t.Errorf("RowsFromProto(nil) = %v", got)
+	}
+}
+
 func TestMatrixFormat(t *testing.T) {
 	// cluster.md §9.5, np=12.
 	rows := [][]Cell{}

@@ -18,6 +18,31 @@ type Cell struct {
 // Readable reports whether the cell serves reads (UP_TO_DATE or FEEDING).
 func (c Cell) Readable() bool { return c.State.Readable() }
 
+// RowsFromProto returns a copy of rows as packets carry them
+// (AnswerPartitionTable, SendPartitionTable...), as cells.
+func RowsFromProto(rows [][]proto.CellInfo) [][]Cell {
+	out := make([][]Cell, len(rows))
+	for i, row := range rows {
+		out[i] = make([]Cell, len(row))
+		for j, c := range row {
+			out[i][j] = Cell(c)
+		}
+	}
+	return out
+}
+
+// RowsToProto returns a copy of rows of cells as packets carry them.
+func RowsToProto(rows [][]Cell) [][]proto.CellInfo {
+	out := make([][]proto.CellInfo, len(rows))
+	for i, row := range rows {
+		out[i] = make([]proto.CellInfo, len(row))
+		for j, c := range row {
+			out[i][j] = proto.CellInfo(c)
+		}
+	}
+	return out
+}
+
 // Change is one cell change of NotifyPartitionChanges: the cell of node
 // NID in partition Offset gets State; DISCARDED removes it, a cell that
 // does not exist is added.
