@@ -2,6 +2,7 @@ package master
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,11 +57,21 @@ func newSimNet(t testing.TB, ports ...uint16) *simNet {
 
 func simAddr(port uint16) proto.Addr { return proto.Addr{Host: "127.0.0.1", Port: port} }
 
-// start starts a master at port (its election key is the current time).
+// start starts a master at port (its election key is the current time),
+// configured with every master of the network.
 func (s *simNet) start(port uint16) *Core {
 	s.t.Helper()
+	return s.startWith(port, s.addrs)
+}
+
+// startWith starts a master configured with the given masters.
+func (s *simNet) startWith(port uint16, masters []proto.Addr) *Core {
+	s.t.Helper()
 	a := simAddr(port)
-	c, err := NewCore(Config{Cluster: "test", Bind: a, Masters: s.addrs, Partitions: 4, Now: s.clock.now})
+	if !slices.Contains(s.addrs, a) {
+		s.addrs = append(s.addrs, a)
+	}
+	c, err := NewCore(Config{Cluster: "test", Bind: a, Masters: masters, Partitions: 4, Now: s.clock.now})
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -448,4 +459,25 @@ func TestElectionAnswerOvertaken(t *testing.T) {
 	if !h.c.Exited() {
 		t.Fatal("secondary told DOWN did not exit")
 	}
+}
+
+func TestElectionUnknownMaster(t *testing.T) {
+	// Masters 1 and 2 do not know master 3, which knows them: it is
+	// accepted as a secondary, and everyone learns its address.
+	s := newSimNet(t, 10001, 10002)
+	s.start(10001)
+	s.start(10002)
+	s.settle(2)
+	s.startWith(10003, []proto.Addr{simAddr(10001), simAddr(10002), simAddr(10003)})
+	s.settle(3)
+	s.check(10001)
+	if n := s.cores[simAddr(10002)].byAddr(simAddr(10003)); n == nil || n.state != proto.NODE_RUNNING {
+		t.Fatalf("secondary's record of the new master: %+v", n)
+	}
+
+	// Told by a secondary who the primary is, a master that knows only
+	// that secondary finds the primary.
+	s.startWith(10004, []proto.Addr{simAddr(10002)})
+	s.settle(3)
+	s.check(10001)
 }
