@@ -1,6 +1,10 @@
 package main
 
-import "context"
+import (
+	"context"
+
+	"github.com/neogo/neo/ctl"
+)
 
 var cmdAdd = &command{
 	name: "add",
@@ -13,15 +17,6 @@ Arguments: node [node ...] | all
 		if err != nil {
 			return err
 		}
-		c, err := e.admin(ctx)
-		if err != nil {
-			return err
-		}
-		msg, err := c.AddPendingNodes(ctx, nids)
-		if err != nil {
-			return err
-		}
-		e.println(msg)
-		return nil
+		return e.printAnswer(ctx, func(c *ctl.Client) (string, error) { return c.AddPendingNodes(ctx, nids) })
 	},
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/neogo/neo/ctl"
 	"github.com/neogo/neo/proto"
 )
 
@@ -24,14 +25,5 @@ func setNodeState(ctx context.Context, e *env, cmd string, args []string, state 
 	if err != nil {
 		return err
 	}
-	c, err := e.admin(ctx)
-	if err != nil {
-		return err
-	}
-	msg, err := c.SetNodeState(ctx, nid, state)
-	if err != nil {
-		return err
-	}
-	e.println(msg)
-	return nil
+	return e.printAnswer(ctx, func(c *ctl.Client) (string, error) { return c.SetNodeState(ctx, nid, state) })
 }

@@ -66,6 +66,21 @@ func (e *env) admin(ctx context.Context) (*ctl.Client, error) {
 // println prints one result line (or several, joined by newlines).
 func (e *env) println(s string) { fmt.Fprintln(e.out, s) }
 
+// printAnswer connects to the admin, asks it with ask and prints the
+// answer: the end of most commands.
+func (e *env) printAnswer(ctx context.Context, ask func(*ctl.Client) (string, error)) error {
+	c, err := e.admin(ctx)
+	if err != nil {
+		return err
+	}
+	s, err := ask(c)
+	if err != nil {
+		return err
+	}
+	e.println(s)
+	return nil
+}
+
 // Run executes the command line args (without the program name).
 func (m *Main) Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("neoctl", flag.ContinueOnError)

@@ -1,6 +1,10 @@
 package main
 
-import "context"
+import (
+	"context"
+
+	"github.com/neogo/neo/ctl"
+)
 
 var cmdPrintCluster = &command{
 	name: "cluster",
@@ -9,15 +13,6 @@ var cmdPrintCluster = &command{
 		if err := argCount("print cluster", args, 0, 0); err != nil {
 			return err
 		}
-		c, err := e.admin(ctx)
-		if err != nil {
-			return err
-		}
-		s, err := c.PrintClusterState(ctx)
-		if err != nil {
-			return err
-		}
-		e.println(s)
-		return nil
+		return e.printAnswer(ctx, func(c *ctl.Client) (string, error) { return c.PrintClusterState(ctx) })
 	},
 }

@@ -1,6 +1,10 @@
 package main
 
-import "context"
+import (
+	"context"
+
+	"github.com/neogo/neo/ctl"
+)
 
 var cmdPrintIDs = &command{
 	name: "ids",
@@ -10,15 +14,6 @@ backup cluster, the backup TID instead of the last OID).`,
 		if err := argCount("print ids", args, 0, 0); err != nil {
 			return err
 		}
-		c, err := e.admin(ctx)
-		if err != nil {
-			return err
-		}
-		s, err := c.PrintIDs(ctx)
-		if err != nil {
-			return err
-		}
-		e.println(s)
-		return nil
+		return e.printAnswer(ctx, func(c *ctl.Client) (string, error) { return c.PrintIDs(ctx) })
 	},
 }

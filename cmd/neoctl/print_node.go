@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/neogo/neo/ctl"
 	"github.com/neogo/neo/proto"
 )
 
@@ -25,15 +26,6 @@ Arguments: [type]
 			}
 			typ = proto.Some(t)
 		}
-		c, err := e.admin(ctx)
-		if err != nil {
-			return err
-		}
-		s, err := c.PrintNodes(ctx, typ)
-		if err != nil {
-			return err
-		}
-		e.println(s)
-		return nil
+		return e.printAnswer(ctx, func(c *ctl.Client) (string, error) { return c.PrintNodes(ctx, typ) })
 	},
 }

@@ -1,6 +1,10 @@
 package main
 
-import "context"
+import (
+	"context"
+
+	"github.com/neogo/neo/ctl"
+)
 
 var cmdPrintPrimary = &command{
 	name: "primary",
@@ -9,15 +13,6 @@ var cmdPrintPrimary = &command{
 		if err := argCount("print primary", args, 0, 0); err != nil {
 			return err
 		}
-		c, err := e.admin(ctx)
-		if err != nil {
-			return err
-		}
-		s, err := c.PrintPrimary(ctx)
-		if err != nil {
-			return err
-		}
-		e.println(s)
-		return nil
+		return e.printAnswer(ctx, func(c *ctl.Client) (string, error) { return c.PrintPrimary(ctx) })
 	},
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/neogo/neo/ctl"
 	"github.com/neogo/neo/proto"
 )
 
@@ -36,15 +37,6 @@ Arguments: [min [max [node]]]
 				return err
 			}
 		}
-		c, err := e.admin(ctx)
-		if err != nil {
-			return err
-		}
-		s, err := c.PrintPartitionTable(ctx, min, max, nid)
-		if err != nil {
-			return err
-		}
-		e.println(s)
-		return nil
+		return e.printAnswer(ctx, func(c *ctl.Client) (string, error) { return c.PrintPartitionTable(ctx, min, max, nid) })
 	},
 }

@@ -1,6 +1,10 @@
 package main
 
-import "context"
+import (
+	"context"
+
+	"github.com/neogo/neo/ctl"
+)
 
 var cmdPrintSummary = &command{
 	name: "summary",
@@ -12,15 +16,6 @@ a backup; lists that would be empty are left out. The summary follows.`,
 		if err := argCount("print summary", args, 0, 0); err != nil {
 			return err
 		}
-		c, err := e.admin(ctx)
-		if err != nil {
-			return err
-		}
-		s, err := c.PrintSummary(ctx)
-		if err != nil {
-			return err
-		}
-		e.println(s)
-		return nil
+		return e.printAnswer(ctx, func(c *ctl.Client) (string, error) { return c.PrintSummary(ctx) })
 	},
 }

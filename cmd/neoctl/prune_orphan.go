@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+
+	"github.com/neogo/neo/ctl"
 )
 
 var cmdPruneOrphan = &command{
@@ -27,15 +29,6 @@ Arguments: dry_run node [node ...] | all
 		if err != nil {
 			return err
 		}
-		c, err := e.admin(ctx)
-		if err != nil {
-			return err
-		}
-		msg, err := c.Repair(ctx, nids, dryRun)
-		if err != nil {
-			return err
-		}
-		e.println(msg)
-		return nil
+		return e.printAnswer(ctx, func(c *ctl.Client) (string, error) { return c.Repair(ctx, nids, dryRun) })
 	},
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/neogo/neo/ctl"
 	"github.com/neogo/neo/proto"
 )
 
@@ -21,15 +22,6 @@ Arguments: state
 		if err != nil {
 			return err
 		}
-		c, err := e.admin(ctx)
-		if err != nil {
-			return err
-		}
-		msg, err := c.SetClusterState(ctx, st)
-		if err != nil {
-			return err
-		}
-		e.println(msg)
-		return nil
+		return e.printAnswer(ctx, func(c *ctl.Client) (string, error) { return c.SetClusterState(ctx, st) })
 	},
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+
+	"github.com/neogo/neo/ctl"
 )
 
 var cmdSetReplicas = &command{
@@ -21,15 +23,6 @@ Arguments: n
 		if n < 0 || n > 1<<32-1 {
 			return errors.New("invalid number of replicas") // neoppod's text
 		}
-		c, err := e.admin(ctx)
-		if err != nil {
-			return err
-		}
-		msg, err := c.SetNumReplicas(ctx, uint32(n))
-		if err != nil {
-			return err
-		}
-		e.println(msg)
-		return nil
+		return e.printAnswer(ctx, func(c *ctl.Client) (string, error) { return c.SetNumReplicas(ctx, uint32(n)) })
 	},
 }

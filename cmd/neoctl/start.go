@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/neogo/neo/ctl"
 	"github.com/neogo/neo/proto"
 )
 
@@ -14,15 +15,6 @@ it has now (same as: set cluster VERIFYING).`,
 		if err := argCount("start", args, 0, 0); err != nil {
 			return err
 		}
-		c, err := e.admin(ctx)
-		if err != nil {
-			return err
-		}
-		msg, err := c.SetClusterState(ctx, proto.VERIFYING)
-		if err != nil {
-			return err
-		}
-		e.println(msg)
-		return nil
+		return e.printAnswer(ctx, func(c *ctl.Client) (string, error) { return c.SetClusterState(ctx, proto.VERIFYING) })
 	},
 }

@@ -1,6 +1,10 @@
 package main
 
-import "context"
+import (
+	"context"
+
+	"github.com/neogo/neo/ctl"
+)
 
 var cmdTweak = &command{
 	name: "tweak",
@@ -19,15 +23,6 @@ Arguments: [-n] [node ...]
 		if err != nil {
 			return err
 		}
-		c, err := e.admin(ctx)
-		if err != nil {
-			return err
-		}
-		s, err := c.Tweak(ctx, dryRun, nids)
-		if err != nil {
-			return err
-		}
-		e.println(s)
-		return nil
+		return e.printAnswer(ctx, func(c *ctl.Client) (string, error) { return c.Tweak(ctx, dryRun, nids) })
 	},
 }
