@@ -22,18 +22,18 @@ import (
 // BenchmarkRoundTripPaired alternates raw and NEO round trips one by one
 // and reports their medians and ratios.
 
-// BenchmarkRawTCPEcho32 measures one 32-byte write and read back through a
-// goroutine echoing on a plain TCP connection.
-func BenchmarkRawTCPEcho32(b *testing.B) {
+// echoConn returns a plain TCP connection to a goroutine that echoes
+// 32-byte messages; both end with the benchmark.
+func echoConn(b *testing.B) net.Conn {
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ln.Close()
 	echoDone := make(chan struct{})
 	go func() {
 		defer close(echoDone)
 		conn, err := ln.Accept()
+		ln.Close()
 		if err != nil {
 			return
 		}
@@ -50,8 +50,21 @@ func BenchmarkRawTCPEcho32(b *testing.B) {
 	}()
 	conn, err := net.Dial("tcp4", ln.Addr().String())
 	if err != nil {
+		ln.Close()
+		<-echoDone
 		b.Fatal(err)
 	}
+	b.Cleanup(func() {
+		conn.Close()
+		<-echoDone
+	})
+	return conn
+}
+
+// BenchmarkRawTCPEcho32 measures one 32-byte write and read back through a
+// goroutine echoing on a plain TCP connection.
+func BenchmarkRawTCPEcho32(b *testing.B) {
+	conn := echoConn(b)
 	msg := bytes.Repeat([]byte{'x'}, 32)
 	var buf [32]byte
 	b.ReportAllocs()
@@ -64,9 +77,6 @@ func BenchmarkRawTCPEcho32(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.StopTimer()
-	conn.Close()
-	<-echoDone
 }
 
 // benchPair returns connected links for a benchmark.
@@ -146,33 +156,7 @@ func BenchmarkAskObject4KParallel(b *testing.B) {
 // changes hit them alike, and reports the median of each and the ratios
 // to the raw echo. Its ns/op is the sum of the three.
 func BenchmarkRoundTripPaired(b *testing.B) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	echoDone := make(chan struct{})
-	go func() {
-		defer close(echoDone)
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		var buf [32]byte
-		for {
-			if _, err := io.ReadFull(conn, buf[:]); err != nil {
-				return
-			}
-			if _, err := conn.Write(buf[:]); err != nil {
-				return
-			}
-		}
-	}()
-	raw, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
+	raw := echoConn(b)
 	cli := benchPair(b, Config{Handler: objectHandler(bytes.Repeat([]byte{'d'}, 4096))})
 	ctx := context.Background()
 	msg := bytes.Repeat([]byte{'x'}, 32)
@@ -203,8 +187,6 @@ func BenchmarkRoundTripPaired(b *testing.B) {
 		objT = append(objT, t3.Sub(t2))
 	}
 	b.StopTimer()
-	raw.Close()
-	<-echoDone
 	r, p, o := median(rawT), median(pingT), median(objT)
 	b.ReportMetric(r, "raw-p50-ns")
 	b.ReportMetric(p, "ping-p50-ns")

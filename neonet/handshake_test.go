@@ -105,48 +105,61 @@ func TestHandshakeThenPacketInOneWrite(t *testing.T) {
 	}
 }
 
+// replyingServer listens on loopback and answers its first connection
+// with reply, reads a handshake's 6 bytes and closes; it returns its
+// address.
+func replyingServer(t *testing.T, reply []byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		conn, err := ln.Accept()
+		if err == nil {
+			conn.Write(reply)
+			conn.Read(make([]byte, 6))
+			conn.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// expectRefused sends in to a listener, which must send its handshake,
+// close the connection and log the refusal with an error matching want.
+func expectRefused(t *testing.T, in []byte, want error) {
+	t.Helper()
+	log, rec := testLogger(t)
+	ln := listen(t, "tcp4", Config{Logger: log})
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newRawPeer(t, conn)
+	p.write(in)
+	p.expect([]byte(proto.Handshake))
+	p.expectEOF()
+	errs := rec.waitErrs(t, "incoming connection refused", 1)
+	if len(errs) != 1 || !errors.Is(errs[0], want) {
+		t.Fatalf("logged %v, want %v", errs, want)
+	}
+}
+
 // A handshake with the right magic and another version is a version
 // mismatch; the connection is closed without a word (§1.2 step 4).
 func TestHandshakeVersionMismatch(t *testing.T) {
 	old := []byte{0x92, 0xa3, 0x4e, 0x45, 0x4f, 0x04}
 
 	t.Run("dial", func(t *testing.T) {
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			conn, err := ln.Accept()
-			if err == nil {
-				conn.Write(old)
-				conn.Read(make([]byte, 6))
-				conn.Close()
-			}
-		}()
-		_, err = Dial(testCtx(t), "tcp4", ln.Addr().String(), Config{})
+		_, err := Dial(testCtx(t), "tcp4", replyingServer(t, old), Config{})
 		var vm *VersionMismatchError
 		if !errors.Is(err, ErrVersionMismatch) || !errors.As(err, &vm) || vm.Peer != 4 {
 			t.Fatalf("Dial: got %v, want version mismatch with peer version 4", err)
 		}
 	})
 
-	t.Run("accept", func(t *testing.T) {
-		log, rec := testLogger(t)
-		ln := listen(t, "tcp4", Config{Logger: log})
-		conn, err := net.Dial("tcp4", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := newRawPeer(t, conn)
-		p.write(old)
-		p.expect([]byte(proto.Handshake))
-		p.expectEOF()
-		errs := rec.waitErrs(t, "incoming connection refused", 1)
-		if len(errs) != 1 || !errors.Is(errs[0], ErrVersionMismatch) {
-			t.Fatalf("logged %v, want a version mismatch", errs)
-		}
-	})
+	t.Run("accept", func(t *testing.T) { expectRefused(t, old, ErrVersionMismatch) })
 }
 
 // Anything else than a NEO handshake closes the connection (§1.2 step 5).
@@ -154,20 +167,7 @@ func TestHandshakeNotNEO(t *testing.T) {
 	garbage := []byte("GET / HTTP/1.0\r\n\r\n")
 
 	t.Run("dial", func(t *testing.T) {
-		ln, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		go func() {
-			conn, err := ln.Accept()
-			if err == nil {
-				conn.Write(garbage)
-				conn.Read(make([]byte, 6))
-				conn.Close()
-			}
-		}()
-		_, err = Dial(testCtx(t), "tcp4", ln.Addr().String(), Config{})
+		_, err := Dial(testCtx(t), "tcp4", replyingServer(t, garbage), Config{})
 		if !errors.Is(err, ErrNotNEO) {
 			t.Fatalf("Dial: got %v, want ErrNotNEO", err)
 		}
@@ -175,22 +175,7 @@ func TestHandshakeNotNEO(t *testing.T) {
 
 	// The first differing byte is enough: no waiting for 6 bytes.
 	for _, in := range [][]byte{garbage, {0x92, 0xa3, 0x4e, 0x00}, {0x16}} {
-		t.Run("accept", func(t *testing.T) {
-			log, rec := testLogger(t)
-			ln := listen(t, "tcp4", Config{Logger: log})
-			conn, err := net.Dial("tcp4", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := newRawPeer(t, conn)
-			p.write(in)
-			p.expect([]byte(proto.Handshake))
-			p.expectEOF()
-			errs := rec.waitErrs(t, "incoming connection refused", 1)
-			if len(errs) != 1 || !errors.Is(errs[0], ErrNotNEO) {
-				t.Fatalf("logged %v, want ErrNotNEO", errs)
-			}
-		})
+		t.Run("accept", func(t *testing.T) { expectRefused(t, in, ErrNotNEO) })
 	}
 }
 
