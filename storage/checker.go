@@ -47,7 +47,7 @@ func (n *Node) check(ctx context.Context, master *neonet.Link, tm *txnManager, m
 			if c.NID == self || !c.State.Readable() {
 				continue
 			}
-			if peer := n.mu.peers[c.NID]; peer != nil && peer.State == proto.NODE_RUNNING {
+			if peer := n.mu.nodes.ByNID(c.NID); peer != nil && peer.State == proto.NODE_RUNNING {
 				others = append(others, c.NID)
 				addrs[c.NID] = peer.Addr
 			}
@@ -207,7 +207,7 @@ func (n *Node) checkRange(ctx context.Context, pr *checkPeer, p uint32, minTid, 
 // with our node id and id_timestamp (protocol.md §5.6).
 func (n *Node) dialStorage(ctx context.Context, addr string) (*neonet.Link, error) {
 	n.mu.Lock()
-	self, ts := n.mu.nid, n.mu.selfTS
+	self, ts := n.mu.nid, n.mu.nodes.SelfIDTimestamp()
 	n.mu.Unlock()
 	l, err := neonet.Dial(ctx, "tcp", addr, neonet.Config{Logger: n.log, TLS: n.cfg.TLS})
 	if err != nil {

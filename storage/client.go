@@ -141,7 +141,7 @@ func (n *Node) identify(ctx context.Context, link *neonet.Link, req *proto.Reque
 			n.mu.Unlock()
 			return 0, nil, fmt.Errorf("%w: reject non-client-or-storage node", proto.ErrProtocol)
 		}
-		p := n.mu.peers[req.NID]
+		p := n.mu.nodes.ByNID(req.NID)
 		ts, hasTS := req.IDTimestamp.Get()
 		pts, phasTS := proto.Opt[float64]{}.Get()
 		if p != nil {
@@ -152,7 +152,7 @@ func (n *Node) identify(ctx context.Context, link *neonet.Link, req *proto.Reque
 			n.mu.Unlock()
 			return req.NID, tm, nil
 		}
-		if !hasTS || n.mu.notified >= ts {
+		if !hasTS || n.mu.nodes.Timestamp() >= ts {
 			n.mu.Unlock()
 			return 0, nil, &proto.Error{Code: proto.NOT_READY, Message: "unknown by master"}
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/nodetab"
 	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
@@ -289,45 +290,42 @@ func (n *Node) notifyNodeInformation(ctx context.Context, m *proto.NotifyNodeInf
 	var abortClients []proto.NodeID
 	var closeNIDs []proto.NodeID
 	n.mu.Lock()
-	if m.Timestamp <= n.mu.notified && !full {
-		n.log.Warn("node information timestamp did not increase", "prev", n.mu.notified, "ts", m.Timestamp)
-	}
-	n.mu.notified = m.Timestamp
 	if full {
-		keep := map[proto.NodeID]bool{}
-		for _, e := range m.NodeList {
-			keep[e.NID] = true
-		}
-		for nid := range n.mu.peers {
-			if !keep[nid] {
-				delete(n.mu.peers, nid)
-			}
-		}
+		n.mu.nodes.Reset()
 	}
 	self := n.mu.nid
+	entries := make([]nodetab.Node, len(m.NodeList))
+	for i, e := range m.NodeList {
+		entries[i] = nodetab.Node{Type: e.Type, Addr: e.Addr, NID: e.NID, State: e.State, IDTimestamp: e.IDTimestamp}
+	}
+	pt := n.mu.pt
+	res, err := n.mu.nodes.Update(m.Timestamp, self, entries, func(nid proto.NodeID) bool {
+		// A storage still holding cells stays known.
+		return pt == nil || len(pt.AssignedOffsets(nid)) == 0
+	})
+	if err != nil {
+		n.mu.Unlock()
+		return fmt.Errorf("%w: %w", proto.ErrProtocol, err)
+	}
 	var selfState proto.NodeState
 	selfSeen := false
-	for _, e := range m.NodeList {
-		if e.NID == 0 {
-			continue
-		}
-		if e.NID == self {
+	for _, e := range res.Changed {
+		switch {
+		case e.NID == self && self != 0:
 			selfSeen, selfState = true, e.State
-			n.mu.selfTS = e.IDTimestamp
-			continue
-		}
-		if e.State == proto.UNKNOWN {
-			delete(n.mu.peers, e.NID)
-			closeNIDs = append(closeNIDs, e.NID)
-			if e.Type == proto.CLIENT {
-				abortClients = append(abortClients, e.NID)
-			}
-			continue
-		}
-		n.mu.peers[e.NID] = &peer{Type: e.Type, Addr: e.Addr, State: e.State, IDTimestamp: e.IDTimestamp}
-		if e.Type == proto.CLIENT && e.State != proto.NODE_RUNNING {
+		case e.Type == proto.CLIENT && e.State != proto.NODE_RUNNING:
 			abortClients = append(abortClients, e.NID)
 			closeNIDs = append(closeNIDs, e.NID)
+		}
+	}
+	for _, e := range res.Removed {
+		if e.NID == self && self != 0 {
+			selfSeen, selfState = true, proto.UNKNOWN
+			continue
+		}
+		closeNIDs = append(closeNIDs, e.NID)
+		if e.Type == proto.CLIENT {
+			abortClients = append(abortClients, e.NID)
 		}
 	}
 	close(n.mu.notifyCh)

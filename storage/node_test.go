@@ -60,9 +60,14 @@ func TestIdentifyIDTimestamp(t *testing.T) {
 	n.mu.nid = 1
 	n.mu.operational = true
 	n.mu.tm = newTxnManager(txnConfig{DB: newFakeDB()})
-	n.mu.notified = 10
-	n.mu.peers[c1] = &peer{Type: proto.CLIENT, State: proto.NODE_RUNNING, IDTimestamp: proto.Some(9.5)}
 	ctx := t.Context()
+	err = n.notifyNodeInformation(ctx, &proto.NotifyNodeInformation{Timestamp: 10, NodeList: []proto.NodeInfo{
+		{Type: proto.STORAGE, NID: 1, Addr: proto.Addr{Host: "127.0.0.1", Port: 2}, State: proto.NODE_RUNNING, IDTimestamp: proto.Some(9.0)},
+		{Type: proto.CLIENT, NID: c1, State: proto.NODE_RUNNING, IDTimestamp: proto.Some(9.5)},
+	}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
 	link := &neonet.Link{}
 	req := func(ts float64) *proto.RequestIdentification {
 		return &proto.RequestIdentification{NodeType: proto.CLIENT, NID: c1, ClusterName: "c", IDTimestamp: proto.Some(ts)}

@@ -243,7 +243,7 @@ func (r *replicator) source(ctx context.Context, p uint32) (*neonet.Link, error)
 			if c.NID == n.mu.nid || !c.State.Readable() {
 				continue
 			}
-			if peer := n.mu.peers[c.NID]; peer != nil && peer.State == proto.NODE_RUNNING && !peer.Addr.IsZero() {
+			if peer := n.mu.nodes.ByNID(c.NID); peer != nil && peer.State == proto.NODE_RUNNING && !peer.Addr.IsZero() {
 				addrs = append(addrs, peer.Addr.String())
 			}
 		}

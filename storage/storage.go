@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/nodetab"
 	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
@@ -70,14 +71,6 @@ var (
 	ErrErased = errors.New("storage: dropped by the master, database erased")
 )
 
-// peer is a node the master told us about.
-type peer struct {
-	Type        proto.NodeType
-	Addr        proto.Addr
-	State       proto.NodeState
-	IDTimestamp proto.Opt[float64]
-}
-
 // Node is a storage node. Its shared state is guarded by mu; the master
 // link is served by the goroutine of Run, each incoming link by its own
 // goroutine. Lock order: txnManager.mu, then Node.mu, then Node.wmu.
@@ -101,14 +94,13 @@ type Node struct {
 		sync.Mutex
 		nid         proto.NodeID
 		pt          *ptable
-		peers       map[proto.NodeID]*peer
+		nodes       *nodetab.Table // as the master tells them
 		notified    float64       // timestamp of the last NotifyNodeInformation
 		notifyCh    chan struct{} // closed and renewed at each NotifyNodeInformation
 		operational bool
 		tm          *txnManager
 		links       map[*neonet.Link]proto.NodeID // identified incoming links
 		lastPackID  proto.Tid
-		selfTS      proto.Opt[float64] // our id_timestamp, from the master
 		clusterDone bool
 	}
 }
@@ -129,7 +121,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("role", "storage"), db: cfg.Backend,
 		stop: make(chan struct{}), stopped: make(chan struct{})}
-	n.mu.peers = make(map[proto.NodeID]*peer)
+	n.mu.nodes = nodetab.New()
 	n.mu.notifyCh = make(chan struct{})
 	n.mu.links = make(map[*neonet.Link]proto.NodeID)
 	return n, nil
