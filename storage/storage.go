@@ -95,8 +95,8 @@ type Node struct {
 		nid         proto.NodeID
 		pt          *ptable
 		nodes       *nodetab.Table // as the master tells them
-		notified    float64       // timestamp of the last NotifyNodeInformation
-		notifyCh    chan struct{} // closed and renewed at each NotifyNodeInformation
+		notified    float64        // timestamp of the last NotifyNodeInformation
+		notifyCh    chan struct{}  // closed and renewed at each NotifyNodeInformation
 		operational bool
 		tm          *txnManager
 		links       map[*neonet.Link]proto.NodeID // identified incoming links
