@@ -101,6 +101,18 @@ func (c *Client) askAck(ctx context.Context, req proto.Msg) (string, error) {
 	return ack.Message, nil
 }
 
+// askFor sends req and returns its answer, of type A.
+func askFor[A any, PA interface {
+	*A
+	proto.Msg
+}](ctx context.Context, c *Client, req proto.Msg) (*A, error) {
+	a := PA(new(A))
+	if err := c.ask(ctx, req, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
 // ClusterState returns the cluster state known by the admin (not valid if
 // it does not know it yet).
 func (c *Client) ClusterState(ctx context.Context) (proto.Opt[proto.ClusterState], error) {
@@ -120,11 +132,7 @@ func (c *Client) NodeList(ctx context.Context, typ proto.Opt[proto.NodeType]) ([
 // PartitionList returns the rows [min, max) of the partition table (max 0:
 // to the end). nid is sent but ignored by the admin.
 func (c *Client) PartitionList(ctx context.Context, min, max uint32, nid proto.NodeID) (*proto.AnswerPartitionList, error) {
-	var a proto.AnswerPartitionList
-	if err := c.ask(ctx, &proto.AskPartitionList{MinOffset: min, MaxOffset: max, NID: nid}, &a); err != nil {
-		return nil, err
-	}
-	return &a, nil
+	return askFor[proto.AnswerPartitionList](ctx, c, &proto.AskPartitionList{MinOffset: min, MaxOffset: max, NID: nid})
 }
 
 // Primary returns the id of the primary master the admin is connected to.
@@ -137,20 +145,12 @@ func (c *Client) Primary(ctx context.Context) (proto.NodeID, error) {
 // Recovery returns the master's partition table id, backup tid and
 // pending truncation tid.
 func (c *Client) Recovery(ctx context.Context) (*proto.AnswerRecovery, error) {
-	var a proto.AnswerRecovery
-	if err := c.ask(ctx, &proto.AskRecovery{}, &a); err != nil {
-		return nil, err
-	}
-	return &a, nil
+	return askFor[proto.AnswerRecovery](ctx, c, &proto.AskRecovery{})
 }
 
 // LastIDs returns the master's last tid and oid.
 func (c *Client) LastIDs(ctx context.Context) (*proto.AnswerLastIDs, error) {
-	var a proto.AnswerLastIDs
-	if err := c.ask(ctx, &proto.AskLastIDs{}, &a); err != nil {
-		return nil, err
-	}
-	return &a, nil
+	return askFor[proto.AnswerLastIDs](ctx, c, &proto.AskLastIDs{})
 }
 
 // LastTransaction returns the last committed tid.
@@ -162,11 +162,7 @@ func (c *Client) LastTransaction(ctx context.Context) (proto.Tid, error) {
 
 // MonitorInformation returns the admin's health summary.
 func (c *Client) MonitorInformation(ctx context.Context) (*proto.AnswerMonitorInformation, error) {
-	var a proto.AnswerMonitorInformation
-	if err := c.ask(ctx, &proto.AskMonitorInformation{}, &a); err != nil {
-		return nil, err
-	}
-	return &a, nil
+	return askFor[proto.AnswerMonitorInformation](ctx, c, &proto.AskMonitorInformation{})
 }
 
 // SetClusterState asks the master to switch the cluster to state.
@@ -188,11 +184,7 @@ func (c *Client) AddPendingNodes(ctx context.Context, nids []proto.NodeID) (stri
 // TweakPartitionTable asks the master to rebalance the partition table
 // without using the storages nids (only simulated if dryRun).
 func (c *Client) TweakPartitionTable(ctx context.Context, dryRun bool, nids []proto.NodeID) (*proto.AnswerTweakPartitionTable, error) {
-	var a proto.AnswerTweakPartitionTable
-	if err := c.ask(ctx, &proto.TweakPartitionTable{DryRun: dryRun, NIDList: nonNil(nids)}, &a); err != nil {
-		return nil, err
-	}
-	return &a, nil
+	return askFor[proto.AnswerTweakPartitionTable](ctx, c, &proto.TweakPartitionTable{DryRun: dryRun, NIDList: nonNil(nids)})
 }
 
 // SetNumReplicas asks the master to change the number of replicas.
