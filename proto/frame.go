@@ -172,16 +172,8 @@ func objHeader(buf []byte, i int) (hdr int, payload, children uint64, err error)
 		hdr, payload = sized(rest, 2)
 	case mpBin32, mpStr32:
 		hdr, payload = sized(rest, 4)
-	case mpExt8:
-		if hdr, payload = sized(rest, 1); hdr != 0 {
-			hdr++ // type byte
-		}
-	case mpExt16:
-		if hdr, payload = sized(rest, 2); hdr != 0 {
-			hdr++ // type byte
-		}
-	case mpExt32:
-		if hdr, payload = sized(rest, 4); hdr != 0 {
+	case mpExt8, mpExt16, mpExt32: // 1, 2 or 4 length bytes
+		if hdr, payload = sized(rest, 1<<(c-mpExt8)); hdr != 0 {
 			hdr++ // type byte
 		}
 	case mpFloat32:
