@@ -95,7 +95,6 @@ type Node struct {
 		nid         proto.NodeID
 		pt          *ptable
 		nodes       *nodetab.Table // as the master tells them
-		notified    float64        // timestamp of the last NotifyNodeInformation
 		notifyCh    chan struct{}  // closed and renewed at each NotifyNodeInformation
 		operational bool
 		tm          *txnManager
