@@ -1,6 +1,7 @@
 package parttab
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -450,8 +451,10 @@ func (t *Table) removeCell(offset uint32, nid proto.NodeID) {
 	t.rows[offset] = slices.Delete(t.rows[offset], i, i+1)
 }
 
-func sortedKeys[V any](m map[proto.NodeID]V) []proto.NodeID {
-	keys := make([]proto.NodeID, 0, len(m))
+// sortedKeys returns the keys of m in increasing order (an empty slice,
+// not nil, for an empty map).
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}

@@ -420,7 +420,7 @@ func (tw *tweaker) apply(plan []candidate, chosen []int) []Change {
 				missing[p]--
 			}
 		}
-		for _, p := range sortedOffsets(node.cells) {
+		for _, p := range sortedKeys(node.cells) {
 			discard[p] = append(discard[p], node.nid)
 		}
 	}
@@ -442,13 +442,4 @@ func (tw *tweaker) apply(plan []candidate, chosen []int) []Change {
 		}
 	}
 	return changes
-}
-
-func sortedOffsets(m map[uint32]proto.CellState) []uint32 {
-	offsets := make([]uint32, 0, len(m))
-	for p := range m {
-		offsets = append(offsets, p)
-	}
-	slices.Sort(offsets)
-	return offsets
 }
