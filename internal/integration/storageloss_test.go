@@ -542,3 +542,200 @@ func (c *slCluster) checkAll() {
 		time.Sleep(slPollEvery) // polling the logs, bounded by deadline
 	}
 }
+
+// slToolPy writes and reads keys of the ZODB root through neoppod's
+// client:
+//
+//	commit MASTERS CLUSTER PREFIX N: N transactions, transaction i setting
+//	  root[PREFIX+i] = i; prints "TID <hex>" after each.
+//	check MASTERS CLUSTER PREFIX N present|absent [FIRST]: prints "OK" if
+//	  every key PREFIX+FIRST..N-1 (FIRST: 0 by default) holds its value
+//	  (present) or none exists (absent), else the first wrong keys.
+const slToolPy = `
+import sys, transaction
+from binascii import hexlify
+from ZODB import DB
+from neo.client.Storage import Storage
+mode, masters, name, prefix, n = sys.argv[1:6]
+n = int(n)
+db = DB(Storage(master_nodes=masters, name=name))
+tm = transaction.TransactionManager()
+conn = db.open(tm)
+root = conn.root()
+if mode == 'commit':
+    for i in range(n):
+        root['%s%d' % (prefix, i)] = i
+        tm.commit()
+        print('TID %s' % hexlify(db.lastTransaction()).decode(), flush=True)
+else:
+    present = sys.argv[6] == 'present'
+    first = int(sys.argv[7]) if len(sys.argv) > 7 else 0
+    bad = [i for i in range(first, n) if (root.get('%s%d' % (prefix, i)) == i) != present]
+    print('WRONG %s' % bad[:20] if bad else 'OK', flush=True)
+conn.close()
+db.close()
+`
+
+// tool runs slToolPy and returns its output; a failure fails the test.
+func (c *slCluster) tool(args ...string) string {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(c.t.Context(), goClientTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.p.py, append([]string{"-c", slToolPy, args[0], c.masters[0], c.name}, args[1:]...)...)
+	cmd.Env = append(os.Environ(), c.p.env()...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		c.t.Fatalf("client %q: %v (ctx %v)\n%s\nstderr:\n%s\nfiles in %s", args, err, ctx.Err(), stdout.String(), stderr.String(), c.dir)
+	}
+	return stdout.String()
+}
+
+// commitKeys commits n transactions of keys prefix+i and returns the last tid.
+func (c *slCluster) commitKeys(prefix string, n int) proto.Tid {
+	c.t.Helper()
+	out := strings.Fields(c.tool("commit", prefix, strconv.Itoa(n)))
+	if len(out) != 2*n {
+		c.t.Fatalf("commit %s: %d transactions acknowledged, want %d: %q", prefix, len(out)/2, n, out)
+	}
+	tid, err := strconv.ParseUint(out[len(out)-1], 16, 64)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return proto.Tid(tid)
+}
+
+// checkKeys checks that the n keys of prefix are all present or all absent.
+func (c *slCluster) checkKeys(prefix string, n int, present bool) {
+	c.t.Helper()
+	c.checkKeyRange(prefix, 0, n, present)
+}
+
+// checkKeyRange checks the keys prefix+first..n-1.
+func (c *slCluster) checkKeyRange(prefix string, first, n int, present bool) {
+	c.t.Helper()
+	want := map[bool]string{true: "present", false: "absent"}[present]
+	if out := c.tool("check", prefix, strconv.Itoa(n), want, strconv.Itoa(first)); out != "OK\n" {
+		c.t.Fatalf("keys %s%d..%d not all %s: %s; files in %s", prefix, first, n-1, want, out, c.dir)
+	}
+}
+
+// nidOf returns the NID of our storage i, from the last "got node id"
+// line of its log.
+func (c *slCluster) nidOf(i int) proto.NodeID {
+	c.t.Helper()
+	data, err := os.ReadFile(filepath.Join(c.dir, storageName(i)+".log"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	m := regexp.MustCompile(`msg="got node id".* nid=(\S+)`).FindAllStringSubmatch(string(data), -1)
+	if len(m) == 0 {
+		c.t.Fatalf("%s.log: no node id", storageName(i))
+	}
+	nid, err := proto.ParseNodeID(m[len(m)-1][1])
+	if err != nil {
+		c.t.Fatalf("%s.log: %v", storageName(i), err)
+	}
+	return nid
+}
+
+// TestStorageAdded adds a third storage to a running cluster (replicas 1)
+// while a client commits, with neoctl add and tweak; once its cells are
+// UP_TO_DATE and the FEEDING cells dropped, each of the two old storages
+// is killed in turn so that the partitions it shared with the new one are
+// served by the new one alone, and every acknowledged commit must be
+// readable then.
+func TestStorageAdded(t *testing.T) {
+	c := newSLCluster(t, "go", 2, 1, 12)
+	c.commitKeys("a", 10)
+	ctx, cancel := context.WithTimeout(t.Context(), 4*(slWait+slAckWait))
+	defer cancel()
+	cl := c.startClient(ctx)
+	cl.waitAcks(time.Time{}, 10)
+
+	before, err := c.view(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.startStorage(2)
+	var s3 proto.NodeID
+	c.waitPT("new storage PENDING", slWait, func(v ptView) bool {
+		s3 = newNID(before, v)
+		return s3 != 0 && v.storages[s3].State == proto.PENDING
+	})
+	c.neoctl("add", "all")
+	c.waitPT("new storage RUNNING", slWait, func(v ptView) bool { return v.storages[s3].State == proto.NODE_RUNNING })
+	tweaked := time.Now()
+	t.Logf("tweak:\n%s", c.neoctl("tweak"))
+	done := c.waitPT("new storage's cells UP_TO_DATE, no FEEDING cell", slWait, func(v ptView) bool {
+		if !v.allUpToDate() {
+			return false
+		}
+		for nid := range v.storages {
+			if v.cells(nid)[proto.UP_TO_DATE] != 8 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("3 storages with 8 UP_TO_DATE cells each %v after the tweak", done.Sub(tweaked).Round(time.Millisecond))
+	cl.waitAcks(done, 5)
+	cl.finish()
+	// The loop's keys are k1..kN, N commits, when none failed.
+	loopKeys := 0
+	if len(cl.errs) == 0 {
+		loopKeys = len(cl.ackTimes())
+	}
+
+	// Each old storage in turn is killed: the partitions it shared with
+	// the new one are then read from the new one only.
+	for i := range 2 {
+		victim := c.nidOf(i)
+		c.kill9(storageName(i))
+		c.waitPT("old storage lost", slWait, func(v ptView) bool {
+			return v.state == proto.RUNNING && v.storages[victim].State == proto.DOWN && v.cells(victim)[proto.OUT_OF_DATE] == 8
+		})
+		c.checkKeys("a", 10, true)
+		c.checkKeyRange("k", 1, loopKeys+1, true)
+		c.startStorage(i)
+		c.waitPT("old storage back UP_TO_DATE", slWait, func(v ptView) bool {
+			return v.storages[victim].State == proto.NODE_RUNNING && v.allUpToDate()
+		})
+	}
+	c.checkAll()
+}
+
+// TestTruncate commits two batches, truncates after the first with
+// neoctl truncate (the cluster goes through recovery and verification),
+// then the first batch must be intact and the second gone, also after one
+// more commit.
+func TestTruncate(t *testing.T) {
+	c := newSLCluster(t, "go", 2, 1, 12)
+	mid := c.commitKeys("a", 10)
+	c.commitKeys("b", 10)
+	c.neoctl("truncate", fmt.Sprintf("tid:0x%x", uint64(mid)))
+	c.waitPT("RUNNING after truncation", slWait, func(v ptView) bool {
+		return v.state == proto.RUNNING && v.allUpToDate()
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	cl, err := ctl.Dial(ctx, ctl.Config{Addr: c.admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	last, err := cl.LastTransaction(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != mid {
+		t.Errorf("last transaction after truncate at %v: %v", mid, last)
+	}
+	c.checkKeys("a", 10, true)
+	c.checkKeys("b", 10, false)
+	c.commitKeys("c", 3)
+	c.checkKeys("a", 10, true)
+	c.checkKeys("b", 10, false)
+	c.checkKeys("c", 3, true)
+	c.checkAll()
+}
