@@ -739,3 +739,119 @@ func TestTruncate(t *testing.T) {
 	c.checkKeys("c", 3, true)
 	c.checkAll()
 }
+
+// neoctlAny runs our neoctl against the admin, whatever its exit status.
+func (c *slCluster) neoctlAny(args ...string) result {
+	c.t.Helper()
+	return run(c.t, nil, ourNeoctl(c.t), append([]string{"-a", c.admin}, args...)...)
+}
+
+// reapStorage waits until one storage process exits by itself (told to
+// by the master) and forgets it.
+func (c *slCluster) reapStorage() string {
+	c.t.Helper()
+	deadline := time.Now().Add(slWait)
+	for time.Now().Before(deadline) {
+		for name, pr := range c.procs {
+			if !strings.HasPrefix(name, "storage") {
+				continue
+			}
+			select {
+			case <-pr.done:
+				delete(c.procs, name)
+				return name
+			default:
+			}
+		}
+		time.Sleep(slPollEvery) // polling the processes, bounded by deadline
+	}
+	c.t.Fatalf("no storage exited within %v; files in %s", slWait, c.dir)
+	return ""
+}
+
+// TestKillDropReplicas runs neoctl kill, drop, set replicas and tweak on a
+// cluster of 3 storages (replicas 1) of ours and of neoppod's, and
+// compares the transcripts: answers, refusals and partition tables, with
+// storages named A, B, C in NID order.
+func TestKillDropReplicas(t *testing.T) {
+	var got [2]string
+	for i, kind := range []string{"go", "py"} {
+		t.Run(kind, func(t *testing.T) { got[i] = killDropReplicas(t, kind) })
+	}
+	if got[0] != "" && got[1] != "" && got[0] != got[1] {
+		t.Errorf("transcripts differ:\n--- go\n%s\n--- py\n%s", got[0], got[1])
+	}
+}
+
+func killDropReplicas(t *testing.T, kind string) string {
+	c := newSLCluster(t, kind, 3, 1, 12)
+	c.commitKeys("a", 5)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	v0, err := c.view(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nids := slices.Sorted(func(yield func(proto.NodeID) bool) {
+		for nid := range v0.storages {
+			if !yield(nid) {
+				return
+			}
+		}
+	})
+	names := strings.NewReplacer(nids[0].String(), "A", nids[1].String(), "B", nids[2].String(), "C")
+	var tr strings.Builder
+	summary := func(v ptView) {
+		fmt.Fprintf(&tr, "cluster %v replicas %d\n", v.state, v.pt.NumReplicas)
+		for i, nid := range nids {
+			n, ok := v.storages[nid]
+			st := "-"
+			if ok {
+				st = n.State.String()
+			}
+			fmt.Fprintf(&tr, "  %c %s %v\n", 'A'+i, st, v.cells(nid))
+		}
+	}
+	ctlRun := func(args ...string) {
+		r := c.neoctlAny(args...)
+		fmt.Fprintf(&tr, "$ neoctl %s\n%s%s[exit %d]\n", names.Replace(strings.Join(args, " ")),
+			names.Replace(r.stdout), names.Replace(r.stderr), r.code)
+	}
+	summary(v0)
+
+	ctlRun("kill", nids[0].String())
+	t.Logf("%s told to stop", c.reapStorage())
+	summary(time0(c.waitPT("A DOWN, its cells OUT_OF_DATE", slWait, func(v ptView) bool {
+		return v.storages[nids[0]].State == proto.DOWN && v.cells(nids[0])[proto.OUT_OF_DATE] == 8
+	}), c, ctx))
+	ctlRun("kill", nids[1].String()) // B holds the only readable copies of partitions shared with A
+	ctlRun("drop", nids[1].String()) // B is running
+	ctlRun("drop", nids[0].String())
+	summary(time0(c.waitPT("A dropped", slWait, func(v ptView) bool {
+		_, ok := v.storages[nids[0]]
+		return !ok && len(v.cells(nids[0])) == 0
+	}), c, ctx))
+	ctlRun("set", "replicas", "0")
+	ctlRun("tweak")
+	summary(time0(c.waitPT("one cell per partition", slWait, func(v ptView) bool {
+		return v.pt.NumReplicas == 0 && v.allUpToDate() && v.cells(nids[1])[proto.UP_TO_DATE]+v.cells(nids[2])[proto.UP_TO_DATE] == 12
+	}), c, ctx))
+	ctlRun("set", "replicas", "1")
+	ctlRun("tweak")
+	summary(time0(c.waitPT("two UP_TO_DATE cells per partition", slWait, func(v ptView) bool {
+		return v.pt.NumReplicas == 1 && v.allUpToDate() && v.cells(nids[1])[proto.UP_TO_DATE]+v.cells(nids[2])[proto.UP_TO_DATE] == 24
+	}), c, ctx))
+	c.checkKeys("a", 5, true)
+	t.Logf("%s transcript:\n%s", kind, tr.String())
+	return tr.String()
+}
+
+// time0 returns the view of c once a wait that returned at has ended.
+func time0(_ time.Time, c *slCluster, ctx context.Context) ptView {
+	c.t.Helper()
+	v, err := c.view(ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return v
+}
