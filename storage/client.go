@@ -96,7 +96,13 @@ func (n *Node) serveIncoming(ctx context.Context, link *neonet.Link) {
 				r.Reply(&proto.Error{Code: perr.Code, Message: perr.Message})
 				continue
 			}
-			n.log.Warn("aborting link", "nid", nid, "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
+			if perr == nil {
+				// Our failure, not the peer's (e.g. the disk is full):
+				// the operator must see it.
+				n.log.Error("request failed, aborting link", "nid", nid, "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
+			} else {
+				n.log.Warn("aborting link", "nid", nid, "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
+			}
 			r.Reply(protoError(err))
 			link.Abort()
 			return

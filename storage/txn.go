@@ -674,7 +674,7 @@ func (m *txnManager) vote(client proto.NodeID, ttid proto.Tid, meta *txnMeta) er
 	}
 	slices.SortFunc(objs, func(a, b tempObject) int { return cmpOid(a.Oid, b.Oid) })
 	if err := m.db.storeTransaction(ttid, objs, meta); err != nil {
-		return fmt.Errorf("vote %v: %w", ttid, err)
+		return err // names the vote and its ttid
 	}
 	if err := m.db.commit(); err != nil {
 		return fmt.Errorf("vote %v: commit: %w", ttid, err)
