@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/neogo/neo/internal/cpuprof"
 	"github.com/neogo/neo/master"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
@@ -161,5 +162,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	stopProfile := cpuprof.Start(os.Stderr)
+	status := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
+	os.Exit(status)
 }

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/neogo/neo/internal/cpuprof"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage"
@@ -30,7 +31,10 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	stopProfile := cpuprof.Start(os.Stderr)
+	status := run(os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
+	os.Exit(status)
 }
 
 func parser() *optParser {
