@@ -822,6 +822,8 @@ func (c *Core) dropDeferred(id ConnID) {
 // §5.1, cluster.md §1.1.3).
 func (c *Core) identify(k *conn, msgID uint32, req *proto.RequestIdentification) error {
 	if req.ClusterName != c.cfg.Cluster {
+		c.log.Warn("refused a node of another cluster: invalid cluster name", "peer_cluster", req.ClusterName,
+			"peer_type", req.NodeType.String(), "peer_addr", req.Addr.String(), "conn", k.id)
 		return protocolError("invalid cluster name")
 	}
 	if !req.Addr.IsZero() && req.Addr == c.self.addr {

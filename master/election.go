@@ -402,6 +402,8 @@ func (c *Core) secondaryRecv(ev Recv) {
 		c.handleError(k, ev, protocolError("identification required"))
 		return
 	case req.ClusterName != c.cfg.Cluster:
+		c.log.Warn("refused a node of another cluster: invalid cluster name", "peer_cluster", req.ClusterName,
+			"peer_type", req.NodeType.String(), "peer_addr", req.Addr.String(), "conn", ev.Conn)
 		c.handleError(k, ev, protocolError("invalid cluster name"))
 		return
 	case !req.Addr.IsZero() && req.Addr == c.self.addr:

@@ -276,7 +276,11 @@ func (l *Listener) setup(raw net.Conn) {
 	l.mu.Unlock()
 	if err != nil {
 		raw.Close()
-		l.log.Info("incoming connection refused", "remote", raw.RemoteAddr().String(), "err", err)
+		lvl := slog.LevelInfo // port scanners, health checks...
+		if errors.Is(err, ErrVersionMismatch) {
+			lvl = slog.LevelWarn // a NEO node to upgrade: for the operator
+		}
+		l.log.Log(context.Background(), lvl, "incoming connection refused", "remote", raw.RemoteAddr().String(), "err", err)
 		return
 	}
 	select {

@@ -345,6 +345,16 @@ func (n *Node) connectMaster(ctx context.Context) (*neonet.Link, error) {
 			}
 			continue
 		}
+		if errors.Is(err, proto.ErrProtocol) || errors.Is(err, neonet.ErrVersionMismatch) {
+			// Another cluster name or protocol version: only the
+			// operator can fix it; retry as neoppod does, loudly.
+			msg := "the master refused our identification"
+			if errors.Is(err, neonet.ErrVersionMismatch) {
+				msg = "the master speaks another protocol version"
+			}
+			n.log.Error(msg, "master", addr, "err", err)
+			continue
+		}
 		n.log.Info("master not available", "master", addr, "err", err)
 	}
 }
