@@ -238,14 +238,22 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		if tm == nil {
 			return fmt.Errorf("%w: not operational", proto.ErrProtocol)
 		}
-		return tm.unlockTxn(m.TTid)
+		err := tm.unlockTxn(m.TTid)
+		if st.replicator != nil {
+			st.replicator.txnEnded()
+		}
+		return err
 
 	case *proto.AbortTransaction:
 		if st.replicator != nil {
 			st.replicator.transactionFinished(m.TTid, 0)
 		}
 		if tm := n.txnManager(); tm != nil {
-			return tm.abort(m.TTid)
+			err := tm.abort(m.TTid)
+			if st.replicator != nil {
+				st.replicator.txnEnded()
+			}
+			return err
 		}
 		return nil
 

@@ -105,6 +105,19 @@ func (r *replicator) transactionFinished(ttid, tid proto.Tid) {
 	r.kick()
 }
 
+// txnEnded is told that a transaction was unlocked or aborted: a
+// replicated partition may have waited for its lockless stores to go
+// (txnManager.replicated) and can be reported now rather than at the next
+// tick.
+func (r *replicator) txnEnded() {
+	r.mu.Lock()
+	waiting := len(r.mu.parts) > 0
+	r.mu.Unlock()
+	if waiting {
+		r.kick()
+	}
+}
+
 func (r *replicator) loop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()

@@ -229,7 +229,25 @@ func (c *slCluster) waitPT(what string, timeout time.Duration, cond func(ptView)
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
+			c.dumpGoroutines()
 			c.t.Fatalf("%s: not after %v (last: %v, last error: %v); files in %s", what, timeout, last, lastErr, c.dir)
+		}
+	}
+}
+
+// dumpGoroutines makes our nodes print their goroutines (SIGQUIT: the Go
+// runtime writes every stack to NAME.out and exits), to see where a stuck
+// cluster waits.
+func (c *slCluster) dumpGoroutines() {
+	if c.kind != "go" {
+		return
+	}
+	for name, pr := range c.procs {
+		pr.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-pr.done:
+			delete(c.procs, name)
+		case <-time.After(goStopTimeout):
 		}
 	}
 }
