@@ -71,7 +71,7 @@ func hexTid(t proto.Tid) any {
 	return t.String()
 }
 
-func setConfig(ctx context.Context, tx *sql.Tx, key string, value any) error {
+func setConfig(ctx context.Context, tx *wtx, key string, value any) error {
 	var err error
 	if value == nil {
 		_, err = tx.ExecContext(ctx, `DELETE FROM config WHERE name=?`, key)
@@ -88,7 +88,7 @@ func setConfig(ctx context.Context, tx *sql.Tx, key string, value any) error {
 func (db *DB) SetMeta(ctx context.Context, m backend.Meta) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	err := db.writeTx(ctx, true, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, true, func(tx *wtx) error {
 		var name, nid any
 		if m.Name != "" {
 			name = m.Name
@@ -147,7 +147,7 @@ func (db *DB) PartitionTable(ctx context.Context) (proto.PTid, int, []backend.Ce
 }
 
 // lastTidTx is the greatest tid of partition in trans or obj, -1 if none.
-func lastTidTx(ctx context.Context, tx *sql.Tx, partition uint32) (int64, error) {
+func lastTidTx(ctx context.Context, tx *wtx, partition uint32) (int64, error) {
 	var t int64
 	err := tx.QueryRowContext(ctx, `SELECT MAX(
 		(SELECT COALESCE(MAX(tid), -1) FROM trans WHERE partition=?),
@@ -164,7 +164,7 @@ func (db *DB) ChangePartitionTable(ctx context.Context, ptid proto.PTid, numRepl
 	defer db.mu.Unlock()
 	me := db.mu.nid
 	var np uint32
-	err := db.writeTx(ctx, true, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, true, func(tx *wtx) error {
 		type row struct {
 			tid  int64
 			pack sql.NullInt64
@@ -279,7 +279,7 @@ func (db *DB) ChangePartitionTable(ctx context.Context, ptid proto.PTid, numRepl
 func (db *DB) SetCellTid(ctx context.Context, partition uint32, tid proto.Tid) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	err := db.writeTx(ctx, false, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, false, func(tx *wtx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE pt SET tid=? WHERE partition=? AND nid=? AND tid>=0`, int64(tid), partition, db.mu.nid)
 		return err
 	})
@@ -293,7 +293,7 @@ func (db *DB) SetCellTid(ctx context.Context, partition uint32, tid proto.Tid) e
 func (db *DB) SetPartitionPacked(ctx context.Context, partition uint32, id proto.Tid, lower bool) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	err := db.writeTx(ctx, false, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, false, func(tx *wtx) error {
 		q := `UPDATE pt SET pack=? WHERE partition=? AND nid=?`
 		if lower {
 			q = `UPDATE pt SET pack=?1 WHERE partition=?2 AND nid=?3 AND (pack IS NULL OR pack>?1)`

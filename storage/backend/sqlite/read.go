@@ -19,6 +19,7 @@ const (
 	loadAtSQL     = loadCols + `WHERE o.partition=? AND o.oid=? AND o.tid=?`
 	loadBeforeSQL = loadCols + `WHERE o.partition=? AND o.oid=? AND o.tid<? ORDER BY o.tid DESC LIMIT 1`
 	loadLastSQL   = loadCols + `WHERE o.partition=? AND o.oid=? ORDER BY o.tid DESC LIMIT 1`
+	lastTidSQL    = `SELECT MAX(tid) FROM obj WHERE partition=? AND oid=?`
 )
 
 // Load implements [backend.Backend].
@@ -73,8 +74,7 @@ func (db *DB) LastObjectTid(ctx context.Context, oid proto.Oid) (proto.Tid, erro
 		return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)
 	}
 	var t sql.NullInt64
-	if err := db.r.QueryRowContext(ctx, `SELECT MAX(tid) FROM obj WHERE partition=? AND oid=?`,
-		backend.Partition(oid, np), int64(oid)).Scan(&t); err != nil {
+	if err := db.lastTid.QueryRowContext(ctx, backend.Partition(oid, np), int64(oid)).Scan(&t); err != nil {
 		return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)
 	}
 	return tidOrInvalid(t), nil

@@ -140,11 +140,12 @@ type DB struct {
 	r *sql.DB // read pool
 	w *sql.DB // write pool of one connection
 
-	loadAt, loadBefore, loadLast *sql.Stmt // on r
+	loadAt, loadBefore, loadLast, lastTid *sql.Stmt // on r
 
 	mu struct {
 		sync.Mutex
 		conn   *sql.Conn
+		tx     wtx // the transaction on conn, with its statement cache
 		closed bool
 		sync   string           // current PRAGMA synchronous of conn
 		np     uint32           // number of partitions, 0 if no pt
@@ -215,6 +216,7 @@ func open(ctx context.Context, p Params, opts backend.Options, drv sqlDriver) (_
 		return nil, fmt.Errorf("open %s: %w", p.Path, err)
 	}
 	db.mu.conn = conn
+	db.mu.tx = wtx{conn: conn, stmts: map[string]*sql.Stmt{}}
 	pragmas := []string{
 		"PRAGMA journal_mode=" + p.JournalMode,
 		"PRAGMA synchronous=" + p.Synchronous,
@@ -239,7 +241,7 @@ func open(ctx context.Context, p Params, opts backend.Options, drv sqlDriver) (_
 	for _, x := range []struct {
 		st **sql.Stmt
 		q  string
-	}{{&db.loadAt, loadAtSQL}, {&db.loadBefore, loadBeforeSQL}, {&db.loadLast, loadLastSQL}} {
+	}{{&db.loadAt, loadAtSQL}, {&db.loadBefore, loadBeforeSQL}, {&db.loadLast, loadLastSQL}, {&db.lastTid, lastTidSQL}} {
 		if *x.st, err = db.r.PrepareContext(ctx, x.q); err != nil {
 			return nil, fmt.Errorf("open %s: prepare: %w", p.Path, err)
 		}
@@ -269,12 +271,12 @@ func (db *DB) lockFile() error {
 func (db *DB) closeAll() error {
 	var errs []error
 	if db.mu.conn != nil {
-		errs = append(errs, db.mu.conn.Close())
+		errs = append(errs, db.mu.tx.close(), db.mu.conn.Close())
 	}
 	if db.w != nil {
 		errs = append(errs, db.w.Close())
 	}
-	for _, st := range []*sql.Stmt{db.loadAt, db.loadBefore, db.loadLast} {
+	for _, st := range []*sql.Stmt{db.loadAt, db.loadBefore, db.loadLast, db.lastTid} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -366,7 +368,7 @@ const dedupIndex = `CREATE UNIQUE INDEX IF NOT EXISTS _data_i1 ON data(hash, com
 func (db *DB) setup(ctx context.Context, dedup bool) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	return db.writeTx(ctx, true, func(tx *sql.Tx) error {
+	return db.writeTx(ctx, true, func(tx *wtx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='config'`).Scan(&n); err != nil {
 			return fmt.Errorf("read schema: %w", err)
@@ -434,7 +436,7 @@ func (db *DB) setup(ctx context.Context, dedup bool) error {
 // (FULL by default: the WAL is fsynced), else with NORMAL (no fsync: the
 // commit survives a process crash and becomes durable with the next
 // durable commit, since the WAL is written in order).
-func (db *DB) writeTx(ctx context.Context, durable bool, fn func(*sql.Tx) error) error {
+func (db *DB) writeTx(ctx context.Context, durable bool, fn func(*wtx) error) error {
 	if db.mu.closed {
 		return backend.ErrClosed
 	}
@@ -448,17 +450,17 @@ func (db *DB) writeTx(ctx context.Context, durable bool, fn func(*sql.Tx) error)
 		}
 		db.mu.sync = want
 	}
-	tx, err := db.mu.conn.BeginTx(ctx, nil)
-	if err != nil {
+	tx := &db.mu.tx
+	if err := tx.begin(ctx); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	if err := fn(tx); err != nil {
-		tx.Rollback()
+		tx.rollback()
 		// Ids allocated in the rolled back transaction may be reused.
 		clear(db.mu.nextID)
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	if err := tx.commit(ctx); err != nil {
 		clear(db.mu.nextID)
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -466,7 +468,7 @@ func (db *DB) writeTx(ctx context.Context, durable bool, fn func(*sql.Tx) error)
 }
 
 // write runs fn under the write lock in one transaction.
-func (db *DB) write(ctx context.Context, durable bool, fn func(*sql.Tx) error) error {
+func (db *DB) write(ctx context.Context, durable bool, fn func(*wtx) error) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	return db.writeTx(ctx, durable, fn)

@@ -14,7 +14,7 @@ import (
 
 // insertData stores a data row and returns its id; with dedup an
 // identical row is reused. db.mu must be held.
-func (db *DB) insertData(ctx context.Context, tx *sql.Tx, partition uint32, r *backend.Record) (int64, error) {
+func (db *DB) insertData(ctx context.Context, tx *wtx, partition uint32, r *backend.Record) (int64, error) {
 	id := db.mu.nextID[partition]
 	if id == 0 {
 		lo := int64(partition) << 48
@@ -54,7 +54,7 @@ func (db *DB) insertData(ctx context.Context, tx *sql.Tx, partition uint32, r *b
 
 // storeData returns the data id (nil for no data) of record r: reused from
 // the revision an undo points to, or newly stored.
-func (db *DB) storeData(ctx context.Context, tx *sql.Tx, np uint32, r *backend.Record) (any, error) {
+func (db *DB) storeData(ctx context.Context, tx *wtx, np uint32, r *backend.Record) (any, error) {
 	partition := backend.Partition(r.Oid, np)
 	if r.DataSerial != proto.InvalidTid {
 		var id sql.NullInt64
@@ -86,19 +86,14 @@ func (db *DB) StoreTransaction(ctx context.Context, ttid proto.Tid, records []ba
 	if err != nil {
 		return fmt.Errorf("vote %s: %w", ttid, err)
 	}
-	err = db.writeTx(ctx, true, func(tx *sql.Tx) error {
-		ins, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO tobj VALUES (?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
-		defer ins.Close()
+	err = db.writeTx(ctx, true, func(tx *wtx) error {
 		for i := range records {
 			r := &records[i]
 			id, err := db.storeData(ctx, tx, np, r)
 			if err != nil {
 				return err
 			}
-			if _, err := ins.ExecContext(ctx, backend.Partition(r.Oid, np), int64(r.Oid), int64(ttid), id, nullTid(r.DataSerial)); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO tobj VALUES (?, ?, ?, ?, ?)`, backend.Partition(r.Oid, np), int64(r.Oid), int64(ttid), id, nullTid(r.DataSerial)); err != nil {
 				return fmt.Errorf("store oid %s: %w", r.Oid, err)
 			}
 		}
@@ -133,7 +128,7 @@ func blob(b []byte) []byte {
 	return b
 }
 
-func storePack(ctx context.Context, tx *sql.Tx, id proto.Tid, p *backend.PackOrder) error {
+func storePack(ctx context.Context, tx *wtx, id proto.Tid, p *backend.PackOrder) error {
 	var approved, oids any
 	switch p.State {
 	case backend.PackApproved:
@@ -151,7 +146,7 @@ func storePack(ctx context.Context, tx *sql.Tx, id proto.Tid, p *backend.PackOrd
 	return nil
 }
 
-func lockTx(ctx context.Context, tx *sql.Tx, ttid, tid proto.Tid, approvePack bool) error {
+func lockTx(ctx context.Context, tx *wtx, ttid, tid proto.Tid, approvePack bool) error {
 	if tid < ttid {
 		return fmt.Errorf("final tid %s < ttid", tid)
 	}
@@ -166,7 +161,7 @@ func lockTx(ctx context.Context, tx *sql.Tx, ttid, tid proto.Tid, approvePack bo
 	return nil
 }
 
-func unlockTx(ctx context.Context, tx *sql.Tx, ttid, tid proto.Tid) error {
+func unlockTx(ctx context.Context, tx *wtx, ttid, tid proto.Tid) error {
 	for _, q := range []string{
 		`INSERT OR REPLACE INTO obj SELECT partition, oid, ?1, data_id, value_tid FROM tobj WHERE tid=?2`,
 		`DELETE FROM tobj WHERE tid=?2`,
@@ -187,7 +182,7 @@ func unlockTx(ctx context.Context, tx *sql.Tx, ttid, tid proto.Tid) error {
 
 // LockTransaction implements [backend.Backend].
 func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approvePack bool) error {
-	err := db.write(ctx, true, func(tx *sql.Tx) error { return lockTx(ctx, tx, ttid, tid, approvePack) })
+	err := db.write(ctx, true, func(tx *wtx) error { return lockTx(ctx, tx, ttid, tid, approvePack) })
 	if err != nil {
 		return fmt.Errorf("lock %s as %s: %w", ttid, tid, err)
 	}
@@ -197,7 +192,7 @@ func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approveP
 // UnlockTransaction implements [backend.Backend]. The commit is not
 // synced: if lost, verification replays it from the locked ttrans row.
 func (db *DB) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error {
-	err := db.write(ctx, false, func(tx *sql.Tx) error { return unlockTx(ctx, tx, ttid, tid) })
+	err := db.write(ctx, false, func(tx *wtx) error { return unlockTx(ctx, tx, ttid, tid) })
 	if err != nil {
 		return fmt.Errorf("unlock %s as %s: %w", ttid, tid, err)
 	}
@@ -206,7 +201,7 @@ func (db *DB) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error 
 
 // ValidateTransaction implements [backend.Backend].
 func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) error {
-	err := db.write(ctx, true, func(tx *sql.Tx) error {
+	err := db.write(ctx, true, func(tx *wtx) error {
 		if err := lockTx(ctx, tx, ttid, tid, false); err != nil {
 			return err
 		}
@@ -219,7 +214,7 @@ func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) erro
 }
 
 // collectDataIDs returns the non-NULL data ids a query selects.
-func collectDataIDs(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]int64, error) {
+func collectDataIDs(ctx context.Context, tx *wtx, q string, args ...any) ([]int64, error) {
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -239,21 +234,16 @@ func collectDataIDs(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]i
 }
 
 // prune deletes the data rows among ids that no record references.
-func prune(ctx context.Context, tx *sql.Tx, ids []int64) error {
+func prune(ctx context.Context, tx *wtx, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	st, err := tx.PrepareContext(ctx, `DELETE FROM data WHERE id=?1
-		AND NOT EXISTS (SELECT 1 FROM obj WHERE data_id=?1)
-		AND NOT EXISTS (SELECT 1 FROM tobj WHERE data_id=?1)`)
-	if err != nil {
-		return fmt.Errorf("prune data: %w", err)
-	}
-	defer st.Close()
 	for _, id := range ids {
-		if _, err := st.ExecContext(ctx, id); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM data WHERE id=?1
+			AND NOT EXISTS (SELECT 1 FROM obj WHERE data_id=?1)
+			AND NOT EXISTS (SELECT 1 FROM tobj WHERE data_id=?1)`, id); err != nil {
 			return fmt.Errorf("prune data %d: %w", id, err)
 		}
 	}
@@ -262,7 +252,7 @@ func prune(ctx context.Context, tx *sql.Tx, ids []int64) error {
 
 // AbortTransaction implements [backend.Backend].
 func (db *DB) AbortTransaction(ctx context.Context, ttid proto.Tid) error {
-	err := db.write(ctx, false, func(tx *sql.Tx) error {
+	err := db.write(ctx, false, func(tx *wtx) error {
 		ids, err := collectDataIDs(ctx, tx, `SELECT data_id FROM tobj WHERE tid=?`, int64(ttid))
 		if err != nil {
 			return err
@@ -311,7 +301,7 @@ func (db *DB) LockedTransactions(ctx context.Context) (map[proto.Tid]proto.Tid, 
 
 // DropUnfinishedData implements [backend.Backend].
 func (db *DB) DropUnfinishedData(ctx context.Context) error {
-	err := db.write(ctx, false, func(tx *sql.Tx) error {
+	err := db.write(ctx, false, func(tx *wtx) error {
 		ids, err := collectDataIDs(ctx, tx, `SELECT data_id FROM tobj`)
 		if err != nil {
 			return err
@@ -335,7 +325,7 @@ func (db *DB) DropUnfinishedData(ctx context.Context) error {
 
 // ReplicateTransactions implements [backend.Backend].
 func (db *DB) ReplicateTransactions(ctx context.Context, partition uint32, add []backend.TxnMeta, del []proto.Tid) error {
-	err := db.write(ctx, false, func(tx *sql.Tx) error {
+	err := db.write(ctx, false, func(tx *wtx) error {
 		for _, t := range del {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM trans WHERE partition=? AND tid=?`, partition, int64(t)); err != nil {
 				return fmt.Errorf("delete transaction %s: %w", t, err)
@@ -372,7 +362,7 @@ func (db *DB) ReplicateObjects(ctx context.Context, partition uint32, add []back
 	if err != nil {
 		return fmt.Errorf("replicate partition %d: %w", partition, err)
 	}
-	err = db.writeTx(ctx, false, func(tx *sql.Tx) error {
+	err = db.writeTx(ctx, false, func(tx *wtx) error {
 		var ids []int64
 		for _, k := range del {
 			got, err := collectDataIDs(ctx, tx, `DELETE FROM obj WHERE partition=? AND oid=? AND tid=? RETURNING data_id`,
@@ -415,7 +405,7 @@ func (db *DB) ReplicateObjects(ctx context.Context, partition uint32, add []back
 
 // SignPackOrders implements [backend.Backend].
 func (db *DB) SignPackOrders(ctx context.Context, approved, rejected []proto.Tid) error {
-	err := db.write(ctx, false, func(tx *sql.Tx) error {
+	err := db.write(ctx, false, func(tx *wtx) error {
 		for v, ids := range [][]proto.Tid{rejected, approved} {
 			for _, id := range ids {
 				if _, err := tx.ExecContext(ctx, `UPDATE pack SET approved=? WHERE tid=?`, v, int64(id)); err != nil {
@@ -440,7 +430,7 @@ func (db *DB) Pack(ctx context.Context, partition uint32, packTid proto.Tid, oid
 	if err != nil {
 		return next, fmt.Errorf("pack partition %d at %s: %w", partition, packTid, err)
 	}
-	err = db.writeTx(ctx, false, func(tx *sql.Tx) error {
+	err = db.writeTx(ctx, false, func(tx *wtx) error {
 		type group struct {
 			count  int
 			oid    int64
@@ -526,7 +516,7 @@ func (db *DB) DropPartition(ctx context.Context, partition uint32, limit int) (b
 	if err != nil {
 		return false, fmt.Errorf("drop partition %d: %w", partition, err)
 	}
-	err = db.writeTx(ctx, false, func(tx *sql.Tx) error {
+	err = db.writeTx(ctx, false, func(tx *wtx) error {
 		ids, err := collectDataIDs(ctx, tx, `SELECT data_id FROM tobj WHERE partition=?`, partition)
 		if err != nil {
 			return err
@@ -572,7 +562,7 @@ func (db *DB) DropPartition(ctx context.Context, partition uint32, limit int) (b
 func (db *DB) Truncate(ctx context.Context, tid proto.Tid, partitions []uint32) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	err := db.writeTx(ctx, true, func(tx *sql.Tx) error {
+	err := db.writeTx(ctx, true, func(tx *wtx) error {
 		var ids []int64
 		for _, p := range partitions {
 			got, err := collectDataIDs(ctx, tx, `DELETE FROM obj WHERE partition=? AND tid>? RETURNING data_id`, p, int64(tid))

@@ -1,0 +1,114 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// maxCachedStmts bounds the write connection's statement cache: the write
+// queries are a fixed set of literals, the bound only guards against a
+// future query built at run time.
+const maxCachedStmts = 128
+
+// wtx is a write transaction on the write connection. Its statements are
+// prepared once per connection and cached: the driver would otherwise
+// compile each SQL text again at every call, which cost more CPU than the
+// statement itself for the per-object statements of a commit.
+type wtx struct {
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+// stmt returns the prepared statement for q, nil if the cache is full.
+func (tx *wtx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := tx.stmts[q]; ok {
+		return st, nil
+	}
+	if len(tx.stmts) >= maxCachedStmts {
+		return nil, nil
+	}
+	st, err := tx.conn.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	tx.stmts[q] = st
+	return st, nil
+}
+
+// ExecContext is [sql.Tx.ExecContext].
+func (tx *wtx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	st, err := tx.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return tx.conn.ExecContext(ctx, q, args...)
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// QueryContext is [sql.Tx.QueryContext].
+func (tx *wtx) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := tx.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return tx.conn.QueryContext(ctx, q, args...)
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// QueryRowContext is [sql.Tx.QueryRowContext]; a preparation error is
+// returned by Scan, as with database/sql.
+func (tx *wtx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := tx.stmt(ctx, q)
+	if err != nil || st == nil {
+		// QueryRowContext on the connection reports err through Scan.
+		return tx.conn.QueryRowContext(ctx, q, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// begin starts a transaction on conn. database/sql's own Tx is not used
+// since statements prepared on a Conn cannot be shared with its Tx
+// without preparing them again.
+func (tx *wtx) begin(ctx context.Context) error {
+	st, err := tx.stmt(ctx, "BEGIN")
+	if err == nil {
+		_, err = st.ExecContext(ctx)
+	}
+	return err
+}
+
+func (tx *wtx) commit(ctx context.Context) error {
+	st, err := tx.stmt(ctx, "COMMIT")
+	if err == nil {
+		_, err = st.ExecContext(ctx)
+	}
+	if err != nil {
+		// A failed COMMIT (e.g. SQLITE_FULL) may leave the transaction
+		// open: end it so that the next one starts clean.
+		tx.rollback()
+	}
+	return err
+}
+
+// rollback ends the transaction whatever the state of the caller's
+// context; an error means there was no transaction left to roll back.
+func (tx *wtx) rollback() {
+	tx.conn.ExecContext(context.Background(), "ROLLBACK")
+}
+
+// close closes the cached statements.
+func (tx *wtx) close() error {
+	var first error
+	for q, st := range tx.stmts {
+		if err := st.Close(); err != nil && first == nil {
+			first = fmt.Errorf("close statement %q: %w", q, err)
+		}
+	}
+	clear(tx.stmts)
+	return first
+}
