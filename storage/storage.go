@@ -239,6 +239,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 }
 
+// ErrOtherCluster is returned by [Node.Run] when the database was created
+// by a cluster of another name; the database is left untouched.
+var ErrOtherCluster = errors.New("storage: the database belongs to another cluster")
+
 // loadConfig checks the cluster name and loads the NID and partition table.
 func (n *Node) loadConfig(ctx context.Context) error {
 	m, err := n.db.Meta(ctx)
@@ -256,7 +260,7 @@ func (n *Node) loadConfig(ctx context.Context) error {
 		}
 	case n.cfg.Cluster:
 	default:
-		return fmt.Errorf("storage: name %q does not match with the database: %q", n.cfg.Cluster, m.Name)
+		return fmt.Errorf("%w: %q, not %q", ErrOtherCluster, m.Name, n.cfg.Cluster)
 	}
 	pt, err := n.loadPT(ctx)
 	if err != nil {

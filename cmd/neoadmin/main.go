@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, logfile, err := configFromOptions(values)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
 		return 1
 	}
 	var logw io.Writer = stderr
@@ -150,7 +150,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level})).With("node", "admin", "cluster", cfg.Cluster)
 	node, err := admin.NewNode(cfg)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		cfg.Logger.Error("admin not started", "err", err)
+		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
 		return 1
 	}
 	err = node.Run(ctx)

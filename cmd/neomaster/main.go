@@ -78,11 +78,11 @@ func configFromOptions(v map[string]string) (master.Config, string, error) {
 	}
 	cfg.Partitions = atoi("partitions")
 	if cfg.Partitions <= 0 {
-		return cfg, "", errors.New("partitions must be more than zero")
+		return cfg, "", fmt.Errorf("--partitions %d: partitions must be more than zero", cfg.Partitions)
 	}
 	cfg.Replicas = atoi("replicas")
 	if cfg.Replicas < 0 {
-		return cfg, "", errors.New("replicas must be a positive integer")
+		return cfg, "", fmt.Errorf("--replicas %d: replicas must be a positive integer", cfg.Replicas)
 	}
 	cfg.Autostart = atoi("autostart")
 	cfg.NID = proto.NodeID(atoi("nid"))
@@ -128,7 +128,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, logfile, err := configFromOptions(values)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
 		return 1
 	}
 	var logw io.Writer = stderr
@@ -148,7 +148,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level})).With("node", "master", "cluster", cfg.Cluster)
 	srv, err := master.NewServer(cfg)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		cfg.Logger.Error("master not started", "err", err)
+		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
 		return 1
 	}
 	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {

@@ -71,6 +71,10 @@ partitions = 7
 }
 
 func TestExitStatus(t *testing.T) {
+	dir := t.TempDir()
+	badVal := filepath.Join(dir, "bad.conf")
+	os.WriteFile(badVal, []byte("[master]\npartitions = abc\n"), 0o644)
+	missing := filepath.Join(dir, "missing.conf")
 	for _, tc := range []struct {
 		args   []string
 		status int
@@ -78,7 +82,10 @@ func TestExitStatus(t *testing.T) {
 	}{
 		{[]string{"--bogus", "-c", "x"}, 2, "neomaster: error: unrecognized arguments: --bogus"},
 		{[]string{"-c", "x", "-p", "0"}, 1, "partitions must be more than zero"},
-		{[]string{"-c", "x", "-r", "-1"}, 1, "replicas must be a positive integer"},
+		{[]string{"-c", "x", "-r", "-1"}, 1, "neomaster: --replicas -1: replicas must be a positive integer"},
+		// A bad config file exits 1 without usage, naming the file.
+		{[]string{"-c", "x", "-f", badVal}, 1, "neomaster: config file " + badVal + ", section [master]: partitions: invalid int value: 'abc'"},
+		{[]string{"-c", "x", "-f", missing}, 1, "neomaster: config file " + missing + ": no such file or directory"},
 		{[]string{"-c", "x", "-r"}, 2, "expected one argument"},
 		{[]string{"-c", "x", "--ca", "a"}, 1, "3 files must be provided"},
 		{[]string{"-h"}, 0, ""},

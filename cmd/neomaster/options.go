@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -242,7 +243,7 @@ func (p *optParser) parse(args []string, stdout io.Writer) (map[string]string, e
 				}
 				v = "true"
 			} else if err := checkValue(o, v); err != nil {
-				return nil, fmt.Errorf("config file %s: %w", file, err)
+				return nil, configValueError(file, section, o, err)
 			}
 			values[o.key()] = v
 		}
@@ -275,6 +276,13 @@ func (p *optParser) parse(args []string, stdout io.Writer) (map[string]string, e
 func isNegativeNumber(s string) bool {
 	_, err := strconv.ParseFloat(s, 64)
 	return err == nil
+}
+
+// configValueError turns checkValue's command-line error into one naming
+// the config file, section and key: a bad file exits 1, not 2 with usage.
+func configValueError(file, section string, o *optSpec, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "argument "+o.names()+": ")
+	return fmt.Errorf("config file %s, section [%s]: %s: %s", file, section, o.key(), msg)
 }
 
 func checkValue(o *optSpec, val string) error {
@@ -322,15 +330,17 @@ func expandUser(p string) string {
 // subset neoppod configurations use): [section] headers, "key = value" or
 // "key: value", indented continuation lines, full-line comments starting
 // with # or ;, keys case-insensitive, [DEFAULT] values shared by every
-// section. A missing file contributes nothing (ConfigParser.read ignores
-// it); a missing section is an error.
+// section. A missing file or section is an error.
 func readConfigSection(path, section string) (map[string]string, error) {
 	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("config file %s: no section: '%s'", path, section)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("config file: %w", err)
+		// Unlike ConfigParser.read, a missing file is an error: the
+		// operator named it.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
 	defer f.Close()
 	sections := map[string]map[string]string{}

@@ -52,7 +52,8 @@ func parser() *optParser {
 			{short: "m", long: "masters", kind: kindString, def: "127.0.0.1:10000", hasDef: true, help: "space-separated list of master node addresses"},
 			{short: "b", long: "bind", kind: kindString, def: "127.0.0.1", hasDef: true, help: "the local address to bind to"},
 			{short: "D", long: "dynamic-master-list", kind: kindPath, help: "path of the file containing dynamic master node list"},
-			{short: "a", long: "adapter", kind: kindString, def: "SQLite", hasDef: true, help: "database adapter to use (only SQLite here)"},
+			{short: "a", long: "adapter", kind: kindString, def: "SQLite", hasDef: true, help: "database adapter to use (only SQLite here)",
+				choices: []string{"Importer", "MySQL", "MySQLdb", "PyMySQL", "SQLite"}}, // neoppod's: the others are refused by runStorage
 			{short: "d", long: "database", kind: kindString, required: true, help: "database connections string (SQLite: a path or file:PATH?k=v)"},
 			{short: "e", long: "engine", kind: kindString, help: "database engine (MySQL only; ignored)"},
 			{short: "w", long: "wait", kind: kindInt, def: "0", hasDef: true, help: "seconds to wait for backend to be available (ignored for SQLite)"},
@@ -79,17 +80,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "error: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
 		return 1
 	}
 	if err := runStorage(opts, stderr); err != nil {
-		fmt.Fprintf(stderr, "error: %v\n", err)
+		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
 		return 1
 	}
 	return 0
 }
 
-func runStorage(opts map[string]string, stderr io.Writer) error {
+// runStorage runs the node; an error is also logged, so that the log file
+// says why the node exited.
+func runStorage(opts map[string]string, stderr io.Writer) (err error) {
 	logOut := stderr
 	if path, ok := opts["logfile"]; ok {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -100,9 +103,16 @@ func runStorage(opts map[string]string, stderr io.Writer) error {
 		logOut = f
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if logOut != stderr {
+		defer func() {
+			if err != nil {
+				log.Error("exit", "cluster", opts["cluster"], "err", err)
+			}
+		}()
+	}
 
 	if a := strings.ToLower(opts["adapter"]); a != "sqlite" {
-		return fmt.Errorf("adapter %q is not available (only SQLite)", opts["adapter"])
+		return fmt.Errorf("--adapter %s: not supported by this implementation (only SQLite)", opts["adapter"])
 	}
 	if _, ok := opts["new_nid"]; ok {
 		return errors.New("--new-nid is not supported yet")
@@ -181,6 +191,8 @@ func runStorage(opts map[string]string, stderr io.Writer) error {
 	}
 	err = node.Run(ctx)
 	switch {
+	case errors.Is(err, storage.ErrOtherCluster):
+		return fmt.Errorf("--database %s: %w", opts["database"], err)
 	case errors.Is(err, storage.ErrShutdown), errors.Is(err, storage.ErrErased):
 		log.Info("exit", "reason", err)
 		return nil

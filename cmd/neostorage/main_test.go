@@ -45,7 +45,9 @@ func TestCommandLine(t *testing.T) {
 	}{
 		{"help", []string{"--help"}, 0, ""},
 		{"missing required", []string{"-c", "x"}, 2, "the following arguments are required: -d/--database"},
-		{"unknown adapter", []string{"-c", "x", "-d", "y", "-a", "MySQL"}, 1, `adapter "MySQL" is not available`},
+		{"unsupported adapter", []string{"-c", "x", "-d", "y", "-a", "MySQL"}, 1, "neostorage: --adapter MySQL: not supported by this implementation (only SQLite)"},
+		{"unknown adapter", []string{"-c", "x", "-d", "y", "-a", "Foo"}, 2, "neostorage: error: argument -a/--adapter: invalid choice: 'Foo' (choose from 'Importer', 'MySQL', 'MySQLdb', 'PyMySQL', 'SQLite')"},
+		{"negative wait", []string{"-c", "x", "-d", "y", "-w", "-1", "-a", "MySQL"}, 1, "not supported"},
 		{"partial TLS", []string{"-c", "x", "-d", "y", "--ca", "ca.pem"}, 1, "3 files must be provided"},
 		{"reset from config file", []string{"-f", conf, "--reset"}, 0, ""},
 	} {

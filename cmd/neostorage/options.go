@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,6 +41,7 @@ type optSpec struct {
 	def      string // default value; "" and !hasDef: none
 	hasDef   bool
 	required bool
+	choices  []string // if not empty, the only accepted values
 	help     string
 }
 
@@ -199,7 +202,7 @@ func (p *optParser) parse(args []string, stdout io.Writer) (map[string]string, e
 			continue
 		}
 		if !hasVal {
-			if i+1 >= len(args) || strings.HasPrefix(args[i+1], "-") && len(args[i+1]) > 1 {
+			if i+1 >= len(args) || strings.HasPrefix(args[i+1], "-") && len(args[i+1]) > 1 && !isNegativeNumber(args[i+1]) {
 				return nil, &usageError{fmt.Sprintf("argument %s: expected one argument", o.names())}
 			}
 			i++
@@ -245,7 +248,7 @@ func (p *optParser) parse(args []string, stdout io.Writer) (map[string]string, e
 				}
 				v = "true"
 			} else if err := checkValue(o, v); err != nil {
-				return nil, fmt.Errorf("config file %s: %w", file, err)
+				return nil, configValueError(file, section, o, err)
 			}
 			values[o.key()] = v
 		}
@@ -274,6 +277,19 @@ func (p *optParser) parse(args []string, stdout io.Writer) (map[string]string, e
 	return values, nil
 }
 
+// configValueError turns checkValue's command-line error into one naming
+// the config file, section and key: a bad file exits 1, not 2 with usage.
+func configValueError(file, section string, o *optSpec, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "argument "+o.names()+": ")
+	return fmt.Errorf("config file %s, section [%s]: %s: %s", file, section, o.key(), msg)
+}
+
+// isNegativeNumber: argparse takes "-1" as a value, not an option.
+func isNegativeNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil
+}
+
 func checkValue(o *optSpec, val string) error {
 	switch o.kind {
 	case kindInt:
@@ -283,6 +299,13 @@ func checkValue(o *optSpec, val string) error {
 	default:
 		if val == "" {
 			return &usageError{fmt.Sprintf("argument %s: value is empty", o.names())}
+		}
+		if len(o.choices) > 0 && !slices.Contains(o.choices, val) {
+			q := make([]string, len(o.choices))
+			for i, c := range o.choices {
+				q[i] = "'" + c + "'"
+			}
+			return &usageError{fmt.Sprintf("argument %s: invalid choice: '%s' (choose from %s)", o.names(), val, strings.Join(q, ", "))}
 		}
 	}
 	return nil
@@ -319,15 +342,17 @@ func expandUser(p string) string {
 // subset neoppod configurations use): [section] headers, "key = value" or
 // "key: value", indented continuation lines, full-line comments starting
 // with # or ;, keys case-insensitive, [DEFAULT] values shared by every
-// section. A missing file contributes nothing (ConfigParser.read ignores
-// it); a missing section is an error.
+// section. A missing file or section is an error.
 func readConfigSection(path, section string) (map[string]string, error) {
 	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("config file %s: no section: '%s'", path, section)
-	}
 	if err != nil {
-		return nil, fmt.Errorf("config file: %w", err)
+		// Unlike ConfigParser.read, a missing file is an error: the
+		// operator named it.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, fmt.Errorf("config file %s: %w", path, err)
 	}
 	defer f.Close()
 	sections := map[string]map[string]string{}
