@@ -128,6 +128,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
 		return 1
 	}
+	for _, w := range p.warnings {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", p.prog, w)
+	}
 	cfg, logfile, err := configFromOptions(values)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
@@ -148,6 +151,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		level = slog.LevelDebug
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level})).With("node", "admin", "cluster", cfg.Cluster)
+	for _, w := range p.warnings {
+		cfg.Logger.Warn(w)
+	}
 	node, err := admin.NewNode(cfg)
 	if err != nil {
 		cfg.Logger.Error("admin not started", "err", err)

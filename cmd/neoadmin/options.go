@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -66,6 +68,10 @@ type optParser struct {
 	prog  string
 	descr string
 	specs []*optSpec
+
+	// warnings are set by parse: keys of the config file's section that
+	// no option reads. They are not errors: neoppod ignores them.
+	warnings []string
 }
 
 func (p *optParser) usage() string {
@@ -230,9 +236,16 @@ func (p *optParser) parse(args []string, stdout io.Writer) (map[string]string, e
 		if section == "" {
 			section = values["section"]
 		}
-		fromFile, err := readConfigSection(expandUser(file), section)
+		fromFile, own, err := readConfigSection(expandUser(file), section)
 		if err != nil {
 			return nil, err
+		}
+		// Only the section's own keys: [DEFAULT] is shared by every
+		// node type, so it holds keys of the others.
+		for _, k := range own {
+			if !slices.ContainsFunc(p.specs, func(o *optSpec) bool { return o.key() == k }) {
+				p.warnings = append(p.warnings, fmt.Sprintf("config file %s, section [%s]: unknown option '%s' ignored", file, section, k))
+			}
 		}
 		for _, o := range p.specs {
 			v, ok := fromFile[o.key()]
@@ -354,7 +367,7 @@ func expandUser(p string) string {
 // "key: value", indented continuation lines, full-line comments starting
 // with # or ;, keys case-insensitive, [DEFAULT] values shared by every
 // section. A missing file or section is an error.
-func readConfigSection(path, section string) (map[string]string, error) {
+func readConfigSection(path, section string) (values map[string]string, own []string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		// Unlike ConfigParser.read, a missing file is an error: the
@@ -363,7 +376,7 @@ func readConfigSection(path, section string) (map[string]string, error) {
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return nil, fmt.Errorf("config file %s: %w", path, err)
+		return nil, nil, fmt.Errorf("config file %s: %w", path, err)
 	}
 	defer f.Close()
 	sections := map[string]map[string]string{}
@@ -381,7 +394,7 @@ func readConfigSection(path, section string) (map[string]string, error) {
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			if cur == nil || lastKey == "" {
-				return nil, fmt.Errorf("config file %s line %d: unexpected continuation line", path, lineno)
+				return nil, nil, fmt.Errorf("config file %s line %d: unexpected continuation line", path, lineno)
 			}
 			cur[lastKey] += "\n" + trimmed
 			continue
@@ -395,22 +408,22 @@ func readConfigSection(path, section string) (map[string]string, error) {
 			continue
 		}
 		if cur == nil {
-			return nil, fmt.Errorf("config file %s line %d: no section header", path, lineno)
+			return nil, nil, fmt.Errorf("config file %s line %d: no section header", path, lineno)
 		}
 		k := strings.IndexAny(trimmed, "=:")
 		if k < 0 {
-			return nil, fmt.Errorf("config file %s line %d: no '=' or ':' in %q", path, lineno, trimmed)
+			return nil, nil, fmt.Errorf("config file %s line %d: no '=' or ':' in %q", path, lineno, trimmed)
 		}
 		key := strings.ToLower(strings.TrimSpace(trimmed[:k]))
 		cur[key] = strings.TrimSpace(trimmed[k+1:])
 		lastKey = key
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("config file %s: %w", path, err)
+		return nil, nil, fmt.Errorf("config file %s: %w", path, err)
 	}
 	sec, ok := sections[section]
 	if !ok && section != "DEFAULT" {
-		return nil, fmt.Errorf("config file %s: no section: '%s'", path, section)
+		return nil, nil, fmt.Errorf("config file %s: no section: '%s'", path, section)
 	}
 	out := map[string]string{}
 	for k, v := range sections["DEFAULT"] {
@@ -418,13 +431,15 @@ func readConfigSection(path, section string) (map[string]string, error) {
 	}
 	for k, v := range sec {
 		out[k] = v
+		own = append(own, k)
 	}
+	sort.Strings(own)
 	// ConfigParser keeps a leading newline when a value starts on the next
 	// line; multi-value options ignore empty lines anyway.
 	for k, v := range out {
 		out[k] = strings.TrimLeft(v, "\n")
 	}
-	return out, nil
+	return out, own, nil
 }
 
 func parseINIBool(v string) (bool, error) {

@@ -126,6 +126,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
 		return 1
 	}
+	for _, w := range p.warnings {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", p.prog, w)
+	}
 	cfg, logfile, err := configFromOptions(values)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
@@ -146,6 +149,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		level = slog.LevelDebug
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level})).With("node", "master", "cluster", cfg.Cluster)
+	for _, w := range p.warnings {
+		cfg.Logger.Warn(w)
+	}
 	srv, err := master.NewServer(cfg)
 	if err != nil {
 		cfg.Logger.Error("master not started", "err", err)

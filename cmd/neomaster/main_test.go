@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -67,6 +68,21 @@ partitions = 7
 				}
 			}
 		})
+	}
+}
+
+// TestUnknownConfigKey: a key of the section that no option reads is
+// reported (a typo), one of [DEFAULT] is not (shared by every node type).
+func TestUnknownConfigKey(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "neo.conf")
+	os.WriteFile(conf, []byte("[DEFAULT]\nadapter = SQLite\n[master]\ncluster = x\npartitons = 3\n"), 0o644)
+	p := masterOptions()
+	if _, err := p.parse([]string{"-f", conf}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"config file " + conf + ", section [master]: unknown option 'partitons' ignored"}
+	if !slices.Equal(p.warnings, want) {
+		t.Errorf("warnings %q, want %q", p.warnings, want)
 	}
 }
 

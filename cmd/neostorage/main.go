@@ -83,7 +83,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
 		return 1
 	}
-	if err := runStorage(opts, stderr); err != nil {
+	for _, w := range p.warnings {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", p.prog, w)
+	}
+	if err := runStorage(opts, p.warnings, stderr); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
 		return 1
 	}
@@ -92,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // runStorage runs the node; an error is also logged, so that the log file
 // says why the node exited.
-func runStorage(opts map[string]string, stderr io.Writer) (err error) {
+func runStorage(opts map[string]string, warnings []string, stderr io.Writer) (err error) {
 	logOut := stderr
 	if path, ok := opts["logfile"]; ok {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -103,6 +106,9 @@ func runStorage(opts map[string]string, stderr io.Writer) (err error) {
 		logOut = f
 	}
 	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	for _, w := range warnings {
+		log.Warn(w)
+	}
 	if logOut != stderr {
 		defer func() {
 			if err != nil {

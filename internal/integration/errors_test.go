@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -43,7 +44,15 @@ func errorsOneLine(t *testing.T, r result, code int, usage bool, want string) {
 	if r.code != code {
 		t.Errorf("exit status %d, want %d\n%s", r.code, code, r)
 	}
-	lines := strings.Split(strings.TrimRight(r.stderr, "\n"), "\n")
+	var lines []string // without the warnings, checked by the caller
+	for _, l := range strings.Split(strings.TrimRight(r.stderr, "\n"), "\n") {
+		if !strings.Contains(l, ": warning: ") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		lines = []string{""}
+	}
 	nwant := 1
 	if usage {
 		nwant = 2
@@ -67,7 +76,9 @@ func TestErrorsOptions(t *testing.T) {
 	missing := filepath.Join(dir, "missing.cfg")
 	badVal := filepath.Join(dir, "badval.cfg")
 	noSep := filepath.Join(dir, "nosep.cfg")
+	typo := filepath.Join(dir, "typo.cfg")
 	for f, s := range map[string]string{
+		typo:   "[DEFAULT]\nadapter = SQLite\n[master]\npartitons = 3\n",
 		badVal: "[master]\ncluster = x\npartitions = abc\n",
 		noSep:  "[master]\ncluster x\n",
 	} {
@@ -94,6 +105,9 @@ func TestErrorsOptions(t *testing.T) {
 		{"neomaster", []string{"-c", "x", "-f", badVal}, 1, false, `^neomaster: config file .*badval\.cfg.*partitions.*'abc'`},
 		{"neomaster", []string{"-c", "x", "-f", noSep}, 1, false, `^neomaster: config file .*nosep\.cfg line 2`},
 		{"neomaster", []string{"-c", "x", "-f", badVal, "-s", "nosection"}, 1, false, `^neomaster: config file .*badval\.cfg: no section: 'nosection'$`},
+		// An unknown key is only a warning, as neoppod ignores it: the
+		// next error (a bad port) shows that the file was read.
+		{"neomaster", []string{"-c", "x", "-f", typo, "-b", "127.0.0.1:99999"}, 1, false, `^neomaster: --bind: .*99999`},
 		{"neostorage", []string{"-c", "x", "-d", db, "--adapter", "Foo"}, 2, true, `^neostorage: error: argument -a/--adapter: invalid choice: 'Foo' \(choose from .*'SQLite'\)$`},
 		{"neostorage", []string{"-c", "x", "-d", db, "--adapter", "MySQL"}, 1, false, `^neostorage: .*MySQL.*SQLite`},
 		{"neostorage", []string{"-c", "x", "-d", db, "--wait", "x"}, 2, true, `^neostorage: error: argument -w/--wait: invalid int value: 'x'$`},
@@ -106,6 +120,12 @@ func TestErrorsOptions(t *testing.T) {
 			r := errorsRun(t, tc.prog, tc.args...)
 			t.Logf("exit %d: %s", r.code, lastLine(r.stderr))
 			errorsOneLine(t, r, tc.code, tc.usage, tc.want)
+			if slices.Contains(tc.args, typo) && !strings.Contains(r.stderr, "neomaster: warning: config file "+typo+", section [master]: unknown option 'partitons' ignored\n") {
+				t.Errorf("no warning for the unknown key:\n%s", r.stderr)
+			}
+			if !slices.Contains(tc.args, typo) && strings.Contains(r.stderr, "warning") {
+				t.Errorf("unexpected warning:\n%s", r.stderr)
+			}
 		})
 	}
 	if _, err := os.Stat(db); !errors.Is(err, os.ErrNotExist) {
