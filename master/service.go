@@ -71,6 +71,7 @@ func serviceStorageMsg(c *Core, n *node, r Recv) error {
 		if c.backupTid == proto.InvalidTid {
 			ttids = c.tm.registerForNotification(n.nid)
 		}
+		c.log.Debug("unfinished transactions", "node", n.String(), "max_tid", last.String(), "ttids", ttids)
 		c.replyTo(n.conn.id, r.MsgID, &proto.AnswerUnfinishedTransactions{MaxTid: last, TTidList: ttids})
 		c.pt.markUpdatable(n.nid, m.Offsets)
 	case *proto.NotifyPartitionCorrupted:
@@ -208,6 +209,7 @@ func maps2set(m map[proto.NodeID]bool) map[proto.NodeID]bool {
 
 // notifyAborted relays an abort to the ready storages among nids.
 func (c *Core) notifyAborted(ttid proto.Tid, nids map[proto.NodeID]bool) {
+	c.log.Debug("abort transaction", "ttid", ttid.String(), "nodes", sortedNIDs(nids))
 	for _, nid := range sortedNIDs(nids) {
 		if _, ok := c.ready[nid]; ok {
 			if n := c.byNID(nid); n != nil {
@@ -423,6 +425,7 @@ func (c *Core) committed(t *txn) {
 		}
 	}
 	fin := &proto.NotifyTransactionFinished{TTid: t.ttid, MaxTid: t.tid}
+	c.log.Debug("transaction committed", "ttid", t.ttid.String(), "tid", t.tid.String(), "notify", sortedNIDs(t.notify))
 	for _, nid := range sortedNIDs(t.notify) {
 		if n := c.byNID(nid); n != nil {
 			c.send(n, fin)

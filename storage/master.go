@@ -209,13 +209,20 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		if err := n.startOperation(ctx); err != nil {
 			return err
 		}
+		// NotifyReady goes before the replicator's first
+		// AskUnfinishedTransactions: the master relays aborts only to
+		// ready storages, so one asking before would miss the abort
+		// of a listed transaction and wait for it forever.
+		if err := r.Link.Send(&proto.NotifyReady{}); err != nil {
+			return err
+		}
 		if !n.cfg.DisablePack && st.packer == nil {
 			st.packer = n.startPacker(ctx, r.Link)
 		}
 		if st.replicator == nil {
 			st.replicator = n.startReplicator(ctx, r.Link, n.txnManager())
 		}
-		return r.Link.Send(&proto.NotifyReady{})
+		return nil
 
 	case *proto.StopOperation:
 		n.log.Info("stop operation")
@@ -245,6 +252,7 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		return err
 
 	case *proto.AbortTransaction:
+		n.log.Debug("abort transaction", "ttid", m.TTid)
 		if st.replicator != nil {
 			st.replicator.transactionFinished(m.TTid, 0)
 		}
@@ -258,6 +266,7 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		return nil
 
 	case *proto.NotifyTransactionFinished:
+		n.log.Debug("transaction finished", "ttid", m.TTid, "tid", m.MaxTid)
 		if st.replicator != nil {
 			st.replicator.transactionFinished(m.TTid, m.MaxTid)
 		}

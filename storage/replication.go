@@ -57,6 +57,12 @@ type replicator struct {
 	mu struct {
 		sync.Mutex
 		parts map[uint32]*replicaState
+		// ended collects, while an AskUnfinishedTransactions is in
+		// flight (nil otherwise), the transactions the master said
+		// ended (tid, or 0 if aborted): the answer is delivered to
+		// register while serveMaster handles the master's notifications,
+		// so a notice about a listed ttid may be handled first.
+		ended map[proto.Tid]proto.Tid
 	}
 	sources map[string]*neonet.Link // by address; used by the goroutine only
 }
@@ -93,6 +99,9 @@ func (r *replicator) stop() {
 // and AbortTransaction (tid == 0) from the master.
 func (r *replicator) transactionFinished(ttid, tid proto.Tid) {
 	r.mu.Lock()
+	if r.mu.ended != nil {
+		r.mu.ended[ttid] = tid
+	}
 	for _, p := range r.mu.parts {
 		if _, ok := p.pending[ttid]; ok {
 			delete(p.pending, ttid)
@@ -218,6 +227,8 @@ func (r *replicator) step(ctx context.Context) error {
 // up to where to replicate.
 func (r *replicator) register(ctx context.Context, parts []uint32) error {
 	r.tm.setReplicating(parts)
+	r.asking()
+	defer r.asked()
 	var a proto.AnswerUnfinishedTransactions
 	if err := r.master.Ask(ctx, &proto.AskUnfinishedTransactions{Offsets: parts}, &a); err != nil {
 		return fmt.Errorf("ask unfinished transactions: %w", err)
@@ -233,17 +244,52 @@ func (r *replicator) register(ctx context.Context, parts []uint32) error {
 			resume[c.Partition] = c.Tid
 		}
 	}
+	pending := r.addParts(parts, &a, resume)
+	r.n.log.Info("replicating", "partitions", parts, "up_to", a.MaxTid, "pending", len(pending))
+	r.n.log.Debug("replicating: pending transactions", "ttids", pending, "listed", a.TTidList)
+	return nil
+}
+
+// asking starts collecting the transactions that end while
+// AskUnfinishedTransactions is in flight; asked stops it.
+func (r *replicator) asking() {
+	r.mu.Lock()
+	r.mu.ended = map[proto.Tid]proto.Tid{}
+	r.mu.Unlock()
+}
+
+func (r *replicator) asked() {
+	r.mu.Lock()
+	r.mu.ended = nil
+	r.mu.Unlock()
+}
+
+// addParts starts replicating parts as the master answered, resuming at
+// the cells' saved tids. A listed transaction whose end was already
+// handled is not waited for, but its tid is replicated. It returns the
+// ttids still waited for.
+func (r *replicator) addParts(parts []uint32, a *proto.AnswerUnfinishedTransactions, resume map[uint32]proto.Tid) []proto.Tid {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	upTo := a.MaxTid
+	var pending []proto.Tid
+	for _, ttid := range a.TTidList {
+		tid, ended := r.mu.ended[ttid]
+		switch {
+		case !ended:
+			pending = append(pending, ttid)
+		case tid > upTo:
+			upTo = tid
+		}
+	}
 	for _, p := range parts {
-		st := &replicaState{upTo: a.MaxTid, pending: map[proto.Tid]struct{}{}, done: resume[p]}
-		for _, ttid := range a.TTidList {
+		st := &replicaState{upTo: upTo, pending: map[proto.Tid]struct{}{}, done: resume[p]}
+		for _, ttid := range pending {
 			st.pending[ttid] = struct{}{}
 		}
 		r.mu.parts[p] = st
 	}
-	r.n.log.Info("replicating", "partitions", parts, "up_to", a.MaxTid, "pending", len(a.TTidList))
-	return nil
+	return pending
 }
 
 // source returns a link to a RUNNING storage with a readable cell of p.
