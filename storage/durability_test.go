@@ -74,6 +74,12 @@ const (
 // a client to it.
 func startStorage(t *testing.T, ctx context.Context, dbPath string) (*exec.Cmd, *fakeCluster) {
 	t.Helper()
+	return startStorageCell(t, ctx, dbPath, proto.UP_TO_DATE)
+}
+
+// startStorageCell is startStorage with the storage's cell in state cs.
+func startStorageCell(t *testing.T, ctx context.Context, dbPath string, cs proto.CellState) (*exec.Cmd, *fakeCluster) {
+	t.Helper()
 	ln, err := neonet.Listen(ctx, "tcp", "127.0.0.1:0", neonet.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +120,7 @@ func startStorage(t *testing.T, ctx context.Context, dbPath string) (*exec.Cmd, 
 	}})
 	var rec proto.AnswerRecovery
 	fc.ask(&proto.AskRecovery{}, &rec)
-	link.Send(&proto.SendPartitionTable{PTid: 1, Rows: [][]proto.CellInfo{{{NID: testStorageNID, State: proto.UP_TO_DATE}}}})
+	link.Send(&proto.SendPartitionTable{PTid: 1, Rows: [][]proto.CellInfo{{{NID: testStorageNID, State: cs}}}})
 	var locked proto.AnswerLockedTransactions
 	fc.ask(&proto.AskLockedTransactions{}, &locked)
 	for _, l := range locked.TidDict {
@@ -132,6 +138,10 @@ func startStorage(t *testing.T, ctx context.Context, dbPath string) (*exec.Cmd, 
 		}
 		if _, ok := r.Msg.(*proto.NotifyReady); ok {
 			break
+		}
+		// The master relays aborts only to ready storages.
+		if _, ok := r.Msg.(*proto.AskUnfinishedTransactions); ok {
+			t.Fatal("AskUnfinishedTransactions before NotifyReady")
 		}
 	}
 	fc.client, err = neonet.Dial(ctx, "tcp", storageAddr.String(), neonet.Config{})

@@ -1,9 +1,12 @@
 package storage
 
 import (
+	"context"
 	"maps"
+	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/neogo/neo/proto"
 )
@@ -60,5 +63,26 @@ func TestReplicatorTransactionEndedBeforeAnswer(t *testing.T) {
 				t.Errorf("still collecting ended transactions after the answer")
 			}
 		})
+	}
+}
+
+// An outdated storage asks for the unfinished transactions only once the
+// master knows it is ready (startStorageCell fails otherwise), and then
+// replicates.
+func TestOutdatedStorageAsksUnfinishedAfterReady(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, fc := startStorageCell(t, ctx, filepath.Join(t.TempDir(), "s.sqlite"), proto.OUT_OF_DATE)
+	for {
+		r, err := fc.master.Recv(ctx)
+		if err != nil {
+			t.Fatalf("waiting for AskUnfinishedTransactions: %v", err)
+		}
+		if m, ok := r.Msg.(*proto.AskUnfinishedTransactions); ok {
+			if !slices.Equal(m.Offsets, []uint32{0}) {
+				t.Fatalf("AskUnfinishedTransactions(%v), want [0]", m.Offsets)
+			}
+			return
+		}
 	}
 }
