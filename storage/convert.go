@@ -1,54 +1,22 @@
 package storage
 
 import (
+	"cmp"
 	"slices"
 
-	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
 )
 
 // Conversions between wire structures and the node's or the backend's.
 
-func rowsToProto(rows [][]parttab.Cell) [][]proto.CellInfo {
-	r := make([][]proto.CellInfo, len(rows))
-	for i, row := range rows {
-		r[i] = make([]proto.CellInfo, len(row))
-		for j, c := range row {
-			r[i][j] = proto.CellInfo{NID: c.NID, State: c.State}
-		}
-	}
-	return r
-}
-
-func rowsFromProto(rows [][]proto.CellInfo) [][]parttab.Cell {
-	r := make([][]parttab.Cell, len(rows))
-	for i, row := range rows {
-		r[i] = make([]parttab.Cell, len(row))
-		for j, c := range row {
-			r[i][j] = parttab.Cell{NID: c.NID, State: c.State}
-		}
-	}
-	return r
-}
-
 func lockedToProto(m map[proto.Tid]proto.Tid) []proto.LockedTxn {
 	r := make([]proto.LockedTxn, 0, len(m))
 	for ttid, tid := range m {
 		r = append(r, proto.LockedTxn{TTid: ttid, Tid: tid})
 	}
-	slices.SortFunc(r, func(a, b proto.LockedTxn) int { return cmpTid(a.TTid, b.TTid) })
+	slices.SortFunc(r, func(a, b proto.LockedTxn) int { return cmp.Compare(a.TTid, b.TTid) })
 	return r
-}
-
-func cmpTid(a, b proto.Tid) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func packOrdersToProto(orders []backend.PackOrder) []proto.PackOrder {
@@ -90,6 +58,6 @@ func undoToProto(m map[proto.Oid]backend.UndoResult) []proto.UndoSerial {
 	for oid, u := range m {
 		r = append(r, proto.UndoSerial{Oid: oid, CurrentSerial: u.Current, UndoSerial: u.UndoTo, IsCurrent: u.IsCurrent})
 	}
-	slices.SortFunc(r, func(a, b proto.UndoSerial) int { return cmpOid(a.Oid, b.Oid) })
+	slices.SortFunc(r, func(a, b proto.UndoSerial) int { return cmp.Compare(a.Oid, b.Oid) })
 	return r
 }

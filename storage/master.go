@@ -109,7 +109,7 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		n.mu.Lock()
 		a := &proto.AnswerPartitionTable{}
 		if pt := n.mu.pt; pt != nil {
-			a.PTid, a.NumReplicas, a.Rows = pt.PTid(), uint32(pt.NumReplicas()), rowsToProto(pt.Rows())
+			a.PTid, a.NumReplicas, a.Rows = pt.PTid(), uint32(pt.NumReplicas()), parttab.RowsToProto(pt.Rows())
 		}
 		n.mu.Unlock()
 		return r.Reply(a)
@@ -412,7 +412,7 @@ func (n *Node) erase(ctx context.Context) error {
 }
 
 func (n *Node) sendPartitionTable(ctx context.Context, m *proto.SendPartitionTable) error {
-	rows := rowsFromProto(m.Rows)
+	rows := parttab.RowsFromProto(m.Rows)
 	pt, err := loadPTable(m.PTid, int(m.NumReplicas), rows)
 	if err != nil {
 		return err

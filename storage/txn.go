@@ -24,6 +24,7 @@ package storage
 // released, so that a slow link never stalls the lock table.
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -672,7 +673,7 @@ func (m *txnManager) vote(client proto.NodeID, ttid proto.Tid, meta *txnMeta) er
 	for _, o := range t.stores {
 		objs = append(objs, o)
 	}
-	slices.SortFunc(objs, func(a, b tempObject) int { return cmpOid(a.Oid, b.Oid) })
+	slices.SortFunc(objs, func(a, b tempObject) int { return cmp.Compare(a.Oid, b.Oid) })
 	if err := m.db.storeTransaction(ttid, objs, meta); err != nil {
 		return err // names the vote and its ttid
 	}
@@ -682,16 +683,6 @@ func (m *txnManager) vote(client proto.NodeID, ttid proto.Tid, meta *txnMeta) er
 	// Requests delayed behind us were delayed because we had not voted;
 	// they still wait (voted holders are waited for), nothing to re-run.
 	return nil
-}
-
-func cmpOid(a, b proto.Oid) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // lockTxn processes AskLockInformation: the transaction gets its final tid,
@@ -742,7 +733,7 @@ func (m *txnManager) unlockTxn(ttid proto.Tid) error {
 	for oid := range t.stores {
 		oids = append(oids, oid)
 	}
-	slices.SortFunc(oids, cmpOid)
+	slices.Sort(oids)
 	if err := m.db.unlockTransaction(t.tid, ttid, t.voted == 2, oids, t.pack); err != nil {
 		return fmt.Errorf("unlock %v: %w", ttid, err)
 	}
