@@ -73,7 +73,7 @@ func (v *view) apply(m proto.Msg) (ok bool, err error) {
 			return true, fmt.Errorf("NotifyNodeInformation: %w", err)
 		}
 	case *proto.SendPartitionTable:
-		pt, err := parttab.Load(m.PTid, int(m.NumReplicas), cellRows(m.Rows))
+		pt, err := parttab.Load(m.PTid, int(m.NumReplicas), parttab.RowsFromProto(m.Rows))
 		if err != nil {
 			return true, fmt.Errorf("SendPartitionTable: %w", err)
 		}
@@ -105,28 +105,6 @@ func (v *view) setClusterState(s proto.Opt[proto.ClusterState]) {
 		v.lastTid, v.backupTid = proto.Opt[proto.Tid]{}, proto.Opt[proto.Tid]{}
 	}
 	v.clusterState = s
-}
-
-func cellRows(rows [][]proto.CellInfo) [][]parttab.Cell {
-	out := make([][]parttab.Cell, len(rows))
-	for i, row := range rows {
-		out[i] = make([]parttab.Cell, len(row))
-		for j, c := range row {
-			out[i][j] = parttab.Cell(c)
-		}
-	}
-	return out
-}
-
-func protoRows(rows [][]parttab.Cell) [][]proto.CellInfo {
-	out := make([][]proto.CellInfo, len(rows))
-	for i, row := range rows {
-		out[i] = make([]proto.CellInfo, len(row))
-		for j, c := range row {
-			out[i][j] = proto.CellInfo(c)
-		}
-	}
-	return out
 }
 
 // nodeList answers AskNodeList: the nodes of type typ, or all of them.
@@ -162,7 +140,7 @@ func (v *view) partitionList(min, max uint32) (*proto.AnswerPartitionList, *prot
 	}
 	a.PTid, a.NumReplicas = v.pt.PTid(), uint32(v.pt.NumReplicas())
 	for offset := min; offset < max; offset++ {
-		a.RowList = append(a.RowList, protoRows([][]parttab.Cell{v.pt.Row(offset)})[0])
+		a.RowList = append(a.RowList, parttab.RowsToProto([][]parttab.Cell{v.pt.Row(offset)})[0])
 	}
 	return a, nil
 }
