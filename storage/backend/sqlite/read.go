@@ -11,14 +11,18 @@ import (
 )
 
 // The three forms of Load: one statement each, so that the record and its
-// next serial come from one snapshot.
+// next serial come from one snapshot. The partition is compared with
+// CAST(? AS INTEGER), not a bare parameter: SQLite propagates a bare
+// parameter into the correlated subquery as a constant and then compiles
+// the statement again whenever its value changes, i.e. at most loads (a
+// fifth of a load's CPU); the query plan is the same.
 const (
 	loadCols = `SELECT o.tid, o.value_tid, d.compression, d.hash, d.value,
 		(SELECT tid FROM obj WHERE partition=o.partition AND oid=o.oid AND tid>o.tid ORDER BY tid LIMIT 1)
 		FROM obj o LEFT JOIN data d ON d.id=o.data_id `
-	loadAtSQL     = loadCols + `WHERE o.partition=? AND o.oid=? AND o.tid=?`
-	loadBeforeSQL = loadCols + `WHERE o.partition=? AND o.oid=? AND o.tid<? ORDER BY o.tid DESC LIMIT 1`
-	loadLastSQL   = loadCols + `WHERE o.partition=? AND o.oid=? ORDER BY o.tid DESC LIMIT 1`
+	loadAtSQL     = loadCols + `WHERE o.partition=CAST(? AS INTEGER) AND o.oid=? AND o.tid=?`
+	loadBeforeSQL = loadCols + `WHERE o.partition=CAST(? AS INTEGER) AND o.oid=? AND o.tid<? ORDER BY o.tid DESC LIMIT 1`
+	loadLastSQL   = loadCols + `WHERE o.partition=CAST(? AS INTEGER) AND o.oid=? ORDER BY o.tid DESC LIMIT 1`
 	lastTidSQL    = `SELECT MAX(tid) FROM obj WHERE partition=? AND oid=?`
 )
 
