@@ -27,8 +27,9 @@
 //
 // journal_mode=WAL. Commits the protocol needs durable (vote, lock,
 // validate, configuration and partition table, truncate) run with
-// synchronous=FULL: the WAL is fsynced before the commit returns, so an
-// acknowledged transaction survives kill -9 and power loss. Other commits
+// synchronous=FULL: the WAL is synced (fdatasync(2), as SQLite's Linux
+// builds do: data and file size, not timestamps) before the commit
+// returns, so an acknowledged transaction survives kill -9 and power loss. Other commits
 // (unlock, abort, replication, pack, drop) switch the connection to
 // synchronous=NORMAL: they reach the OS at commit, hence survive a process
 // crash, and are fsynced with the next FULL commit or checkpoint. A power
