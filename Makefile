@@ -6,7 +6,7 @@ BIN := $(CURDIR)/bin
 FUZZTIME ?= 10s
 
 .PHONY: help build test unit integration fuzz-short fuzz vet lint generate check-generate golden check-golden bench demo clean \
-	conformance-quick conformance zbench
+	conformance-quick conformance-mixed conformance zbench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ fuzz-short: ## run every fuzz target briefly (FUZZTIME, default 10s)
 	    echo "== fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-test: vet unit integration check-golden conformance-quick fuzz-short ## everything CI runs: vet, race unit tests, integration, golden check, ZODB conformance (quick), short fuzz
+test: vet unit integration check-golden conformance-quick conformance-mixed fuzz-short ## everything CI runs: vet, race unit tests, integration, golden check, ZODB conformance (quick, all-Go and mixed), short fuzz
 
 golden: ## regenerate proto/testdata golden vectors with neoppod's encoder
 	. $(PEERS_DIR)/env.sh && "$$PY" scripts/gen-golden
@@ -53,6 +53,9 @@ demo: build ## start a Go cluster (neosimple), write and read ZODB objects with 
 
 conformance-quick: build ## ZODB conformance, quick subset (29 tests, ~2 min), on Go clusters vs neoppod's baseline
 	./scripts/conformance quick
+
+conformance-mixed: build ## ZODB conformance, quick subset, on both mixed Go/neoppod clusters (~6 min) vs neoppod's baseline
+	./scripts/conformance mixed
 
 conformance: build ## full ZODB conformance suite (108 tests, ~10 min) on Go clusters vs neoppod's baseline
 	./scripts/conformance full
