@@ -54,7 +54,7 @@ demo: build ## start a Go cluster (neosimple), write and read ZODB objects with 
 conformance-quick: build ## ZODB conformance, quick subset (29 tests, ~2 min), on Go clusters vs neoppod's baseline
 	./scripts/conformance quick
 
-conformance-mixed: build ## ZODB conformance, quick subset, on both mixed Go/neoppod clusters (~6 min) vs neoppod's baseline
+conformance-mixed: build ## ZODB conformance, quick subset, on both mixed Go/neoppod clusters (~4 min) vs neoppod's baseline
 	./scripts/conformance mixed
 
 conformance: build ## full ZODB conformance suite (108 tests, ~10 min) on Go clusters vs neoppod's baseline
