@@ -4,8 +4,6 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,90 +20,14 @@ import (
 // neoppod's (or our) neoctl: what neoctl prints must be what it prints
 // with an all-neoppod cluster, apart from addresses and dates.
 
-var (
-	adminBuildOnce sync.Once
-	adminBinDir    string
-	adminBuildErr  error
-)
+// adminBuild is the build of ourAdminBin.
+var adminBuild cmdBuild
 
 // ourAdminBin returns a directory holding our neoadmin: $NEO_BIN if it has
 // one, else a build of ./cmd/neoadmin made once per run.
 func ourAdminBin(t *testing.T) string {
 	t.Helper()
-	if d := os.Getenv("NEO_BIN"); d != "" {
-		if _, err := os.Stat(filepath.Join(d, "neoadmin")); err == nil {
-			return d
-		}
-	}
-	adminBuildOnce.Do(func() {
-		root, err := moduleRoot()
-		if err != nil {
-			adminBuildErr = err
-			return
-		}
-		adminBinDir, adminBuildErr = os.MkdirTemp("", "neoadmin-build-")
-		if adminBuildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", adminBinDir, "./cmd/neoadmin")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			adminBuildErr = fmt.Errorf("go build ./cmd/neoadmin: %v\n%s", err, out)
-		}
-	})
-	if adminBuildErr != nil {
-		t.Fatal(adminBuildErr)
-	}
-	return adminBinDir
-}
-
-// startClusterEnv is startCluster with extra environment for
-// neo-py-cluster.sh (NEO_GO_BIN, NEO_GO_ROLES).
-func startClusterEnv(t *testing.T, p *peers, prefix string, extra []string, storages, replicas, partitions int) *cluster {
-	t.Helper()
-	ports := freePorts(t, 2)
-	c := &cluster{
-		p:      p,
-		name:   fmt.Sprintf("%s%d", prefix, ports[0]),
-		dir:    filepath.Join(testDir(t), "cluster"),
-		master: fmt.Sprintf("127.0.0.1:%d", ports[0]),
-		admin:  fmt.Sprintf("127.0.0.1:%d", ports[1]),
-	}
-	env := append([]string{
-		"NEO_DIR=" + c.dir,
-		"NEO_STORAGES=" + strconv.Itoa(storages),
-		"NEO_REPLICAS=" + strconv.Itoa(replicas),
-		"NEO_PARTITIONS=" + strconv.Itoa(partitions),
-		fmt.Sprintf("NEO_START_TIMEOUT=%d", int(startTimeout/time.Second)-10),
-	}, extra...)
-	script := filepath.Join(p.dir, "neo-py-cluster.sh")
-	args := []string{c.name, strconv.Itoa(ports[0]), strconv.Itoa(ports[1])}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, script, append([]string{"stop"}, args...)...)
-		cmd.Env = append(os.Environ(), env...)
-		if t.Failed() {
-			cmd.Env = append(cmd.Env, "NEO_KEEP=1")
-		}
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Errorf("stop cluster %s: %v\n%s", c.name, err, out)
-		}
-	})
-	ctx, cancel := context.WithTimeout(t.Context(), startTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, script, append([]string{"start"}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("start cluster %s: %v\n%s%s", c.name, err, out, stderr.String())
-	}
-	if got := strings.TrimSpace(lastLine(string(out))); got != c.master {
-		t.Fatalf("start cluster %s: printed master %q, want %q", c.name, got, c.master)
-	}
-	return c
+	return adminBuild.dirWith(t, "neoadmin-build-", "neoadmin")
 }
 
 // nodePID returns the pid neo-py-cluster.sh recorded for node name.

@@ -163,10 +163,8 @@ func errorsAlive(t *testing.T, c *goCluster, name string) {
 		if p.name != name {
 			continue
 		}
-		select {
-		case <-p.done:
+		if p.exited() {
 			t.Fatalf("%s exited: %v\n%s", name, p.err, c.tail(name))
-		default:
 		}
 		return
 	}

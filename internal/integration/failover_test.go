@@ -6,10 +6,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -89,24 +91,7 @@ type foCluster struct {
 
 func (c *foCluster) spawn(name string, env []string, prog string, args ...string) *goProc {
 	c.t.Helper()
-	out, err := os.OpenFile(filepath.Join(c.dir, name+".out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	cmd := exec.Command(prog, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		c.t.Fatalf("start %s: %v", name, err)
-	}
-	p := &goProc{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		out.Close()
-		close(p.done)
-	}()
+	p := startProc(c.t, c.dir, name, env, prog, args...)
 	c.procs[name] = p
 	return p
 }
@@ -151,22 +136,7 @@ func (c *foCluster) waitListening(addr string) {
 }
 
 func (c *foCluster) stop() {
-	for _, p := range c.procs {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	deadline := time.After(goStopTimeout)
-	for _, p := range c.procs {
-		select {
-		case <-p.done:
-		case <-deadline:
-			p.cmd.Process.Signal(syscall.SIGKILL)
-			select {
-			case <-p.done:
-			case <-time.After(goStopTimeout):
-				c.t.Errorf("%s (pid %d) still alive after SIGKILL", p.name, p.cmd.Process.Pid)
-			}
-		}
-	}
+	stopProcs(c.t, slices.Collect(maps.Values(c.procs)))
 }
 
 // primary asks the admin which master is primary; "" if none yet.

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,61 +33,15 @@ const (
 	goStopTimeout   = 10 * time.Second // SIGTERM before SIGKILL
 )
 
-var (
-	goBinOnce sync.Once
-	goBinDir  string
-	goBinErr  error
-)
+// goBinBuild is the build of goClusterBin.
+var goBinBuild cmdBuild
 
 // goClusterBin returns a directory holding neomaster, neostorage and
 // neoadmin: $NEO_BIN if it has them all (make integration), else a build
 // made once per run in a temporary directory (left behind).
 func goClusterBin(t *testing.T) string {
 	t.Helper()
-	names := []string{"neomaster", "neostorage", "neoadmin"}
-	if d := os.Getenv("NEO_BIN"); d != "" {
-		ok := true
-		for _, n := range names {
-			if _, err := os.Stat(filepath.Join(d, n)); err != nil {
-				ok = false
-			}
-		}
-		if ok {
-			return d
-		}
-	}
-	goBinOnce.Do(func() {
-		root, err := moduleRoot()
-		if err != nil {
-			goBinErr = err
-			return
-		}
-		goBinDir, goBinErr = os.MkdirTemp("", "gocluster-build-")
-		if goBinErr != nil {
-			return
-		}
-		args := []string{"build", "-o", goBinDir}
-		for _, n := range names {
-			args = append(args, "./cmd/"+n)
-		}
-		cmd := exec.Command("go", args...)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			goBinErr = fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	})
-	if goBinErr != nil {
-		t.Fatal(goBinErr)
-	}
-	return goBinDir
-}
-
-// goProc is one node process of a goCluster.
-type goProc struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has been waited for
-	err  error         // its exit, valid once done is closed
+	return goBinBuild.dirWith(t, "gocluster-build-", "neomaster", "neostorage", "neoadmin")
 }
 
 // goCluster is a cluster of our binaries: 1 master, storages, 1 admin,
@@ -128,24 +81,7 @@ func newGoCluster(t *testing.T, storages, replicas, partitions int) *goCluster {
 // spawn starts one node; its output goes to DIR/name.out.
 func (c *goCluster) spawn(name, prog string, args ...string) {
 	c.t.Helper()
-	out, err := os.OpenFile(filepath.Join(c.dir, name+".out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(c.bin, prog), args...)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		c.t.Fatalf("start %s: %v", prog, err)
-	}
-	p := &goProc{name: name, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		out.Close()
-		close(p.done)
-	}()
-	c.procs = append(c.procs, p)
+	c.procs = append(c.procs, startProc(c.t, c.dir, name, nil, filepath.Join(c.bin, prog), args...))
 }
 
 // start starts every node and waits until the cluster is RUNNING. The
@@ -185,10 +121,8 @@ func (c *goCluster) waitRunning() {
 			last = st.String()
 		}
 		for _, p := range c.procs {
-			select {
-			case <-p.done:
+			if p.exited() {
 				c.t.Fatalf("cluster %s: %s exited before RUNNING: %v\n%s", c.name, p.name, p.err, c.tail(p.name))
-			default:
 			}
 		}
 		select {
@@ -255,23 +189,7 @@ func (c *goCluster) kill9() {
 // stop ends the nodes still running: SIGTERM, then SIGKILL after
 // goStopTimeout.
 func (c *goCluster) stop() {
-	for _, p := range c.procs {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	deadline := time.After(goStopTimeout)
-	for _, p := range c.procs {
-		select {
-		case <-p.done:
-		case <-deadline:
-			c.t.Logf("%s still running %v after SIGTERM: SIGKILL", p.name, goStopTimeout)
-			p.cmd.Process.Signal(syscall.SIGKILL)
-			select {
-			case <-p.done:
-			case <-time.After(goStopTimeout):
-				c.t.Errorf("%s (pid %d) still alive %v after SIGKILL", p.name, p.cmd.Process.Pid, goStopTimeout)
-			}
-		}
-	}
+	stopProcs(c.t, c.procs)
 	c.procs = nil
 }
 
@@ -461,17 +379,7 @@ func (c *goCluster) checkTxns(p *peers, acked revisions, exact bool) {
 // its objects are there; twice, so that the second restart also recovers
 // a database that went through a crash.
 func TestGoClusterKill9(t *testing.T) {
-	p := needPeers(t)
-	c := newGoCluster(t, 2, 1, 12)
-	c.start()
-	acked := revisions{}
-	for round := range 2 {
-		seed := fmt.Sprintf("r%d", round)
-		c.commitTxns(p, 20, 20, seed, acked)
-		c.kill9()
-		c.start()
-		c.checkTxns(p, acked, true)
-	}
+	testGoClusterKill9(t, 20, 20, true)
 }
 
 // TestGoClusterKill9DuringCommits kills every node while a client is in
@@ -479,15 +387,21 @@ func TestGoClusterKill9(t *testing.T) {
 // and the restart must cope with the transactions caught half-way
 // (recovery and verification of unfinished transactions).
 func TestGoClusterKill9DuringCommits(t *testing.T) {
+	testGoClusterKill9(t, 1000, 15, false)
+}
+
+// testGoClusterKill9 runs two rounds of: commitTxns(txns, stopAfter),
+// SIGKILL of every node, restart, checkTxns(exact).
+func testGoClusterKill9(t *testing.T, txns, stopAfter int, exact bool) {
 	p := needPeers(t)
 	c := newGoCluster(t, 2, 1, 12)
 	c.start()
 	acked := revisions{}
 	for round := range 2 {
 		seed := fmt.Sprintf("r%d", round)
-		c.commitTxns(p, 1000, 15, seed, acked)
+		c.commitTxns(p, txns, stopAfter, seed, acked)
 		c.kill9()
 		c.start()
-		c.checkTxns(p, acked, false)
+		c.checkTxns(p, acked, exact)
 	}
 }

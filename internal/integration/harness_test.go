@@ -97,44 +97,70 @@ func moduleRoot() (string, error) {
 	return filepath.Join(filepath.Dir(file), "..", ".."), nil
 }
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildErr  error
-)
+// cmdBuild is a build of programs of ./cmd, made at most once per run.
+type cmdBuild struct {
+	once sync.Once
+	dir  string
+	err  error
+}
 
-// ourNeoctl returns the path of our neoctl, built once per test run.
+// dirWith returns a directory holding the programs names: $NEO_BIN if it
+// has them all, else the build, made once per run in a new temporary
+// directory named after prefix.
+func (b *cmdBuild) dirWith(t *testing.T, prefix string, names ...string) string {
+	t.Helper()
+	if d := os.Getenv("NEO_BIN"); d != "" {
+		ok := true
+		for _, n := range names {
+			if _, err := os.Stat(filepath.Join(d, n)); err != nil {
+				ok = false
+			}
+		}
+		if ok {
+			return d
+		}
+	}
+	b.once.Do(func() { b.dir, b.err = buildCmds(prefix, names) })
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.dir
+}
+
+// buildCmds builds ./cmd/NAME for each of names into a new temporary
+// directory.
+func buildCmds(prefix string, names []string) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", err
+	}
+	args := []string{"build", "-o", dir}
+	for _, n := range names {
+		args = append(args, "./cmd/"+n)
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return dir, fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return dir, nil
+}
+
+// neoctlBuild is the build of ourNeoctl, removed by TestMain.
+var neoctlBuild cmdBuild
+
+// ourNeoctl returns the path of our neoctl: $NEO_NEOCTL, else $NEO_BIN's,
+// else a build made once per test run.
 func ourNeoctl(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("NEO_NEOCTL"); p != "" {
 		return p
 	}
-	if d := os.Getenv("NEO_BIN"); d != "" {
-		p := filepath.Join(d, "neoctl")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	buildOnce.Do(func() {
-		root, err := moduleRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildDir, buildErr = os.MkdirTemp("", "neoctl-build-")
-		if buildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", buildDir, "./cmd/neoctl")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/neoctl: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(buildDir, "neoctl")
+	return filepath.Join(neoctlBuild.dirWith(t, "neoctl-build-", "neoctl"), "neoctl")
 }
 
 func TestMain(m *testing.M) {
@@ -142,8 +168,8 @@ func TestMain(m *testing.M) {
 	if pyctlVal != nil {
 		pyctlVal.stop()
 	}
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
+	if neoctlBuild.dir != "" {
+		os.RemoveAll(neoctlBuild.dir)
 	}
 	os.Exit(code)
 }
@@ -255,21 +281,29 @@ type cluster struct {
 // until it is RUNNING; it is stopped at the end of the test.
 func startCluster(t *testing.T, p *peers, storages, replicas, partitions int) *cluster {
 	t.Helper()
+	return startClusterEnv(t, p, "ctl", nil, storages, replicas, partitions)
+}
+
+// startClusterEnv is startCluster with a cluster name made of prefix and
+// the master's port, and extra environment for neo-py-cluster.sh
+// (NEO_GO_BIN, NEO_GO_ROLES).
+func startClusterEnv(t *testing.T, p *peers, prefix string, extra []string, storages, replicas, partitions int) *cluster {
+	t.Helper()
 	ports := freePorts(t, 2)
 	c := &cluster{
 		p:      p,
-		name:   fmt.Sprintf("ctl%d", ports[0]),
+		name:   fmt.Sprintf("%s%d", prefix, ports[0]),
 		dir:    filepath.Join(testDir(t), "cluster"),
 		master: fmt.Sprintf("127.0.0.1:%d", ports[0]),
 		admin:  fmt.Sprintf("127.0.0.1:%d", ports[1]),
 	}
-	env := []string{
+	env := append([]string{
 		"NEO_DIR=" + c.dir,
 		"NEO_STORAGES=" + strconv.Itoa(storages),
 		"NEO_REPLICAS=" + strconv.Itoa(replicas),
 		"NEO_PARTITIONS=" + strconv.Itoa(partitions),
 		fmt.Sprintf("NEO_START_TIMEOUT=%d", int(startTimeout/time.Second)-10),
-	}
+	}, extra...)
 	script := filepath.Join(p.dir, "neo-py-cluster.sh")
 	args := []string{c.name, strconv.Itoa(ports[0]), strconv.Itoa(ports[1])}
 	t.Cleanup(func() {

@@ -220,10 +220,8 @@ func (c *slCluster) waitPT(what string, timeout time.Duration, cond func(ptView)
 			last = v
 		}
 		for name, pr := range c.procs {
-			select {
-			case <-pr.done:
+			if pr.exited() {
 				c.t.Fatalf("%s: %s exited: %v; files in %s", what, name, pr.err, c.dir)
-			default:
 			}
 		}
 		select {
