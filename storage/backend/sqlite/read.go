@@ -28,6 +28,7 @@ const (
 
 // Load implements [backend.Backend].
 func (db *DB) Load(ctx context.Context, oid proto.Oid, at, before proto.Tid) (*backend.Object, error) {
+	ctx = short(ctx)
 	np, err := db.np()
 	if err != nil {
 		return nil, fmt.Errorf("load oid %s: %w", oid, err)
@@ -73,6 +74,7 @@ func (db *DB) Load(ctx context.Context, oid proto.Oid, at, before proto.Tid) (*b
 
 // LastObjectTid implements [backend.Backend].
 func (db *DB) LastObjectTid(ctx context.Context, oid proto.Oid) (proto.Tid, error) {
+	ctx = short(ctx)
 	np, err := db.np()
 	if err != nil {
 		return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)

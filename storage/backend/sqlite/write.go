@@ -80,6 +80,7 @@ func (db *DB) storeData(ctx context.Context, tx *wtx, np uint32, r *backend.Reco
 
 // StoreTransaction implements [backend.Backend].
 func (db *DB) StoreTransaction(ctx context.Context, ttid proto.Tid, records []backend.Record, meta *backend.TxnMeta) error {
+	ctx = short(ctx)
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	np, err := db.writeNP()
@@ -182,6 +183,7 @@ func unlockTx(ctx context.Context, tx *wtx, ttid, tid proto.Tid) error {
 
 // LockTransaction implements [backend.Backend].
 func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approvePack bool) error {
+	ctx = short(ctx)
 	err := db.write(ctx, true, func(tx *wtx) error { return lockTx(ctx, tx, ttid, tid, approvePack) })
 	if err != nil {
 		return fmt.Errorf("lock %s as %s: %w", ttid, tid, err)
@@ -192,6 +194,7 @@ func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approveP
 // UnlockTransaction implements [backend.Backend]. The commit is not
 // synced: if lost, verification replays it from the locked ttrans row.
 func (db *DB) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error {
+	ctx = short(ctx)
 	err := db.write(ctx, false, func(tx *wtx) error { return unlockTx(ctx, tx, ttid, tid) })
 	if err != nil {
 		return fmt.Errorf("unlock %s as %s: %w", ttid, tid, err)

@@ -112,3 +112,10 @@ func (tx *wtx) close() error {
 	clear(tx.stmts)
 	return first
 }
+
+// short returns ctx without its cancellation, for the statements of loads
+// and commits: they take microseconds to milliseconds, while the driver
+// watches a cancellable context with a goroutine, a channel and a progress
+// handler per statement, which cost more CPU than a load's query. Long
+// operations (replication, pack, dropping partitions) keep theirs.
+func short(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
