@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -73,7 +74,7 @@ func NewNode(cfg Config) (*Node, error) {
 		}
 		n.mdb = mdb
 		for _, a := range mdb.addrs() {
-			if !containsAddr(n.known, a) {
+			if !slices.Contains(n.known, a) {
 				n.known = append(n.known, a)
 			}
 		}
@@ -351,7 +352,7 @@ func (n *Node) connectPrimary(ctx context.Context, nid proto.NodeID) (*masterLin
 		if npm != nil {
 			n.saveMasters(npm.KnownMasters, nil)
 			for _, a := range npm.KnownMasters {
-				if !containsAddr(masters, a) {
+				if !slices.Contains(masters, a) {
 					masters = append(masters, a)
 				}
 			}
@@ -380,15 +381,6 @@ func (n *Node) saveMasters(add, remove []proto.Addr) {
 	if err := n.mdb.update(add, remove); err != nil {
 		n.log.Error("dynamic master list not saved", "err", err)
 	}
-}
-
-func containsAddr(list []proto.Addr, a proto.Addr) bool {
-	for _, b := range list {
-		if b == a {
-			return true
-		}
-	}
-	return false
 }
 
 // identify connects to the master at addr and identifies as an admin. A
