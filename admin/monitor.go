@@ -2,6 +2,7 @@ package admin
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -69,20 +70,13 @@ func (m Monitor) Summary() string {
 	} else {
 		b.WriteString("None")
 	}
-	if len(m.PTSummary) > 0 {
-		states := make([]proto.CellState, 0, len(m.PTSummary))
-		for s := range m.PTSummary {
-			states = append(states, s)
+	for i, s := range slices.Sorted(maps.Keys(m.PTSummary)) {
+		if i == 0 {
+			b.WriteString("; ")
+		} else {
+			b.WriteString(", ")
 		}
-		slices.Sort(states)
-		for i, s := range states {
-			if i == 0 {
-				b.WriteString("; ")
-			} else {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "%s=%d", s, m.PTSummary[s])
-		}
+		fmt.Fprintf(&b, "%s=%d", s, m.PTSummary[s])
 	}
 	if m.Down > 0 {
 		fmt.Fprintf(&b, "; DOWN=%d", m.Down)
