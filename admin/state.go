@@ -27,8 +27,7 @@ type view struct {
 	pt           *parttab.Table
 	clusterState proto.Opt[proto.ClusterState]
 	self         proto.NodeID // our id, given by the master
-	primary      proto.NodeID // the master we are identified to
-	connected    bool
+	primary      proto.NodeID // the master we are identified to; 0 while disconnected
 
 	// Last ids of the main cluster, learned for monitoring.
 	lastTid   proto.Opt[proto.Tid]
@@ -43,14 +42,13 @@ func newView() *view {
 // primary, which gave us the id self.
 func (v *view) identified(self, primary proto.NodeID) {
 	v.nodes.Reset()
-	v.self, v.primary, v.connected = self, primary, true
+	v.self, v.primary = self, primary
 }
 
 // disconnected forgets the master: neoctl gets NOT_READY until the next
 // identification, and the cluster state is unknown. The tables are kept:
 // the next master sends full copies.
 func (v *view) disconnected() {
-	v.connected = false
 	v.primary = 0
 	v.clusterState = proto.Opt[proto.ClusterState]{}
 	v.lastTid = proto.Opt[proto.Tid]{}

@@ -249,7 +249,7 @@ func TestViewUpdates(t *testing.T) {
 	t.Run("a new master's full list replaces the nodes", func(t *testing.T) {
 		v := connectedView(t)
 		v.disconnected()
-		if v.connected || v.clusterState.Valid {
+		if v.primary != 0 || v.clusterState.Valid {
 			t.Fatal("still connected after disconnected")
 		}
 		v.identified(a1, m1)
