@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
@@ -24,32 +23,33 @@ import (
 	"syscall"
 
 	"github.com/neogo/neo/admin"
+	"github.com/neogo/neo/internal/cliopt"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
 
-func adminOptions() *optParser {
-	return &optParser{
-		prog:  "neoadmin",
-		descr: "NEO Admin node",
-		specs: []*optSpec{
-			{short: "l", long: "logfile", kind: kindPath, help: "log debugging information to specified file"},
-			{long: "ca", kind: kindPath, help: "(SSL) certificate authority in PEM format"},
-			{long: "cert", kind: kindPath, help: "(SSL) certificate in PEM format"},
-			{long: "key", kind: kindPath, help: "(SSL) private key in PEM format"},
-			{short: "f", long: "file", kind: kindPath, help: "specify a configuration file"},
-			{short: "s", long: "section", def: "admin", hasDef: true, help: "specify a configuration section"},
-			{short: "c", long: "cluster", required: true, help: "the cluster name"},
-			{short: "m", long: "masters", def: "127.0.0.1:10000", hasDef: true, help: "space-separated list of master node addresses"},
-			{short: "b", long: "bind", def: "127.0.0.1:9999", hasDef: true, help: "the local address to bind to"},
-			{short: "D", long: "dynamic-master-list", kind: kindPath, help: "path of the file containing dynamic master node list"},
-			{long: "monitor-maxlag", kind: kindFloat, def: "0.0", hasDef: true, help: "warn if a backup cluster is too late at replicating upstream"},
-			{long: "monitor-email", multiple: true, help: "recipient email for notifications (the option can be repeated)"},
-			{long: "monitor-backup", multiple: true, help: "name of backup cluster to monitor (the option can be repeated)"},
-			{long: "smtp", help: "SMTP for email notifications"},
-			{long: "smtp-tls", kind: kindBool, help: "use STARTTLS"},
-			{long: "smtp-auth", help: "SMTP credentials"},
-			{short: "i", long: "nid", kind: kindInt, help: "specify an NID to use for this process (testing purpose)"},
+func adminOptions() *cliopt.Parser {
+	return &cliopt.Parser{
+		Prog:        "neoadmin",
+		Description: "NEO Admin node",
+		Options: []*cliopt.Option{
+			{Short: "l", Long: "logfile", Kind: cliopt.Path, Help: "log debugging information to specified file"},
+			{Long: "ca", Kind: cliopt.Path, Help: "(SSL) certificate authority in PEM format"},
+			{Long: "cert", Kind: cliopt.Path, Help: "(SSL) certificate in PEM format"},
+			{Long: "key", Kind: cliopt.Path, Help: "(SSL) private key in PEM format"},
+			{Short: "f", Long: "file", Kind: cliopt.Path, Help: "specify a configuration file"},
+			{Short: "s", Long: "section", Default: "admin", HasDefault: true, Help: "specify a configuration section"},
+			{Short: "c", Long: "cluster", Required: true, Help: "the cluster name"},
+			{Short: "m", Long: "masters", Default: "127.0.0.1:10000", HasDefault: true, Help: "space-separated list of master node addresses"},
+			{Short: "b", Long: "bind", Default: "127.0.0.1:9999", HasDefault: true, Help: "the local address to bind to"},
+			{Short: "D", Long: "dynamic-master-list", Kind: cliopt.Path, Help: "path of the file containing dynamic master node list"},
+			{Long: "monitor-maxlag", Kind: cliopt.Float, Default: "0.0", HasDefault: true, Help: "warn if a backup cluster is too late at replicating upstream"},
+			{Long: "monitor-email", Multiple: true, Help: "recipient email for notifications (the option can be repeated)"},
+			{Long: "monitor-backup", Multiple: true, Help: "name of backup cluster to monitor (the option can be repeated)"},
+			{Long: "smtp", Help: "SMTP for email notifications"},
+			{Long: "smtp-tls", Kind: cliopt.Bool, Help: "use STARTTLS"},
+			{Long: "smtp-auth", Help: "SMTP credentials"},
+			{Short: "i", Long: "nid", Kind: cliopt.Int, Help: "specify an NID to use for this process (testing purpose)"},
 		},
 	}
 }
@@ -76,8 +76,8 @@ func configFromOptions(v map[string]string) (admin.Config, string, error) {
 		cfg.NID = proto.NodeID(n)
 	}
 	cfg.Monitor.MaxLag, _ = strconv.ParseFloat(strings.TrimSpace(v["monitor_maxlag"]), 64)
-	cfg.Monitor.Emails = lines(v["monitor_email"])
-	cfg.Monitor.Backups = lines(v["monitor_backup"])
+	cfg.Monitor.Emails = cliopt.Lines(v["monitor_email"])
+	cfg.Monitor.Backups = cliopt.Lines(v["monitor_backup"])
 	cfg.Monitor.SMTP = v["smtp"]
 	cfg.Monitor.SMTPTLS = v["smtp_tls"] == "true"
 	if auth, ok := v["smtp_auth"]; ok {
@@ -102,63 +102,27 @@ func configFromOptions(v map[string]string) (admin.Config, string, error) {
 	return cfg, v["logfile"], nil
 }
 
-func lines(s string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // run is main without os.Exit: it returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	p := adminOptions()
-	values, err := p.parse(args, stdout)
-	var ue *usageError
-	switch {
-	case errors.Is(err, errHelp):
-		return 0
-	case errors.As(err, &ue):
-		fmt.Fprintln(stderr, p.usage())
-		fmt.Fprintf(stderr, "%s: error: %s\n", p.prog, ue.msg)
-		return 2
-	case err != nil:
-		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
-		return 1
-	}
-	for _, w := range p.warnings {
-		fmt.Fprintf(stderr, "%s: warning: %s\n", p.prog, w)
+	values, status, ok := p.ParseCommandLine(args, stdout, stderr)
+	if !ok {
+		return status
 	}
 	cfg, logfile, err := configFromOptions(values)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
-		return 1
+		return p.Fail(stderr, err)
 	}
-	var logw io.Writer = stderr
-	if logfile != "" {
-		f, err := os.OpenFile(logfile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
-			return 1
-		}
-		defer f.Close()
-		logw = f
+	log, closeLog, err := p.Logger(logfile, stderr, "node", "admin", "cluster", cfg.Cluster)
+	if err != nil {
+		return p.Fail(stderr, err)
 	}
-	level := slog.LevelInfo
-	if os.Getenv("NEO_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level})).With("node", "admin", "cluster", cfg.Cluster)
-	for _, w := range p.warnings {
-		cfg.Logger.Warn(w)
-	}
+	defer closeLog()
+	cfg.Logger = log
 	node, err := admin.NewNode(cfg)
 	if err != nil {
 		cfg.Logger.Error("admin not started", "err", err)
-		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
-		return 1
+		return p.Fail(stderr, err)
 	}
 	err = node.Run(ctx)
 	switch {
@@ -166,8 +130,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	cfg.Logger.Error("admin stopped", "err", err)
-	fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
-	return 1
+	return p.Fail(stderr, err)
 }
 
 func main() {

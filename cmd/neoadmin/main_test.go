@@ -14,7 +14,7 @@ import (
 func parse(t *testing.T, args ...string) (map[string]string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	return adminOptions().parse(args, &out)
+	return adminOptions().Parse(args, &out)
 }
 
 func TestOptions(t *testing.T) {

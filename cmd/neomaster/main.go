@@ -15,41 +15,41 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/neogo/neo/internal/cliopt"
 	"github.com/neogo/neo/internal/cpuprof"
 	"github.com/neogo/neo/master"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
 
-func masterOptions() *optParser {
-	return &optParser{
-		prog:  "neomaster",
-		descr: "NEO Master node",
-		specs: []*optSpec{
-			{short: "l", long: "logfile", kind: kindPath, help: "log debugging information to specified file"},
-			{long: "ca", kind: kindPath, help: "(SSL) certificate authority in PEM format"},
-			{long: "cert", kind: kindPath, help: "(SSL) certificate in PEM format"},
-			{long: "key", kind: kindPath, help: "(SSL) private key in PEM format"},
-			{short: "f", long: "file", kind: kindPath, help: "specify a configuration file"},
-			{short: "s", long: "section", def: "master", hasDef: true, help: "specify a configuration section"},
-			{short: "c", long: "cluster", required: true, help: "the cluster name"},
-			{short: "m", long: "masters", help: "space-separated list of master node addresses"},
-			{short: "b", long: "bind", def: "127.0.0.1:10000", hasDef: true, help: "the local address to bind to"},
-			{short: "D", long: "dynamic-master-list", kind: kindPath, help: "path of the file containing dynamic master node list"},
-			{short: "A", long: "autostart", kind: kindInt, help: "minimum number of pending storage nodes to automatically start new cluster"},
-			{short: "C", long: "upstream-cluster", help: "the name of cluster to backup"},
-			{short: "M", long: "upstream-masters", help: "list of master nodes in the cluster to backup"},
-			{short: "B", long: "backup", kind: kindBool, help: "transition automatically toward BACKINGUP instead of RUNNING if the cluster is empty"},
-			{short: "i", long: "nid", kind: kindInt, help: "specify an NID to use for this process (testing purpose)"},
-			{short: "r", long: "replicas", kind: kindInt, def: "0", hasDef: true, help: "replicas number"},
-			{short: "p", long: "partitions", kind: kindInt, def: "100", hasDef: true, help: "partitions number"},
+func masterOptions() *cliopt.Parser {
+	return &cliopt.Parser{
+		Prog:        "neomaster",
+		Description: "NEO Master node",
+		Options: []*cliopt.Option{
+			{Short: "l", Long: "logfile", Kind: cliopt.Path, Help: "log debugging information to specified file"},
+			{Long: "ca", Kind: cliopt.Path, Help: "(SSL) certificate authority in PEM format"},
+			{Long: "cert", Kind: cliopt.Path, Help: "(SSL) certificate in PEM format"},
+			{Long: "key", Kind: cliopt.Path, Help: "(SSL) private key in PEM format"},
+			{Short: "f", Long: "file", Kind: cliopt.Path, Help: "specify a configuration file"},
+			{Short: "s", Long: "section", Default: "master", HasDefault: true, Help: "specify a configuration section"},
+			{Short: "c", Long: "cluster", Required: true, Help: "the cluster name"},
+			{Short: "m", Long: "masters", Help: "space-separated list of master node addresses"},
+			{Short: "b", Long: "bind", Default: "127.0.0.1:10000", HasDefault: true, Help: "the local address to bind to"},
+			{Short: "D", Long: "dynamic-master-list", Kind: cliopt.Path, Help: "path of the file containing dynamic master node list"},
+			{Short: "A", Long: "autostart", Kind: cliopt.Int, Help: "minimum number of pending storage nodes to automatically start new cluster"},
+			{Short: "C", Long: "upstream-cluster", Help: "the name of cluster to backup"},
+			{Short: "M", Long: "upstream-masters", Help: "list of master nodes in the cluster to backup"},
+			{Short: "B", Long: "backup", Kind: cliopt.Bool, Help: "transition automatically toward BACKINGUP instead of RUNNING if the cluster is empty"},
+			{Short: "i", Long: "nid", Kind: cliopt.Int, Help: "specify an NID to use for this process (testing purpose)"},
+			{Short: "r", Long: "replicas", Kind: cliopt.Int, Default: "0", HasDefault: true, Help: "replicas number"},
+			{Short: "p", Long: "partitions", Kind: cliopt.Int, Default: "100", HasDefault: true, Help: "partitions number"},
 		},
 	}
 }
@@ -113,55 +113,28 @@ func parseMasterList(s string) ([]proto.Addr, error) {
 // run is main without os.Exit: it returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	p := masterOptions()
-	values, err := p.parse(args, stdout)
-	var ue *usageError
-	switch {
-	case errors.Is(err, errHelp):
-		return 0
-	case errors.As(err, &ue):
-		fmt.Fprintln(stderr, p.usage())
-		fmt.Fprintf(stderr, "%s: error: %s\n", p.prog, ue.msg)
-		return 2
-	case err != nil:
-		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
-		return 1
-	}
-	for _, w := range p.warnings {
-		fmt.Fprintf(stderr, "%s: warning: %s\n", p.prog, w)
+	values, status, ok := p.ParseCommandLine(args, stdout, stderr)
+	if !ok {
+		return status
 	}
 	cfg, logfile, err := configFromOptions(values)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
-		return 1
+		return p.Fail(stderr, err)
 	}
-	var logw io.Writer = stderr
-	if logfile != "" {
-		f, err := os.OpenFile(logfile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
-			return 1
-		}
-		defer f.Close()
-		logw = f
+	log, closeLog, err := p.Logger(logfile, stderr, "node", "master", "cluster", cfg.Cluster)
+	if err != nil {
+		return p.Fail(stderr, err)
 	}
-	level := slog.LevelInfo
-	if os.Getenv("NEO_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level})).With("node", "master", "cluster", cfg.Cluster)
-	for _, w := range p.warnings {
-		cfg.Logger.Warn(w)
-	}
+	defer closeLog()
+	cfg.Logger = log
 	srv, err := master.NewServer(cfg)
 	if err != nil {
 		cfg.Logger.Error("master not started", "err", err)
-		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
-		return 1
+		return p.Fail(stderr, err)
 	}
 	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		cfg.Logger.Error("master stopped", "err", err)
-		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
-		return 1
+		return p.Fail(stderr, err)
 	}
 	return 0
 }

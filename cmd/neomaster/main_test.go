@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -52,7 +53,7 @@ partitions = 7
 		{"missing section", []string{"-f", conf, "-s", "nope"}, nil, "no section: 'nope'"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := masterOptions().parse(tc.args, &bytes.Buffer{})
+			got, err := masterOptions().Parse(tc.args, &bytes.Buffer{})
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want %q", err, tc.err)
@@ -64,7 +65,7 @@ partitions = 7
 			}
 			for k, v := range tc.want {
 				if got[k] != v {
-					t.Errorf("%s = %q, want %q (all: %v)", k, got[k], v, sortedKeys(got))
+					t.Errorf("%s = %q, want %q (all: %v)", k, got[k], v, slices.Sorted(maps.Keys(got)))
 				}
 			}
 		})
@@ -77,12 +78,12 @@ func TestUnknownConfigKey(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "neo.conf")
 	os.WriteFile(conf, []byte("[DEFAULT]\nadapter = SQLite\n[master]\ncluster = x\npartitons = 3\n"), 0o644)
 	p := masterOptions()
-	if _, err := p.parse([]string{"-f", conf}, &bytes.Buffer{}); err != nil {
+	if _, err := p.Parse([]string{"-f", conf}, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"config file " + conf + ", section [master]: unknown option 'partitons' ignored"}
-	if !slices.Equal(p.warnings, want) {
-		t.Errorf("warnings %q, want %q", p.warnings, want)
+	if !slices.Equal(p.Warnings, want) {
+		t.Errorf("warnings %q, want %q", p.Warnings, want)
 	}
 }
 
@@ -114,7 +115,7 @@ func TestExitStatus(t *testing.T) {
 }
 
 func TestConfigMastersAndDynamicList(t *testing.T) {
-	v, err := masterOptions().parse([]string{"-c", "x", "-m", "127.0.0.1:1 [::1]:2", "-D", "/tmp/m.json"}, &bytes.Buffer{})
+	v, err := masterOptions().Parse([]string{"-c", "x", "-m", "127.0.0.1:1 [::1]:2", "-D", "/tmp/m.json"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -22,6 +21,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/neogo/neo/internal/cliopt"
 	"github.com/neogo/neo/internal/cpuprof"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
@@ -37,83 +37,57 @@ func main() {
 	os.Exit(status)
 }
 
-func parser() *optParser {
-	return &optParser{
-		prog:  "neostorage",
-		descr: "NEO storage node (Go implementation)",
-		specs: []*optSpec{
-			{short: "f", long: "file", kind: kindPath, help: "specify a configuration file"},
-			{short: "s", long: "section", kind: kindString, def: "storage", hasDef: true, help: "specify a configuration section"},
-			{short: "l", long: "logfile", kind: kindPath, help: "log debugging information to specified file"},
-			{long: "ca", kind: kindPath, help: "certificate authority in PEM format"},
-			{long: "cert", kind: kindPath, help: "certificate in PEM format"},
-			{long: "key", kind: kindPath, help: "private key in PEM format"},
-			{short: "c", long: "cluster", kind: kindString, required: true, help: "the cluster name"},
-			{short: "m", long: "masters", kind: kindString, def: "127.0.0.1:10000", hasDef: true, help: "space-separated list of master node addresses"},
-			{short: "b", long: "bind", kind: kindString, def: "127.0.0.1", hasDef: true, help: "the local address to bind to"},
-			{short: "D", long: "dynamic-master-list", kind: kindPath, help: "path of the file containing dynamic master node list"},
-			{short: "a", long: "adapter", kind: kindString, def: "SQLite", hasDef: true, help: "database adapter to use (only SQLite here)",
-				choices: []string{"Importer", "MySQL", "MySQLdb", "PyMySQL", "SQLite"}}, // neoppod's: the others are refused by runStorage
-			{short: "d", long: "database", kind: kindString, required: true, help: "database connections string (SQLite: a path or file:PATH?k=v)"},
-			{short: "e", long: "engine", kind: kindString, help: "database engine (MySQL only; ignored)"},
-			{short: "w", long: "wait", kind: kindInt, def: "0", hasDef: true, help: "seconds to wait for backend to be available (ignored for SQLite)"},
-			{long: "dedup", kind: kindBool, help: "enable deduplication of data when the database is created"},
-			{long: "disable-drop-partitions", kind: kindBool, help: "do not delete data of discarded cells"},
-			{long: "disable-pack", kind: kindBool, help: "do not process any pack order"},
-			{short: "i", long: "nid", kind: kindString, help: "specify an NID to use for this process (testing purpose)"},
-			{long: "new-nid", kind: kindBool, help: "request a new NID for a cloned node, then exit (not supported)"},
-			{long: "reset", kind: kindBool, help: "remove an existing database if any, and exit"},
+func parser() *cliopt.Parser {
+	return &cliopt.Parser{
+		Prog:        "neostorage",
+		Description: "NEO storage node (Go implementation)",
+		Options: []*cliopt.Option{
+			{Short: "f", Long: "file", Kind: cliopt.Path, Help: "specify a configuration file"},
+			{Short: "s", Long: "section", Kind: cliopt.String, Default: "storage", HasDefault: true, Help: "specify a configuration section"},
+			{Short: "l", Long: "logfile", Kind: cliopt.Path, Help: "log debugging information to specified file"},
+			{Long: "ca", Kind: cliopt.Path, Help: "certificate authority in PEM format"},
+			{Long: "cert", Kind: cliopt.Path, Help: "certificate in PEM format"},
+			{Long: "key", Kind: cliopt.Path, Help: "private key in PEM format"},
+			{Short: "c", Long: "cluster", Kind: cliopt.String, Required: true, Help: "the cluster name"},
+			{Short: "m", Long: "masters", Kind: cliopt.String, Default: "127.0.0.1:10000", HasDefault: true, Help: "space-separated list of master node addresses"},
+			{Short: "b", Long: "bind", Kind: cliopt.String, Default: "127.0.0.1", HasDefault: true, Help: "the local address to bind to"},
+			{Short: "D", Long: "dynamic-master-list", Kind: cliopt.Path, Help: "path of the file containing dynamic master node list"},
+			{Short: "a", Long: "adapter", Kind: cliopt.String, Default: "SQLite", HasDefault: true, Help: "database adapter to use (only SQLite here)",
+				Choices: []string{"Importer", "MySQL", "MySQLdb", "PyMySQL", "SQLite"}}, // neoppod's: the others are refused by runStorage
+			{Short: "d", Long: "database", Kind: cliopt.String, Required: true, Help: "database connections string (SQLite: a path or file:PATH?k=v)"},
+			{Short: "e", Long: "engine", Kind: cliopt.String, Help: "database engine (MySQL only; ignored)"},
+			{Short: "w", Long: "wait", Kind: cliopt.Int, Default: "0", HasDefault: true, Help: "seconds to wait for backend to be available (ignored for SQLite)"},
+			{Long: "dedup", Kind: cliopt.Bool, Help: "enable deduplication of data when the database is created"},
+			{Long: "disable-drop-partitions", Kind: cliopt.Bool, Help: "do not delete data of discarded cells"},
+			{Long: "disable-pack", Kind: cliopt.Bool, Help: "do not process any pack order"},
+			{Short: "i", Long: "nid", Kind: cliopt.String, Help: "specify an NID to use for this process (testing purpose)"},
+			{Long: "new-nid", Kind: cliopt.Bool, Help: "request a new NID for a cloned node, then exit (not supported)"},
+			{Long: "reset", Kind: cliopt.Bool, Help: "remove an existing database if any, and exit"},
 		},
 	}
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	p := parser()
-	opts, err := p.parse(args, stdout)
-	if errors.Is(err, errHelp) {
-		return 0
+	opts, status, ok := p.ParseCommandLine(args, stdout, stderr)
+	if !ok {
+		return status
 	}
-	var uerr *usageError
-	if errors.As(err, &uerr) {
-		fmt.Fprintln(stderr, p.usage())
-		fmt.Fprintf(stderr, "%s: error: %s\n", p.prog, uerr.msg)
-		return 2
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
-		return 1
-	}
-	for _, w := range p.warnings {
-		fmt.Fprintf(stderr, "%s: warning: %s\n", p.prog, w)
-	}
-	if err := runStorage(opts, p.warnings, stderr); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", p.prog, err)
-		return 1
+	if err := runStorage(p, opts, stderr); err != nil {
+		return p.Fail(stderr, err)
 	}
 	return 0
 }
 
 // runStorage runs the node; an error is also logged, so that the log file
 // says why the node exited.
-func runStorage(opts map[string]string, warnings []string, stderr io.Writer) (err error) {
-	logOut := stderr
-	if path, ok := opts["logfile"]; ok {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return fmt.Errorf("open log file: %w", err)
-		}
-		defer f.Close()
-		logOut = f
+func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err error) {
+	log, closeLog, err := p.Logger(opts["logfile"], stderr)
+	if err != nil {
+		return fmt.Errorf("open log file: %w", err)
 	}
-	level := slog.LevelInfo
-	if os.Getenv("NEO_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
-	for _, w := range warnings {
-		log.Warn(w)
-	}
-	if logOut != stderr {
+	defer closeLog()
+	if _, ok := opts["logfile"]; ok {
 		defer func() {
 			if err != nil {
 				log.Error("exit", "cluster", opts["cluster"], "err", err)
