@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -190,14 +191,17 @@ func (c *cluster) startStorage(ctx context.Context, i int) error {
 // waitAddr waits for a node to listen, or to fail.
 func (c *cluster) waitAddr(ctx context.Context, r *role, addr func(context.Context) (proto.Addr, error)) (proto.Addr, error) {
 	actx, cancel := context.WithCancel(ctx)
+	var watch sync.WaitGroup
+	defer watch.Wait() // after cancel, deferred below, ends the watcher
 	defer cancel()
-	go func() {
+	// A node that exits before listening would leave addr waiting.
+	watch.Go(func() {
 		select {
 		case <-r.done:
 			cancel()
 		case <-actx.Done():
 		}
-	}()
+	})
 	a, err := addr(actx)
 	if err != nil {
 		select {
@@ -205,7 +209,7 @@ func (c *cluster) waitAddr(ctx context.Context, r *role, addr func(context.Conte
 			if r.err != nil {
 				return a, r.err
 			}
-			return a, fmt.Errorf("exited before listening")
+			return a, errors.New("exited before listening")
 		default:
 		}
 		return a, err
