@@ -25,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -237,8 +238,12 @@ func run(args []string, sig <-chan os.Signal, stdout, stderr io.Writer) int {
 		return 1
 	}
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), o.stopTimeout)
-	defer stopCancel()
-	go func() {
+	var watch sync.WaitGroup
+	defer func() {
+		stopCancel() // ends the watcher below
+		watch.Wait()
+	}()
+	watch.Go(func() {
 		// A signal sent to the process group (timeout(1), some shells)
 		// may arrive twice at once: only a later one means "at once".
 		first := time.Now()
@@ -254,7 +259,7 @@ func run(args []string, sig <-chan os.Signal, stdout, stderr io.Writer) int {
 			}
 			return
 		}
-	}()
+	})
 	if err := c.stop(stopCtx, ask); err != nil {
 		fmt.Fprintf(stderr, "neosimple: clean stop failed: %v; stopping the nodes at once\n", err)
 		cancel()
