@@ -60,13 +60,15 @@ type UpdateResult struct {
 //
 // On error the table is unchanged and dropStorage is not called.
 func (t *Table) Update(ts float64, self proto.NodeID, entries []Node, dropStorage func(proto.NodeID) bool) (UpdateResult, error) {
-	if _, err := t.clone().update(ts, self, entries, nil, true); err != nil {
+	// A trial on a copy, without dropStorage, keeps the table and the
+	// caller's partition table untouched when the notification fails.
+	if _, err := t.clone().update(ts, self, entries, nil); err != nil {
 		return UpdateResult{}, err
 	}
-	return t.update(ts, self, entries, dropStorage, false)
+	return t.update(ts, self, entries, dropStorage)
 }
 
-func (t *Table) update(ts float64, self proto.NodeID, entries []Node, dropStorage func(proto.NodeID) bool, dry bool) (UpdateResult, error) {
+func (t *Table) update(ts float64, self proto.NodeID, entries []Node, dropStorage func(proto.NodeID) bool) (UpdateResult, error) {
 	if !(t.timestamp < ts) {
 		return UpdateResult{}, fmt.Errorf("notification at %v after %v: %w", ts, t.timestamp, ErrTimestamp)
 	}
@@ -102,7 +104,7 @@ func (t *Table) update(ts float64, self proto.NodeID, entries []Node, dropStorag
 				t.SetNID(byNID, 0)
 			}
 			if e.State == proto.UNKNOWN {
-				if !dry && node.Type == proto.STORAGE && node.NID != self && dropStorage != nil {
+				if node.Type == proto.STORAGE && node.NID != self && dropStorage != nil {
 					// The master forgets a storage only once it has
 					// no cell left, so this always succeeds.
 					dropStorage(node.NID)
@@ -129,9 +131,6 @@ func (t *Table) update(ts float64, self proto.NodeID, entries []Node, dropStorag
 	}
 	if !t.selfTS.Valid {
 		return res, fmt.Errorf("full notification of %d nodes without %v: %w", len(entries), nidString(self), ErrSelfMissing)
-	}
-	if dry {
-		return res, nil
 	}
 	for _, n := range t.List(func(n *Node) bool { return !listed[n] }) {
 		if n.Type == proto.STORAGE && dropStorage != nil && !dropStorage(n.NID) {
