@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/neogo/neo/proto"
@@ -144,23 +145,13 @@ func Load(ptid proto.PTid, nr int, rows [][]Cell) (*Table, error) {
 
 // Clone returns a deep copy, e.g. for a dry-run tweak.
 func (t *Table) Clone() *Table {
-	c := &Table{
+	return &Table{
 		ptid:      t.ptid,
 		nr:        t.nr,
-		rows:      make([][]Cell, len(t.rows)),
-		nodes:     make(map[proto.NodeID]int, len(t.nodes)),
-		updatable: make(map[cellKey]bool, len(t.updatable)),
+		rows:      t.Rows(),
+		nodes:     maps.Clone(t.nodes),
+		updatable: maps.Clone(t.updatable),
 	}
-	for i, row := range t.rows {
-		c.rows[i] = slices.Clone(row)
-	}
-	for k, v := range t.nodes {
-		c.nodes[k] = v
-	}
-	for k, v := range t.updatable {
-		c.updatable[k] = v
-	}
-	return c
 }
 
 // Clear forgets every cell, node and the id, keeping np and nr.
