@@ -3,6 +3,7 @@ package parttab
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -42,8 +43,11 @@ type TweakResult struct {
 // cell leave the node set. devpaths gives the topology path of each node
 // (may be nil).
 func (t *Table) Make(nodes []proto.NodeID, devpaths map[proto.NodeID][]string) (TweakResult, error) {
-	if t.ptid != 0 || len(nodes) == 0 {
-		return TweakResult{}, errors.New("make partition table: table already made or no node")
+	switch {
+	case t.ptid != 0:
+		return TweakResult{}, fmt.Errorf("make partition table: already made (ptid %d)", t.ptid)
+	case len(nodes) == 0:
+		return TweakResult{}, errors.New("make partition table: no storage node")
 	}
 	t.AddNodes(nodes...)
 	res, err := t.Tweak(nil, devpaths)
