@@ -28,13 +28,8 @@ func FormatNodeList(nodes []proto.NodeInfo) string {
 }
 
 // FormatNID formats a node id as neoctl prints it: "S1", "M2"..., "None"
-// for nil.
-func FormatNID(nid proto.NodeID) string {
-	if nid == 0 {
-		return "None"
-	}
-	return nid.String()
-}
+// for nil; it is [nodetab.FormatNID], which the node list uses too.
+func FormatNID(nid proto.NodeID) string { return nodetab.FormatNID(nid) }
 
 // FormatPTid formats a partition table id: "None" for nil (0).
 func FormatPTid(ptid proto.PTid) string {

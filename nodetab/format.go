@@ -30,7 +30,7 @@ func FormatLines(nodes []Node, prefix string) []string {
 		if !n.Addr.IsZero() {
 			addr = n.Addr.String()
 		}
-		cols[i] = [5]string{nidString(n.NID), n.Type.String(), addr, n.State.String(), formatIDTimestamp(n.IDTimestamp)}
+		cols[i] = [5]string{FormatNID(n.NID), n.Type.String(), addr, n.State.String(), formatIDTimestamp(n.IDTimestamp)}
 		for k := range width {
 			width[k] = max(width[k], len(cols[i][k]))
 		}

@@ -37,7 +37,7 @@ type Node struct {
 }
 
 func (n Node) String() string {
-	return fmt.Sprintf("%v %v %v %v", nidString(n.NID), n.Type, n.Addr, n.State)
+	return fmt.Sprintf("%v %v %v %v", FormatNID(n.NID), n.Type, n.Addr, n.State)
 }
 
 // Errors of [Table.Update] and [Table.Add].
@@ -273,7 +273,10 @@ func (t *Table) clone() *Table {
 	return c
 }
 
-func nidString(nid proto.NodeID) string {
+// FormatNID formats a node id as neoppod prints it in node lists and
+// neoctl: "S1", "M2"..., "None" for nil (where [proto.NodeID.String] says
+// "0").
+func FormatNID(nid proto.NodeID) string {
 	if nid == 0 {
 		return "None"
 	}

@@ -130,7 +130,7 @@ func (t *Table) update(ts float64, self proto.NodeID, entries []Node, dropStorag
 		return res, nil
 	}
 	if !t.selfTS.Valid {
-		return res, fmt.Errorf("full notification of %d nodes without %v: %w", len(entries), nidString(self), ErrSelfMissing)
+		return res, fmt.Errorf("full notification of %d nodes without %v: %w", len(entries), FormatNID(self), ErrSelfMissing)
 	}
 	for _, n := range t.List(func(n *Node) bool { return !listed[n] }) {
 		if n.Type == proto.STORAGE && dropStorage != nil && !dropStorage(n.NID) {
