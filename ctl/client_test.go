@@ -1,10 +1,12 @@
 package ctl_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/neogo/neo/ctl"
 	"github.com/neogo/neo/ctl/ctltest"
@@ -65,10 +67,18 @@ func admin(req proto.Msg) ctltest.Reply {
 	return ctltest.Reply{Msg: &proto.Error{Code: proto.PROTOCOL_ERROR, Message: fmt.Sprintf("unexpected %T", req)}, Close: true}
 }
 
+// testCtx is a context bounded by a deadline, so that a fake admin that
+// never answers fails the test instead of hanging it.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 func dial(t *testing.T, handle func(proto.Msg) ctltest.Reply) *ctl.Client {
 	t.Helper()
 	a := ctltest.Start(t, handle)
-	c, err := ctl.Dial(t.Context(), ctl.Config{Addr: a.Addr})
+	c, err := ctl.Dial(testCtx(t), ctl.Config{Addr: a.Addr})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +88,7 @@ func dial(t *testing.T, handle func(proto.Msg) ctltest.Reply) *ctl.Client {
 
 func TestClientPrints(t *testing.T) {
 	c := dial(t, admin)
-	ctx := t.Context()
+	ctx := testCtx(t)
 	for _, tt := range []struct {
 		name string
 		do   func() (string, error)
@@ -120,7 +130,7 @@ func TestPrintIDsBackup(t *testing.T) {
 		}
 		return ctltest.Reply{Close: true}
 	})
-	got, err := c.PrintIDs(t.Context())
+	got, err := c.PrintIDs(testCtx(t))
 	want := "backup_tid = 0x3937af2eeeeeeee (2012-01-01 12:34:55.999999)\n" +
 		"last_tid = 0x3937af2eeeeeeef (2012-01-01 12:34:56)\nlast_ptid = None" // as neoppod prints them
 	if err != nil || got != want {
@@ -129,7 +139,7 @@ func TestPrintIDsBackup(t *testing.T) {
 }
 
 func TestClientErrors(t *testing.T) {
-	ctx := t.Context()
+	ctx := testCtx(t)
 	t.Run("DENIED is a *proto.Error with the master's message", func(t *testing.T) {
 		_, err := dial(t, admin).SetClusterState(ctx, proto.RUNNING)
 		var perr *proto.Error
