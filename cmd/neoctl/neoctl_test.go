@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"net"
 	"reflect"
 	"regexp"
@@ -14,13 +15,19 @@ import (
 	"github.com/neogo/neo/proto"
 )
 
+// testTimeout bounds each neoctl run of the tests.
+const testTimeout = 10 * time.Second
+
 // neoctl runs the command line and returns stdout, stderr and exit status
 // as the real main would produce them.
 func neoctl(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	m := &Main{Stdout: &stdout, Stderr: &stderr}
-	code := exitStatus(m.Run(t.Context(), args), &stderr)
+	// A fake admin that never answers fails the test instead of hanging it.
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	code := exitStatus(m.Run(ctx, args), &stderr)
 	return stdout.String(), stderr.String(), code
 }
 
