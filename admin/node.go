@@ -389,7 +389,7 @@ func (n *Node) identify(ctx context.Context, addr proto.Addr, nid proto.NodeID) 
 	ml := &masterLink{n: n}
 	link, err := neonet.Dial(ctx, "tcp", addr.String(), neonet.Config{Logger: n.log, TLS: n.cfg.TLS, Handler: ml.handle})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("connect to master %s: %w", addr, err)
 	}
 	ml.link = link
 	backups := make([]proto.Value, len(n.cfg.Monitor.Backups))
