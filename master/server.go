@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -413,7 +414,7 @@ func ParseAddr(s string, defPort uint16) (proto.Addr, error) {
 	host, port := s, ""
 	switch {
 	case len(s) > 0 && s[0] == '[':
-		h, rest, ok := cutByte(s[1:], ']')
+		h, rest, ok := strings.Cut(s[1:], "]")
 		if !ok {
 			return proto.Addr{}, fmt.Errorf("invalid address %q", s)
 		}
@@ -424,8 +425,8 @@ func ParseAddr(s string, defPort uint16) (proto.Addr, error) {
 			}
 			port = rest[1:]
 		}
-	case countByte(s, ':') == 1:
-		host, port, _ = cutByte(s, ':')
+	case strings.Count(s, ":") == 1:
+		host, port, _ = strings.Cut(s, ":")
 	}
 	p := uint64(defPort)
 	if port != "" {
@@ -438,29 +439,13 @@ func ParseAddr(s string, defPort uint16) (proto.Addr, error) {
 	ip := net.ParseIP(host)
 	if ip == nil {
 		ips, err := net.LookupIP(host)
-		if err != nil || len(ips) == 0 {
+		if err != nil {
 			return proto.Addr{}, fmt.Errorf("resolve %q: %w", host, err)
+		}
+		if len(ips) == 0 {
+			return proto.Addr{}, fmt.Errorf("resolve %q: no address", host)
 		}
 		ip = ips[0]
 	}
 	return proto.Addr{Host: ip.String(), Port: uint16(p)}, nil
-}
-
-func cutByte(s string, b byte) (string, string, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == b {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
-}
-
-func countByte(s string, b byte) int {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if s[i] == b {
-			n++
-		}
-	}
-	return n
 }
