@@ -295,6 +295,11 @@ func (c *clientConn) readablePartition(x uint64) error {
 
 func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 	n, tm := c.n, c.tm
+	if !isFeedRequest(r.Msg) {
+		// Replication yields while this runs (priority.go).
+		n.prio.begin()
+		defer n.prio.end()
+	}
 	if c.backup {
 		if done, err := c.readOnly(ctx, r); done || err != nil {
 			return err
@@ -306,7 +311,9 @@ func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 			return err
 		}
 		tm.whenReadable(m.Oid, c.closed, func() {
+			n.prio.begin() // the load outlives handle
 			c.async(func() {
+				defer n.prio.end()
 				o, err := n.db.Load(ctx, m.Oid, m.At, m.Before)
 				if err != nil {
 					c.reply(r, nil, loadError(err, m.Oid))

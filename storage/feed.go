@@ -37,6 +37,16 @@ func (c *clientConn) feedable(p uint32, check bool) error {
 	return nil
 }
 
+// isFeedRequest tells the requests of replication and replica checks
+// from client requests, which go first.
+func isFeedRequest(m proto.Msg) bool {
+	switch m.(type) {
+	case *proto.AskFetchTransactions, *proto.AskFetchObjects, *proto.AskCheckTIDRange, *proto.AskCheckSerialRange:
+		return true
+	}
+	return false
+}
+
 func (c *clientConn) handleFeed(ctx context.Context, r *neonet.Request) (bool, error) {
 	n, tm := c.n, c.tm
 	switch m := r.Msg.(type) {
@@ -115,6 +125,7 @@ func (c *clientConn) feedTransactions(ctx context.Context, r *neonet.Request, m 
 			}
 		}
 	}
+	c.n.prio.yield(ctx)
 	tids, err := db.TIDsFrom(ctx, m.Partition, m.MinTid, m.MaxTid, int(m.Length)+1)
 	if err != nil {
 		return err
@@ -127,7 +138,10 @@ func (c *clientConn) feedTransactions(ctx context.Context, r *neonet.Request, m 
 	for _, t := range m.TidList {
 		known[t] = true
 	}
-	for _, tid := range tids {
+	for i, tid := range tids {
+		if i > 0 && i%feedYieldEvery == 0 {
+			c.n.prio.yield(ctx)
+		}
 		if known[tid] {
 			delete(known, tid)
 			continue
@@ -168,6 +182,7 @@ func (c *clientConn) feedTransactions(ctx context.Context, r *neonet.Request, m 
 
 func (c *clientConn) feedObjects(ctx context.Context, r *neonet.Request, m *proto.AskFetchObjects) error {
 	db := c.n.db
+	c.n.prio.yield(ctx)
 	keys, err := db.ObjectsFrom(ctx, m.Partition, m.MinTid, m.MaxTid, m.MinOid, int(m.Length)+1)
 	if err != nil {
 		return err
@@ -188,7 +203,10 @@ func (c *clientConn) feedObjects(ctx context.Context, r *neonet.Request, m *prot
 			s[oid] = true
 		}
 	}
-	for _, k := range keys {
+	for i, k := range keys {
+		if i > 0 && i%feedYieldEvery == 0 {
+			c.n.prio.yield(ctx)
+		}
 		if s := known[k.Tid]; s[k.Oid] {
 			delete(s, k.Oid)
 			if len(s) == 0 {

@@ -1,0 +1,90 @@
+package storage
+
+// Client traffic goes before replication (cluster.md §8.5): a storage that
+// serves clients while it feeds another storage, or replicates from one,
+// must not make the clients wait behind bulk copying. Both sides of
+// replication share the disk and the CPU with client requests, so they
+// yield at their natural pauses (between chunks, every few records) while
+// any client request is in progress. A yield is bounded so that a steady
+// stream of client requests cannot starve replication: a node that never
+// catches up would stay OUT_OF_DATE, which costs more than a few
+// milliseconds of client latency.
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// yieldBound is the longest a replication step waits for client requests
+// to end: short enough that replication keeps moving under a steady client
+// load, long enough to cover a typical load or store.
+const yieldBound = 10 * time.Millisecond
+
+// feedYieldEvery is how many records the feeding side sends between two
+// yields: yielding at every record would let a steady client load slow a
+// chunk of fetchCount records by up to fetchCount bounds.
+const feedYieldEvery = 100
+
+// clientPriority counts the client requests in progress and lets
+// replication wait for them. The zero value is ready for use.
+type clientPriority struct {
+	busy atomic.Int64 // requests in progress; read without mu on the fast path
+
+	mu   sync.Mutex
+	idle chan struct{} // closed when busy drops to 0; renewed when it leaves 0
+}
+
+// begin marks a client request in progress; end must follow.
+func (p *clientPriority) begin() {
+	p.mu.Lock()
+	if p.busy.Add(1) == 1 {
+		p.idle = make(chan struct{})
+	}
+	p.mu.Unlock()
+}
+
+// end marks a client request done, waking the yielding steps when it was
+// the last one.
+func (p *clientPriority) end() {
+	p.mu.Lock()
+	if n := p.busy.Add(-1); n == 0 {
+		close(p.idle)
+	} else if n < 0 {
+		p.mu.Unlock()
+		panic("storage: clientPriority.end without begin")
+	}
+	p.mu.Unlock()
+}
+
+// yield waits while client requests are in progress, at most yieldBound.
+// It reports whether it waited. It costs one atomic load when no client
+// request is in progress.
+func (p *clientPriority) yield(ctx context.Context) bool {
+	if p.busy.Load() == 0 {
+		return false
+	}
+	t := time.NewTimer(yieldBound)
+	defer t.Stop()
+	return p.wait(ctx, t.C)
+}
+
+// wait waits until no client request is in progress, expired fires or ctx
+// is done, and reports whether it waited. It is yield with the bound given
+// as a channel, for the tests to fire.
+func (p *clientPriority) wait(ctx context.Context, expired <-chan time.Time) bool {
+	p.mu.Lock()
+	if p.busy.Load() == 0 {
+		p.mu.Unlock()
+		return false
+	}
+	idle := p.idle
+	p.mu.Unlock()
+	select {
+	case <-idle:
+	case <-expired:
+	case <-ctx.Done():
+	}
+	return true
+}
