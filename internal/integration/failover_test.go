@@ -37,7 +37,8 @@ const (
 // foClientPy commits in a loop through neoppod's client with every master
 // in its list: one object per transaction, key k<i> = i. It prints
 // "ACK <i> <unix time>" after each acknowledged commit and "ERR <i> ..."
-// for a failed one, stops when the file argv[3] exists, then reads every
+// for a failed one ("REOPEN <i> ..." when the client broke and was
+// replaced), stops when the file argv[3] exists, then reads every
 // acknowledged key back with a fresh client and prints "CHECK OK <n>" or
 // "CHECK MISSING <keys>".
 const foClientPy = `
@@ -51,7 +52,15 @@ i = 0
 while not os.path.exists(stop):
     i += 1
     tm = transaction.TransactionManager()
-    conn = db.open(tm)
+    try:
+        conn = db.open(tm)
+    except Exception as e:
+        # The client is broken (its poll thread died): start a new one.
+        print('REOPEN %d %s: %s' % (i, type(e).__name__, str(e).replace('\n', ' ')), flush=True)
+        try: db.close()
+        except Exception: pass
+        db = DB(Storage(master_nodes=masters, name=name))
+        continue
     try:
         conn.root()['k%d' % i] = i
         tm.commit()
@@ -183,6 +192,27 @@ func (c *foCluster) waitPrimary(ctx context.Context) string {
 	}
 }
 
+// waitNewPrimary polls the admin until it names a primary other than old.
+func (c *foCluster) waitNewPrimary(ctx context.Context, old string) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, foPrimaryWait)
+	defer cancel()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	last := ""
+	for {
+		if last = c.primary(ctx); last != "" && last != old {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			c.t.Errorf("primary after failover: %q (was %q) after %v", last, old, foPrimaryWait)
+			return
+		}
+	}
+}
+
 // TestFailover runs every pair of master kinds; py-py is the reference
 // (neoppod alone) for the failover time logged.
 func TestFailover(t *testing.T) {
@@ -237,7 +267,7 @@ func testFailover(t *testing.T, kinds [2]string) {
 			lines <- sc.Text()
 		}
 	}()
-	var errs []string
+	var errs, reopens []string
 	// next returns the next ACK time, or the CHECK line.
 	next := func(deadline <-chan time.Time, what string) (time.Time, string) {
 		t.Helper()
@@ -254,6 +284,8 @@ func testFailover(t *testing.T, kinds [2]string) {
 					return time.Unix(0, int64(s*1e9)), ""
 				case len(f) > 0 && f[0] == "CHECK":
 					return time.Time{}, l
+				case len(f) > 0 && f[0] == "REOPEN":
+					reopens = append(reopens, l)
 				default:
 					errs = append(errs, l)
 				}
@@ -297,8 +329,20 @@ func testFailover(t *testing.T, kinds [2]string) {
 	for range 20 {
 		next(after, "commit after the kill")
 	}
-	if newPrimary := c.primary(ctx); newPrimary == "" || newPrimary == primary {
-		t.Errorf("primary after failover: %q (was %q)", newPrimary, primary)
+	c.waitNewPrimary(ctx, primary)
+	// neoppod's master answers the client's abort of a transaction begun
+	// on the old primary with an Error, which kills the client's poll
+	// thread when read before the close; ours must not.
+	survivor := kinds[1]
+	if victim == "master1" {
+		survivor = kinds[0]
+	}
+	if len(reopens) > 0 {
+		if survivor == "go" {
+			t.Errorf("client broken after failover to our master: %q", reopens)
+		} else {
+			t.Logf("client broken after failover to neoppod's master (its known flaw): %q", reopens)
+		}
 	}
 	if err := os.WriteFile(stopFile, nil, 0o644); err != nil {
 		t.Fatal(err)
