@@ -1,0 +1,151 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/master"
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage"
+	"github.com/neogo/neo/storage/backend"
+	_ "github.com/neogo/neo/storage/backend/sqlite"
+)
+
+// Bounds of the waits of these tests.
+const (
+	startTimeout = 30 * time.Second // cluster up and a client connected
+	opTimeout    = 30 * time.Second // one test's client operations
+	stopTimeout  = 10 * time.Second // nodes' Run returning
+)
+
+// testCluster is a master and storages in this process, on loopback
+// ports chosen by the system, with SQLite databases in a test directory.
+type testCluster struct {
+	tb       testing.TB
+	name     string
+	master   string // host:port
+	dbPaths  []string
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	errs     []error
+	storages []*storage.Node
+}
+
+// testLogger returns a logger for the nodes: silent unless NEO_TEST_LOG
+// is set.
+func testLogger() *slog.Logger {
+	if os.Getenv("NEO_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// startCluster starts a master (np partitions, nr replicas, autostart
+// with n storages) and n storages, stopped at the end of the test.
+func startCluster(tb testing.TB, n, nr, np int) *testCluster {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &testCluster{tb: tb, name: "t" + fmt.Sprint(time.Now().UnixNano()%1e6), cancel: cancel}
+	tb.Cleanup(c.stop)
+	log := testLogger()
+	srv, err := master.NewServer(master.Config{
+		Cluster: c.name, Bind: proto.Addr{Host: "127.0.0.1"}, Partitions: np, Replicas: nr,
+		Autostart: n, Logger: log.With("node", "master"),
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.spawn("master", srv.Run)
+	actx, acancel := context.WithTimeout(ctx, startTimeout)
+	defer acancel()
+	addr, err := srv.Addr(actx)
+	if err != nil {
+		tb.Fatalf("master address: %v", err)
+	}
+	c.master = addr.String()
+	dir := tb.TempDir()
+	for i := range n {
+		path := filepath.Join(dir, fmt.Sprintf("s%d.sqlite", i))
+		c.dbPaths = append(c.dbPaths, path)
+		db, err := backend.Open(ctx, path, backend.Options{Logger: log})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		node, err := storage.New(storage.Config{
+			Cluster: c.name, Masters: []string{c.master}, Bind: "127.0.0.1:0", Backend: db,
+			Logger: log.With("node", fmt.Sprintf("s%d", i)),
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		c.storages = append(c.storages, node)
+		c.spawn(fmt.Sprintf("storage %d", i), node.Run)
+	}
+	return c
+}
+
+func (c *testCluster) spawn(name string, run func(context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := c.cancel
+	c.cancel = func() { stop(); cancel() }
+	c.wg.Go(func() {
+		err := run(ctx)
+		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, master.ErrServerClosed) {
+			c.mu.Lock()
+			c.errs = append(c.errs, fmt.Errorf("%s: %w", name, err))
+			c.mu.Unlock()
+		}
+	})
+}
+
+func (c *testCluster) stop() {
+	c.cancel()
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(stopTimeout):
+		c.tb.Errorf("cluster nodes still running %v after cancel", stopTimeout)
+	}
+}
+
+// open connects a client to the cluster.
+func (c *testCluster) open(tb testing.TB, readOnly bool) *client.Client {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	cl, err := client.Open(ctx, client.Config{Masters: []string{c.master}, Cluster: c.name,
+		ReadOnly: readOnly, Logger: testLogger().With("node", "client")})
+	if err != nil {
+		tb.Fatalf("open client: %v", err)
+	}
+	tb.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// commitOne stores data as the revision of oid after serial, in one
+// transaction, and returns its tid.
+func commitOne(ctx context.Context, cl *client.Client, oid proto.Oid, serial proto.Tid, data []byte) (proto.Tid, error) {
+	txn, err := cl.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := txn.Store(ctx, oid, serial, data); err != nil {
+		txn.Abort(ctx)
+		return 0, err
+	}
+	if err := txn.Vote(ctx); err != nil {
+		txn.Abort(ctx)
+		return 0, err
+	}
+	return txn.Finish(ctx)
+}

@@ -1,0 +1,66 @@
+// Package client is NEO's native Go client (cluster.md §7): what a ZODB
+// storage needs from a NEO cluster, over the wire protocol, without
+// conflict resolution and (yet) without a cache.
+//
+//	c, err := client.Open(ctx, client.Config{Masters: []string{"127.0.0.1:10000"}, Cluster: "test"})
+//	oid, _ := c.NewOID(ctx)
+//	txn, _ := c.Begin(ctx)
+//	txn.Store(ctx, oid, proto.ZeroTid, data)     // to every cell of oid's partition
+//	txn.Vote(ctx)                                // conflicts come out here: *ConflictError
+//	tid, _ := txn.Finish(ctx)
+//	obj, _ := c.Load(ctx, oid, proto.InvalidTid) // current: last tid + 1
+//	old, _ := c.LoadSerial(ctx, oid, tid)
+//	for inv := range c.Watch(ctx) { ... }        // (tid, oids) of every commit, in tid order
+//
+// # Connections
+//
+// [Open] finds the primary master among [Config.Masters] (a secondary
+// master redirects with NotPrimaryMaster; a master of a cluster that is
+// not RUNNING answers NOT_READY and the next one is tried), identifies as
+// a CLIENT and learns its node id, its id_timestamp, the node list, the
+// partition table and the last tid, all kept current from the master's
+// notifications. Storage links are opened on demand, identified with our
+// node id and id_timestamp (protocol.md §5.6).
+//
+// Reads go to a readable cell of the object's partition, chosen at random
+// with the storages that failed recently last (§7.2); on a broken link,
+// NOT_READY or NON_READABLE_CELL the next cell is tried, and when every
+// cell failed the client syncs with the master and tries again until the
+// caller's context ends. The SHA-1 of every object received is checked:
+// bad data from every readable cell is a [*ChecksumError].
+//
+// A transaction ([Client.Begin], [Txn]) stores to every cell of each
+// object's partition. A storage whose link breaks during the transaction
+// is treated as having answered; at vote the client checks that every
+// partition written keeps a live (and locked) copy and reports the
+// failed storages to the master (FailedVote, §6.7), which accepts only if
+// the cluster stays operational without them.
+//
+// # Reconnection
+//
+// When the link to the primary master breaks, the client forgets the
+// partition table and its storage links (the master forgets the client,
+// so will the storages) and looks for the primary again, round robin
+// over the configured masters and those the master announced, pausing
+// between rounds (50 ms doubling up to 1 s) until it finds one or
+// [Client.Close] is called. Meanwhile:
+//
+//   - Load, LoadSerial, Begin, NewOID, LastTid and Sync wait for the new
+//     connection, within their context;
+//   - a transaction begun on the lost connection fails with an error
+//     matching [ErrMasterLost] (the master aborted it); the caller
+//     aborts and begins again;
+//   - a transaction whose Finish was sent when the link broke is not
+//     lost: Finish asks the new primary, then the storages, whether it
+//     committed (AskFinalTID, §6.9), and returns its tid if it did;
+//   - watchers get an [Invalidation] with All set if commits happened
+//     while disconnected.
+//
+// # Design notes
+//
+// The master link's notifications are applied on its reader goroutine,
+// so that the Pong of [Client.Sync] comes after every invalidation sent
+// before it. [Client.Load] is the path a cache will sit in front of:
+// its [Object] carries the serial and next serial that bound the
+// validity of the data, and [Client.Watch] the invalidations to apply.
+package client

@@ -1,0 +1,283 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/nodetab"
+	"github.com/neogo/neo/parttab"
+	"github.com/neogo/neo/proto"
+)
+
+// masterConn is one connection to the primary master and what it told:
+// the node and partition tables live with the connection and go with it
+// (cluster.md §7.1: the table is cleared when the master is lost). Its
+// fields after link are guarded by Client.mu; the link's handler updates
+// them on the reader goroutine, so that a Pong (Sync) arrives after every
+// notification sent before it has been applied.
+type masterConn struct {
+	c    *Client
+	addr string
+	link *neonet.Link
+
+	nid   proto.NodeID // ours, from AcceptIdentification
+	nodes *nodetab.Table
+	pt    *parttab.Table
+	// gotLast is set once AnswerLastTransaction was processed; before,
+	// invalidations are kept in early (cluster.md §5.5).
+	gotLast bool
+	early   []Invalidation
+	// notPrimary is the redirection a secondary master sent.
+	notPrimary *proto.NotPrimaryMaster
+}
+
+func (mc *masterConn) lost() bool {
+	select {
+	case <-mc.link.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// doneChan returns a channel closed when the link is gone; nil (never
+// ready) for a nil connection.
+func (mc *masterConn) doneChan() <-chan struct{} {
+	if mc == nil {
+		return nil
+	}
+	return mc.link.Done()
+}
+
+// identifyMaster dials addr, identifies as a client and waits until the
+// connection is usable (cluster.md §7.1): last tid known, partition
+// table operational. On NotPrimaryMaster it returns the primary's address.
+func (c *Client) identifyMaster(ctx context.Context, addr string) (mc *masterConn, primary string, err error) {
+	mc = &masterConn{c: c, addr: addr, nodes: nodetab.New()}
+	cfg := c.ncfg
+	cfg.Handler = mc.handle
+	link, err := neonet.Dial(ctx, "tcp", addr, cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	mc.link = link
+	ok := false
+	defer func() {
+		if !ok {
+			link.Close()
+		}
+	}()
+	c.mu.Lock()
+	nid := c.mu.nid
+	c.mu.Unlock()
+	extra := proto.Dict{}
+	if c.cfg.ReadOnly {
+		extra = proto.Dict{{Key: "read_only", Value: true}}
+	}
+	req := &proto.RequestIdentification{
+		NodeType:    proto.CLIENT,
+		NID:         nid,
+		ClusterName: c.cfg.Cluster,
+		Extra:       extra,
+	}
+	var acc proto.AcceptIdentification
+	if err := link.Ask(ctx, req, &acc); err != nil {
+		if errors.Is(err, neonet.ErrClosed) {
+			// A secondary master sends NotPrimaryMaster, then closes;
+			// the handler has seen it before the close was noticed.
+			c.mu.Lock()
+			npm := mc.notPrimary
+			c.mu.Unlock()
+			if npm != nil {
+				c.learnMasters(npm.KnownMasters)
+				if i, ok := npm.Primary.Get(); ok && int(i) < len(npm.KnownMasters) {
+					primary = npm.KnownMasters[i].String()
+				}
+				return nil, primary, fmt.Errorf("%s is not the primary master: %w", addr, err)
+			}
+		}
+		return nil, "", fmt.Errorf("identify to master %s: %w", addr, err)
+	}
+	if acc.NodeType != proto.MASTER {
+		return nil, "", fmt.Errorf("identify to master %s: it is a %v", addr, acc.NodeType)
+	}
+	c.mu.Lock()
+	mc.nid = acc.YourNID
+	c.mu.Unlock()
+	var last proto.AnswerLastTransaction
+	if err := link.Ask(ctx, &proto.AskLastTransaction{}, &last); err != nil {
+		return nil, "", fmt.Errorf("ask master %s for the last tid: %w", addr, err)
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.mu.closed {
+		return nil, "", ErrClosed
+	}
+	if mc.pt == nil || !mc.pt.Operational(mc.nodeStates) {
+		return nil, "", fmt.Errorf("master %s: partition table not operational", addr)
+	}
+	ok = true
+	mc.gotLast = true
+	c.mu.nid = acc.YourNID
+	c.mu.master = mc
+	close(c.mu.ready)
+	prev := c.mu.lastTid
+	switch {
+	case prev == 0:
+		c.mu.lastTid = last.Tid
+	case prev != last.Tid:
+		// Commits were missed while disconnected (or the database was
+		// truncated): tell watchers that anything may have changed.
+		c.emitLocked(Invalidation{Tid: last.Tid, All: true})
+	}
+	for _, inv := range mc.early {
+		if inv.Tid > last.Tid {
+			c.emitLocked(inv)
+		}
+	}
+	mc.early = nil
+	c.log.Info("connected to the primary master", "master", addr, "nid", acc.YourNID,
+		"ptid", mc.pt.PTid(), "last_tid", last.Tid)
+	return mc, "", nil
+}
+
+// nodeStates gives the node states for parttab; callers hold Client.mu.
+func (mc *masterConn) nodeStates(nid proto.NodeID) proto.NodeState {
+	if n := mc.nodes.ByNID(nid); n != nil {
+		return n.State
+	}
+	return proto.UNKNOWN
+}
+
+// handle processes the master's notifications, on the link's reader
+// goroutine.
+func (mc *masterConn) handle(r *neonet.Request) {
+	c := mc.c
+	var toClose []*neonet.Link
+	c.mu.Lock()
+	switch m := r.Msg.(type) {
+	case *proto.NotPrimaryMaster:
+		mc.notPrimary = m
+	case *proto.NotifyNodeInformation:
+		entries := make([]nodetab.Node, len(m.NodeList))
+		var masters []proto.Addr
+		for i, n := range m.NodeList {
+			entries[i] = nodetab.Node{Type: n.Type, Addr: n.Addr, NID: n.NID, State: n.State, IDTimestamp: n.IDTimestamp}
+			if n.Type == proto.MASTER && n.State != proto.UNKNOWN {
+				masters = append(masters, n.Addr)
+			}
+		}
+		if mc.nid == 0 && len(m.NodeList) > 0 && m.NodeList[0].Type == proto.CLIENT {
+			// The first notification can overtake the processing of
+			// AcceptIdentification; it lists the receiver first.
+			mc.nid = m.NodeList[0].NID
+		}
+		drop := func(nid proto.NodeID) bool { return mc.pt == nil || mc.pt.DropNode(nid) }
+		res, err := mc.nodes.Update(m.Timestamp, mc.nid, entries, drop)
+		if err != nil {
+			c.log.Error("bad node notification from the master; reconnecting", "err", err)
+			toClose = append(toClose, r.Link)
+			break
+		}
+		// Storages not RUNNING (or forgotten) lose their link (§1.1.3).
+		var gone []proto.NodeID
+		for _, n := range res.Changed {
+			if n.Type == proto.STORAGE && n.State != proto.NODE_RUNNING {
+				gone = append(gone, n.NID)
+			}
+		}
+		for _, n := range res.Removed {
+			if n.Type == proto.STORAGE {
+				gone = append(gone, n.NID)
+			}
+		}
+		if c.mu.master == mc {
+			for _, nid := range gone {
+				if sc := c.mu.storages[nid]; sc != nil {
+					delete(c.mu.storages, nid)
+					if sc.link != nil {
+						toClose = append(toClose, sc.link)
+					}
+				}
+			}
+		}
+		c.learnMastersLocked(masters)
+	case *proto.SendPartitionTable:
+		pt, err := parttab.Load(m.PTid, int(m.NumReplicas), parttab.RowsFromProto(m.Rows))
+		if err != nil {
+			c.log.Error("bad partition table from the master; reconnecting", "err", err)
+			toClose = append(toClose, r.Link)
+			break
+		}
+		mc.pt = pt
+	case *proto.NotifyPartitionChanges:
+		if mc.pt == nil {
+			break
+		}
+		changes := make([]parttab.Change, len(m.CellList))
+		for i, ch := range m.CellList {
+			changes[i] = parttab.Change{Offset: ch.Offset, NID: ch.NID, State: ch.State}
+		}
+		if err := mc.pt.Update(m.PTid, int(m.NumReplicas), changes); err != nil {
+			c.log.Error("bad partition change from the master; reconnecting", "err", err)
+			toClose = append(toClose, r.Link)
+		}
+	case *proto.InvalidateObjects:
+		inv := Invalidation{Tid: m.Tid, Oids: m.OidList}
+		switch {
+		case !mc.gotLast:
+			mc.early = append(mc.early, inv)
+		case c.mu.master == mc:
+			c.emitLocked(inv)
+		}
+	case *proto.StopOperation:
+		c.log.Info("the master stopped the cluster operation")
+		toClose = append(toClose, r.Link)
+	case *proto.NotifyClusterInformation:
+		c.log.Debug("cluster state", "cluster_state", m.State)
+	default:
+		c.log.Debug("ignored packet from the master", "msg", proto.MsgName(r.Msg.NEOMsgCode()))
+	}
+	c.mu.Unlock()
+	for _, l := range toClose {
+		l.Close()
+	}
+}
+
+// storageNodeForRead returns the candidates to read partition part, in
+// the order to try them (cluster.md §7.2): readable cells, shuffled, the
+// nodes that failed recently last (the oldest failure first).
+func (c *Client) readCandidatesLocked(pt *parttab.Table, part uint32, now time.Time) []proto.NodeID {
+	cells := pt.ReadableCells(part)
+	nids := make([]proto.NodeID, 0, len(cells))
+	for _, cell := range cells {
+		nids = append(nids, cell.NID)
+	}
+	if len(nids) > 1 {
+		randShuffle(nids)
+		slices.SortStableFunc(nids, func(a, b proto.NodeID) int {
+			fa, fb := c.failedAtLocked(a, now), c.failedAtLocked(b, now)
+			return fa.Compare(fb)
+		})
+	}
+	return nids
+}
+
+// failedAtLocked returns when nid last failed if within failureMemory,
+// else the zero time.
+func (c *Client) failedAtLocked(nid proto.NodeID, now time.Time) time.Time {
+	t, ok := c.mu.failed[nid]
+	if !ok {
+		return time.Time{}
+	}
+	if now.Sub(t) > failureMemory {
+		delete(c.mu.failed, nid)
+		return time.Time{}
+	}
+	return t
+}
