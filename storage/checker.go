@@ -176,6 +176,11 @@ func (n *Node) check(ctx context.Context, master *neonet.Link, tm *txnManager, m
 // checkRange asks one participant for the digest of a chunk and returns it
 // as a comparable string, with the count and the last tid/oid.
 func (n *Node) checkRange(ctx context.Context, pr *checkPeer, p uint32, minTid, maxTid proto.Tid, minOid proto.Oid, serials bool) (string, uint64, proto.Tid, proto.Oid, error) {
+	if pr.link == nil {
+		// Our own digest competes with our clients like a peer's does
+		// with its clients (feed.go).
+		n.prio.yield(ctx)
+	}
 	if !serials {
 		var a proto.AnswerCheckTIDRange
 		if pr.link == nil {

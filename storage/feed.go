@@ -80,6 +80,7 @@ func (c *clientConn) handleFeed(ctx context.Context, r *neonet.Request) (bool, e
 			return true, err
 		}
 		tm.whenTidUnlocked(m.MaxTid, c.closed, func() {
+			n.prio.yield(ctx) // client requests go first (priority.go)
 			res, err := backend.CheckTIDRange(ctx, n.db, m.Partition, int(m.Length), m.MinTid, m.MaxTid)
 			if err != nil {
 				c.reply(r, nil, err)
@@ -97,6 +98,7 @@ func (c *clientConn) handleFeed(ctx context.Context, r *neonet.Request) (bool, e
 			return true, fmt.Errorf("%w: transactions must be checked before objects", proto.ErrProtocol)
 		}
 		go func() {
+			n.prio.yield(ctx)
 			res, err := backend.CheckSerialRange(ctx, n.db, m.Partition, int(m.Length), m.MinTid, m.MaxTid, m.MinOid)
 			if err != nil {
 				c.reply(r, nil, err)

@@ -1,8 +1,9 @@
 package storage
 
-// Client traffic goes before replication (cluster.md §8.5): a storage that
-// serves clients while it feeds another storage, or replicates from one,
-// must not make the clients wait behind bulk copying. Both sides of
+// Client traffic goes before replication (cluster.md §8.5) and replica
+// checks (§8.6): a storage that serves clients while it feeds another
+// storage, replicates from one, or computes the digests of a check, must
+// not make the clients wait behind bulk copying or hashing. Both sides of
 // replication share the disk and the CPU with client requests, so they
 // yield at their natural pauses (between chunks, every few records) while
 // any client request is in progress. A yield is bounded so that a steady
@@ -34,6 +35,10 @@ type clientPriority struct {
 
 	mu   sync.Mutex
 	idle chan struct{} // closed when busy drops to 0; renewed when it leaves 0
+
+	// expired, when set (tests), replaces the yieldBound timer of yield,
+	// so that a test decides when the bound is reached.
+	expired <-chan time.Time
 }
 
 // begin marks a client request in progress; end must follow.
@@ -64,6 +69,9 @@ func (p *clientPriority) end() {
 func (p *clientPriority) yield(ctx context.Context) bool {
 	if p.busy.Load() == 0 {
 		return false
+	}
+	if p.expired != nil {
+		return p.wait(ctx, p.expired)
 	}
 	t := time.NewTimer(yieldBound)
 	defer t.Stop()

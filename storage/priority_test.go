@@ -23,7 +23,7 @@ func mustBlock(t *testing.T, done <-chan bool) {
 	t.Helper()
 	select {
 	case <-done:
-		t.Fatal("replication step went on while a client request was in progress")
+		t.Fatal("replication or check step went on while a client request was in progress")
 	case <-time.After(50 * time.Millisecond):
 	}
 }

@@ -1,0 +1,148 @@
+package storage
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/parttab"
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage/backend"
+)
+
+// feedNode is a node that holds partition 0 UP_TO_DATE on an empty
+// database and serves one storage link in process; its clientPriority
+// bound fires only when the test sends on expired.
+type feedNode struct {
+	n       *Node
+	peer    *neonet.Link // the checking storage's end
+	expired chan time.Time
+}
+
+func newFeedNode(t *testing.T, ctx context.Context) *feedNode {
+	t.Helper()
+	db, err := backend.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), backend.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Config{Cluster: "c", Masters: []string{"127.0.0.1:1"}, Backend: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	const self, checker = proto.NodeID(1), proto.NodeID(2)
+	n.mu.nid = self
+	if n.mu.pt, err = loadPTable(1, 1, [][]parttab.Cell{{{NID: self, State: proto.UP_TO_DATE}, {NID: checker, State: proto.UP_TO_DATE}}}); err != nil {
+		t.Fatal(err)
+	}
+	f := &feedNode{n: n, expired: make(chan time.Time, 1)}
+	n.prio.expired = f.expired
+
+	ln, err := neonet.Listen(ctx, "tcp", "127.0.0.1:0", neonet.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if f.peer, err = neonet.Dial(ctx, "tcp", ln.Addr().String(), neonet.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.peer.Close() })
+	link, err := ln.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clientConn{n: n, link: link, nid: checker, tm: newTxnManager(txnConfig{DB: newFakeDB()}),
+		loads: make(chan struct{}, maxLinkLoads)}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		for {
+			r, err := link.Recv(ctx)
+			if err != nil {
+				return
+			}
+			if err := c.handle(ctx, r); err != nil {
+				t.Errorf("handle %s: %v", proto.MsgName(r.Msg.NEOMsgCode()), err)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		link.Close()
+		<-served
+	})
+	return f
+}
+
+// ask starts req on the checking storage's end; the channel gives the
+// outcome of the call.
+func (f *feedNode) ask(t *testing.T, ctx context.Context, req, resp proto.Msg) <-chan error {
+	t.Helper()
+	call, err := f.peer.Start(req, resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- call.Wait(ctx) }()
+	return done
+}
+
+// The answers of a replica check's feeding side wait while client
+// requests are in progress (like replication feeding, priority.go), go on
+// as soon as the last one ends, and after the bound when none ends.
+func TestCheckFeedYieldsToClients(t *testing.T) {
+	reqs := []struct {
+		name      string
+		req, resp func() proto.Msg
+	}{
+		{"AskCheckTIDRange",
+			func() proto.Msg {
+				return &proto.AskCheckTIDRange{Partition: 0, Length: checkCount, MinTid: 0, MaxTid: proto.MaxTid}
+			},
+			func() proto.Msg { return &proto.AnswerCheckTIDRange{} }},
+		{"AskCheckSerialRange",
+			func() proto.Msg {
+				return &proto.AskCheckSerialRange{Partition: 0, Length: checkCount, MinTid: 0, MaxTid: proto.MaxTid, MinOid: 0}
+			},
+			func() proto.Msg { return &proto.AnswerCheckSerialRange{} }},
+	}
+	// answered adapts the outcome of a call to mustBlock/mustProceed,
+	// failing on an error answer.
+	answered := func(t *testing.T, errc <-chan error) <-chan bool {
+		done := make(chan bool, 1)
+		go func() {
+			if err := <-errc; err != nil {
+				t.Errorf("check answer: %v", err)
+			}
+			done <- true
+		}()
+		return done
+	}
+	for _, rq := range reqs {
+		t.Run(rq.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 4*waitDeadline)
+			defer cancel()
+			f := newFeedNode(t, ctx)
+			p := &f.n.prio
+
+			// No client request: answered at once.
+			mustProceed(t, answered(t, f.ask(t, ctx, rq.req(), rq.resp())), true)
+
+			// A client request in progress: the answer waits for its end.
+			p.begin()
+			done := answered(t, f.ask(t, ctx, rq.req(), rq.resp()))
+			mustBlock(t, done)
+			p.end()
+			mustProceed(t, done, true)
+
+			// A client request that never ends: the bound lets the check go.
+			p.begin()
+			done = answered(t, f.ask(t, ctx, rq.req(), rq.resp()))
+			mustBlock(t, done)
+			f.expired <- time.Now()
+			mustProceed(t, done, true)
+			p.end()
+		})
+	}
+}
