@@ -60,7 +60,7 @@ func (n *Node) check(ctx context.Context, master *neonet.Link, tm *txnManager, m
 	}
 	peers := []*checkPeer{{nid: self}}
 	for _, nid := range others {
-		l, err := n.dialStorage(ctx, addrs[nid].String())
+		l, err := n.dialStorage(ctx, nid, addrs[nid].String())
 		if err != nil {
 			log.Warn("check: cannot reach replica", "nid", nid, "err", err)
 			continue
@@ -206,28 +206,4 @@ func (n *Node) checkRange(ctx context.Context, pr *checkPeer, p uint32, minTid, 
 		return "", 0, 0, 0, err
 	}
 	return fmt.Sprintf("%d/%x/%v/%x/%v", a.Count, a.TidChecksum, a.MaxTid, a.OidChecksum, a.MaxOid), a.Count, a.MaxTid, a.MaxOid, nil
-}
-
-// dialStorage connects to another storage of the cluster and identifies
-// with our node id and id_timestamp (protocol.md §5.6).
-func (n *Node) dialStorage(ctx context.Context, addr string) (*neonet.Link, error) {
-	n.mu.Lock()
-	self, ts := n.mu.nid, n.mu.nodes.SelfIDTimestamp()
-	n.mu.Unlock()
-	l, err := neonet.Dial(ctx, "tcp", addr, neonet.Config{Logger: n.log, TLS: n.cfg.TLS})
-	if err != nil {
-		return nil, err
-	}
-	var acc proto.AcceptIdentification
-	err = l.Ask(ctx, &proto.RequestIdentification{NodeType: proto.STORAGE, NID: self, Addr: n.addr,
-		ClusterName: n.cfg.Cluster, IDTimestamp: ts, Extra: proto.Dict{}}, &acc)
-	if err != nil {
-		l.Close()
-		return nil, fmt.Errorf("identify to %s: %w", addr, err)
-	}
-	if acc.NodeType != proto.STORAGE {
-		l.Close()
-		return nil, fmt.Errorf("%s is a %v, not a storage", addr, acc.NodeType)
-	}
-	return l, nil
 }

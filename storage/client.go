@@ -154,6 +154,10 @@ func (n *Node) identify(ctx context.Context, link *neonet.Link, req *proto.Reque
 			pts, phasTS = p.IDTimestamp.Get()
 		}
 		if p != nil && hasTS == phasTS && pts == ts {
+			if err := n.identifyStorage(n.mu.nid, req); err != nil {
+				n.mu.Unlock()
+				return 0, nil, err
+			}
 			n.mu.links[link] = req.NID
 			n.mu.Unlock()
 			return req.NID, tm, nil

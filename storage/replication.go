@@ -297,6 +297,7 @@ func (r *replicator) source(ctx context.Context, p uint32) (*neonet.Link, error)
 	n := r.n
 	n.mu.Lock()
 	var addrs []string
+	var nids []proto.NodeID
 	if pt := n.mu.pt; pt != nil && p < pt.np() {
 		for _, c := range pt.row(p) {
 			if c.NID == n.mu.nid || !c.State.Readable() {
@@ -304,6 +305,7 @@ func (r *replicator) source(ctx context.Context, p uint32) (*neonet.Link, error)
 			}
 			if peer := n.mu.nodes.ByNID(c.NID); peer != nil && peer.State == proto.NODE_RUNNING && !peer.Addr.IsZero() {
 				addrs = append(addrs, peer.Addr.String())
+				nids = append(nids, c.NID)
 			}
 		}
 	}
@@ -321,12 +323,12 @@ func (r *replicator) source(ctx context.Context, p uint32) (*neonet.Link, error)
 			}
 		}
 	}
-	addr := addrs[int(p)%len(addrs)]
-	l, err := n.dialStorage(ctx, addr)
+	i := int(p) % len(addrs)
+	l, err := n.dialStorage(ctx, nids[i], addrs[i])
 	if err != nil {
 		return nil, err
 	}
-	r.sources[addr] = l
+	r.sources[addrs[i]] = l
 	return l, nil
 }
 

@@ -86,6 +86,7 @@ type Node struct {
 	wg      sync.WaitGroup // goroutines serving incoming links, background jobs
 	checkMu sync.Mutex     // replica checks run one at a time
 	prio    clientPriority // client requests in progress, for replication to yield to
+	dials   storageDials   // silent dials to other storages (ha_dial.go)
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Shutdown

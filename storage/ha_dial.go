@@ -1,0 +1,182 @@
+package storage
+
+// Crossing storage-to-storage dials (protocol.md §5.6): when two storages
+// dial each other at the same time, each receives the other's
+// RequestIdentification while its own is still unanswered. Both must
+// agree on the link that survives: the accepting storage drops its own
+// silent dial to the requester if its id is smaller than the requester's,
+// and answers PROTOCOL_ERROR "already connected" otherwise, so that the
+// link dialled by the storage with the greater id survives.
+//
+// Only silent dials (not yet answered) take part: our links to other
+// storages are per purpose (replication sources, replica checks) and
+// carry requests one way, so an identified outgoing link does not
+// conflict with an incoming one. The storage whose dial lost redials
+// shortly after, once the surviving link is identified on both sides.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/proto"
+)
+
+// errDialReplaced: our dial to a storage was dropped for the peer's
+// crossing dial to us (its id is greater).
+var errDialReplaced = errors.New("outgoing link replaced by the peer's crossing dial")
+
+// errAlreadyConnected is the refusal of a crossing dial from a storage
+// whose id is smaller than ours.
+var errAlreadyConnected = &proto.Error{Code: proto.PROTOCOL_ERROR, Message: "already connected"}
+
+// dialRetryDelays are the pauses before each new attempt of a dial that
+// lost the arbitration: the peer's surviving dial must first receive our
+// AcceptIdentification, which takes one loopback or LAN round trip; the
+// later pauses cover a loaded peer.
+var dialRetryDelays = []time.Duration{10 * time.Millisecond, 50 * time.Millisecond, 250 * time.Millisecond}
+
+// storageDial is one dial to a storage, registered from before the TCP
+// connection until the AcceptIdentification (or a failure).
+type storageDial struct {
+	nid    proto.NodeID
+	cancel context.CancelCauseFunc
+}
+
+// storageDials registers the silent dials to other storages by node id.
+// The zero value is ready for use.
+type storageDials struct {
+	mu sync.Mutex
+	m  map[proto.NodeID]map[*storageDial]struct{}
+
+	// beforeDial, if set (tests), is called after a dial is registered
+	// and before it connects, with its attempt number from 1.
+	beforeDial func(nid proto.NodeID, attempt int)
+}
+
+func (s *storageDials) add(nid proto.NodeID, cancel context.CancelCauseFunc) *storageDial {
+	d := &storageDial{nid: nid, cancel: cancel}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[proto.NodeID]map[*storageDial]struct{}{}
+	}
+	if s.m[nid] == nil {
+		s.m[nid] = map[*storageDial]struct{}{}
+	}
+	s.m[nid][d] = struct{}{}
+	return d
+}
+
+// done unregisters d once answered or failed, and reports whether it was
+// still registered: false means the peer's crossing dial replaced it.
+func (s *storageDials) done(d *storageDial) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.m[d.nid]
+	if _, ok := set[d]; !ok {
+		return false
+	}
+	delete(set, d)
+	if len(set) == 0 {
+		delete(s.m, d.nid)
+	}
+	return true
+}
+
+// arbitrate decides on a RequestIdentification from storage peer while
+// we (self) may be dialling it: with no silent dial to peer it accepts;
+// otherwise it drops our silent dials if self < peer, else it refuses
+// with errAlreadyConnected.
+func (s *storageDials) arbitrate(self, peer proto.NodeID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.m[peer]
+	if len(set) == 0 {
+		return nil
+	}
+	if self > peer {
+		return errAlreadyConnected
+	}
+	for d := range set {
+		d.cancel(errDialReplaced)
+	}
+	delete(s.m, peer)
+	return nil
+}
+
+// identifyStorage applies the crossing-dial rule to an incoming
+// identification from a known peer; identify calls it.
+func (n *Node) identifyStorage(self proto.NodeID, req *proto.RequestIdentification) error {
+	if req.NodeType != proto.STORAGE || req.NID == 0 {
+		return nil
+	}
+	return n.dials.arbitrate(self, req.NID)
+}
+
+// lostArbitration tells the errors of a dial that lost to a crossing dial
+// of the peer.
+func lostArbitration(err error) bool {
+	var perr *proto.Error
+	return errors.Is(err, errDialReplaced) ||
+		errors.As(err, &perr) && perr.Code == errAlreadyConnected.Code && perr.Message == errAlreadyConnected.Message
+}
+
+// dialStorage connects to storage nid at addr and identifies with our
+// node id and id_timestamp (protocol.md §5.6). A dial that loses to the
+// peer's crossing dial is retried after a short pause.
+func (n *Node) dialStorage(ctx context.Context, nid proto.NodeID, addr string) (*neonet.Link, error) {
+	for attempt := 1; ; attempt++ {
+		l, err := n.dialStorageOnce(ctx, nid, addr, attempt)
+		if err == nil || !lostArbitration(err) || attempt > len(dialRetryDelays) {
+			return l, err
+		}
+		n.log.Debug("crossing dial lost, retrying", "nid", nid, "addr", addr, "err", err)
+		t := time.NewTimer(dialRetryDelays[attempt-1])
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("dial storage %v at %s: %w", nid, addr, ctx.Err())
+		}
+	}
+}
+
+func (n *Node) dialStorageOnce(ctx context.Context, nid proto.NodeID, addr string, attempt int) (*neonet.Link, error) {
+	n.mu.Lock()
+	self, ts := n.mu.nid, n.mu.nodes.SelfIDTimestamp()
+	n.mu.Unlock()
+	dctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	d := n.dials.add(nid, cancel)
+	if hook := n.dials.beforeDial; hook != nil {
+		hook(nid, attempt)
+	}
+	l, err := neonet.Dial(dctx, "tcp", addr, neonet.Config{Logger: n.log, TLS: n.cfg.TLS})
+	if err != nil {
+		replaced := !n.dials.done(d)
+		if replaced {
+			err = errDialReplaced
+		}
+		return nil, fmt.Errorf("dial storage %v at %s: %w", nid, addr, err)
+	}
+	var acc proto.AcceptIdentification
+	err = l.Ask(dctx, &proto.RequestIdentification{NodeType: proto.STORAGE, NID: self, Addr: n.addr,
+		ClusterName: n.cfg.Cluster, IDTimestamp: ts, Extra: proto.Dict{}}, &acc)
+	if !n.dials.done(d) {
+		// The peer's dial replaced ours, even if its answer came.
+		err = errDialReplaced
+	}
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("identify to storage %v at %s: %w", nid, addr, err)
+	}
+	if acc.NodeType != proto.STORAGE {
+		l.Close()
+		return nil, fmt.Errorf("%s is a %v, not a storage", addr, acc.NodeType)
+	}
+	return l, nil
+}
