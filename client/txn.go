@@ -274,6 +274,11 @@ func (t *Txn) Vote(ctx context.Context) error {
 	}
 	t.mu.state = txnVoting
 	if err := t.vote(ctx); err != nil {
+		if t.mc.lost() && !errors.Is(err, ErrMasterLost) {
+			// The storages drop our links when the master goes: say
+			// what the failure really is.
+			err = fmt.Errorf("%w: %w", ErrMasterLost, err)
+		}
 		if t.mu.err == nil {
 			t.mu.err = err
 		}

@@ -1,0 +1,328 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/proto"
+)
+
+// Tests of our Go client (package client) against a cluster of our
+// binaries: it must ride through the loss of the primary master and of
+// a storage by itself, without losing an acknowledged commit.
+
+// Bounds of the waits of the Go client tests.
+const (
+	gcOpTimeout  = 60 * time.Second // one commit of the loop, one check
+	gcAckTimeout = 60 * time.Second // some commits acknowledged
+)
+
+// gcAck is one commit acknowledged to the loop.
+type gcAck struct {
+	oid  proto.Oid
+	tid  proto.Tid
+	data string
+	at   time.Time
+}
+
+// gcLoop commits one new object per transaction until stopped.
+type gcLoop struct {
+	t      *testing.T
+	cl     *client.Client
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu       sync.Mutex
+	acks     []gcAck
+	errs     []string      // failed commits
+	lostErrs int           // those that matched client.ErrMasterLost
+	readErrs []string      // failed reads of an acknowledged commit
+	kick     chan struct{} // cap 1: a new ack
+	first    time.Time     // when the loop started
+}
+
+// clientLogger returns a logger writing to dir/client.log.
+func clientLogger(t *testing.T, dir string) *slog.Logger {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, "client.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// startLoop opens a client on masters and starts committing.
+func startLoop(t *testing.T, masters []string, name string, log *slog.Logger) *gcLoop {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), goStartTimeout)
+	defer cancel()
+	cl, err := client.Open(ctx, client.Config{Masters: masters, Cluster: name, Logger: log})
+	if err != nil {
+		t.Fatalf("open client: %v", err)
+	}
+	lctx, lcancel := context.WithCancel(t.Context())
+	l := &gcLoop{t: t, cl: cl, cancel: lcancel, done: make(chan struct{}), kick: make(chan struct{}, 1), first: time.Now()}
+	go l.run(lctx)
+	t.Cleanup(l.stop)
+	return l
+}
+
+func (l *gcLoop) run(ctx context.Context) {
+	defer close(l.done)
+	for i := 1; ctx.Err() == nil; i++ {
+		data := fmt.Sprintf("value %d", i)
+		oid, tid, err := l.commit(ctx, data)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			l.mu.Lock()
+			l.errs = append(l.errs, fmt.Sprintf("%d: %v", i, err))
+			if errors.Is(err, client.ErrMasterLost) {
+				l.lostErrs++
+			}
+			l.mu.Unlock()
+			// A retry pause, so that a persistent error does not spin.
+			tm := time.NewTimer(20 * time.Millisecond)
+			select {
+			case <-tm.C:
+			case <-ctx.Done():
+				tm.Stop()
+			}
+			continue
+		}
+		l.mu.Lock()
+		l.acks = append(l.acks, gcAck{oid: oid, tid: tid, data: data, at: time.Now()})
+		l.mu.Unlock()
+		// Read it back at once: Load waits through a reconnection.
+		if err := l.read(ctx, oid, tid, data); err != nil && ctx.Err() == nil {
+			l.mu.Lock()
+			l.readErrs = append(l.readErrs, err.Error())
+			l.mu.Unlock()
+		}
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (l *gcLoop) read(ctx context.Context, oid proto.Oid, tid proto.Tid, data string) error {
+	ctx, cancel := context.WithTimeout(ctx, gcOpTimeout)
+	defer cancel()
+	obj, err := l.cl.Load(ctx, oid, proto.InvalidTid)
+	switch {
+	case err != nil:
+		return fmt.Errorf("read back oid %v: %w", oid, err)
+	case string(obj.Data) != data || obj.Serial != tid:
+		return fmt.Errorf("read back oid %v: %q at %v, want %q at %v", oid, obj.Data, obj.Serial, data, tid)
+	}
+	return nil
+}
+
+func (l *gcLoop) commit(ctx context.Context, data string) (proto.Oid, proto.Tid, error) {
+	ctx, cancel := context.WithTimeout(ctx, gcOpTimeout)
+	defer cancel()
+	oid, err := l.cl.NewOID(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	txn, err := l.cl.Begin(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := txn.Store(ctx, oid, proto.ZeroTid, []byte(data)); err != nil {
+		txn.Abort(ctx)
+		return 0, 0, err
+	}
+	if err := txn.Vote(ctx); err != nil {
+		txn.Abort(ctx)
+		return 0, 0, err
+	}
+	tid, err := txn.Finish(ctx)
+	return oid, tid, err
+}
+
+// waitAcks waits until n commits were acknowledged after since and
+// returns the first of them.
+func (l *gcLoop) waitAcks(since time.Time, n int, what string) gcAck {
+	l.t.Helper()
+	deadline := time.NewTimer(gcAckTimeout)
+	defer deadline.Stop()
+	for {
+		l.mu.Lock()
+		var after []gcAck
+		for _, a := range l.acks {
+			if a.at.After(since) {
+				after = append(after, a)
+			}
+		}
+		errs := len(l.errs)
+		l.mu.Unlock()
+		if len(after) >= n {
+			return after[0]
+		}
+		select {
+		case <-l.kick:
+		case <-deadline.C:
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.t.Fatalf("%s: %d of %d commits acknowledged after %v; %d errors, last: %q",
+				what, len(after), n, gcAckTimeout, errs, l.lastErrs(5))
+		}
+	}
+}
+
+// lastErrs returns the last n errors; callers hold l.mu.
+func (l *gcLoop) lastErrs(n int) []string {
+	return l.errs[max(0, len(l.errs)-n):]
+}
+
+// stop ends the loop and closes its client.
+func (l *gcLoop) stop() {
+	l.cancel()
+	select {
+	case <-l.done:
+	case <-time.After(gcOpTimeout):
+		l.t.Errorf("commit loop still running %v after stop", gcOpTimeout)
+	}
+	l.cl.Close()
+}
+
+// check reads every acknowledged commit back with a fresh client.
+func (l *gcLoop) check(masters []string, name string) {
+	l.t.Helper()
+	l.stop()
+	ctx, cancel := context.WithTimeout(l.t.Context(), gcOpTimeout)
+	defer cancel()
+	cl, err := client.Open(ctx, client.Config{Masters: masters, Cluster: name})
+	if err != nil {
+		l.t.Fatalf("open checking client: %v", err)
+	}
+	defer cl.Close()
+	l.mu.Lock()
+	acks, errs, readErrs := l.acks, l.errs, l.readErrs
+	l.mu.Unlock()
+	if len(readErrs) > 0 {
+		l.t.Errorf("reads of acknowledged commits failed during the loop: %q", readErrs[:min(len(readErrs), 10)])
+	}
+	var bad []string
+	for _, a := range acks {
+		obj, err := cl.Load(ctx, a.oid, proto.InvalidTid)
+		switch {
+		case err != nil:
+			bad = append(bad, fmt.Sprintf("oid %v: %v", a.oid, err))
+		case string(obj.Data) != a.data || obj.Serial != a.tid:
+			bad = append(bad, fmt.Sprintf("oid %v: %q at %v, want %q at %v", a.oid, obj.Data, obj.Serial, a.data, a.tid))
+		}
+		if len(bad) >= 10 {
+			break
+		}
+	}
+	if len(bad) > 0 {
+		l.t.Fatalf("acknowledged commits lost: %q", bad)
+	}
+	l.t.Logf("%d acknowledged commits read back; %d failed commits: %q", len(acks), len(errs), errs[:min(len(errs), 10)])
+}
+
+// newGoFoCluster prepares a foCluster of our binaries only.
+func newGoFoCluster(t *testing.T, prefix string, masters int) *foCluster {
+	t.Helper()
+	ports := freePorts(t, masters+1)
+	c := &foCluster{t: t, bin: goClusterBin(t), dir: testDir(t), name: fmt.Sprintf("%s%d", prefix, ports[0]),
+		admin: fmt.Sprintf("127.0.0.1:%d", ports[masters]), procs: map[string]*goProc{}}
+	for i := range masters {
+		c.masters = append(c.masters, fmt.Sprintf("127.0.0.1:%d", ports[i]))
+	}
+	t.Cleanup(c.stop)
+	return c
+}
+
+// startStoragesAdmin starts 2 storages of ours and the admin.
+func (c *foCluster) startStoragesAdmin() {
+	c.t.Helper()
+	for i := range 2 {
+		n := fmt.Sprintf("storage%d", i)
+		c.node(n, "go", "neostorage", "--bind", "127.0.0.1:0", "--adapter", "SQLite",
+			"--database", filepath.Join(c.dir, n+".sqlite"))
+	}
+	c.node("admin", "go", "neoadmin", "--bind", c.admin)
+}
+
+// kill9 kills a node of the cluster and waits for its end.
+func (c *foCluster) kill9(name string) time.Time {
+	c.t.Helper()
+	p := c.procs[name]
+	at := time.Now()
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(goStopTimeout):
+		c.t.Fatalf("%s still alive %v after SIGKILL", name, goStopTimeout)
+	}
+	delete(c.procs, name)
+	return at
+}
+
+// TestGoClientFailover kills the primary of two masters while our client
+// commits in a loop: the loop goes on through the reconnection and no
+// acknowledged commit is lost.
+func TestGoClientFailover(t *testing.T) {
+	c := newGoFoCluster(t, "gcfo", 2)
+	c.startMaster(0, "go")
+	c.waitListening(c.masters[0])
+	c.startMaster(1, "go")
+	c.startStoragesAdmin()
+
+	l := startLoop(t, c.masters, c.name, clientLogger(t, c.dir))
+	l.waitAcks(l.first, 20, "commits before the kill")
+	primary := c.waitPrimary(t.Context())
+	victim := ""
+	for i, m := range c.masters {
+		if m == primary {
+			victim = fmt.Sprintf("master%d", i)
+		}
+	}
+	if victim == "" {
+		t.Fatalf("primary %q is none of %v", primary, c.masters)
+	}
+	killed := c.kill9(victim)
+	first := l.waitAcks(killed, 1, "first commit after the kill")
+	t.Logf("first commit %v after killing the primary %s", first.at.Sub(killed).Round(time.Millisecond), victim)
+	l.waitAcks(killed, 20, "commits after the kill")
+	c.waitNewPrimary(t.Context(), primary)
+	l.check(c.masters, c.name)
+	// A commit in flight may fail, but only as ErrMasterLost.
+	if other := len(l.errs) - l.lostErrs; other > 0 {
+		t.Errorf("%d failed commits do not match client.ErrMasterLost: %q", other, l.errs)
+	}
+}
+
+// TestGoClientStorageLoss kills one of two storages (1 replica) while our
+// client commits in a loop: commits go on with the survivor and no
+// acknowledged commit is lost.
+func TestGoClientStorageLoss(t *testing.T) {
+	c := newGoFoCluster(t, "gcsl", 1)
+	c.startMaster(0, "go")
+	c.startStoragesAdmin()
+
+	l := startLoop(t, c.masters, c.name, clientLogger(t, c.dir))
+	l.waitAcks(l.first, 20, "commits before the kill")
+	killed := c.kill9("storage1")
+	first := l.waitAcks(killed, 1, "first commit after the kill")
+	t.Logf("first commit %v after killing storage1", first.at.Sub(killed).Round(time.Millisecond))
+	l.waitAcks(killed, 50, "commits after the kill")
+	l.check(c.masters, c.name)
+}
