@@ -1,0 +1,115 @@
+package client_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+
+	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/proto"
+)
+
+// benchObjects is how many objects the load benchmarks read in turn.
+const benchObjects = 256
+
+// benchData returns 1 KiB of incompressible data.
+func benchData(seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, 1024)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// loadSetup starts a cluster of one storage, commits benchObjects
+// objects of 1 KiB and reads them once (warm storage).
+func loadSetup(b *testing.B) (*client.Client, []proto.Oid) {
+	b.Helper()
+	c := startCluster(b, 1, 0, 4)
+	cl := c.open(b, false)
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	txn, err := cl.Begin(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	oids := make([]proto.Oid, benchObjects)
+	for i := range oids {
+		if oids[i], err = cl.NewOID(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := txn.Store(ctx, oids[i], proto.ZeroTid, benchData(uint64(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := txn.Vote(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := txn.Finish(ctx); err != nil {
+		b.Fatal(err)
+	}
+	for _, oid := range oids {
+		if _, err := cl.Load(ctx, oid, proto.InvalidTid); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return cl, oids
+}
+
+// BenchmarkLoad is one Load of a current 1 KiB object, over loopback TCP
+// to an in-process storage (SQLite), no client cache.
+func BenchmarkLoad(b *testing.B) {
+	cl, oids := loadSetup(b)
+	ctx := context.Background()
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := cl.Load(ctx, oids[i%len(oids)], proto.InvalidTid); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkLoadParallel is BenchmarkLoad from GOMAXPROCS goroutines
+// sharing one client (one link to the storage).
+func BenchmarkLoadParallel(b *testing.B) {
+	cl, oids := loadSetup(b)
+	ctx := context.Background()
+	var next atomic.Uint64
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			oid := oids[next.Add(1)%uint64(len(oids))]
+			if _, err := cl.Load(ctx, oid, proto.InvalidTid); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkCommit is one transaction storing one new 1 KiB object:
+// begin, store, vote, finish, on a cluster of one storage.
+func BenchmarkCommit(b *testing.B) {
+	c := startCluster(b, 1, 0, 4)
+	cl := c.open(b, false)
+	ctx := context.Background()
+	data := benchData(0)
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		oid, err := cl.NewOID(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := commitOne(ctx, cl, oid, proto.ZeroTid, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
