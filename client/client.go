@@ -135,6 +135,8 @@ type Client struct {
 		ready   chan struct{}
 		known   []string // masters learnt from the primary
 		lastTid proto.Tid
+		// connected is set at the first connection to a master.
+		connected bool
 		// finishing counts the transactions waiting for their
 		// AnswerTransactionFinished; invalidations are held meanwhile
 		// so that events go out in tid order (see emitLocked).

@@ -38,6 +38,8 @@ type testCluster struct {
 	mu       sync.Mutex
 	errs     []error
 	storages []*storage.Node
+	mcfg       master.Config
+	stopMaster func()
 }
 
 // testLogger returns a logger for the nodes: silent unless NEO_TEST_LOG
@@ -57,21 +59,11 @@ func startCluster(tb testing.TB, n, nr, np int) *testCluster {
 	c := &testCluster{tb: tb, name: "t" + fmt.Sprint(time.Now().UnixNano()%1e6), cancel: cancel}
 	tb.Cleanup(c.stop)
 	log := testLogger()
-	srv, err := master.NewServer(master.Config{
+	c.mcfg = master.Config{
 		Cluster: c.name, Bind: proto.Addr{Host: "127.0.0.1"}, Partitions: np, Replicas: nr,
 		Autostart: n, Logger: log.With("node", "master"),
-	})
-	if err != nil {
-		tb.Fatal(err)
 	}
-	c.spawn("master", srv.Run)
-	actx, acancel := context.WithTimeout(ctx, startTimeout)
-	defer acancel()
-	addr, err := srv.Addr(actx)
-	if err != nil {
-		tb.Fatalf("master address: %v", err)
-	}
-	c.master = addr.String()
+	c.startMaster()
 	dir := tb.TempDir()
 	for i := range n {
 		path := filepath.Join(dir, fmt.Sprintf("s%d.sqlite", i))
@@ -93,11 +85,41 @@ func startCluster(tb testing.TB, n, nr, np int) *testCluster {
 	return c
 }
 
-func (c *testCluster) spawn(name string, run func(context.Context) error) {
+// startMaster starts the master, on the address of the previous one if
+// there was one.
+func (c *testCluster) startMaster() {
+	c.tb.Helper()
+	cfg := c.mcfg
+	if c.master != "" {
+		addr, err := master.ParseAddr(c.master, 0)
+		if err != nil {
+			c.tb.Fatal(err)
+		}
+		cfg.Bind = addr
+	}
+	srv, err := master.NewServer(cfg)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	c.stopMaster = c.spawn("master", srv.Run)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	addr, err := srv.Addr(ctx)
+	if err != nil {
+		c.tb.Fatalf("master address: %v", err)
+	}
+	c.master = addr.String()
+}
+
+// spawn runs a node until the cluster stops; the returned function
+// stops it alone and waits for its end.
+func (c *testCluster) spawn(name string, run func(context.Context) error) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	stop := c.cancel
-	c.cancel = func() { stop(); cancel() }
+	prev := c.cancel
+	c.cancel = func() { prev(); cancel() }
+	done := make(chan struct{})
 	c.wg.Go(func() {
+		defer close(done)
 		err := run(ctx)
 		if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, master.ErrServerClosed) {
 			c.mu.Lock()
@@ -105,6 +127,14 @@ func (c *testCluster) spawn(name string, run func(context.Context) error) {
 			c.mu.Unlock()
 		}
 	})
+	return func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(stopTimeout):
+			c.tb.Fatalf("%s still running %v after cancel", name, stopTimeout)
+		}
+	}
 }
 
 func (c *testCluster) stop() {

@@ -35,14 +35,7 @@ type masterConn struct {
 	notPrimary *proto.NotPrimaryMaster
 }
 
-func (mc *masterConn) lost() bool {
-	select {
-	case <-mc.link.Done():
-		return true
-	default:
-		return false
-	}
-}
+func (mc *masterConn) lost() bool { return linkClosed(mc.link) }
 
 // doneChan returns a channel closed when the link is gone; nil (never
 // ready) for a nil connection.
@@ -128,7 +121,8 @@ func (c *Client) identifyMaster(ctx context.Context, addr string) (mc *masterCon
 	close(c.mu.ready)
 	prev := c.mu.lastTid
 	switch {
-	case prev == 0:
+	case !c.mu.connected:
+		c.mu.connected = true
 		c.mu.lastTid = last.Tid
 	case prev != last.Tid:
 		// Commits were missed while disconnected (or the database was

@@ -219,7 +219,7 @@ func (t *Txn) linkLocked(ctx context.Context, nid proto.NodeID) (*neonet.Link, e
 
 // failLocked records that storage nid failed for this transaction.
 func (t *Txn) failLocked(nid proto.NodeID, link *neonet.Link, err error) {
-	if !t.mu.failed[nid] {
+	if !t.mu.failed[nid] && !errors.Is(err, errNotRunning) {
 		t.c.log.Info("storage failed during a transaction", "nid", nid, "ttid", t.ttid, "err", err)
 	}
 	t.mu.failed[nid] = true
