@@ -29,15 +29,15 @@ const (
 // testCluster is a master and storages in this process, on loopback
 // ports chosen by the system, with SQLite databases in a test directory.
 type testCluster struct {
-	tb       testing.TB
-	name     string
-	master   string // host:port
-	dbPaths  []string
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	errs     []error
-	storages []*storage.Node
+	tb         testing.TB
+	name       string
+	master     string // host:port
+	dbPaths    []string
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	errs       []error
+	storages   []*storage.Node
 	mcfg       master.Config
 	stopMaster func()
 }
