@@ -146,6 +146,11 @@ func (c *testCluster) stop() {
 	case <-time.After(stopTimeout):
 		c.tb.Errorf("cluster nodes still running %v after cancel", stopTimeout)
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, err := range c.errs {
+		c.tb.Logf("node exited: %v", err)
+	}
 }
 
 // open connects a client to the cluster.

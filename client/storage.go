@@ -81,7 +81,9 @@ func (c *Client) storage(ctx context.Context, nid proto.NodeID) (*neonet.Link, e
 			if c.mu.storages[nid] == sc {
 				delete(c.mu.storages, nid)
 			}
-			c.mu.failed[nid] = time.Now()
+			if ctx.Err() == nil { // the caller giving up is no failure of the node
+				c.mu.failed[nid] = time.Now()
+			}
 		} else if c.mu.storages[nid] != sc || c.mu.closed {
 			// The master lost meanwhile: this link belongs to the old
 			// identification.

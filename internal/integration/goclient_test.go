@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -325,4 +326,68 @@ func TestGoClientStorageLoss(t *testing.T) {
 	t.Logf("first commit %v after killing storage1", first.at.Sub(killed).Round(time.Millisecond))
 	l.waitAcks(killed, 50, "commits after the kill")
 	l.check(c.masters, c.name)
+}
+
+// TestGoClientPyCluster runs our client against neoppod's master and
+// storages: commits, loads of current and old revisions, invalidations
+// seen by a second client.
+func TestGoClientPyCluster(t *testing.T) {
+	p := needPeers(t)
+	c := startCluster(t, p, 2, 1, 4)
+	ctx, cancel := context.WithTimeout(t.Context(), gcOpTimeout)
+	defer cancel()
+	open := func() *client.Client {
+		cl, err := client.Open(ctx, client.Config{Masters: []string{c.master}, Cluster: c.name})
+		if err != nil {
+			t.Fatalf("open client: %v", err)
+		}
+		t.Cleanup(func() { cl.Close() })
+		return cl
+	}
+	a, b := open(), open()
+	events := b.Watch(ctx)
+	oid, err := a.NewOID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &gcLoop{t: t, cl: a}
+	serial := proto.ZeroTid
+	var tids []proto.Tid
+	for i := range 3 {
+		txn, err := a.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data := []byte(fmt.Sprintf("revision %d %s", i, strings.Repeat("x", 100*i)))
+		if err := txn.Store(ctx, oid, serial, data); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.Vote(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if serial, err = txn.Finish(ctx); err != nil {
+			t.Fatal(err)
+		}
+		tids = append(tids, serial)
+		if err := l.read(ctx, oid, serial, string(data)); err != nil {
+			t.Error(err)
+		}
+	}
+	for i, want := range tids {
+		select {
+		case inv := <-events:
+			if inv.Tid != want || len(inv.Oids) != 1 || inv.Oids[0] != oid {
+				t.Errorf("invalidation %d = %+v; want %v [%v]", i, inv, want, oid)
+			}
+		case <-ctx.Done():
+			t.Fatalf("invalidation %d not received", i)
+		}
+	}
+	obj, err := b.Load(ctx, oid, tids[2])
+	if err != nil || obj.Serial != tids[1] || obj.NextSerial != tids[2] || !strings.HasPrefix(string(obj.Data), "revision 1 ") {
+		t.Errorf("load before %v = %.20q %v next %v, %v", tids[2], obj.Data, obj.Serial, obj.NextSerial, err)
+	}
+	if _, err := b.LoadSerial(ctx, oid, tids[0]); err != nil {
+		t.Errorf("load serial %v: %v", tids[0], err)
+	}
 }
