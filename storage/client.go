@@ -118,16 +118,23 @@ func (n *Node) dropLink(link *neonet.Link) {
 
 // identify applies the storage-side rules of §5.6 and §4.10, waiting for
 // the master's next node notification when the peer's id_timestamp is
-// newer than what we know. It registers the link.
+// newer than what we know, and for StartOperation when the master already
+// announced us RUNNING. It registers the link.
 func (n *Node) identify(ctx context.Context, link *neonet.Link, req *proto.RequestIdentification) (proto.NodeID, *txnManager, error) {
 	if req.ClusterName != n.cfg.Cluster {
 		return 0, nil, fmt.Errorf("%w: invalid cluster name", proto.ErrProtocol)
 	}
+	opDeadline := time.Now().Add(operationalWait)
 	for {
 		n.mu.Lock()
 		if !n.mu.operational {
+			// StartOperation may be near: wait for it (ha_identify.go).
+			ch, soon := n.mu.notifyCh, n.operationSoon()
 			n.mu.Unlock()
-			return 0, nil, &proto.Error{Code: proto.NOT_READY, Message: "Retry Later"}
+			if err := waitOperational(ctx, link, ch, soon, opDeadline); err != nil {
+				return 0, nil, err
+			}
+			continue
 		}
 		tm := n.mu.tm
 		if req.NID == 0 {

@@ -97,7 +97,7 @@ type Node struct {
 		nid         proto.NodeID
 		pt          *ptable
 		nodes       *nodetab.Table // as the master tells them
-		notifyCh    chan struct{}  // closed and renewed at each NotifyNodeInformation
+		notifyCh    chan struct{}  // closed and renewed at each NotifyNodeInformation and at StartOperation
 		operational bool
 		tm          *txnManager
 		links       map[*neonet.Link]proto.NodeID // identified incoming links
@@ -490,6 +490,8 @@ func (n *Node) startOperation(ctx context.Context) error {
 		NotifyDeadlock: n.notifyDeadlock,
 	})
 	n.mu.operational = true
+	close(n.mu.notifyCh) // wakes the identifications waiting for it
+	n.mu.notifyCh = make(chan struct{})
 	n.log.Info("operational")
 	return nil
 }
