@@ -310,3 +310,37 @@ func TestClosed(t *testing.T) {
 		t.Errorf("Begin after Close: %v; want ErrClosed", err)
 	}
 }
+
+// A storage whose link breaks during a transaction, while the master
+// still has it RUNNING, is reported at vote (FailedVote); the master
+// accepts since the other replica keeps the cluster operational, and the
+// commit goes through.
+func TestFailedVote(t *testing.T) {
+	c := startCluster(t, 2, 1, 4)
+	cl := c.open(t, false)
+	ctx := opContext(t)
+	oid, _ := cl.NewOID(ctx)
+	txn, err := cl.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.Store(ctx, oid, proto.ZeroTid, []byte("survives")); err != nil {
+		t.Fatal(err)
+	}
+	nids := txn.StorageNIDsForTest()
+	if len(nids) != 2 {
+		t.Fatalf("stored to %v; want both storages", nids)
+	}
+	txn.BreakLinkForTest(nids[0])
+	if err := txn.Vote(ctx); err != nil {
+		t.Fatalf("Vote with one replica lost: %v", err)
+	}
+	tid, err := txn.Finish(ctx)
+	if err != nil {
+		t.Fatalf("Finish with one replica lost: %v", err)
+	}
+	obj, err := cl.Load(ctx, oid, proto.InvalidTid)
+	if err != nil || string(obj.Data) != "survives" || obj.Serial != tid {
+		t.Errorf("Load = %q at %v, %v; want %q at %v", obj.Data, obj.Serial, err, "survives", tid)
+	}
+}
