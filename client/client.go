@@ -309,7 +309,7 @@ func (c *Client) connect(ctx context.Context) (*masterConn, error) {
 				t.Stop()
 				return nil, ErrClosed
 			}
-			delay = min(2*delay, maxReconnectDelay)
+			delay = min(delay+delay/2, maxReconnectDelay)
 		}
 	}
 }

@@ -42,7 +42,8 @@
 // partition table and its storage links (the master forgets the client,
 // so will the storages) and looks for the primary again, round robin
 // over the configured masters and those the master announced, pausing
-// between rounds (50 ms doubling up to 1 s) until it finds one or
+// between rounds (from 50 ms, growing by half, up to 1 s) until it finds
+// one or
 // [Client.Close] is called. Meanwhile:
 //
 //   - Load, LoadSerial, Begin, NewOID, LastTid and Sync wait for the new
