@@ -19,6 +19,7 @@ import (
 //	Load/hot            latest revision of one oid, again and again
 //	Load/random         latest revision of a random oid among 5000
 //	LoadBefore/random   random oid, random before tid
+//	LastObjectTid/...   the conflict check of a store: existing, new oid
 //	ReplicationFetch    feeder side of one AskFetchObjects chunk of 1000
 //	                    records (ObjectsFrom + Load of each)
 //
@@ -58,6 +59,29 @@ func RunBenchmarks(b *testing.B, open Opener) {
 			if _, err := e.b.Load(e.ctx, oid, none, before); err != nil && !isNotFound(err) {
 				b.Fatal(err)
 			}
+		}
+	})
+	// The conflict check of every store: an existing oid, and a new one
+	// (above every stored oid, as the master allocates them).
+	b.Run("LastObjectTid/existing", func(b *testing.B) {
+		b.ReportAllocs()
+		defer cpuTime(b)()
+		rng := rand.New(rand.NewPCG(5, 6))
+		for b.Loop() {
+			if _, err := e.b.LastObjectTid(e.ctx, proto.Oid(rng.IntN(benchOids))); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("LastObjectTid/new", func(b *testing.B) {
+		b.ReportAllocs()
+		defer cpuTime(b)()
+		oid := proto.Oid(benchOids)
+		for b.Loop() {
+			if _, err := e.b.LastObjectTid(e.ctx, oid); err != nil {
+				b.Fatal(err)
+			}
+			oid++
 		}
 	})
 	b.Run("ReplicationFetch", func(b *testing.B) {

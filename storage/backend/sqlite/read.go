@@ -79,6 +79,11 @@ func (db *DB) LastObjectTid(ctx context.Context, oid proto.Oid) (proto.Tid, erro
 	if err != nil {
 		return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)
 	}
+	if above, err := db.oids.above(ctx, db.r, np, oid); err != nil {
+		return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)
+	} else if above {
+		return proto.InvalidTid, nil
+	}
 	var t sql.NullInt64
 	if err := db.lastTid.QueryRowContext(ctx, backend.Partition(oid, np), int64(oid)).Scan(&t); err != nil {
 		return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)

@@ -141,6 +141,7 @@ type DB struct {
 	w *sql.DB // write pool of one connection
 
 	loadAt, loadBefore, loadLast, lastTid *sql.Stmt // on r
+	oids                                  *oidBound
 
 	mu struct {
 		sync.Mutex
@@ -183,7 +184,7 @@ func open(ctx context.Context, p Params, opts backend.Options, drv sqlDriver) (_
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{params: p, log: log.With("db", p.Path)}
+	db := &DB{params: p, log: log.With("db", p.Path), oids: newOidBound()}
 	defer func() {
 		if err != nil {
 			db.closeAll()

@@ -162,7 +162,10 @@ func lockTx(ctx context.Context, tx *wtx, ttid, tid proto.Tid, approvePack bool)
 	return nil
 }
 
-func unlockTx(ctx context.Context, tx *wtx, ttid, tid proto.Tid) error {
+func (db *DB) unlockTx(ctx context.Context, tx *wtx, ttid, tid proto.Tid) error {
+	if err := db.oids.raiseFromTobj(ctx, tx, int64(ttid)); err != nil {
+		return err
+	}
 	for _, q := range []string{
 		`INSERT OR REPLACE INTO obj SELECT partition, oid, ?1, data_id, value_tid FROM tobj WHERE tid=?2`,
 		`DELETE FROM tobj WHERE tid=?2`,
@@ -195,7 +198,7 @@ func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approveP
 // synced: if lost, verification replays it from the locked ttrans row.
 func (db *DB) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error {
 	ctx = short(ctx)
-	err := db.write(ctx, false, func(tx *wtx) error { return unlockTx(ctx, tx, ttid, tid) })
+	err := db.write(ctx, false, func(tx *wtx) error { return db.unlockTx(ctx, tx, ttid, tid) })
 	if err != nil {
 		return fmt.Errorf("unlock %s as %s: %w", ttid, tid, err)
 	}
@@ -208,7 +211,7 @@ func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) erro
 		if err := lockTx(ctx, tx, ttid, tid, false); err != nil {
 			return err
 		}
-		return unlockTx(ctx, tx, ttid, tid)
+		return db.unlockTx(ctx, tx, ttid, tid)
 	})
 	if err != nil {
 		return fmt.Errorf("validate %s as %s: %w", ttid, tid, err)
@@ -384,6 +387,7 @@ func (db *DB) ReplicateObjects(ctx context.Context, partition uint32, add []back
 			if err != nil {
 				return err
 			}
+			db.oids.raise(int64(r.Oid))
 			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO obj VALUES (?, ?, ?, ?, ?)`,
 				partition, int64(r.Oid), int64(r.Serial), id, nullTid(r.DataSerial)); err != nil {
 				return fmt.Errorf("add oid %s at %s: %w", r.Oid, r.Serial, err)

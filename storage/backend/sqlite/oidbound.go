@@ -1,0 +1,86 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/neogo/neo/proto"
+)
+
+// oidBound is an upper bound of the oids in table obj. A store of a new
+// object (oids come from the master in increasing order) asks for its
+// last serial: above the bound the answer is "none" without a query,
+// which was a fifth of a storage's CPU when populating.
+//
+// Every path that adds obj rows raises the bound before its rows commit,
+// so a reader never sees a row above the bound. Deletions leave it as
+// is: a bound too high only costs queries. The first use computes it
+// from the database (one index seek per partition), merged with the
+// raises made meanwhile.
+type oidBound struct {
+	max   atomic.Int64 // -1: no oid
+	known atomic.Bool
+	init  sync.Mutex
+}
+
+func newOidBound() *oidBound {
+	b := &oidBound{}
+	b.max.Store(-1)
+	return b
+}
+
+// raise makes the bound at least oid.
+func (b *oidBound) raise(oid int64) {
+	for {
+		cur := b.max.Load()
+		if oid <= cur || b.max.CompareAndSwap(cur, oid) {
+			return
+		}
+	}
+}
+
+// above reports whether no obj row has this oid because the oid is above
+// the bound; it computes the bound on first use with np partitions.
+func (b *oidBound) above(ctx context.Context, r *sql.DB, np uint32, oid proto.Oid) (bool, error) {
+	if !b.known.Load() {
+		if err := b.compute(ctx, r, np); err != nil {
+			return false, err
+		}
+	}
+	return int64(oid) > b.max.Load(), nil
+}
+
+func (b *oidBound) compute(ctx context.Context, r *sql.DB, np uint32) error {
+	b.init.Lock()
+	defer b.init.Unlock()
+	if b.known.Load() {
+		return nil
+	}
+	for p := range np {
+		var m sql.NullInt64
+		if err := r.QueryRowContext(ctx, `SELECT MAX(oid) FROM obj WHERE partition=?`, p).Scan(&m); err != nil {
+			return fmt.Errorf("greatest oid of partition %d: %w", p, err)
+		}
+		if m.Valid {
+			b.raise(m.Int64)
+		}
+	}
+	b.known.Store(true)
+	return nil
+}
+
+// raiseFromTobj raises the bound to the oids of a transaction about to
+// move from tobj to obj.
+func (b *oidBound) raiseFromTobj(ctx context.Context, tx *wtx, ttid int64) error {
+	var m sql.NullInt64
+	if err := tx.QueryRowContext(ctx, `SELECT MAX(oid) FROM tobj WHERE tid=?`, ttid).Scan(&m); err != nil {
+		return fmt.Errorf("greatest oid of transaction %s: %w", proto.Tid(ttid), err)
+	}
+	if m.Valid {
+		b.raise(m.Int64)
+	}
+	return nil
+}
