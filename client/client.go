@@ -60,14 +60,17 @@ var (
 	// ErrMasterLost is matched by the errors of a transaction whose
 	// connection to the primary master broke before it was finished
 	// (the master aborts such transactions), and of Finish when the
-	// transaction is known not to have committed. The client reconnects
-	// by itself; begin a new transaction.
+	// transaction is known not to have committed; also of a read that
+	// lost the partition table (cluster.md §7.2, neoppod's
+	// NEOPrimaryMasterLost, a retryable read conflict). The client
+	// reconnects by itself: begin a new transaction, or read again.
 	ErrMasterLost = errors.New("client: connection to the primary master lost")
 	// ErrReadOnly: a write on a read-only client.
 	ErrReadOnly = errors.New("client: read-only client")
 	// ErrChecksum is matched by a *ChecksumError.
 	ErrChecksum = errors.New("client: wrong checksum")
-	// ErrNoStorage: no storage node could serve a request.
+	// ErrNoStorage: no storage node could serve a request; reads give
+	// a *NoStorageError.
 	ErrNoStorage = errors.New("client: no storage available")
 	// ErrTxnDone: an operation on a transaction already finished or
 	// aborted, or out of order (Store after Vote...).
@@ -137,6 +140,13 @@ type Client struct {
 		lastTid proto.Tid
 		// connected is set at the first connection to a master.
 		connected bool
+		// stopped is set when the master told that the cluster left
+		// operation (StopOperation), until the next connection: reads
+		// then fail at once instead of waiting for the master.
+		stopped bool
+		// testHookStorageAddr, if set, rewrites the address dialed to
+		// reach a storage (tests cut the client off its storages).
+		testHookStorageAddr func(nid proto.NodeID, addr string) string
 		// finishing counts the transactions waiting for their
 		// AnswerTransactionFinished; invalidations are held meanwhile
 		// so that events go out in tid order (see emitLocked).
@@ -233,6 +243,20 @@ func (c *Client) waitMaster(ctx context.Context) (*masterConn, error) {
 			return nil, fmt.Errorf("client: waiting for the primary master: %w", context.Cause(ctx))
 		}
 	}
+}
+
+// waitMasterForRead is waitMaster for reads: it fails at once, with an
+// error matching ErrMasterLost, while the client is disconnected after
+// the master said the cluster left operation (cluster.md §7.2: no
+// partition table, retry later).
+func (c *Client) waitMasterForRead(ctx context.Context) (*masterConn, error) {
+	c.mu.Lock()
+	mc, stopped := c.mu.master, c.mu.stopped
+	c.mu.Unlock()
+	if stopped && (mc == nil || mc.lost()) {
+		return nil, fmt.Errorf("%w: the cluster left operation", ErrMasterLost)
+	}
+	return c.waitMaster(ctx)
 }
 
 // run keeps a connection to the primary master until Close.

@@ -38,6 +38,7 @@ type testCluster struct {
 	mu         sync.Mutex
 	errs       []error
 	storages   []*storage.Node
+	stopStor   []func() // stop storage i alone
 	mcfg       master.Config
 	stopMaster func()
 }
@@ -80,7 +81,7 @@ func startCluster(tb testing.TB, n, nr, np int) *testCluster {
 			tb.Fatal(err)
 		}
 		c.storages = append(c.storages, node)
-		c.spawn(fmt.Sprintf("storage %d", i), node.Run)
+		c.stopStor = append(c.stopStor, c.spawn(fmt.Sprintf("storage %d", i), node.Run))
 	}
 	return c
 }

@@ -20,3 +20,29 @@ func (t *Txn) BreakLinkForTest(nid proto.NodeID) {
 		l.Close()
 	}
 }
+
+// SetStorageAddrHookForTest makes the client dial h(nid, addr) instead of
+// a storage's address addr.
+func (c *Client) SetStorageAddrHookForTest(h func(nid proto.NodeID, addr string) string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.testHookStorageAddr = h
+}
+
+// DropStorageLinksForTest closes every storage link of the client.
+func (c *Client) DropStorageLinksForTest() {
+	c.mu.Lock()
+	links := c.takeStoragesLocked()
+	c.mu.Unlock()
+	for _, l := range links {
+		l.Close()
+	}
+}
+
+// MasterDoneForTest returns a channel closed when the current master
+// connection is lost (nil while disconnected).
+func (c *Client) MasterDoneForTest() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.master.doneChan()
+}

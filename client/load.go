@@ -40,18 +40,18 @@ type Object struct {
 // its creation undone), proto.ErrOidDoesNotExist. Data whose checksum
 // does not match on every readable cell gives a *ChecksumError.
 //
-// Load waits while the client reconnects to the master, within ctx.
+// When no storage can serve the read (cluster.md §7.2), Load gives up
+// rather than waiting for one: with a *NoStorageError (matching
+// [ErrNoStorage]) when every readable cell failed twice, with a master
+// sync in between; with an error matching [ErrMasterLost] when the
+// master connection, hence the partition table, was lost meanwhile or
+// the cluster left operation. Both are worth a retry later.
+//
+// Load waits while the client reconnects to the master, within ctx,
+// unless the master told that the cluster left operation.
 // A cache is meant to sit in front of this method: the answer's serials
 // delimit the validity of the data.
 func (c *Client) Load(ctx context.Context, oid proto.Oid, before proto.Tid) (Object, error) {
-	if before == proto.InvalidTid {
-		if _, err := c.waitMaster(ctx); err != nil {
-			return Object{}, fmt.Errorf("client: load oid %v: %w", oid, err)
-		}
-		c.mu.Lock()
-		before = c.mu.lastTid + 1
-		c.mu.Unlock()
-	}
 	return c.load(ctx, oid, proto.InvalidTid, before)
 }
 
@@ -62,32 +62,65 @@ func (c *Client) LoadSerial(ctx context.Context, oid proto.Oid, serial proto.Tid
 	return c.load(ctx, oid, serial, proto.InvalidTid)
 }
 
-// retryDelay bounds the pause between two rounds of attempts of a read
-// over every readable cell.
+// NoStorageError reports a read that no storage could serve: every
+// readable cell of the partition failed in two rounds, the master being
+// asked in between (cluster.md §7.2).
+type NoStorageError struct {
+	Oid       proto.Oid
+	Partition uint32
+	Cells     int   // readable cells of the partition
+	Err       error // the last failure
+}
+
+func (e *NoStorageError) Error() string {
+	return fmt.Sprintf("client: no storage available for oid %v (partition %d, %d readable cells): %v",
+		e.Oid, e.Partition, e.Cells, e.Err)
+}
+
+// Is makes errors.Is(err, ErrNoStorage) work.
+func (e *NoStorageError) Is(target error) bool { return target == ErrNoStorage }
+
+func (e *NoStorageError) Unwrap() error { return e.Err }
+
+// retryDelay bounds the pause between two rounds of a read over a
+// partition without any readable cell.
 const retryDelay = 200 * time.Millisecond
 
 // load asks AskObject(oid, at, before) to the readable cells of oid's
-// partition in turn (cluster.md §7.2), round after round until one
-// answers or ctx ends.
+// partition in turn (cluster.md §7.2). When every cell failed it syncs
+// with the master and tries again, giving up once the failures
+// outnumber the cells or the master connection is lost.
 func (c *Client) load(ctx context.Context, oid proto.Oid, at, before proto.Tid) (Object, error) {
-	var lastErr error
-	var badSum *ChecksumError
-	for round := 0; ; round++ {
-		if _, err := c.waitMaster(ctx); err != nil {
-			return Object{}, fmt.Errorf("client: load oid %v: %w", oid, errors.Join(err, lastErr))
-		}
+	mc, err := c.waitMasterForRead(ctx)
+	if err != nil {
+		return Object{}, fmt.Errorf("client: load oid %v: %w", oid, err)
+	}
+	if at == proto.InvalidTid && before == proto.InvalidTid {
 		c.mu.Lock()
-		pt, _ := c.stateLocked()
+		before = c.mu.lastTid + 1
+		c.mu.Unlock()
+	}
+	var lastErr error
+	failures := 0
+	for round := 0; ; round++ {
+		c.mu.Lock()
 		var cand []proto.NodeID
-		if pt != nil {
-			cand = c.readCandidatesLocked(pt, pt.OidPartition(oid), time.Now())
+		var part uint32
+		filled := c.mu.master == mc && mc.pt != nil
+		if filled {
+			part = mc.pt.OidPartition(oid)
+			cand = c.readCandidatesLocked(mc.pt, part, time.Now())
 		}
 		c.mu.Unlock()
-		badSum = nil
+		if !filled {
+			return Object{}, fmt.Errorf("client: load oid %v: partition table lost: %w", oid, errors.Join(ErrMasterLost, lastErr))
+		}
+		var badSum *ChecksumError
 		sums := 0
 		for _, nid := range cand {
 			obj, err := c.loadFrom(ctx, nid, oid, at, before)
 			var ce *ChecksumError
+			var perr *proto.Error
 			switch {
 			case err == nil:
 				return obj, nil
@@ -100,30 +133,44 @@ func (c *Client) load(ctx context.Context, oid proto.Oid, at, before proto.Tid) 
 				return Object{}, fmt.Errorf("client: load oid %v: %w", oid, err)
 			case ctx.Err() != nil:
 				return Object{}, fmt.Errorf("client: load oid %v: %w", oid, errors.Join(context.Cause(ctx), err))
+			case errors.Is(err, ErrClosed):
+				return Object{}, fmt.Errorf("client: load oid %v: %w", oid, err)
+			case errors.As(err, &perr) && perr.Code == proto.NON_READABLE_CELL:
+				// A partition table race, not a failure (§7.2).
+			default:
+				failures++
 			}
 			lastErr = err
 		}
 		if badSum != nil && sums == len(cand) {
 			return Object{}, badSum
 		}
-		if lastErr == nil {
-			lastErr = fmt.Errorf("partition of oid %v: %w", oid, ErrNoStorage)
+		if mc.lost() {
+			return Object{}, fmt.Errorf("client: load oid %v: partition table lost: %w", oid, errors.Join(ErrMasterLost, lastErr))
 		}
-		// Every cell failed: the table may be changing, or the master
-		// being lost. Sync with the master, then try again.
-		c.log.Debug("no storage could serve a load; retrying", "oid", oid, "err", lastErr)
-		t := time.NewTimer(min(time.Duration(round+1)*20*time.Millisecond, retryDelay))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return Object{}, fmt.Errorf("client: load oid %v: %w", oid, errors.Join(context.Cause(ctx), lastErr))
-		case <-c.ctx.Done():
-			t.Stop()
-			return Object{}, ErrClosed
+		if failures > len(cand) {
+			return Object{}, &NoStorageError{Oid: oid, Partition: part, Cells: len(cand), Err: lastErr}
 		}
-		if err := c.Sync(ctx); err != nil && ctx.Err() != nil {
-			return Object{}, fmt.Errorf("client: load oid %v: %w", oid, errors.Join(err, lastErr))
+		c.log.Debug("no storage could serve a load; syncing with the master", "oid", oid, "err", lastErr)
+		if len(cand) == 0 {
+			// Nothing readable (yet): pause rather than spin.
+			t := time.NewTimer(min(time.Duration(round+1)*20*time.Millisecond, retryDelay))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return Object{}, fmt.Errorf("client: load oid %v: no readable cell: %w", oid, context.Cause(ctx))
+			case <-c.ctx.Done():
+				t.Stop()
+				return Object{}, ErrClosed
+			}
+		}
+		// The sync is with this connection only: its loss ends the read.
+		if err := mc.link.Ask(ctx, &proto.Ping{}, &proto.Pong{}); err != nil {
+			if ctx.Err() != nil {
+				return Object{}, fmt.Errorf("client: load oid %v: %w", oid, errors.Join(context.Cause(ctx), lastErr))
+			}
+			return Object{}, fmt.Errorf("client: load oid %v: sync with the master: %w", oid, errors.Join(ErrMasterLost, err, lastErr))
 		}
 	}
 }

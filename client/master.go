@@ -116,6 +116,7 @@ func (c *Client) identifyMaster(ctx context.Context, addr string) (mc *masterCon
 	}
 	ok = true
 	mc.gotLast = true
+	c.mu.stopped = false
 	c.mu.nid = acc.YourNID
 	c.mu.master = mc
 	close(c.mu.ready)
@@ -231,6 +232,9 @@ func (mc *masterConn) handle(r *neonet.Request) {
 		}
 	case *proto.StopOperation:
 		c.log.Info("the master stopped the cluster operation")
+		if c.mu.master == mc {
+			c.mu.stopped = true
+		}
 		toClose = append(toClose, r.Link)
 	case *proto.NotifyClusterInformation:
 		c.log.Debug("cluster state", "cluster_state", m.State)

@@ -68,11 +68,15 @@ func (c *Client) storage(ctx context.Context, nid proto.NodeID) (*neonet.Link, e
 			return nil, fmt.Errorf("storage %v: %w", nid, errNotRunning)
 		}
 		addr := node.Addr.String()
+		hook := c.mu.testHookStorageAddr
 		self, ts := mc.nid, mc.nodes.SelfIDTimestamp()
 		sc = &storageConn{nid: nid, ready: make(chan struct{})}
 		c.mu.storages[nid] = sc
 		c.mu.Unlock()
 
+		if hook != nil {
+			addr = hook(nid, addr)
+		}
 		link, err := c.dialStorage(ctx, nid, addr, self, ts)
 		c.mu.Lock()
 		sc.link, sc.err = link, err
