@@ -37,7 +37,9 @@ type Config struct {
 	Monitor MonitorConfig
 
 	// ReconnectDelay is the least time between two connection attempts to
-	// the same master (neoppod's CONNECT_LIMIT). Zero means 1 s.
+	// the same master (neoppod's CONNECT_LIMIT is 1 s, which made nodes
+	// that asked a secondary during an election come back a second
+	// late). Zero means 100 ms.
 	ReconnectDelay time.Duration
 	// Logger receives the node's events; nil discards them.
 	Logger *slog.Logger

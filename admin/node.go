@@ -56,7 +56,7 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if cfg.ReconnectDelay == 0 {
-		cfg.ReconnectDelay = time.Second
+		cfg.ReconnectDelay = 100 * time.Millisecond
 	}
 	if cfg.Bind.Host == "" {
 		cfg.Bind.Host = "127.0.0.1"
@@ -322,6 +322,7 @@ func (n *Node) followMaster(ctx context.Context, ml *masterLink, acc *proto.Acce
 func (n *Node) connectPrimary(ctx context.Context, nid proto.NodeID) (*masterLink, *proto.AcceptIdentification, error) {
 	masters := append([]proto.Addr(nil), n.known...)
 	last := map[proto.Addr]time.Time{}
+	said := map[proto.Addr]string{} // the last failure logged per master
 	next, redirect := 0, proto.Addr{}
 	for {
 		addr := redirect
@@ -372,7 +373,13 @@ func (n *Node) connectPrimary(ctx context.Context, nid proto.NodeID) (*masterLin
 			n.log.Error(msg, "master", addr, "err", err)
 			continue
 		}
-		n.log.Info("master not available", "addr", addr, "err", err)
+		// Log a failure once, not at every attempt.
+		if msg := err.Error(); said[addr] != msg {
+			said[addr] = msg
+			n.log.Info("master not available", "addr", addr, "err", err)
+		} else {
+			n.log.Debug("master not available", "addr", addr, "err", err)
+		}
 	}
 }
 

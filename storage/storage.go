@@ -39,8 +39,8 @@ type Config struct {
 	DisableDropPartitions bool
 	// Logger receives the node's log; nil discards it.
 	Logger *slog.Logger
-	// ReconnectDelay is the pause between two attempts to reach a master
-	// (neoppod: 1 s). Zero means 1 s.
+	// ReconnectDelay is the pause between two attempts to reach the same
+	// master. Zero means DefaultReconnectDelay.
 	ReconnectDelay time.Duration
 }
 
@@ -118,7 +118,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.Bind = "127.0.0.1:0"
 	}
 	if cfg.ReconnectDelay <= 0 {
-		cfg.ReconnectDelay = time.Second
+		cfg.ReconnectDelay = DefaultReconnectDelay
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("role", "storage"), db: cfg.Backend,
 		stop: make(chan struct{}), stopped: make(chan struct{})}
@@ -302,6 +302,12 @@ func (n *Node) loadPT(ctx context.Context) (*ptable, error) {
 	return pt, nil
 }
 
+// DefaultReconnectDelay is the least time between two attempts to reach
+// the same master. neoppod waits 1 s, so that a storage that asked a
+// secondary during an election (which takes tens of milliseconds) came
+// back a second late; a refused dial costs nothing.
+const DefaultReconnectDelay = 100 * time.Millisecond
+
 // connectMaster finds the primary master and identifies to it
 // (cluster.md §1.3.2 BootstrapManager): masters are tried in turn,
 // NotPrimaryMaster redirects, NOT_READY and failures move to the next one.
@@ -309,6 +315,7 @@ func (n *Node) connectMaster(ctx context.Context) (*neonet.Link, error) {
 	masters := append([]string(nil), n.cfg.Masters...)
 	next := 0
 	tried := map[string]time.Time{}
+	said := map[string]string{} // the last failure logged per master
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -316,7 +323,7 @@ func (n *Node) connectMaster(ctx context.Context) (*neonet.Link, error) {
 		addr := masters[next%len(masters)]
 		next++
 		if t, ok := tried[addr]; ok {
-			// Throttle: at most one attempt per second per address.
+			// Throttle: at most one attempt per ReconnectDelay per address.
 			if wait := n.cfg.ReconnectDelay - time.Since(t); wait > 0 {
 				select {
 				case <-time.After(wait):
@@ -361,7 +368,13 @@ func (n *Node) connectMaster(ctx context.Context) (*neonet.Link, error) {
 			n.log.Error(msg, "master", addr, "err", err)
 			continue
 		}
-		n.log.Info("master not available", "master", addr, "err", err)
+		// Log a failure once, not at every attempt.
+		if msg := err.Error(); said[addr] != msg {
+			said[addr] = msg
+			n.log.Info("master not available", "master", addr, "err", err)
+		} else {
+			n.log.Debug("master not available", "master", addr, "err", err)
+		}
 	}
 }
 
@@ -463,9 +476,11 @@ func (n *Node) closeLinks() {
 // data that verification did not validate is dropped and a new transaction
 // manager serves clients.
 func (n *Node) startOperation(ctx context.Context) error {
+	start := time.Now()
 	n.wmu.Lock()
 	err := n.db.DropUnfinishedData(ctx)
 	n.wmu.Unlock()
+	dropped := time.Since(start)
 	if err != nil {
 		return fmt.Errorf("storage: drop unfinished data: %w", err)
 	}
@@ -492,7 +507,7 @@ func (n *Node) startOperation(ctx context.Context) error {
 	n.mu.operational = true
 	close(n.mu.notifyCh) // wakes the identifications waiting for it
 	n.mu.notifyCh = make(chan struct{})
-	n.log.Info("operational")
+	n.log.Info("operational", "drop_unfinished", dropped.Round(10*time.Microsecond))
 	return nil
 }
 

@@ -250,7 +250,8 @@ func freePorts(t *testing.T, n int) []int {
 // Ports of the test clusters.
 const portLow, portHigh = 25000, 32000
 
-// testDir returns a directory for node files, kept when the test fails.
+// testDir returns a directory for node files, kept when the test fails
+// or when $NEO_KEEP_FILES is set (to read the node logs of a passing run).
 func testDir(t *testing.T) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", strings.ReplaceAll(t.Name(), "/", "_")+"-")
@@ -258,7 +259,7 @@ func testDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("NEO_KEEP_FILES") != "" {
 			t.Logf("node files kept in %s", dir)
 			return
 		}
