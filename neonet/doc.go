@@ -50,7 +50,10 @@
 // Incoming requests and notifications go to [Config.Handler], called on the
 // reader goroutine, or, without a handler, to an unbounded queue read by
 // [Link.Recv]: the reader never blocks on the owner, so answers keep
-// flowing while the owner is busy. Ping is answered with Pong by the link
+// flowing while the owner is busy. [Link.SetHandler] switches a link from
+// the queue to a handler, e.g. once the peer is identified: a request
+// served on the reader goroutine costs no goroutine switch, and
+// [Request.More] tells the handler whether others wait behind it. Ping is answered with Pong by the link
 // itself and never reaches the owner. A message handed to the owner, and
 // the answer stored in a call, belongs to the receiver; its byte slices do
 // not alias any buffer the link reuses.

@@ -27,6 +27,9 @@ var (
 	// ErrProtocol is matched by the cause of a close due to a protocol
 	// violation by the peer (malformed packet, unexpected answer).
 	ErrProtocol = errors.New("neonet: protocol violation")
+	// ErrHandled is returned by [Link.Recv] on a link whose requests go
+	// to a handler ([Config.Handler], [Link.SetHandler]).
+	ErrHandled = errors.New("neonet: link requests go to a handler")
 )
 
 // DefaultMaxPacketSize bounds the size of one received packet: neoppod's
@@ -54,7 +57,7 @@ type Config struct {
 	// link's reader goroutine, in arrival order. It must not wait for
 	// answers on the same link (the reader would not read them) nor write
 	// large amounts: hand such work to another goroutine. Without a
-	// Handler they are queued for [Link.Recv].
+	// Handler they are queued for [Link.Recv] until [Link.SetHandler].
 	Handler func(*Request)
 }
 
@@ -93,7 +96,6 @@ type Link struct {
 	log          *slog.Logger
 	maxPacket    int
 	abortTimeout time.Duration
-	handler      func(*Request)
 	leftover     []byte // bytes received behind the peer's handshake
 
 	// Write side, guarded by wmu; see send.
@@ -118,8 +120,12 @@ type Link struct {
 	mu struct {
 		sync.Mutex
 		pending map[uint32]*Call // our outstanding requests by id
-		recvq   []*Request       // for Recv, without Handler
+		recvq   []*Request       // for Recv, or for SetHandler to hand over
 		err     error            // why the link closed; nil while open
+		handler func(*Request)   // nil: requests are queued for Recv
+		// draining: SetHandler is handing recvq over to handler; the
+		// reader queues behind it meanwhile, to keep the order.
+		draining bool
 	}
 }
 
@@ -132,7 +138,15 @@ type Request struct {
 	Msg proto.Msg
 	// Link is the link it arrived on.
 	Link *Link
+
+	more bool // see More
 }
+
+// More reports whether more packets of the peer were already received
+// when r was handed out (buffered behind it, or queued for Recv): a
+// handler may serve a lone request at once and hand requests that pile
+// up to other goroutines. False does not mean that nothing follows.
+func (r *Request) More() bool { return r.more }
 
 // Reply sends m as the answer to r, with r's id. Any message can be sent
 // this way, in particular an Error or the answer relayed from another
@@ -148,7 +162,6 @@ func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
 		conn:         conn,
 		maxPacket:    cfg.MaxPacketSize,
 		abortTimeout: cfg.AbortTimeout,
-		handler:      cfg.Handler,
 		leftover:     leftover,
 		closed:       make(chan struct{}),
 		done:         make(chan struct{}),
@@ -156,6 +169,7 @@ func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
 	}
 	l.log = cfg.Logger.With("conn", conn.LocalAddr().String()+"-"+conn.RemoteAddr().String())
 	l.mu.pending = make(map[uint32]*Call)
+	l.mu.handler = cfg.Handler
 	l.wcond.L = &l.wmu
 	l.wkick = make(chan struct{}, 1)
 	l.wstop = make(chan struct{})
@@ -512,12 +526,18 @@ func (c *Call) Wait(ctx context.Context) error {
 }
 
 // Recv returns the next request or notification received from the peer,
-// for links without [Config.Handler]. Requests queued before the link
-// closed are still returned; then Recv returns an error matching
-// [ErrClosed]. Recv may be called concurrently.
+// for links without a handler. Requests queued before the link closed are
+// still returned; then Recv returns an error matching [ErrClosed]. On a
+// link with a handler, it returns [ErrHandled]. Recv may be called
+// concurrently.
 func (l *Link) Recv(ctx context.Context) (*Request, error) {
 	for {
 		l.mu.Lock()
+		if l.mu.handler != nil {
+			l.mu.Unlock()
+			l.signalRecv() // the next waiter learns it too
+			return nil, ErrHandled
+		}
 		if len(l.mu.recvq) > 0 {
 			r := l.mu.recvq[0]
 			l.mu.recvq[0] = nil
@@ -525,6 +545,7 @@ func (l *Link) Recv(ctx context.Context) (*Request, error) {
 			more := len(l.mu.recvq) > 0
 			l.mu.Unlock()
 			if more {
+				r.more = true
 				l.signalRecv()
 			}
 			return r, nil
@@ -541,6 +562,44 @@ func (l *Link) Recv(ctx context.Context) (*Request, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// SetHandler makes the link hand its incoming requests and notifications
+// to h instead of queueing them for [Link.Recv], e.g. once the peer is
+// identified: see [Config.Handler] for what h may do. The requests already
+// queued go to h first, in order, on the caller's goroutine, before
+// SetHandler returns (even if the link is closed); the following ones on
+// the reader goroutine. h sees every request once, in arrival order, and
+// never runs concurrently with itself; a request a concurrent Recv took
+// before is not seen, and Recv returns [ErrHandled] from then on.
+// SetHandler may be called once, on a link created without a handler.
+func (l *Link) SetHandler(h func(*Request)) {
+	if h == nil {
+		panic("neonet: SetHandler with a nil handler")
+	}
+	l.mu.Lock()
+	if l.mu.handler != nil {
+		l.mu.Unlock()
+		panic("neonet: SetHandler on a link with a handler")
+	}
+	l.mu.handler = h
+	l.mu.draining = true
+	for len(l.mu.recvq) > 0 {
+		q := l.mu.recvq
+		l.mu.recvq = nil
+		l.mu.Unlock()
+		for i, r := range q {
+			if i < len(q)-1 {
+				r.more = true
+			}
+			h(r)
+		}
+		l.mu.Lock()
+	}
+	// The queue is empty and stays so: from now on the reader calls h.
+	l.mu.draining = false
+	l.mu.Unlock()
+	l.signalRecv() // Recv callers waiting return ErrHandled
 }
 
 func (l *Link) signalRecv() {
@@ -653,15 +712,19 @@ func (l *Link) dispatch(frame []byte) bool {
 		l.SendWithID(id, &proto.Pong{}) // an error closes the link
 		return true
 	}
-	req := &Request{ID: id, Msg: m, Link: l}
-	if l.handler != nil {
-		l.handler(req)
+	req := &Request{ID: id, Msg: m, Link: l, more: l.burst.Load()}
+	l.mu.Lock()
+	h := l.mu.handler
+	if h != nil && !l.mu.draining {
+		l.mu.Unlock()
+		h(req)
 		return true
 	}
-	l.mu.Lock()
 	l.mu.recvq = append(l.mu.recvq, req)
 	l.mu.Unlock()
-	l.signalRecv()
+	if h == nil {
+		l.signalRecv()
+	}
 	return true
 }
 
