@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/nodetab"
@@ -417,22 +418,26 @@ func (n *Node) sendPartitionTable(ctx context.Context, m *proto.SendPartitionTab
 	if err != nil {
 		return err
 	}
-	var changes []backend.CellChange
-	for p, row := range rows {
-		for _, c := range row {
-			changes = append(changes, backend.CellChange{Partition: uint32(p), NID: c.NID, State: c.State})
+	// n.mu.pt is what the database holds (loaded at start, replaced
+	// after each save); only this goroutine changes it.
+	n.mu.Lock()
+	saved := n.mu.pt
+	n.mu.Unlock()
+	changes, same := ptChanges(saved, m.PTid, int(m.NumReplicas), rows)
+	start := time.Now()
+	if !same {
+		n.wmu.Lock()
+		err = n.db.ChangePartitionTable(ctx, m.PTid, int(m.NumReplicas), changes, saved == nil)
+		n.wmu.Unlock()
+		if err != nil {
+			return fmt.Errorf("storage: save partition table: %w", err)
 		}
-	}
-	n.wmu.Lock()
-	err = n.db.ChangePartitionTable(ctx, m.PTid, int(m.NumReplicas), changes, true)
-	n.wmu.Unlock()
-	if err != nil {
-		return fmt.Errorf("storage: save partition table: %w", err)
 	}
 	n.mu.Lock()
 	n.mu.pt = pt
 	n.mu.Unlock()
-	n.log.Info("partition table loaded", "ptid", m.PTid, "np", len(rows))
+	n.log.Info("partition table loaded", "ptid", m.PTid, "np", len(rows), "saved_cells", len(changes),
+		"unchanged", same, "save", time.Since(start).Round(10*time.Microsecond))
 	return nil
 }
 

@@ -1,10 +1,14 @@
 package storage
 
 import (
+	"context"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage/backend"
 )
 
 // ptable is the node's copy of the partition table: a [parttab.Table]
@@ -62,4 +66,62 @@ func (pt *ptable) row(p uint32) []parttab.Cell {
 		return nil
 	}
 	return pt.Row(p)
+}
+
+// ptChanges returns the cell changes that turn the saved table old into
+// rows (DISCARDED for the cells rows lacks), and whether nothing at all
+// differs (ptid, replicas and cells): a storage restarted on its database
+// gets back the table it saved, or that table with a few cells changed,
+// and saving it is the most part of its way to operation (a durable
+// write), so only the differences are written, and nothing if none.
+// Without old, every cell of rows is listed.
+func ptChanges(old *ptable, ptid proto.PTid, nr int, rows [][]parttab.Cell) (changes []backend.CellChange, same bool) {
+	if old == nil {
+		for p, row := range rows {
+			for _, c := range row {
+				changes = append(changes, backend.CellChange{Partition: uint32(p), NID: c.NID, State: c.State})
+			}
+		}
+		return changes, false
+	}
+	np := max(uint32(len(rows)), old.np())
+	for p := range np {
+		var row []parttab.Cell
+		if int(p) < len(rows) {
+			row = rows[p]
+		}
+		for _, c := range row {
+			if s, ok := old.state(p, c.NID); !ok || s != c.State {
+				changes = append(changes, backend.CellChange{Partition: p, NID: c.NID, State: c.State})
+			}
+		}
+		for _, c := range old.row(p) {
+			if !slices.ContainsFunc(row, func(n parttab.Cell) bool { return n.NID == c.NID }) {
+				changes = append(changes, backend.CellChange{Partition: p, NID: c.NID, State: proto.DISCARDED})
+			}
+		}
+	}
+	return changes, len(changes) == 0 && ptid == old.PTid() && nr == old.NumReplicas()
+}
+
+// warmUp rewrites the saved table as it is, before the node identifies to
+// the master: the first durable write after the database is opened costs
+// several times the next ones (statements to prepare, pages to read, the
+// synchronous mode to switch), and the first write is otherwise the save
+// of the table the master sends, in the window where the master already
+// announced the node RUNNING and clients wait for it to be operational.
+// A failure is only logged: the save of the master's table reports it.
+func (n *Node) warmUp(ctx context.Context, pt *ptable) {
+	if pt == nil {
+		return
+	}
+	start := time.Now()
+	n.wmu.Lock()
+	err := n.db.ChangePartitionTable(ctx, pt.PTid(), pt.NumReplicas(), nil, false)
+	n.wmu.Unlock()
+	if err != nil {
+		n.log.Warn("database warm-up write failed", "err", err)
+		return
+	}
+	n.log.Debug("database warmed up", "took", time.Since(start))
 }

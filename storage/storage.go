@@ -275,6 +275,7 @@ func (n *Node) loadConfig(ctx context.Context) error {
 	}
 	n.mu.pt = pt
 	n.mu.Unlock()
+	n.warmUp(ctx, pt)
 	return nil
 }
 
