@@ -144,9 +144,7 @@ type Client struct {
 		// operation (StopOperation), until the next connection: reads
 		// then fail at once instead of waiting for the master.
 		stopped bool
-		// testHookStorageAddr, if set, rewrites the address dialed to
-		// reach a storage (tests cut the client off its storages).
-		testHookStorageAddr func(nid proto.NodeID, addr string) string
+		hooks   testHooks
 		// finishing counts the transactions waiting for their
 		// AnswerTransactionFinished; invalidations are held meanwhile
 		// so that events go out in tid order (see emitLocked).
@@ -159,6 +157,27 @@ type Client struct {
 		watchers  map[*watcher]struct{}
 		closed    bool
 	}
+}
+
+// testHooks let tests step in at points of the client's work; every
+// hook is nil outside tests.
+type testHooks struct {
+	// storageAddr rewrites the address dialed to reach a storage
+	// (tests cut the client off its storages).
+	storageAddr func(nid proto.NodeID, addr string) string
+	// finishSent runs once AskFinishTransaction is queued on the
+	// master link.
+	finishSent func(*neonet.Link)
+	// reconnect runs before each connection to a master after a loss.
+	reconnect func()
+	// finalTID sees the answers to AskFinalTID, by "master" or "storage".
+	finalTID func(node string, tid proto.Tid)
+}
+
+func (c *Client) hooks() testHooks {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mu.hooks
 }
 
 // Open connects to the cluster: it finds the primary master, identifies
@@ -276,6 +295,9 @@ func (c *Client) run() {
 			return
 		}
 		c.log.Warn("connection to the primary master lost; reconnecting", "master", mc.addr, "err", mc.link.Err())
+		if h := c.hooks().reconnect; h != nil {
+			h()
+		}
 	}
 }
 

@@ -247,6 +247,11 @@ func TestChecksumMismatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A read waits for the storage to have unlocked the commit: our
+	// write to its database then does not race with the unlock's.
+	if _, err := cl.Load(ctx, oid, proto.InvalidTid); err != nil {
+		t.Fatal(err)
+	}
 	db, err := sql.Open("sqlite", c.dbPaths[0]+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)

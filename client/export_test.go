@@ -1,6 +1,9 @@
 package client
 
-import "github.com/neogo/neo/proto"
+import (
+	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/proto"
+)
 
 // StorageNIDsForTest returns the storages the transaction wrote to.
 func (t *Txn) StorageNIDsForTest() []proto.NodeID {
@@ -26,7 +29,7 @@ func (t *Txn) BreakLinkForTest(nid proto.NodeID) {
 func (c *Client) SetStorageAddrHookForTest(h func(nid proto.NodeID, addr string) string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.mu.testHookStorageAddr = h
+	c.mu.hooks.storageAddr = h
 }
 
 // DropStorageLinksForTest closes every storage link of the client.
@@ -45,4 +48,26 @@ func (c *Client) MasterDoneForTest() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.mu.master.doneChan()
+}
+
+// AbortMasterAfterFinishForTest makes the next Finish lose the master
+// link right after its request is flushed, and the reconnection that
+// follows wait until hold is closed. from receives the node ("master" or
+// "storage") of each AskFinalTID answer.
+func (c *Client) AbortMasterAfterFinishForTest(hold <-chan struct{}, from func(node string, tid proto.Tid)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.hooks.finishSent = func(l *neonet.Link) {
+		c.mu.Lock()
+		c.mu.hooks.finishSent = nil
+		c.mu.Unlock()
+		l.Abort() // flushes the request, then closes
+	}
+	c.mu.hooks.reconnect = func() {
+		select {
+		case <-hold:
+		case <-c.ctx.Done():
+		}
+	}
+	c.mu.hooks.finalTID = from
 }

@@ -68,7 +68,7 @@ func (c *Client) storage(ctx context.Context, nid proto.NodeID) (*neonet.Link, e
 			return nil, fmt.Errorf("storage %v: %w", nid, errNotRunning)
 		}
 		addr := node.Addr.String()
-		hook := c.mu.testHookStorageAddr
+		hook := c.mu.hooks.storageAddr
 		self, ts := mc.nid, mc.nodes.SelfIDTimestamp()
 		sc = &storageConn{nid: nid, ready: make(chan struct{})}
 		c.mu.storages[nid] = sc

@@ -487,8 +487,14 @@ func (t *Txn) Finish(ctx context.Context) (proto.Tid, error) {
 	c.mu.Unlock()
 
 	var ans proto.AnswerTransactionFinished
-	err := t.mc.link.Ask(ctx, &proto.AskFinishTransaction{TTid: t.ttid, OidList: t.mu.oids,
+	call, err := t.mc.link.Start(&proto.AskFinishTransaction{TTid: t.ttid, OidList: t.mu.oids,
 		Deleted: []uint32{}, Checked: []uint32{}}, &ans)
+	if err == nil {
+		if h := c.hooks().finishSent; h != nil {
+			h(t.mc.link)
+		}
+		err = call.Wait(ctx)
+	}
 	tid := ans.Tid
 	if err != nil && ctx.Err() == nil && errors.Is(err, neonet.ErrClosed) {
 		c.log.Warn("master lost while finishing a transaction; asking for its outcome", "ttid", t.ttid)
@@ -530,10 +536,12 @@ func (c *Client) finalTID(ctx context.Context, ttid proto.Tid, cause error) (pro
 		}
 		switch ans.Tid {
 		case proto.InvalidTid:
+			c.finalFrom("master", ans.Tid)
 			return 0, fmt.Errorf("%w: not committed (%v)", ErrMasterLost, cause)
 		case proto.MaxTid:
 			// No longer pending on the master: the storages know.
 		default:
+			c.finalFrom("master", ans.Tid)
 			c.log.Info("transaction committed despite the master loss", "ttid", ttid, "tid", ans.Tid)
 			return ans.Tid, nil
 		}
@@ -555,6 +563,7 @@ func (c *Client) finalTID(ctx context.Context, ttid proto.Tid, cause error) (pro
 				}
 				continue
 			}
+			c.finalFrom("storage", sa.Tid)
 			if sa.Tid == proto.InvalidTid {
 				return 0, fmt.Errorf("%w: not committed (%v)", ErrMasterLost, cause)
 			}
@@ -568,6 +577,13 @@ func (c *Client) finalTID(ctx context.Context, ttid proto.Tid, cause error) (pro
 			tm.Stop()
 			return 0, fmt.Errorf("outcome unknown: %w (after %v)", context.Cause(ctx), cause)
 		}
+	}
+}
+
+// finalFrom tells the test hook where the outcome of a finish came from.
+func (c *Client) finalFrom(node string, tid proto.Tid) {
+	if h := c.hooks().finalTID; h != nil {
+		h(node, tid)
 	}
 }
 
