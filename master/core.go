@@ -220,6 +220,9 @@ type Core struct {
 
 	deferred []Recv // delayed requests (AskBeginTransaction, FailedVote)
 
+	held      []heldIdent // identifications held during a failover (hold.go)
+	releasing bool        // answering a held identification: hold no more
+
 	// stopOp, set by a handler, makes the core leave operation at the end
 	// of the step (neoppod's StoppedOperation exception).
 	stopOp     bool
@@ -311,6 +314,9 @@ func (c *Core) Step(ev Event) []Effect {
 	case Tick:
 	}
 	c.settle()
+	if c.releaseHeld() {
+		c.settle()
+	}
 	c.saveMasters()
 	out := c.out
 	c.out = nil
@@ -395,18 +401,22 @@ func (c *Core) abort(k *conn) {
 
 // handlerError is an error a handler answers with: PROTOCOL_ERROR and
 // NOT_READY also abort the link (protocol.md §1.8).
-type handlerError struct{ e proto.Error }
+type handlerError struct {
+	e proto.Error
+	// keep: answer without closing the link, even for PROTOCOL_ERROR.
+	keep bool
+}
 
 func (h *handlerError) Error() string { return h.e.Error() }
 
 func protocolError(msg string) error {
-	return &handlerError{proto.Error{Code: proto.PROTOCOL_ERROR, Message: msg}}
+	return &handlerError{e: proto.Error{Code: proto.PROTOCOL_ERROR, Message: msg}}
 }
 func notReady(msg string) error {
-	return &handlerError{proto.Error{Code: proto.NOT_READY, Message: msg}}
+	return &handlerError{e: proto.Error{Code: proto.NOT_READY, Message: msg}}
 }
 func denied(msg string) error {
-	return &handlerError{proto.Error{Code: proto.DENIED, Message: msg}}
+	return &handlerError{e: proto.Error{Code: proto.DENIED, Message: msg}}
 }
 
 // errDelay makes the request wait in the deferred queue (neoppod's
@@ -673,14 +683,18 @@ func (c *Core) handleError(k *conn, ev Recv, err error) {
 		c.deferred = append(c.deferred, ev)
 		return
 	}
+	if errors.Is(err, errHold) {
+		c.hold(ev)
+		return
+	}
 	var he *handlerError
 	if !errors.As(err, &he) {
-		he = &handlerError{proto.Error{Code: proto.PROTOCOL_ERROR, Message: err.Error()}}
+		he = &handlerError{e: proto.Error{Code: proto.PROTOCOL_ERROR, Message: err.Error()}}
 	}
 	c.log.Debug("request refused", "conn", ev.Conn, "msg", proto.MsgName(ev.Msg.NEOMsgCode()), "err", he.e.Error())
 	e := he.e
 	c.replyTo(k.id, ev.MsgID, &e)
-	if e.Code == proto.PROTOCOL_ERROR || e.Code == proto.NOT_READY {
+	if !he.keep && (e.Code == proto.PROTOCOL_ERROR || e.Code == proto.NOT_READY) {
 		c.abort(k)
 	}
 }
@@ -717,7 +731,7 @@ func (c *Core) dispatch(n *node, ev Recv) error {
 		return nil
 	case *proto.AskLastIDs:
 		if n.typ == proto.CLIENT && c.backupTid != proto.InvalidTid {
-			return &handlerError{proto.Error{Code: proto.READ_ONLY_ACCESS, Message: "read-only access because cluster is in backuping mode"}}
+			return &handlerError{e: proto.Error{Code: proto.READ_ONLY_ACCESS, Message: "read-only access because cluster is in backuping mode"}}
 		}
 		c.replyTo(n.conn.id, ev.MsgID, &proto.AnswerLastIDs{
 			LastTid: c.tm.lastTid(c.lastTransaction), LastOid: c.tm.lastOid, FirstTid: c.tm.firstTid})
@@ -782,6 +796,7 @@ func (c *Core) closed(id ConnID) {
 	delete(c.conns, id)
 	k.aborted = true
 	c.dropDeferred(id)
+	c.dropHeld(id)
 	if k.peer != nil || c.secondary {
 		c.dialedClosed(k)
 		return
@@ -894,6 +909,9 @@ func (c *Core) identify(k *conn, msgID uint32, req *proto.RequestIdentification)
 				return nil
 			}
 		default:
+			if c.holdClient() {
+				return errHold
+			}
 			return notReady("")
 		}
 	case proto.STORAGE:

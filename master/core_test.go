@@ -24,6 +24,7 @@ type harness struct {
 	t     testing.TB
 	c     *Core
 	clock *fakeClock
+	all   []Effect // every effect so far
 	next  ConnID
 	msgID uint32
 	out   []Effect // effects of the last step
@@ -46,6 +47,7 @@ func newHarness(t testing.TB, mod func(*Config)) *harness {
 
 func (h *harness) step(ev Event) []Effect {
 	h.out = h.c.Step(ev)
+	h.all = append(h.all, h.out...)
 	return h.out
 }
 
@@ -198,11 +200,84 @@ func TestIdentificationAllocatesNIDs(t *testing.T) {
 	if e := mustFind[*proto.Error](t, h.out, h.next); e.Message != "invalid cluster name" {
 		t.Fatalf("wrong cluster: %v", e)
 	}
-	// Clients are refused while RECOVERING.
+	// Clients are held while RECOVERING, then refused.
 	h.next++
-	h.recv(h.next, &proto.RequestIdentification{NodeType: proto.CLIENT, ClusterName: "test"})
-	if e := mustFind[*proto.Error](t, h.out, h.next); e.Code != proto.NOT_READY {
+	client := h.next
+	h.recv(client, &proto.RequestIdentification{NodeType: proto.CLIENT, ClusterName: "test"})
+	if len(h.out) != 0 {
+		t.Fatalf("client in RECOVERING answered at once: %s", dump(h.out))
+	}
+	h.clock.t = h.clock.t.Add(holdTime)
+	h.step(Tick{})
+	if e := mustFind[*proto.Error](t, h.out, client); e.Code != proto.NOT_READY {
 		t.Fatalf("client in RECOVERING: %v", e)
+	}
+}
+
+// A client that identifies while the cluster starts is answered when it
+// is RUNNING, not told NOT_READY: neoppod's client would wait a second.
+func TestClientHeldUntilRunning(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Autostart = 1 })
+	h.next++
+	client := h.next
+	h.recv(client, &proto.RequestIdentification{NodeType: proto.CLIENT, ClusterName: "test"})
+	if len(h.out) != 0 {
+		t.Fatalf("client answered in RECOVERING: %s", dump(h.out))
+	}
+	h.startCluster(1)
+	if st := h.c.ClusterState(); st != proto.RUNNING {
+		t.Fatalf("cluster state %v", st)
+	}
+	if _, ok := find[*proto.Error](h.all, client); ok {
+		t.Fatalf("client refused: %s", dump(h.all))
+	}
+	if a := mustFind[*proto.AcceptIdentification](t, h.all, client); a.YourNID.String() != "C1" {
+		t.Fatalf("client accepted as %v", a.YourNID)
+	}
+}
+
+// A secondary that lost its primary holds identifications until the
+// election ends: here it becomes primary and then accepts the storage.
+func TestSecondaryHoldsIdentificationDuringElection(t *testing.T) {
+	s := newSimNet(t, 10001, 10002)
+	s.start(10001)
+	s.start(10002)
+	s.settle(2)
+	s.check(10001)
+	s.kill(10001)
+	s.run() // the secondary saw the primary go and redials it
+	cn, effects := s.inject(10002, &proto.RequestIdentification{NodeType: proto.STORAGE, Addr: simAddr(20000),
+		ClusterName: "test", Extra: proto.Dict{}})
+	if len(effects) != 0 {
+		t.Fatalf("answered during the election: %s", dump(effects))
+	}
+	s.tick() // the redial fails: 10002 plays primary
+	if c := s.cores[simAddr(10002)]; c.secondary {
+		t.Fatalf("no new primary:\n%s", s.describe())
+	}
+	seen := s.seen[simAddr(10002)]
+	if _, ok := find[*proto.NotPrimaryMaster](seen, cn); ok {
+		t.Fatalf("storage told NotPrimaryMaster: %s", dump(seen))
+	}
+	mustFind[*proto.AcceptIdentification](t, seen, cn)
+}
+
+// Held past the bound, the answer is that of the moment.
+func TestSecondaryHoldIsBounded(t *testing.T) {
+	s := newSimNet(t, 10001, 10002)
+	s.start(10001)
+	s.start(10002)
+	s.settle(2)
+	s.kill(10001)
+	s.run()
+	c := s.cores[simAddr(10002)]
+	cn, _ := s.inject(10002, &proto.RequestIdentification{NodeType: proto.CLIENT, ClusterName: "test", Extra: proto.Dict{}})
+	s.clock.t = s.clock.t.Add(holdTime)
+	// A tick with the dial still pending (not delivered): the election
+	// has not ended, the bound has.
+	effects := c.Step(Tick{})
+	if npm := mustFind[*proto.NotPrimaryMaster](t, effects, cn); npm.Primary.Valid {
+		t.Fatalf("NotPrimaryMaster names a primary: %+v", npm)
 	}
 }
 
@@ -654,4 +729,22 @@ func TestCheckReplicas(t *testing.T) {
 	if checks[0].MaxTid != h.c.lastTransaction || checks[0].Source.Addr != (proto.Addr{}) {
 		t.Fatalf("check %+v", checks[0])
 	}
+}
+
+// A client finishing a transaction the master does not know (begun on a
+// previous primary) gets PROTOCOL_ERROR, as from neoppod, but keeps its
+// link: neoppod's client would wait a second before reconnecting.
+func TestFinishUnknownTTIDKeepsLink(t *testing.T) {
+	h, _, client := runningCluster(t)
+	effects := h.recv(client, &proto.AskFinishTransaction{TTid: 0x1234})
+	if e := mustFind[*proto.Error](t, effects, client); e.Code != proto.PROTOCOL_ERROR {
+		t.Fatalf("finish of an unknown ttid: %v", e)
+	}
+	for _, e := range effects {
+		if e.Kind == Abort {
+			t.Fatalf("link aborted: %s", dump(effects))
+		}
+	}
+	// The link serves the next transaction.
+	mustFind[*proto.AnswerBeginTransaction](t, h.recv(client, &proto.AskBeginTransaction{Tid: proto.InvalidTid}), client)
 }

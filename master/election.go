@@ -279,7 +279,8 @@ func (c *Core) becomeSecondary(p *node) {
 func (c *Core) closeAllBut(keep *conn) {
 	ids := make([]ConnID, 0, len(c.conns))
 	for id, k := range c.conns {
-		if k != keep {
+		// Held identifications are answered by the new role.
+		if k != keep && !c.isHeld(id) {
 			ids = append(ids, id)
 		}
 	}
@@ -408,6 +409,10 @@ func (c *Core) secondaryRecv(ev Recv) {
 		return
 	case !req.Addr.IsZero() && req.Addr == c.self.addr:
 		c.handleError(k, ev, protocolError("address conflict"))
+		return
+	}
+	if c.holdSecondary(req) {
+		c.hold(ev)
 		return
 	}
 	pm := c.primaryMaster

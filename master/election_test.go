@@ -24,6 +24,7 @@ type simNet struct {
 	asks   map[askKey]asker
 	accept ConnID
 	msgID  uint32
+	seen   map[proto.Addr][]Effect // every effect of each core
 }
 
 type end struct {
@@ -134,6 +135,10 @@ func (s *simNet) settle(n int) {
 }
 
 func (s *simNet) perform(a proto.Addr, effects []Effect) {
+	if s.seen == nil {
+		s.seen = map[proto.Addr][]Effect{}
+	}
+	s.seen[a] = append(s.seen[a], effects...)
 	for _, e := range effects {
 		me := end{a, e.Conn}
 		switch e.Kind {

@@ -131,7 +131,7 @@ func (c *Core) clientMsg(n *node, r Recv) error {
 		switch r.Msg.(type) {
 		case *proto.AskBeginTransaction, *proto.AskNewOIDs, *proto.AskFinishTransaction,
 			*proto.AskFinalTID, *proto.AbortTransaction:
-			return &handlerError{proto.Error{Code: proto.READ_ONLY_ACCESS, Message: "read-only access as requested by the client"}}
+			return &handlerError{e: proto.Error{Code: proto.READ_ONLY_ACCESS, Message: "read-only access as requested by the client"}}
 		}
 	}
 	id := n.conn.id

@@ -140,7 +140,11 @@ func (tm *txnManager) begin(client proto.NodeID, readiness uint64, tid proto.Tid
 func (tm *txnManager) get(ttid proto.Tid) (*txn, error) {
 	t := tm.txns[ttid]
 	if t == nil {
-		return nil, protocolError("unknown ttid " + ttid.String())
+		// As neoppod, PROTOCOL_ERROR (the client raises it), but the link
+		// stays: the transaction was typically begun on a previous
+		// primary, and a closed link would cost the client a second
+		// before it reconnects (CONNECT_LIMIT).
+		return nil, &handlerError{e: proto.Error{Code: proto.PROTOCOL_ERROR, Message: "unknown ttid " + ttid.String()}, keep: true}
 	}
 	return t, nil
 }
