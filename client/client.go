@@ -172,6 +172,8 @@ type testHooks struct {
 	reconnect func()
 	// finalTID sees the answers to AskFinalTID, by "master" or "storage".
 	finalTID func(node string, tid proto.Tid)
+	// deadlock sees every NotifyDeadlock received.
+	deadlock func(ttid proto.Tid, oid proto.Oid)
 }
 
 func (c *Client) hooks() testHooks {

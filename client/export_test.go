@@ -1,6 +1,8 @@
 package client
 
 import (
+	"context"
+
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
@@ -70,4 +72,29 @@ func (c *Client) AbortMasterAfterFinishForTest(hold <-chan struct{}, from func(n
 		}
 	}
 	c.mu.hooks.finalTID = from
+}
+
+// OnDeadlockForTest makes f see every NotifyDeadlock the client receives.
+func (c *Client) OnDeadlockForTest(f func(ttid proto.Tid, oid proto.Oid)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.hooks.deadlock = f
+}
+
+// WaitStoresForTest waits for the answers of the stores sent so far,
+// leaving them for Vote. If ctx ends first the transaction is spoilt
+// (the answers will be dropped): only for tests that fail then.
+func (t *Txn) WaitStoresForTest(ctx context.Context) error {
+	t.mu.Lock()
+	calls := make([]*neonet.Call, len(t.mu.pending))
+	for i, p := range t.mu.pending {
+		calls[i] = p.call
+	}
+	t.mu.Unlock()
+	for _, call := range calls {
+		if err := call.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }

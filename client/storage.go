@@ -159,7 +159,11 @@ func (c *Client) handleStorage(r *neonet.Request) {
 	}
 	c.mu.Lock()
 	txn := c.mu.txns[m.LockingTid]
+	hook := c.mu.hooks.deadlock
 	c.mu.Unlock()
+	if hook != nil {
+		hook(m.LockingTid, m.Oid)
+	}
 	if txn != nil {
 		txn.relock(r.Link, m.Oid)
 	}
