@@ -13,6 +13,7 @@ import (
 
 	"github.com/neogo/neo/client"
 	"github.com/neogo/neo/master"
+	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage"
 	"github.com/neogo/neo/storage/backend"
@@ -41,6 +42,7 @@ type testCluster struct {
 	stopStor   []func() // stop storage i alone
 	mcfg       master.Config
 	stopMaster func()
+	tls        *neonet.TLSConfig
 }
 
 // testLogger returns a logger for the nodes: silent unless NEO_TEST_LOG
@@ -56,13 +58,20 @@ func testLogger() *slog.Logger {
 // with n storages) and n storages, stopped at the end of the test.
 func startCluster(tb testing.TB, n, nr, np int) *testCluster {
 	tb.Helper()
+	return startClusterTLS(tb, n, nr, np, nil)
+}
+
+// startClusterTLS is startCluster with every node, and the clients
+// opened by c.open, using tls (nil: plain TCP).
+func startClusterTLS(tb testing.TB, n, nr, np int, tls *neonet.TLSConfig) *testCluster {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &testCluster{tb: tb, name: "t" + fmt.Sprint(time.Now().UnixNano()%1e6), cancel: cancel}
+	c := &testCluster{tb: tb, name: "t" + fmt.Sprint(time.Now().UnixNano()%1e6), cancel: cancel, tls: tls}
 	tb.Cleanup(c.stop)
 	log := testLogger()
 	c.mcfg = master.Config{
 		Cluster: c.name, Bind: proto.Addr{Host: "127.0.0.1"}, Partitions: np, Replicas: nr,
-		Autostart: n, Logger: log.With("node", "master"),
+		Autostart: n, Logger: log.With("node", "master"), TLS: tls,
 	}
 	c.startMaster()
 	dir := tb.TempDir()
@@ -74,7 +83,7 @@ func startCluster(tb testing.TB, n, nr, np int) *testCluster {
 			tb.Fatal(err)
 		}
 		node, err := storage.New(storage.Config{
-			Cluster: c.name, Masters: []string{c.master}, Bind: "127.0.0.1:0", Backend: db,
+			Cluster: c.name, Masters: []string{c.master}, Bind: "127.0.0.1:0", Backend: db, TLS: tls,
 			Logger: log.With("node", fmt.Sprintf("s%d", i)),
 		})
 		if err != nil {
@@ -160,7 +169,7 @@ func (c *testCluster) open(tb testing.TB, readOnly bool) *client.Client {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	cl, err := client.Open(ctx, client.Config{Masters: []string{c.master}, Cluster: c.name,
-		ReadOnly: readOnly, Logger: testLogger().With("node", "client")})
+		ReadOnly: readOnly, TLS: c.tls, Logger: testLogger().With("node", "client")})
 	if err != nil {
 		tb.Fatalf("open client: %v", err)
 	}
