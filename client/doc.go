@@ -24,10 +24,16 @@
 //
 // Reads go to a readable cell of the object's partition, chosen at random
 // with the storages that failed recently last (§7.2); on a broken link,
-// NOT_READY or NON_READABLE_CELL the next cell is tried, and when every
-// cell failed the client syncs with the master and tries again until the
-// caller's context ends. The SHA-1 of every object received is checked:
-// bad data from every readable cell is a [*ChecksumError].
+// NOT_READY or NON_READABLE_CELL the next cell is tried. When every cell
+// failed, the client pings the master (so that a partition table change
+// on the way is applied) and tries again, once: a second round of
+// failures gives a [*NoStorageError] (errors.Is [ErrNoStorage]) naming
+// the oid and partition, and the loss of the master connection during
+// the read an error matching [ErrMasterLost]. Both are retryable, as
+// neoppod's NEOStorageError and NEOPrimaryMasterLost; the client does
+// not wait for storages to come back. The SHA-1 of every object
+// received is checked: bad data from every readable cell is a
+// [*ChecksumError].
 //
 // A transaction ([Client.Begin], [Txn]) stores to every cell of each
 // object's partition. A storage whose link breaks during the transaction
@@ -47,7 +53,10 @@
 // [Client.Close] is called. Meanwhile:
 //
 //   - Load, LoadSerial, Begin, NewOID, LastTid and Sync wait for the new
-//     connection, within their context;
+//     connection, within their context; except that reads fail at once
+//     (ErrMasterLost) after the master said the cluster left operation
+//     (StopOperation, e.g. every storage of a partition lost): waiting
+//     would last until an administrator acts;
 //   - a transaction begun on the lost connection fails with an error
 //     matching [ErrMasterLost] (the master aborted it); the caller
 //     aborts and begins again;
@@ -56,6 +65,32 @@
 //     committed (AskFinalTID, §6.9), and returns its tid if it did;
 //   - watchers get an [Invalidation] with All set if commits happened
 //     while disconnected.
+//
+// A storage's NotifyDeadlock (§6.6) is answered with AskRelockObject
+// while the transaction still waits for store answers; the relock's
+// conflict, if the other transaction committed, is a [*ConflictError]
+// at vote like any other.
+//
+// # TLS
+//
+// [Config.TLS] (from [github.com/neogo/neo/neonet.LoadTLS]) secures the master and storage
+// links with mutual authentication; every node of the cluster must use
+// it too.
+//
+// # Not done (yet)
+//
+//   - No cache: every Load asks a storage. [Object]'s serials and
+//     [Client.Watch] are what a cache in front of Load needs.
+//   - No conflict resolution: a conflict, from a store or a relock, is a
+//     [*ConflictError] at vote; the caller aborts and begins again. No
+//     re-store after a resolved conflict, so no list of resolved oids.
+//   - No read-current checks (AskCheckCurrentSerial), deletions (a
+//     store without data), undo (AskUndoTransaction, data_serial),
+//     history (AskObjectHistory), iteration over transactions (AskTIDs,
+//     AskTransactionInformation, AskObjectUndoSerial), pack (AskPack) or
+//     replication/backup-specific reads.
+//   - Oids allocated but not used are dropped when the master is lost
+//     (neoppod's too); a Begin with a chosen tid is not offered.
 //
 // # Design notes
 //

@@ -107,7 +107,8 @@ func (l *gcLoop) run(ctx context.Context) {
 		l.mu.Lock()
 		l.acks = append(l.acks, gcAck{oid: oid, tid: tid, data: data, at: time.Now()})
 		l.mu.Unlock()
-		// Read it back at once: Load waits through a reconnection.
+		// Read it back at once: Load waits through a reconnection (and
+		// read retries a read cut by one).
 		if err := l.read(ctx, oid, tid, data); err != nil && ctx.Err() == nil {
 			l.mu.Lock()
 			l.readErrs = append(l.readErrs, err.Error())
@@ -124,6 +125,18 @@ func (l *gcLoop) read(ctx context.Context, oid proto.Oid, tid proto.Tid, data st
 	ctx, cancel := context.WithTimeout(ctx, gcOpTimeout)
 	defer cancel()
 	obj, err := l.cl.Load(ctx, oid, proto.InvalidTid)
+	// A read that loses the master, or finds no storage while the
+	// table changes, says so rather than waiting (cluster.md §7.2): it
+	// is to be tried again.
+	for err != nil && ctx.Err() == nil && (errors.Is(err, client.ErrMasterLost) || errors.Is(err, client.ErrNoStorage)) {
+		tm := time.NewTimer(20 * time.Millisecond)
+		select {
+		case <-tm.C:
+		case <-ctx.Done():
+			tm.Stop()
+		}
+		obj, err = l.cl.Load(ctx, oid, proto.InvalidTid)
+	}
 	switch {
 	case err != nil:
 		return fmt.Errorf("read back oid %v: %w", oid, err)
