@@ -66,7 +66,7 @@ func (n *Node) check(ctx context.Context, master *neonet.Link, tm *txnManager, m
 			continue
 		}
 		defer l.Close()
-		peers = append(peers, &checkPeer{nid: nid, link: l})
+		peers = append(peers, &checkPeer{nid: nid, link: l.Link})
 	}
 	var source *checkPeer
 	if !m.Source.Addr.IsZero() {

@@ -146,7 +146,7 @@ func TestCrossingStorageDials(t *testing.T) {
 	}
 
 	type result struct {
-		link *neonet.Link
+		link *storageLink
 		err  error
 	}
 	results := map[proto.NodeID]chan result{small: make(chan result, 1), big: make(chan result, 1)}
@@ -157,7 +157,7 @@ func TestCrossingStorageDials(t *testing.T) {
 			results[self] <- result{l, err}
 		}()
 	}
-	links := map[proto.NodeID]*neonet.Link{}
+	links := map[proto.NodeID]*storageLink{}
 	for self, ch := range results {
 		select {
 		case r := <-ch:
@@ -188,7 +188,7 @@ func TestCrossingStorageDials(t *testing.T) {
 	// Each node serves the link the other dialled, as coming from it.
 	for self, l := range links {
 		peer := small + big - self
-		if !servesLink(nodes[peer], self, l) {
+		if !servesLink(nodes[peer], self, l.Link) {
 			t.Errorf("%v does not serve the link dialled by %v", peer, self)
 		}
 	}

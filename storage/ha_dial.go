@@ -9,10 +9,16 @@ package storage
 // link dialled by the storage with the greater id survives.
 //
 // Only silent dials (not yet answered) take part: our links to other
-// storages are per purpose (replication sources, replica checks) and
-// carry requests one way, so an identified outgoing link does not
-// conflict with an incoming one. The storage whose dial lost redials
-// shortly after, once the surviving link is identified on both sides.
+// storages are per purpose (replication sources, replica checks), so an
+// identified outgoing link does not conflict with an incoming one. The
+// storage whose dial lost redials shortly after, once the surviving link
+// is identified on both sides.
+//
+// A link we dialled carries requests both ways, as neoppod's links do: a
+// neoppod storage uses whatever link it has to us, the one we dialled
+// included (the one that survived a crossing dial in particular), for its
+// own replication and checks. Its requests on our dialled links are
+// served as on the links we accept (storageLink.serve).
 
 import (
 	"context"
@@ -128,7 +134,7 @@ func lostArbitration(err error) bool {
 // dialStorage connects to storage nid at addr and identifies with our
 // node id and id_timestamp (protocol.md §5.6). A dial that loses to the
 // peer's crossing dial is retried after a short pause.
-func (n *Node) dialStorage(ctx context.Context, nid proto.NodeID, addr string) (*neonet.Link, error) {
+func (n *Node) dialStorage(ctx context.Context, nid proto.NodeID, addr string) (*storageLink, error) {
 	for attempt := 1; ; attempt++ {
 		l, err := n.dialStorageOnce(ctx, nid, addr, attempt)
 		if err == nil || !lostArbitration(err) || attempt > len(dialRetryDelays) {
@@ -145,7 +151,7 @@ func (n *Node) dialStorage(ctx context.Context, nid proto.NodeID, addr string) (
 	}
 }
 
-func (n *Node) dialStorageOnce(ctx context.Context, nid proto.NodeID, addr string, attempt int) (*neonet.Link, error) {
+func (n *Node) dialStorageOnce(ctx context.Context, nid proto.NodeID, addr string, attempt int) (*storageLink, error) {
 	n.mu.Lock()
 	self, ts := n.mu.nid, n.mu.nodes.SelfIDTimestamp()
 	n.mu.Unlock()
@@ -155,7 +161,8 @@ func (n *Node) dialStorageOnce(ctx context.Context, nid proto.NodeID, addr strin
 	if hook := n.dials.beforeDial; hook != nil {
 		hook(nid, attempt)
 	}
-	l, err := neonet.Dial(dctx, "tcp", addr, neonet.Config{Logger: n.log, TLS: n.cfg.TLS})
+	sl := newStorageLink(n, nid)
+	l, err := neonet.Dial(dctx, "tcp", addr, neonet.Config{Logger: n.log, TLS: n.cfg.TLS, Handler: sl.received})
 	if err != nil {
 		replaced := !n.dials.done(d)
 		if replaced {
@@ -178,5 +185,135 @@ func (n *Node) dialStorageOnce(ctx context.Context, nid proto.NodeID, addr strin
 		l.Close()
 		return nil, fmt.Errorf("%s is a %v, not a storage", addr, acc.NodeType)
 	}
-	return l, nil
+	sl.Link = l
+	if !n.startServing(ctx, sl) {
+		l.Close()
+		return nil, fmt.Errorf("dial storage %v at %s: %w", nid, addr, neonet.ErrClosed)
+	}
+	return sl, nil
+}
+
+// storageLink is a link we dialled to another storage. Its reader hands
+// what the peer sends to received: the AddTransaction/AddObject of our
+// AskFetch* requests are kept for replicator.fetch, the peer's own
+// requests are served in order by serve, on another goroutine since
+// feeding writes a lot and yields to client requests (priority.go).
+type storageLink struct {
+	*neonet.Link // set once identified
+	n            *Node
+	nid          proto.NodeID
+
+	mu    sync.Mutex
+	adds  map[uint32][]proto.Msg // by the id of our AskFetch* request
+	reqs  []*neonet.Request      // the peer's requests not served yet
+	ready chan struct{}          // holds a token while reqs may not be empty
+}
+
+func newStorageLink(n *Node, nid proto.NodeID) *storageLink {
+	return &storageLink{n: n, nid: nid, adds: map[uint32][]proto.Msg{}, ready: make(chan struct{}, 1)}
+}
+
+// received runs on the link's reader goroutine, in arrival order: the
+// notifications of a fetch are all kept when its answer is delivered.
+func (sl *storageLink) received(r *neonet.Request) {
+	sl.mu.Lock()
+	switch r.Msg.(type) {
+	case *proto.AddTransaction, *proto.AddObject:
+		sl.adds[r.ID] = append(sl.adds[r.ID], r.Msg)
+		sl.mu.Unlock()
+		return
+	}
+	sl.reqs = append(sl.reqs, r)
+	sl.mu.Unlock()
+	select {
+	case sl.ready <- struct{}{}:
+	default:
+	}
+}
+
+// takeAdds returns and forgets the notifications received for request id.
+func (sl *storageLink) takeAdds(id uint32) []proto.Msg {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	m := sl.adds[id]
+	delete(sl.adds, id)
+	return m
+}
+
+// next returns the next request of the peer, nil if none is queued.
+func (sl *storageLink) next() *neonet.Request {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if len(sl.reqs) == 0 {
+		return nil
+	}
+	r := sl.reqs[0]
+	sl.reqs[0] = nil
+	sl.reqs = sl.reqs[1:]
+	return r
+}
+
+// startServing registers the identified link, so that it is closed with
+// the links we accept (stopOperation, the peer leaving the cluster), and
+// starts serving the peer's requests on it. It returns false if the
+// node is not operational.
+func (n *Node) startServing(ctx context.Context, sl *storageLink) bool {
+	n.mu.Lock()
+	tm := n.mu.tm
+	if tm != nil {
+		n.mu.links[sl.Link] = sl.nid
+	}
+	n.mu.Unlock()
+	if tm == nil {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer n.dropLink(sl.Link)
+		sl.serve(ctx, &clientConn{n: n, link: sl.Link, nid: sl.nid, tm: tm, loads: make(chan struct{}, maxLinkLoads)})
+	}()
+	return true
+}
+
+// serve handles the peer's requests, in order, as serveIncoming does on
+// the links we accept, until the link closes or ctx ends.
+func (sl *storageLink) serve(ctx context.Context, c *clientConn) {
+	for {
+		select {
+		case <-sl.ready:
+		case <-sl.Done():
+			return
+		case <-ctx.Done():
+			return
+		}
+		for r := sl.next(); r != nil; r = sl.next() {
+			if !serveRequest(ctx, c, r) {
+				return
+			}
+		}
+	}
+}
+
+// serveRequest handles one request of an identified peer and answers its
+// failure as serveIncoming does; it returns false when the failure
+// aborted the link.
+func serveRequest(ctx context.Context, c *clientConn, r *neonet.Request) bool {
+	err := c.handle(ctx, r)
+	if err == nil {
+		return true
+	}
+	var perr *proto.Error
+	if errors.As(err, &perr) && perr.Code != proto.PROTOCOL_ERROR && perr.Code != proto.NOT_READY {
+		r.Reply(&proto.Error{Code: perr.Code, Message: perr.Message})
+		return true
+	}
+	if perr == nil {
+		c.n.log.Error("request failed, aborting link", "nid", c.nid, "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
+	} else {
+		c.n.log.Warn("aborting link", "nid", c.nid, "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
+	}
+	r.Reply(protoError(err))
+	c.link.Abort()
+	return false
 }

@@ -64,13 +64,13 @@ type replicator struct {
 		// so a notice about a listed ttid may be handled first.
 		ended map[proto.Tid]proto.Tid
 	}
-	sources map[string]*neonet.Link // by address; used by the goroutine only
+	sources map[string]*storageLink // by address; used by the goroutine only
 }
 
 func (n *Node) startReplicator(ctx context.Context, master *neonet.Link, tm *txnManager) *replicator {
 	ctx, cancel := context.WithCancel(ctx)
 	r := &replicator{n: n, master: master, tm: tm, wake: make(chan struct{}, 1), cancel: cancel,
-		done: make(chan struct{}), sources: map[string]*neonet.Link{}}
+		done: make(chan struct{}), sources: map[string]*storageLink{}}
 	r.mu.parts = map[uint32]*replicaState{}
 	go func() {
 		defer close(r.done)
@@ -293,7 +293,7 @@ func (r *replicator) addParts(parts []uint32, a *proto.AnswerUnfinishedTransacti
 }
 
 // source returns a link to a RUNNING storage with a readable cell of p.
-func (r *replicator) source(ctx context.Context, p uint32) (*neonet.Link, error) {
+func (r *replicator) source(ctx context.Context, p uint32) (*storageLink, error) {
 	n := r.n
 	n.mu.Lock()
 	var addrs []string
@@ -433,24 +433,18 @@ func (r *replicator) replicate(ctx context.Context, p uint32, upTo proto.Tid) er
 
 // fetch sends an AskFetch* request and hands the AddTransaction/AddObject
 // notifications carrying its id to add, then decodes the answer into resp.
-func (r *replicator) fetch(ctx context.Context, l *neonet.Link, req, resp proto.Msg, add func(proto.Msg)) error {
+func (r *replicator) fetch(ctx context.Context, l *storageLink, req, resp proto.Msg, add func(proto.Msg)) error {
 	call, err := l.Start(req, resp)
 	if err != nil {
 		return err
 	}
 	// The source sends the notifications before the answer, on the same
-	// stream: once the answer is in, they are all queued.
+	// stream, and the link's reader keeps them (storageLink.received)
+	// before it delivers the answer: once the answer is in, they are all
+	// kept.
 	waitErr := call.Wait(ctx)
-	drained, cancel := context.WithCancel(ctx)
-	cancel()
-	for {
-		m, err := l.Recv(drained)
-		if err != nil {
-			break
-		}
-		if m.ID == call.ID() {
-			add(m.Msg)
-		}
+	for _, m := range l.takeAdds(call.ID()) {
+		add(m)
 	}
 	if waitErr != nil {
 		var perr *proto.Error
