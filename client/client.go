@@ -415,15 +415,15 @@ func (c *Client) LastTid(ctx context.Context) (proto.Tid, error) {
 }
 
 // Sync makes every transaction committed before the call visible: it
-// is a Ping round trip with the primary master, which sends its
-// invalidations before the Pong (cluster.md §6.11).
+// is a round trip with the primary master, which sends its invalidations
+// before the answer (cluster.md §6.11).
 func (c *Client) Sync(ctx context.Context) error {
 	for {
 		mc, err := c.waitMaster(ctx)
 		if err != nil {
 			return err
 		}
-		err = mc.link.Ask(ctx, &proto.Ping{}, &proto.Pong{})
+		err = mc.barrier(ctx)
 		if err == nil {
 			return nil
 		}

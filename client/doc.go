@@ -73,9 +73,9 @@
 //
 // # TLS
 //
-// [Config.TLS] (from [github.com/neogo/neo/neonet.LoadTLS]) secures the master and storage
-// links with mutual authentication; every node of the cluster must use
-// it too.
+// [Config.TLS] (from [github.com/neogo/neo/neonet.LoadTLS]) secures the
+// master and storage links with mutual authentication; every node of
+// the cluster must use it too.
 //
 // # Not done (yet)
 //
@@ -95,8 +95,10 @@
 // # Design notes
 //
 // The master link's notifications are applied on its reader goroutine,
-// so that the Pong of [Client.Sync] comes after every invalidation sent
-// before it. [Client.Load] is the path a cache will sit in front of:
+// so that the answer that ends [Client.Sync] comes after every
+// invalidation sent before it. Sync asks AskLastTransaction, not Ping as
+// neoppod's client does: a master may have its link layer answer Ping
+// ahead of notifications it has queued (ours does). [Client.Load] is the path a cache will sit in front of:
 // its [Object] carries the serial and next serial that bound the
 // validity of the data, and [Client.Watch] the invalidations to apply.
 package client

@@ -166,7 +166,7 @@ func (c *Client) load(ctx context.Context, oid proto.Oid, at, before proto.Tid) 
 			}
 		}
 		// The sync is with this connection only: its loss ends the read.
-		if err := mc.link.Ask(ctx, &proto.Ping{}, &proto.Pong{}); err != nil {
+		if err := mc.barrier(ctx); err != nil {
 			if ctx.Err() != nil {
 				return Object{}, fmt.Errorf("client: load oid %v: %w", oid, errors.Join(context.Cause(ctx), lastErr))
 			}

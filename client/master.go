@@ -17,7 +17,7 @@ import (
 // the node and partition tables live with the connection and go with it
 // (cluster.md §7.1: the table is cleared when the master is lost). Its
 // fields after link are guarded by Client.mu; the link's handler updates
-// them on the reader goroutine, so that a Pong (Sync) arrives after every
+// them on the reader goroutine, so that the answer ending a Sync arrives after every
 // notification sent before it has been applied.
 type masterConn struct {
 	c    *Client
@@ -139,6 +139,15 @@ func (c *Client) identifyMaster(ctx context.Context, addr string) (mc *masterCon
 	c.log.Info("connected to the primary master", "master", addr, "nid", acc.YourNID,
 		"ptid", mc.pt.PTid(), "last_tid", last.Tid)
 	return mc, "", nil
+}
+
+// barrier is neoppod's sync(): a round trip after which every
+// notification the master sent before has been applied. It asks
+// AskLastTransaction rather than Ping: the master answers it in turn
+// with its notifications, while a Pong may be sent by the link layer
+// ahead of notifications the master has queued (our master does so).
+func (mc *masterConn) barrier(ctx context.Context) error {
+	return mc.link.Ask(ctx, &proto.AskLastTransaction{}, &proto.AnswerLastTransaction{})
 }
 
 // nodeStates gives the node states for parttab; callers hold Client.mu.
