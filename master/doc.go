@@ -19,5 +19,11 @@
 // storage loss, STOPPING asked by an admin) are applied at the end of the
 // step, after the answers of that step, like neoppod's exceptions.
 //
+// Where neoppod makes peers wait a second (its CONNECT_LIMIT) during a
+// failover, this master answers as soon as it can: it retries masters
+// after 100 ms, holds identifications while an election or a recovery is
+// under way (hold.go), and keeps a client's link when it refers to a
+// transaction begun on a previous primary.
+//
 // Not implemented yet: backup mode.
 package master
