@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/sha1"
 	"errors"
 	"net"
 	"slices"
@@ -28,9 +29,15 @@ type fakeCluster struct {
 	// Answers to AskFinalTID.
 	masterFinal, storageFinal proto.Tid
 
+	// loadErrs are the errors the storage answers to AskObject, in
+	// turn; then it answers with object.
+	loadErrs []proto.ErrorCode
+	object   []byte
+
 	mu     sync.Mutex
 	ts     float64  // node notification timestamp
 	finals []string // "master"/"storage" per AskFinalTID received
+	loads  int      // AskObject received
 }
 
 var (
@@ -135,6 +142,18 @@ func (f *fakeCluster) handleStorage(r *neonet.Request) {
 		r.Reply(&proto.AnswerStoreObject{Conflict: proto.InvalidTid})
 	case *proto.AskStoreTransaction:
 		r.Reply(&proto.AnswerStoreTransaction{})
+	case *proto.AskObject:
+		f.mu.Lock()
+		i := f.loads
+		f.loads++
+		f.mu.Unlock()
+		if i < len(f.loadErrs) {
+			r.Reply(&proto.Error{Code: f.loadErrs[i], Message: "fake"})
+			return
+		}
+		sum := sha1.Sum(f.object)
+		r.Reply(&proto.AnswerObject{Oid: m.Oid, Serial: f.ttid - 1, NextSerial: proto.InvalidTid,
+			Compression: proto.Some[uint8](0), Checksum: sum[:], Data: f.object, DataSerial: proto.InvalidTid})
 	case *proto.AskFinalTID:
 		f.asked("storage")
 		r.Reply(&proto.AnswerFinalTID{Tid: f.storageFinal})
@@ -198,6 +217,50 @@ func TestFinishOutcome(t *testing.T) {
 			defer f.mu.Unlock()
 			if !slices.Equal(f.finals, tt.wantAsked) {
 				t.Errorf("AskFinalTID asked of %v; want %v", f.finals, tt.wantAsked)
+			}
+		})
+	}
+}
+
+// How Load counts a storage's errors (cluster.md §7.2): NON_READABLE_CELL
+// is a table race, retried without counting; any other failure counts,
+// and a second failure of the single cell gives up.
+func TestLoadFailureCount(t *testing.T) {
+	nr, notReady := proto.NON_READABLE_CELL, proto.NOT_READY
+	tests := []struct {
+		name      string
+		errs      []proto.ErrorCode
+		wantErr   error // nil: the object is read
+		wantLoads int
+	}{
+		{"non-readable cells are retried", []proto.ErrorCode{nr, nr, nr, nr}, nil, 5},
+		{"one failure is retried after a sync", []proto.ErrorCode{notReady}, nil, 2},
+		{"two failures of the only cell", []proto.ErrorCode{notReady, nr, notReady}, ErrNoStorage, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := startFakeCluster(t, proto.InvalidTid, proto.InvalidTid)
+			f.loadErrs, f.object = tt.errs, []byte("fake object")
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			c, err := Open(ctx, Config{Masters: []string{f.master.Addr().String()}, Cluster: "fake"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			obj, err := c.Load(ctx, 1, proto.InvalidTid)
+			switch {
+			case ctx.Err() != nil:
+				t.Fatalf("Load did not end within its context: %v", err)
+			case tt.wantErr == nil && (err != nil || string(obj.Data) != "fake object"):
+				t.Errorf("Load = %q, %v; want the object", obj.Data, err)
+			case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
+				t.Errorf("Load = %q, %v; want %v", obj.Data, err, tt.wantErr)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.loads != tt.wantLoads {
+				t.Errorf("storage asked %d times; want %d", f.loads, tt.wantLoads)
 			}
 		})
 	}

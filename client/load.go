@@ -82,8 +82,8 @@ func (e *NoStorageError) Is(target error) bool { return target == ErrNoStorage }
 
 func (e *NoStorageError) Unwrap() error { return e.Err }
 
-// retryDelay bounds the pause between two rounds of a read over a
-// partition without any readable cell.
+// retryDelay bounds the pause between two rounds of a read that only
+// met NON_READABLE_CELL, or no readable cell at all.
 const retryDelay = 200 * time.Millisecond
 
 // load asks AskObject(oid, at, before) to the readable cells of oid's
@@ -152,8 +152,9 @@ func (c *Client) load(ctx context.Context, oid proto.Oid, at, before proto.Tid) 
 			return Object{}, &NoStorageError{Oid: oid, Partition: part, Cells: len(cand), Err: lastErr}
 		}
 		c.log.Debug("no storage could serve a load; syncing with the master", "oid", oid, "err", lastErr)
-		if len(cand) == 0 {
-			// Nothing readable (yet): pause rather than spin.
+		if len(cand) == 0 || round > 0 {
+			// Nothing readable, or only NON_READABLE_CELL answers
+			// (a table change on the way): pause rather than spin.
 			t := time.NewTimer(min(time.Duration(round+1)*20*time.Millisecond, retryDelay))
 			select {
 			case <-t.C:
