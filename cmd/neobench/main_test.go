@@ -1,0 +1,419 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/master"
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage"
+	"github.com/neogo/neo/storage/backend"
+	_ "github.com/neogo/neo/storage/backend/sqlite"
+)
+
+// Bounds of the waits of these tests.
+const (
+	startTimeout = 30 * time.Second
+	runTimeout   = 2 * time.Minute
+	stopTimeout  = 10 * time.Second
+)
+
+func TestParseArgs(t *testing.T) {
+	base := []string{"--masters", "127.0.0.1:1", "--cluster", "c"}
+	tests := []struct {
+		args    []string
+		want    options // compared on the fields below
+		wantErr string  // substring of the usage error
+	}{
+		{args: base, want: options{masters: []string{"127.0.0.1:1"}, cluster: "c", objects: 20000, size: 1024,
+			txnObjects: 100, loads: 10000, threads: 4, smallCommits: 1000, phaseSeconds: 25}},
+		{args: []string{"--masters", "127.0.0.1:1, [::1]:2 h:3", "--cluster=c", "-n", "5", "-s", "7", "-k", "2",
+			"-l", "3", "-t", "8", "-c", "0", "--phase-seconds", "0.5", "--label", "go", "--json"},
+			want: options{masters: []string{"127.0.0.1:1", "[::1]:2", "h:3"}, cluster: "c", objects: 5, size: 7,
+				txnObjects: 2, loads: 3, threads: 8, smallCommits: 0, phaseSeconds: 0.5, label: "go", json: true}},
+		{args: []string{"--cluster", "c"}, wantErr: "--masters"},
+		{args: []string{"--masters", " , ", "--cluster", "c"}, wantErr: "--masters"},
+		{args: []string{"--masters", "127.0.0.1:1"}, wantErr: "--cluster"},
+		{args: []string{"--masters", "127.0.0.1:1", "--cluster", "a b"}, wantErr: "--cluster"},
+		{args: []string{"--masters", "127.0.0.1", "--cluster", "c"}, wantErr: `"127.0.0.1" is not host:port`},
+		{args: []string{"--masters", "127.0.0.1:70000", "--cluster", "c"}, wantErr: "is not host:port"},
+		{args: []string{"--masters", ":1", "--cluster", "c"}, wantErr: "is not host:port"},
+		{args: append(base, "-n", "0"), wantErr: "-n 0"},
+		{args: append(base, "-s", "0"), wantErr: "-s 0"},
+		{args: append(base, "-k", "0"), wantErr: "-k 0"},
+		{args: append(base, "-l", "0"), wantErr: "-l 0"},
+		{args: append(base, "-t", "0"), wantErr: "-t 0"},
+		{args: append(base, "-c", "-1"), wantErr: "-c -1"},
+		{args: append(base, "--phase-seconds", "0"), wantErr: "--phase-seconds"},
+		{args: append(base, "--phase-seconds", "NaN"), wantErr: "--phase-seconds"},
+		{args: append(base, "--connect-timeout", "0s"), wantErr: "--connect-timeout"},
+		{args: append(base, "-n", "x"), wantErr: "invalid value"},
+		{args: append(base, "--bogus"), wantErr: "-bogus"},
+		{args: append(base, "extra"), wantErr: `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			o, err := parseArgs(tt.args, io.Discard)
+			if tt.wantErr != "" {
+				var ue *usageError
+				if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want a usage error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := options{masters: o.masters, cluster: o.cluster, objects: o.objects, size: o.size,
+				txnObjects: o.txnObjects, loads: o.loads, threads: o.threads, smallCommits: o.smallCommits,
+				phaseSeconds: o.phaseSeconds, label: o.label, json: o.json}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestUsageExit(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"--cluster", "c", "-n", "0"}, &stdout, &stderr); code != 2 {
+		t.Errorf("exit status %d, want 2", code)
+	}
+	if lines := strings.Split(strings.TrimSpace(stderr.String()), "\n"); len(lines) != 1 ||
+		!strings.HasPrefix(lines[0], "neobench: ") || !strings.Contains(lines[0], "neobench -h") {
+		t.Errorf("stderr = %q, want one line pointing to -h", stderr.String())
+	}
+	if stdout.Len() != 0 {
+		t.Errorf("stdout = %q, want nothing", stdout.String())
+	}
+}
+
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(context.Background(), []string{"--help"}, &out, io.Discard); code != 0 {
+		t.Fatalf("exit status %d, want 0", code)
+	}
+	for _, s := range []string{"--masters", "--cluster", "-n N", "-s S", "-k K", "-l L", "-t T", "-c C",
+		"--phase-seconds", "--label", "--json", "populate", "load_cold", "load_warm", "small_commit", "exit status"} {
+		if !strings.Contains(out.String(), s) {
+			t.Errorf("usage lacks %q", s)
+		}
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	// A port nobody listens on: bind one, then close it.
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	code := run(ctx, []string{"--masters", freeAddr(t), "--cluster", "c", "--connect-timeout", "300ms"}, &stdout, &stderr)
+	if code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	if lines := strings.Split(strings.TrimSpace(stderr.String()), "\n"); len(lines) != 1 ||
+		!strings.Contains(lines[0], "cannot reach cluster c") {
+		t.Errorf("stderr = %q, want one line saying the cluster is unreachable", stderr.String())
+	}
+}
+
+func TestLatencies(t *testing.T) {
+	var lat []time.Duration
+	for i := 100; i >= 1; i-- {
+		lat = append(lat, time.Duration(i)*time.Microsecond)
+	}
+	p50, p99, mean := latencies(lat)
+	// Nearest rank over 0..99: index 50 (51 µs) and index 98 (99 µs).
+	if *p50 != 51 || *p99 != 99 || *mean != 50 {
+		t.Errorf("p50, p99, mean = %d, %d, %d; want 51, 99, 50", *p50, *p99, *mean)
+	}
+	if p50, p99, mean := latencies(nil); p50 != nil || p99 != nil || mean != nil {
+		t.Error("latencies of nothing are not nil")
+	}
+}
+
+// line is the part of a JSON line the tests check.
+type line struct {
+	Bench       string   `json:"bench"`
+	Label       string   `json:"label"`
+	Metric      string   `json:"metric"`
+	Threads     int      `json:"threads"`
+	N           *int     `json:"n"`
+	ElapsedS    *float64 `json:"elapsed_s"`
+	CommitsPerS *float64 `json:"commits_per_s"`
+	ObjectsPerS *float64 `json:"objects_per_s"`
+	LoadsPerS   *float64 `json:"loads_per_s"`
+	P50us       *int64   `json:"p50_us"`
+	P99us       *int64   `json:"p99_us"`
+	Errors      *int     `json:"errors"`
+	FirstError  string   `json:"first_error"`
+	Complete    *bool    `json:"complete"`
+	OK          *bool    `json:"ok"`
+}
+
+func TestRunJSON(t *testing.T) {
+	c := startCluster(t, 2, 1, 3)
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	args := []string{"--masters", c.master, "--cluster", c.name, "-n", "45", "-s", "300", "-k", "10",
+		"-l", "12", "-t", "3", "-c", "7", "--phase-seconds", "60", "--label", "test", "--json"}
+	if code := run(ctx, args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit status %d; stderr:\n%s", code, stderr.String())
+	}
+	type key struct {
+		metric  string
+		threads int
+	}
+	got := map[key]line{}
+	var order []key
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		var l line
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		if l.Bench != "neobench" || l.Label != "test" || l.ElapsedS == nil {
+			t.Errorf("line %q: want bench neobench, label test, elapsed_s", sc.Text())
+		}
+		k := key{l.Metric, l.Threads}
+		got[k] = l
+		order = append(order, k)
+	}
+	want := []key{{"populate", 0}, {"load_cold", 1}, {"load_cold", 3}, {"load_warm", 1}, {"load_warm", 3},
+		{"small_commit", 0}, {"total", 0}}
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("metrics %v, want %v", order, want)
+	}
+	pop := got[key{"populate", 0}]
+	if pop.N == nil || *pop.N != 45 || pop.Complete == nil || !*pop.Complete ||
+		pop.CommitsPerS == nil || *pop.CommitsPerS <= 0 || pop.ObjectsPerS == nil || *pop.ObjectsPerS <= 0 ||
+		pop.P50us == nil || pop.P99us == nil || *pop.P99us < *pop.P50us {
+		t.Errorf("populate: %+v", pop)
+	}
+	for _, k := range want[1:5] {
+		l := got[k]
+		if l.N == nil || *l.N != 12 || l.Errors == nil || *l.Errors != 0 || l.LoadsPerS == nil || *l.LoadsPerS <= 0 ||
+			l.P50us == nil || l.P99us == nil {
+			t.Errorf("%v: %+v (first error %q)", k, l, l.FirstError)
+		}
+	}
+	sc7 := got[key{"small_commit", 0}]
+	if sc7.N == nil || *sc7.N != 7 || sc7.CommitsPerS == nil || *sc7.CommitsPerS <= 0 || sc7.P50us == nil {
+		t.Errorf("small_commit: %+v", sc7)
+	}
+	if tot := got[key{"total", 0}]; tot.OK == nil || !*tot.OK {
+		t.Errorf("total: %+v", tot)
+	}
+	for _, s := range []string{"populate: 45 objects x 300 bytes", "load_warm threads=3", "small commits: 7"} {
+		if !strings.Contains(stderr.String(), s) {
+			t.Errorf("progress lacks %q:\n%s", s, stderr.String())
+		}
+	}
+
+	// The small commits were real updates: the objects they wrote are
+	// the current revisions.
+	cl, err := client.Open(ctx, client.Config{Masters: []string{c.master}, Cluster: c.name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	last, err := cl.LastTid(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := singleObjectTxns(ctx, t, cl, last); n != 7 {
+		t.Errorf("%d objects are alone in their last transaction, want the 7 of the small commits", n)
+	}
+}
+
+// singleObjectTxns loads the objects from oid 0 until one does not
+// exist and counts the serials that only one of them has.
+func singleObjectTxns(ctx context.Context, t *testing.T, cl *client.Client, last proto.Tid) int {
+	t.Helper()
+	objects := map[proto.Tid]int{}
+	for oid := proto.Oid(0); oid < 1000; oid++ {
+		obj, err := cl.Load(ctx, oid, last+1)
+		if errors.Is(err, proto.ErrOidDoesNotExist) || errors.Is(err, proto.ErrOidNotFound) {
+			if oid == 0 {
+				continue // the oids may start at 1
+			}
+			break
+		}
+		if err != nil {
+			t.Fatalf("load oid %v: %v", oid, err)
+		}
+		objects[obj.Serial]++
+	}
+	n := 0
+	for _, k := range objects {
+		if k == 1 {
+			n++
+		}
+	}
+	return n
+}
+
+// freeAddr returns a loopback address nobody listens on (just closed).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+func TestRunTable(t *testing.T) {
+	c := startCluster(t, 1, 0, 2)
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	args := []string{"--masters", c.master, "--cluster", c.name, "-n", "9", "-s", "10", "-k", "4", "-l", "100", "-t", "2", "-c", "2"}
+	if code := run(ctx, args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit status %d; stderr:\n%s", code, stderr.String())
+	}
+	out := stdout.String()
+	for _, s := range []string{"metric", "populate", "objects/s", "load_cold", "load_warm", "small_commit", "total", " ok"} {
+		if !strings.Contains(out, s) {
+			t.Errorf("table lacks %q:\n%s", s, out)
+		}
+	}
+	// 9 objects: the first warms, 8 remain, so 4 per sample.
+	if !strings.Contains(stderr.String(), "only 4 objects per sample") {
+		t.Errorf("stderr does not say the samples were cut:\n%s", stderr.String())
+	}
+}
+
+// TestLoadLoopChecks makes sure that the check of loaded data can fail:
+// objects whose expected data or serial differ from what the cluster
+// has are counted as errors.
+func TestLoadLoopChecks(t *testing.T) {
+	c := startCluster(t, 1, 0, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	o, err := parseArgs([]string{"--masters", c.master, "--cluster", c.name, "-n", "5", "-s", "20", "--json"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	b := newBench(o, &out, io.Discard, slog.New(slog.DiscardHandler))
+	cl, err := b.open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := b.populate(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	var oids []proto.Oid
+	for oid := range b.expected {
+		oids = append(oids, oid)
+	}
+	ok, err := b.loadPass(ctx, cl, "load_cold", oids, 2)
+	if err != nil || !ok {
+		t.Fatalf("untouched: ok=%v err=%v", ok, err)
+	}
+	b.expected[oids[0]] = []byte("other")
+	b.serial[oids[1]]++
+	out.Reset()
+	ok, err = b.loadPass(ctx, cl, "load_warm", oids, 1)
+	if err != nil || ok {
+		t.Fatalf("tampered: ok=%v err=%v, want not ok", ok, err)
+	}
+	var l line
+	if err := json.Unmarshal(out.Bytes(), &l); err != nil {
+		t.Fatal(err)
+	}
+	if l.Errors == nil || *l.Errors != 2 || !strings.HasPrefix(l.FirstError, "bad ") || *l.N != 5 {
+		t.Errorf("tampered: %s", out.String())
+	}
+}
+
+// testCluster is a master and storages in this process, on loopback
+// ports chosen by the system, with SQLite databases in a test directory.
+type testCluster struct {
+	name   string
+	master string
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+}
+
+// startCluster starts a master (np partitions, nr replicas, autostart
+// with n storages) and n storages, stopped at the end of the test.
+func startCluster(t *testing.T, n, nr, np int) *testCluster {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &testCluster{name: fmt.Sprintf("nb%d", time.Now().UnixNano()%1e6), cancel: cancel}
+	t.Cleanup(func() { c.stop(t) })
+	log := slog.New(slog.DiscardHandler)
+	srv, err := master.NewServer(master.Config{Cluster: c.name, Bind: proto.Addr{Host: "127.0.0.1"},
+		Partitions: np, Replicas: nr, Autostart: n, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.spawn(ctx, "master", srv.Run)
+	actx, acancel := context.WithTimeout(ctx, startTimeout)
+	defer acancel()
+	addr, err := srv.Addr(actx)
+	if err != nil {
+		t.Fatalf("master address: %v", err)
+	}
+	c.master = addr.String()
+	dir := t.TempDir()
+	for i := range n {
+		db, err := backend.Open(ctx, filepath.Join(dir, fmt.Sprintf("s%d.sqlite", i)), backend.Options{Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		node, err := storage.New(storage.Config{Cluster: c.name, Masters: []string{c.master},
+			Bind: "127.0.0.1:0", Backend: db, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.spawn(ctx, fmt.Sprintf("storage %d", i), node.Run)
+	}
+	return c
+}
+
+func (c *testCluster) spawn(ctx context.Context, name string, run func(context.Context) error) {
+	c.wg.Go(func() {
+		if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, master.ErrServerClosed) {
+			c.mu.Lock()
+			c.errs = append(c.errs, fmt.Errorf("%s: %w", name, err))
+			c.mu.Unlock()
+		}
+	})
+}
+
+func (c *testCluster) stop(t *testing.T) {
+	c.cancel()
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(stopTimeout):
+		t.Errorf("cluster nodes still running %v after cancel", stopTimeout)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, err := range c.errs {
+		t.Logf("node exited: %v", err)
+	}
+}
