@@ -16,6 +16,7 @@ import (
 //	Commit/1x1KiB       vote+lock+unlock of one 1 KiB object per op
 //	Commit/10x4KiB      vote+lock+unlock of ten 4 KiB objects per op
 //	Commit/10x1-4KiB    the storage's access pattern: ten objects of 1-4 KiB
+//	Commit/100x1KiB     a populate's transaction: a hundred 1 KiB objects
 //	Load/hot            latest revision of one oid, again and again
 //	Load/random         latest revision of a random oid among 5000
 //	LoadBefore/random   random oid, random before tid
@@ -29,6 +30,7 @@ func RunBenchmarks(b *testing.B, open Opener) {
 	b.Run("Commit/1x1KiB", func(b *testing.B) { benchCommit(b, open, 1, 1024, 1024) })
 	b.Run("Commit/10x4KiB", func(b *testing.B) { benchCommit(b, open, 10, 4096, 4096) })
 	b.Run("Commit/10x1-4KiB", func(b *testing.B) { benchCommit(b, open, 10, 1024, 4096) })
+	b.Run("Commit/100x1KiB", func(b *testing.B) { benchCommit(b, open, 100, 1024, 1024) })
 	e, last := filled(b, open)
 	b.Run("Load/hot", func(b *testing.B) {
 		b.ReportAllocs()

@@ -12,17 +12,27 @@ import (
 	"github.com/neogo/neo/storage/backend"
 )
 
+// nextDataID returns the next free data id of partition (ids are
+// partition<<48 + n); db.mu must be held.
+func (db *DB) nextDataID(ctx context.Context, tx *wtx, partition uint32) (int64, error) {
+	if id := db.mu.nextID[partition]; id != 0 {
+		return id, nil
+	}
+	lo := int64(partition) << 48
+	var id int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), ?) FROM data WHERE id>=? AND id<?`,
+		lo-1, lo, lo+1<<48).Scan(&id); err != nil {
+		return 0, fmt.Errorf("next data id of partition %d: %w", partition, err)
+	}
+	return id + 1, nil
+}
+
 // insertData stores a data row and returns its id; with dedup an
 // identical row is reused. db.mu must be held.
 func (db *DB) insertData(ctx context.Context, tx *wtx, partition uint32, r *backend.Record) (int64, error) {
-	id := db.mu.nextID[partition]
-	if id == 0 {
-		lo := int64(partition) << 48
-		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), ?) FROM data WHERE id>=? AND id<?`,
-			lo-1, lo, lo+1<<48).Scan(&id); err != nil {
-			return 0, fmt.Errorf("next data id of partition %d: %w", partition, err)
-		}
-		id++
+	id, err := db.nextDataID(ctx, tx, partition)
+	if err != nil {
+		return 0, err
 	}
 	if db.dedup {
 		res, err := tx.ExecContext(ctx, `INSERT INTO data VALUES (?, ?, ?, ?) ON CONFLICT(hash, compression) DO NOTHING`,
@@ -88,15 +98,8 @@ func (db *DB) StoreTransaction(ctx context.Context, ttid proto.Tid, records []ba
 		return fmt.Errorf("vote %s: %w", ttid, err)
 	}
 	err = db.writeTx(ctx, true, func(tx *wtx) error {
-		for i := range records {
-			r := &records[i]
-			id, err := db.storeData(ctx, tx, np, r)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO tobj VALUES (?, ?, ?, ?, ?)`, backend.Partition(r.Oid, np), int64(r.Oid), int64(ttid), id, nullTid(r.DataSerial)); err != nil {
-				return fmt.Errorf("store oid %s: %w", r.Oid, err)
-			}
+		if err := db.storeRecords(ctx, tx, np, ttid, records); err != nil {
+			return err
 		}
 		if meta == nil {
 			return nil

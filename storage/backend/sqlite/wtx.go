@@ -18,6 +18,9 @@ const maxCachedStmts = 128
 type wtx struct {
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
+	setup bool
+	// Argument buffers of a vote's multi-row INSERT statements.
+	dataArgs, tobjArgs []any
 }
 
 // stmt returns the prepared statement for q, nil if the cache is full.
@@ -71,10 +74,28 @@ func (tx *wtx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.
 	return st.QueryRowContext(ctx, args...)
 }
 
+// writePragmas set up the write connection before its first transaction.
+//
+// temp_store=MEMORY keeps statement journals in memory: a statement that
+// may write several rows inside a transaction (INSERT … SELECT at unlock,
+// the multi-row INSERTs of a vote) saves the pages it changes in one, so
+// that it can be undone alone, and past 64 KiB SQLite spilled it to a
+// temporary file: about one write(2) per stored object. The journal only
+// serves to roll back a failed statement: durability is unchanged.
+var writePragmas = []string{"PRAGMA temp_store=MEMORY"}
+
 // begin starts a transaction on conn. database/sql's own Tx is not used
 // since statements prepared on a Conn cannot be shared with its Tx
 // without preparing them again.
 func (tx *wtx) begin(ctx context.Context) error {
+	if !tx.setup {
+		for _, q := range writePragmas {
+			if _, err := tx.conn.ExecContext(ctx, q); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		tx.setup = true
+	}
 	st, err := tx.stmt(ctx, "BEGIN")
 	if err == nil {
 		_, err = st.ExecContext(ctx)

@@ -1,0 +1,120 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage/backend"
+)
+
+// A vote writes its records with multi-row INSERT statements: one
+// statement per row cost about as much CPU in database/sql, the driver
+// and the virtual machine's setup as the row itself. A batch is cut into
+// chunks of a power of two rows, up to maxVoteChunk, so that a few
+// prepared statements (cached by the write connection) serve every size.
+const (
+	maxVoteChunk = 64
+	voteChunks   = 7 // 1, 2, 4, ... maxVoteChunk
+)
+
+// Column counts of the rows a vote inserts.
+const (
+	dataCols = 4 // id, hash, compression, value
+	tobjCols = 5 // partition, oid, tid, data_id, value_tid
+)
+
+// insertDataSQL[k] and insertTobjSQL[k] insert 1<<k rows.
+var insertDataSQL, insertTobjSQL [voteChunks]string
+
+func init() {
+	for k := range voteChunks {
+		insertDataSQL[k] = multiRowInsert(`INSERT INTO data VALUES `, dataCols, 1<<k)
+		insertTobjSQL[k] = multiRowInsert(`INSERT OR REPLACE INTO tobj VALUES `, tobjCols, 1<<k)
+	}
+}
+
+// multiRowInsert returns prefix followed by rows groups of cols
+// parameters.
+func multiRowInsert(prefix string, cols, rows int) string {
+	row := "(?" + strings.Repeat(", ?", cols-1) + ")"
+	var b strings.Builder
+	b.WriteString(prefix)
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	return b.String()
+}
+
+// insertRows inserts the rows whose cols values follow each other in args
+// with the statements of sqls, largest chunks first.
+func insertRows(ctx context.Context, tx *wtx, sqls *[voteChunks]string, cols int, args []any) error {
+	for k := voteChunks - 1; k >= 0 && len(args) > 0; k-- {
+		n := cols << k
+		for len(args) >= n {
+			if _, err := tx.ExecContext(ctx, sqls[k], args[:n]...); err != nil {
+				return err
+			}
+			args = args[n:]
+		}
+	}
+	return nil
+}
+
+// storeRecords writes the tobj rows of a vote, and the data rows of its
+// records that carry new data; db.mu must be held. Undo records and, with
+// deduplication, every record take the row-by-row path of storeData.
+func (db *DB) storeRecords(ctx context.Context, tx *wtx, np uint32, ttid proto.Tid, records []backend.Record) error {
+	data, tobj := tx.dataArgs[:0], tx.tobjArgs[:0]
+	defer func() {
+		// Keep the buffers, not the caller's data.
+		clear(data)
+		clear(tobj)
+		tx.dataArgs, tx.tobjArgs = data[:0], tobj[:0]
+	}()
+	tid := any(int64(ttid))
+	flushData := func() error {
+		if err := insertRows(ctx, tx, &insertDataSQL, dataCols, data); err != nil {
+			return fmt.Errorf("store data of %d records: %w", len(data)/dataCols, err)
+		}
+		clear(data)
+		data = data[:0]
+		return nil
+	}
+	for i := range records {
+		r := &records[i]
+		partition := backend.Partition(r.Oid, np)
+		var id any
+		if r.DataSerial != proto.InvalidTid || db.dedup || !r.HasData() {
+			var err error
+			if id, err = db.storeData(ctx, tx, np, r); err != nil {
+				return err
+			}
+		} else {
+			n, err := db.nextDataID(ctx, tx, partition)
+			if err != nil {
+				return err
+			}
+			db.mu.nextID[partition] = n + 1
+			id = n
+			data = append(data, id, r.Checksum[:], int64(r.Compression), blob(r.Data))
+			if len(data) == maxVoteChunk*dataCols {
+				if err := flushData(); err != nil {
+					return err
+				}
+			}
+		}
+		tobj = append(tobj, int64(partition), int64(r.Oid), tid, id, nullTid(r.DataSerial))
+	}
+	if err := flushData(); err != nil {
+		return err
+	}
+	if err := insertRows(ctx, tx, &insertTobjSQL, tobjCols, tobj); err != nil {
+		return fmt.Errorf("store %d oids: %w", len(records), err)
+	}
+	return nil
+}
