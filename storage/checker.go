@@ -65,7 +65,7 @@ func (n *Node) check(ctx context.Context, master *neonet.Link, tm *txnManager, m
 			log.Warn("check: cannot reach replica", "nid", nid, "err", err)
 			continue
 		}
-		defer l.Close()
+		// The link is shared (dialStorage): it stays.
 		peers = append(peers, &checkPeer{nid: nid, link: l.Link})
 	}
 	var source *checkPeer

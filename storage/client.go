@@ -80,6 +80,11 @@ func (n *Node) serveIncoming(ctx context.Context, link *neonet.Link) {
 		}
 	}()
 	c := &clientConn{n: n, link: link, nid: nid, tm: tm, loads: make(chan struct{}, maxLinkLoads)}
+	if req.NodeType == proto.STORAGE {
+		// Our replicator and checker may use it too (ha_dial.go).
+		n.serveAcceptedStorage(ctx, c)
+		return
+	}
 	if req.NodeType == proto.CLIENT {
 		if meta, err := n.db.Meta(ctx); err == nil && meta.BackupTid != proto.InvalidTid {
 			c.backup = true

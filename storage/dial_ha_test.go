@@ -101,8 +101,8 @@ func servesLink(n *Node, nid proto.NodeID, l *neonet.Link) bool {
 // Two storages dial each other at the same time (protocol.md §5.6): both
 // dials are registered before either connects, so each storage receives
 // the other's identification while its own is silent. The dial of the
-// greater id survives at once; the other one is dropped by its own node
-// (or refused by the peer) and succeeds when retried.
+// greater id survives at once; the other one is dropped by its own node,
+// which then uses the surviving link for its own requests.
 func TestCrossingStorageDials(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*waitDeadline)
 	defer cancel()
@@ -175,22 +175,27 @@ func TestCrossingStorageDials(t *testing.T) {
 	if attempts[big] != 1 {
 		t.Errorf("the greater id dialled %d times, want once: its crossing dial must survive", attempts[big])
 	}
-	if attempts[small] < 2 {
-		t.Errorf("the smaller id dialled %d times, want its first dial to lose to the crossing one", attempts[small])
+	if attempts[small] != 1 {
+		t.Errorf("the smaller id dialled %d times, want once: its dial loses and it uses the crossing one", attempts[small])
 	}
 	for self, l := range links {
 		select {
 		case <-l.Done():
-			t.Errorf("link dialled by %v closed: %v", self, l.Err())
+			t.Errorf("link of %v closed: %v", self, l.Err())
 		default:
 		}
 	}
-	// Each node serves the link the other dialled, as coming from it.
-	for self, l := range links {
-		peer := small + big - self
-		if !servesLink(nodes[peer], self, l.Link) {
-			t.Errorf("%v does not serve the link dialled by %v", peer, self)
-		}
+	// One link for both: the one the greater id dialled, which the
+	// smaller one serves, as coming from it, and uses for its requests.
+	if got, want := links[small].RemoteAddr().String(), links[big].LocalAddr().String(); got != want {
+		t.Errorf("the smaller id uses the link to %s, want the greater id's dial from %s", got, want)
+	}
+	if !servesLink(nodes[small], big, links[big].Link) {
+		t.Errorf("%v does not serve the link dialled by %v", small, big)
+	}
+	var a proto.AnswerCheckTIDRange
+	if err := links[small].Ask(ctx, &proto.AskCheckTIDRange{Partition: 7, Length: 1, MaxTid: proto.MaxTid}, &a); !isCode(err, proto.CHECKING_ERROR) {
+		t.Errorf("request of the smaller id on the greater id's dial: %v, want the greater id's CHECKING_ERROR", err)
 	}
 	for _, n := range nodes {
 		n.dials.mu.Lock()

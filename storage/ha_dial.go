@@ -57,6 +57,14 @@ type storageDial struct {
 type storageDials struct {
 	mu sync.Mutex
 	m  map[proto.NodeID]map[*storageDial]struct{}
+	// links are the identified links with each storage, dialled or
+	// accepted: our replicator and checker use the one there is, as
+	// neoppod does, whose storage refuses a second link from a storage
+	// of smaller id ("already connected").
+	links map[proto.NodeID]*storageLink
+	// registered is closed and renewed when a link is registered: a dial
+	// that lost to the peer's crossing dial waits for the peer's link.
+	registered chan struct{}
 
 	// beforeDial, if set (tests), is called after a dial is registered
 	// and before it connects, with its attempt number from 1.
@@ -131,22 +139,95 @@ func lostArbitration(err error) bool {
 		errors.As(err, &perr) && perr.Code == errAlreadyConnected.Code && perr.Message == errAlreadyConnected.Message
 }
 
-// dialStorage connects to storage nid at addr and identifies with our
-// node id and id_timestamp (protocol.md §5.6). A dial that loses to the
-// peer's crossing dial is retried after a short pause.
+// register makes sl the link to use with its peer.
+func (s *storageDials) register(sl *storageLink) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.links == nil {
+		s.links = map[proto.NodeID]*storageLink{}
+	}
+	s.links[sl.nid] = sl
+	if s.registered != nil {
+		close(s.registered)
+		s.registered = nil
+	}
+}
+
+// registration returns a channel closed at the next register.
+func (s *storageDials) registration() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.registered == nil {
+		s.registered = make(chan struct{})
+	}
+	return s.registered
+}
+
+// unregister forgets sl, once closed.
+func (s *storageDials) unregister(sl *storageLink) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.links[sl.nid] == sl {
+		delete(s.links, sl.nid)
+	}
+}
+
+// link returns an open identified link with storage nid, nil if none.
+func (s *storageDials) link(nid proto.NodeID) *storageLink {
+	s.mu.Lock()
+	sl := s.links[nid]
+	s.mu.Unlock()
+	if sl == nil {
+		return nil
+	}
+	select {
+	case <-sl.Done():
+		return nil
+	default:
+		return sl
+	}
+}
+
+// dialStorage returns the link with storage nid: the one there is, which
+// it dialled or we did, else a new one: it connects to addr and
+// identifies with our node id and id_timestamp (protocol.md §5.6). A
+// dial that loses to the peer's crossing dial is retried after a short
+// pause, and the peer's link is used if it came meanwhile. The link is
+// shared: it is closed when the peer leaves, the node stops operating,
+// or the peer closes it, not by its users.
 func (n *Node) dialStorage(ctx context.Context, nid proto.NodeID, addr string) (*storageLink, error) {
 	for attempt := 1; ; attempt++ {
+		if sl := n.dials.link(nid); sl != nil {
+			return sl, nil
+		}
 		l, err := n.dialStorageOnce(ctx, nid, addr, attempt)
 		if err == nil || !lostArbitration(err) || attempt > len(dialRetryDelays) {
+			if err != nil {
+				if sl := n.dials.link(nid); sl != nil {
+					return sl, nil
+				}
+			}
 			return l, err
 		}
 		n.log.Debug("crossing dial lost, retrying", "nid", nid, "addr", addr, "err", err)
+		// The peer's link is coming: use it once registered, else
+		// dial again after the pause.
 		t := time.NewTimer(dialRetryDelays[attempt-1])
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("dial storage %v at %s: %w", nid, addr, ctx.Err())
+	wait:
+		for {
+			reg := n.dials.registration()
+			if sl := n.dials.link(nid); sl != nil {
+				t.Stop()
+				return sl, nil
+			}
+			select {
+			case <-reg:
+			case <-t.C:
+				break wait
+			case <-ctx.Done():
+				t.Stop()
+				return nil, fmt.Errorf("dial storage %v at %s: %w", nid, addr, ctx.Err())
+			}
 		}
 	}
 }
@@ -267,13 +348,30 @@ func (n *Node) startServing(ctx context.Context, sl *storageLink) bool {
 	if tm == nil {
 		return false
 	}
+	n.dials.register(sl)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		defer n.dropLink(sl.Link)
+		defer n.dials.unregister(sl)
 		sl.serve(ctx, &clientConn{n: n, link: sl.Link, nid: sl.nid, tm: tm, loads: make(chan struct{}, maxLinkLoads)})
 	}()
 	return true
+}
+
+// serveAcceptedStorage serves the link a storage dialled to us and we
+// accepted (c), until it closes or ctx ends, as a storageLink: our
+// replicator and checker may send their requests on it too.
+// serveIncoming calls it once the peer is identified.
+func (n *Node) serveAcceptedStorage(ctx context.Context, c *clientConn) {
+	sl := newStorageLink(n, c.nid)
+	sl.Link = c.link
+	c.link.SetHandler(sl.received)
+	if c.nid != 0 {
+		n.dials.register(sl)
+		defer n.dials.unregister(sl)
+	}
+	sl.serve(ctx, c)
 }
 
 // serve handles the peer's requests, in order, as serveIncoming does on

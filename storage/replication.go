@@ -87,12 +87,11 @@ func (r *replicator) kick() {
 	}
 }
 
+// stop stops the goroutine; the links to the sources are shared and
+// stay (dialStorage).
 func (r *replicator) stop() {
 	r.cancel()
 	<-r.done
-	for _, l := range r.sources {
-		l.Close()
-	}
 }
 
 // transactionFinished is told about NotifyTransactionFinished (tid != 0)
@@ -449,7 +448,13 @@ func (r *replicator) fetch(ctx context.Context, l *storageLink, req, resp proto.
 	if waitErr != nil {
 		var perr *proto.Error
 		if errors.As(waitErr, &perr) && perr.Code == proto.REPLICATION_ERROR {
-			l.Close()
+			// Not a source any more: choose again next time. The
+			// link stays, shared (dialStorage).
+			for a, sl := range r.sources {
+				if sl == l {
+					delete(r.sources, a)
+				}
+			}
 		}
 		return waitErr
 	}
