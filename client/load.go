@@ -113,7 +113,7 @@ func (c *Client) load(ctx context.Context, oid proto.Oid, at, before proto.Tid) 
 		}
 		c.mu.Unlock()
 		if !filled {
-			return Object{}, fmt.Errorf("client: load oid %v: partition table lost: %w", oid, errors.Join(ErrMasterLost, lastErr))
+			return Object{}, loadError(oid, fmt.Errorf("partition table lost: %w", ErrMasterLost), lastErr)
 		}
 		var badSum *ChecksumError
 		sums := 0
@@ -132,7 +132,7 @@ func (c *Client) load(ctx context.Context, oid proto.Oid, at, before proto.Tid) 
 			case errors.Is(err, proto.ErrOidNotFound), errors.Is(err, proto.ErrOidDoesNotExist):
 				return Object{}, fmt.Errorf("client: load oid %v: %w", oid, err)
 			case ctx.Err() != nil:
-				return Object{}, fmt.Errorf("client: load oid %v: %w", oid, errors.Join(context.Cause(ctx), err))
+				return Object{}, loadError(oid, context.Cause(ctx), err)
 			case errors.Is(err, ErrClosed):
 				return Object{}, fmt.Errorf("client: load oid %v: %w", oid, err)
 			case errors.As(err, &perr) && perr.Code == proto.NON_READABLE_CELL:
@@ -146,7 +146,7 @@ func (c *Client) load(ctx context.Context, oid proto.Oid, at, before proto.Tid) 
 			return Object{}, badSum
 		}
 		if mc.lost() {
-			return Object{}, fmt.Errorf("client: load oid %v: partition table lost: %w", oid, errors.Join(ErrMasterLost, lastErr))
+			return Object{}, loadError(oid, fmt.Errorf("partition table lost: %w", ErrMasterLost), lastErr)
 		}
 		if failures > len(cand) {
 			return Object{}, &NoStorageError{Oid: oid, Partition: part, Cells: len(cand), Err: lastErr}
@@ -169,11 +169,20 @@ func (c *Client) load(ctx context.Context, oid proto.Oid, at, before proto.Tid) 
 		// The sync is with this connection only: its loss ends the read.
 		if err := mc.barrier(ctx); err != nil {
 			if ctx.Err() != nil {
-				return Object{}, fmt.Errorf("client: load oid %v: %w", oid, errors.Join(context.Cause(ctx), lastErr))
+				return Object{}, loadError(oid, context.Cause(ctx), lastErr)
 			}
-			return Object{}, fmt.Errorf("client: load oid %v: sync with the master: %w", oid, errors.Join(ErrMasterLost, err, lastErr))
+			return Object{}, loadError(oid, fmt.Errorf("sync with the master: %w: %w", ErrMasterLost, err), lastErr)
 		}
 	}
+}
+
+// loadError says why a read of oid failed, and the last failure of a
+// storage before, if any.
+func loadError(oid proto.Oid, err, last error) error {
+	if last == nil {
+		return fmt.Errorf("client: load oid %v: %w", oid, err)
+	}
+	return fmt.Errorf("client: load oid %v: %w (last failure: %w)", oid, err, last)
 }
 
 // loadFrom asks one storage for an object and checks the answer.

@@ -404,3 +404,44 @@ func TestGoClientPyCluster(t *testing.T) {
 		t.Errorf("load serial %v: %v", tids[0], err)
 	}
 }
+
+// TestGoClientStoragesDown kills both storages (1 replica) of our
+// cluster: a read of our client fails promptly (cluster.md §7.2), with
+// ErrNoStorage if it notices the storages' end first, ErrMasterLost if
+// it notices the master's leaving operation, instead of waiting until
+// its context ends.
+func TestGoClientStoragesDown(t *testing.T) {
+	const bound = 15 * time.Second // far below the read's context
+	c := newGoFoCluster(t, "gcsd", 1)
+	c.startMaster(0, "go")
+	c.startStoragesAdmin()
+	ctx, cancel := context.WithTimeout(t.Context(), gcOpTimeout)
+	defer cancel()
+	cl, err := client.Open(ctx, client.Config{Masters: c.masters, Cluster: c.name, Logger: clientLogger(t, c.dir)})
+	if err != nil {
+		t.Fatalf("open client: %v", err)
+	}
+	defer cl.Close()
+	l := &gcLoop{t: t, cl: cl}
+	oid, tid, err := l.commit(ctx, "before the loss")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.read(ctx, oid, tid, "before the loss"); err != nil {
+		t.Fatal(err)
+	}
+	c.kill9("storage0")
+	c.kill9("storage1")
+	for i := range 2 { // at once, then once the client knows
+		start := time.Now()
+		_, err := cl.Load(ctx, oid, proto.InvalidTid)
+		d := time.Since(start)
+		t.Logf("read %d with both storages down: %v after %v", i, err, d.Round(time.Millisecond))
+		if !errors.Is(err, client.ErrNoStorage) && !errors.Is(err, client.ErrMasterLost) {
+			t.Errorf("read %d: %v; want ErrNoStorage or ErrMasterLost", i, err)
+		}
+		if d > bound {
+			t.Errorf("read %d took %v; want at most %v", i, d, bound)
+		}
+	}
+}
