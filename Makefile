@@ -64,5 +64,10 @@ ZBENCH_ARGS ?=
 zbench: build ## zbench.py on a Go cluster and on neoppod (same topology); prints Go/neoppod ratios
 	./scripts/zbench $(ZBENCH_ARGS)
 
+NEOBENCH_ARGS ?=
+.PHONY: neobench
+neobench: build ## bin/neobench (native Go client) on a Go cluster and on neoppod (same topology); prints Go/neoppod ratios
+	./scripts/neobench $(NEOBENCH_ARGS)
+
 clean: ## remove built binaries
 	rm -rf $(BIN)
