@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
 
@@ -443,5 +444,53 @@ func TestGoClientStoragesDown(t *testing.T) {
 		if d > bound {
 			t.Errorf("read %d took %v; want at most %v", i, d, bound)
 		}
+	}
+}
+
+// TestGoClientPyTLS: our client commits and reads over TLS with
+// neoppod's master and storage (neoppod's test certificates); without
+// TLS it cannot connect.
+func TestGoClientPyTLS(t *testing.T) {
+	p := needPeers(t)
+	certs := filepath.Join(p.neoppod, "neo", "tests")
+	ca, cert, key := filepath.Join(certs, "ca.crt"), filepath.Join(certs, "node.crt"), filepath.Join(certs, "node.key")
+	if _, err := os.Stat(ca); err != nil {
+		t.Skipf("neoppod's test certificates: %v", err)
+	}
+	tlsCfg, err := neonet.LoadTLS(ca, cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := startManualCluster(t, p, 1, "--ca", ca, "--cert", cert, "--key", key)
+	if r := c.py(t, "start"); r.code != 0 {
+		t.Fatalf("start over TLS:\n%s", r)
+	}
+	c.waitFor(t, "RUNNING", func() bool { return c.py(t, "print", "cluster").stdout == "RUNNING\n" })
+
+	ctx, cancel := context.WithTimeout(t.Context(), gcOpTimeout)
+	defer cancel()
+	cl, err := client.Open(ctx, client.Config{Masters: []string{c.master}, Cluster: c.name, TLS: tlsCfg,
+		Logger: clientLogger(t, c.dir)})
+	if err != nil {
+		t.Fatalf("open client over TLS: %v", err)
+	}
+	defer cl.Close()
+	l := &gcLoop{t: t, cl: cl}
+	for i := range 3 {
+		data := fmt.Sprintf("over TLS %d", i)
+		oid, tid, err := l.commit(ctx, data)
+		if err != nil {
+			t.Fatalf("commit %d over TLS: %v", i, err)
+		}
+		if err := l.read(ctx, oid, tid, data); err != nil {
+			t.Error(err)
+		}
+	}
+
+	plainCtx, plainCancel := context.WithTimeout(ctx, 2*time.Second)
+	defer plainCancel()
+	if plain, err := client.Open(plainCtx, client.Config{Masters: []string{c.master}, Cluster: c.name}); err == nil {
+		plain.Close()
+		t.Error("a client without TLS opened the TLS cluster")
 	}
 }
