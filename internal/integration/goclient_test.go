@@ -412,7 +412,6 @@ func TestGoClientPyCluster(t *testing.T) {
 // it notices the master's leaving operation, instead of waiting until
 // its context ends.
 func TestGoClientStoragesDown(t *testing.T) {
-	const bound = 15 * time.Second // far below the read's context
 	c := newGoFoCluster(t, "gcsd", 1)
 	c.startMaster(0, "go")
 	c.startStoragesAdmin()
@@ -433,7 +432,16 @@ func TestGoClientStoragesDown(t *testing.T) {
 	}
 	c.kill9("storage0")
 	c.kill9("storage1")
-	for i := range 2 { // at once, then once the client knows
+	readsFailPromptly(t, ctx, cl, oid)
+}
+
+// readsFailPromptly checks that reads of oid fail within
+// storagesDownBound, with ErrNoStorage or ErrMasterLost, twice: the
+// second read comes when the first one's failure may have made the
+// client's state change (storages marked failed, master link dropped).
+func readsFailPromptly(t *testing.T, ctx context.Context, cl *client.Client, oid proto.Oid) {
+	t.Helper()
+	for i := range 2 {
 		start := time.Now()
 		_, err := cl.Load(ctx, oid, proto.InvalidTid)
 		d := time.Since(start)
@@ -441,10 +449,51 @@ func TestGoClientStoragesDown(t *testing.T) {
 		if !errors.Is(err, client.ErrNoStorage) && !errors.Is(err, client.ErrMasterLost) {
 			t.Errorf("read %d: %v; want ErrNoStorage or ErrMasterLost", i, err)
 		}
-		if d > bound {
-			t.Errorf("read %d took %v; want at most %v", i, d, bound)
+		if d > storagesDownBound {
+			t.Errorf("read %d took %v; want at most %v", i, d, storagesDownBound)
 		}
 	}
+}
+
+// storagesDownBound bounds a read with every storage of its partition
+// down: far below the read's context (gcOpTimeout).
+const storagesDownBound = 15 * time.Second
+
+// TestGoClientPyStoragesDown is TestGoClientStoragesDown with neoppod's
+// master and storages.
+func TestGoClientPyStoragesDown(t *testing.T) {
+	p := needPeers(t)
+	c := startCluster(t, p, 2, 1, 4)
+	ctx, cancel := context.WithTimeout(t.Context(), gcOpTimeout)
+	defer cancel()
+	cl, err := client.Open(ctx, client.Config{Masters: []string{c.master}, Cluster: c.name, Logger: clientLogger(t, c.dir)})
+	if err != nil {
+		t.Fatalf("open client: %v", err)
+	}
+	defer cl.Close()
+	l := &gcLoop{t: t, cl: cl}
+	oid, tid, err := l.commit(ctx, "before the loss")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.read(ctx, oid, tid, "before the loss"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"storage_0", "storage_1"} {
+		pid := c.nodePID(t, n)
+		syscall.Kill(pid, syscall.SIGKILL)
+		deadline := time.After(goStopTimeout)
+		tick := time.NewTicker(pollInterval)
+		for syscall.Kill(pid, 0) == nil {
+			select {
+			case <-tick.C:
+			case <-deadline:
+				t.Fatalf("%s (%d) alive %v after SIGKILL", n, pid, goStopTimeout)
+			}
+		}
+		tick.Stop()
+	}
+	readsFailPromptly(t, ctx, cl, oid)
 }
 
 // TestGoClientPyTLS: our client commits and reads over TLS with
