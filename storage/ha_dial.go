@@ -355,6 +355,11 @@ func (n *Node) startServing(ctx context.Context, sl *storageLink) bool {
 		defer n.dropLink(sl.Link)
 		defer n.dials.unregister(sl)
 		sl.serve(ctx, &clientConn{n: n, link: sl.Link, nid: sl.nid, tm: tm, loads: make(chan struct{}, maxLinkLoads)})
+		if ctx.Err() != nil {
+			// The dialler stopped with the operation: no link stays
+			// open unserved.
+			sl.Close()
+		}
 	}()
 	return true
 }
