@@ -543,3 +543,123 @@ func TestGoClientPyTLS(t *testing.T) {
 		t.Error("a client without TLS opened the TLS cluster")
 	}
 }
+
+// TestGoClientPyRelock: two of our clients store the same two objects in
+// opposite orders on neoppod's storage, each holding the lock the other
+// waits for. The storage notifies the younger transaction's client
+// (NotifyDeadlock), which relocks (AskRelockObject, cluster.md §6.6):
+// the older transaction commits, the younger gets a ConflictError; none
+// hangs. neoppod's storage handles a link's packets in order, so a load
+// answered after a store on the same link means the store was handled:
+// that orders the two transactions' stores.
+func TestGoClientPyRelock(t *testing.T) {
+	p := needPeers(t)
+	c := startCluster(t, p, 1, 0, 1)
+	ctx, cancel := context.WithTimeout(t.Context(), gcOpTimeout)
+	defer cancel()
+	open := func() *client.Client {
+		cl, err := client.Open(ctx, client.Config{Masters: []string{c.master}, Cluster: c.name, Logger: clientLogger(t, c.dir)})
+		if err != nil {
+			t.Fatalf("open client: %v", err)
+		}
+		t.Cleanup(func() { cl.Close() })
+		return cl
+	}
+	a, b := open(), open()
+	oids := make([]proto.Oid, 3)
+	for i := range oids {
+		oid, err := a.NewOID(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		oids[i] = oid
+	}
+	oidA, oidB, marker := oids[0], oids[1], oids[2]
+	if _, err := commitOid(ctx, a, marker, "marker"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// handled waits until cl's stores so far were handled by the storage.
+	handled := func(cl *client.Client) {
+		t.Helper()
+		if _, err := cl.Load(ctx, marker, proto.InvalidTid); err != nil {
+			t.Fatalf("load behind the stores: %v", err)
+		}
+	}
+	store := func(txn *client.Txn, oid proto.Oid, data string) {
+		t.Helper()
+		if err := txn.Store(ctx, oid, proto.ZeroTid, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	older, err := a.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	younger, err := b.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store(younger, oidA, "younger A")
+	handled(b)
+	store(older, oidB, "older B")
+	handled(a)
+	store(older, oidA, "older A")
+	store(younger, oidB, "younger B")
+
+	var wg sync.WaitGroup
+	var olderErr, youngerErr error
+	wg.Go(func() {
+		if olderErr = older.Vote(ctx); olderErr == nil {
+			_, olderErr = older.Finish(ctx)
+		} else {
+			older.Abort(ctx)
+		}
+	})
+	wg.Go(func() {
+		if youngerErr = younger.Vote(ctx); youngerErr == nil {
+			_, youngerErr = younger.Finish(ctx)
+		} else {
+			younger.Abort(ctx)
+		}
+	})
+	wg.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("transactions still waiting at the end of the context: older %v, younger %v", olderErr, youngerErr)
+	}
+	if olderErr != nil {
+		t.Errorf("older transaction: %v", olderErr)
+	}
+	var ce *client.ConflictError
+	if !errors.As(youngerErr, &ce) {
+		t.Errorf("younger transaction: %v; want a ConflictError", youngerErr)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for oid, data := range map[proto.Oid]string{oidA: "older A", oidB: "older B"} {
+		obj, err := b.Load(ctx, oid, proto.InvalidTid)
+		if err != nil || string(obj.Data) != data {
+			t.Errorf("load %v = %q, %v; want %q", oid, obj.Data, err, data)
+		}
+	}
+}
+
+// commitOid commits data as the first revision of oid.
+func commitOid(ctx context.Context, cl *client.Client, oid proto.Oid, data string) (proto.Tid, error) {
+	txn, err := cl.Begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := txn.Store(ctx, oid, proto.ZeroTid, []byte(data)); err != nil {
+		txn.Abort(ctx)
+		return 0, err
+	}
+	if err := txn.Vote(ctx); err != nil {
+		txn.Abort(ctx)
+		return 0, err
+	}
+	return txn.Finish(ctx)
+}
