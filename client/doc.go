@@ -25,13 +25,15 @@
 // Reads go to a readable cell of the object's partition, chosen at random
 // with the storages that failed recently last (§7.2); on a broken link,
 // NOT_READY or NON_READABLE_CELL the next cell is tried. When every cell
-// failed, the client pings the master (so that a partition table change
-// on the way is applied) and tries again, once: a second round of
-// failures gives a [*NoStorageError] (errors.Is [ErrNoStorage]) naming
-// the oid and partition, and the loss of the master connection during
-// the read an error matching [ErrMasterLost]. Both are retryable, as
-// neoppod's NEOStorageError and NEOPrimaryMasterLost; the client does
-// not wait for storages to come back. The SHA-1 of every object
+// was tried, the client syncs with the master (so that a partition
+// table change on the way is applied) and tries again. Failures are
+// counted (NON_READABLE_CELL, a table race, is not): once they
+// outnumber the readable cells, the read fails with a [*NoStorageError]
+// (errors.Is [ErrNoStorage]) naming the oid and partition; the loss of
+// the master connection during the read gives an error matching
+// [ErrMasterLost]. Both are to be retried later, as neoppod's
+// NEOStorageError and NEOPrimaryMasterLost; the client does not wait
+// for storages to come back. The SHA-1 of every object
 // received is checked: bad data from every readable cell is a
 // [*ChecksumError].
 //
