@@ -89,30 +89,60 @@ func (n *Node) serveIncoming(ctx context.Context, link *neonet.Link) {
 		if meta, err := n.db.Meta(ctx); err == nil && meta.BackupTid != proto.InvalidTid {
 			c.backup = true
 		}
+		// A client's requests are served on the link's reader goroutine:
+		// no hand-off per request. Handling stays sequential, as with
+		// Recv: a vote blocks the link for its commit, as before.
+		link.SetHandler(func(r *neonet.Request) {
+			if !c.aborted {
+				c.aborted = !c.serve(ctx, r)
+			}
+		})
+		select {
+		case <-link.Done():
+		case <-ctx.Done():
+			// The handler may still run: let it end before the
+			// transactions of the client are dropped.
+			link.Close()
+			<-link.Done()
+		}
+		return
 	}
+	// Storages (replication, checks) keep the Recv loop: feeding may
+	// write a lot and wait for client requests to yield (priority.go),
+	// which must not stop the reader.
 	for {
 		r, err := link.Recv(ctx)
 		if err != nil {
 			return
 		}
-		if err := c.handle(ctx, r); err != nil {
-			var perr *proto.Error
-			if errors.As(err, &perr) && perr.Code != proto.PROTOCOL_ERROR && perr.Code != proto.NOT_READY {
-				r.Reply(&proto.Error{Code: perr.Code, Message: perr.Message})
-				continue
-			}
-			if perr == nil {
-				// Our failure, not the peer's (e.g. the disk is full):
-				// the operator must see it.
-				n.log.Error("request failed, aborting link", "nid", nid, "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
-			} else {
-				n.log.Warn("aborting link", "nid", nid, "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
-			}
-			r.Reply(protoError(err))
-			link.Abort()
+		if !c.serve(ctx, r) {
 			return
 		}
 	}
+}
+
+// serve handles one request and answers its failure; it returns false
+// when the failure aborted the link.
+func (c *clientConn) serve(ctx context.Context, r *neonet.Request) bool {
+	err := c.handle(ctx, r)
+	if err == nil {
+		return true
+	}
+	var perr *proto.Error
+	if errors.As(err, &perr) && perr.Code != proto.PROTOCOL_ERROR && perr.Code != proto.NOT_READY {
+		r.Reply(&proto.Error{Code: perr.Code, Message: perr.Message})
+		return true
+	}
+	if perr == nil {
+		// Our failure, not the peer's (e.g. the disk is full):
+		// the operator must see it.
+		c.n.log.Error("request failed, aborting link", "nid", c.nid, "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
+	} else {
+		c.n.log.Warn("aborting link", "nid", c.nid, "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
+	}
+	r.Reply(protoError(err))
+	c.link.Abort()
+	return false
 }
 
 func (n *Node) dropLink(link *neonet.Link) {
@@ -204,6 +234,9 @@ type clientConn struct {
 	// backup: the database is a backup (backup_tid set) when the client
 	// identified: it is served read-only, up to the backup tid.
 	backup bool
+	// aborted: a request failure aborted the link; the requests still
+	// handed to the handler are dropped. Only the handler uses it.
+	aborted bool
 }
 
 // backupTid returns the backup tid for a read-only link, else InvalidTid.
@@ -270,6 +303,14 @@ func (c *clientConn) async(f func()) {
 	}()
 }
 
+// inline runs f in the caller's goroutine once fewer than maxLinkLoads
+// run for this link.
+func (c *clientConn) inline(f func()) {
+	c.loads <- struct{}{}
+	defer func() { <-c.loads }()
+	f()
+}
+
 // closed tells the transaction manager to drop delayed requests whose link
 // is gone.
 func (c *clientConn) closed() bool {
@@ -327,8 +368,8 @@ func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 			return err
 		}
 		tm.whenReadable(m.Oid, c.closed, func() {
-			n.prio.begin() // the load outlives handle
-			c.async(func() {
+			n.prio.begin() // the load may outlive handle
+			load := func() {
 				defer n.prio.end()
 				o, err := n.db.Load(ctx, m.Oid, m.At, m.Before)
 				if err != nil {
@@ -341,7 +382,15 @@ func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 					a.Compression, a.Checksum, a.Data = proto.Some(uint8(0)), ZeroHash[:], []byte{}
 				}
 				c.reply(r, a, nil)
-			})
+			}
+			// A lone load runs here: waking another goroutine would
+			// cost more than the load. Loads that pile up run in
+			// parallel.
+			if r.More() {
+				c.async(load)
+			} else {
+				c.inline(load)
+			}
 		})
 		return nil
 

@@ -20,8 +20,11 @@
 //	pt.go           the node's copy of the partition table
 //
 // Concurrency: the master link is served by Run's goroutine, in order;
-// every incoming link by its own goroutine; the replicator and the packer
-// run in their own goroutines while the node is operational. Lock order:
+// every incoming link by its own goroutine, except that an identified
+// client's requests are served, in order, on its link's reader goroutine
+// (loads that pile up run in up to 8 goroutines per link); the replicator
+// and the packer run in their own goroutines while the node is
+// operational. Lock order:
 // txnManager.mu, then Node.mu, then Node.wmu (serialises backend writes).
 //
 // Durability (cluster.md §6.10): a vote is answered after the temporary
