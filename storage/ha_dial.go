@@ -8,17 +8,21 @@ package storage
 // and answers PROTOCOL_ERROR "already connected" otherwise, so that the
 // link dialled by the storage with the greater id survives.
 //
-// Only silent dials (not yet answered) take part: our links to other
-// storages are per purpose (replication sources, replica checks), so an
-// identified outgoing link does not conflict with an incoming one. The
-// storage whose dial lost redials shortly after, once the surviving link
-// is identified on both sides.
+// Only silent dials (not yet answered) take part: an identified link
+// does not conflict with an incoming one, which is accepted. The storage
+// whose dial lost uses the surviving link once it is identified (or
+// redials shortly after if it does not come).
 //
-// A link we dialled carries requests both ways, as neoppod's links do: a
-// neoppod storage uses whatever link it has to us, the one we dialled
-// included (the one that survived a crossing dial in particular), for its
-// own replication and checks. Its requests on our dialled links are
-// served as on the links we accept (storageLink.serve).
+// There is one link with each storage, used both ways, as in neoppod,
+// whose storage refuses a second link from a storage of smaller id while
+// it has one ("already connected") and sends its own replication and
+// check requests on whatever link it has with us, the one we dialled
+// included. The identified links, dialled or accepted, are registered by
+// node id (dialStorage returns the one there is) and served alike
+// (storageLink): the peer's requests with the handler of accepted links,
+// the AddTransaction/AddObject of our fetches kept for replicator.fetch.
+// Users do not close a shared link: stopOperation, the peer leaving the
+// cluster or the peer closing it does.
 
 import (
 	"context"
