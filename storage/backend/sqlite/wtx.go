@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 )
 
@@ -19,8 +20,10 @@ type wtx struct {
 	conn  *sql.Conn
 	stmts map[string]*sql.Stmt
 	setup bool
+	// driverStmts are the driver's own statements of execDriver.
+	driverStmts map[string]driver.StmtExecContext
 	// Argument buffers of a vote's multi-row INSERT statements.
-	dataArgs, tobjArgs []any
+	dataArgs, tobjArgs []driver.NamedValue
 }
 
 // stmt returns the prepared statement for q, nil if the cache is full.
@@ -131,6 +134,20 @@ func (tx *wtx) close() error {
 		}
 	}
 	clear(tx.stmts)
+	if len(tx.driverStmts) > 0 {
+		err := tx.conn.Raw(func(any) error {
+			for q, st := range tx.driverStmts {
+				if err := st.(driver.Stmt).Close(); err != nil && first == nil {
+					first = fmt.Errorf("close statement %q: %w", q, err)
+				}
+			}
+			return nil
+		})
+		if err != nil && first == nil {
+			first = fmt.Errorf("close driver statements: %w", err)
+		}
+		clear(tx.driverStmts)
+	}
 	return first
 }
 
