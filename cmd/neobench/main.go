@@ -61,7 +61,10 @@ serial); mismatches and failed loads are counted in "errors", and the
 exit status is 1 if there was any. Progress goes to stderr; the results go
 to stdout, as a table or, with --json, as one JSON line per metric with
 zbench.py's field names (bench, label, metric, n, elapsed_s,
-commits_per_s / objects_per_s / loads_per_s, p50_us, p99_us, ...).
+commits_per_s / objects_per_s / loads_per_s, p50_us, p99_us, ...), and
+the client's own CPU time per operation (client_cpu_us_per_op) and as a
+share of the wall time (client_share; 1 = one core busy throughout),
+which tell whether the client, rather than the cluster, bounds a figure.
 
 options:
   --masters ADDRS        master address(es), "host:port", separated by spaces
@@ -204,6 +207,10 @@ type record struct {
 	P50us       *int64   `json:"p50_us,omitempty"`
 	P99us       *int64   `json:"p99_us,omitempty"`
 	MeanUs      *int64   `json:"mean_us,omitempty"`
+	// CPU time of this process (the client) per operation, and as a
+	// share of the phase's wall time (1 = one core busy all along).
+	ClientCPUus *float64 `json:"client_cpu_us_per_op,omitempty"`
+	ClientShare *float64 `json:"client_share,omitempty"`
 	Errors      *int     `json:"errors,omitempty"`
 	FirstError  *string  `json:"first_error,omitempty"`
 	Complete    *bool    `json:"complete,omitempty"`
@@ -245,6 +252,26 @@ func latencies(lat []time.Duration) (p50, p99, mean *int64) {
 		sum += d
 	}
 	return pct(.5), pct(.99), ptr((sum / time.Duration(len(lat))).Microseconds())
+}
+
+// cpuTime returns the CPU time this process used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// clientCPU fills r's client CPU fields from the CPU time cpu spent
+// over el for ops operations.
+func (r *record) clientCPU(cpu, el time.Duration, ops int) {
+	if ops > 0 {
+		r.ClientCPUus = ptr(round(float64(cpu.Microseconds())/float64(ops), 1))
+	}
+	if el > 0 {
+		r.ClientShare = ptr(round(cpu.Seconds()/el.Seconds(), 3))
+	}
 }
 
 // bench is one benchmark run.
@@ -297,8 +324,8 @@ func (b *bench) emit(r record) error {
 	}
 	if !b.header {
 		b.header = true
-		fmt.Fprintf(b.out, "%-13s %3s %7s %9s %11s %-10s %8s %8s %6s\n",
-			"metric", "thr", "n", "elapsed_s", "rate", "unit", "p50_us", "p99_us", "errors")
+		fmt.Fprintf(b.out, "%-13s %3s %7s %9s %11s %-10s %8s %8s %9s %6s\n",
+			"metric", "thr", "n", "elapsed_s", "rate", "unit", "p50_us", "p99_us", "cpu_us/op", "errors")
 	}
 	num := func(p *int64) string {
 		if p == nil {
@@ -331,8 +358,11 @@ func (b *bench) emit(r record) error {
 	if r.OK != nil {
 		cols[2] = map[bool]string{true: "ok", false: "FAILED"}[*r.OK]
 	}
-	_, err := fmt.Fprintf(b.out, "%-13s %3s %7s %9.3f %11s %-10s %8s %8s %6s\n",
-		r.Metric, thr, cols[0], r.ElapsedS, cols[1], unit, num(r.P50us), num(r.P99us), cols[2])
+	if r.ClientCPUus != nil {
+		cols[3] = strconv.FormatFloat(*r.ClientCPUus, 'f', 1, 64)
+	}
+	_, err := fmt.Fprintf(b.out, "%-13s %3s %7s %9.3f %11s %-10s %8s %8s %9s %6s\n",
+		r.Metric, thr, cols[0], r.ElapsedS, cols[1], unit, num(r.P50us), num(r.P99us), cols[3], cols[2])
 	if err == nil && r.ObjectsPerS != nil {
 		_, err = fmt.Fprintf(b.out, "%-13s %3s %7s %9s %11.1f %s\n", "", "", "", "", *r.ObjectsPerS, "objects/s")
 	}
@@ -393,7 +423,7 @@ func (b *bench) populate(ctx context.Context, c *client.Client) error {
 	deadline := time.Now().Add(o.phase())
 	var lat []time.Duration
 	n := 0
-	t0 := time.Now()
+	t0, c0 := time.Now(), cpuTime()
 	for n < o.objects && time.Now().Before(deadline) {
 		k := min(o.txnObjects, o.objects-n)
 		oids := make([]proto.Oid, k)
@@ -418,11 +448,13 @@ func (b *bench) populate(ctx context.Context, c *client.Client) error {
 		}
 		n += k
 	}
-	el := time.Since(t0)
+	el, cpu := time.Since(t0), cpuTime()-c0
 	p50, p99, mean := latencies(lat)
-	return b.emit(record{Metric: "populate", Commits: ptr(len(lat)), N: ptr(n), ElapsedS: round(el.Seconds(), 3),
+	r := record{Metric: "populate", Commits: ptr(len(lat)), N: ptr(n), ElapsedS: round(el.Seconds(), 3),
 		CommitsPerS: rate(len(lat), el), ObjectsPerS: rate(n, el), P50us: p50, P99us: p99, MeanUs: mean,
-		Complete: ptr(n == o.objects)})
+		Complete: ptr(n == o.objects)}
+	r.clientCPU(cpu, el, len(lat))
+	return b.emit(r)
 }
 
 // loadErrors collects the failures of a load pass.
@@ -491,14 +523,15 @@ func (b *bench) loadPass(ctx context.Context, c *client.Client, metric string, o
 			b.loadLoop(ctx, c, part, before, &lats[i], deadline, &errs)
 		})
 	}
-	t0 := time.Now()
+	t0, c0 := time.Now(), cpuTime()
 	close(start)
 	wg.Wait()
-	el := time.Since(t0)
+	el, cpu := time.Since(t0), cpuTime()-c0
 	lat := slices.Concat(lats...)
 	p50, p99, mean := latencies(lat)
 	r := record{Metric: metric, Threads: threads, N: ptr(len(lat)), ElapsedS: round(el.Seconds(), 3),
 		LoadsPerS: rate(len(lat), el), P50us: p50, P99us: p99, MeanUs: mean, Errors: ptr(errs.n)}
+	r.clientCPU(cpu, el, len(lat))
 	if errs.n > 0 {
 		r.FirstError = ptr(errs.first)
 	}
@@ -512,7 +545,7 @@ func (b *bench) smallCommits(ctx context.Context, c *client.Client, oids []proto
 	defer cancel()
 	deadline := time.Now().Add(o.phase())
 	var lat []time.Duration
-	t0 := time.Now()
+	t0, c0 := time.Now(), cpuTime()
 	for _, oid := range oids[:min(o.smallCommits, len(oids))] {
 		data := b.payload()
 		t1 := time.Now()
@@ -526,10 +559,12 @@ func (b *bench) smallCommits(ctx context.Context, c *client.Client, oids []proto
 			break
 		}
 	}
-	el := time.Since(t0)
+	el, cpu := time.Since(t0), cpuTime()-c0
 	p50, p99, mean := latencies(lat)
-	return b.emit(record{Metric: "small_commit", N: ptr(len(lat)), ElapsedS: round(el.Seconds(), 3),
-		CommitsPerS: rate(len(lat), el), P50us: p50, P99us: p99, MeanUs: mean})
+	r := record{Metric: "small_commit", N: ptr(len(lat)), ElapsedS: round(el.Seconds(), 3),
+		CommitsPerS: rate(len(lat), el), P50us: p50, P99us: p99, MeanUs: mean}
+	r.clientCPU(cpu, el, len(lat))
+	return b.emit(r)
 }
 
 // fresh opens a new client and warms its connections with one load,

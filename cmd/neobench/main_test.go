@@ -157,6 +157,8 @@ type line struct {
 	LoadsPerS   *float64 `json:"loads_per_s"`
 	P50us       *int64   `json:"p50_us"`
 	P99us       *int64   `json:"p99_us"`
+	ClientCPUus *float64 `json:"client_cpu_us_per_op"`
+	ClientShare *float64 `json:"client_share"`
 	Errors      *int     `json:"errors"`
 	FirstError  string   `json:"first_error"`
 	Complete    *bool    `json:"complete"`
@@ -187,6 +189,9 @@ func TestRunJSON(t *testing.T) {
 		}
 		if l.Bench != "neobench" || l.Label != "test" || l.ElapsedS == nil {
 			t.Errorf("line %q: want bench neobench, label test, elapsed_s", sc.Text())
+		}
+		if l.Metric != "total" && (l.ClientCPUus == nil || *l.ClientCPUus <= 0 || l.ClientShare == nil || *l.ClientShare <= 0) {
+			t.Errorf("line %q: want the client's CPU time", sc.Text())
 		}
 		k := key{l.Metric, l.Threads}
 		got[k] = l
@@ -288,7 +293,7 @@ func TestRunTable(t *testing.T) {
 		t.Fatalf("exit status %d; stderr:\n%s", code, stderr.String())
 	}
 	out := stdout.String()
-	for _, s := range []string{"metric", "populate", "objects/s", "load_cold", "load_warm", "small_commit", "total", " ok"} {
+	for _, s := range []string{"metric", "populate", "objects/s", "load_cold", "load_warm", "small_commit", "total", " ok", "cpu_us/op"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("table lacks %q:\n%s", s, out)
 		}
