@@ -26,6 +26,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,6 +84,7 @@ options:
   --label L              free-form tag copied in each JSON line
   --json                 one JSON line per metric instead of a table
   --debug                client log at debug level on stderr
+  --cpuprofile FILE      write a CPU profile of the whole run (go tool pprof)
   -h, --help             this help
 
 exit status: 0 success, 1 benchmark failure (cluster unreachable, failed
@@ -108,6 +110,7 @@ type options struct {
 	label          string
 	json           bool
 	debug          bool
+	cpuProfile     string
 }
 
 type usageError struct{ msg string }
@@ -135,6 +138,7 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.label, "label", "", "tag of the JSON lines")
 	fs.BoolVar(&o.json, "json", false, "JSON lines")
 	fs.BoolVar(&o.debug, "debug", false, "client debug log")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "CPU profile of the client")
 	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -664,6 +668,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "neobench: --cpuprofile: %v\n", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "neobench: --cpuprofile %s: %v\n", o.cpuProfile, err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	b := newBench(o, stdout, stderr, log)
 	ok, err := b.run(ctx)
 	switch {

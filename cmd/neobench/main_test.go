@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -288,9 +289,14 @@ func TestRunTable(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	args := []string{"--masters", c.master, "--cluster", c.name, "-n", "9", "-s", "10", "-k", "4", "-l", "100", "-t", "2", "-c", "2"}
+	prof := filepath.Join(t.TempDir(), "cpu.prof")
+	args := []string{"--masters", c.master, "--cluster", c.name, "-n", "9", "-s", "10", "-k", "4", "-l", "100", "-t", "2", "-c", "2",
+		"--cpuprofile", prof}
 	if code := run(ctx, args, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit status %d; stderr:\n%s", code, stderr.String())
+	}
+	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+		t.Errorf("--cpuprofile: no profile written (%v)", err)
 	}
 	out := stdout.String()
 	for _, s := range []string{"metric", "populate", "objects/s", "load_cold", "load_warm", "small_commit", "total", " ok", "cpu_us/op"} {
