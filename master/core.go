@@ -296,6 +296,15 @@ func (c *Core) Step(ev Event) []Effect {
 	}
 	switch ev := ev.(type) {
 	case Recv:
+		if _, ok := ev.Msg.(*proto.Ping); ok {
+			// Answered in turn with what the core sent before: neoppod's
+			// client pings the master to be sure it has every
+			// invalidation of the commits it may see (its sync()).
+			if k := c.conns[ev.Conn]; k == nil || !k.aborted {
+				c.out = append(c.out, Effect{Kind: Reply, Conn: ev.Conn, MsgID: ev.MsgID, Msg: &proto.Pong{}})
+			}
+			break
+		}
 		if k := c.conns[ev.Conn]; k != nil && k.peer != nil {
 			c.recvDialed(k, ev)
 		} else if c.secondary {

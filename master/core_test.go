@@ -748,3 +748,23 @@ func TestFinishUnknownTTIDKeepsLink(t *testing.T) {
 	// The link serves the next transaction.
 	mustFind[*proto.AnswerBeginTransaction](t, h.recv(client, &proto.AskBeginTransaction{Tid: proto.InvalidTid}), client)
 }
+
+// A Ping is answered by the core, as an effect queued behind those of
+// earlier steps (the server performs a link's effects in order), not by
+// the link layer ahead of them: neoppod's client relies on it as a
+// barrier for invalidations.
+func TestPingAnsweredByCore(t *testing.T) {
+	h, _, client := runningCluster(t)
+	effects := h.recv(client, &proto.Ping{})
+	if len(effects) != 1 || effects[0].Kind != Reply || effects[0].Conn != client {
+		t.Fatalf("ping: %s", dump(effects))
+	}
+	if _, ok := effects[0].Msg.(*proto.Pong); !ok {
+		t.Fatalf("ping answered with %T", effects[0].Msg)
+	}
+	// Before identification too.
+	h.next++
+	if effects := h.recv(h.next, &proto.Ping{}); len(effects) != 1 || effects[0].Kind != Reply {
+		t.Fatalf("ping before identification: %s", dump(effects))
+	}
+}

@@ -64,7 +64,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	return &Server{
 		cfg:    cfg,
-		netcfg: neonet.Config{Logger: cfg.Logger, TLS: cfg.TLS},
+		netcfg: neonet.Config{Logger: cfg.Logger, TLS: cfg.TLS, DeliverPing: true},
 		log:    cfg.Logger,
 		events: make(chan Event, 1024),
 		ready:  make(chan struct{}),

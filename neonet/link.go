@@ -59,6 +59,11 @@ type Config struct {
 	// large amounts: hand such work to another goroutine. Without a
 	// Handler they are queued for [Link.Recv] until [Link.SetHandler].
 	Handler func(*Request)
+	// DeliverPing passes Ping requests on like any other instead of
+	// answering them in the reader: a master answers in turn with its
+	// queued notifications, since neoppod's client uses a Ping to the
+	// master as a barrier for invalidations (its sync()).
+	DeliverPing bool
 }
 
 func (c Config) withDefaults() Config {
@@ -96,6 +101,7 @@ type Link struct {
 	log          *slog.Logger
 	maxPacket    int
 	abortTimeout time.Duration
+	deliverPing  bool
 	leftover     []byte // bytes received behind the peer's handshake
 
 	// Write side, guarded by wmu; see send.
@@ -162,6 +168,7 @@ func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
 		conn:         conn,
 		maxPacket:    cfg.MaxPacketSize,
 		abortTimeout: cfg.AbortTimeout,
+		deliverPing:  cfg.DeliverPing,
 		leftover:     leftover,
 		closed:       make(chan struct{}),
 		done:         make(chan struct{}),
@@ -708,7 +715,7 @@ func (l *Link) dispatch(frame []byte) bool {
 		l.shutdown(fmt.Errorf("%w: %w", ErrProtocol, err), false)
 		return false
 	}
-	if code == codePing {
+	if code == codePing && !l.deliverPing {
 		l.SendWithID(id, &proto.Pong{}) // an error closes the link
 		return true
 	}
