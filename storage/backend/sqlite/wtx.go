@@ -85,7 +85,16 @@ func (tx *wtx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.
 // that it can be undone alone, and past 64 KiB SQLite spilled it to a
 // temporary file: about one write(2) per stored object. The journal only
 // serves to roll back a failed statement: durability is unchanged.
-var writePragmas = []string{"PRAGMA temp_store=MEMORY"}
+//
+// wal_autocheckpoint=4000 checkpoints every 4000 WAL pages (16 MiB with
+// 4 KiB pages) instead of 1000: a checkpoint copies each page once however
+// often the WAL has it, and the pages a commit rewrites (the tail pages of
+// each partition in data, obj and its indexes, tobj, ttrans) recur in
+// every commit. strace -c of Commit/100x1KiB per op: pwrite64 352 -> 334,
+// pread64 60 -> 43, fdatasync 2.4 -> 2.1 (10000 saves little more, for
+// longer checkpoints). A crash still loses nothing committed: the WAL is
+// the durable copy until checkpointed.
+var writePragmas = []string{"PRAGMA temp_store=MEMORY", "PRAGMA wal_autocheckpoint=4000"}
 
 // begin starts a transaction on conn. database/sql's own Tx is not used
 // since statements prepared on a Conn cannot be shared with its Tx
