@@ -637,7 +637,13 @@ func compress(data []byte) (uint8, []byte) {
 	return 0, data
 }
 
-var zlibWriters = sync.Pool{New: func() any { return zlib.NewWriter(nil) }}
+// zlibWriters compress at BestSpeed: any zlib level decodes the same, and
+// the default level cost a Go client most of its CPU on stores of
+// incompressible data (cmd/neobench --cpuprofile).
+var zlibWriters = sync.Pool{New: func() any {
+	w, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed)
+	return w
+}}
 
 func nonNil(b []byte) []byte {
 	if b == nil {
