@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/neogo/neo/proto"
@@ -116,23 +117,22 @@ var errNoDriverStmt = errors.New("driver without prepared statements")
 // storeRecords writes the tobj rows of a vote, and the data rows of its
 // records that carry new data; db.mu must be held. Undo records and, with
 // deduplication, every record take the row-by-row path of storeData.
+//
+// The data rows go in partition order, hence ascending ids: ids are
+// partition<<48 + n, so records in oid order would cycle through the
+// partitions' ranges and each INSERT would seek and split leaves in all
+// of them, and save each of their pages in its statement journal.
 func (db *DB) storeRecords(ctx context.Context, tx *wtx, np uint32, ttid proto.Tid, records []backend.Record) error {
-	data, tobj := tx.dataArgs[:0], tx.tobjArgs[:0]
+	data, sorted, tobj := tx.dataArgs[:0], tx.sortedArgs[:0], tx.tobjArgs[:0]
+	parts := tx.dataParts[:0]
 	defer func() {
 		// Keep the buffers, not the caller's data.
 		clear(data)
+		clear(sorted)
 		clear(tobj)
-		tx.dataArgs, tx.tobjArgs = data[:0], tobj[:0]
+		tx.dataArgs, tx.sortedArgs, tx.tobjArgs, tx.dataParts = data[:0], sorted[:0], tobj[:0], parts[:0]
 	}()
 	tid := any(int64(ttid))
-	flushData := func() error {
-		if err := insertRows(ctx, tx, &insertDataSQL, dataCols, data); err != nil {
-			return fmt.Errorf("store data of %d records: %w", len(data)/dataCols, err)
-		}
-		clear(data)
-		data = data[:0]
-		return nil
-	}
 	for i := range records {
 		r := &records[i]
 		partition := backend.Partition(r.Oid, np)
@@ -151,20 +151,38 @@ func (db *DB) storeRecords(ctx context.Context, tx *wtx, np uint32, ttid proto.T
 			id = n
 			data = append(data, driver.NamedValue{Value: id}, driver.NamedValue{Value: r.Checksum[:]},
 				driver.NamedValue{Value: int64(r.Compression)}, driver.NamedValue{Value: blob(r.Data)})
-			if len(data) == maxVoteChunk*dataCols {
-				if err := flushData(); err != nil {
-					return err
-				}
-			}
+			parts = append(parts, partition)
 		}
 		tobj = append(tobj, driver.NamedValue{Value: int64(partition)}, driver.NamedValue{Value: int64(r.Oid)},
 			driver.NamedValue{Value: tid}, driver.NamedValue{Value: id}, driver.NamedValue{Value: nullTid(r.DataSerial)})
 	}
-	if err := flushData(); err != nil {
-		return err
+	sorted = byPartition(sorted, data, parts, np)
+	if err := insertRows(ctx, tx, &insertDataSQL, dataCols, sorted); err != nil {
+		return fmt.Errorf("store data of %d records: %w", len(parts), err)
 	}
 	if err := insertRows(ctx, tx, &insertTobjSQL, tobjCols, tobj); err != nil {
 		return fmt.Errorf("store %d oids: %w", len(records), err)
 	}
 	return nil
+}
+
+// byPartition appends to dst the data rows of rows (dataCols values each,
+// rows[i] of partition parts[i]) grouped by partition, keeping their order
+// within a partition: a counting sort.
+func byPartition(dst, rows []driver.NamedValue, parts []uint32, np uint32) []driver.NamedValue {
+	start := make([]int, np+1)
+	for _, p := range parts {
+		start[p+1]++
+	}
+	for p := range np {
+		start[p+1] += start[p]
+	}
+	n := len(dst)
+	dst = slices.Grow(dst, len(rows))[:n+len(rows)]
+	out := dst[n:]
+	for i, p := range parts {
+		copy(out[start[p]*dataCols:], rows[i*dataCols:(i+1)*dataCols])
+		start[p]++
+	}
+	return dst
 }

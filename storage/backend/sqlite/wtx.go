@@ -23,7 +23,8 @@ type wtx struct {
 	// driverStmts are the driver's own statements of execDriver.
 	driverStmts map[string]driver.StmtExecContext
 	// Argument buffers of a vote's multi-row INSERT statements.
-	dataArgs, tobjArgs []driver.NamedValue
+	dataArgs, sortedArgs, tobjArgs []driver.NamedValue
+	dataParts                      []uint32
 }
 
 // stmt returns the prepared statement for q, nil if the cache is full.
