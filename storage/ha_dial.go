@@ -395,32 +395,9 @@ func (sl *storageLink) serve(ctx context.Context, c *clientConn) {
 			return
 		}
 		for r := sl.next(); r != nil; r = sl.next() {
-			if !serveRequest(ctx, c, r) {
+			if !c.serve(ctx, r) {
 				return
 			}
 		}
 	}
-}
-
-// serveRequest handles one request of an identified peer and answers its
-// failure as serveIncoming does; it returns false when the failure
-// aborted the link.
-func serveRequest(ctx context.Context, c *clientConn, r *neonet.Request) bool {
-	err := c.handle(ctx, r)
-	if err == nil {
-		return true
-	}
-	var perr *proto.Error
-	if errors.As(err, &perr) && perr.Code != proto.PROTOCOL_ERROR && perr.Code != proto.NOT_READY {
-		r.Reply(&proto.Error{Code: perr.Code, Message: perr.Message})
-		return true
-	}
-	if perr == nil {
-		c.n.log.Error("request failed, aborting link", "nid", c.nid, "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
-	} else {
-		c.n.log.Warn("aborting link", "nid", c.nid, "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
-	}
-	r.Reply(protoError(err))
-	c.link.Abort()
-	return false
 }
