@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/ctl"
+	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
 
@@ -192,6 +193,58 @@ func (c *foCluster) waitPrimary(ctx context.Context) string {
 	}
 }
 
+// waitElection polls both masters until one redirects to the other:
+// storages started while a neoppod master is still a candidate may get a
+// node id from it that the winner already gave another storage, and are
+// then refused by the winner ("already connected") forever.
+func (c *foCluster) waitElection(ctx context.Context) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, foPrimaryWait)
+	defer cancel()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		for i, m := range c.masters {
+			if p := c.redirect(ctx, m); p != "" && p == c.masters[1-i] {
+				return
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			c.t.Fatalf("the masters did not elect a primary within %v; files in %s", foPrimaryWait, c.dir)
+		}
+	}
+}
+
+// redirect identifies to the master at addr as an admin and returns the
+// primary its NotPrimaryMaster names, "" if it accepts or fails.
+func (c *foCluster) redirect(ctx context.Context, addr string) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	link, err := neonet.Dial(ctx, "tcp", addr, neonet.Config{})
+	if err != nil {
+		return ""
+	}
+	defer link.Close()
+	req := &proto.RequestIdentification{NodeType: proto.ADMIN, ClusterName: c.name, Extra: proto.Dict{}}
+	if err := link.Ask(ctx, req, &proto.AcceptIdentification{}); err == nil {
+		return ""
+	}
+	for {
+		r, err := link.Recv(ctx)
+		if err != nil {
+			return ""
+		}
+		if npm, ok := r.Msg.(*proto.NotPrimaryMaster); ok {
+			if i, ok := npm.Primary.Get(); ok && int(i) < len(npm.KnownMasters) {
+				return npm.KnownMasters[i].String()
+			}
+			return ""
+		}
+	}
+}
+
 // waitNewPrimary polls the admin until it names a primary other than old.
 func (c *foCluster) waitNewPrimary(ctx context.Context, old string) {
 	c.t.Helper()
@@ -233,6 +286,7 @@ func testFailover(t *testing.T, kinds [2]string) {
 	c.startMaster(0, kinds[0])
 	c.waitListening(c.masters[0])
 	c.startMaster(1, kinds[1])
+	c.waitElection(t.Context())
 	for i := range 2 {
 		n := fmt.Sprintf("storage%d", i)
 		c.node(n, "py", "neostorage", "--bind", "127.0.0.1:0", "--adapter", "SQLite",
