@@ -68,12 +68,21 @@ func (b *oidBound) compute(ctx context.Context, r *sql.DB, np uint32) error {
 			b.raise(m.Int64)
 		}
 	}
+	// Voted records of before a restart, moved to obj by validation.
+	var m sql.NullInt64
+	if err := r.QueryRowContext(ctx, `SELECT MAX(oid) FROM tobj`).Scan(&m); err != nil {
+		return fmt.Errorf("greatest oid of voted transactions: %w", err)
+	}
+	if m.Valid {
+		b.raise(m.Int64)
+	}
 	b.known.Store(true)
 	return nil
 }
 
 // raiseFromTobj raises the bound to the oids of a transaction about to
-// move from tobj to obj.
+// move from tobj to obj, for validation after a restart (stores raise it
+// for the transactions voted since).
 func (b *oidBound) raiseFromTobj(ctx context.Context, tx *wtx, ttid int64) error {
 	var m sql.NullInt64
 	if err := tx.QueryRowContext(ctx, `SELECT MAX(oid) FROM tobj WHERE tid=?`, ttid).Scan(&m); err != nil {

@@ -101,6 +101,10 @@ func (db *DB) StoreTransaction(ctx context.Context, ttid proto.Tid, records []ba
 		if err := db.storeRecords(ctx, tx, np, ttid, records); err != nil {
 			return err
 		}
+		// Raised now, so that unlock needs no query for it.
+		for i := range records {
+			db.oids.raise(int64(records[i].Oid))
+		}
 		if meta == nil {
 			return nil
 		}
@@ -165,10 +169,10 @@ func lockTx(ctx context.Context, tx *wtx, ttid, tid proto.Tid, approvePack bool)
 	return nil
 }
 
+// unlockTx moves a transaction from tobj to obj; the oid bound was raised
+// when its records were stored (or by ValidateTransaction, for records
+// stored before a restart).
 func (db *DB) unlockTx(ctx context.Context, tx *wtx, ttid, tid proto.Tid) error {
-	if err := db.oids.raiseFromTobj(ctx, tx, int64(ttid)); err != nil {
-		return err
-	}
 	for _, q := range []string{
 		`INSERT OR REPLACE INTO obj SELECT partition, oid, ?1, data_id, value_tid FROM tobj WHERE tid=?2`,
 		`DELETE FROM tobj WHERE tid=?2`,
@@ -212,6 +216,10 @@ func (db *DB) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error 
 func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) error {
 	err := db.write(ctx, true, func(tx *wtx) error {
 		if err := lockTx(ctx, tx, ttid, tid, false); err != nil {
+			return err
+		}
+		// Its records may have been stored before a restart.
+		if err := db.oids.raiseFromTobj(ctx, tx, int64(ttid)); err != nil {
 			return err
 		}
 		return db.unlockTx(ctx, tx, ttid, tid)
