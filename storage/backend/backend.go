@@ -203,9 +203,10 @@ type Options struct {
 // passed in are not retained after a call returns; returned slices belong
 // to the caller.
 //
-// Durability (see doc.go): StoreTransaction, LockTransaction,
-// ValidateTransaction and configuration/partition-table changes are
-// durable when they return (they survive a power loss). Other writes are
+// Durability (see doc.go): LockTransaction (with the vote before it),
+// ValidateTransaction, StoreTransaction without metadata and
+// configuration/partition-table changes are durable when they return
+// (they survive a power loss). Other writes are
 // committed when they return (they survive a process crash) and become
 // durable with the next durable write.
 type Backend interface {
@@ -232,7 +233,8 @@ type Backend interface {
 
 	// StoreTransaction writes, at vote, the records stored in transaction
 	// ttid and, if meta is not nil (this node holds partition(ttid)), its
-	// metadata and pack order, in temporary tables, and makes them durable.
+	// metadata and pack order, in temporary tables. It is durable when meta
+	// is nil; with meta, it may become durable only with LockTransaction.
 	// An undo record (DataSerial set) reuses the data of that revision; if
 	// it is gone, its own data is stored, or ErrUndoPacked is returned if it
 	// has none.

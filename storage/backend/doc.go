@@ -47,9 +47,16 @@
 //
 //	store   nothing is written: the node keeps the records in memory.
 //	vote    StoreTransaction writes data, tobj, ttrans and the pack order
-//	        in one transaction and makes it durable (survives power loss).
-//	lock    LockTransaction sets ttrans.tid, durably: from here on the
-//	        transaction can be acknowledged to the client.
+//	        in one transaction. It is committed (survives kill -9); it
+//	        must be durable (survive a power loss) when the node does not
+//	        hold the metadata (meta is nil). On a node holding it, the
+//	        vote may wait for the lock to become durable: a transaction
+//	        whose ttrans row is not locked is discarded by verification,
+//	        and a node that lost its vote also lost its master link, so
+//	        the master drops it from the commit.
+//	lock    LockTransaction sets ttrans.tid, durably, and makes the vote
+//	        of the node durable with it: from here on the transaction can
+//	        be acknowledged to the client.
 //	unlock  UnlockTransaction moves the rows to trans/obj in one commit
 //	        that need not be durable; if it is lost, verification finds the
 //	        locked ttrans row and replays it (ValidateTransaction).

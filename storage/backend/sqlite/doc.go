@@ -25,19 +25,22 @@
 //
 // # Durability
 //
-// journal_mode=WAL. Commits the protocol needs durable (vote, lock,
-// validate, configuration and partition table, truncate) run with
-// synchronous=FULL: the WAL is synced (fdatasync(2), as SQLite's Linux
-// builds do: data and file size, not timestamps) before the commit
-// returns, so an acknowledged transaction survives kill -9 and power loss. Other commits
-// (unlock, abort, replication, pack, drop) switch the connection to
-// synchronous=NORMAL: they reach the OS at commit, hence survive a process
-// crash, and are fsynced with the next FULL commit or checkpoint. A power
-// loss can only cut the WAL at a frame boundary checked by its checksums,
-// i.e. lose a suffix of commits; a lost unlock leaves its locked ttrans row,
-// which verification replays (cluster.md §6.10). "?synchronous=NORMAL" in
-// the data source name trades power-loss safety of the vote and lock for
-// speed; kill -9 safety remains.
+// journal_mode=WAL. Commits the protocol needs durable (lock, a vote
+// without metadata, validate, configuration and partition table,
+// truncate) run with synchronous=FULL: the WAL is synced (fdatasync(2),
+// as SQLite's Linux builds do: data and file size, not timestamps) before
+// the commit returns, so an acknowledged transaction survives kill -9 and
+// power loss. Other commits (a vote with metadata, unlock, abort,
+// replication, pack, drop) switch the connection to synchronous=NORMAL:
+// they reach the OS at commit, hence survive a process crash, and are
+// synced with the next FULL commit or checkpoint, since the WAL is
+// written in order. So one commit syncs once per node, at lock, where
+// the metadata's ttrans row changes (backend's doc says why the vote may
+// wait). A power loss can only cut the WAL at a frame boundary checked by
+// its checksums, i.e. lose a suffix of commits; a lost unlock leaves its
+// locked ttrans row, which verification replays (cluster.md §6.10).
+// "?synchronous=NORMAL" in the data source name trades power-loss safety
+// of the lock for speed; kill -9 safety remains.
 //
 // # Driver
 //
@@ -61,7 +64,7 @@
 //	LoadBefore/random      64µs     41µs      69µs     44µs  (~, p=0.07)
 //	ReplicationFetch/1000  36ms     82ms      28ms     45ms
 //
-// A commit is bound by the two fsyncs (vote, lock); the cgo driver brings
+// A commit was then bound by two fsyncs (vote, lock); the cgo driver brings
 // no gain on our access pattern (it costs more CPU per commit here), and a
 // pure-Go driver keeps CGO_ENABLED=0 builds and cross-compilation working.
 package sqlite

@@ -97,7 +97,15 @@ func (db *DB) StoreTransaction(ctx context.Context, ttid proto.Tid, records []ba
 	if err != nil {
 		return fmt.Errorf("vote %s: %w", ttid, err)
 	}
-	err = db.writeTx(ctx, true, func(tx *wtx) error {
+	// A node holding the metadata commits the vote without a sync: its
+	// lock updates the ttrans row, and that synced commit makes the
+	// vote's earlier WAL frames durable too. Until the lock, the vote
+	// need not survive a power loss: a transaction that is not locked on
+	// the metadata nodes is discarded by verification whatever the
+	// other nodes kept, and a node that lost its vote lost its link to
+	// the master, which drops it from the commit. A node without the
+	// metadata has nothing to update at lock, so its vote stays synced.
+	err = db.writeTx(ctx, meta == nil, func(tx *wtx) error {
 		if err := db.storeRecords(ctx, tx, np, ttid, records); err != nil {
 			return err
 		}
