@@ -4,7 +4,9 @@
 //	neostorage -c CLUSTER -m "MASTER..." -b BIND -a SQLite -d PATH [-l LOGFILE]
 //
 // Only the SQLite adapter exists, so it is the default (neoppod defaults to
-// MySQL). Options may come from an INI file (-f FILE -s SECTION, section
+// MySQL). One option is ours: --cache-size (default 64M, 0 disables) sizes
+// the in-memory cache of object revisions (package objcache) in front of
+// the database. Options may come from an INI file (-f FILE -s SECTION, section
 // "storage" by default); the command line wins.
 package main
 
@@ -14,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -27,6 +30,7 @@ import (
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage"
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/objcache"
 	_ "github.com/neogo/neo/storage/backend/sqlite"
 )
 
@@ -57,6 +61,8 @@ func parser() *cliopt.Parser {
 			{Short: "d", Long: "database", Kind: cliopt.String, Required: true, Help: "database connections string (SQLite: a path or file:PATH?k=v)"},
 			{Short: "e", Long: "engine", Kind: cliopt.String, Help: "database engine (MySQL only; ignored)"},
 			{Short: "w", Long: "wait", Kind: cliopt.Int, Default: "0", HasDefault: true, Help: "seconds to wait for backend to be available (ignored for SQLite)"},
+			{Long: "cache-size", Kind: cliopt.String, Default: "64M", HasDefault: true,
+				Help: "bytes of object revisions to cache in memory (K, M, G suffixes: KiB, MiB, GiB; 0 disables; not in neoppod)"},
 			{Long: "dedup", Kind: cliopt.Bool, Help: "enable deduplication of data when the database is created"},
 			{Long: "disable-drop-partitions", Kind: cliopt.Bool, Help: "do not delete data of discarded cells"},
 			{Long: "disable-pack", Kind: cliopt.Bool, Help: "do not process any pack order"},
@@ -134,6 +140,10 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 	if err != nil {
 		return fmt.Errorf("--bind: %w", err)
 	}
+	cacheSize, err := parseSize(opts["cache_size"])
+	if err != nil {
+		return fmt.Errorf("--cache-size: %w", err)
+	}
 	var nid proto.NodeID
 	if s, ok := opts["nid"]; ok {
 		if nid, err = parseNID(s); err != nil {
@@ -156,6 +166,12 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 	if reset {
 		return db.Close()
 	}
+	db = objcache.Wrap(db, cacheSize)
+	defer func() {
+		if st, ok := objcache.StatsOf(db); ok {
+			log.Info("object cache", "size", cacheSize, "hits", st.Hits, "misses", st.Misses, "evictions", st.Evictions)
+		}
+	}()
 	_, disablePack := opts["disable_pack"]
 	_, disableDrop := opts["disable_drop_partitions"]
 	node, err := storage.New(storage.Config{
@@ -267,4 +283,30 @@ func parseNID(s string) (proto.NodeID, error) {
 		return proto.NodeID(i), nil
 	}
 	return proto.ParseNodeID(s)
+}
+
+// parseSize parses a byte count with an optional K, M or G suffix (powers
+// of 1024, case-insensitive, optionally followed by B or iB).
+func parseSize(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
+	shift := 0
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			shift = 10
+		case 'M':
+			shift = 20
+		case 'G':
+			shift = 30
+		}
+		if shift != 0 {
+			t = t[:n-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	return n << shift, nil
 }

@@ -37,6 +37,8 @@ func TestCommandLine(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "neo.conf")
 	os.WriteFile(conf, []byte("[DEFAULT]\ncluster = fromfile\n[storage]\ndatabase = "+filepath.Join(dir, "db.sqlite")+"\nmasters =\n  127.0.0.1:1\n  127.0.0.1:2\n"), 0o644)
+	badConf := filepath.Join(dir, "bad.conf")
+	os.WriteFile(badConf, []byte("[storage]\ncluster = x\ndatabase = y\ncache_size = lots\n"), 0o644)
 	for _, tc := range []struct {
 		name   string
 		args   []string
@@ -50,6 +52,8 @@ func TestCommandLine(t *testing.T) {
 		{"negative wait", []string{"-c", "x", "-d", "y", "-w", "-1", "-a", "MySQL"}, 1, "not supported"},
 		{"partial TLS", []string{"-c", "x", "-d", "y", "--ca", "ca.pem"}, 1, "3 files must be provided"},
 		{"reset from config file", []string{"-f", conf, "--reset"}, 0, ""},
+		{"bad cache size", []string{"-c", "x", "-d", "y", "--cache-size", "12X"}, 1, `--cache-size: invalid size "12X"`},
+		{"bad cache size from config file", []string{"-f", badConf}, 1, `--cache-size: invalid size "lots"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut strings.Builder
@@ -63,5 +67,49 @@ func TestCommandLine(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "db.sqlite")); err != nil {
 		t.Fatalf("--reset with the database from the config file: %v", err)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		bad  bool
+	}{
+		{in: "0", want: 0},
+		{in: "4096", want: 4096},
+		{in: "64M", want: 64 << 20},
+		{in: "64m", want: 64 << 20},
+		{in: "64MB", want: 64 << 20},
+		{in: "64MiB", want: 64 << 20},
+		{in: "512K", want: 512 << 10},
+		{in: "2G", want: 2 << 30},
+		{in: "", bad: true},
+		{in: "M", bad: true},
+		{in: "-1", bad: true},
+		{in: "1T", bad: true},
+		{in: "1.5G", bad: true},
+		{in: "9999999999G", bad: true},
+	} {
+		got, err := parseSize(tc.in)
+		if tc.bad {
+			if err == nil {
+				t.Errorf("parseSize(%q) = %d, want an error", tc.in, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestHelpListsCacheSize(t *testing.T) {
+	var out, errOut strings.Builder
+	if got := run([]string{"--help"}, &out, &errOut); got != 0 {
+		t.Fatalf("--help: status %d", got)
+	}
+	if !strings.Contains(out.String(), "--cache-size") || !strings.Contains(out.String(), "64M") {
+		t.Errorf("--help does not document --cache-size and its default:\n%s", out.String())
 	}
 }

@@ -119,6 +119,10 @@ func (p *Parser) Help(w io.Writer) {
 		if o.HasDefault {
 			h += " (default: " + o.Default + ")"
 		}
+		if len(n) > 21 {
+			// Too long to share the line with its help (argparse does so too).
+			n += "\n" + strings.Repeat(" ", 24)
+		}
 		fmt.Fprintf(w, "  %-22s%s\n", n, h)
 	}
 }

@@ -127,7 +127,8 @@ func TestUsageAndHelp(t *testing.T) {
 			t.Errorf("%q: ok %v status %d stderr %q", args, ok, status, errb.String())
 		}
 		for _, line := range []string{want + "\n", "\nNEO test node\n", "  -c, --cluster CLUSTER the cluster name\n",
-			"  -B, --backup" + strings.Repeat(" ", 10) + "a flag\n", "  -s, --section SECTION specify a configuration section (default: test)\n"} {
+			"  -B, --backup" + strings.Repeat(" ", 10) + "a flag\n", "  -s, --section SECTION specify a configuration section (default: test)\n",
+			"  --upstream-cluster UPSTREAM_CLUSTER\n" + strings.Repeat(" ", 24) + "shares the prefix up\n"} {
 			if !strings.Contains(out.String(), line) {
 				t.Errorf("%q: help has no %q:\n%s", args, line, out.String())
 			}
