@@ -17,6 +17,7 @@ import (
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage"
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/objcache"
 	_ "github.com/neogo/neo/storage/backend/sqlite"
 )
 
@@ -39,7 +40,8 @@ type testCluster struct {
 	mu         sync.Mutex
 	errs       []error
 	storages   []*storage.Node
-	stopStor   []func() // stop storage i alone
+	backends   []backend.Backend // the storages' backends, as given to them
+	stopStor   []func()          // stop storage i alone
 	mcfg       master.Config
 	stopMaster func()
 	tls        *neonet.TLSConfig
@@ -65,6 +67,14 @@ func startCluster(tb testing.TB, n, nr, np int) *testCluster {
 // opened by c.open, using tls (nil: plain TCP).
 func startClusterTLS(tb testing.TB, n, nr, np int, tls *neonet.TLSConfig) *testCluster {
 	tb.Helper()
+	return startClusterWith(tb, n, nr, np, tls, 0)
+}
+
+// startClusterWith is startClusterTLS with each storage's backend behind
+// an object cache of cacheSize bytes (objcache.Wrap, as neostorage does;
+// 0: no cache).
+func startClusterWith(tb testing.TB, n, nr, np int, tls *neonet.TLSConfig, cacheSize int64) *testCluster {
+	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &testCluster{tb: tb, name: "t" + fmt.Sprint(time.Now().UnixNano()%1e6), cancel: cancel, tls: tls}
 	tb.Cleanup(c.stop)
@@ -82,6 +92,8 @@ func startClusterTLS(tb testing.TB, n, nr, np int, tls *neonet.TLSConfig) *testC
 		if err != nil {
 			tb.Fatal(err)
 		}
+		db = objcache.Wrap(db, cacheSize)
+		c.backends = append(c.backends, db)
 		node, err := storage.New(storage.Config{
 			Cluster: c.name, Masters: []string{c.master}, Bind: "127.0.0.1:0", Backend: db, TLS: tls,
 			Logger: log.With("node", fmt.Sprintf("s%d", i)),
