@@ -2,14 +2,15 @@ package client
 
 import (
 	"bytes"
-	"compress/zlib"
 	"context"
 	"crypto/sha1"
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
+	"github.com/klauspost/compress/zlib"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
@@ -236,11 +237,40 @@ func decodeObject(nid proto.NodeID, ans *proto.AnswerObject) (Object, error) {
 	return obj, nil
 }
 
+// decompress returns the zlib-decompressed b in a new slice of its exact
+// size. The reader and its window are reused: a new zlib reader costs
+// more than decompressing a small object.
 func decompress(b []byte) ([]byte, error) {
-	r, err := zlib.NewReader(bytes.NewReader(b))
+	d := inflaters.Get().(*inflater)
+	defer inflaters.Put(d)
+	d.in.Reset(b)
+	var err error
+	if d.zr == nil {
+		d.zr, err = zlib.NewReader(&d.in)
+	} else {
+		err = d.zr.(zlib.Resetter).Reset(&d.in, nil)
+	}
+	if err != nil {
+		d.zr = nil // unusable after a failed reset
+		return nil, err
+	}
+	d.out.Reset()
+	_, err = d.out.ReadFrom(d.zr)
 	if err != nil {
 		return nil, err
 	}
-	defer r.Close()
-	return io.ReadAll(r)
+	data := bytes.Clone(d.out.Bytes())
+	if d.out.Cap() > maxPooledCompBuf {
+		d.out = bytes.Buffer{}
+	}
+	return data, nil
 }
+
+// inflater is the reusable state of decompress.
+type inflater struct {
+	in  bytes.Reader
+	zr  io.ReadCloser // nil until the first valid input
+	out bytes.Buffer
+}
+
+var inflaters = sync.Pool{New: func() any { return new(inflater) }}

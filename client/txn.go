@@ -2,7 +2,6 @@ package client
 
 import (
 	"bytes"
-	"compress/zlib"
 	"context"
 	"crypto/sha1"
 	"errors"
@@ -11,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/zlib"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
@@ -143,7 +143,8 @@ func (t *Txn) checkStateLocked(op string, want txnState) error {
 // conflict ([*ConflictError]) is reported by Vote. data may be reused
 // when Store returns.
 func (t *Txn) Store(ctx context.Context, oid proto.Oid, serial proto.Tid, data []byte) error {
-	comp, payload := compress(data)
+	comp, payload, buf := compress(data)
+	defer releaseCompressed(buf) // encoded by Start
 	sum := sha1.Sum(payload)
 	req := &proto.AskStoreObject{Oid: oid, Serial: serial, Compression: comp, Checksum: sum[:],
 		Data: payload, DataSerial: proto.InvalidTid, TTid: t.ttid}
@@ -619,27 +620,47 @@ func (t *Txn) Abort(ctx context.Context) error {
 }
 
 // compress returns data zlib-compressed if that is strictly smaller
-// (protocol.md §4.3), else data itself.
-func compress(data []byte) (uint8, []byte) {
+// (protocol.md §4.3), else data itself. The compressed bytes live in buf,
+// from a pool: pass buf to releaseCompressed once they are encoded.
+func compress(data []byte) (comp uint8, payload []byte, buf *bytes.Buffer) {
 	if len(data) < 32 {
-		return 0, data
+		return 0, data, nil
 	}
-	var b bytes.Buffer
-	b.Grow(len(data) / 2)
+	buf = compBufs.Get().(*bytes.Buffer)
+	buf.Reset()
 	w := zlibWriters.Get().(*zlib.Writer)
-	w.Reset(&b)
+	w.Reset(buf)
 	w.Write(data)
 	w.Close()
 	zlibWriters.Put(w)
-	if b.Len() < len(data) {
-		return 1, b.Bytes()
+	if buf.Len() < len(data) {
+		return 1, buf.Bytes(), buf
 	}
-	return 0, data
+	releaseCompressed(buf)
+	return 0, data, nil
 }
 
-// zlibWriters compress at BestSpeed: any zlib level decodes the same, and
-// the default level cost a Go client most of its CPU on stores of
-// incompressible data (cmd/neobench --cpuprofile).
+// releaseCompressed returns a buffer of compress to its pool; nil is
+// ignored.
+func releaseCompressed(buf *bytes.Buffer) {
+	// Big buffers are dropped so that one big object does not pin its
+	// memory.
+	if buf != nil && buf.Cap() <= maxPooledCompBuf {
+		compBufs.Put(buf)
+	}
+}
+
+const maxPooledCompBuf = 256 << 10
+
+var compBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// zlibWriters compress at level 1 with klauspost/compress, whose output is
+// standard zlib (any level decodes the same): the standard library's
+// BestSpeed still cost ~40 µs per incompressible 1 KiB object, mostly
+// building Huffman tables for output then thrown away; klauspost's level
+// 1 gives up on such input in ~1 µs (BenchmarkCompress). The price: data
+// whose only redundancy is skewed byte frequencies, without repeats, is
+// kept uncompressed.
 var zlibWriters = sync.Pool{New: func() any {
 	w, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed)
 	return w
