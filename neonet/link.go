@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/neogo/neo/proto"
@@ -106,15 +107,16 @@ type Link struct {
 
 	// Write side, guarded by wmu; see send.
 	wmu     sync.Mutex
-	wcond   sync.Cond     // signalled when writing clears or wbuf drains
-	nextID  uint32        // our id counter
-	wbuf    []byte        // encoded packets not yet handed to the socket
-	spare   []byte        // the other buffer, reused
-	writing bool          // a goroutine is writing to the socket and owns the flush
-	wkick   chan struct{} // hands the flush to the writer goroutine (cap 1)
-	wstop   chan struct{} // closed at the end of the close: the writer exits
-	wdone   chan struct{} // closed when the writer goroutine has exited
-	burst   atomic.Bool   // the reader has more input buffered behind the packet it dispatches
+	wcond   sync.Cond       // signalled when writing clears or wbuf drains
+	nextID  uint32          // our id counter
+	wbuf    []byte          // encoded packets not yet handed to the socket
+	spare   []byte          // the other buffer, reused
+	writing bool            // a goroutine is writing to the socket and owns the flush
+	wkick   chan struct{}   // hands the flush to the writer goroutine (cap 1)
+	wstop   chan struct{}   // closed at the end of the close: the writer exits
+	wdone   chan struct{}   // closed when the writer goroutine has exited
+	burst   atomic.Bool     // the reader has more input buffered behind the packet it dispatches
+	raw     syscall.RawConn // for writes that must not block (Post); nil if the conn has none
 
 	closing atomic.Bool   // set once, when the close starts
 	closed  chan struct{} // closed when the close starts
@@ -181,6 +183,7 @@ func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
 	l.wkick = make(chan struct{}, 1)
 	l.wstop = make(chan struct{})
 	l.wdone = make(chan struct{})
+	l.raw = rawConn(conn)
 	return l
 }
 
@@ -263,7 +266,7 @@ func (l *Link) shutdown(cause error, flush bool) {
 	close(l.wstop)
 	for _, c := range pending {
 		c.err = err
-		close(c.done)
+		c.complete()
 	}
 	switch {
 	case cause == ErrClosedLocally || cause == ErrAborted:
@@ -290,7 +293,7 @@ func (e *closedError) Unwrap() []error { return []error{ErrClosed, e.cause} }
 // Send sends a notification (or a request whose answer nobody waits for)
 // with the next id of our counter. See [Link.SendWithID] for when it
 // returns.
-func (l *Link) Send(m proto.Msg) error { return l.send(0, true, m, nil) }
+func (l *Link) Send(m proto.Msg) error { return l.send(0, true, m, nil, false) }
 
 // SendWithID sends m with the given id, without touching our counter: for
 // answers (see [Request.Reply]) and for AddTransaction/AddObject, which
@@ -300,7 +303,17 @@ func (l *Link) Send(m proto.Msg) error { return l.send(0, true, m, nil) }
 // goroutines, or written: a nil error does not mean the peer got it; a
 // write failure closes the link. It blocks while more than 4 MiB are
 // queued.
-func (l *Link) SendWithID(id uint32, m proto.Msg) error { return l.send(id, false, m, nil) }
+func (l *Link) SendWithID(id uint32, m proto.Msg) error { return l.send(id, false, m, nil, false) }
+
+// Post is [Link.Send] that never blocks: it writes what the socket takes
+// at once and leaves the rest to the link's writer goroutine, queued
+// without bound. It suits a goroutine that serves many links and must not
+// wait for a slow peer (the master's core). On links whose connection
+// offers no raw access (TLS), the writer goroutine writes it all.
+func (l *Link) Post(m proto.Msg) error { return l.send(0, true, m, nil, true) }
+
+// PostWithID is [Link.SendWithID] that never blocks, as [Link.Post].
+func (l *Link) PostWithID(id uint32, m proto.Msg) error { return l.send(id, false, m, nil, true) }
 
 // Write side. Packets are encoded into wbuf under wmu. If no goroutine is
 // writing, the sender writes wbuf to the socket itself, without wmu: a
@@ -325,8 +338,8 @@ const (
 
 // send encodes m with id (the next of our counter if useCounter) and writes
 // it or queues it for the writer. With c, it registers the call under the
-// id before the packet can leave.
-func (l *Link) send(id uint32, useCounter bool, m proto.Msg, c *Call) error {
+// id before the packet can leave. With nowait, it never blocks (see Post).
+func (l *Link) send(id uint32, useCounter bool, m proto.Msg, c *Call, nowait bool) error {
 	l.wmu.Lock()
 	if l.closing.Load() {
 		l.wmu.Unlock()
@@ -354,14 +367,14 @@ func (l *Link) send(id uint32, useCounter bool, m proto.Msg, c *Call) error {
 	}
 	l.wbuf = proto.AppendPacket(l.wbuf, id, m)
 	if l.writing {
-		for l.writing && len(l.wbuf) > maxQueued && !l.closing.Load() {
+		for !nowait && l.writing && len(l.wbuf) > maxQueued && !l.closing.Load() {
 			l.wcond.Wait()
 		}
 		l.wmu.Unlock()
 		return nil
 	}
 	l.writing = true
-	if l.burst.Load() {
+	if l.burst.Load() || (nowait && l.raw == nil) {
 		// The reader is going through a burst of packets: leave the
 		// writing to the writer goroutine so that the replies to them
 		// go out together while the reader goes on.
@@ -372,7 +385,25 @@ func (l *Link) send(id uint32, useCounter bool, m proto.Msg, c *Call) error {
 	// Write it ourselves.
 	buf := l.takeBuf()
 	l.wmu.Unlock()
-	_, err := l.conn.Write(buf)
+	var err error
+	if nowait {
+		var n int
+		n, err = l.tryWrite(buf)
+		if err == nil && n < len(buf) {
+			// The socket is full: the rest goes first, then what
+			// others queued meanwhile, by the writer goroutine.
+			l.wmu.Lock()
+			rest := make([]byte, 0, len(buf)-n+len(l.wbuf))
+			rest = append(append(rest, buf[n:]...), l.wbuf...)
+			l.wbuf = rest
+			l.recycle(buf)
+			l.wkick <- struct{}{}
+			l.wmu.Unlock()
+			return nil
+		}
+	} else {
+		_, err = l.conn.Write(buf)
+	}
 	l.wmu.Lock()
 	l.recycle(buf)
 	if err == nil && len(l.wbuf) > 0 {
@@ -457,7 +488,20 @@ type Call struct {
 	err    error
 
 	abandoned bool // guarded by link.mu: Wait gave up, drop the answer
+
+	onDone func(*Call) // see StartFunc
 }
+
+// complete marks c done: Wait returns, onDone runs.
+func (c *Call) complete() {
+	close(c.done)
+	if c.onDone != nil {
+		c.onDone(c)
+	}
+}
+
+// Err returns the error of a call that is done (see [Link.Ask]).
+func (c *Call) Err() error { return c.err }
 
 // ID returns the id the request was sent with: AddTransaction/AddObject
 // notifications belonging to an AskFetch* request carry it (§5.12).
@@ -488,10 +532,15 @@ func (l *Link) Ask(ctx context.Context, req, resp proto.Msg) error {
 // Start sends the request req and returns the call that waits for its
 // answer; see [Link.Ask] for resp.
 func (l *Link) Start(req, resp proto.Msg) (*Call, error) {
-	code := req.NEOMsgCode()
+	return l.startCall(req, resp, nil, false)
+}
+
+// answerCode returns the code of the answer to request code, checking
+// that resp, if not nil, can receive it.
+func answerCode(code uint16, resp proto.Msg) (uint16, error) {
 	kind, ok := proto.MsgKind(code)
 	if !ok || !kind.IsRequest() {
-		return nil, fmt.Errorf("neonet: ask %s: not a request", proto.MsgName(code))
+		return 0, fmt.Errorf("neonet: ask %s: not a request", proto.MsgName(code))
 	}
 	ans := uint16(codeError)
 	if kind == proto.KindAsk {
@@ -499,12 +548,29 @@ func (l *Link) Start(req, resp proto.Msg) (*Call, error) {
 	}
 	if resp != nil {
 		if rc := resp.NEOMsgCode(); rc != ans && rc != codeError {
-			return nil, fmt.Errorf("neonet: ask %s: answer is %s, not %s",
+			return 0, fmt.Errorf("neonet: ask %s: answer is %s, not %s",
 				proto.MsgName(code), proto.MsgName(ans), proto.MsgName(rc))
 		}
 	}
-	c := &Call{link: l, reqCode: code, ansCode: ans, resp: resp, done: make(chan struct{})}
-	if err := l.send(0, true, req, c); err != nil {
+	return ans, nil
+}
+
+// PostFunc is [Link.Start] that never blocks, as [Link.Post], and calls f
+// once the call is done (answered, or failed by the close of the link)
+// instead of being waited for: on the goroutine that completed it, often
+// the link's reader, so f must not block. [Call.Answer] and [Call.Err]
+// tell the outcome.
+func (l *Link) PostFunc(req, resp proto.Msg, f func(*Call)) (*Call, error) {
+	return l.startCall(req, resp, f, true)
+}
+
+func (l *Link) startCall(req, resp proto.Msg, f func(*Call), nowait bool) (*Call, error) {
+	c := &Call{link: l, reqCode: req.NEOMsgCode(), resp: resp, done: make(chan struct{}), onDone: f}
+	var err error
+	if c.ansCode, err = answerCode(c.reqCode, resp); err != nil {
+		return nil, err
+	}
+	if err := l.send(0, true, req, c, nowait); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -796,11 +862,11 @@ func (l *Link) dispatchAnswer(id uint32, code uint16, args []byte) bool {
 		}
 	default:
 		c.err = fmt.Errorf("%w: unexpected answer %s to %s (id %d)", ErrProtocol, proto.MsgName(code), proto.MsgName(c.reqCode), id)
-		close(c.done)
+		c.complete()
 		l.protocolError(id, c.err)
 		return false
 	}
-	close(c.done)
+	c.complete()
 	if !ok {
 		l.shutdown(c.err, false)
 	}
