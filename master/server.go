@@ -23,11 +23,13 @@ var ErrServerClosed = errors.New("master: server closed")
 // links, feeds the [Core] from a single goroutine and performs its effects.
 //
 // Goroutines: Run's loop owns the core, the link table and the dial
-// throttle; one acceptor; per link one reader (Link.Recv → events) and one
-// writer (performs the link's effects in order, so a slow peer never
-// blocks the core); one dialer per link to another master until it is
-// connected; one waiter per outstanding request of the master (Call.Wait →
-// Answer event). All are tracked by wg and end before Run returns.
+// throttle, and performs the effects itself with the sends of neonet that
+// never block (Link.Post...), so that a slow peer cannot block the core
+// while no goroutine hand-off is paid per packet; one acceptor; each
+// link's reader hands requests and answers to the loop (events); per link
+// one watcher that reports its close, and one aborter once aborted (the
+// abort flushes, within a timeout); one dialer per link to another master
+// until it is connected. All are tracked by wg and end before Run returns.
 type Server struct {
 	cfg     Config
 	netcfg  neonet.Config
@@ -91,23 +93,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // linkState is the driver's side of one link. A dialed link has no link
-// until connected: its effects wait in q.
+// until connected: its effects wait in q meanwhile. Only Run's loop
+// touches it, except done.
 type linkState struct {
-	link *neonet.Link
-	mu   sync.Mutex
-	q    []Effect
-	wake chan struct{}
-	done chan struct{} // closed when the writer exits
-}
-
-func (l *linkState) push(e Effect) {
-	l.mu.Lock()
-	l.q = append(l.q, e)
-	l.mu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
+	link    *neonet.Link
+	q       []Effect
+	aborted bool
+	done    chan struct{} // closed when the abort (and its flush) is over
 }
 
 // Run listens and serves until ctx ends, Shutdown is called or the cluster
@@ -171,6 +163,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}()
 	listening := true
 	defer func() {
+		cancel() // first: callbacks of closing links must not wait for the loop
 		if listening {
 			ln.Close()
 		}
@@ -192,10 +185,13 @@ func (s *Server) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	first := true
+	var early []Event // received by links before they were started, in order
 	for {
 		var ev Event
 		if first {
 			ev, first = Tick{}, false // the first step dials the other masters
+		} else if len(early) > 0 {
+			ev, early = early[0], early[1:]
 		} else {
 			select {
 			case ev = <-s.events:
@@ -209,7 +205,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		if lo, ok := ev.(linkOpened); ok {
 			if lo.id&DialedConn == 0 {
-				links[lo.id] = s.startLink(ctx, lo.id, lo.link, nil)
+				links[lo.id], early = s.startLink(ctx, lo.id, lo.link, nil, early)
 				continue
 			}
 			// A dialed link connected: start it with its queued effects,
@@ -222,7 +218,7 @@ func (s *Server) Run(ctx context.Context) error {
 				lo.link.Close()
 				continue
 			}
-			s.startLink(ctx, lo.id, lo.link, l)
+			_, early = s.startLink(ctx, lo.id, lo.link, l, early)
 			continue
 		}
 		if c, ok := ev.(Closed); ok {
@@ -238,11 +234,11 @@ func (s *Server) Run(ctx context.Context) error {
 					at = last.Add(connectLimit)
 				}
 				lastDial[e.Addr] = at
-				links[e.Conn] = &linkState{wake: make(chan struct{}, 1), done: make(chan struct{})}
+				links[e.Conn] = &linkState{done: make(chan struct{})}
 				s.dial(ctx, e.Conn, e.Addr, at.Sub(now))
 			case Send, Reply, Ask, Abort:
 				if l := links[e.Conn]; l != nil {
-					l.push(e)
+					s.perform(ctx, e.Conn, l, e)
 					if e.Kind == Abort {
 						delete(links, e.Conn)
 						closing[e.Conn] = l
@@ -258,7 +254,7 @@ func (s *Server) Run(ctx context.Context) error {
 				listening = false
 			case Exit:
 				for id, l := range links {
-					l.push(Effect{Kind: Abort})
+					s.perform(ctx, id, l, Effect{Kind: Abort})
 					closing[id] = l
 				}
 				s.drain(closing, 5*time.Second)
@@ -322,92 +318,101 @@ func (s *Server) dial(ctx context.Context, id ConnID, addr proto.Addr, delay tim
 	}()
 }
 
-// startLink starts the reader and writer goroutines of a link; l, when
-// not nil, is the state of a dialed link, with its queued effects.
-func (s *Server) startLink(ctx context.Context, id ConnID, link *neonet.Link, l *linkState) *linkState {
+// startLink hands the link's incoming packets to the loop and performs
+// the effects queued while it was dialed; l, when not nil, is the state
+// of a dialed link. The packets the link received before, which
+// SetHandler delivers on the loop's goroutine, are appended to early
+// for the loop to handle next.
+func (s *Server) startLink(ctx context.Context, id ConnID, link *neonet.Link, l *linkState, early []Event) (*linkState, []Event) {
 	if l == nil {
-		l = &linkState{wake: make(chan struct{}, 1), done: make(chan struct{})}
+		l = &linkState{done: make(chan struct{})}
 	}
 	l.link = link
 	s.log.Debug("new link", "conn", id, "addr", link.RemoteAddr().String())
-	s.wg.Add(2)
-	go func() { // reader
+	// The handler runs on the link's reader: one hand-off per packet, to
+	// the loop. Until SetHandler returns, it must not wait for the loop.
+	var mu sync.Mutex
+	starting := true
+	link.SetHandler(func(r *neonet.Request) {
+		ev := Recv{Conn: id, MsgID: r.ID, Msg: r.Msg}
+		mu.Lock()
+		if starting {
+			early = append(early, ev)
+			mu.Unlock()
+			return
+		}
+		mu.Unlock()
+		select {
+		case s.events <- ev:
+		case <-ctx.Done():
+		}
+	})
+	mu.Lock()
+	starting = false
+	mu.Unlock()
+	s.wg.Add(1)
+	go func() { // watcher: the close comes after every packet handled
 		defer s.wg.Done()
-		for {
-			r, err := link.Recv(ctx)
-			if err != nil {
-				link.Close()
-				select {
-				case s.events <- Closed{Conn: id}:
-				case <-ctx.Done():
-				}
-				return
-			}
-			select {
-			case s.events <- Recv{Conn: id, MsgID: r.ID, Msg: r.Msg}:
-			case <-ctx.Done():
-				return
-			}
+		select {
+		case <-link.Done():
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case s.events <- Closed{Conn: id}:
+		case <-ctx.Done():
 		}
 	}()
-	go func() { // writer
-		defer s.wg.Done()
-		defer close(l.done)
-		for {
-			select {
-			case <-l.wake:
-			case <-link.Done():
-				return
-			case <-ctx.Done():
-				return
-			}
-			l.mu.Lock()
-			q := l.q
-			l.q = nil
-			l.mu.Unlock()
-			for _, e := range q {
-				if !s.perform(ctx, id, link, e) {
-					return
-				}
-			}
-		}
-	}()
-	return l
+	q := l.q
+	l.q = nil
+	for _, e := range q {
+		s.perform(ctx, id, l, e)
+	}
+	return l, early
 }
 
-// perform does one effect on a link; it returns false once the link is
-// finished with.
-func (s *Server) perform(ctx context.Context, id ConnID, link *neonet.Link, e Effect) bool {
+// perform does one effect on a link, in the loop, without blocking; a
+// dialed link not yet connected queues it.
+func (s *Server) perform(ctx context.Context, id ConnID, l *linkState, e Effect) {
+	if l.aborted {
+		return
+	}
+	link := l.link
+	if link == nil {
+		l.q = append(l.q, e)
+		return
+	}
 	var err error
 	switch e.Kind {
 	case Send:
-		err = link.Send(e.Msg)
+		err = link.Post(e.Msg)
 	case Reply:
-		err = link.SendWithID(e.MsgID, e.Msg)
+		err = link.PostWithID(e.MsgID, e.Msg)
 	case Ask:
-		var call *neonet.Call
-		call, err = link.Start(e.Msg, nil)
-		if err == nil {
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				if call.Wait(ctx) != nil {
-					return // the link closed: the reader reports it
-				}
-				select {
-				case s.events <- Answer{Conn: id, Tag: e.Tag, Msg: call.Answer()}:
-				case <-ctx.Done():
-				}
-			}()
-		}
+		tag := e.Tag
+		_, err = link.PostFunc(e.Msg, nil, func(c *neonet.Call) {
+			if c.Err() != nil {
+				return // the link closed (the watcher reports it), or an Error answer
+			}
+			select {
+			case s.events <- Answer{Conn: id, Tag: tag, Msg: c.Answer()}:
+			case <-ctx.Done():
+			}
+		})
 	case Abort:
-		link.Abort()
-		return false
+		// The abort lets queued packets go, within a timeout: not in the
+		// loop.
+		l.aborted = true
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer close(l.done)
+			link.Abort()
+		}()
 	}
 	if err != nil {
 		s.log.Debug("write failed", "conn", id, "err", err)
 	}
-	return true
 }
 
 // ParseAddr parses "host:port", "[v6]:port" or "host" (with defPort) and
