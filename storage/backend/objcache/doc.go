@@ -11,7 +11,7 @@
 // # What is cached
 //
 // One revision per oid: the last one a Load returned (the latest revision
-// is not replaced by an older one). Memory is accounted as the length of
+// is not replaced by an older one). Memory is accounted as the capacity of
 // the data plus a fixed overhead per entry; each shard (chosen by a hash of
 // the oid, so that a node holding a few partitions still uses every shard)
 // evicts its least recently used entries when over its share of the

@@ -304,12 +304,17 @@ func TestHitRules(t *testing.T) {
 }
 
 func TestEviction(t *testing.T) {
-	per := int64(entryOverhead + len(payload(1, 0x10)))
-	f := newFixture(t, 3*per)
+	f := newFixture(t, 1<<20)
+	f.commit(0x10, 1, 2, 3, 4)
+	// A cache of 3 entries, as accounted (the capacity of the data).
+	o, err := f.raw.Load(f.ctx, 1, proto.InvalidTid, proto.InvalidTid)
+	f.must(err)
+	per := int64(entryOverhead + cap(o.Data))
+	f.c = newCache(f.raw, 3*per)
+	f.b = f.c
 	if len(f.c.shards) != 1 {
 		t.Fatalf("%d shards for a tiny cache", len(f.c.shards))
 	}
-	f.commit(0x10, 1, 2, 3, 4)
 	for oid := proto.Oid(1); oid <= 3; oid++ {
 		f.wantLatest(oid, 0x10)
 	}

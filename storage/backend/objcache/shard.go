@@ -82,7 +82,7 @@ func (s *shard) removeLocked(e *entry) {
 // insertLocked caches o, unless it does not fit or would replace the
 // latest revision of its oid by an older one.
 func (s *shard) insertLocked(o *backend.Object) {
-	size := int64(len(o.Data)) + entryOverhead
+	size := int64(cap(o.Data)) + entryOverhead // what the entry keeps alive
 	if size > s.mu.max {
 		return
 	}
