@@ -182,6 +182,22 @@ func (c *cache) invalidate(oids []proto.Oid) {
 	}
 }
 
+// invalidateIf removes the entries for which drop is true, bumping every
+// shard's generation.
+func (c *cache) invalidateIf(drop func(*backend.Object) bool) {
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		s.mu.gen++
+		for _, e := range s.mu.m {
+			if drop(&e.obj) {
+				s.removeLocked(e)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
 // invalidateAll empties every shard, bumping its generation.
 func (c *cache) invalidateAll() {
 	for i := range c.shards {
@@ -275,10 +291,21 @@ func (c *cache) ChangePartitionTable(ctx context.Context, ptid proto.PTid, numRe
 	return err
 }
 
-// Pack implements [backend.Backend].
+// Pack implements [backend.Backend]. Packing runs in many slices while
+// the node serves loads: rather than emptying the cache at each, it drops
+// the entries a pack at packTid may delete (cluster.md §8.7 step 4: for
+// each oid, m being its greatest tid <= packTid, records before m, and
+// the record at m if it has no data), in every partition (the cache does
+// not know the number of partitions), and undo entries pointing at or
+// below packTid for good measure. The latest revision of an oid with data
+// stays: pack never deletes nor changes it.
 func (c *cache) Pack(ctx context.Context, partition uint32, packTid proto.Tid, oids []proto.Oid, minOid proto.Oid, limit int) (proto.Oid, error) {
 	next, err := c.b.Pack(ctx, partition, packTid, oids, minOid, limit)
-	c.invalidateAll()
+	c.invalidateIf(func(o *backend.Object) bool {
+		return (o.NextSerial != proto.InvalidTid && o.NextSerial <= packTid) ||
+			(!o.HasData() && o.Serial <= packTid) ||
+			(o.DataSerial != proto.InvalidTid && o.DataSerial <= packTid)
+	})
 	return next, err
 }
 

@@ -39,8 +39,10 @@
 //	AbortTransaction         nothing visible; forgets ttid
 //	DropUnfinishedData       nothing visible; forgets every ttid
 //	ReplicateObjects         the oids added and deleted
-//	Pack, DropPartition,     everything (rare; the oids touched are not known
-//	Truncate                 without asking the backend)
+//	Pack                     the entries that packing may delete: older revisions
+//	                         and deletions up to the pack tid (any partition)
+//	DropPartition, Truncate  everything (rare; the oids touched are not known
+//	                         without asking the backend)
 //	ChangePartitionTable     everything on reset (the number of partitions, hence
 //	                         where an oid lives, may change) or when a cell is
 //	                         DISCARDED (its data may be dropped or reassigned)

@@ -222,6 +222,20 @@ func TestInvalidation(t *testing.T) {
 				f.t.Errorf("load at 0x10 after pack = %+v, %v; want not found", o, err)
 			}
 		}},
+		{"pack of a deleted oid", func(f *fixture) {
+			f.must(f.b.ReplicateObjects(f.ctx, oid%np, []backend.Record{rec(oid, 0x20, true)}, nil, proto.InvalidTid))
+			for range 2 {
+				if o, err := f.b.Load(f.ctx, oid, proto.InvalidTid, proto.InvalidTid); err != nil || o.Serial != 0x20 || o.HasData() {
+					f.t.Fatalf("load of the deletion = %+v, %v", o, err)
+				}
+			}
+			if s, err := f.b.LastObjectTid(f.ctx, oid); err != nil || s != 0x20 {
+				f.t.Fatalf("last serial of the deletion = %v, %v", s, err)
+			}
+			if _, err := f.b.Pack(f.ctx, oid%np, 0x25, nil, 0, 100); err != nil {
+				f.t.Fatal(err)
+			}
+		}, proto.InvalidTid, nil},
 		{"truncate", func(f *fixture) {
 			f.commit(0x20, oid)
 			f.cached(oid, 0x20)
@@ -266,6 +280,31 @@ func TestNoInvalidation(t *testing.T) {
 	f.cached(oid, 0x10)
 	if _, ok := f.c.txns.oids[0x20]; ok {
 		t.Errorf("aborted ttid still remembered")
+	}
+}
+
+// Pack keeps the latest revision of an oid that has data, and what is
+// above the pack tid.
+func TestPackKeepsLatest(t *testing.T) {
+	const oid, young = 6, 10 // partition 2
+	f := newFixture(t, 1<<20)
+	f.commit(0x10, oid, young)
+	f.commit(0x20, oid)
+	f.commit(0x30, young)
+	f.cached(oid, 0x20)
+	if o, err := f.b.Load(f.ctx, young, 0x10, proto.InvalidTid); err != nil || o.NextSerial != 0x30 {
+		t.Fatalf("load %v at 0x10 = %+v, %v", young, o, err)
+	}
+	if _, err := f.b.Pack(f.ctx, oid%np, 0x25, nil, 0, 100); err != nil {
+		t.Fatal(err)
+	}
+	s0, _ := StatsOf(f.b)
+	f.wantLatest(oid, 0x20)
+	if o, err := f.b.Load(f.ctx, young, 0x10, proto.InvalidTid); err != nil || o.Serial != 0x10 {
+		t.Fatalf("load %v at 0x10 after pack = %+v, %v", young, o, err)
+	}
+	if s1, _ := StatsOf(f.b); s1.Hits != s0.Hits+3 {
+		t.Errorf("entries that pack keeps were dropped: %+v then %+v", s0, s1)
 	}
 }
 
