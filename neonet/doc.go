@@ -44,7 +44,9 @@
 // the packet is queued and the writer goroutine writes the queue in
 // batches (see send in link.go, and bench_test.go). Send, Reply and
 // Start therefore return once the packet is written or queued; a write
-// error closes the link. Locks: wmu (write side) is taken before mu
+// error closes the link. [Link.StartQueued] leaves its request unwritten
+// for a while, so that many asynchronous requests go out in one write
+// (see queue.go). Locks: wmu (write side) is taken before mu
 // (shared state), never the reverse.
 //
 // Incoming requests and notifications go to [Config.Handler], called on the

@@ -117,6 +117,7 @@ type Link struct {
 	wdone   chan struct{}   // closed when the writer goroutine has exited
 	burst   atomic.Bool     // the reader has more input buffered behind the packet it dispatches
 	raw     syscall.RawConn // for writes that must not block (Post); nil if the conn has none
+	qtimer  *time.Timer     // flushes the packets left unwritten by StartQueued; nil until one is
 
 	closing atomic.Bool   // set once, when the close starts
 	closed  chan struct{} // closed when the close starts
@@ -254,6 +255,7 @@ func (l *Link) shutdown(cause error, flush bool) {
 		// Let the queued packets go, within the abort timeout.
 		l.conn.SetWriteDeadline(time.Now().Add(l.abortTimeout))
 		l.wmu.Lock()
+		l.kickLocked() // those left by StartQueued too
 		for l.writing {
 			l.wcond.Wait()
 		}
@@ -365,7 +367,15 @@ func (l *Link) send(id uint32, useCounter bool, m proto.Msg, c *Call, nowait boo
 		l.mu.pending[id] = c // before sending: the answer may come at once
 		l.mu.Unlock()
 	}
+	queuedBefore := len(l.wbuf) > 0 && !l.writing // by StartQueued
 	l.wbuf = proto.AppendPacket(l.wbuf, id, m)
+	if c != nil && c.queue && !l.writing && len(l.wbuf) < maxUnflushed {
+		if !queuedBefore {
+			l.armFlushLocked()
+		}
+		l.wmu.Unlock()
+		return nil
+	}
 	if l.writing {
 		for !nowait && l.writing && len(l.wbuf) > maxQueued && !l.closing.Load() {
 			l.wcond.Wait()
@@ -490,6 +500,7 @@ type Call struct {
 	abandoned bool // guarded by link.mu: Wait gave up, drop the answer
 
 	onDone func(*Call) // see StartFunc
+	queue  bool        // sent by StartQueued
 }
 
 // complete marks c done: Wait returns, onDone runs.

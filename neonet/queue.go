@@ -1,0 +1,70 @@
+package neonet
+
+import (
+	"time"
+
+	"github.com/neogo/neo/proto"
+)
+
+// Requests sent by StartQueued wait in the link's write buffer, unwritten,
+// for the next packet sent, a Flush, a full buffer or the flush timer:
+// many asynchronous requests (a transaction's stores) then cost one
+// system call instead of one each. While packets wait so, wbuf is not
+// empty and writing is false; any other send takes over and writes them
+// with its own packet.
+const (
+	// maxUnflushed is how many bytes queued requests may hold before
+	// the one that passes it is written with them.
+	maxUnflushed = 64 << 10
+)
+
+// queueDelay bounds how long a queued request may wait unwritten; a
+// variable for the tests.
+var queueDelay = time.Millisecond
+
+// StartQueued is [Link.Start] for a request that may wait in the link's
+// buffer to be written with others: with the next packet sent on the
+// link, at [Link.Flush], once 64 KiB are waiting, or at the latest after
+// a millisecond. Call Flush before waiting for its answer.
+func (l *Link) StartQueued(req, resp proto.Msg) (*Call, error) {
+	c := &Call{link: l, reqCode: req.NEOMsgCode(), resp: resp, done: make(chan struct{}), queue: true}
+	var err error
+	if c.ansCode, err = answerCode(c.reqCode, resp); err != nil {
+		return nil, err
+	}
+	if err := l.send(0, true, req, c, false); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Flush starts writing the requests queued by [Link.StartQueued], without
+// waiting for the write. It does nothing if none waits, or on a closed
+// link.
+func (l *Link) Flush() {
+	l.wmu.Lock()
+	if !l.closing.Load() {
+		l.kickLocked()
+	}
+	l.wmu.Unlock()
+}
+
+// kickLocked hands the packets waiting unwritten, if any, to the writer
+// goroutine; l.wmu must be held.
+func (l *Link) kickLocked() {
+	if l.writing || len(l.wbuf) == 0 {
+		return
+	}
+	l.writing = true
+	l.wkick <- struct{}{}
+}
+
+// armFlushLocked starts the flush timer of the first request queued into
+// an empty buffer; l.wmu must be held.
+func (l *Link) armFlushLocked() {
+	if l.qtimer == nil {
+		l.qtimer = time.AfterFunc(queueDelay, l.Flush)
+		return
+	}
+	l.qtimer.Reset(queueDelay)
+}
