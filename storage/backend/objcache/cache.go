@@ -29,8 +29,10 @@ const (
 // transaction's oids here before returning) and releases its write and
 // read locks under that same mutex. So LastObjectTid never runs between a
 // commit and its invalidation, and client loads of the committed oids are
-// delayed by the read locks until the invalidation is done. Replication
-// (ReplicateObjects) writes partitions the node does not serve yet.
+// delayed by the read locks until the invalidation is done. Writes not
+// serialised with it (ReplicateObjects, run by replication without that
+// mutex) invalidate before they return too: a call racing with one sees
+// the state before or after it, as it would without the cache.
 func Wrap(b backend.Backend, maxBytes int64) backend.Backend {
 	if maxBytes <= 0 {
 		return b
