@@ -1,6 +1,7 @@
 package neonet
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/neogo/neo/proto"
@@ -38,15 +39,41 @@ func (l *Link) StartQueued(req, resp proto.Msg) (*Call, error) {
 	return c, nil
 }
 
-// Flush starts writing the requests queued by [Link.StartQueued], without
-// waiting for the write. It does nothing if none waits, or on a closed
-// link.
+// Flush writes the requests queued by [Link.StartQueued], on the
+// caller's goroutine like a lone send (a handoff to the writer goroutine
+// would cost a wakeup), unless a write is in progress, which takes them.
+// It does nothing if none waits, or on a closed link; a write error
+// closes the link.
 func (l *Link) Flush() {
 	l.wmu.Lock()
-	if !l.closing.Load() {
-		l.kickLocked()
+	if l.closing.Load() || l.writing || len(l.wbuf) == 0 {
+		l.wmu.Unlock()
+		return
 	}
+	l.writing = true
+	if l.qtimer != nil {
+		l.qtimer.Stop() // its work is done
+	}
+	buf := l.takeBuf()
 	l.wmu.Unlock()
+	_, err := l.conn.Write(buf)
+	l.wmu.Lock()
+	l.recycle(buf)
+	if err == nil && len(l.wbuf) > 0 {
+		// Others queued meanwhile: the writer goroutine takes over.
+		l.wkick <- struct{}{}
+		l.wmu.Unlock()
+		return
+	}
+	if err != nil {
+		l.wbuf = l.wbuf[:0]
+	}
+	l.writing = false
+	l.wcond.Broadcast()
+	l.wmu.Unlock()
+	if err != nil {
+		l.shutdown(fmt.Errorf("write queued requests: %w", err), false)
+	}
 }
 
 // kickLocked hands the packets waiting unwritten, if any, to the writer
