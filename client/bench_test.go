@@ -113,3 +113,40 @@ func BenchmarkCommit(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPopulate is one transaction storing 100 new 1 KiB objects
+// (incompressible), as neobench's populate, on a cluster of two storages
+// with one replica: every object goes to both.
+func BenchmarkPopulate(b *testing.B) {
+	const perTxn = 100
+	c := startCluster(b, 2, 1, 12)
+	cl := c.open(b, false)
+	ctx := context.Background()
+	data := make([][]byte, perTxn)
+	for i := range data {
+		data[i] = benchData(uint64(i))
+	}
+	b.SetBytes(perTxn * 1024)
+	b.ReportAllocs()
+	for b.Loop() {
+		txn, err := cl.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := range perTxn {
+			oid, err := cl.NewOID(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := txn.Store(ctx, oid, proto.ZeroTid, data[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := txn.Vote(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := txn.Finish(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

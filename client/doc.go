@@ -38,7 +38,9 @@
 // [*ChecksumError].
 //
 // A transaction ([Client.Begin], [Txn]) stores to every cell of each
-// object's partition. A storage whose link breaks during the transaction
+// object's partition; the stores to a storage are written together,
+// 64 KiB at a time or at the vote (neonet's StartQueued: one system call
+// instead of one per store). A storage whose link breaks during the transaction
 // is treated as having answered; at vote the client checks that every
 // partition written keeps a live (and locked) copy and reports the
 // failed storages to the master (FailedVote, §6.7), which accepts only if

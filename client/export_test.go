@@ -86,6 +86,7 @@ func (c *Client) OnDeadlockForTest(f func(ttid proto.Tid, oid proto.Oid)) {
 // (the answers will be dropped): only for tests that fail then.
 func (t *Txn) WaitStoresForTest(ctx context.Context) error {
 	t.mu.Lock()
+	t.flushLocked()
 	calls := make([]*neonet.Call, len(t.mu.pending))
 	for i, p := range t.mu.pending {
 		calls[i] = p.call

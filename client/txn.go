@@ -140,8 +140,10 @@ func (t *Txn) checkStateLocked(op string, want txnState) error {
 // (proto.ZeroTid for a new object), on every cell of oid's partition
 // (cluster.md §6.3). Data is compressed when that makes it smaller and
 // sent with its SHA-1. Store does not wait for the storages' answers: a
-// conflict ([*ConflictError]) is reported by Vote. data may be reused
-// when Store returns.
+// conflict ([*ConflictError]) is reported by Vote. Nor does it always
+// write the store at once: stores are written together, by 64 KiB, at
+// Vote, or within a millisecond (neonet's StartQueued). data may be
+// reused when Store returns.
 func (t *Txn) Store(ctx context.Context, oid proto.Oid, serial proto.Tid, data []byte) error {
 	comp, payload, buf := compress(data)
 	defer releaseCompressed(buf) // encoded by Start
@@ -173,7 +175,9 @@ func (t *Txn) Store(ctx context.Context, oid proto.Oid, serial proto.Tid, data [
 			}
 			continue
 		}
-		call, err := link.Start(req, &proto.AnswerStoreObject{})
+		// Stores wait for their answers at Vote: they may go out together
+		// (one write instead of one each), flushed before any wait.
+		call, err := link.StartQueued(req, &proto.AnswerStoreObject{})
 		if err != nil {
 			t.failLocked(cell.NID, link, err)
 			continue
@@ -207,6 +211,7 @@ func (t *Txn) linkLocked(ctx context.Context, nid proto.NodeID) (*neonet.Link, e
 		}
 		return l, nil
 	}
+	t.flushLocked() // dialing may take a while
 	l, err := t.c.storage(ctx, nid)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -289,9 +294,18 @@ func (t *Txn) Vote(ctx context.Context) error {
 	return nil
 }
 
+// flushLocked writes the stores queued on the transaction's links.
+// Callers hold t.mu.
+func (t *Txn) flushLocked() {
+	for _, l := range t.mu.links {
+		l.Flush()
+	}
+}
+
 func (t *Txn) vote(ctx context.Context) error {
 	// 1. Store answers. Relocks may be added meanwhile (t.mu is
 	// released while waiting).
+	t.flushLocked()
 	for len(t.mu.pending) > 0 {
 		p := t.mu.pending[0]
 		t.mu.pending = t.mu.pending[1:]
