@@ -2,7 +2,10 @@ package neonet
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -163,4 +166,61 @@ func TestStartQueuedClose(t *testing.T) {
 		}
 		p.expectEOF()
 	})
+}
+
+// storeHandler answers AskStoreObject at once, on the reader goroutine.
+func storeHandler(r *Request) {
+	if _, ok := r.Msg.(*proto.AskStoreObject); ok {
+		r.Reply(&proto.AnswerStoreObject{Conflict: proto.InvalidTid})
+	}
+}
+
+// cpuTime returns the CPU time of the process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkStores sends n stores of 1 KiB and waits for their answers, as
+// a client's transaction does between its first store and its vote: each
+// with Start, or with StartQueued and a Flush before the waits. cpu-ns/op
+// is the CPU time of the whole process (both ends of the link).
+func BenchmarkStores(b *testing.B) {
+	for _, n := range []int{1, 100} {
+		for _, queued := range []bool{false, true} {
+			name := fmt.Sprintf("n=%d/start", n)
+			if queued {
+				name = fmt.Sprintf("n=%d/queued", n)
+			}
+			b.Run(name, func(b *testing.B) {
+				cli := benchPair(b, Config{Handler: storeHandler})
+				ctx := context.Background()
+				calls := make([]*Call, n)
+				b.ReportAllocs()
+				b.SetBytes(int64(n) << 10)
+				cpu0 := cpuTime()
+				for b.Loop() {
+					for i := range calls {
+						var err error
+						if queued {
+							calls[i], err = cli.StartQueued(storeReq(i, 1<<10), &proto.AnswerStoreObject{})
+						} else {
+							calls[i], err = cli.Start(storeReq(i, 1<<10), &proto.AnswerStoreObject{})
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+					cli.Flush()
+					for _, c := range calls {
+						if err := c.Wait(ctx); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
 }
