@@ -30,6 +30,20 @@ func (e *ConflictError) Error() string {
 	return fmt.Sprintf("client: conflict on oid %v: stored on serial %v, current is %v", e.Oid, e.Tried, e.Serial)
 }
 
+// storeReq is a store request with room for its checksum, pooled.
+type storeReq struct {
+	req proto.AskStoreObject
+	sum [sha1.Size]byte
+}
+
+var storeReqs = sync.Pool{New: func() any { return new(storeReq) }}
+
+// release returns sr to its pool, without keeping the caller's data.
+func (sr *storeReq) release() {
+	sr.req = proto.AskStoreObject{}
+	storeReqs.Put(sr)
+}
+
 // txnState is where a transaction is in the two-phase commit.
 type txnState int
 
@@ -60,7 +74,7 @@ type Txn struct {
 		err        error                         // sticky: the transaction must be aborted
 		links      map[proto.NodeID]*neonet.Link // storages written to
 		failed     map[proto.NodeID]bool         // storages whose link failed (§6.7)
-		pending    []*pendingOp                  // stores and relocks not answered yet
+		pending    []pendingOp                   // stores and relocks not answered yet
 		storesDone bool                          // every store answered: relocks are ignored
 		oids       []proto.Oid                   // stored, in first-store order
 		stored     map[proto.Oid]bool
@@ -145,11 +159,16 @@ func (t *Txn) checkStateLocked(op string, want txnState) error {
 // Vote, or within a millisecond (neonet's StartQueued). data may be
 // reused when Store returns.
 func (t *Txn) Store(ctx context.Context, oid proto.Oid, serial proto.Tid, data []byte) error {
+	// The request and the compressed data are pooled: neonet encodes
+	// them before StartQueued returns.
 	comp, payload, buf := compress(data)
-	defer releaseCompressed(buf) // encoded by Start
-	sum := sha1.Sum(payload)
-	req := &proto.AskStoreObject{Oid: oid, Serial: serial, Compression: comp, Checksum: sum[:],
+	defer releaseCompressed(buf)
+	sr := storeReqs.Get().(*storeReq)
+	defer sr.release()
+	sr.sum = sha1.Sum(payload)
+	sr.req = proto.AskStoreObject{Oid: oid, Serial: serial, Compression: comp, Checksum: sr.sum[:],
 		Data: payload, DataSerial: proto.InvalidTid, TTid: t.ttid}
+	req := &sr.req
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -182,7 +201,7 @@ func (t *Txn) Store(ctx context.Context, oid proto.Oid, serial proto.Tid, data [
 			t.failLocked(cell.NID, link, err)
 			continue
 		}
-		t.mu.pending = append(t.mu.pending, &pendingOp{oid: oid, serial: serial, part: part, nid: cell.NID, call: call})
+		t.mu.pending = append(t.mu.pending, pendingOp{oid: oid, serial: serial, part: part, nid: cell.NID, call: call})
 		sent++
 	}
 	if sent == 0 {
@@ -251,7 +270,7 @@ func (t *Txn) relock(link *neonet.Link, oid proto.Oid) {
 			t.failLocked(nid, link, err)
 			return
 		}
-		t.mu.pending = append(t.mu.pending, &pendingOp{oid: oid, nid: nid, call: call, relock: true, part: t.partOf(oid)})
+		t.mu.pending = append(t.mu.pending, pendingOp{oid: oid, nid: nid, call: call, relock: true, part: t.partOf(oid)})
 		return
 	}
 }
@@ -312,7 +331,7 @@ func (t *Txn) vote(ctx context.Context) error {
 		t.mu.Unlock()
 		err := p.call.Wait(ctx)
 		t.mu.Lock()
-		if err := t.storeAnswer(ctx, p, err); err != nil {
+		if err := t.storeAnswer(ctx, &p, err); err != nil {
 			return err
 		}
 	}
@@ -438,7 +457,6 @@ func (t *Txn) vote(ctx context.Context) error {
 
 // storeAnswer handles the answer (or failure) of a store or relock.
 func (t *Txn) storeAnswer(ctx context.Context, p *pendingOp, err error) error {
-	var perr *proto.Error
 	switch {
 	case err == nil:
 	case ctx.Err() != nil:
@@ -447,9 +465,7 @@ func (t *Txn) storeAnswer(ctx context.Context, p *pendingOp, err error) error {
 		// A broken link counts as answered: the node failed (§6.7).
 		t.failLocked(p.nid, t.mu.links[p.nid], err)
 		return nil
-	case errors.As(err, &perr):
-		return fmt.Errorf("client: store oid %v in transaction %v on storage %v: %w", p.oid, t.ttid, p.nid, err)
-	default:
+	default: // an Error answer (a *proto.Error) or a protocol error
 		return fmt.Errorf("client: store oid %v in transaction %v on storage %v: %w", p.oid, t.ttid, p.nid, err)
 	}
 	if p.relock {
