@@ -89,6 +89,9 @@ type cache struct {
 	txns struct {
 		sync.Mutex
 		oids map[proto.Tid][]proto.Oid
+		// objs: copies of the records of voted transactions that the
+		// unlock caches as the latest revisions (write-through).
+		objs map[proto.Tid][]backend.Object
 	}
 
 	// afterLoad, if set (tests), runs between the backend's Load and the
@@ -114,6 +117,7 @@ func newCache(b backend.Backend, maxBytes int64) *cache {
 		c.shards[i].init(maxBytes / int64(n))
 	}
 	c.txns.oids = make(map[proto.Tid][]proto.Oid)
+	c.txns.objs = make(map[proto.Tid][]backend.Object)
 	return c
 }
 
@@ -212,45 +216,73 @@ func (c *cache) invalidateAll() {
 
 // StoreTransaction implements [backend.Backend]: it remembers the oids of
 // ttid (before the call: remembering too much is harmless) so that the
-// unlock invalidates only them.
+// unlock invalidates only them, and a copy of the records with data of
+// their own, which the unlock caches: objects written are often read
+// soon, by other clients (after the invalidation) or by the next
+// transaction's conflict check. Undo records and deletions are only
+// invalidated.
 func (c *cache) StoreTransaction(ctx context.Context, ttid proto.Tid, records []backend.Record, meta *backend.TxnMeta) error {
+	var objs []backend.Object
+	for i := range records {
+		r := &records[i]
+		if r.DataSerial == proto.InvalidTid && r.HasData() {
+			o := backend.Object{Record: *r, NextSerial: proto.InvalidTid}
+			o.Data = slices.Clone(r.Data) // the caller's records are not ours to keep
+			objs = append(objs, o)
+		}
+	}
 	c.txns.Lock()
 	oids := c.txns.oids[ttid]
 	for i := range records {
 		oids = append(oids, records[i].Oid)
 	}
 	c.txns.oids[ttid] = oids
+	c.txns.objs[ttid] = append(c.txns.objs[ttid], objs...)
 	c.txns.Unlock()
 	return c.b.StoreTransaction(ctx, ttid, records, meta)
 }
 
-// committed invalidates what the commit of ttid changed. If the commit
-// failed, ttid is remembered still (it may be retried).
-func (c *cache) committed(ttid proto.Tid, err error) {
+// committed invalidates what the commit of ttid as tid changed, then
+// caches the revisions it wrote with data of their own as the latest.
+// If the commit failed, ttid is remembered still (it may be retried).
+func (c *cache) committed(ttid, tid proto.Tid, err error) {
 	c.txns.Lock()
 	oids, ok := c.txns.oids[ttid]
+	objs := c.txns.objs[ttid]
 	if ok && err == nil {
 		delete(c.txns.oids, ttid)
+		delete(c.txns.objs, ttid)
 	}
 	c.txns.Unlock()
-	if ok {
-		c.invalidate(oids)
-	} else {
+	if !ok {
 		c.invalidateAll()
+		return
+	}
+	c.invalidate(oids) // also fails the fills started before
+	if err != nil {
+		return
+	}
+	for i := range objs {
+		o := &objs[i]
+		o.Serial = tid
+		s := c.shard(o.Oid)
+		s.mu.Lock()
+		s.insertLocked(o)
+		s.mu.Unlock()
 	}
 }
 
 // UnlockTransaction implements [backend.Backend].
 func (c *cache) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error {
 	err := c.b.UnlockTransaction(ctx, ttid, tid)
-	c.committed(ttid, err)
+	c.committed(ttid, tid, err)
 	return err
 }
 
 // ValidateTransaction implements [backend.Backend].
 func (c *cache) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) error {
 	err := c.b.ValidateTransaction(ctx, ttid, tid)
-	c.committed(ttid, err)
+	c.committed(ttid, tid, err)
 	return err
 }
 
@@ -258,6 +290,7 @@ func (c *cache) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) er
 func (c *cache) AbortTransaction(ctx context.Context, ttid proto.Tid) error {
 	c.txns.Lock()
 	delete(c.txns.oids, ttid)
+	delete(c.txns.objs, ttid)
 	c.txns.Unlock()
 	return c.b.AbortTransaction(ctx, ttid)
 }
@@ -266,6 +299,7 @@ func (c *cache) AbortTransaction(ctx context.Context, ttid proto.Tid) error {
 func (c *cache) DropUnfinishedData(ctx context.Context) error {
 	c.txns.Lock()
 	clear(c.txns.oids)
+	clear(c.txns.objs)
 	c.txns.Unlock()
 	return c.b.DropUnfinishedData(ctx)
 }
@@ -331,6 +365,7 @@ func (c *cache) Close() error {
 	c.invalidateAll()
 	c.txns.Lock()
 	clear(c.txns.oids)
+	clear(c.txns.objs)
 	c.txns.Unlock()
 	return err
 }

@@ -11,7 +11,11 @@
 // # What is cached
 //
 // One revision per oid: the last one a Load returned (the latest revision
-// is not replaced by an older one). Memory is accounted as the capacity of
+// is not replaced by an older one), or the one a commit wrote: an unlock
+// caches the records of the transaction that have data of their own as
+// the latest revisions, with the final tid (write-through: objects just
+// written are often read soon, by other clients once invalidated, and by
+// the next conflict check). Undo records and deletions are not cached. Memory is accounted as the capacity of
 // the data plus a fixed overhead per entry; each shard (chosen by a hash of
 // the oid, so that a node holding a few partitions still uses every shard)
 // evicts its least recently used entries when over its share of the
@@ -33,9 +37,11 @@
 // the affected oids before it returns, after the backend's write:
 //
 //	StoreTransaction         nothing visible (temporary rows); remembers ttid -> oids
+//	                         and a copy of its records with data
 //	LockTransaction          nothing visible (sets the final tid of temporary rows)
-//	UnlockTransaction,       the remembered oids of ttid; everything if ttid is
-//	ValidateTransaction      unknown (voted before a restart, or by another path)
+//	UnlockTransaction,       the remembered oids of ttid, then caches its records;
+//	ValidateTransaction      everything if ttid is unknown (voted before a
+//	                         restart, or by another path)
 //	AbortTransaction         nothing visible; forgets ttid
 //	DropUnfinishedData       nothing visible; forgets every ttid
 //	ReplicateObjects         the oids added and deleted

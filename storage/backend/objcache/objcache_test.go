@@ -291,6 +291,7 @@ func TestPackKeepsLatest(t *testing.T) {
 	f.commit(0x10, oid, young)
 	f.commit(0x20, oid)
 	f.commit(0x30, young)
+	f.c.invalidateAll() // filled by loads below, not by the commits
 	f.cached(oid, 0x20)
 	if o, err := f.b.Load(f.ctx, young, 0x10, proto.InvalidTid); err != nil || o.NextSerial != 0x30 {
 		t.Fatalf("load %v at 0x10 = %+v, %v", young, o, err)
@@ -315,6 +316,7 @@ func TestHitRules(t *testing.T) {
 	f.commit(0x10, oid)
 	f.commit(0x20, oid)
 	f.commit(0x30, oid)
+	f.c.invalidateAll() // filled by the loads below, not by the commits
 	none := proto.InvalidTid
 	load := func(at, before, wantSerial, wantNext proto.Tid, hit bool) {
 		t.Helper()
@@ -421,6 +423,7 @@ func TestFillRace(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, 1<<20)
 			f.commit(0x10, oid)
+			f.c.invalidateAll() // the commit cached it: the load must fill
 			var once sync.Once
 			f.c.afterLoad = func(o proto.Oid) {
 				if o == oid {
@@ -433,6 +436,71 @@ func TestFillRace(t *testing.T) {
 			}
 			f.wantLatest(oid, 0x20)
 		})
+	}
+}
+
+// An unlock caches the revisions it wrote with data (write-through), with
+// their final tid: the next loads and conflict checks are hits. Undo
+// records and deletions are only invalidated; an abort caches nothing.
+func TestWriteThrough(t *testing.T) {
+	f := newFixture(t, 1<<20)
+	f.commit(0x10, 1, 2)
+	st, _ := StatsOf(f.b)
+	if st.Entries != 2 {
+		t.Fatalf("after a commit of 2 oids: %d entries, want 2", st.Entries)
+	}
+	f.cached(1, 0x10)
+	if after, _ := StatsOf(f.b); after.Misses != st.Misses {
+		t.Fatalf("loads after the commit missed: %+v then %+v", st, after)
+	}
+	// Voted as ttid 0x18, committed as 0x20: cached under the final tid.
+	vote(t, f.b, 0x18, 1)
+	f.must(f.b.UnlockTransaction(f.ctx, 0x18, 0x20))
+	o, err := f.b.Load(f.ctx, 1, proto.InvalidTid, proto.InvalidTid)
+	f.must(err)
+	if o.Serial != 0x20 || !bytes.Equal(o.Data, payload(1, 0x18)) {
+		t.Fatalf("after the commit of ttid 0x18 as 0x20: serial %v data %q", o.Serial, o.Data)
+	}
+	f.wantFromDB(1)
+
+	// A deletion and an undo record are not cached.
+	undo := backend.Record{Oid: 2, DataSerial: 0x10}
+	f.must(f.b.StoreTransaction(f.ctx, 0x30, []backend.Record{rec(1, 0x30, true), undo}, &backend.TxnMeta{TTid: 0x30, Oids: []proto.Oid{1, 2}}))
+	f.must(f.b.LockTransaction(f.ctx, 0x30, 0x30, false))
+	f.must(f.b.UnlockTransaction(f.ctx, 0x30, 0x30))
+	if st, _ := StatsOf(f.b); st.Entries != 0 {
+		t.Fatalf("a deletion and an undo left %d entries", st.Entries)
+	}
+	f.wantFromDB(1)
+	f.wantFromDB(2)
+
+	// An aborted transaction caches nothing.
+	f.must(f.b.StoreTransaction(f.ctx, 0x40, []backend.Record{rec(3, 0x40, false)}, &backend.TxnMeta{TTid: 0x40, Oids: []proto.Oid{3}}))
+	f.must(f.b.AbortTransaction(f.ctx, 0x40))
+	s := f.c.shard(3)
+	s.mu.Lock()
+	e := s.mu.m[3]
+	s.mu.Unlock()
+	if e != nil {
+		t.Fatalf("an aborted transaction left an entry: %+v", e.obj)
+	}
+	if _, err := f.b.Load(f.ctx, 3, proto.InvalidTid, proto.InvalidTid); !errors.Is(err, backend.ErrOidDoesNotExist) {
+		t.Fatalf("load of the aborted oid: %v", err)
+	}
+}
+
+// wantFromDB checks that the cache answers oid's latest revision as the
+// database does.
+func (f *fixture) wantFromDB(oid proto.Oid) {
+	f.t.Helper()
+	want, werr := f.raw.Load(f.ctx, oid, proto.InvalidTid, proto.InvalidTid)
+	got, gerr := f.b.Load(f.ctx, oid, proto.InvalidTid, proto.InvalidTid)
+	if (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()) {
+		f.t.Fatalf("load %v: cache %v, database %v", oid, gerr, werr)
+	}
+	if werr == nil && (got.Serial != want.Serial || got.NextSerial != want.NextSerial || got.DataSerial != want.DataSerial ||
+		got.Compression != want.Compression || got.Checksum != want.Checksum || !bytes.Equal(got.Data, want.Data)) {
+		f.t.Fatalf("load %v: cache %+v, database %+v", oid, got, want)
 	}
 }
 
