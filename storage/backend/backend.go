@@ -328,6 +328,14 @@ type Backend interface {
 	Close() error
 }
 
+// CachedLoader is an optional [Backend] interface: LoadCached answers
+// Load from memory when it can, without I/O nor waiting, and reports
+// false otherwise (then Load must be asked). The storage node answers
+// such hits on the link's reader, in order, however many loads queue.
+type CachedLoader interface {
+	LoadCached(oid proto.Oid, at, before proto.Tid) (*Object, bool)
+}
+
 // Stats counts rows; a backend may implement StatsReporter (tests,
 // operators).
 type Stats struct {

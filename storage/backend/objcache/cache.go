@@ -131,6 +131,21 @@ func (c *cache) shard(oid proto.Oid) *shard {
 	return &c.shards[(uint64(oid)*0x9e3779b97f4a7c15)>>c.shift]
 }
 
+// LoadCached implements [backend.CachedLoader]. A miss is not counted:
+// the Load that follows counts it.
+func (c *cache) LoadCached(oid proto.Oid, at, before proto.Tid) (*backend.Object, bool) {
+	s := c.shard(oid)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.mu.m[oid]; e != nil && e.hit(at, before) {
+		s.touchLocked(e)
+		s.mu.hits++
+		o := e.obj
+		return &o, true
+	}
+	return nil, false
+}
+
 // Load implements [backend.Backend].
 func (c *cache) Load(ctx context.Context, oid proto.Oid, at, before proto.Tid) (*backend.Object, error) {
 	s := c.shard(oid)
@@ -372,5 +387,6 @@ func (c *cache) Close() error {
 
 var (
 	_ backend.Backend       = (*cache)(nil)
+	_ backend.CachedLoader  = (*cache)(nil)
 	_ backend.StatsReporter = (*statsCache)(nil)
 )

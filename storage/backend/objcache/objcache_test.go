@@ -593,3 +593,28 @@ func TestConcurrentLoadsAndCommits(t *testing.T) {
 		t.Errorf("no hits or no evictions: %+v", s)
 	}
 }
+
+// LoadCached answers hits like Load and reports misses without asking
+// the backend.
+func TestLoadCached(t *testing.T) {
+	f := newFixture(t, 1<<20)
+	f.commit(0x10, 1)
+	cl, ok := f.b.(backend.CachedLoader)
+	if !ok {
+		t.Fatalf("%T is not a backend.CachedLoader", f.b)
+	}
+	o, ok := cl.LoadCached(1, proto.InvalidTid, 0x11)
+	if !ok || o.Serial != 0x10 || !bytes.Equal(o.Data, payload(1, 0x10)) {
+		t.Fatalf("LoadCached of the committed oid = %+v, %v", o, ok)
+	}
+	if o, ok := cl.LoadCached(1, proto.InvalidTid, 0x10); ok {
+		t.Fatalf("LoadCached before its serial hit: %+v", o)
+	}
+	if o, ok := cl.LoadCached(2, proto.InvalidTid, proto.InvalidTid); ok {
+		t.Fatalf("LoadCached of an oid never stored hit: %+v", o)
+	}
+	f.c.invalidateAll()
+	if _, ok := cl.LoadCached(1, proto.InvalidTid, proto.InvalidTid); ok {
+		t.Fatal("LoadCached hit after invalidation")
+	}
+}
