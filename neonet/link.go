@@ -543,7 +543,7 @@ func (l *Link) Ask(ctx context.Context, req, resp proto.Msg) error {
 // Start sends the request req and returns the call that waits for its
 // answer; see [Link.Ask] for resp.
 func (l *Link) Start(req, resp proto.Msg) (*Call, error) {
-	return l.startCall(req, resp, nil, false)
+	return l.startCall(req, &Call{resp: resp}, false)
 }
 
 // answerCode returns the code of the answer to request code, checking
@@ -572,13 +572,15 @@ func answerCode(code uint16, resp proto.Msg) (uint16, error) {
 // the link's reader, so f must not block. [Call.Answer] and [Call.Err]
 // tell the outcome.
 func (l *Link) PostFunc(req, resp proto.Msg, f func(*Call)) (*Call, error) {
-	return l.startCall(req, resp, f, true)
+	return l.startCall(req, &Call{resp: resp, onDone: f}, true)
 }
 
-func (l *Link) startCall(req, resp proto.Msg, f func(*Call), nowait bool) (*Call, error) {
-	c := &Call{link: l, reqCode: req.NEOMsgCode(), resp: resp, done: make(chan struct{}), onDone: f}
+// startCall sends req as the request of c, which has its resp and
+// options set.
+func (l *Link) startCall(req proto.Msg, c *Call, nowait bool) (*Call, error) {
+	c.link, c.reqCode, c.done = l, req.NEOMsgCode(), make(chan struct{})
 	var err error
-	if c.ansCode, err = answerCode(c.reqCode, resp); err != nil {
+	if c.ansCode, err = answerCode(c.reqCode, c.resp); err != nil {
 		return nil, err
 	}
 	if err := l.send(0, true, req, c, nowait); err != nil {

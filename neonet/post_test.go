@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"testing"
 	"time"
 
@@ -16,19 +15,7 @@ import (
 // full: what the socket does not take is left to the writer goroutine,
 // and everything arrives in order once the peer reads.
 func TestPostNeverBlocks(t *testing.T) {
-	ln := listen(t, "tcp4", Config{})
-	conn, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := newRawPeer(t, conn)
-	p.write([]byte(proto.Handshake))
-	p.expect([]byte(proto.Handshake))
-	link, err := ln.Accept(testCtx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	closeAndWait(t, link)
+	p, link := dialRaw(t, listen(t, "tcp4", Config{}))
 	if link.raw == nil {
 		t.Fatal("a TCP link has no raw connection: Post would never write in place")
 	}

@@ -28,15 +28,7 @@ var queueDelay = time.Millisecond
 // link, at [Link.Flush], once 64 KiB are waiting, or at the latest after
 // a millisecond. Call Flush before waiting for its answer.
 func (l *Link) StartQueued(req, resp proto.Msg) (*Call, error) {
-	c := &Call{link: l, reqCode: req.NEOMsgCode(), resp: resp, done: make(chan struct{}), queue: true}
-	var err error
-	if c.ansCode, err = answerCode(c.reqCode, resp); err != nil {
-		return nil, err
-	}
-	if err := l.send(0, true, req, c, false); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return l.startCall(req, &Call{resp: resp, queue: true}, false)
 }
 
 // Flush writes the requests queued by [Link.StartQueued], on the
