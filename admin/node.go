@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/neogo/neo/internal/masterlog"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
@@ -322,7 +323,7 @@ func (n *Node) followMaster(ctx context.Context, ml *masterLink, acc *proto.Acce
 func (n *Node) connectPrimary(ctx context.Context, nid proto.NodeID) (*masterLink, *proto.AcceptIdentification, error) {
 	masters := append([]proto.Addr(nil), n.known...)
 	last := map[proto.Addr]time.Time{}
-	said := map[proto.Addr]string{} // the last failure logged per master
+	failures := masterlog.New(n.log)
 	next, redirect := 0, proto.Addr{}
 	for {
 		addr := redirect
@@ -363,23 +364,7 @@ func (n *Node) connectPrimary(ctx context.Context, nid proto.NodeID) (*masterLin
 				continue
 			}
 		}
-		if errors.Is(err, proto.ErrProtocol) || errors.Is(err, neonet.ErrVersionMismatch) {
-			// Another cluster name or protocol version: only the
-			// operator can fix it; retry as neoppod does, loudly.
-			msg := "the master refused our identification"
-			if errors.Is(err, neonet.ErrVersionMismatch) {
-				msg = "the master speaks another protocol version"
-			}
-			n.log.Error(msg, "master", addr, "err", err)
-			continue
-		}
-		// Log a failure once, not at every attempt.
-		if msg := err.Error(); said[addr] != msg {
-			said[addr] = msg
-			n.log.Info("master not available", "addr", addr, "err", err)
-		} else {
-			n.log.Debug("master not available", "addr", addr, "err", err)
-		}
+		failures.Report(addr.String(), err)
 	}
 }
 

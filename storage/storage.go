@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/neogo/neo/internal/masterlog"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/nodetab"
 	"github.com/neogo/neo/parttab"
@@ -316,7 +317,7 @@ func (n *Node) connectMaster(ctx context.Context) (*neonet.Link, error) {
 	masters := append([]string(nil), n.cfg.Masters...)
 	next := 0
 	tried := map[string]time.Time{}
-	said := map[string]string{} // the last failure logged per master
+	failures := masterlog.New(n.log)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -359,23 +360,7 @@ func (n *Node) connectMaster(ctx context.Context) (*neonet.Link, error) {
 			}
 			continue
 		}
-		if errors.Is(err, proto.ErrProtocol) || errors.Is(err, neonet.ErrVersionMismatch) {
-			// Another cluster name or protocol version: only the
-			// operator can fix it; retry as neoppod does, loudly.
-			msg := "the master refused our identification"
-			if errors.Is(err, neonet.ErrVersionMismatch) {
-				msg = "the master speaks another protocol version"
-			}
-			n.log.Error(msg, "master", addr, "err", err)
-			continue
-		}
-		// Log a failure once, not at every attempt.
-		if msg := err.Error(); said[addr] != msg {
-			said[addr] = msg
-			n.log.Info("master not available", "master", addr, "err", err)
-		} else {
-			n.log.Debug("master not available", "master", addr, "err", err)
-		}
+		failures.Report(addr, err)
 	}
 }
 
