@@ -22,20 +22,19 @@ var ErrServerClosed = errors.New("master: server closed")
 // Server is the master node's driver: it owns the listening socket and the
 // links, feeds the [Core] from a single goroutine and performs its effects.
 //
-// Goroutines: the core, the link table and the dial throttle belong to
-// the step running (see loop): events are stepped by the goroutine that
-// receives them when no other step runs, and effects are performed with
-// the sends of neonet that never block (Link.Post...), so that a slow peer
-// cannot block the core while no goroutine hand-off is paid per packet.
-// Run waits for the ticker, Shutdown and the core's Exit; one acceptor;
-// each link's reader posts its requests and answers; per link one watcher
-// that posts its close, and one aborter once aborted (the abort flushes,
-// within a timeout); one dialer per link to another master until it is
-// connected. All are tracked by wg and end before Run returns.
+// Goroutines: Run's loop owns the core, the link table and the dial
+// throttle, and performs the effects itself with the sends of neonet that
+// never block (Link.Post...), so that a slow peer cannot block the core
+// while no goroutine hand-off is paid per packet; one acceptor; each
+// link's reader hands requests and answers to the loop (events); per link
+// one watcher that reports its close, and one aborter once aborted (the
+// abort flushes, within a timeout); one dialer per link to another master
+// until it is connected. All are tracked by wg and end before Run returns.
 type Server struct {
 	cfg     Config
 	netcfg  neonet.Config
 	log     *slog.Logger
+	events  chan Event
 	ready   chan struct{} // closed once listening
 	addr    proto.Addr
 	stop    chan struct{}
@@ -69,6 +68,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:    cfg,
 		netcfg: neonet.Config{Logger: cfg.Logger, TLS: cfg.TLS, DeliverPing: true},
 		log:    cfg.Logger,
+		events: make(chan Event, 1024),
 		ready:  make(chan struct{}),
 		stop:   make(chan struct{}),
 	}, nil
@@ -93,8 +93,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // linkState is the driver's side of one link. A dialed link has no link
-// until connected: its effects wait in q meanwhile. Only steps touch it,
-// except done.
+// until connected: its effects wait in q meanwhile. Only Run's loop
+// touches it, except done.
 type linkState struct {
 	link    *neonet.Link
 	q       []Effect
@@ -141,12 +141,10 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	close(s.ready)
 
-	d := &loop{s: s, ctx: ctx, cfg: cfg, core: core, ln: ln, listening: true,
-		links: map[ConnID]*linkState{}, closing: map[ConnID]*linkState{},
-		lastDial: map[proto.Addr]time.Time{}, exit: make(chan exitInfo, 1)}
-	d.idle.L = &d.qmu
+	links := map[ConnID]*linkState{}
+	closing := map[ConnID]*linkState{} // aborted, flushing
 	s.wg.Add(1)
-	go func() { // acceptor
+	go func() {
 		defer s.wg.Done()
 		var next ConnID
 		for {
@@ -155,195 +153,123 @@ func (s *Server) Run(ctx context.Context) error {
 				return
 			}
 			next++
-			if !d.post(linkOpened{next, link}) {
+			select {
+			case s.events <- linkOpened{next, link}:
+			case <-ctx.Done():
 				link.Close()
 				return
 			}
 		}
 	}()
+	listening := true
 	defer func() {
-		// No step runs from here on: the link table is ours.
-		d.qmu.Lock()
-		d.stopped = true
-		for d.stepping {
-			d.idle.Wait()
-		}
-		d.qmu.Unlock()
-		cancel()
-		if d.listening {
+		cancel() // first: callbacks of closing links must not wait for the loop
+		if listening {
 			ln.Close()
 		}
-		for _, l := range d.links {
+		for _, l := range links {
 			if l.link != nil {
 				l.link.Close()
 			}
 		}
-		for _, l := range d.closing {
+		for _, l := range closing {
 			if l.link != nil {
 				l.link.Close()
 			}
 		}
+		cancel()
 		s.wg.Wait()
 	}()
 
+	lastDial := map[proto.Addr]time.Time{}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	d.post(Tick{}) // the first step dials the other masters
+	first := true
+	var early []Event // received by links before they were started, in order
 	for {
-		select {
-		case x := <-d.exit:
-			s.drain(x.drain, 5*time.Second)
-			return x.err
-		case <-tick.C:
-			d.post(Tick{})
-		case <-s.stop:
-			return ErrServerClosed
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
-// loop feeds the core and performs its effects. Events are posted by the
-// goroutines that receive them (links' readers, acceptor, dialers,
-// ticker) and stepped by whichever of them finds no step running: it
-// steps the events queued meanwhile too, in order. So a request crosses
-// no goroutine hand-off when the master is not busy (on this VM a wakeup
-// of an idle thread costs tens of microseconds), and the core still sees
-// one event at a time. A step never blocks: sends are neonet's Post*,
-// dials and aborts run in their own goroutines.
-type loop struct {
-	s    *Server
-	ctx  context.Context
-	cfg  Config
-	core *Core
-	ln   *neonet.Listener
-
-	// Owned by the stepping goroutine.
-	listening bool
-	links     map[ConnID]*linkState
-	closing   map[ConnID]*linkState // aborted, flushing
-	lastDial  map[proto.Addr]time.Time
-	exited    bool
-
-	qmu      sync.Mutex
-	q        []Event
-	stepping bool
-	stopped  bool      // Run is returning: events are dropped
-	idle     sync.Cond // on qmu: stepping ended
-	exit     chan exitInfo
-}
-
-// exitInfo is the core's Exit, for Run: the error and the links to drain.
-type exitInfo struct {
-	err   error
-	drain []*linkState
-}
-
-// post queues ev and steps the queue unless a step is running (possibly
-// on this very goroutine, e.g. a link completing a call synchronously).
-// It reports false if Run is returning and ev was dropped.
-func (d *loop) post(ev Event) bool {
-	d.qmu.Lock()
-	if d.stopped {
-		d.qmu.Unlock()
-		return false
-	}
-	d.q = append(d.q, ev)
-	if d.stepping {
-		d.qmu.Unlock()
-		return true
-	}
-	d.stepping = true
-	for len(d.q) > 0 && !d.stopped {
-		ev := d.q[0]
-		d.q[0] = nil
-		d.q = d.q[1:]
-		d.qmu.Unlock()
-		d.step(ev)
-		d.qmu.Lock()
-	}
-	d.stepping = false
-	d.idle.Broadcast()
-	d.qmu.Unlock()
-	return true
-}
-
-// step handles one event.
-func (d *loop) step(ev Event) {
-	s, ctx := d.s, d.ctx
-	if d.exited {
-		return
-	}
-	if lo, ok := ev.(linkOpened); ok {
-		if lo.id&DialedConn == 0 {
-			d.links[lo.id] = s.startLink(ctx, d, lo.id, lo.link, nil)
-			return
-		}
-		// A dialed link connected: start it with its queued effects,
-		// even when aborted meanwhile (its abort then closes it).
-		l := d.links[lo.id]
-		if l == nil {
-			l = d.closing[lo.id]
-		}
-		if l == nil {
-			lo.link.Close()
-			return
-		}
-		s.startLink(ctx, d, lo.id, lo.link, l)
-		return
-	}
-	if c, ok := ev.(Closed); ok {
-		delete(d.links, c.Conn)
-		delete(d.closing, c.Conn)
-	}
-	for _, e := range d.core.Step(ev) {
-		switch e.Kind {
-		case Dial:
-			now := time.Now()
-			at := now
-			if last, ok := d.lastDial[e.Addr]; ok && last.Add(connectLimit).After(now) {
-				at = last.Add(connectLimit)
+		var ev Event
+		if first {
+			ev, first = Tick{}, false // the first step dials the other masters
+		} else if len(early) > 0 {
+			ev, early = early[0], early[1:]
+		} else {
+			select {
+			case ev = <-s.events:
+			case <-tick.C:
+				ev = Tick{}
+			case <-s.stop:
+				return ErrServerClosed
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-			d.lastDial[e.Addr] = at
-			d.links[e.Conn] = &linkState{done: make(chan struct{})}
-			s.dial(ctx, d, e.Conn, e.Addr, at.Sub(now))
-		case Send, Reply, Ask, Abort:
-			if l := d.links[e.Conn]; l != nil {
-				s.perform(ctx, d, e.Conn, l, e)
-				if e.Kind == Abort {
-					delete(d.links, e.Conn)
-					d.closing[e.Conn] = l
+		}
+		if lo, ok := ev.(linkOpened); ok {
+			if lo.id&DialedConn == 0 {
+				links[lo.id], early = s.startLink(ctx, lo.id, lo.link, nil, early)
+				continue
+			}
+			// A dialed link connected: start it with its queued effects,
+			// even when aborted meanwhile (the writer then closes it).
+			l := links[lo.id]
+			if l == nil {
+				l = closing[lo.id]
+			}
+			if l == nil {
+				lo.link.Close()
+				continue
+			}
+			_, early = s.startLink(ctx, lo.id, lo.link, l, early)
+			continue
+		}
+		if c, ok := ev.(Closed); ok {
+			delete(links, c.Conn)
+			delete(closing, c.Conn)
+		}
+		for _, e := range core.Step(ev) {
+			switch e.Kind {
+			case Dial:
+				now := time.Now()
+				at := now
+				if last, ok := lastDial[e.Addr]; ok && last.Add(connectLimit).After(now) {
+					at = last.Add(connectLimit)
 				}
+				lastDial[e.Addr] = at
+				links[e.Conn] = &linkState{done: make(chan struct{})}
+				s.dial(ctx, e.Conn, e.Addr, at.Sub(now))
+			case Send, Reply, Ask, Abort:
+				if l := links[e.Conn]; l != nil {
+					s.perform(ctx, e.Conn, l, e)
+					if e.Kind == Abort {
+						delete(links, e.Conn)
+						closing[e.Conn] = l
+					}
+				}
+			case SaveMasters:
+				// Failures after the start are only logged (neoppod's).
+				if err := saveMasterList(cfg.DynamicMasterList, e.Masters); err != nil {
+					s.log.Error("failed saving the list of master nodes", "path", cfg.DynamicMasterList, "err", err)
+				}
+			case StopListening:
+				ln.Close()
+				listening = false
+			case Exit:
+				for id, l := range links {
+					s.perform(ctx, id, l, Effect{Kind: Abort})
+					closing[id] = l
+				}
+				s.drain(closing, 5*time.Second)
+				if e.Err != nil {
+					return e.Err
+				}
+				return nil
 			}
-		case SaveMasters:
-			// Failures after the start are only logged (neoppod's).
-			if err := saveMasterList(d.cfg.DynamicMasterList, e.Masters); err != nil {
-				s.log.Error("failed saving the list of master nodes", "path", d.cfg.DynamicMasterList, "err", err)
-			}
-		case StopListening:
-			d.ln.Close()
-			d.listening = false
-		case Exit:
-			for id, l := range d.links {
-				s.perform(ctx, d, id, l, Effect{Kind: Abort})
-				d.closing[id] = l
-			}
-			clear(d.links)
-			x := exitInfo{err: e.Err}
-			for _, l := range d.closing {
-				x.drain = append(x.drain, l)
-			}
-			d.exited = true
-			d.exit <- x // cap 1, and there is one Exit
-			return
 		}
 	}
 }
 
-// drain waits (bounded) for the aborted links to flush what was queued
-// before their Abort.
-func (s *Server) drain(links []*linkState, d time.Duration) {
+// drain waits (bounded) for the writers of aborted links to flush what
+// was queued before their Abort.
+func (s *Server) drain(links map[ConnID]*linkState, d time.Duration) {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for _, l := range links {
@@ -361,7 +287,7 @@ func (s *Server) drain(links []*linkState, d time.Duration) {
 // dial connects link id to another master after delay, in the
 // background: the link comes back to the loop as linkOpened, a failure as
 // Closed.
-func (s *Server) dial(ctx context.Context, d *loop, id ConnID, addr proto.Addr, delay time.Duration) {
+func (s *Server) dial(ctx context.Context, id ConnID, addr proto.Addr, delay time.Duration) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -382,26 +308,48 @@ func (s *Server) dial(ctx context.Context, d *loop, id ConnID, addr proto.Addr, 
 			s.log.Debug("connection to a master failed", "addr", addr.String(), "err", err)
 			ev = Closed{Conn: id}
 		}
-		if !d.post(ev) && link != nil {
-			link.Close()
+		select {
+		case s.events <- ev:
+		case <-ctx.Done():
+			if link != nil {
+				link.Close()
+			}
 		}
 	}()
 }
 
 // startLink hands the link's incoming packets to the loop and performs
 // the effects queued while it was dialed; l, when not nil, is the state
-// of a dialed link. It runs in a step.
-func (s *Server) startLink(ctx context.Context, d *loop, id ConnID, link *neonet.Link, l *linkState) *linkState {
+// of a dialed link. The packets the link received before, which
+// SetHandler delivers on the loop's goroutine, are appended to early
+// for the loop to handle next.
+func (s *Server) startLink(ctx context.Context, id ConnID, link *neonet.Link, l *linkState, early []Event) (*linkState, []Event) {
 	if l == nil {
 		l = &linkState{done: make(chan struct{})}
 	}
 	l.link = link
 	s.log.Debug("new link", "conn", id, "addr", link.RemoteAddr().String())
-	// On the link's reader; the requests received before are handed
-	// over here, in this step: post queues them behind it.
+	// The handler runs on the link's reader: one hand-off per packet, to
+	// the loop. Until SetHandler returns, it must not wait for the loop.
+	var mu sync.Mutex
+	starting := true
 	link.SetHandler(func(r *neonet.Request) {
-		d.post(Recv{Conn: id, MsgID: r.ID, Msg: r.Msg})
+		ev := Recv{Conn: id, MsgID: r.ID, Msg: r.Msg}
+		mu.Lock()
+		if starting {
+			early = append(early, ev)
+			mu.Unlock()
+			return
+		}
+		mu.Unlock()
+		select {
+		case s.events <- ev:
+		case <-ctx.Done():
+		}
 	})
+	mu.Lock()
+	starting = false
+	mu.Unlock()
 	s.wg.Add(1)
 	go func() { // watcher: the close comes after every packet handled
 		defer s.wg.Done()
@@ -410,19 +358,22 @@ func (s *Server) startLink(ctx context.Context, d *loop, id ConnID, link *neonet
 		case <-ctx.Done():
 			return
 		}
-		d.post(Closed{Conn: id})
+		select {
+		case s.events <- Closed{Conn: id}:
+		case <-ctx.Done():
+		}
 	}()
 	q := l.q
 	l.q = nil
 	for _, e := range q {
-		s.perform(ctx, d, id, l, e)
+		s.perform(ctx, id, l, e)
 	}
-	return l
+	return l, early
 }
 
-// perform does one effect on a link, in a step, without blocking; a
+// perform does one effect on a link, in the loop, without blocking; a
 // dialed link not yet connected queues it.
-func (s *Server) perform(ctx context.Context, d *loop, id ConnID, l *linkState, e Effect) {
+func (s *Server) perform(ctx context.Context, id ConnID, l *linkState, e Effect) {
 	if l.aborted {
 		return
 	}
@@ -443,11 +394,14 @@ func (s *Server) perform(ctx context.Context, d *loop, id ConnID, l *linkState, 
 			if c.Err() != nil {
 				return // the link closed (the watcher reports it), or an Error answer
 			}
-			d.post(Answer{Conn: id, Tag: tag, Msg: c.Answer()})
+			select {
+			case s.events <- Answer{Conn: id, Tag: tag, Msg: c.Answer()}:
+			case <-ctx.Done():
+			}
 		})
 	case Abort:
-		// The abort lets queued packets go, within a timeout: not in a
-		// step.
+		// The abort lets queued packets go, within a timeout: not in the
+		// loop.
 		l.aborted = true
 		s.wg.Add(1)
 		go func() {
