@@ -415,12 +415,25 @@ func (l *Link) send(id uint32, useCounter bool, m proto.Msg, c *Call, nowait boo
 		_, err = l.conn.Write(buf)
 	}
 	l.wmu.Lock()
+	l.endWrite(buf, err)
+	if err != nil {
+		l.shutdown(fmt.Errorf("write %s (id %d): %w", proto.MsgName(m.NEOMsgCode()), id, err), false)
+		return l.Err()
+	}
+	return nil
+}
+
+// endWrite ends a write of buf that the caller, owning the flush, did
+// itself: the writer goroutine takes over if others queued meanwhile,
+// else writing clears (a failed write drops the queue). l.wmu must be
+// held; endWrite releases it.
+func (l *Link) endWrite(buf []byte, err error) {
 	l.recycle(buf)
 	if err == nil && len(l.wbuf) > 0 {
 		// Others queued meanwhile: the writer goroutine takes over.
 		l.wkick <- struct{}{}
 		l.wmu.Unlock()
-		return nil
+		return
 	}
 	if err != nil {
 		l.wbuf = l.wbuf[:0]
@@ -428,11 +441,6 @@ func (l *Link) send(id uint32, useCounter bool, m proto.Msg, c *Call, nowait boo
 	l.writing = false
 	l.wcond.Broadcast()
 	l.wmu.Unlock()
-	if err != nil {
-		l.shutdown(fmt.Errorf("write %s (id %d): %w", proto.MsgName(m.NEOMsgCode()), id, err), false)
-		return l.Err()
-	}
-	return nil
 }
 
 // takeBuf returns the queued bytes and swaps in the spare buffer; l.wmu

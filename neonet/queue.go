@@ -50,19 +50,7 @@ func (l *Link) Flush() {
 	l.wmu.Unlock()
 	_, err := l.conn.Write(buf)
 	l.wmu.Lock()
-	l.recycle(buf)
-	if err == nil && len(l.wbuf) > 0 {
-		// Others queued meanwhile: the writer goroutine takes over.
-		l.wkick <- struct{}{}
-		l.wmu.Unlock()
-		return
-	}
-	if err != nil {
-		l.wbuf = l.wbuf[:0]
-	}
-	l.writing = false
-	l.wcond.Broadcast()
-	l.wmu.Unlock()
+	l.endWrite(buf, err)
 	if err != nil {
 		l.shutdown(fmt.Errorf("write queued requests: %w", err), false)
 	}

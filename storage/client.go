@@ -379,8 +379,8 @@ func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 			// A hit of the object cache is answered here, even with
 			// loads queued behind: a goroutine would cost more than
 			// the hit, and answers written in a burst go out together.
-			if cl, ok := n.db.(backend.CachedLoader); ok {
-				if o, ok := cl.LoadCached(m.Oid, m.At, m.Before); ok {
+			if n.cached != nil {
+				if o, ok := n.cached.LoadCached(m.Oid, m.At, m.Before); ok {
 					answer(o)
 					return
 				}

@@ -79,7 +79,9 @@ type Node struct {
 	cfg Config
 	log *slog.Logger
 	db  backend.Backend
-	wmu sync.Mutex // serialises writes to db
+	// cached is db's in-memory read path, if it has one (object cache).
+	cached backend.CachedLoader
+	wmu    sync.Mutex // serialises writes to db
 
 	ln   *neonet.Listener
 	addr proto.Addr
@@ -123,6 +125,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("role", "storage"), db: cfg.Backend,
 		stop: make(chan struct{}), stopped: make(chan struct{})}
+	n.cached, _ = cfg.Backend.(backend.CachedLoader)
 	n.mu.nodes = nodetab.New()
 	n.mu.notifyCh = make(chan struct{})
 	n.mu.links = make(map[*neonet.Link]proto.NodeID)
