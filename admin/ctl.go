@@ -50,8 +50,12 @@ func (n *Node) serveCtl(req *neonet.Request) {
 		answer = &proto.AnswerPrimary{PrimaryNID: v.primary}
 	case *proto.AskMonitorInformation:
 		mon := v.monitor()
+		n.relays.Add(1)
 		n.mu.Unlock()
-		n.wg.Go(func() { n.answerMonitor(ctx, req, master, mon) })
+		go func() {
+			defer n.relays.Done()
+			n.answerMonitor(ctx, req, master, mon)
+		}()
 		return
 	case *proto.FlushLog:
 		n.mu.Unlock()
@@ -63,6 +67,7 @@ func (n *Node) serveCtl(req *neonet.Request) {
 		*proto.AskRecovery, *proto.CheckReplicas, *proto.Repair,
 		*proto.SetClusterState, *proto.SetNodeState, *proto.SetNumReplicas,
 		*proto.Truncate, *proto.TweakPartitionTable:
+		n.relays.Add(1)
 		n.mu.Unlock()
 		n.forward(ctx, req, master)
 		return
@@ -100,18 +105,28 @@ func (n *Node) replyAbort(req *neonet.Request, e *proto.Error) {
 	req.Link.Abort()
 }
 
+// testRelayHook, if set by a test, runs before a forwarded answer is
+// relayed: it stands for a relay goroutine scheduled late.
+var testRelayHook func()
+
 // forward sends neoctl's request to the master and, on a goroutine,
 // relays the answer to neoctl with neoctl's id. A PROTOCOL_ERROR answer
 // aborts the neoctl link after relaying it; so does the loss of the master,
 // reported as PROTOCOL_ERROR "connection to master lost".
+// The caller has counted the relay in n.relays; forward ends it.
 func (n *Node) forward(ctx context.Context, req *neonet.Request, master *neonet.Link) {
 	call, err := master.Start(req.Msg, nil)
 	if err != nil {
 		n.replyAbort(req, &proto.Error{Code: proto.PROTOCOL_ERROR, Message: "connection to master lost"})
+		n.relays.Done()
 		return
 	}
-	n.wg.Go(func() {
+	go func() {
+		defer n.relays.Done()
 		err := call.Wait(ctx)
+		if testRelayHook != nil {
+			testRelayHook()
+		}
 		var perr *proto.Error
 		switch {
 		case err == nil:
@@ -130,7 +145,7 @@ func (n *Node) forward(ctx context.Context, req *neonet.Request, master *neonet.
 			n.log.Debug("forwarded request failed", "msg", fmt.Sprintf("%T", req.Msg), "err", err)
 			n.replyAbort(req, &proto.Error{Code: proto.PROTOCOL_ERROR, Message: "connection to master lost"})
 		}
-	})
+	}()
 }
 
 // answerMonitor answers AskMonitorInformation. While the cluster is

@@ -38,7 +38,13 @@ type Node struct {
 	ready chan struct{}
 	addr  proto.Addr // set before ready is closed
 
-	wg sync.WaitGroup // relays and monitor questions in flight
+	wg sync.WaitGroup // link watchers and the mailer
+	// relays counts neoctl requests being answered on goroutines of their
+	// own (forwarded commands, monitor questions). Run waits for them
+	// before closing neoctl links, so that the answer to the command that
+	// stopped the cluster still reaches neoctl. Add only under mu, while
+	// mu.done is false.
+	relays sync.WaitGroup
 
 	mu struct {
 		sync.Mutex
@@ -150,12 +156,18 @@ func (n *Node) Run(ctx context.Context) error {
 	err = n.loop(ctx)
 
 	ln.Close()
-	cancel()
 	accept.Wait()
 	n.mu.Lock()
 	n.mu.done = true
+	n.mu.Unlock()
+	// The master link is closed: relays end with its answer or its loss.
+	// ctx stays live until then so that an answer already received is
+	// relayed rather than dropped.
+	n.relays.Wait()
+	cancel()
+	n.mu.Lock()
 	for l := range n.mu.ctl {
-		l.Close()
+		l.Abort() // lets a relayed answer go out before closing
 	}
 	if n.mu.master != nil {
 		n.mu.master.Close()

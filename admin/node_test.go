@@ -454,3 +454,43 @@ func TestBackupAdminRefused(t *testing.T) {
 		waitClosed(t, c)
 	}
 }
+
+// TestStoppingRelaysAnswer: a master that answers STOPPING and closes at
+// once stops the admin, and neoctl still gets the answer (the admin used to
+// close neoctl's link before relaying it, now and then).
+func TestStoppingRelaysAnswer(t *testing.T) {
+	// The relay runs after the admin saw the master go: the admin must
+	// wait for it before closing neoctl's link.
+	testRelayHook = func() { time.Sleep(50 * time.Millisecond) }
+	t.Cleanup(func() { testRelayHook = nil })
+	for i := range 3 {
+		f := newFakeMaster(t)
+		n, run := startAdmin(t, Config{Masters: []proto.Addr{f.addr}, NID: a1})
+		master, r := f.accept(t)
+		f.welcome(t, master, r, 10, proto.RUNNING)
+		waitConnected(t, n, proto.RUNNING)
+
+		c := ctl(t, n)
+		call, err := c.Start(&proto.SetClusterState{State: proto.STOPPING}, nil)
+		must(t, err)
+		q := recv(t, master)
+		must(t, master.Send(&proto.NotifyClusterInformation{State: proto.STOPPING}))
+		must(t, q.Reply(&proto.Error{Code: proto.ACK, Message: "Cluster state changed"}))
+		master.Abort()
+
+		ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+		err = call.Wait(ctx)
+		cancel()
+		if e, ok := call.Answer().(*proto.Error); err != nil || !ok || e.Code != proto.ACK {
+			t.Fatalf("round %d: SetClusterState STOPPING: got %v, %v; want the master's ACK", i, call.Answer(), err)
+		}
+		select {
+		case <-run.done:
+			if !errors.Is(run.err, ErrStopped) {
+				t.Fatalf("round %d: Run: %v, want ErrStopped", i, run.err)
+			}
+		case <-time.After(testTimeout):
+			t.Fatalf("round %d: admin still running after STOPPING", i)
+		}
+	}
+}
