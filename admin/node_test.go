@@ -123,6 +123,32 @@ func startAdmin(t *testing.T, cfg Config) (*Node, *running) {
 	return n, run
 }
 
+// runningAdmin starts an admin with cfg (its masters: a fake one) and
+// connects it to that master, RUNNING; it returns the master's link too.
+func runningAdmin(t *testing.T, cfg Config) (*fakeMaster, *Node, *running, *neonet.Link) {
+	t.Helper()
+	f := newFakeMaster(t)
+	cfg.Masters = []proto.Addr{f.addr}
+	n, run := startAdmin(t, cfg)
+	master, r := f.accept(t)
+	f.welcome(t, master, r, 10, proto.RUNNING)
+	waitConnected(t, n, proto.RUNNING)
+	return f, n, run, master
+}
+
+// waitStopped waits for Run to return ErrStopped.
+func waitStopped(t *testing.T, run *running) {
+	t.Helper()
+	select {
+	case <-run.done:
+		if !errors.Is(run.err, ErrStopped) {
+			t.Fatalf("Run: %v, want ErrStopped", run.err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("admin still running after STOPPING")
+	}
+}
+
 // ctl is neoctl: a link to the admin, without identification.
 func ctl(t *testing.T, n *Node) *neonet.Link {
 	t.Helper()
@@ -319,11 +345,7 @@ func TestServeNeoctl(t *testing.T) {
 // TestBadOffset checks at the byte level that the error for rows out of
 // range is a new packet of the admin, not an answer.
 func TestBadOffset(t *testing.T) {
-	f := newFakeMaster(t)
-	n, _ := startAdmin(t, Config{Masters: []proto.Addr{f.addr}})
-	master, r := f.accept(t)
-	f.welcome(t, master, r, 10, proto.RUNNING)
-	waitConnected(t, n, proto.RUNNING)
+	_, n, _, _ := runningAdmin(t, Config{})
 
 	conn, err := net.DialTimeout("tcp", n.Addr().String(), testTimeout)
 	must(t, err)
@@ -356,11 +378,7 @@ func TestBadOffset(t *testing.T) {
 }
 
 func TestMasterLoss(t *testing.T) {
-	f := newFakeMaster(t)
-	n, run := startAdmin(t, Config{Masters: []proto.Addr{f.addr}, NID: a1})
-	master, r := f.accept(t)
-	f.welcome(t, master, r, 10, proto.RUNNING)
-	waitConnected(t, n, proto.RUNNING)
+	f, n, run, master := runningAdmin(t, Config{NID: a1})
 
 	// A command in flight when the master goes away fails.
 	c := ctl(t, n)
@@ -379,7 +397,7 @@ func TestMasterLoss(t *testing.T) {
 
 	// The admin looks for the master again, without its old id, and the
 	// new master's clock may be behind the old one.
-	master, r = f.accept(t)
+	master, r := f.accept(t)
 	if id := r.Msg.(*proto.RequestIdentification); id.NID != 0 {
 		t.Errorf("second identification with id %v, want none", id.NID)
 	}
@@ -390,14 +408,7 @@ func TestMasterLoss(t *testing.T) {
 	must(t, master.Send(&proto.NotifyClusterInformation{State: proto.STOPPING}))
 	waitConnected(t, n, proto.STOPPING)
 	master.Close()
-	select {
-	case <-run.done:
-		if !errors.Is(run.err, ErrStopped) {
-			t.Errorf("Run: %v, want ErrStopped", run.err)
-		}
-	case <-time.After(testTimeout):
-		t.Fatal("admin still running after STOPPING")
-	}
+	waitStopped(t, run)
 }
 
 func TestNotPrimaryMaster(t *testing.T) {
@@ -415,14 +426,10 @@ func TestNotPrimaryMaster(t *testing.T) {
 // TestInconsistentMaster: an update that does not apply drops the master,
 // and the admin identifies again to reload everything.
 func TestInconsistentMaster(t *testing.T) {
-	f := newFakeMaster(t)
-	n, _ := startAdmin(t, Config{Masters: []proto.Addr{f.addr}})
-	master, r := f.accept(t)
-	f.welcome(t, master, r, 10, proto.RUNNING)
-	waitConnected(t, n, proto.RUNNING)
+	f, n, _, master := runningAdmin(t, Config{})
 	must(t, master.Send(&proto.NotifyPartitionChanges{PTid: 5, NumReplicas: 1})) // not newer than 5
 	waitClosed(t, master)
-	master, r = f.accept(t)
+	master, r := f.accept(t)
 	f.welcome(t, master, r, 11, proto.VERIFYING)
 	waitConnected(t, n, proto.VERIFYING)
 }
@@ -431,11 +438,7 @@ func TestInconsistentMaster(t *testing.T) {
 // implemented; their identification is refused as neoppod refuses an
 // unknown one.
 func TestBackupAdminRefused(t *testing.T) {
-	f := newFakeMaster(t)
-	n, _ := startAdmin(t, Config{Masters: []proto.Addr{f.addr}, Monitor: MonitorConfig{Backups: []string{"bk"}}})
-	master, r := f.accept(t)
-	f.welcome(t, master, r, 10, proto.RUNNING)
-	waitConnected(t, n, proto.RUNNING)
+	_, n, _, _ := runningAdmin(t, Config{Monitor: MonitorConfig{Backups: []string{"bk"}}})
 	for _, tc := range []struct {
 		typ  proto.NodeType
 		name string
@@ -463,34 +466,21 @@ func TestStoppingRelaysAnswer(t *testing.T) {
 	// wait for it before closing neoctl's link.
 	testRelayHook = func() { time.Sleep(50 * time.Millisecond) }
 	t.Cleanup(func() { testRelayHook = nil })
-	for i := range 3 {
-		f := newFakeMaster(t)
-		n, run := startAdmin(t, Config{Masters: []proto.Addr{f.addr}, NID: a1})
-		master, r := f.accept(t)
-		f.welcome(t, master, r, 10, proto.RUNNING)
-		waitConnected(t, n, proto.RUNNING)
+	_, n, run, master := runningAdmin(t, Config{NID: a1})
 
-		c := ctl(t, n)
-		call, err := c.Start(&proto.SetClusterState{State: proto.STOPPING}, nil)
-		must(t, err)
-		q := recv(t, master)
-		must(t, master.Send(&proto.NotifyClusterInformation{State: proto.STOPPING}))
-		must(t, q.Reply(&proto.Error{Code: proto.ACK, Message: "Cluster state changed"}))
-		master.Abort()
+	c := ctl(t, n)
+	call, err := c.Start(&proto.SetClusterState{State: proto.STOPPING}, nil)
+	must(t, err)
+	q := recv(t, master)
+	must(t, master.Send(&proto.NotifyClusterInformation{State: proto.STOPPING}))
+	must(t, q.Reply(&proto.Error{Code: proto.ACK, Message: "Cluster state changed"}))
+	master.Abort()
 
-		ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
-		err = call.Wait(ctx)
-		cancel()
-		if e, ok := call.Answer().(*proto.Error); err != nil || !ok || e.Code != proto.ACK {
-			t.Fatalf("round %d: SetClusterState STOPPING: got %v, %v; want the master's ACK", i, call.Answer(), err)
-		}
-		select {
-		case <-run.done:
-			if !errors.Is(run.err, ErrStopped) {
-				t.Fatalf("round %d: Run: %v, want ErrStopped", i, run.err)
-			}
-		case <-time.After(testTimeout):
-			t.Fatalf("round %d: admin still running after STOPPING", i)
-		}
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	err = call.Wait(ctx)
+	if e, ok := call.Answer().(*proto.Error); err != nil || !ok || e.Code != proto.ACK {
+		t.Fatalf("SetClusterState STOPPING: got %v, %v; want the master's ACK", call.Answer(), err)
 	}
+	waitStopped(t, run)
 }
