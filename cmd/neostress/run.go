@@ -1,0 +1,622 @@
+package main
+
+// One run: cluster, workload, faults, verification, check, report.
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+//go:embed worker.py
+var workerPy []byte
+
+// result is one run's summary (--json).
+type result struct {
+	Scenario string    `json:"scenario"`
+	Servers  string    `json:"servers"`
+	Storages int       `json:"storages"`
+	Masters  int       `json:"masters"`
+	Replicas int       `json:"replicas"`
+	Faults   []string  `json:"faults"`
+	Seed     int64     `json:"seed"`
+	WorkDir  string    `json:"work_dir"`
+	Started  time.Time `json:"started"`
+
+	WorkloadSeconds float64        `json:"workload_s"`
+	Commits         int            `json:"commits"`
+	CommitsPerSec   float64        `json:"commits_per_s"`
+	ByOp            map[string]int `json:"commits_by_op"`
+	Conflicts       int            `json:"conflicts"`
+	GaveUp          int            `json:"gave_up"`
+	Unknown         int            `json:"unknown_outcome"`
+	Exceptions      int            `json:"exceptions"`
+	ExcGroups       []excGroup     `json:"exception_groups"`
+	Latency         latency        `json:"latency"`
+	LongestStall    float64        `json:"longest_stall_s"` // longest time without any commit
+
+	Verify     *verdict         `json:"verify"`
+	Hangs      []hang           `json:"hangs"`
+	Died       []string         `json:"died,omitempty"`
+	Events     []*faultEvent    `json:"faults_injected"`
+	FaultStats []faultKindStats `json:"fault_stats"`
+	UpToDate   bool             `json:"up_to_date_at_end"`
+	RecoverEnd float64          `json:"recover_at_end_s"`
+	Check      *checkResult     `json:"check"`
+
+	Interrupted bool     `json:"interrupted,omitempty"`
+	Errors      []string `json:"errors,omitempty"` // of the tool or the cluster's start
+	Failures    []string `json:"failures"`
+	Pass        bool     `json:"pass"`
+}
+
+// latency of acknowledged transactions, first attempt to acknowledgement.
+type latency struct {
+	P50   float64 `json:"p50_s"`
+	P99   float64 `json:"p99_s"`
+	Max   float64 `json:"max_s"`
+	MaxOf string  `json:"max_of"`
+}
+
+func (r *result) fail(format string, args ...any) {
+	r.Failures = append(r.Failures, fmt.Sprintf(format, args...))
+}
+
+// runOne runs one scenario and prints its summary.
+func runOne(ctx context.Context, cfg config, stdout io.Writer) *result {
+	r := &result{Scenario: cfg.describe(), Servers: cfg.Servers, Storages: cfg.Storages, Masters: cfg.Masters,
+		Replicas: cfg.Replicas, Faults: cfg.Faults, Seed: cfg.Seed, Started: time.Now()}
+	if r.Faults == nil {
+		r.Faults = []string{}
+	}
+	work, err := os.MkdirTemp(cfg.WorkParent, "neostress-")
+	if err != nil {
+		r.Errors = append(r.Errors, err.Error())
+		r.finish(stdout, &cfg)
+		return r
+	}
+	r.WorkDir = work
+	fmt.Fprintf(stdout, "neostress: %s seed=%d\n  work dir %s\n", r.Scenario, cfg.Seed, work)
+	script := filepath.Join(work, "worker.py")
+	cl, err := r.setup(ctx, &cfg, work, script, stdout)
+	if cl != nil {
+		defer func() {
+			if err := cl.stop(); err != nil {
+				r.Errors = append(r.Errors, err.Error())
+			}
+			r.finish(stdout, &cfg)
+			r.cleanWork(stdout, &cfg)
+		}()
+	} else {
+		defer func() {
+			r.finish(stdout, &cfg)
+			r.cleanWork(stdout, &cfg)
+		}()
+	}
+	if err != nil {
+		r.Errors = append(r.Errors, err.Error())
+		return r
+	}
+	r.exercise(ctx, &cfg, cl, work, script)
+	return r
+}
+
+// setup writes the worker script, starts the cluster and creates the
+// database's structures. The cluster is returned (to be stopped) even
+// with an error.
+func (r *result) setup(ctx context.Context, cfg *config, work, script string, stdout io.Writer) (*cluster, error) {
+	if err := os.WriteFile(script, workerPy, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(work, "records"), 0o755); err != nil {
+		return nil, err
+	}
+	py, err := loadPyEnv(ctx, cfg.PeersDir)
+	if err != nil {
+		return nil, err
+	}
+	if contains(cfg.Faults, "tcp-reset") {
+		if err := probeReset(ctx); err != nil {
+			return nil, fmt.Errorf("tcp-reset: %w", err)
+		}
+	}
+	t0 := time.Now()
+	cl, err := startCluster(ctx, cfg, work, py)
+	if err != nil {
+		return cl, err
+	}
+	fmt.Fprintf(stdout, "  cluster RUNNING in %.1fs: masters %s admin %s\n", time.Since(t0).Seconds(), cl.mastersString(), cl.admin)
+	var names []string
+	for p := 0; p < cfg.Procs; p++ {
+		for t := 0; t < cfg.Threads; t++ {
+			names = append(names, fmt.Sprintf("%d.%d", p, t))
+		}
+	}
+	ictx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	x := exec.CommandContext(ictx, py.PY, script, "init", cl.mastersString(), cl.name, "--workers", strings.Join(names, ","))
+	x.Env = py.env()
+	if out, err := x.CombinedOutput(); err != nil {
+		return cl, fmt.Errorf("worker.py init: %w\n%s", err, lastLines(string(out), 30))
+	}
+	return cl, nil
+}
+
+// exercise runs the workload and the faults, then verifies.
+func (r *result) exercise(ctx context.Context, cfg *config, cl *cluster, work, script string) {
+	w := newWatcher(cl.ctl)
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	go w.run(wctx)
+
+	ws := &workers{cfg: cfg, dir: filepath.Join(work, "records"), script: script, py: cl.py}
+	start := time.Now()
+	if err := ws.start(cl.mastersString(), cl.name); err != nil {
+		r.Errors = append(r.Errors, err.Error())
+		ws.kill()
+		return
+	}
+	var progress io.Writer
+	if cfg.Verbose {
+		progress = os.Stdout
+	}
+	in := &injector{cfg: cfg, cl: cl, w: w, rnd: rand.New(rand.NewSource(cfg.Seed)), start: start, log: progress}
+	fctx, fcancel := context.WithCancel(ctx)
+	tctx, tcancel := context.WithCancel(ctx) // trackers: until the end of the final wait
+	defer tcancel()
+	faultsDone := make(chan struct{})
+	go func() {
+		defer close(faultsDone)
+		if len(cfg.Faults) > 0 {
+			in.run(fctx, tctx)
+		}
+	}()
+	hangs, died := ws.watch(ctx, start.Add(cfg.Duration), progress)
+	fcancel()
+	<-faultsDone
+	r.Hangs = append(r.Hangs, hangs...)
+	r.Died = died
+	r.Hangs = append(r.Hangs, ws.stop()...)
+	r.WorkloadSeconds = time.Since(start).Seconds()
+	if ctx.Err() != nil {
+		r.Interrupted = true
+		return
+	}
+
+	// Every cell UP_TO_DATE again (the restarts of the last faults must
+	// have happened: the injector is done).
+	t0 := time.Now()
+	rctx, rcancel := context.WithTimeout(ctx, cfg.Recover)
+	_, err := w.waitUpToDate(rctx, cfg.Storages)
+	rcancel()
+	r.RecoverEnd = time.Since(t0).Seconds()
+	r.UpToDate = err == nil
+	// let the trackers of the last faults see it
+	tcancel()
+	in.trackers.Wait()
+	r.Events = in.snapshotEvents()
+
+	h, err := loadHistory(ws.dir)
+	if err != nil {
+		r.Errors = append(r.Errors, err.Error())
+		return
+	}
+	r.summarize(h, start)
+	if ctx.Err() != nil {
+		return
+	}
+
+	// Read the database back with a fresh client (after a last pack that
+	// every storage finished, so that replicas compare equal).
+	packAge := 0.0
+	if cfg.PackEvery > 0 {
+		packAge = cfg.PackAge.Seconds()
+	}
+	db, err := dumpDB(ctx, cl, script, packAge)
+	if err != nil {
+		r.Errors = append(r.Errors, err.Error())
+	} else {
+		v := verify(h, db)
+		r.Verify = &v
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	if r.UpToDate {
+		c := runCheck(ctx, cl, script)
+		r.Check = &c
+	}
+}
+
+// dumpDB reads the database with 'worker.py dump' (bounded: 3 minutes).
+func dumpDB(ctx context.Context, cl *cluster, script string, packAge float64) (*dbState, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	x := exec.CommandContext(ctx, cl.py.PY, script, "dump", cl.mastersString(), cl.name, "--pack-age", fmt.Sprint(packAge))
+	x.Env = cl.py.env()
+	var stderr strings.Builder
+	x.Stderr = &stderr
+	out, err := x.Output()
+	if err != nil {
+		return nil, fmt.Errorf("read the database back (worker.py dump): %w\n%s", err, lastLines(stderr.String(), 40))
+	}
+	var db dbState
+	if err := json.Unmarshal(out, &db); err != nil {
+		return nil, fmt.Errorf("worker.py dump: %w", err)
+	}
+	return &db, nil
+}
+
+// summarize computes the workload's figures from the records.
+func (r *result) summarize(h *history, start time.Time) {
+	r.ByOp = map[string]int{}
+	r.Conflicts = h.Conflicts
+	var lat []float64
+	var acks []float64
+	for _, txns := range h.Txns {
+		for _, t := range txns {
+			switch t.outcome() {
+			case committed:
+				r.Commits++
+				r.ByOp[t.Begin.Op]++
+				d := t.End.T - t.Begin.T
+				lat = append(lat, d)
+				if d > r.Latency.Max {
+					r.Latency.Max = d
+					r.Latency.MaxOf = fmt.Sprintf("%s, worker %s seq %d, %d attempts, at +%.1fs", t.Begin.Op, t.Worker,
+						t.Begin.Seq, t.End.Attempts, t.Begin.T-unix(start))
+				}
+				acks = append(acks, t.End.T)
+			case unknownOutcome:
+				r.Unknown++
+			default:
+				if t.End != nil && t.End.K == "gaveup" {
+					r.GaveUp++
+				}
+			}
+		}
+	}
+	r.Exceptions = len(h.Errors)
+	r.ExcGroups = groupErrors(h.Errors)
+	if r.WorkloadSeconds > 0 {
+		r.CommitsPerSec = float64(r.Commits) / r.WorkloadSeconds
+	}
+	sort.Float64s(lat)
+	if len(lat) > 0 {
+		r.Latency.P50 = lat[len(lat)/2]
+		r.Latency.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
+	}
+	sort.Float64s(acks)
+	prev := unix(start)
+	for _, a := range acks {
+		r.LongestStall = max(r.LongestStall, a-prev)
+		prev = a
+	}
+	// per fault: the first commit of a transaction whose last attempt
+	// began after it
+	for _, ev := range r.Events {
+		if ev.At.IsZero() {
+			continue
+		}
+		at := unix(ev.At)
+		best := -1.0
+		for _, txns := range h.Txns {
+			for _, t := range txns {
+				if t.outcome() == committed && t.End.Ta > at && (best < 0 || t.End.T < best) {
+					best = t.End.T
+				}
+			}
+		}
+		if best >= 0 {
+			ev.FirstCommit = secsF(best - at)
+		}
+	}
+	r.FaultStats = faultStats(r.Events)
+}
+
+func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
+
+func secsF(s float64) *float64 { return &s }
+
+// faultKindStats is the timings of one kind of fault (seconds).
+type faultKindStats struct {
+	Kind        string  `json:"kind"`
+	Injected    int     `json:"injected"`
+	Skipped     int     `json:"skipped"`
+	SafeWait    stat    `json:"safe_wait_s"`
+	FirstCommit stat    `json:"first_commit_s"`
+	UpToDate    stat    `json:"up_to_date_s"`
+	Failover    stat    `json:"failover_s"`
+	AdminUp     stat    `json:"admin_back_s"`
+	NoCommit    int     `json:"no_commit_after"`
+	NoUpToDate  int     `json:"never_up_to_date"`
+	Errors      int     `json:"errors"`
+	MaxSafeWait float64 `json:"-"`
+}
+
+// stat is the median and maximum of a measurement, N samples.
+type stat struct {
+	N      int     `json:"n"`
+	Median float64 `json:"median"`
+	Max    float64 `json:"max"`
+}
+
+func statOf(xs []float64) stat {
+	if len(xs) == 0 {
+		return stat{}
+	}
+	sort.Float64s(xs)
+	return stat{N: len(xs), Median: xs[len(xs)/2], Max: xs[len(xs)-1]}
+}
+
+func faultStats(events []*faultEvent) []faultKindStats {
+	var kinds []string
+	samples := map[string]map[string][]float64{}
+	stats := map[string]*faultKindStats{}
+	for _, ev := range events {
+		s, ok := stats[ev.Kind]
+		if !ok {
+			s = &faultKindStats{Kind: ev.Kind}
+			stats[ev.Kind] = s
+			samples[ev.Kind] = map[string][]float64{}
+			kinds = append(kinds, ev.Kind)
+		}
+		m := samples[ev.Kind]
+		m["safe"] = append(m["safe"], ev.SafeWait)
+		if ev.Err != "" {
+			s.Errors++
+		}
+		if ev.At.IsZero() {
+			s.Skipped++
+			continue
+		}
+		s.Injected++
+		add := func(k string, p *float64, missing *int) {
+			if p != nil {
+				m[k] = append(m[k], *p)
+			} else if missing != nil {
+				*missing++
+			}
+		}
+		add("commit", ev.FirstCommit, &s.NoCommit)
+		add("uptodate", ev.UpToDate, &s.NoUpToDate)
+		add("failover", ev.Failover, nil)
+		add("admin", ev.AdminUp, nil)
+	}
+	var out []faultKindStats
+	for _, k := range kinds {
+		s, m := stats[k], samples[k]
+		s.SafeWait, s.FirstCommit, s.UpToDate = statOf(m["safe"]), statOf(m["commit"]), statOf(m["uptodate"])
+		s.Failover, s.AdminUp = statOf(m["failover"]), statOf(m["admin"])
+		out = append(out, *s)
+	}
+	return out
+}
+
+// finish decides the verdict and prints the summary.
+func (r *result) finish(w io.Writer, cfg *config) {
+	if len(r.Errors) > 0 {
+		r.fail("%d error(s) of the tool or the cluster", len(r.Errors))
+	}
+	if v := r.Verify; v != nil {
+		if v.Lost > 0 {
+			r.fail("lost: %d", v.Lost)
+		}
+		if v.Duplicated > 0 {
+			r.fail("duplicated: %d", v.Duplicated)
+		}
+		if v.Inconsistent > 0 {
+			r.fail("inconsistent: %d", v.Inconsistent)
+		}
+	} else if len(r.Errors) == 0 {
+		r.fail("database not verified")
+	}
+	if r.Exceptions > cfg.MaxExc {
+		r.fail("exceptions: %d > --max-exceptions %d", r.Exceptions, cfg.MaxExc)
+	}
+	if len(r.Hangs) > 0 {
+		r.fail("hangs: %d", len(r.Hangs))
+	}
+	if len(r.Died) > 0 {
+		r.fail("workers died: %d", len(r.Died))
+	}
+	if r.Interrupted {
+		r.fail("interrupted")
+	}
+	if r.WorkloadSeconds > 0 && !r.Interrupted && !r.UpToDate {
+		r.fail("cells not all UP_TO_DATE %v after the workload", cfg.Recover)
+	}
+	skipped := 0
+	for _, ev := range r.Events {
+		if ev.Skipped != "" {
+			skipped++
+		}
+	}
+	if skipped > 0 {
+		r.fail("faults not injected (never survivable within --safe-timeout): %d", skipped)
+	}
+	if r.Check != nil && !r.Check.Clean {
+		r.fail("replica check not clean")
+	} else if r.Check == nil && r.Verify != nil && r.UpToDate {
+		r.fail("replica check not run")
+	}
+	if len(cfg.Faults) > 0 && len(r.Events) == 0 && r.Verify != nil {
+		r.fail("no fault injected")
+	}
+	r.Pass = len(r.Failures) == 0
+	if r.Failures == nil {
+		r.Failures = []string{}
+	}
+	r.print(w)
+}
+
+// cleanWork removes the work directory after a pass, keeps it after a
+// failure (without the databases unless --keep).
+func (r *result) cleanWork(w io.Writer, cfg *config) {
+	if r.WorkDir == "" {
+		return
+	}
+	if r.Pass {
+		if err := os.RemoveAll(r.WorkDir); err != nil {
+			fmt.Fprintf(w, "  remove %s: %v\n", r.WorkDir, err)
+		}
+		return
+	}
+	if !cfg.Keep {
+		dbs, _ := filepath.Glob(filepath.Join(r.WorkDir, "cluster", "*.sqlite*"))
+		for _, f := range dbs {
+			os.Remove(f)
+		}
+		os.RemoveAll(filepath.Join(r.WorkDir, "bin"))
+	}
+	fmt.Fprintf(w, "  logs: %s (cluster/NAME.log and NAME.out: nodes; records/: workers' records and stderr)\n", r.WorkDir)
+}
+
+// print writes the human summary.
+func (r *result) print(w io.Writer) {
+	fmt.Fprintf(w, "\n== %s\n", r.Scenario)
+	for _, e := range r.Errors {
+		fmt.Fprintf(w, "ERROR: %s\n", e)
+	}
+	if r.WorkloadSeconds > 0 {
+		fmt.Fprintf(w, "workload: %.0fs, %d commits (%.1f/s), %d conflicts, %d gave up after conflicts, %d unknown outcome, %d exceptions\n",
+			r.WorkloadSeconds, r.Commits, r.CommitsPerSec, r.Conflicts, r.GaveUp, r.Unknown, r.Exceptions)
+		var ops []string
+		for op, n := range r.ByOp {
+			ops = append(ops, fmt.Sprintf("%s %d", op, n))
+		}
+		sort.Strings(ops)
+		fmt.Fprintf(w, "  commits by kind: %s\n", strings.Join(ops, ", "))
+		fmt.Fprintf(w, "  transaction duration: median %.3fs, p99 %.3fs, worst %.3fs (%s)\n", r.Latency.P50, r.Latency.P99, r.Latency.Max, r.Latency.MaxOf)
+		fmt.Fprintf(w, "  longest time without any commit: %.2fs\n", r.LongestStall)
+	}
+	if len(r.ExcGroups) > 0 {
+		fmt.Fprintf(w, "exceptions: %d, by type and place (first traceback of each):\n", r.Exceptions)
+		for _, g := range r.ExcGroups {
+			fmt.Fprintf(w, "  %d x %s at %s (ops: %s; unknown outcome: %d): %s\n", g.Count, g.Type, g.Where, strings.Join(g.Ops, ","), g.Unknown, oneLine(g.Message))
+			fmt.Fprintf(w, "%s\n", indent(strings.TrimRight(g.Traceback, "\n"), "      "))
+		}
+	}
+	if len(r.Events) > 0 {
+		fmt.Fprintf(w, "faults: %d\n", len(r.Events))
+		for _, s := range r.FaultStats {
+			fmt.Fprintf(w, "  %s: %d injected, %d skipped, %d errors; waited until survivable %s\n", s.Kind, s.Injected, s.Skipped, s.Errors, fmtStat(s.SafeWait))
+			fmt.Fprintf(w, "    to first commit begun after it %s (none: %d); to all cells UP_TO_DATE %s (never: %d)\n",
+				fmtStat(s.FirstCommit), s.NoCommit, fmtStat(s.UpToDate), s.NoUpToDate)
+			if s.Failover.N > 0 {
+				fmt.Fprintf(w, "    failover (another primary known) %s\n", fmtStat(s.Failover))
+			}
+			if s.AdminUp.N > 0 {
+				fmt.Fprintf(w, "    admin answering again %s\n", fmtStat(s.AdminUp))
+			}
+		}
+		for _, ev := range r.Events {
+			if ev.Err != "" || ev.Skipped != "" {
+				fmt.Fprintf(w, "  fault %d %s %s: %s%s\n", ev.N, ev.Kind, ev.Target, ev.Skipped, ev.Err)
+			}
+		}
+	}
+	for _, h := range r.Hangs {
+		th := "all threads"
+		if h.Thread >= 0 {
+			th = fmt.Sprintf("thread %d", h.Thread)
+		}
+		fmt.Fprintf(w, "HANG: worker %d %s, %s, no progress for %.0fs while %s; Python stacks:\n%s\n", h.Proc, th, h.Op, h.Idle, h.When,
+			indent(strings.TrimRight(h.Stacks, "\n"), "    "))
+	}
+	for _, d := range r.Died {
+		fmt.Fprintf(w, "DIED: %s\n", d)
+	}
+	if r.Verify != nil || r.WorkloadSeconds > 0 {
+		fmt.Fprintf(w, "cells UP_TO_DATE after the workload: %v (waited %.1fs)\n", r.UpToDate, r.RecoverEnd)
+	}
+	if v := r.Verify; v != nil {
+		fmt.Fprintf(w, "verification: lost %d, duplicated %d, inconsistent %d; %d keys, hot counter %d, %d log entries; unknown outcomes: %d committed, %d not\n",
+			v.Lost, v.Duplicated, v.Inconsistent, v.Keys, v.Hot, v.LogEntries, v.UnknownCommitted, v.UnknownAbsent)
+		for _, p := range v.Problems {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+		if n := v.Lost + v.Duplicated + v.Inconsistent; n > len(v.Problems) {
+			fmt.Fprintf(w, "  ... (%d more)\n", n-len(v.Problems))
+		}
+	}
+	if c := r.Check; c != nil {
+		if c.Skipped != "" {
+			fmt.Fprintf(w, "replica check: skipped (%s)\n", c.Skipped)
+		} else {
+			fmt.Fprintf(w, "replica check (%.1fs): %d/%d partitions checked, aborted %v, not started %v, unfinished %v, corruption reports %d, CORRUPTED cells %v%s\n",
+				c.Seconds, len(c.Checked), c.Partitions, c.Aborted, c.NotStarted, c.Unfinished, len(c.Corrupted), c.CorruptedCells, errSuffix(c.Err))
+			for _, l := range c.Corrupted {
+				fmt.Fprintf(w, "  %s\n", l)
+			}
+		}
+	}
+	if r.Pass {
+		fmt.Fprintf(w, "RESULT: PASS\n")
+	} else {
+		fmt.Fprintf(w, "RESULT: FAIL (%s)\n", strings.Join(r.Failures, "; "))
+	}
+}
+
+func errSuffix(e string) string {
+	if e == "" {
+		return ""
+	}
+	return "; error: " + e
+}
+
+func fmtStat(s stat) string {
+	if s.N == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("median %.2fs max %.2fs (n=%d)", s.Median, s.Max, s.N)
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
+func indent(s, prefix string) string {
+	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
+}
+
+// printSuite prints one line per run of a suite.
+func printSuite(w io.Writer, rs []*result) {
+	fmt.Fprintf(w, "\n== suite: %d runs\n", len(rs))
+	for _, r := range rs {
+		verdict := "PASS"
+		if !r.Pass {
+			verdict = "FAIL: " + strings.Join(r.Failures, "; ")
+		}
+		lost, dup := 0, 0
+		if r.Verify != nil {
+			lost, dup = r.Verify.Lost, r.Verify.Duplicated
+		}
+		fmt.Fprintf(w, "  %-16s %-30s %6d commits %4d exc %d lost %d dup %d hangs  %s\n", r.Servers+fmt.Sprintf("/m%d/s%d", r.Masters, r.Storages),
+			strings.Join(r.Faults, "+"), r.Commits, r.Exceptions, lost, dup, len(r.Hangs), verdict)
+	}
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("--json: %w", err)
+	}
+	return nil
+}

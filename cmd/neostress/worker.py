@@ -1,0 +1,467 @@
+#!/usr/bin/python3
+"""neostress worker: a ZODB application workload through neoppod's
+unchanged Python client (neo.client.Storage.Storage + ZODB.DB), and the
+helpers cmd/neostress needs on the Python side. cmd/neostress embeds this
+file and writes it into its work directory; it is not meant to be run by
+hand, but can be (see the modes below).
+
+modes:
+  init MASTERS CLUSTER --workers N
+      create root['stress'] = {tree: OOBTree, length: Length,
+      hot: PersistentMapping{'n': 0}, logs: {'P.T': PersistentList}}
+      with N = procs*threads logs named by "P.T" (threads numbered
+      per process).
+  run MASTERS CLUSTER --proc P --threads T --dir D [options]
+      T threads, each with its own transaction.TransactionManager and
+      Connection on one DB, run transactions until SIGTERM. Each thread
+      appends JSON lines to D/rec-P-T.jsonl (one 'begin' record per
+      transaction, then exactly one of 'ack', 'error', 'gaveup'; a
+      'conflict' record per ConflictError retry). D/hb-P.json is rewritten
+      every second (heartbeat). SIGUSR1 dumps every thread's stack to
+      stderr (faulthandler).
+  dump MASTERS CLUSTER [--pack-age S]
+      with a fresh client: optionally pack at now-S and wait until every
+      storage completed it, then print the database state as one JSON
+      object.
+  ctl ADMIN
+      neoppod's neoctl, persistent: reads one JSON list of arguments per
+      line, answers one JSON object {"out": ..., "err": ...} per line.
+  logscan FILE SINCE
+      records (date level message) of a neoppod SQLite log newer than SINCE
+      (UNIX time), one JSON list per line.
+
+Transactions (one kind each, picked at random):
+  insert  1-3 new keys "P.T.SEQ.I" in the shared OOBTree plus
+          Length.change(n): conflicts are resolved by BTrees/Length,
+          except bucket splits (BTreesConflictError, retried).
+  hot     root['stress']['hot']['n'] += 1: a PersistentMapping has no
+          conflict resolution, so concurrent increments raise
+          ConflictError and the application retries (the normal ZODB
+          retry signal: recorded as 'conflict', not as an error).
+  append  this thread's own PersistentList gets SEQ appended (no
+          conflicts).
+  undo    db.undo() of this thread's last append: with probability
+          --undo-pct a thread stops appending, and once its last append
+          is --undo-delay old (and at most --undo-window) it undoes it.
+          The delay is what applications get from undoLog(), which lists
+          only transactions the storages have unlocked: neoppod's storage
+          answers AskTransactionInformation for a tid it has not unlocked
+          yet with TidNotFound, so an undo right after the commit fails.
+  pack    proc 0 thread 0 only, every --pack-every seconds:
+          db.pack(now - --pack-age).
+
+Any exception other than ZODB.POSException.ConflictError (and its
+subclasses ReadConflictError, BTreesConflictError...) is an 'error' record
+with its traceback; its outcome is 'unknown' when it was raised inside
+tpc_finish (the transaction may or may not be committed), 'none' otherwise.
+"""
+import argparse
+import faulthandler
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import traceback
+
+MAX_ATTEMPTS = 20
+
+
+def open_db(masters, cluster):
+    from neo.client.Storage import Storage
+    import ZODB
+    st = Storage(master_nodes=masters, name=cluster)
+    return st, ZODB.DB(st)
+
+
+def hexid(b):
+    return b.hex() if b else None
+
+
+def cmd_init(a):
+    import transaction
+    from BTrees.OOBTree import OOBTree
+    from BTrees.Length import Length
+    from persistent.mapping import PersistentMapping
+    from persistent.list import PersistentList
+    st, db = open_db(a.masters, a.cluster)
+    try:
+        tm = transaction.TransactionManager()
+        conn = db.open(transaction_manager=tm)
+        tm.begin()
+        root = conn.root()
+        if 'stress' not in root:
+            s = PersistentMapping()
+            s['tree'] = OOBTree()
+            s['length'] = Length()
+            s['hot'] = PersistentMapping({'n': 0})
+            s['logs'] = PersistentMapping()
+            root['stress'] = s
+        logs = root['stress']['logs']
+        for name in a.workers.split(','):
+            if name and name not in logs:
+                logs[name] = PersistentList()
+        tm.get().note(u'neostress init')
+        tm.commit()
+        conn.close()
+    finally:
+        db.close()
+
+
+class Worker(threading.Thread):
+    """One application thread: its own TransactionManager and Connection."""
+
+    def __init__(self, proc, idx, db, a, stop):
+        threading.Thread.__init__(self, name='worker-%d.%d' % (proc, idx),
+                                  daemon=True)
+        self.proc, self.idx, self.db, self.a, self.stop = \
+            proc, idx, db, a, stop
+        self.me = '%d.%d' % (proc, idx)
+        self.rnd = random.Random(a.seed * 1000003 + proc * 1009 + idx)
+        self.out = open(os.path.join(a.dir, 'rec-%s.jsonl' % self.me.replace('.', '-')),
+                        'a', buffering=1)
+        self.seq = 0
+        self.last_append = None  # (seq, tid bytes, ack time) undoable
+        self.undo_pending = False  # no append until last_append is undone
+        self.last_pack = time.time()
+        now = time.time()
+        # heartbeat fields, read by the process's heartbeat thread
+        self.progress = now
+        self.last_commit = None
+        self.op = None
+        self.op_start = None
+        self.commits = self.conflicts = self.errors = 0
+
+    def write(self, rec):
+        rec['t'] = time.time()
+        self.out.write(json.dumps(rec) + '\n')
+        self.out.flush()
+
+    def run(self):
+        import transaction
+        tm = transaction.TransactionManager()
+        self.tm = tm
+        conn = None
+        while not self.stop.is_set():
+            try:
+                if conn is None:
+                    conn = self.db.open(transaction_manager=tm)
+                self.step(conn)
+            except Exception as e:
+                # Failure outside a transaction (e.g. opening the
+                # connection): an error too.
+                self.errors += 1
+                self.write({'k': 'error', 'seq': self.seq, 'op': 'setup',
+                            'type': type(e).__name__, 'msg': str(e)[:2000],
+                            'tb': traceback.format_exc(), 'outcome': 'none'})
+                self.progress = time.time()
+                self.safe_abort()
+                try:
+                    if conn is not None:
+                        conn.close()
+                except Exception:
+                    pass
+                conn = None
+                self.stop.wait(0.1)
+        try:
+            if conn is not None:
+                conn.close()
+        except Exception:
+            pass
+        self.out.close()
+
+    def safe_abort(self):
+        try:
+            self.tm.abort()
+        except Exception:
+            pass
+
+    def pick(self):
+        a = self.a
+        now = time.time()
+        if (self.proc == 0 and self.idx == 0 and a.pack_every > 0 and
+                now - self.last_pack >= a.pack_every):
+            return 'pack'
+        la = self.last_append
+        if self.undo_pending:
+            if la is None or now - la[2] > a.undo_window:
+                self.undo_pending = False
+            elif now - la[2] >= a.undo_delay:
+                return 'undo'
+        elif la is not None and self.rnd.random() * 100 < a.undo_pct:
+            self.undo_pending = True
+        r = self.rnd.random() * 100
+        if r < 45:
+            return 'insert'
+        if r < 70 or self.undo_pending:
+            return 'hot'
+        return 'append'
+
+    def step(self, conn):
+        op = self.pick()
+        self.seq += 1
+        seq = self.seq
+        rec = {'k': 'begin', 'seq': seq, 'op': op}
+        if op == 'insert':
+            n = self.rnd.randint(1, 3)
+            rec['keys'] = ['%s.%d.%d' % (self.me, seq, i) for i in range(n)]
+            rec['vals'] = ['%016x' % self.rnd.getrandbits(64) for _ in range(n)]
+        elif op == 'undo':
+            rec['undone_seq'] = self.last_append[0]
+            rec['undone_tid'] = hexid(self.last_append[1])
+        self.write(rec)
+        t0 = time.time()
+        self.op, self.op_start = op, t0
+        try:
+            self.transact(conn, op, seq, rec, t0)
+        finally:
+            self.op = self.op_start = None
+            self.progress = time.time()
+
+    def transact(self, conn, op, seq, rec, t0):
+        from ZODB.POSException import ConflictError
+        tm = self.tm
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            ta = time.time()
+            if self.stop.is_set() and attempt > 1:
+                break
+            try:
+                res = {}
+                if op == 'pack':
+                    self.last_pack = ta
+                    self.db.pack(time.time() - self.a.pack_age)
+                else:
+                    tm.begin()
+                    s = conn.root()['stress']
+                    if op == 'insert':
+                        tree = s['tree']
+                        for k, v in zip(rec['keys'], rec['vals']):
+                            tree[k] = v
+                        ln = s['length']
+                        ln.change(len(rec['keys']))
+                        tm.get().note(u'insert %s' % self.me)
+                        tm.commit()
+                        res['tid'] = hexid(ln._p_serial)
+                    elif op == 'hot':
+                        h = s['hot']
+                        v = h['n'] + 1
+                        h['n'] = v
+                        tm.get().note(u'hot %s' % self.me)
+                        tm.commit()
+                        res['tid'] = hexid(h._p_serial)
+                        res['value'] = v
+                    elif op == 'append':
+                        lst = s['logs'][self.me]
+                        lst.append(seq)
+                        tm.get().note(u'append %s %d' % (self.me, seq))
+                        tm.commit()
+                        res['tid'] = hexid(lst._p_serial)
+                    elif op == 'undo':
+                        self.db.undo(self.last_append[1], tm.get())
+                        tm.get().note(u'undo %s %d' % (self.me, rec['undone_seq']))
+                        tm.commit()
+            except ConflictError as e:
+                self.safe_abort()
+                self.conflicts += 1
+                self.progress = time.time()
+                self.write({'k': 'conflict', 'seq': seq, 'attempt': attempt,
+                            'type': type(e).__name__})
+                if op == 'undo':
+                    # the target changed under us: not this thread's to undo
+                    break
+                self.stop.wait(self.rnd.random() * 0.005 * attempt)
+                continue
+            except Exception as e:
+                tb = e.__traceback__
+                unknown = any(f.f_code.co_name == 'tpc_finish'
+                              for f, _ in traceback.walk_tb(tb))
+                text = traceback.format_exc()
+                self.safe_abort()
+                self.errors += 1
+                self.write({'k': 'error', 'seq': seq, 'op': op, 'attempt': attempt,
+                            'type': type(e).__name__, 'msg': str(e)[:2000],
+                            'tb': text, 'outcome': 'unknown' if unknown else 'none',
+                            't0': t0, 'ta': ta})
+                if op in ('append', 'undo'):
+                    # after an unknown outcome, never undo across it
+                    self.last_append = None
+                    self.undo_pending = False
+                return
+            now = time.time()
+            self.commits += 1
+            self.last_commit = now
+            ack = {'k': 'ack', 'seq': seq, 'op': op, 'attempts': attempt,
+                   't0': t0, 'ta': ta}
+            ack.update(res)
+            self.write(ack)
+            if op == 'append':
+                self.last_append = (seq, bytes.fromhex(res['tid']), now)
+            elif op == 'undo':
+                self.last_append = None
+                self.undo_pending = False
+            return
+        self.write({'k': 'gaveup', 'seq': seq, 'op': op})
+        if op == 'undo':
+            self.last_append = None
+            self.undo_pending = False
+
+
+def write_json_atomic(path, obj):
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+def cmd_run(a):
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    hb = os.path.join(a.dir, 'hb-%d.json' % a.proc)
+    started = time.time()
+    write_json_atomic(hb, {'t': started, 'pid': os.getpid(), 'phase': 'connecting',
+                           'threads': []})
+    st, db = open_db(a.masters, a.cluster)
+    workers = [Worker(a.proc, i, db, a, stop) for i in range(a.threads)]
+
+    def beat(phase):
+        write_json_atomic(hb, {
+            't': time.time(), 'pid': os.getpid(), 'phase': phase,
+            'threads': [{'thread': w.idx, 'progress': w.progress,
+                         'last_commit': w.last_commit, 'op': w.op,
+                         'op_start': w.op_start, 'commits': w.commits,
+                         'conflicts': w.conflicts, 'errors': w.errors,
+                         'alive': w.is_alive()} for w in workers]})
+
+    for w in workers:
+        w.start()
+
+    def heartbeat():
+        while not stop.wait(1):
+            beat('running')
+    hbt = threading.Thread(target=heartbeat, name='heartbeat', daemon=True)
+    hbt.start()
+    # The main thread sleeps in short waits so that SIGTERM is handled.
+    while not stop.wait(0.5):
+        if not any(w.is_alive() for w in workers):
+            break
+    stop.set()
+    beat('stopping')
+    for w in workers:
+        while w.is_alive():
+            w.join(1)
+            beat('stopping')
+    beat('stopped')
+    try:
+        db.close()
+    except Exception:
+        traceback.print_exc()
+    beat('done')
+
+
+def cmd_dump(a):
+    import transaction
+    import BTrees.check
+    st, db = open_db(a.masters, a.cluster)
+    out = {}
+    try:
+        if a.pack_age > 0:
+            # neoppod's client waits for the pack to be completed by every
+            # storage only with this flag (meant for tests): replicas then
+            # hold the same records, which `neoctl check` compares.
+            st.app.wait_for_pack = True
+            t = time.time()
+            db.pack(time.time() - a.pack_age)
+            out['pack_wait'] = time.time() - t
+        tm = transaction.TransactionManager()
+        conn = db.open(transaction_manager=tm)
+        tm.begin()
+        s = conn.root()['stress']
+        tree = s['tree']
+        try:
+            BTrees.check.check(tree)
+            tree._check()
+            out['tree_check'] = None
+        except Exception as e:
+            out['tree_check'] = '%s: %s' % (type(e).__name__, e)
+        out['tree'] = [[k, v] for k, v in tree.items()]
+        out['length'] = s['length']()
+        out['hot'] = s['hot']['n']
+        out['logs'] = {k: list(v) for k, v in s['logs'].items()}
+        out['last_tid'] = hexid(db.lastTransaction())
+        tm.abort()
+        conn.close()
+    finally:
+        db.close()
+    json.dump(out, sys.stdout)
+    sys.stdout.write('\n')
+
+
+def cmd_ctl(a):
+    from neo.lib import logging  # noqa: F401 (neoctl's logger setup)
+    from neo.lib.util import parseNodeAddress
+    from neo.neoctl.app import Application
+    app = Application(parseNodeAddress(a.admin, 9999))
+    for line in sys.stdin:
+        args = json.loads(line)
+        res = {'out': None, 'err': None}
+        try:
+            r = app.execute(args)
+            res['out'] = '' if r is None else str(r)
+        except SystemExit as e:
+            res['err'] = str(e.code)
+        except Exception as e:
+            res['err'] = '%s: %s' % (type(e).__name__, e)
+        sys.stdout.write(json.dumps(res) + '\n')
+        sys.stdout.flush()
+
+
+def cmd_logscan(a):
+    import sqlite3
+    db = sqlite3.connect('file:%s?mode=ro' % a.file, uri=True, timeout=5)
+    try:
+        rows = db.execute('SELECT date, level, msg FROM log WHERE date >= ? '
+                          'ORDER BY date', (a.since,)).fetchall()
+    except sqlite3.OperationalError as e:
+        sys.exit('logscan %s: %s' % (a.file, e))
+    for r in rows:
+        sys.stdout.write(json.dumps(list(r)) + '\n')
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    sub = p.add_subparsers(dest='mode', required=True)
+    i = sub.add_parser('init')
+    i.add_argument('masters')
+    i.add_argument('cluster')
+    i.add_argument('--workers', required=True)
+    r = sub.add_parser('run')
+    r.add_argument('masters')
+    r.add_argument('cluster')
+    r.add_argument('--proc', type=int, required=True)
+    r.add_argument('--threads', type=int, default=2)
+    r.add_argument('--dir', required=True)
+    r.add_argument('--seed', type=int, default=1)
+    r.add_argument('--pack-every', type=float, default=10)
+    r.add_argument('--pack-age', type=float, default=10)
+    r.add_argument('--undo-pct', type=float, default=5)
+    r.add_argument('--undo-delay', type=float, default=1)
+    r.add_argument('--undo-window', type=float, default=5)
+    d = sub.add_parser('dump')
+    d.add_argument('masters')
+    d.add_argument('cluster')
+    d.add_argument('--pack-age', type=float, default=0)
+    c = sub.add_parser('ctl')
+    c.add_argument('admin')
+    s = sub.add_parser('logscan')
+    s.add_argument('file')
+    s.add_argument('since', type=float)
+    a = p.parse_args()
+    {'init': cmd_init, 'run': cmd_run, 'dump': cmd_dump, 'ctl': cmd_ctl,
+     'logscan': cmd_logscan}[a.mode](a)
+
+
+if __name__ == '__main__':
+    main()
