@@ -338,6 +338,24 @@ func (c *clientConn) reply(r *neonet.Request, m proto.Msg, err error) {
 	r.Reply(m)
 }
 
+// post is reply for the transaction manager's callbacks, which must not
+// block (txn.go): the answer is queued on the link without waiting for
+// room, and a link to abort is aborted by another goroutine.
+func (c *clientConn) post(r *neonet.Request, m proto.Msg, err error) {
+	if err != nil {
+		var perr *proto.Error
+		if !errors.As(err, &perr) {
+			c.n.log.Error("request failed", "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
+		}
+		r.Link.PostWithID(r.ID, protoError(err))
+		if perr == nil || perr.Code == proto.PROTOCOL_ERROR || perr.Code == proto.NOT_READY {
+			go c.link.Abort()
+		}
+		return
+	}
+	r.Link.PostWithID(r.ID, m)
+}
+
 // readablePartition returns proto.ErrNonReadableCell unless this node has
 // a readable cell of the partition of x.
 func (c *clientConn) readablePartition(x uint64) error {
@@ -424,13 +442,13 @@ func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 			Data:  objectData{Compression: m.Compression, Checksum: sum, Data: m.Data},
 			Empty: empty, DataSerial: m.DataSerial,
 		}, c.closed, func(res proto.Tid, err error) {
-			c.reply(r, &proto.AnswerStoreObject{Conflict: res}, err)
+			c.post(r, &proto.AnswerStoreObject{Conflict: res}, err)
 		})
 		return nil
 
 	case *proto.AskCheckCurrentSerial:
 		tm.checkCurrentSerial(c.nid, m.TTid, m.Oid, m.Serial, c.closed, func(res proto.Tid, err error) {
-			c.reply(r, &proto.AnswerCheckCurrentSerial{Conflict: res}, err)
+			c.post(r, &proto.AnswerCheckCurrentSerial{Conflict: res}, err)
 		})
 		return nil
 
@@ -440,7 +458,7 @@ func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 			if rl != nil {
 				a.Conflict = relockedToProto(rl)
 			}
-			c.reply(r, a, err)
+			c.post(r, a, err)
 		})
 		return nil
 

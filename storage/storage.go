@@ -500,12 +500,14 @@ func (n *Node) startOperation(ctx context.Context) error {
 	return nil
 }
 
-// notifyDeadlock sends NotifyDeadlock to the client link of nid.
+// notifyDeadlock sends NotifyDeadlock to the client link of nid. It is a
+// callback of the transaction manager: it must not block.
 func (n *Node) notifyDeadlock(client proto.NodeID, ttid proto.Tid, oid proto.Oid) {
 	n.mu.Lock()
 	var link *neonet.Link
 	for l, id := range n.mu.links {
-		if id == client {
+		// A client that reconnected may still have its old link here.
+		if id == client && l.Err() == nil {
 			link = l
 		}
 	}
@@ -514,7 +516,7 @@ func (n *Node) notifyDeadlock(client proto.NodeID, ttid proto.Tid, oid proto.Oid
 		n.log.Info("no link to notify deadlock", "client", client, "ttid", ttid, "oid", oid)
 		return
 	}
-	if err := link.Send(&proto.NotifyDeadlock{LockingTid: ttid, Oid: oid}); err != nil {
+	if err := link.Post(&proto.NotifyDeadlock{LockingTid: ttid, Oid: oid}); err != nil {
 		n.log.Info("notify deadlock", "client", client, "err", err)
 	}
 }

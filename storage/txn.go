@@ -21,7 +21,10 @@ package storage
 //
 // The manager does not talk to the network: answers and NotifyDeadlock
 // are returned through callbacks that run after the manager's mutex is
-// released, so that a slow link never stalls the lock table.
+// released. Callbacks of successive critical sections run in the order of
+// those sections (see deliver), so a client receives answers and
+// notifications in the order the lock table decided them; they must not
+// block (links' non-blocking Post) nor call the manager.
 
 import (
 	"cmp"
@@ -202,6 +205,13 @@ type txnManager struct {
 		post        []func()        // run after mu is released
 		closed      bool
 	}
+	// deliver is taken before mu is released and held while the
+	// callbacks of that critical section run: the client of a
+	// transaction must see the answer that gave it a lock before the
+	// NotifyDeadlock about that lock, and a relock's conflict before the
+	// answer to the store that follows it, although different goroutines
+	// decided them (neoppod's client asserts both).
+	deliver sync.Mutex
 }
 
 // txnConfig configures a [txnManager].
@@ -244,14 +254,21 @@ func newTxnManager(cfg txnConfig) *txnManager {
 
 func (m *txnManager) lock() { m.mu.Lock() }
 
-// unlock releases mu then runs the callbacks collected meanwhile.
+// unlock releases mu then runs the callbacks collected meanwhile, after
+// those of the critical sections before.
 func (m *txnManager) unlock() {
 	post := m.mu.post
+	if len(post) == 0 {
+		m.mu.Unlock()
+		return
+	}
 	m.mu.post = nil
+	m.deliver.Lock()
 	m.mu.Unlock()
 	for _, f := range post {
 		f()
 	}
+	m.deliver.Unlock()
 }
 
 // later schedules f to run once mu is released.
@@ -616,11 +633,12 @@ func (m *txnManager) whenTidUnlocked(maxTid proto.Tid, cancelled func() bool, re
 
 func (m *txnManager) whenRead(ready func() bool, cancelled func() bool, read func()) {
 	m.lock()
-	defer m.unlock()
 	if ready() {
-		m.later(read)
+		m.unlock()
+		read() // may block on the database: not a callback
 		return
 	}
+	defer m.unlock()
 	// Once delayed, the read runs in its own goroutine: the goroutine
 	// releasing the locks (the master link's) must not do client I/O.
 	run := func() bool {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -561,5 +562,53 @@ func BenchmarkCommitCycle(b *testing.B) {
 			b.Fatal(err)
 		}
 		serials[oid] = ttid + 1
+	}
+}
+
+// A client must receive the answer that gave its transaction a lock before
+// the NotifyDeadlock about that lock, although the two are decided on
+// different goroutines: neoppod's client asserts it. The answer's delivery
+// is held until the notification is sent, or 200 ms: with the order
+// enforced, the notification waits for the answer.
+func TestAnswerBeforeDeadlockNotification(t *testing.T) {
+	var mu sync.Mutex
+	var events []string
+	record := func(e string) {
+		mu.Lock()
+		events = append(events, e)
+		mu.Unlock()
+	}
+	notified := make(chan struct{})
+	m := newTxnManager(txnConfig{
+		DB:        newFakeDB(),
+		Partition: func(oid proto.Oid) uint32 { return uint32(oid % 4) },
+		Readable:  func(uint32) bool { return true },
+		NotifyDeadlock: func(c proto.NodeID, ttid proto.Tid, oid proto.Oid) {
+			record(fmt.Sprintf("NotifyDeadlock(%d, %d)", ttid, oid))
+			close(notified)
+		},
+	})
+	answering := make(chan struct{})
+	younger := make(chan struct{})
+	go func() {
+		defer close(younger)
+		m.storeObject(storeReq{Client: client2, TTID: 20, Oid: 1, DataSerial: proto.InvalidTid}, nil,
+			func(tid proto.Tid, err error) {
+				close(answering)
+				select {
+				case <-notified:
+				case <-time.After(200 * time.Millisecond):
+				}
+				record(fmt.Sprintf("answer T20 store %v", tid))
+			})
+	}()
+	<-answering
+	m.storeObject(storeReq{Client: client1, TTID: 10, Oid: 1, DataSerial: proto.InvalidTid}, nil,
+		func(proto.Tid, error) {})
+	<-younger
+	<-notified
+	want := []string{"answer T20 store " + proto.InvalidTid.String(), "NotifyDeadlock(20, 1)"}
+	if !slices.Equal(events, want) {
+		t.Fatalf("client receives %q, want %q", events, want)
 	}
 }
