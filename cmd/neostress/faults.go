@@ -169,9 +169,9 @@ type injector struct {
 	events   []*faultEvent
 }
 
-// settle is how long a fault that degraded nothing observable waits
-// before its cells count as UP_TO_DATE again.
-const settle = 2 * time.Second
+// minObserve is how long after a fault a poll must start to tell
+// whether the cluster recovered from it: the master must have noticed.
+const minObserve = 100 * time.Millisecond
 
 // run injects a fault every FaultEvery until ctx is done. trackCtx bounds
 // the trackers, which outlive run.
@@ -190,8 +190,12 @@ func (in *injector) run(ctx, trackCtx context.Context) {
 		in.events = append(in.events, ev)
 		in.mu.Unlock()
 		if in.log != nil {
-			fmt.Fprintf(in.log, "  fault %d %s %s %s at +%.1fs (waited %.1fs) %s%s\n", ev.N, ev.Kind, ev.Target, ev.NID,
-				ev.Offset, ev.SafeWait, ev.Skipped, ev.Err)
+			extra := ""
+			if ev.Kind == "tcp-reset" {
+				extra = fmt.Sprintf(", %d sockets reset", ev.Sockets)
+			}
+			fmt.Fprintf(in.log, "  fault %d %s %s %s at +%.1fs (waited %.1fs%s) %s%s\n", ev.N, ev.Kind, ev.Target, ev.NID,
+				ev.Offset, ev.SafeWait, extra, ev.Skipped, ev.Err)
 		}
 		if ev.At.IsZero() {
 			next = time.Now().Add(in.cfg.FaultEvery)
@@ -371,30 +375,46 @@ func (in *injector) faultStorage(ctx, trackCtx context.Context, ev *faultEvent) 
 
 // killRestart kills name with SIGKILL and restarts it after RestartDelay.
 func (in *injector) killRestart(ctx, trackCtx context.Context, ev *faultEvent, name string, pid int) error {
-	snap, err := snapshotProc(name, pid)
+	snap, err := in.kill(ctx, ev, name, pid)
 	if err != nil {
 		return err
 	}
-	ev.At = time.Now()
-	if err := kill9(ctx, pid); err != nil {
-		return err
+	return in.restart(trackCtx, ev, snap)
+}
+
+// kill kills name with SIGKILL, setting ev.At, and returns what its
+// restart needs.
+func (in *injector) kill(ctx context.Context, ev *faultEvent, name string, pid int) (procSnapshot, error) {
+	snap, err := snapshotProc(name, pid)
+	if err != nil {
+		return snap, err
 	}
-	// The restart is not interrupted by the end of the workload: a node
-	// killed must come back.
+	ev.At = time.Now()
+	return snap, kill9(ctx, pid)
+}
+
+// restart restarts a killed node after RestartDelay. It is not
+// interrupted by the end of the workload: a node killed must come back.
+func (in *injector) restart(trackCtx context.Context, ev *faultEvent, snap procSnapshot) error {
 	_ = sleepCtx(trackCtx, in.cfg.RestartDelay)
 	if _, err := in.cl.respawn(snap); err != nil {
 		return err
 	}
 	ev.Restart = secs(time.Since(ev.At))
-	in.track(trackCtx, ev, time.Now())
+	if ev.Kind != "admin-kill" {
+		in.track(trackCtx, ev, time.Now())
+	}
 	return nil
 }
 
 // track records in ev when every cell is UP_TO_DATE again: the first
-// poll started after readyAfter showing it, once a poll showed the fault
-// (or settle after the fault, for faults the table does not show).
+// poll started after readyAfter (a restart, or a moment after a reset:
+// the master has seen the fault by then) showing it.
 func (in *injector) track(ctx context.Context, ev *faultEvent, readyAfter time.Time) {
 	at := ev.At
+	if min := at.Add(minObserve); readyAfter.Before(min) {
+		readyAfter = min
+	}
 	in.trackers.Add(1)
 	go func() {
 		defer in.trackers.Done()
@@ -414,13 +434,10 @@ func (in *injector) track(ctx context.Context, ev *faultEvent, readyAfter time.T
 				in.mu.Unlock()
 				continue
 			}
-			in.mu.Lock()
-			done := s.start.After(readyAfter) && (ev.Degraded || s.start.Sub(at) > settle)
-			if done {
+			if s.start.After(readyAfter) {
+				in.mu.Lock()
 				ev.UpToDate = secs(s.start.Sub(at))
-			}
-			in.mu.Unlock()
-			if done {
+				in.mu.Unlock()
 				return
 			}
 		}
@@ -437,6 +454,7 @@ func (in *injector) killAdmin(ctx, trackCtx context.Context, ev *faultEvent) err
 		return errors.New("no admin in the pids file")
 	}
 	ev.Target = "admin"
+	// The cells do not depend on the admin: no tracking of them.
 	if err := in.killRestart(ctx, trackCtx, ev, "admin", pid); err != nil {
 		return err
 	}
@@ -502,21 +520,20 @@ func (in *injector) killMaster(ctx, trackCtx context.Context, ev *faultEvent) er
 	if err != nil {
 		return err
 	}
+	snap, err := in.kill(ctx, ev, name, pids[name])
+	if err != nil {
+		return err
+	}
 	// failover: the admin knows a primary other than the killed one
+	at := ev.At
 	failover := make(chan struct{})
 	go func() {
 		defer close(failover)
-		deadline := time.Now().Add(60 * time.Second)
+		deadline := at.Add(60 * time.Second)
 		for time.Now().Before(deadline) {
-			if ev.At.IsZero() {
-				if sleepCtx(trackCtx, time.Millisecond) != nil {
-					return
-				}
-				continue
-			}
 			if p, err := printOne(trackCtx, in.cl.ctl, "primary"); err == nil && p != "" && p != old.NID {
 				in.mu.Lock()
-				ev.Failover = secs(time.Since(ev.At))
+				ev.Failover = secs(time.Since(at))
 				in.mu.Unlock()
 				return
 			}
@@ -525,7 +542,7 @@ func (in *injector) killMaster(ctx, trackCtx context.Context, ev *faultEvent) er
 			}
 		}
 	}()
-	err = in.killRestart(ctx, trackCtx, ev, name, pids[name])
+	err = in.restart(trackCtx, ev, snap)
 	<-failover
 	return err
 }

@@ -30,7 +30,8 @@ type record struct {
 	Attempts  int      `json:"attempts"`
 	Type      string   `json:"type"`
 	Msg       string   `json:"msg"`
-	TB        string   `json:"tb"`
+	TB        string   `json:"tb"`      // only the first ones per type and place
+	Where     string   `json:"where"`   // innermost frame, file:line
 	Outcome   string   `json:"outcome"` // errors: none or unknown
 	T         float64  `json:"t"`       // when written
 	T0        float64  `json:"t0"`      // transaction (first attempt) start
@@ -156,6 +157,7 @@ type dbState struct {
 	Length    int              `json:"length"`
 	Hot       int              `json:"hot"`
 	Logs      map[string][]int `json:"logs"`
+	ULogs     map[string][]int `json:"ulogs"`
 	LastTid   string           `json:"last_tid"`
 }
 
@@ -299,14 +301,17 @@ func verify(h *history, db *dbState) verdict {
 	}
 
 	// append logs: acknowledged appends present in order unless undone
-	for name, entries := range db.Logs {
-		v.LogEntries += len(entries)
-		if _, ok := h.Txns[name]; !ok && len(entries) > 0 {
-			v.problem(&v.Duplicated, "log %s has %d entries but its worker never ran", name, len(entries))
+	for kind, logs := range map[string]map[string][]int{"logs": db.Logs, "ulogs": db.ULogs} {
+		for name, entries := range logs {
+			v.LogEntries += len(entries)
+			if _, ok := h.Txns[name]; !ok && len(entries) > 0 {
+				v.problem(&v.Duplicated, "%s %s has %d entries but its worker never ran", kind, name, len(entries))
+			}
 		}
 	}
 	for _, w := range workers {
-		verifyLog(&v, w, h.Txns[w], db.Logs[w])
+		verifyLog(&v, "logs "+w, "append", h.Txns[w], db.Logs[w])
+		verifyLog(&v, "ulogs "+w, "uappend", h.Txns[w], db.ULogs[w])
 	}
 	return v
 }
@@ -333,12 +338,14 @@ const (
 	must                      // acknowledged, not undone
 )
 
-func verifyLog(v *verdict, w string, txns []*txn, entries []int) {
+// verifyLog checks one thread's list: the appends of op (append or
+// uappend), less the undone ones, in order.
+func verifyLog(v *verdict, w, op string, txns []*txn, entries []int) {
 	state := map[int]entryState{}
 	why := map[int]string{}
 	for _, t := range txns {
 		switch t.Begin.Op {
-		case "append":
+		case op:
 			switch t.outcome() {
 			case committed:
 				state[t.Begin.Seq] = must
@@ -348,6 +355,9 @@ func verifyLog(v *verdict, w string, txns []*txn, entries []int) {
 				why[t.Begin.Seq] = describeEnd(t)
 			}
 		case "undo":
+			if op != "uappend" {
+				continue
+			}
 			target := t.Begin.UndoneSeq
 			switch t.outcome() {
 			case committed:
@@ -364,12 +374,12 @@ func verifyLog(v *verdict, w string, txns []*txn, entries []int) {
 	last := -1
 	for i, e := range entries {
 		if seen[e] {
-			v.problem(&v.Duplicated, "log %s: entry %d twice", w, e)
+			v.problem(&v.Duplicated, "%s: entry %d twice", w, e)
 			continue
 		}
 		seen[e] = true
 		if e <= last {
-			v.problem(&v.Inconsistent, "log %s: entry %d at position %d after %d: out of order", w, e, i, last)
+			v.problem(&v.Inconsistent, "%s: entry %d at position %d after %d: out of order", w, e, i, last)
 		}
 		last = e
 		if st, ok := state[e]; !ok || st == mustNot {
@@ -377,7 +387,7 @@ func verifyLog(v *verdict, w string, txns []*txn, entries []int) {
 			if reason == "" {
 				reason = "never written"
 			}
-			v.problem(&v.Duplicated, "log %s: entry %d present but %s", w, e, reason)
+			v.problem(&v.Duplicated, "%s: entry %d present but %s", w, e, reason)
 		}
 	}
 	seqs := make([]int, 0, len(state))
@@ -387,7 +397,7 @@ func verifyLog(v *verdict, w string, txns []*txn, entries []int) {
 	sort.Ints(seqs)
 	for _, s := range seqs {
 		if state[s] == must && !seen[s] {
-			v.problem(&v.Lost, "log %s: acknowledged append %d lost", w, s)
+			v.problem(&v.Lost, "%s: acknowledged append %d lost", w, s)
 		}
 	}
 }
@@ -413,14 +423,17 @@ func innermost(tb string) string {
 		return "?"
 	}
 	f := m[len(m)-1]
-	file := f[1]
+	return shortPath(f[1]) + ":" + f[2] + " in " + f[3]
+}
+
+// shortPath is a Python source path from its package tree on.
+func shortPath(file string) string {
 	for _, marker := range []string{"/neoppod/", "/site-packages/", "/dist-packages/", "/src/"} {
 		if i := strings.LastIndex(file, marker); i >= 0 {
-			file = file[i+len(marker):]
-			break
+			return file[i+len(marker):]
 		}
 	}
-	return file + ":" + f[2] + " in " + f[3]
+	return file
 }
 
 // groupErrors groups the exceptions by type and innermost frame, most
@@ -429,13 +442,16 @@ func groupErrors(errs []errorRecord) []excGroup {
 	idx := map[string]*excGroup{}
 	var order []*excGroup
 	for _, e := range errs {
-		where := innermost(e.TB)
-		key := e.Type + "\x00" + where
+		key := e.Type + "\x00" + e.Where
 		g, ok := idx[key]
 		if !ok {
-			g = &excGroup{Type: e.Type, Where: where, Message: e.Msg, Traceback: e.TB}
+			g = &excGroup{Type: e.Type, Where: shortPath(e.Where), Message: e.Msg}
 			idx[key] = g
 			order = append(order, g)
+		}
+		if g.Traceback == "" && e.TB != "" {
+			g.Traceback = e.TB
+			g.Where = innermost(e.TB)
 		}
 		g.Count++
 		if e.Outcome == "unknown" {

@@ -192,17 +192,26 @@ func (r *result) exercise(ctx context.Context, cfg *config, cl *cluster, work, s
 		return
 	}
 
-	// Every cell UP_TO_DATE again (the restarts of the last faults must
-	// have happened: the injector is done).
+	// Every cell UP_TO_DATE again (the restarts of the last faults have
+	// happened: the injector is done), and the trackers of the last
+	// faults saw it.
 	t0 := time.Now()
 	rctx, rcancel := context.WithTimeout(ctx, cfg.Recover)
 	_, err := w.waitUpToDate(rctx, cfg.Storages)
-	rcancel()
 	r.RecoverEnd = time.Since(t0).Seconds()
 	r.UpToDate = err == nil
-	// let the trackers of the last faults see it
+	trackersDone := make(chan struct{})
+	go func() {
+		in.trackers.Wait()
+		close(trackersDone)
+	}()
+	select {
+	case <-trackersDone:
+	case <-rctx.Done():
+	}
+	rcancel()
 	tcancel()
-	in.trackers.Wait()
+	<-trackersDone
 	r.Events = in.snapshotEvents()
 
 	h, err := loadHistory(ws.dir)
@@ -329,18 +338,18 @@ func secsF(s float64) *float64 { return &s }
 
 // faultKindStats is the timings of one kind of fault (seconds).
 type faultKindStats struct {
-	Kind        string  `json:"kind"`
-	Injected    int     `json:"injected"`
-	Skipped     int     `json:"skipped"`
-	SafeWait    stat    `json:"safe_wait_s"`
-	FirstCommit stat    `json:"first_commit_s"`
-	UpToDate    stat    `json:"up_to_date_s"`
-	Failover    stat    `json:"failover_s"`
-	AdminUp     stat    `json:"admin_back_s"`
-	NoCommit    int     `json:"no_commit_after"`
-	NoUpToDate  int     `json:"never_up_to_date"`
-	Errors      int     `json:"errors"`
-	MaxSafeWait float64 `json:"-"`
+	Kind        string `json:"kind"`
+	Injected    int    `json:"injected"`
+	Skipped     int    `json:"skipped"`
+	SafeWait    stat   `json:"safe_wait_s"`
+	FirstCommit stat   `json:"first_commit_s"`
+	UpToDate    stat   `json:"up_to_date_s"`
+	Failover    stat   `json:"failover_s"`
+	AdminUp     stat   `json:"admin_back_s"`
+	Sockets     stat   `json:"reset_sockets"`
+	NoCommit    int    `json:"no_commit_after"`
+	NoUpToDate  int    `json:"never_up_to_date"`
+	Errors      int    `json:"errors"`
 }
 
 // stat is the median and maximum of a measurement, N samples.
@@ -388,7 +397,12 @@ func faultStats(events []*faultEvent) []faultKindStats {
 			}
 		}
 		add("commit", ev.FirstCommit, &s.NoCommit)
-		add("uptodate", ev.UpToDate, &s.NoUpToDate)
+		if ev.Kind != "admin-kill" {
+			add("uptodate", ev.UpToDate, &s.NoUpToDate)
+		}
+		if ev.Kind == "tcp-reset" {
+			m["sockets"] = append(m["sockets"], float64(ev.Sockets))
+		}
 		add("failover", ev.Failover, nil)
 		add("admin", ev.AdminUp, nil)
 	}
@@ -397,6 +411,7 @@ func faultStats(events []*faultEvent) []faultKindStats {
 		s, m := stats[k], samples[k]
 		s.SafeWait, s.FirstCommit, s.UpToDate = statOf(m["safe"]), statOf(m["commit"]), statOf(m["uptodate"])
 		s.Failover, s.AdminUp = statOf(m["failover"]), statOf(m["admin"])
+		s.Sockets = statOf(m["sockets"])
 		out = append(out, *s)
 	}
 	return out
@@ -514,6 +529,9 @@ func (r *result) print(w io.Writer) {
 				fmtStat(s.FirstCommit), s.NoCommit, fmtStat(s.UpToDate), s.NoUpToDate)
 			if s.Failover.N > 0 {
 				fmt.Fprintf(w, "    failover (another primary known) %s\n", fmtStat(s.Failover))
+			}
+			if s.Sockets.N > 0 {
+				fmt.Fprintf(w, "    sockets reset per fault: median %.0f max %.0f\n", s.Sockets.Median, s.Sockets.Max)
 			}
 			if s.AdminUp.N > 0 {
 				fmt.Fprintf(w, "    admin answering again %s\n", fmtStat(s.AdminUp))

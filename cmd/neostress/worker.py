@@ -38,15 +38,17 @@ Transactions (one kind each, picked at random):
           conflict resolution, so concurrent increments raise
           ConflictError and the application retries (the normal ZODB
           retry signal: recorded as 'conflict', not as an error).
-  append  this thread's own PersistentList gets SEQ appended (no
+  append  SEQ appended to this thread's own PersistentList in 'logs' (no
           conflicts).
-  undo    db.undo() of this thread's last append: with probability
-          --undo-pct a thread stops appending, and once its last append
-          is --undo-delay old (and at most --undo-window) it undoes it.
-          The delay is what applications get from undoLog(), which lists
-          only transactions the storages have unlocked: neoppod's storage
-          answers AskTransactionInformation for a tid it has not unlocked
-          yet with TidNotFound, so an undo right after the commit fails.
+  uappend SEQ appended to this thread's own PersistentList in 'ulogs',
+          decided at once to be undone or not (half each); no other
+          uappend until it is undone or --undo-window old.
+  undo    db.undo() of the last uappend, once --undo-delay old (at most
+          --undo-window). The delay is what applications get from
+          undoLog(), which lists only transactions the storages have
+          unlocked: neoppod's storage answers AskTransactionInformation for
+          a tid it has not unlocked yet with TidNotFound, so an undo right
+          after the commit can fail.
   pack    proc 0 thread 0 only, every --pack-every seconds:
           db.pack(now - --pack-age).
 
@@ -67,6 +69,8 @@ import time
 import traceback
 
 MAX_ATTEMPTS = 20
+TB_KEEP = 20        # tracebacks recorded per exception type and place
+ERROR_PAUSE = 0.05  # after an exception, before the next transaction
 
 
 def open_db(masters, cluster):
@@ -98,11 +102,13 @@ def cmd_init(a):
             s['length'] = Length()
             s['hot'] = PersistentMapping({'n': 0})
             s['logs'] = PersistentMapping()
+            s['ulogs'] = PersistentMapping()
             root['stress'] = s
-        logs = root['stress']['logs']
-        for name in a.workers.split(','):
-            if name and name not in logs:
-                logs[name] = PersistentList()
+        for kind in 'logs', 'ulogs':
+            logs = root['stress'][kind]
+            for name in a.workers.split(','):
+                if name and name not in logs:
+                    logs[name] = PersistentList()
         tm.get().note(u'neostress init')
         tm.commit()
         conn.close()
@@ -123,8 +129,9 @@ class Worker(threading.Thread):
         self.out = open(os.path.join(a.dir, 'rec-%s.jsonl' % self.me.replace('.', '-')),
                         'a', buffering=1)
         self.seq = 0
-        self.last_append = None  # (seq, tid bytes, ack time) undoable
-        self.undo_pending = False  # no append until last_append is undone
+        self.tb_seen = {}  # (type, innermost frame) -> count
+        # last uappend: (seq, tid bytes, ack time, to be undone)
+        self.last_uappend = None
         self.last_pack = time.time()
         now = time.time()
         # heartbeat fields, read by the process's heartbeat thread
@@ -152,10 +159,7 @@ class Worker(threading.Thread):
             except Exception as e:
                 # Failure outside a transaction (e.g. opening the
                 # connection): an error too.
-                self.errors += 1
-                self.write({'k': 'error', 'seq': self.seq, 'op': 'setup',
-                            'type': type(e).__name__, 'msg': str(e)[:2000],
-                            'tb': traceback.format_exc(), 'outcome': 'none'})
+                self.write_error(e, {'seq': self.seq, 'op': 'setup', 'outcome': 'none'})
                 self.progress = time.time()
                 self.safe_abort()
                 try:
@@ -172,6 +176,20 @@ class Worker(threading.Thread):
             pass
         self.out.close()
 
+    def write_error(self, e, rec):
+        """Record an exception; its traceback only the first TB_KEEP
+        times per type and place (a broken client can raise the same
+        one thousands of times)."""
+        self.errors += 1
+        frames = traceback.extract_tb(e.__traceback__)
+        where = '%s:%s' % (frames[-1].filename, frames[-1].lineno) if frames else '?'
+        key = (type(e).__name__, where)
+        n = self.tb_seen[key] = self.tb_seen.get(key, 0) + 1
+        rec.update(k='error', type=type(e).__name__, msg=str(e)[:2000], where=where)
+        if n <= TB_KEEP:
+            rec['tb'] = ''.join(traceback.format_exception(type(e), e, e.__traceback__))
+        self.write(rec)
+
     def safe_abort(self):
         try:
             self.tm.abort()
@@ -184,18 +202,18 @@ class Worker(threading.Thread):
         if (self.proc == 0 and self.idx == 0 and a.pack_every > 0 and
                 now - self.last_pack >= a.pack_every):
             return 'pack'
-        la = self.last_append
-        if self.undo_pending:
-            if la is None or now - la[2] > a.undo_window:
-                self.undo_pending = False
-            elif now - la[2] >= a.undo_delay:
-                return 'undo'
-        elif la is not None and self.rnd.random() * 100 < a.undo_pct:
-            self.undo_pending = True
+        u = self.last_uappend
+        if u is not None and (not u[3] or now - u[2] > a.undo_window):
+            u = self.last_uappend = None  # not to be undone, or too old
+        if u is not None and now - u[2] >= a.undo_delay:
+            return 'undo'
+        r = self.rnd.random() * 100
+        if r < a.undo_pct:
+            return 'append' if u is not None else 'uappend'
         r = self.rnd.random() * 100
         if r < 45:
             return 'insert'
-        if r < 70 or self.undo_pending:
+        if r < 70:
             return 'hot'
         return 'append'
 
@@ -209,8 +227,8 @@ class Worker(threading.Thread):
             rec['keys'] = ['%s.%d.%d' % (self.me, seq, i) for i in range(n)]
             rec['vals'] = ['%016x' % self.rnd.getrandbits(64) for _ in range(n)]
         elif op == 'undo':
-            rec['undone_seq'] = self.last_append[0]
-            rec['undone_tid'] = hexid(self.last_append[1])
+            rec['undone_seq'] = self.last_uappend[0]
+            rec['undone_tid'] = hexid(self.last_uappend[1])
         self.write(rec)
         t0 = time.time()
         self.op, self.op_start = op, t0
@@ -252,14 +270,14 @@ class Worker(threading.Thread):
                         tm.commit()
                         res['tid'] = hexid(h._p_serial)
                         res['value'] = v
-                    elif op == 'append':
-                        lst = s['logs'][self.me]
+                    elif op in ('append', 'uappend'):
+                        lst = s['logs' if op == 'append' else 'ulogs'][self.me]
                         lst.append(seq)
-                        tm.get().note(u'append %s %d' % (self.me, seq))
+                        tm.get().note(u'%s %s %d' % (op, self.me, seq))
                         tm.commit()
                         res['tid'] = hexid(lst._p_serial)
                     elif op == 'undo':
-                        self.db.undo(self.last_append[1], tm.get())
+                        self.db.undo(self.last_uappend[1], tm.get())
                         tm.get().note(u'undo %s %d' % (self.me, rec['undone_seq']))
                         tm.commit()
             except ConflictError as e:
@@ -277,17 +295,15 @@ class Worker(threading.Thread):
                 tb = e.__traceback__
                 unknown = any(f.f_code.co_name == 'tpc_finish'
                               for f, _ in traceback.walk_tb(tb))
-                text = traceback.format_exc()
                 self.safe_abort()
-                self.errors += 1
-                self.write({'k': 'error', 'seq': seq, 'op': op, 'attempt': attempt,
-                            'type': type(e).__name__, 'msg': str(e)[:2000],
-                            'tb': text, 'outcome': 'unknown' if unknown else 'none',
-                            't0': t0, 'ta': ta})
-                if op in ('append', 'undo'):
-                    # after an unknown outcome, never undo across it
-                    self.last_append = None
-                    self.undo_pending = False
+                self.write_error(e, {'seq': seq, 'op': op, 'attempt': attempt,
+                                     'outcome': 'unknown' if unknown else 'none',
+                                     't0': t0, 'ta': ta})
+                if op in ('uappend', 'undo'):
+                    # no undo across a failure
+                    self.last_uappend = None
+                # An application would not retry in a tight loop either.
+                self.stop.wait(ERROR_PAUSE)
                 return
             now = time.time()
             self.commits += 1
@@ -296,16 +312,15 @@ class Worker(threading.Thread):
                    't0': t0, 'ta': ta}
             ack.update(res)
             self.write(ack)
-            if op == 'append':
-                self.last_append = (seq, bytes.fromhex(res['tid']), now)
+            if op == 'uappend':
+                self.last_uappend = (seq, bytes.fromhex(res['tid']), now,
+                                     self.rnd.random() < 0.5)
             elif op == 'undo':
-                self.last_append = None
-                self.undo_pending = False
+                self.last_uappend = None
             return
         self.write({'k': 'gaveup', 'seq': seq, 'op': op})
         if op == 'undo':
-            self.last_append = None
-            self.undo_pending = False
+            self.last_uappend = None
 
 
 def write_json_atomic(path, obj):
@@ -390,6 +405,7 @@ def cmd_dump(a):
         out['length'] = s['length']()
         out['hot'] = s['hot']['n']
         out['logs'] = {k: list(v) for k, v in s['logs'].items()}
+        out['ulogs'] = {k: list(v) for k, v in s['ulogs'].items()}
         out['last_tid'] = hexid(db.lastTransaction())
         tm.abort()
         conn.close()
