@@ -88,20 +88,18 @@ func runOne(ctx context.Context, cfg config, stdout io.Writer) *result {
 	fmt.Fprintf(stdout, "neostress: %s seed=%d\n  work dir %s\n", r.Scenario, cfg.Seed, work)
 	script := filepath.Join(work, "worker.py")
 	cl, err := r.setup(ctx, &cfg, work, script, stdout)
-	if cl != nil {
-		defer func() {
+	defer func() {
+		if cl != nil {
 			if err := cl.stop(); err != nil {
 				r.Errors = append(r.Errors, err.Error())
 			}
-			r.finish(stdout, &cfg)
-			r.cleanWork(stdout, &cfg)
-		}()
-	} else {
-		defer func() {
-			r.finish(stdout, &cfg)
-			r.cleanWork(stdout, &cfg)
-		}()
-	}
+		}
+		if ctx.Err() != nil {
+			r.Interrupted = true
+		}
+		r.finish(stdout, &cfg)
+		r.cleanWork(stdout, &cfg)
+	}()
 	if err != nil {
 		r.Errors = append(r.Errors, err.Error())
 		return r
@@ -189,6 +187,12 @@ func (r *result) exercise(ctx context.Context, cfg *config, cl *cluster, work, s
 	r.WorkloadSeconds = time.Since(start).Seconds()
 	if ctx.Err() != nil {
 		r.Interrupted = true
+		tcancel()
+		in.trackers.Wait()
+		r.Events = in.snapshotEvents()
+		if h, err := loadHistory(ws.dir); err == nil {
+			r.summarize(h, start)
+		}
 		return
 	}
 
@@ -422,7 +426,9 @@ func (r *result) finish(w io.Writer, cfg *config) {
 	if len(r.Errors) > 0 {
 		r.fail("%d error(s) of the tool or the cluster", len(r.Errors))
 	}
-	if v := r.Verify; v != nil {
+	if r.Interrupted {
+		r.fail("interrupted")
+	} else if v := r.Verify; v != nil {
 		if v.Lost > 0 {
 			r.fail("lost: %d", v.Lost)
 		}
@@ -435,6 +441,11 @@ func (r *result) finish(w io.Writer, cfg *config) {
 	} else if len(r.Errors) == 0 {
 		r.fail("database not verified")
 	}
+	if r.Interrupted {
+		r.Pass = false
+		r.print(w)
+		return
+	}
 	if r.Exceptions > cfg.MaxExc {
 		r.fail("exceptions: %d > --max-exceptions %d", r.Exceptions, cfg.MaxExc)
 	}
@@ -444,10 +455,7 @@ func (r *result) finish(w io.Writer, cfg *config) {
 	if len(r.Died) > 0 {
 		r.fail("workers died: %d", len(r.Died))
 	}
-	if r.Interrupted {
-		r.fail("interrupted")
-	}
-	if r.WorkloadSeconds > 0 && !r.Interrupted && !r.UpToDate {
+	if r.WorkloadSeconds > 0 && !r.UpToDate {
 		r.fail("cells not all UP_TO_DATE %v after the workload", cfg.Recover)
 	}
 	skipped := 0
@@ -554,7 +562,7 @@ func (r *result) print(w io.Writer) {
 	for _, d := range r.Died {
 		fmt.Fprintf(w, "DIED: %s\n", d)
 	}
-	if r.Verify != nil || r.WorkloadSeconds > 0 {
+	if !r.Interrupted && (r.Verify != nil || r.WorkloadSeconds > 0) {
 		fmt.Fprintf(w, "cells UP_TO_DATE after the workload: %v (waited %.1fs)\n", r.UpToDate, r.RecoverEnd)
 	}
 	if v := r.Verify; v != nil {
@@ -623,7 +631,7 @@ func printSuite(w io.Writer, rs []*result) {
 		if r.Verify != nil {
 			lost, dup = r.Verify.Lost, r.Verify.Duplicated
 		}
-		fmt.Fprintf(w, "  %-16s %-30s %6d commits %4d exc %d lost %d dup %d hangs  %s\n", r.Servers+fmt.Sprintf("/m%d/s%d", r.Masters, r.Storages),
+		fmt.Fprintf(w, "  %-22s %-24s %6d commits %5d exc %d lost %d dup %d hangs  %s\n", r.Servers+fmt.Sprintf("/m%d/s%d", r.Masters, r.Storages),
 			strings.Join(r.Faults, "+"), r.Commits, r.Exceptions, lost, dup, len(r.Hangs), verdict)
 	}
 }

@@ -194,8 +194,14 @@ func (ws *workers) watch(ctx context.Context, deadline time.Time, progress io.Wr
 			}
 		}
 		hangs = ws.findHangs(time.Now(), "running")
+		dumped := map[int]bool{}
 		for i := range hangs {
-			hangs[i].Stacks = ws.dumpStacks(ws.procs[hangs[i].Proc])
+			if p := hangs[i].Proc; !dumped[p] {
+				dumped[p] = true
+				hangs[i].Stacks = ws.dumpStacks(ws.procs[p])
+			} else {
+				hangs[i].Stacks = "(the same process as above)"
+			}
 		}
 		if len(hangs) > 0 || len(died) > 0 {
 			return hangs, died
