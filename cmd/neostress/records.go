@@ -404,14 +404,18 @@ func verifyLog(v *verdict, w, op string, txns []*txn, entries []int) {
 
 // excGroup is the exceptions of one type raised at one place.
 type excGroup struct {
-	Type      string   `json:"type"`
-	Where     string   `json:"where"` // innermost frame: file:line in function
-	Count     int      `json:"count"`
-	Unknown   int      `json:"unknown_outcome"` // raised inside tpc_finish
-	Ops       []string `json:"ops"`
-	Message   string   `json:"message"`   // of the first one
-	Traceback string   `json:"traceback"` // of the first one
+	Type       string    `json:"type"`
+	Where      string    `json:"where"` // innermost frame: file:line in function
+	Count      int       `json:"count"`
+	Unknown    int       `json:"unknown_outcome"` // raised inside tpc_finish
+	Ops        []string  `json:"ops"`
+	Message    string    `json:"message"`    // of the first one
+	Traceback  string    `json:"traceback"`  // of the first one
+	Tracebacks []string  `json:"tracebacks"` // the distinct ones, at most maxTracebacks
+	Times      []float64 `json:"times"`      // UNIX times
 }
+
+const maxTracebacks = 10
 
 var tbFrame = regexp.MustCompile(`File "([^"]+)", line (\d+), in (\S+)`)
 
@@ -453,6 +457,10 @@ func groupErrors(errs []errorRecord) []excGroup {
 			g.Traceback = e.TB
 			g.Where = innermost(e.TB)
 		}
+		if e.TB != "" && len(g.Tracebacks) < maxTracebacks && !contains(g.Tracebacks, e.TB) {
+			g.Tracebacks = append(g.Tracebacks, e.TB)
+		}
+		g.Times = append(g.Times, e.T)
 		g.Count++
 		if e.Outcome == "unknown" {
 			g.Unknown++

@@ -40,6 +40,7 @@ type result struct {
 	GaveUp          int            `json:"gave_up"`
 	Unknown         int            `json:"unknown_outcome"`
 	Exceptions      int            `json:"exceptions"`
+	ExcAfterFault   int            `json:"exceptions_after_fault"` // within afterFault of a fault
 	ExcGroups       []excGroup     `json:"exception_groups"`
 	Latency         latency        `json:"latency"`
 	LongestStall    float64        `json:"longest_stall_s"` // longest time without any commit
@@ -53,7 +54,9 @@ type result struct {
 	RecoverEnd float64          `json:"recover_at_end_s"`
 	Check      *checkResult     `json:"check"`
 
-	Interrupted bool     `json:"interrupted,omitempty"`
+	Interrupted bool `json:"interrupted,omitempty"`
+	workStart   time.Time
+	verbose     bool
 	Errors      []string `json:"errors,omitempty"` // of the tool or the cluster's start
 	Failures    []string `json:"failures"`
 	Pass        bool     `json:"pass"`
@@ -74,7 +77,7 @@ func (r *result) fail(format string, args ...any) {
 // runOne runs one scenario and prints its summary.
 func runOne(ctx context.Context, cfg config, stdout io.Writer) *result {
 	r := &result{Scenario: cfg.describe(), Servers: cfg.Servers, Storages: cfg.Storages, Masters: cfg.Masters,
-		Replicas: cfg.Replicas, Faults: cfg.Faults, Seed: cfg.Seed, Started: time.Now()}
+		Replicas: cfg.Replicas, Faults: cfg.Faults, Seed: cfg.Seed, Started: time.Now(), verbose: cfg.Verbose}
 	if r.Faults == nil {
 		r.Faults = []string{}
 	}
@@ -298,8 +301,17 @@ func (r *result) summarize(h *history, start time.Time) {
 			}
 		}
 	}
+	r.workStart = start
 	r.Exceptions = len(h.Errors)
 	r.ExcGroups = groupErrors(h.Errors)
+	for _, e := range h.Errors {
+		for _, ev := range r.Events {
+			if d := e.T - unix(ev.At); !ev.At.IsZero() && d >= 0 && d <= afterFault.Seconds() {
+				r.ExcAfterFault++
+				break
+			}
+		}
+	}
 	if r.WorkloadSeconds > 0 {
 		r.CommitsPerSec = float64(r.Commits) / r.WorkloadSeconds
 	}
@@ -504,8 +516,30 @@ func (r *result) cleanWork(w io.Writer, cfg *config) {
 	fmt.Fprintf(w, "  logs: %s (cluster/NAME.log and NAME.out: nodes; records/: workers' records and stderr)\n", r.WorkDir)
 }
 
-// print writes the human summary.
+// placeInTime describes a UNIX time as an offset in the workload and
+// its distance to the fault before it.
+func (r *result) placeInTime(t float64) string {
+	s := fmt.Sprintf("+%.2fs", t-unix(r.workStart))
+	var last *faultEvent
+	for _, ev := range r.Events {
+		if !ev.At.IsZero() && unix(ev.At) <= t && (last == nil || ev.At.After(last.At)) {
+			last = ev
+		}
+	}
+	if last != nil {
+		s += fmt.Sprintf(", %.2fs after fault %d (%s %s %s)", t-unix(last.At), last.N, last.Kind, last.Target, last.NID)
+	}
+	return s
+}
+
+// afterFault is the window in which an exception counts as following a
+// fault.
+const afterFault = 5 * time.Second
+
+// print writes the human summary; verbose prints every distinct
+// traceback.
 func (r *result) print(w io.Writer) {
+	verbose := r.verbose
 	fmt.Fprintf(w, "\n== %s\n", r.Scenario)
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "ERROR: %s\n", e)
@@ -523,10 +557,21 @@ func (r *result) print(w io.Writer) {
 		fmt.Fprintf(w, "  longest time without any commit: %.2fs\n", r.LongestStall)
 	}
 	if len(r.ExcGroups) > 0 {
-		fmt.Fprintf(w, "exceptions: %d, by type and place (first traceback of each):\n", r.Exceptions)
+		fmt.Fprintf(w, "exceptions: %d (%d within %v after a fault), by type and place (first traceback of each; all distinct ones with -v):\n",
+			r.Exceptions, r.ExcAfterFault, afterFault)
 		for _, g := range r.ExcGroups {
 			fmt.Fprintf(w, "  %d x %s at %s (ops: %s; unknown outcome: %d): %s\n", g.Count, g.Type, g.Where, strings.Join(g.Ops, ","), g.Unknown, oneLine(g.Message))
-			fmt.Fprintf(w, "%s\n", indent(strings.TrimRight(g.Traceback, "\n"), "      "))
+			fmt.Fprintf(w, "    first at %s\n", r.placeInTime(g.Times[0]))
+			tbs := g.Tracebacks
+			if !verbose && len(tbs) > 1 {
+				tbs = tbs[:1]
+			}
+			for i, tb := range tbs {
+				if i > 0 {
+					fmt.Fprintf(w, "    --- variant %d:\n", i+1)
+				}
+				fmt.Fprintf(w, "%s\n", indent(strings.TrimRight(tb, "\n"), "      "))
+			}
 		}
 	}
 	if len(r.Events) > 0 {

@@ -310,6 +310,12 @@ class Worker(threading.Thread):
             self.last_commit = now
             ack = {'k': 'ack', 'seq': seq, 'op': op, 'attempts': attempt,
                    't0': t0, 'ta': ta}
+            # what it wrote, again, so that an ack line stands alone
+            for k in 'keys', 'vals', 'undone_seq', 'undone_tid':
+                if k in rec:
+                    ack[k] = rec[k]
+            if op in ('append', 'uappend'):
+                ack['entry'] = seq
             ack.update(res)
             self.write(ack)
             if op == 'uappend':
@@ -338,6 +344,11 @@ def cmd_run(a):
     started = time.time()
     write_json_atomic(hb, {'t': started, 'pid': os.getpid(), 'phase': 'connecting',
                            'threads': []})
+    if os.environ.get('NEOSTRESS_CLIENT_LOG'):
+        # neoppod's client log (an SQLite file, read with neolog): what
+        # the client received and decided, for a failure's post-mortem.
+        from neo.lib import logging as neolog
+        neolog.setup(os.path.join(a.dir, 'client-%d.log' % a.proc))
     st, db = open_db(a.masters, a.cluster)
     workers = [Worker(a.proc, i, db, a, stop) for i in range(a.threads)]
 
