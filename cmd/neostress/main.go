@@ -42,9 +42,11 @@ What one run does:
     BTrees.Length counter (conflicts resolved by BTrees), increments of a
     hot counter without conflict resolution (ConflictError: the
     application retries, up to 20 attempts; counted as "conflicts", not as
-    exceptions), appends to its own PersistentList, undo of its own last
-    append (db.undo), and, from proc 0 thread 0 every --pack-every,
-    db.pack(now - --pack-age). Every transaction is recorded before it
+    exceptions), appends to its own PersistentList, appends to a second
+    list of its own (--undo percent of transactions) half of which it
+    undoes with db.undo a second later (the delay undoLog gives real
+    applications: see worker.py), and, from proc 0 thread 0 every
+    --pack-every, db.pack(now - --pack-age). Every transaction is recorded before it
     starts and its outcome after (acknowledged = tpc_finish returned, with
     the tid). Any other exception that reaches the application is counted
     with its traceback; the thread aborts and goes on. An exception raised
@@ -82,7 +84,11 @@ were more than --max-exceptions exceptions, on a hang, if the check is not
 clean, if the cells are not all UP_TO_DATE at the end, if a fault could not
 be injected safely, or on any error of the tool itself (status 2 for bad
 usage, 130 when interrupted). Everything the tool started is stopped at
-the end, also on error or Ctrl-C.
+the end, also on error or Ctrl-C (a second Ctrl-C abandons the cleanup).
+If the tool itself is killed with SIGKILL, its workers die with it but the
+cluster does not: stop it with
+  NEO_DIR=WORKDIR/cluster neo-py-cluster.sh stop neostress
+(WORKDIR is printed at the start of each run).
 
 Output: a summary on stdout (commits, commits/s, conflicts, exceptions by
 type with a traceback each, lost, duplicated, hangs, per-fault timings,
@@ -250,7 +256,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.AdminEvery, "admin-every", 4, "with admin-kill: every Nth fault kills the admin")
 	fs.DurationVar(&c.PackEvery, "pack-every", 10*time.Second, "interval between packs by proc 0 thread 0 (0: never)")
 	fs.DurationVar(&c.PackAge, "pack-age", 10*time.Second, "packs are at now - this")
-	fs.Float64Var(&c.UndoPct, "undo", 5, "percentage of transactions that undo the thread's last append (if recent)")
+	fs.Float64Var(&c.UndoPct, "undo", 5, "percentage of transactions that append to the undoable list (half of those appends are undone)")
 	fs.DurationVar(&c.HangTimeout, "hang-timeout", 30*time.Second, "a worker without progress that long is hung")
 	fs.DurationVar(&c.SafeTimeout, "safe-timeout", 60*time.Second, "longest wait for a fault to be survivable")
 	fs.DurationVar(&c.Recover, "recover-timeout", 60*time.Second, "longest wait at the end for every cell UP_TO_DATE")
