@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -919,22 +920,62 @@ func (m *txnManager) setReplicating(partitions []uint32) {
 	}
 }
 
-// replicated tells that partition p is replicated: stores to it take
-// locks and check conflicts again. It reports whether no pending
-// transaction still holds lockless stores in p, i.e. whether the master
-// may be told (NotifyReplicationDone); if not, ask again later.
+// replicated tells that partition p is replicated (§8.5 step 6): stores to
+// it take locks and check conflicts again, and the lockless stores of
+// pending transactions become real write locks, so that a transaction
+// storing after them waits for their unlock instead of checking against a
+// serial this node has not committed yet. It reports whether the master
+// may be told (NotifyReplicationDone): not while two pending transactions
+// stored the same oid locklessly; call it again when transactions end.
 func (m *txnManager) replicated(p uint32) bool {
 	m.lock()
 	defer m.unlock()
 	delete(m.mu.replicating, p)
 	m.mu.replicated[p] = true
-	for _, t := range m.mu.txns {
+	// In ttid order: an oid stored locklessly by several transactions is
+	// locked by the youngest, which delays new transactions.
+	ready := true
+	for _, ttid := range slices.Sorted(maps.Keys(m.mu.txns)) {
+		t := m.mu.txns[ttid]
 		for oid := range t.lockless {
-			if m.partition(oid) == p {
-				return false
+			if m.partition(oid) != p {
+				continue
+			}
+			if h, ok := m.mu.writeLocks[oid]; ok && h != ttid {
+				ready = false
+			}
+			m.mu.writeLocks[oid] = ttid
+		}
+	}
+	if !ready {
+		return false
+	}
+	// Each lockless store is now checked against the replicated data;
+	// one that conflicts is dropped: a readable cell reported it.
+	for _, ttid := range slices.Sorted(maps.Keys(m.mu.txns)) {
+		t := m.mu.txns[ttid]
+		for _, oid := range slices.Sorted(maps.Keys(t.lockless)) {
+			if m.partition(oid) != p {
+				continue
+			}
+			delete(t.lockless, oid)
+			if m.mu.writeLocks[oid] == ttid {
+				delete(m.mu.writeLocks, oid)
+			}
+			_, err := m.lockObject(t, t.serials[oid], oid)
+			var cerr *conflictError
+			switch {
+			case errors.As(err, &cerr):
+				m.log.Info("replicated: drop conflicting lockless store", "oid", oid, "ttid", ttid, "current", cerr.current)
+				if _, err := m.unstore(t, oid); err != nil {
+					m.log.Error("replicated: drop lockless store", "oid", oid, "ttid", ttid, "err", err)
+				}
+			case err != nil:
+				m.log.Error("replicated: lock lockless store", "oid", oid, "ttid", ttid, "err", err)
 			}
 		}
 	}
+	m.executeQueued()
 	return true
 }
 

@@ -612,3 +612,46 @@ func TestAnswerBeforeDeadlockNotification(t *testing.T) {
 		t.Fatalf("client receives %q, want %q", events, want)
 	}
 }
+
+// Once its partition is replicated, a pending lockless store holds a real
+// write lock (§8.5 step 6): a younger store of the same oid waits for the
+// commit, then conflicts with it, instead of being checked against a
+// serial this node has not committed yet (which made neoppod's client
+// resolve against an older revision under storage kills).
+func TestReplicatedLocklessStoresBecomeLocks(t *testing.T) {
+	h := newHarness(t)
+	h.notRead[1] = true
+	h.m.setReplicating([]uint32{1})
+	expect(t, "T10 while replicating", h.store(client1, 10, 1, 0, "a"), "lockless")
+	if !h.m.replicated(1) {
+		t.Fatal("replicated: not ready with a single lockless store")
+	}
+	younger := h.store(client2, 20, 1, 0, "b")
+	expect(t, "T20 after replication", younger, "delayed")
+	h.commit(10, 15)
+	expect(t, "T20 after T10 committed", younger, "conflict 15")
+}
+
+// Two pending transactions stored an oid locklessly: replication is not
+// reported until one of them ends; then the survivor's store is checked and,
+// conflicting, dropped.
+func TestReplicatedWaitsForSharedLocklessStores(t *testing.T) {
+	h := newHarness(t)
+	h.notRead[1] = true
+	h.m.setReplicating([]uint32{1})
+	h.store(client1, 10, 1, 0, "a")
+	h.store(client2, 20, 1, 0, "b")
+	if h.m.replicated(1) {
+		t.Fatal("replicated: ready while two transactions share a lockless oid")
+	}
+	h.commit(10, 15)
+	if !h.m.replicated(1) {
+		t.Fatal("replicated: not ready once one transaction is left")
+	}
+	if _, ok := h.m.mu.txns[20].stores[1]; ok {
+		t.Fatal("T20's lockless store based on a stale serial was kept")
+	}
+	if _, locked := h.m.mu.writeLocks[1]; locked {
+		t.Fatal("dropped store still holds the lock")
+	}
+}
