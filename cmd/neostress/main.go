@@ -94,7 +94,8 @@ Output: a summary on stdout (commits, commits/s, conflicts, exceptions by
 type with a traceback each, lost, duplicated, hangs, per-fault timings,
 latencies), --json FILE the same as JSON. On failure the work directory
 is kept (node logs *.log/*.out, worker records, worker stderr) and its
-path printed; the SQLite databases are removed unless --keep.
+path printed; the SQLite databases are removed unless --keep, which
+also keeps the whole directory after a pass.
 
 --suite runs several scenarios one after the other (each for --duration,
 the other options apply to all) and prints a table; SPEC is a
@@ -264,7 +265,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.MaxExc, "max-exceptions", 0, "exceptions tolerated before the run fails")
 	fs.Int64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
 	fs.StringVar(&jsonOut, "json", "", "write the summary as JSON to this file")
-	fs.BoolVar(&c.Keep, "keep", false, "on failure, keep the whole work directory (databases too), not only logs and records")
+	fs.BoolVar(&c.Keep, "keep", false, "keep the whole work directory (databases too), after a pass as well: by default a pass removes it and a failure keeps logs and records")
 	fs.BoolVar(&c.Verbose, "v", false, "print faults and progress as they happen")
 	fs.StringVar(&c.PeersDir, "peers", defaultPeers(), "directory of neo-py-cluster.sh and env.sh (env NEO_PEERS)")
 	fs.StringVar(&c.GoBin, "go-bin", defaultGoBin(), "directory of the Go neomaster, neostorage, neoadmin, neoctl")

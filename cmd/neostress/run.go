@@ -495,12 +495,12 @@ func (r *result) finish(w io.Writer, cfg *config) {
 }
 
 // cleanWork removes the work directory after a pass, keeps it after a
-// failure (without the databases unless --keep).
+// failure (without the databases); --keep keeps it whole in both cases.
 func (r *result) cleanWork(w io.Writer, cfg *config) {
 	if r.WorkDir == "" {
 		return
 	}
-	if r.Pass {
+	if r.Pass && !cfg.Keep {
 		if err := os.RemoveAll(r.WorkDir); err != nil {
 			fmt.Fprintf(w, "  remove %s: %v\n", r.WorkDir, err)
 		}
