@@ -80,7 +80,7 @@ stress-short: build ## stress, ~2.5 min: on an all-Go cluster (2 storages), 50 s
 	$(BIN)/neostress --peers $(PEERS_DIR) --suite '$(STRESS_SHORT_SUITE)' --duration 50s $(STRESS_ARGS)
 
 stress: build ## stress suite, ~10 min: STRESS_SUITE scenarios (Go, mixed, neoppod; storage/admin/master kills, TCP resets) of STRESS_DURATION each
-	$(BIN)/neostress --peers $(PEERS_DIR) --suite '$(STRESS_SUITE)' --duration $(STRESS_DURATION) $(STRESS_ARGS)
+	$(BIN)/neostress --peers $(PEERS_DIR) --suite '$(STRESS_SUITE)' --duration $(STRESS_DURATION) --in-flight-ok $(STRESS_ARGS)
 
 clean: ## remove built binaries
 	rm -rf $(BIN)

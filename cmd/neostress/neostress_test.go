@@ -371,3 +371,26 @@ func TestProbeReset(t *testing.T) {
 		t.Skipf("ss -K does not work here: %v", err)
 	}
 }
+
+func TestInFlightAtMasterKill(t *testing.T) {
+	kill := time.Unix(100, 0)
+	events := []*faultEvent{
+		{Kind: "storage-kill", At: time.Unix(50, 0)},
+		{Kind: "master-kill", At: kill},
+		{Kind: "master-kill", At: time.Unix(200, 0), Skipped: "never survivable"},
+	}
+	for _, tc := range []struct {
+		ta, t float64
+		want  bool
+	}{
+		{99, 101, true},     // begun before the kill, raised after it
+		{100.5, 101, false}, // begun after the kill
+		{98, 99, false},     // raised before the kill
+		{49, 51, false},     // in flight at a storage kill only
+		{199, 201, false},   // the kill was not injected
+	} {
+		if got := inFlightAtMasterKill(record{Ta: tc.ta, T: tc.t}, events); got != tc.want {
+			t.Errorf("attempt %v..%v: in flight = %v, want %v", tc.ta, tc.t, got, tc.want)
+		}
+	}
+}

@@ -41,9 +41,12 @@ type result struct {
 	Unknown         int            `json:"unknown_outcome"`
 	Exceptions      int            `json:"exceptions"`
 	ExcAfterFault   int            `json:"exceptions_after_fault"` // within afterFault of a fault
-	ExcGroups       []excGroup     `json:"exception_groups"`
-	Latency         latency        `json:"latency"`
-	LongestStall    float64        `json:"longest_stall_s"` // longest time without any commit
+	// ExcInFlight: exceptions of attempts begun before a primary master
+	// kill and ended by the exception after it.
+	ExcInFlight  int        `json:"exceptions_in_flight_at_master_kill"`
+	ExcGroups    []excGroup `json:"exception_groups"`
+	Latency      latency    `json:"latency"`
+	LongestStall float64    `json:"longest_stall_s"` // longest time without any commit
 
 	Verify     *verdict         `json:"verify"`
 	Hangs      []hang           `json:"hangs"`
@@ -311,6 +314,9 @@ func (r *result) summarize(h *history, start time.Time) {
 				break
 			}
 		}
+		if inFlightAtMasterKill(e.record, r.Events) {
+			r.ExcInFlight++
+		}
 	}
 	if r.WorkloadSeconds > 0 {
 		r.CommitsPerSec = float64(r.Commits) / r.WorkloadSeconds
@@ -458,8 +464,11 @@ func (r *result) finish(w io.Writer, cfg *config) {
 		r.print(w)
 		return
 	}
-	if r.Exceptions > cfg.MaxExc {
+	switch {
+	case !cfg.InFlightOK && r.Exceptions > cfg.MaxExc:
 		r.fail("exceptions: %d > --max-exceptions %d", r.Exceptions, cfg.MaxExc)
+	case cfg.InFlightOK && r.Exceptions-r.ExcInFlight > cfg.MaxExc:
+		r.fail("exceptions not in flight at a master kill: %d > --max-exceptions %d", r.Exceptions-r.ExcInFlight, cfg.MaxExc)
 	}
 	if len(r.Hangs) > 0 {
 		r.fail("hangs: %d", len(r.Hangs))
@@ -532,6 +541,22 @@ func (r *result) placeInTime(t float64) string {
 	return s
 }
 
+// inFlightAtMasterKill tells whether the attempt that raised e began
+// before a primary master kill and raised after it: the transaction was
+// in flight at the kill, and no master can save it (the storages close
+// their clients' links when they lose the primary).
+func inFlightAtMasterKill(e record, events []*faultEvent) bool {
+	for _, ev := range events {
+		if ev.Kind != "master-kill" || ev.At.IsZero() || ev.Skipped != "" {
+			continue
+		}
+		if k := unix(ev.At); e.Ta > 0 && e.Ta <= k && k <= e.T {
+			return true
+		}
+	}
+	return false
+}
+
 // afterFault is the window in which an exception counts as following a
 // fault.
 const afterFault = 5 * time.Second
@@ -557,8 +582,8 @@ func (r *result) print(w io.Writer) {
 		fmt.Fprintf(w, "  longest time without any commit: %.2fs\n", r.LongestStall)
 	}
 	if len(r.ExcGroups) > 0 {
-		fmt.Fprintf(w, "exceptions: %d (%d within %v after a fault), by type and place (first traceback of each; all distinct ones with -v):\n",
-			r.Exceptions, r.ExcAfterFault, afterFault)
+		fmt.Fprintf(w, "exceptions: %d (%d within %v after a fault, %d in flight at a master kill), by type and place (first traceback of each; all distinct ones with -v):\n",
+			r.Exceptions, r.ExcAfterFault, afterFault, r.ExcInFlight)
 		for _, g := range r.ExcGroups {
 			fmt.Fprintf(w, "  %d x %s at %s (ops: %s; unknown outcome: %d): %s\n", g.Count, g.Type, g.Where, strings.Join(g.Ops, ","), g.Unknown, oneLine(g.Message))
 			fmt.Fprintf(w, "    first at %s\n", r.placeInTime(g.Times[0]))
