@@ -97,6 +97,11 @@ is kept (node logs *.log/*.out, worker records, worker stderr) and its
 path printed; the SQLite databases are removed unless --keep, which
 also keeps the whole directory after a pass.
 
+With NEOSTRESS_CLIENT_LOG=1 in the environment, each worker process also
+writes neoppod's client log (every packet, with times) to
+records/client-P.log, read with neoppod's neolog: where a slow
+transaction's time went, seen from the client. It slows the client.
+
 --suite runs several scenarios one after the other (each for --duration,
 the other options apply to all) and prints a table; SPEC is a
 space-separated list of SERVERS[/mN][/sN]:FAULT[+FAULT...] ('default' is
