@@ -191,7 +191,7 @@ func (in *injector) run(ctx, trackCtx context.Context) {
 		in.mu.Unlock()
 		if in.log != nil {
 			extra := ""
-			if ev.Kind == "tcp-reset" {
+			if isReset(ev.Kind) {
 				extra = fmt.Sprintf(", %d sockets reset", ev.Sockets)
 			}
 			fmt.Fprintf(in.log, "  fault %d %s %s %s at +%.1fs (waited %.1fs%s) %s%s\n", ev.N, ev.Kind, ev.Target, ev.NID,
@@ -232,7 +232,7 @@ func (in *injector) snapshotEvents() []*faultEvent {
 func (in *injector) inject(ctx, trackCtx context.Context, ev *faultEvent) {
 	var err error
 	switch ev.Kind {
-	case "storage-kill", "tcp-reset":
+	case "storage-kill", "tcp-reset", "client-reset":
 		err = in.faultStorage(ctx, trackCtx, ev)
 	case "admin-kill":
 		err = in.killAdmin(ctx, trackCtx, ev)
@@ -360,9 +360,17 @@ func (in *injector) faultStorage(ctx, trackCtx context.Context, ev *faultEvent) 
 		return nil
 	}
 	ev.Target, ev.NID = t.name, t.nid
-	if ev.Kind == "tcp-reset" {
+	if isReset(ev.Kind) {
+		accepted := 0 // tcp-reset: every connection
+		if ev.Kind == "client-reset" {
+			port, err := listenPort(ctx, t.pid)
+			if err != nil {
+				return err
+			}
+			accepted = port
+		}
 		ev.At = time.Now()
-		n, err := resetConnections(ctx, t.pid)
+		n, err := resetConnections(ctx, t.pid, accepted)
 		ev.Sockets = n
 		in.track(trackCtx, ev, ev.At)
 		if err == nil && n == 0 {
@@ -547,9 +555,14 @@ func (in *injector) killMaster(ctx, trackCtx context.Context, ev *faultEvent) er
 	return err
 }
 
+// isReset tells the faults that reset connections instead of killing.
+func isReset(kind string) bool { return kind == "tcp-reset" || kind == "client-reset" }
+
 // resetConnections resets every established TCP connection of pid, both
 // ends (ss -K on loopback), and returns how many sockets were destroyed.
-func resetConnections(ctx context.Context, pid int) (int, error) {
+// With accepted != 0, only the connections accepted on that local port
+// (clients, replicating storages), not the node's own links (master).
+func resetConnections(ctx context.Context, pid, accepted int) (int, error) {
 	lines, err := ssLines(ctx, "-tnpH", "state", "connected")
 	if err != nil {
 		return 0, err
@@ -560,7 +573,7 @@ func resetConnections(ctx context.Context, pid int) (int, error) {
 			continue
 		}
 		lport, pport, ok := ssPorts(l)
-		if !ok {
+		if !ok || accepted != 0 && lport != accepted {
 			continue
 		}
 		terms = append(terms,

@@ -59,7 +59,9 @@ What one run does:
                     the admin instead
       master-kill   kill -9 the primary master (needs --masters 3), restart
       tcp-reset     reset every TCP connection of a running storage (ss -K,
-                    both ends) without killing it
+                    both ends) without killing it, its master link too
+      client-reset  reset only the connections a running storage accepted
+                    (clients, replicating storages), not its master link
     A storage is faulted only when every partition keeps an UP_TO_DATE
     cell on another running storage (neoctl print pt); the tool waits for
     that (up to --safe-timeout) and reports the wait. Per fault it
@@ -164,7 +166,7 @@ type config struct {
 
 var (
 	validServers = []string{"go", "py", "mixed-go-master", "mixed-py-master"}
-	validFaults  = []string{"storage-kill", "admin-kill", "master-kill", "tcp-reset"}
+	validFaults  = []string{"storage-kill", "admin-kill", "master-kill", "tcp-reset", "client-reset"}
 )
 
 // validate checks the configuration, naming the option at fault.
@@ -201,8 +203,8 @@ func (c *config) validate() error {
 	case c.PackEvery > 0 && c.PackAge < 8*time.Second:
 		return fmt.Errorf("--pack-age %v: at least 8s (undone appends are up to 5s old and must survive packs)", c.PackAge)
 	}
-	if (contains(c.Faults, "storage-kill") || contains(c.Faults, "tcp-reset")) && c.Replicas == 0 {
-		return fmt.Errorf("--fault storage-kill/tcp-reset needs --replicas >= 1 (nothing survives otherwise)")
+	if (contains(c.Faults, "storage-kill") || contains(c.Faults, "tcp-reset") || contains(c.Faults, "client-reset")) && c.Replicas == 0 {
+		return fmt.Errorf("--fault storage-kill/tcp-reset/client-reset needs --replicas >= 1 (nothing survives otherwise)")
 	}
 	if contains(c.Faults, "master-kill") && c.Masters < 2 {
 		return fmt.Errorf("--fault master-kill needs --masters >= 2 (e.g. 3)")
@@ -257,7 +259,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Procs, "procs", 2, "Python worker processes")
 	fs.IntVar(&c.Threads, "threads", 2, "application threads per worker process")
 	fs.DurationVar(&c.Duration, "duration", 60*time.Second, "workload duration")
-	fs.Var(&faults, "fault", "faults to inject (repeatable or comma list): storage-kill, admin-kill, master-kill, tcp-reset")
+	fs.Var(&faults, "fault", "faults to inject (repeatable or comma list): storage-kill, admin-kill, master-kill, tcp-reset, client-reset")
 	fs.DurationVar(&c.FaultEvery, "fault-every", 3*time.Second, "interval between faults")
 	fs.DurationVar(&c.RestartDelay, "restart-delay", 500*time.Millisecond, "delay between a kill and the restart")
 	fs.IntVar(&c.AdminEvery, "admin-every", 4, "with admin-kill: every Nth fault kills the admin")

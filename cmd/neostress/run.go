@@ -128,9 +128,9 @@ func (r *result) setup(ctx context.Context, cfg *config, work, script string, st
 	if err != nil {
 		return nil, err
 	}
-	if contains(cfg.Faults, "tcp-reset") {
+	if contains(cfg.Faults, "tcp-reset") || contains(cfg.Faults, "client-reset") {
 		if err := probeReset(ctx); err != nil {
-			return nil, fmt.Errorf("tcp-reset: %w", err)
+			return nil, fmt.Errorf("tcp-reset/client-reset: %w", err)
 		}
 	}
 	t0 := time.Now()
@@ -422,7 +422,7 @@ func faultStats(events []*faultEvent) []faultKindStats {
 		if ev.Kind != "admin-kill" {
 			add("uptodate", ev.UpToDate, &s.NoUpToDate)
 		}
-		if ev.Kind == "tcp-reset" {
+		if isReset(ev.Kind) {
 			m["sockets"] = append(m["sockets"], float64(ev.Sockets))
 		}
 		add("failover", ev.Failover, nil)
