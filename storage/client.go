@@ -323,37 +323,36 @@ func (c *clientConn) closed() bool {
 }
 
 // reply sends an answer, or the Error for err.
-func (c *clientConn) reply(r *neonet.Request, m proto.Msg, err error) {
-	if err != nil {
-		var perr *proto.Error
-		if !errors.As(err, &perr) {
-			c.n.log.Error("request failed", "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
-		}
-		r.Reply(protoError(err))
-		if perr == nil || perr.Code == proto.PROTOCOL_ERROR || perr.Code == proto.NOT_READY {
-			c.link.Abort()
-		}
-		return
-	}
-	r.Reply(m)
-}
+func (c *clientConn) reply(r *neonet.Request, m proto.Msg, err error) { c.respond(r, m, err, false) }
 
 // post is reply for the transaction manager's callbacks, which must not
 // block (txn.go): the answer is queued on the link without waiting for
 // room, and a link to abort is aborted by another goroutine.
-func (c *clientConn) post(r *neonet.Request, m proto.Msg, err error) {
+func (c *clientConn) post(r *neonet.Request, m proto.Msg, err error) { c.respond(r, m, err, true) }
+
+// respond sends m, or the Error for err and, for an error of ours or a
+// protocol error, aborts the link.
+func (c *clientConn) respond(r *neonet.Request, m proto.Msg, err error, nowait bool) {
+	abort := false
 	if err != nil {
 		var perr *proto.Error
 		if !errors.As(err, &perr) {
 			c.n.log.Error("request failed", "msg", proto.MsgName(r.Msg.NEOMsgCode()), "err", err)
 		}
-		r.Link.PostWithID(r.ID, protoError(err))
-		if perr == nil || perr.Code == proto.PROTOCOL_ERROR || perr.Code == proto.NOT_READY {
+		m = protoError(err)
+		abort = perr == nil || perr.Code == proto.PROTOCOL_ERROR || perr.Code == proto.NOT_READY
+	}
+	if nowait {
+		r.Link.PostWithID(r.ID, m)
+		if abort {
 			go c.link.Abort()
 		}
 		return
 	}
-	r.Link.PostWithID(r.ID, m)
+	r.Reply(m)
+	if abort {
+		c.link.Abort()
+	}
 }
 
 // readablePartition returns proto.ErrNonReadableCell unless this node has
