@@ -271,7 +271,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&c.Recover, "recover-timeout", 60*time.Second, "longest wait at the end for every cell UP_TO_DATE")
 	fs.DurationVar(&c.CheckTimeout, "check-timeout", 60*time.Second, "longest wait for neoctl check to finish")
 	fs.IntVar(&c.MaxExc, "max-exceptions", 0, "exceptions tolerated before the run fails")
-	fs.BoolVar(&c.InFlightOK, "in-flight-ok", false, "with master-kill: exceptions of attempts begun before a primary kill and raised after it do not count against --max-exceptions")
+	fs.BoolVar(&c.InFlightOK, "in-flight-ok", false, "with master-kill: exceptions of transactions in flight at a primary kill (begun before it and raised after it, or raised by the client's link to the dead primary within 5 s) do not count against --max-exceptions")
 	fs.Int64Var(&c.Seed, "seed", 0, "random seed (0: from the clock)")
 	fs.StringVar(&jsonOut, "json", "", "write the summary as JSON to this file")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the whole work directory (databases too), after a pass as well: by default a pass removes it and a failure keeps logs and records")

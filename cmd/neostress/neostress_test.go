@@ -380,16 +380,20 @@ func TestInFlightAtMasterKill(t *testing.T) {
 		{Kind: "master-kill", At: time.Unix(200, 0), Skipped: "never survivable"},
 	}
 	for _, tc := range []struct {
-		ta, t float64
-		want  bool
+		ta, t   float64
+		primary bool
+		want    bool
 	}{
-		{99, 101, true},     // begun before the kill, raised after it
-		{100.5, 101, false}, // begun after the kill
-		{98, 99, false},     // raised before the kill
-		{49, 51, false},     // in flight at a storage kill only
-		{199, 201, false},   // the kill was not injected
+		{99, 101, false, true},     // begun before the kill, raised after it
+		{100.5, 101, false, false}, // begun after the kill
+		{98, 99, false, false},     // raised before the kill
+		{49, 51, false, false},     // in flight at a storage kill only
+		{199, 201, false, false},   // the kill was not injected
+		{100.1, 100.3, true, true}, // a request on the dead primary's link
+		{100.1, 99.9, true, false}, // the primary's link failed before the kill
+		{107, 107.5, true, false},  // too long after the kill to be caused by it
 	} {
-		if got := inFlightAtMasterKill(record{Ta: tc.ta, T: tc.t}, events); got != tc.want {
+		if got := inFlightAtMasterKill(record{Ta: tc.ta, T: tc.t, ViaPrimary: tc.primary}, events); got != tc.want {
 			t.Errorf("attempt %v..%v: in flight = %v, want %v", tc.ta, tc.t, got, tc.want)
 		}
 	}

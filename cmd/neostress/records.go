@@ -38,6 +38,9 @@ type record struct {
 	Ta        float64  `json:"ta"`      // last attempt start
 	Tid       string   `json:"tid"`
 	Value     *int     `json:"value"` // hot: the value written
+	// ViaPrimary: the exception came from the client's link to the
+	// primary master (worker.py via_primary).
+	ViaPrimary bool `json:"via_primary"`
 }
 
 // outcome of a transaction.

@@ -541,16 +541,23 @@ func (r *result) placeInTime(t float64) string {
 	return s
 }
 
-// inFlightAtMasterKill tells whether the attempt that raised e began
-// before a primary master kill and raised after it: the transaction was
-// in flight at the kill, and no master can save it (the storages close
-// their clients' links when they lose the primary).
+// inFlightAtMasterKill tells whether the attempt that raised e was in
+// flight at a primary master kill, which no master can save (neoppod's
+// client fails a transaction whose primary is lost): it began before
+// the kill and raised after it, or it raised, within afterFault of the
+// kill, an error of the client's link to the primary (a request sent
+// before the client saw the link close, or a ttid of the dead primary:
+// worker.py via_primary).
 func inFlightAtMasterKill(e record, events []*faultEvent) bool {
 	for _, ev := range events {
 		if ev.Kind != "master-kill" || ev.At.IsZero() || ev.Skipped != "" {
 			continue
 		}
-		if k := unix(ev.At); e.Ta > 0 && e.Ta <= k && k <= e.T {
+		k := unix(ev.At)
+		if e.Ta > 0 && e.Ta <= k && k <= e.T {
+			return true
+		}
+		if e.ViaPrimary && k <= e.T && e.T-k <= afterFault.Seconds() {
 			return true
 		}
 	}

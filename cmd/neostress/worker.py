@@ -116,6 +116,18 @@ def cmd_init(a):
         db.close()
 
 
+
+def via_primary(e, frames):
+    """Whether e comes from the client's link to the primary master: a
+    request on it that the link's loss failed, or a transaction the
+    client began with a primary that is gone (the new one does not know
+    its ttid). Such a transaction was in flight when that primary died."""
+    msg = str(e)
+    if 'connection to primary master node closed' in msg or 'unknown ttid' in msg:
+        return True
+    return type(e).__name__ == 'ConnectionClosed' and any(
+        f.name in ('_askPrimary', '_connectToPrimaryNode') for f in frames)
+
 class Worker(threading.Thread):
     """One application thread: its own TransactionManager and Connection."""
 
@@ -186,6 +198,8 @@ class Worker(threading.Thread):
         key = (type(e).__name__, where)
         n = self.tb_seen[key] = self.tb_seen.get(key, 0) + 1
         rec.update(k='error', type=type(e).__name__, msg=str(e)[:2000], where=where)
+        if via_primary(e, frames):
+            rec['via_primary'] = True
         if n <= TB_KEEP:
             rec['tb'] = ''.join(traceback.format_exception(type(e), e, e.__traceback__))
         self.write(rec)
