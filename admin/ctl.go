@@ -106,7 +106,8 @@ func (n *Node) replyAbort(req *neonet.Request, e *proto.Error) {
 }
 
 // testRelayHook, if set by a test, runs before a forwarded answer is
-// relayed: it stands for a relay goroutine scheduled late.
+// relayed, on the relay's goroutine: a test blocks in it to order the
+// relay after other events (a relay goroutine scheduled late).
 var testRelayHook func()
 
 // forward sends neoctl's request to the master and, on a goroutine,

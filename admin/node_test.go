@@ -462,9 +462,14 @@ func TestBackupAdminRefused(t *testing.T) {
 // once stops the admin, and neoctl still gets the answer (the admin used to
 // close neoctl's link before relaying it, now and then).
 func TestStoppingRelaysAnswer(t *testing.T) {
-	// The relay runs after the admin saw the master go: the admin must
-	// wait for it before closing neoctl's link.
-	testRelayHook = func() { time.Sleep(50 * time.Millisecond) }
+	// The relay of the answer is held until the admin has seen the
+	// master go and stopped serving: the admin must then wait for it
+	// before closing neoctl's link.
+	relaying, release := make(chan struct{}), make(chan struct{})
+	testRelayHook = func() {
+		close(relaying)
+		<-release
+	}
 	t.Cleanup(func() { testRelayHook = nil })
 	_, n, run, master := runningAdmin(t, Config{NID: a1})
 
@@ -476,6 +481,14 @@ func TestStoppingRelaysAnswer(t *testing.T) {
 	must(t, q.Reply(&proto.Error{Code: proto.ACK, Message: "Cluster state changed"}))
 	master.Abort()
 
+	select {
+	case <-relaying:
+	case <-time.After(testTimeout):
+		t.Fatal("the answer was not relayed")
+	}
+	waitDone(t, n)
+	close(release)
+
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	defer cancel()
 	err = call.Wait(ctx)
@@ -483,4 +496,23 @@ func TestStoppingRelaysAnswer(t *testing.T) {
 		t.Fatalf("SetClusterState STOPPING: got %v, %v; want the master's ACK", call.Answer(), err)
 	}
 	waitStopped(t, run)
+}
+
+// waitDone polls the admin until its Run has left its loop (the master
+// lost) and serves no more (mu.done).
+func waitDone(t *testing.T, n *Node) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		n.mu.Lock()
+		done := n.mu.done
+		n.mu.Unlock()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("admin still serving after the loss of a STOPPING master")
+		}
+		time.Sleep(time.Millisecond) // polling interval, not synchronisation
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/proto"
 )
 
@@ -27,8 +28,8 @@ func benchData(seed uint64) []byte {
 // objects of 1 KiB and reads them once (warm storage).
 func loadSetup(b *testing.B) (*client.Client, []proto.Oid) {
 	b.Helper()
-	c := startCluster(b, 1, 0, 4)
-	cl := c.open(b, false)
+	c := neotest.Start(b, neotest.Options{Storages: 1, Partitions: 4})
+	cl := c.Open(b, client.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	txn, err := cl.Begin(ctx)
@@ -97,8 +98,8 @@ func BenchmarkLoadParallel(b *testing.B) {
 // BenchmarkCommit is one transaction storing one new 1 KiB object:
 // begin, store, vote, finish, on a cluster of one storage.
 func BenchmarkCommit(b *testing.B) {
-	c := startCluster(b, 1, 0, 4)
-	cl := c.open(b, false)
+	c := neotest.Start(b, neotest.Options{Storages: 1, Partitions: 4})
+	cl := c.Open(b, client.Config{})
 	ctx := context.Background()
 	data := benchData(0)
 	b.SetBytes(1024)
@@ -108,7 +109,7 @@ func BenchmarkCommit(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := commitOne(ctx, cl, oid, proto.ZeroTid, data); err != nil {
+		if _, err := neotest.Commit(ctx, cl, oid, proto.ZeroTid, data); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -119,8 +120,8 @@ func BenchmarkCommit(b *testing.B) {
 // with one replica: every object goes to both.
 func BenchmarkPopulate(b *testing.B) {
 	const perTxn = 100
-	c := startCluster(b, 2, 1, 12)
-	cl := c.open(b, false)
+	c := neotest.Start(b, neotest.Options{Storages: 2, Replicas: 1, Partitions: 12})
+	cl := c.Open(b, client.Config{})
 	ctx := context.Background()
 	data := make([][]byte, perTxn)
 	for i := range data {

@@ -7,11 +7,20 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/proto"
 )
 
+// Bounds of the waits of these tests.
+const (
+	opTimeout   = 30 * time.Second    // one test's client operations
+	stopTimeout = neotest.StopTimeout // a node's end, as seen by a client
+)
+
+// opContext bounds a test's client operations.
 func opContext(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), opTimeout)
 	t.Cleanup(cancel)
@@ -21,8 +30,8 @@ func opContext(t *testing.T) context.Context {
 // Revisions stored by the client come back from Load (current and
 // before a tid) and LoadSerial, with the serials that delimit them.
 func TestStoreLoadRoundTrip(t *testing.T) {
-	c := startCluster(t, 2, 1, 4)
-	cl := c.open(t, false)
+	c := neotest.Start(t, neotest.Options{Storages: 2, Replicas: 1, Partitions: 4})
+	cl := c.Open(t, client.Config{})
 	ctx := opContext(t)
 	oid, err := cl.NewOID(ctx)
 	if err != nil {
@@ -36,7 +45,7 @@ func TestStoreLoadRoundTrip(t *testing.T) {
 	var tids []proto.Tid
 	serial := proto.ZeroTid
 	for i, data := range revs {
-		tid, err := commitOne(ctx, cl, oid, serial, data)
+		tid, err := neotest.Commit(ctx, cl, oid, serial, data)
 		if err != nil {
 			t.Fatalf("commit revision %d: %v", i, err)
 		}
@@ -99,7 +108,7 @@ func TestStoreLoadRoundTrip(t *testing.T) {
 		}
 	})
 	t.Run("fresh client", func(t *testing.T) {
-		cl2 := c.open(t, false)
+		cl2 := c.Open(t, client.Config{})
 		obj, err := cl2.Load(ctx, oid, proto.InvalidTid)
 		if err != nil || !bytes.Equal(obj.Data, revs[2]) {
 			t.Errorf("Load by another client = %q, %v", obj.Data, err)
@@ -109,8 +118,8 @@ func TestStoreLoadRoundTrip(t *testing.T) {
 
 // NewOID hands out distinct oids across batches.
 func TestNewOIDDistinct(t *testing.T) {
-	c := startCluster(t, 1, 0, 2)
-	cl := c.open(t, false)
+	c := neotest.Start(t, neotest.Options{Storages: 1, Partitions: 2})
+	cl := c.Open(t, client.Config{})
 	ctx := opContext(t)
 	seen := map[proto.Oid]bool{}
 	for range 250 {
@@ -128,19 +137,19 @@ func TestNewOIDDistinct(t *testing.T) {
 // A store based on a revision that is no longer current fails at vote
 // with a ConflictError naming the object and the current serial.
 func TestConflict(t *testing.T) {
-	c := startCluster(t, 2, 1, 4)
-	cl := c.open(t, false)
+	c := neotest.Start(t, neotest.Options{Storages: 2, Replicas: 1, Partitions: 4})
+	cl := c.Open(t, client.Config{})
 	ctx := opContext(t)
 	oid, _ := cl.NewOID(ctx)
-	base, err := commitOne(ctx, cl, oid, proto.ZeroTid, []byte("base"))
+	base, err := neotest.Commit(ctx, cl, oid, proto.ZeroTid, []byte("base"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	winner, err := commitOne(ctx, cl, oid, base, []byte("winner"))
+	winner, err := neotest.Commit(ctx, cl, oid, base, []byte("winner"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = commitOne(ctx, cl, oid, base, []byte("loser"))
+	_, err = neotest.Commit(ctx, cl, oid, base, []byte("loser"))
 	var ce *client.ConflictError
 	if !errors.As(err, &ce) {
 		t.Fatalf("commit on an old serial: %v; want a ConflictError", err)
@@ -149,15 +158,15 @@ func TestConflict(t *testing.T) {
 		t.Errorf("conflict = %+v; want oid %v serial %v tried %v", *ce, oid, winner, base)
 	}
 	// The loser's abort released its locks: a store on the right serial works.
-	if _, err := commitOne(ctx, cl, oid, winner, []byte("after")); err != nil {
+	if _, err := neotest.Commit(ctx, cl, oid, winner, []byte("after")); err != nil {
 		t.Errorf("commit after the conflict: %v", err)
 	}
 }
 
 // An aborted transaction leaves nothing and no lock behind.
 func TestAbort(t *testing.T) {
-	c := startCluster(t, 2, 1, 4)
-	cl := c.open(t, false)
+	c := neotest.Start(t, neotest.Options{Storages: 2, Replicas: 1, Partitions: 4})
+	cl := c.Open(t, client.Config{})
 	ctx := opContext(t)
 	oid, _ := cl.NewOID(ctx)
 	for _, vote := range []bool{false, true} {
@@ -186,7 +195,7 @@ func TestAbort(t *testing.T) {
 			t.Errorf("aborted store (voted %v) is readable", vote)
 		}
 	}
-	if _, err := commitOne(ctx, cl, oid, proto.ZeroTid, []byte("kept")); err != nil {
+	if _, err := neotest.Commit(ctx, cl, oid, proto.ZeroTid, []byte("kept")); err != nil {
 		t.Fatalf("commit after aborts: %v", err)
 	}
 }
@@ -194,8 +203,8 @@ func TestAbort(t *testing.T) {
 // A second client sees the commits of the first through its Watch
 // channel, in tid order, and reads the new data.
 func TestInvalidations(t *testing.T) {
-	c := startCluster(t, 2, 1, 4)
-	a, b := c.open(t, false), c.open(t, false)
+	c := neotest.Start(t, neotest.Options{Storages: 2, Replicas: 1, Partitions: 4})
+	a, b := c.Open(t, client.Config{}), c.Open(t, client.Config{})
 	ctx := opContext(t)
 	events := b.Watch(ctx)
 	own := a.Watch(ctx)
@@ -203,7 +212,7 @@ func TestInvalidations(t *testing.T) {
 	serial := proto.ZeroTid
 	var tids []proto.Tid
 	for i := range 5 {
-		tid, err := commitOne(ctx, a, oid, serial, fmt.Appendf(nil, "rev %d", i))
+		tid, err := neotest.Commit(ctx, a, oid, serial, fmt.Appendf(nil, "rev %d", i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -239,11 +248,11 @@ func TestInvalidations(t *testing.T) {
 
 // Data corrupted in the storage's database is detected by its checksum.
 func TestChecksumMismatch(t *testing.T) {
-	c := startCluster(t, 1, 0, 1)
-	cl := c.open(t, false)
+	c := neotest.Start(t, neotest.Options{Storages: 1, Partitions: 1})
+	cl := c.Open(t, client.Config{})
 	ctx := opContext(t)
 	oid, _ := cl.NewOID(ctx)
-	tid, err := commitOne(ctx, cl, oid, proto.ZeroTid, []byte("precious data"))
+	tid, err := neotest.Commit(ctx, cl, oid, proto.ZeroTid, []byte("precious data"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +261,7 @@ func TestChecksumMismatch(t *testing.T) {
 	if _, err := cl.Load(ctx, oid, proto.InvalidTid); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", c.dbPaths[0]+"?_pragma=busy_timeout(10000)")
+	db, err := sql.Open("sqlite", c.DBPath(0)+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,11 +290,11 @@ func TestChecksumMismatch(t *testing.T) {
 
 // A read-only client reads but refuses to write.
 func TestReadOnly(t *testing.T) {
-	c := startCluster(t, 1, 0, 2)
-	rw, ro := c.open(t, false), c.open(t, true)
+	c := neotest.Start(t, neotest.Options{Storages: 1, Partitions: 2})
+	rw, ro := c.Open(t, client.Config{}), c.Open(t, client.Config{ReadOnly: true})
 	ctx := opContext(t)
 	oid, _ := rw.NewOID(ctx)
-	if _, err := commitOne(ctx, rw, oid, proto.ZeroTid, []byte("x")); err != nil {
+	if _, err := neotest.Commit(ctx, rw, oid, proto.ZeroTid, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ro.Begin(ctx); !errors.Is(err, client.ErrReadOnly) {
@@ -304,8 +313,8 @@ func TestReadOnly(t *testing.T) {
 
 // Operations on a closed client fail at once.
 func TestClosed(t *testing.T) {
-	c := startCluster(t, 1, 0, 2)
-	cl := c.open(t, false)
+	c := neotest.Start(t, neotest.Options{Storages: 1, Partitions: 2})
+	cl := c.Open(t, client.Config{})
 	cl.Close()
 	ctx := opContext(t)
 	if _, err := cl.Load(ctx, 0, proto.InvalidTid); !errors.Is(err, client.ErrClosed) {
@@ -321,8 +330,8 @@ func TestClosed(t *testing.T) {
 // accepts since the other replica keeps the cluster operational, and the
 // commit goes through.
 func TestFailedVote(t *testing.T) {
-	c := startCluster(t, 2, 1, 4)
-	cl := c.open(t, false)
+	c := neotest.Start(t, neotest.Options{Storages: 2, Replicas: 1, Partitions: 4})
+	cl := c.Open(t, client.Config{})
 	ctx := opContext(t)
 	oid, _ := cl.NewOID(ctx)
 	txn, err := cl.Begin(ctx)

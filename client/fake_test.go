@@ -20,7 +20,8 @@ import (
 // master drops the link at AskFinishTransaction without answering, and
 // both answer AskFinalTID as the test says. It reaches the corners of
 // the finish recovery (cluster.md §6.9) that a real cluster gives only
-// by chance.
+// by chance. It is a scripted fake peer, not a cluster: tests that need
+// real nodes start them with internal/neotest.
 type fakeCluster struct {
 	t       *testing.T
 	master  *neonet.Listener

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/proto"
 )
 
@@ -14,8 +16,8 @@ import (
 // with MAX_TID, and the storages give the tid (cluster.md §6.9). Finish
 // returns the tid the other clients were told of.
 func TestFinishOutcomeFromStorages(t *testing.T) {
-	c := startCluster(t, 2, 1, 4)
-	cl, other := c.open(t, false), c.open(t, false)
+	c := neotest.Start(t, neotest.Options{Storages: 2, Replicas: 1, Partitions: 4})
+	cl, other := c.Open(t, client.Config{}), c.Open(t, client.Config{})
 	ctx := opContext(t)
 	events := other.Watch(ctx)
 	oid, _ := cl.NewOID(ctx)
@@ -80,7 +82,7 @@ func TestFinishOutcomeFromStorages(t *testing.T) {
 		t.Errorf("Load = %q at %v, %v; want the committed data at %v", obj.Data, obj.Serial, err, tid)
 	}
 	// The client works on as usual.
-	if _, err := commitOne(ctx, cl, oid, tid, []byte("next")); err != nil {
+	if _, err := neotest.Commit(ctx, cl, oid, tid, []byte("next")); err != nil {
 		t.Errorf("commit after the recovered finish: %v", err)
 	}
 }

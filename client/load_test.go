@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/proto"
 )
 
@@ -47,11 +48,11 @@ func loadWithin(t *testing.T, ctx context.Context, cl *client.Client, oid proto.
 // partition, promptly; once the storages are reachable again, the same
 // client reads.
 func TestLoadNoStorage(t *testing.T) {
-	c := startCluster(t, 2, 1, 2)
-	cl := c.open(t, false)
+	c := neotest.Start(t, neotest.Options{Storages: 2, Replicas: 1, Partitions: 2})
+	cl := c.Open(t, client.Config{})
 	ctx := opContext(t)
 	oid, _ := cl.NewOID(ctx)
-	if _, err := commitOne(ctx, cl, oid, proto.ZeroTid, []byte("unreachable")); err != nil {
+	if _, err := neotest.Commit(ctx, cl, oid, proto.ZeroTid, []byte("unreachable")); err != nil {
 		t.Fatal(err)
 	}
 	dead := refusedAddr(t)
@@ -79,11 +80,11 @@ func TestLoadNoStorage(t *testing.T) {
 // A read during which the master connection (so the partition table) is
 // lost fails with a retryable ErrMasterLost error instead of waiting.
 func TestLoadMasterLostDuringRead(t *testing.T) {
-	c := startCluster(t, 1, 0, 1)
-	cl := c.open(t, false)
+	c := neotest.Start(t, neotest.Options{Storages: 1, Partitions: 1})
+	cl := c.Open(t, client.Config{})
 	ctx := opContext(t)
 	oid, _ := cl.NewOID(ctx)
-	if _, err := commitOne(ctx, cl, oid, proto.ZeroTid, []byte("x")); err != nil {
+	if _, err := neotest.Commit(ctx, cl, oid, proto.ZeroTid, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	cl.DropStorageLinksForTest()
@@ -93,7 +94,7 @@ func TestLoadMasterLostDuringRead(t *testing.T) {
 	}
 	// The master goes while the client dials the storage for the read.
 	cl.SetStorageAddrHookForTest(func(_ proto.NodeID, addr string) string {
-		c.stopMaster()
+		c.Stop(neotest.Master(0))
 		select {
 		case <-lost:
 		case <-time.After(stopTimeout):
@@ -112,16 +113,15 @@ func TestLoadMasterLostDuringRead(t *testing.T) {
 // end first (NoStorageError) or the master's leaving operation
 // (ErrMasterLost, the master drops its clients then).
 func TestLoadStoragesStopped(t *testing.T) {
-	c := startCluster(t, 2, 1, 2)
-	cl := c.open(t, false)
+	c := neotest.Start(t, neotest.Options{Storages: 2, Replicas: 1, Partitions: 2})
+	cl := c.Open(t, client.Config{})
 	ctx := opContext(t)
 	oid, _ := cl.NewOID(ctx)
-	if _, err := commitOne(ctx, cl, oid, proto.ZeroTid, []byte("gone")); err != nil {
+	if _, err := neotest.Commit(ctx, cl, oid, proto.ZeroTid, []byte("gone")); err != nil {
 		t.Fatal(err)
 	}
-	for _, stop := range c.stopStor {
-		stop()
-	}
+	c.Stop(neotest.Storage(0))
+	c.Stop(neotest.Storage(1))
 	_, err := loadWithin(t, ctx, cl, oid)
 	if !errors.Is(err, client.ErrNoStorage) && !errors.Is(err, client.ErrMasterLost) {
 		t.Fatalf("Load with both storages stopped: %v; want ErrNoStorage or ErrMasterLost", err)

@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage/backend"
 	"github.com/neogo/neo/storage/backend/objcache"
 )
 
@@ -25,8 +27,8 @@ func TestCachedStorages(t *testing.T) {
 		{"cache of a few objects", 1024}, // evictions at every turn
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := startClusterWith(t, 2, 1, 4, nil, tc.size)
-			cls := []*client.Client{c.open(t, false), c.open(t, false)}
+			c := neotest.Start(t, neotest.Options{Storages: 2, Replicas: 1, Partitions: 4, CacheSize: tc.size})
+			cls := []*client.Client{c.Open(t, client.Config{}), c.Open(t, client.Config{})}
 			ctx := opContext(t)
 			const nobj, rounds = 4, 6
 			oids := make([]proto.Oid, nobj)
@@ -50,7 +52,7 @@ func TestCachedStorages(t *testing.T) {
 						}
 					}
 					old := serials[i]
-					tid, err := commitOne(ctx, writer, oid, old, data(i, r))
+					tid, err := neotest.Commit(ctx, writer, oid, old, data(i, r))
 					if err != nil {
 						t.Fatalf("round %d: commit %v on %v: %v", r, oid, old, err)
 					}
@@ -66,7 +68,7 @@ func TestCachedStorages(t *testing.T) {
 					if old == proto.ZeroTid {
 						continue
 					}
-					_, err = commitOne(ctx, reader, oid, old, []byte("stale"))
+					_, err = neotest.Commit(ctx, reader, oid, old, []byte("stale"))
 					var ce *client.ConflictError
 					if !errors.As(err, &ce) || ce.Serial != tid {
 						t.Fatalf("round %d: store of %v on old serial %v: %v; want a conflict with %v", r, oid, old, err, tid)
@@ -87,7 +89,7 @@ func TestCachedStorages(t *testing.T) {
 				}
 			}
 			var hits uint64
-			for _, b := range c.backends {
+			for _, b := range []backend.Backend{c.Backend(0), c.Backend(1)} {
 				st, ok := objcache.StatsOf(b)
 				if !ok {
 					t.Fatalf("storage backend %T has no cache", b)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/proto"
 )
 
@@ -14,12 +15,12 @@ import (
 // itself to the master that comes back, and watchers are told that
 // commits may have been missed.
 func TestReconnect(t *testing.T) {
-	c := startCluster(t, 2, 1, 4)
-	cl, other := c.open(t, false), c.open(t, false)
+	c := neotest.Start(t, neotest.Options{Storages: 2, Replicas: 1, Partitions: 4})
+	cl, other := c.Open(t, client.Config{}), c.Open(t, client.Config{})
 	ctx := opContext(t)
 	events := cl.Watch(ctx)
 	oid, _ := cl.NewOID(ctx)
-	tid, err := commitOne(ctx, cl, oid, proto.ZeroTid, []byte("before"))
+	tid, err := neotest.Commit(ctx, cl, oid, proto.ZeroTid, []byte("before"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,11 +35,11 @@ func TestReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c.stopMaster()
-	c.startMaster()
+	c.Stop(neotest.Master(0))
+	c.Restart(neotest.Master(0))
 
 	// The other client commits first: cl may miss it while reconnecting.
-	tid2, err := commitOne(ctx, other, oid, tid, []byte("after"))
+	tid2, err := neotest.Commit(ctx, other, oid, tid, []byte("after"))
 	if err != nil {
 		t.Fatalf("commit after the master restart: %v", err)
 	}
@@ -64,7 +65,7 @@ func TestReconnect(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no invalidation after the reconnection")
 	}
-	tid3, err := commitOne(ctx, cl, oid, tid2, []byte("again"))
+	tid3, err := neotest.Commit(ctx, cl, oid, tid2, []byte("again"))
 	if err != nil {
 		t.Fatalf("commit after the reconnection: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/proto"
 )
 
@@ -19,8 +20,8 @@ import (
 func TestRelockAfterDeadlock(t *testing.T) {
 	for _, tc := range []struct{ storages, replicas int }{{1, 0}, {2, 1}} {
 		t.Run(fmt.Sprintf("%d storages", tc.storages), func(t *testing.T) {
-			c := startCluster(t, tc.storages, tc.replicas, 1)
-			a, b := c.open(t, false), c.open(t, false)
+			c := neotest.Start(t, neotest.Options{Storages: tc.storages, Replicas: tc.replicas, Partitions: 1})
+			a, b := c.Open(t, client.Config{}), c.Open(t, client.Config{})
 			ctx := opContext(t)
 			oidA, _ := a.NewOID(ctx)
 			oidB, _ := a.NewOID(ctx)
@@ -111,7 +112,7 @@ func TestRelockAfterDeadlock(t *testing.T) {
 					t.Errorf("Load %v = %q, %v; want %q", oid, obj.Data, err, data)
 				}
 			}
-			if _, err := commitOne(ctx, b, oidA, olderTid, []byte("after")); err != nil {
+			if _, err := neotest.Commit(ctx, b, oidA, olderTid, []byte("after")); err != nil {
 				t.Errorf("commit after the deadlock: %v", err)
 			}
 		})

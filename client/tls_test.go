@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
@@ -102,11 +103,11 @@ func (p *testPKI) node(t *testing.T, name string) *neonet.TLSConfig {
 // or without TLS, cannot connect.
 func TestTLS(t *testing.T) {
 	pki := newTestPKI(t, "neo test ca")
-	c := startClusterTLS(t, 2, 1, 4, pki.node(t, "cluster"))
+	c := neotest.Start(t, neotest.Options{Storages: 2, Replicas: 1, Partitions: 4, TLS: pki.node(t, "cluster")})
 	ctx := opContext(t)
 
-	cl, err := client.Open(ctx, client.Config{Masters: []string{c.master}, Cluster: c.name,
-		TLS: pki.node(t, "client"), Logger: testLogger().With("node", "client")})
+	cl, err := client.Open(ctx, client.Config{Masters: c.Masters(), Cluster: c.Name(),
+		TLS: pki.node(t, "client"), Logger: neotest.Logger().With("node", "client")})
 	if err != nil {
 		t.Fatalf("open over TLS: %v", err)
 	}
@@ -115,7 +116,7 @@ func TestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tid, err := commitOne(ctx, cl, oid, proto.ZeroTid, []byte("secret"))
+	tid, err := neotest.Commit(ctx, cl, oid, proto.ZeroTid, []byte("secret"))
 	if err != nil {
 		t.Fatalf("commit over TLS: %v", err)
 	}
@@ -135,7 +136,7 @@ func TestTLS(t *testing.T) {
 			// Open retries until its context ends: bound it.
 			ctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
-			bad, err := client.Open(ctx, client.Config{Masters: []string{c.master}, Cluster: c.name, TLS: tc.tls})
+			bad, err := client.Open(ctx, client.Config{Masters: c.Masters(), Cluster: c.Name(), TLS: tc.tls})
 			if err == nil {
 				bad.Close()
 				t.Fatal("Open succeeded")

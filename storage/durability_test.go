@@ -55,7 +55,11 @@ func runChildStorage() int {
 	return 1
 }
 
-// fakeCluster plays the primary master and a client for one storage.
+// fakeCluster plays the primary master and a client for one storage,
+// packet by packet as the test scripts them; the storage is a real
+// process, so that it can be killed with SIGKILL. It is a scripted fake
+// peer, not a cluster: in-process clusters of real nodes come from
+// internal/neotest.
 type fakeCluster struct {
 	t      *testing.T
 	ctx    context.Context

@@ -13,23 +13,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/neogo/neo/client"
-	"github.com/neogo/neo/master"
+	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/proto"
-	"github.com/neogo/neo/storage"
-	"github.com/neogo/neo/storage/backend"
-	_ "github.com/neogo/neo/storage/backend/sqlite"
 )
 
 // Bounds of the waits of these tests.
 const (
-	startTimeout = 30 * time.Second
+	startTimeout = neotest.StartTimeout
 	runTimeout   = 2 * time.Minute
-	stopTimeout  = 10 * time.Second
 )
 
 func TestParseArgs(t *testing.T) {
@@ -167,11 +162,11 @@ type line struct {
 }
 
 func TestRunJSON(t *testing.T) {
-	c := startCluster(t, 2, 1, 3)
+	c := neotest.Start(t, neotest.Options{Storages: 2, Replicas: 1, Partitions: 3})
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	args := []string{"--masters", c.master, "--cluster", c.name, "-n", "45", "-s", "300", "-k", "10",
+	args := []string{"--masters", c.MasterAddr(), "--cluster", c.Name(), "-n", "45", "-s", "300", "-k", "10",
 		"-l", "12", "-t", "3", "-c", "7", "--phase-seconds", "60", "--label", "test", "--json"}
 	if code := run(ctx, args, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit status %d; stderr:\n%s", code, stderr.String())
@@ -231,11 +226,7 @@ func TestRunJSON(t *testing.T) {
 
 	// The small commits were real updates: the objects they wrote are
 	// the current revisions.
-	cl, err := client.Open(ctx, client.Config{Masters: []string{c.master}, Cluster: c.name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	cl := c.Open(t, client.Config{})
 	last, err := cl.LastTid(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -285,12 +276,12 @@ func freeAddr(t *testing.T) string {
 }
 
 func TestRunTable(t *testing.T) {
-	c := startCluster(t, 1, 0, 2)
+	c := neotest.Start(t, neotest.Options{Storages: 1, Partitions: 2})
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
 	prof := filepath.Join(t.TempDir(), "cpu.prof")
-	args := []string{"--masters", c.master, "--cluster", c.name, "-n", "9", "-s", "10", "-k", "4", "-l", "100", "-t", "2", "-c", "2",
+	args := []string{"--masters", c.MasterAddr(), "--cluster", c.Name(), "-n", "9", "-s", "10", "-k", "4", "-l", "100", "-t", "2", "-c", "2",
 		"--cpuprofile", prof}
 	if code := run(ctx, args, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit status %d; stderr:\n%s", code, stderr.String())
@@ -314,10 +305,10 @@ func TestRunTable(t *testing.T) {
 // objects whose expected data or serial differ from what the cluster
 // has are counted as errors.
 func TestLoadLoopChecks(t *testing.T) {
-	c := startCluster(t, 1, 0, 2)
+	c := neotest.Start(t, neotest.Options{Storages: 1, Partitions: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	o, err := parseArgs([]string{"--masters", c.master, "--cluster", c.name, "-n", "5", "-s", "20", "--json"}, io.Discard)
+	o, err := parseArgs([]string{"--masters", c.MasterAddr(), "--cluster", c.Name(), "-n", "5", "-s", "20", "--json"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,79 +343,5 @@ func TestLoadLoopChecks(t *testing.T) {
 	}
 	if l.Errors == nil || *l.Errors != 2 || !strings.HasPrefix(l.FirstError, "bad ") || *l.N != 5 {
 		t.Errorf("tampered: %s", out.String())
-	}
-}
-
-// testCluster is a master and storages in this process, on loopback
-// ports chosen by the system, with SQLite databases in a test directory.
-type testCluster struct {
-	name   string
-	master string
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	errs   []error
-}
-
-// startCluster starts a master (np partitions, nr replicas, autostart
-// with n storages) and n storages, stopped at the end of the test.
-func startCluster(t *testing.T, n, nr, np int) *testCluster {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &testCluster{name: fmt.Sprintf("nb%d", time.Now().UnixNano()%1e6), cancel: cancel}
-	t.Cleanup(func() { c.stop(t) })
-	log := slog.New(slog.DiscardHandler)
-	srv, err := master.NewServer(master.Config{Cluster: c.name, Bind: proto.Addr{Host: "127.0.0.1"},
-		Partitions: np, Replicas: nr, Autostart: n, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.spawn(ctx, "master", srv.Run)
-	actx, acancel := context.WithTimeout(ctx, startTimeout)
-	defer acancel()
-	addr, err := srv.Addr(actx)
-	if err != nil {
-		t.Fatalf("master address: %v", err)
-	}
-	c.master = addr.String()
-	dir := t.TempDir()
-	for i := range n {
-		db, err := backend.Open(ctx, filepath.Join(dir, fmt.Sprintf("s%d.sqlite", i)), backend.Options{Logger: log})
-		if err != nil {
-			t.Fatal(err)
-		}
-		node, err := storage.New(storage.Config{Cluster: c.name, Masters: []string{c.master},
-			Bind: "127.0.0.1:0", Backend: db, Logger: log})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.spawn(ctx, fmt.Sprintf("storage %d", i), node.Run)
-	}
-	return c
-}
-
-func (c *testCluster) spawn(ctx context.Context, name string, run func(context.Context) error) {
-	c.wg.Go(func() {
-		if err := run(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, master.ErrServerClosed) {
-			c.mu.Lock()
-			c.errs = append(c.errs, fmt.Errorf("%s: %w", name, err))
-			c.mu.Unlock()
-		}
-	})
-}
-
-func (c *testCluster) stop(t *testing.T) {
-	c.cancel()
-	done := make(chan struct{})
-	go func() { c.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(stopTimeout):
-		t.Errorf("cluster nodes still running %v after cancel", stopTimeout)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, err := range c.errs {
-		t.Logf("node exited: %v", err)
 	}
 }

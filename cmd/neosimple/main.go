@@ -192,7 +192,11 @@ func run(args []string, sig <-chan os.Signal, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	c := newCluster(o, stderr)
+	c, err := newCluster(o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "neosimple: %v\n", err)
+		return 2
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -204,16 +208,12 @@ func run(args []string, sig <-chan os.Signal, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "neosimple: %v while starting: stopping the nodes\n", s)
 		cancel()
 		<-started
-		c.wait(context.Background())
+		c.kill()
 		return 1
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "neosimple: %v\n", err)
-		cancel()
-		c.wait(context.Background())
-		if len(c.roles) > 0 {
-			fmt.Fprintf(stderr, "neosimple: node logs are in %s\n", o.dir)
-		}
+		c.kill()
 		return 1
 	}
 	c.announce(stdout)
@@ -224,17 +224,16 @@ func run(args []string, sig <-chan os.Signal, stdout, stderr io.Writer) int {
 	select {
 	case s := <-sig:
 		fmt.Fprintf(stderr, "neosimple: %v: stopping the cluster (STOPPING); Ctrl-C again to stop at once\n", s)
-	case ex := <-c.exited:
-		if expectedExit(ex.err) {
+	case <-c.Exited():
+		ex := c.Exits()[0]
+		if ex.Expected() {
 			// neoctl set cluster STOPPING: the nodes are on their way out.
-			fmt.Fprintf(stderr, "neosimple: %s exited: the cluster is stopping (%v)\n", ex.name, ex.err)
+			fmt.Fprintf(stderr, "neosimple: %s exited: the cluster is stopping (%v)\n", ex.Node, ex.Err)
 			ask = false
 			break
 		}
-		fmt.Fprintf(stderr, "neosimple: %s exited unexpectedly: %v; stopping the others\n", ex.name, ex.err)
-		cancel()
-		c.wait(context.Background())
-		fmt.Fprintf(stderr, "neosimple: node logs are in %s\n", o.dir)
+		fmt.Fprintf(stderr, "neosimple: %s exited unexpectedly: %v; stopping the others\n", ex.Node, ex.Err)
+		c.kill()
 		return 1
 	}
 	stopCtx, stopCancel := context.WithTimeout(context.Background(), o.stopTimeout)
@@ -262,8 +261,7 @@ func run(args []string, sig <-chan os.Signal, stdout, stderr io.Writer) int {
 	})
 	if err := c.stop(stopCtx, ask); err != nil {
 		fmt.Fprintf(stderr, "neosimple: clean stop failed: %v; stopping the nodes at once\n", err)
-		cancel()
-		c.wait(context.Background())
+		c.kill()
 		return 1
 	}
 	fmt.Fprintln(stderr, "neosimple: cluster stopped")

@@ -182,7 +182,7 @@ func TestStartStopRestart(t *testing.T) {
 	if code := in.stop(t); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, in.stderr)
 	}
-	if s := in.stderr.String(); !strings.Contains(s, "cluster stopped") || strings.Contains(s, "cannot set the cluster STOPPING") {
+	if s := in.stderr.String(); !strings.Contains(s, "cluster stopped") || strings.Contains(s, "clean stop failed") {
 		t.Fatalf("not a clean stop; stderr:\n%s", s)
 	}
 	if _, err := os.Stat(filepath.Join(dir, envFile)); !errors.Is(err, os.ErrNotExist) {
