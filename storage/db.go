@@ -21,12 +21,17 @@ type txnStore struct {
 	b   backend.Backend
 	wmu *sync.Mutex
 
-	next dataID
-	held map[dataID]backend.Record
+	mu struct { // the data held; never held across backend calls
+		sync.Mutex
+		next dataID
+		held map[dataID]backend.Record
+	}
 }
 
 func newTxnStore(ctx context.Context, b backend.Backend, wmu *sync.Mutex) *txnStore {
-	return &txnStore{ctx: ctx, b: b, wmu: wmu, held: make(map[dataID]backend.Record)}
+	s := &txnStore{ctx: ctx, b: b, wmu: wmu}
+	s.mu.held = make(map[dataID]backend.Record)
+	return s
 }
 
 func (s *txnStore) lastObjectTID(oid proto.Oid) (proto.Tid, bool, error) {
@@ -51,14 +56,18 @@ func (s *txnStore) holdData(oid proto.Oid, d objectData, empty bool, dataSerial 
 	if !empty {
 		r.Compression, r.Checksum, r.Data = d.Compression, d.Checksum, d.Data
 	}
-	id := s.next
-	s.next++
-	s.held[id] = r
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := s.mu.next
+	s.mu.next++
+	s.mu.held[id] = r
 	return id, nil
 }
 
 func (s *txnStore) loadData(id dataID) (objectData, error) {
-	r, ok := s.held[id]
+	s.mu.Lock()
+	r, ok := s.mu.held[id]
+	s.mu.Unlock()
 	if !ok {
 		return objectData{}, fmt.Errorf("storage: data %d not held", id)
 	}
@@ -66,21 +75,26 @@ func (s *txnStore) loadData(id dataID) (objectData, error) {
 }
 
 func (s *txnStore) releaseData(ids []dataID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, id := range ids {
-		delete(s.held, id)
+		delete(s.mu.held, id)
 	}
 	return nil
 }
 
 func (s *txnStore) storeTransaction(ttid proto.Tid, objs []tempObject, meta *txnMeta) error {
 	recs := make([]backend.Record, 0, len(objs))
+	s.mu.Lock()
 	for _, o := range objs {
-		r, ok := s.held[o.Data]
+		r, ok := s.mu.held[o.Data]
 		if !ok {
-			return fmt.Errorf("storage: data of oid %v not held", o.Oid)
+			s.mu.Unlock()
+			return fmt.Errorf("storage: vote %v: data of oid %v not held", ttid, o.Oid)
 		}
 		recs = append(recs, r)
 	}
+	s.mu.Unlock()
 	var m *backend.TxnMeta
 	if meta != nil {
 		m = &backend.TxnMeta{TTid: ttid, User: meta.User, Description: meta.Description,
@@ -99,9 +113,11 @@ func (s *txnStore) storeTransaction(ttid proto.Tid, objs []tempObject, meta *txn
 	}
 	// The rows are durable: the data need not stay in memory (a voted
 	// transaction is never asked to relock).
+	s.mu.Lock()
 	for _, o := range objs {
-		delete(s.held, o.Data)
+		delete(s.mu.held, o.Data)
 	}
+	s.mu.Unlock()
 	return nil
 }
 
@@ -122,16 +138,6 @@ func (s *txnStore) abortTransaction(ttid proto.Tid) error {
 	defer s.wmu.Unlock()
 	return s.b.AbortTransaction(s.ctx, ttid)
 }
-
-// dropPartitionsTemporary: the backend has no per-partition deletion of
-// temporary rows (see /work/notes/backend-requests.md); what pending
-// transactions hold in memory is dropped by the manager and leftover rows
-// go with DropUnfinishedData at the next operation start.
-func (s *txnStore) dropPartitionsTemporary([]uint32) error { return nil }
-
-// commit and deferCommit: the backend commits in each call.
-func (s *txnStore) commit() error { return nil }
-func (s *txnStore) deferCommit()  {}
 
 func (s *txnStore) finalTID(ttid proto.Tid) (proto.Tid, bool, error) {
 	tid, err := s.b.FinalTid(s.ctx, ttid)

@@ -86,8 +86,11 @@ type packOrder struct {
 // the oid is not readable on this node.
 var errNonReadable = errors.New("storage: partition not readable")
 
-// txnDB is what the transaction manager needs from the database. Calls are
-// made with the manager's mutex held, one at a time.
+// txnDB is what the transaction manager needs from the database. It is
+// safe for concurrent use. storeTransaction, lockTransaction,
+// unlockTransaction and abortTransaction write to disk and may wait for
+// it (a sync): the manager calls them without its mutex held, so that a
+// slow disk delays the transactions that write, not every request.
 type txnDB interface {
 	// lastObjectTID returns the greatest committed serial of oid, ok=false
 	// if oid has no record, errNonReadable if its partition is not
@@ -113,12 +116,6 @@ type txnDB interface {
 	unlockTransaction(tid, ttid proto.Tid, metadata bool, oids []proto.Oid, pack bool) error
 	// abortTransaction deletes the temporary rows of ttid.
 	abortTransaction(ttid proto.Tid) error
-	// dropPartitionsTemporary deletes temporary object rows of the partitions.
-	dropPartitionsTemporary(partitions []uint32) error
-	// commit makes everything written so far durable.
-	commit() error
-	// deferCommit asks for a commit within a second (unlock).
-	deferCommit()
 	// finalTID looks a committed transaction up by its ttid.
 	finalTID(ttid proto.Tid) (proto.Tid, bool, error)
 }
@@ -139,6 +136,10 @@ type txn struct {
 	tid      proto.Tid // final tid once locked, 0 before
 	pack     bool      // carries a pack order
 	born     time.Time
+	// writing: the vote's rows are being written (without mu);
+	// aborted: the transaction was aborted meanwhile, and the vote
+	// deletes its rows once written.
+	writing, aborted bool
 }
 
 func (t *txn) String() string {
@@ -671,16 +672,17 @@ const maxOids = 1 << 21
 // before it returns, so the caller may answer the client.
 func (m *txnManager) vote(client proto.NodeID, ttid proto.Tid, meta *txnMeta) error {
 	m.lock()
-	defer m.unlock()
 	if meta != nil {
 		m.register(client, ttid)
 	}
 	t := m.mu.txns[ttid]
 	if t == nil {
+		m.unlock()
 		return fmt.Errorf("%w: unknown ttid %v", proto.ErrProtocol, ttid)
 	}
 	if meta != nil {
 		if len(meta.Oids) >= maxOids || (meta.Pack != nil && len(meta.Pack.Oids) >= maxOids) {
+			m.unlock()
 			return fmt.Errorf("%w: Too many modified OIDs (the default storage backend has a limitation of 2^21-1)", proto.ErrProtocol)
 		}
 		t.voted = 2
@@ -693,15 +695,19 @@ func (m *txnManager) vote(client proto.NodeID, ttid proto.Tid, meta *txnMeta) er
 		objs = append(objs, o)
 	}
 	slices.SortFunc(objs, func(a, b tempObject) int { return cmp.Compare(a.Oid, b.Oid) })
-	if err := m.db.storeTransaction(ttid, objs, meta); err != nil {
-		return err // names the vote and its ttid
-	}
-	if err := m.db.commit(); err != nil {
-		return fmt.Errorf("vote %v: commit: %w", ttid, err)
-	}
 	// Requests delayed behind us were delayed because we had not voted;
 	// they still wait (voted holders are waited for), nothing to re-run.
-	return nil
+	t.writing = true
+	m.unlock()
+	err := m.db.storeTransaction(ttid, objs, meta) // names the vote and its ttid on error
+	m.lock()
+	t.writing = false
+	aborted := t.aborted
+	m.unlock()
+	if aborted {
+		return m.dropRows(ttid, dataIDs(objs))
+	}
+	return err
 }
 
 // lockTxn processes AskLockInformation: the transaction gets its final tid,
@@ -709,27 +715,31 @@ func (m *txnManager) vote(client proto.NodeID, ttid proto.Tid, meta *txnMeta) er
 // the final tid is committed to disk before the caller answers.
 func (m *txnManager) lockTxn(ttid, tid proto.Tid, approvePack bool) error {
 	m.lock()
-	defer m.unlock()
 	t := m.mu.txns[ttid]
-	if t == nil {
-		return fmt.Errorf("%w: unknown ttid %v", proto.ErrProtocol, ttid)
+	var err error
+	switch {
+	case t == nil:
+		err = fmt.Errorf("%w: unknown ttid %v", proto.ErrProtocol, ttid)
+	case t.tid != 0:
+		err = fmt.Errorf("%w: %v already locked with tid %v", proto.ErrProtocol, ttid, t.tid)
+	case tid < ttid:
+		err = fmt.Errorf("%w: final tid %v < ttid %v", proto.ErrProtocol, tid, ttid)
 	}
-	if t.tid != 0 {
-		return fmt.Errorf("%w: %v already locked with tid %v", proto.ErrProtocol, ttid, t.tid)
-	}
-	if tid < ttid {
-		return fmt.Errorf("%w: final tid %v < ttid %v", proto.ErrProtocol, tid, ttid)
+	if err != nil {
+		m.unlock()
+		return err
 	}
 	t.tid = tid
 	for oid := range t.stores {
 		m.mu.readLocks[oid] = ttid
 	}
-	if t.voted == 2 {
+	metadata := t.voted == 2
+	m.unlock()
+	// Locked: nothing else changes t until its unlock, which the master
+	// sends after our answer.
+	if metadata {
 		if err := m.db.lockTransaction(tid, ttid, approvePack); err != nil {
 			return fmt.Errorf("lock %v: %w", ttid, err)
-		}
-		if err := m.db.commit(); err != nil {
-			return fmt.Errorf("lock %v: commit: %w", ttid, err)
 		}
 	}
 	return nil
@@ -740,67 +750,89 @@ func (m *txnManager) lockTxn(ttid, tid proto.Tid, approvePack bool) error {
 // metadata in ttrans makes it recoverable) and its locks are released.
 func (m *txnManager) unlockTxn(ttid proto.Tid) error {
 	m.lock()
-	defer m.unlock()
 	t := m.mu.txns[ttid]
 	if t == nil {
+		m.unlock()
 		return fmt.Errorf("%w: unknown ttid %v", proto.ErrProtocol, ttid)
 	}
 	if t.tid == 0 {
+		m.unlock()
 		return fmt.Errorf("%w: unlock of %v which is not locked", proto.ErrProtocol, ttid)
 	}
 	oids := make([]proto.Oid, 0, len(t.stores))
-	for oid := range t.stores {
+	objs := make([]tempObject, 0, len(t.stores))
+	for oid, o := range t.stores {
 		oids = append(oids, oid)
+		objs = append(objs, o)
 	}
 	slices.Sort(oids)
-	if err := m.db.unlockTransaction(t.tid, ttid, t.voted == 2, oids, t.pack); err != nil {
+	tid, metadata, pack := t.tid, t.voted == 2, t.pack
+	m.unlock()
+	// The transaction keeps its locks while its rows are committed: a
+	// read of its oids waits for them.
+	if err := m.db.unlockTransaction(tid, ttid, metadata, oids, pack); err != nil {
 		return fmt.Errorf("unlock %v: %w", ttid, err)
 	}
-	ids := make([]dataID, 0, len(t.stores))
-	for _, o := range t.stores {
+	// The committed rows now reference the data: drop our holds only.
+	if err := m.db.releaseData(dataIDs(objs)); err != nil {
+		return fmt.Errorf("unlock %v: %w", ttid, err)
+	}
+	m.lock()
+	defer m.unlock()
+	m.forget(t)
+	return nil
+}
+
+// dataIDs lists the data rows that objs hold.
+func dataIDs(objs []tempObject) []dataID {
+	ids := make([]dataID, 0, len(objs))
+	for _, o := range objs {
 		if o.Data != noData {
 			ids = append(ids, o.Data)
 		}
 	}
-	// The committed rows now reference the data: drop our holds only.
-	if err := m.db.releaseData(ids); err != nil {
-		return fmt.Errorf("unlock %v: %w", ttid, err)
-	}
-	m.db.deferCommit()
-	m.forget(t)
-	return nil
+	return ids
 }
 
 // abort processes AbortTransaction: a transaction that is not locked loses
 // its temporary rows and locks. Aborting a locked or unknown one is a no-op.
 func (m *txnManager) abort(ttid proto.Tid) error {
 	m.lock()
-	defer m.unlock()
-	return m.abortLocked(ttid)
+	drop := m.abortLocked(ttid)
+	m.unlock()
+	return drop()
 }
 
-func (m *txnManager) abortLocked(ttid proto.Tid) error {
+// abortLocked forgets a transaction that is not locked, releasing its
+// locks at once; it returns what deletes its rows, to call once mu is
+// released. Rows that a vote is writing are deleted by that vote.
+func (m *txnManager) abortLocked(ttid proto.Tid) (drop func() error) {
 	t := m.mu.txns[ttid]
 	if t == nil || t.tid != 0 {
-		return nil
+		return func() error { return nil }
 	}
 	m.log.Debug("abort", "ttid", ttid)
+	objs := make([]tempObject, 0, len(t.stores))
+	for _, o := range t.stores {
+		objs = append(objs, o)
+	}
+	m.forget(t)
+	if t.writing {
+		t.aborted = true
+		return func() error { return nil }
+	}
+	return func() error { return m.dropRows(ttid, dataIDs(objs)) }
+}
+
+// dropRows deletes the temporary rows of an aborted transaction and its
+// holds on data. Called without mu.
+func (m *txnManager) dropRows(ttid proto.Tid, ids []dataID) error {
 	if err := m.db.abortTransaction(ttid); err != nil {
 		return fmt.Errorf("abort %v: %w", ttid, err)
-	}
-	ids := make([]dataID, 0, len(t.stores))
-	for _, o := range t.stores {
-		if o.Data != noData {
-			ids = append(ids, o.Data)
-		}
 	}
 	if err := m.db.releaseData(ids); err != nil {
 		return fmt.Errorf("abort %v: %w", ttid, err)
 	}
-	if err := m.db.commit(); err != nil {
-		return fmt.Errorf("abort %v: commit: %w", ttid, err)
-	}
-	m.forget(t)
 	return nil
 }
 
@@ -824,7 +856,6 @@ func (m *txnManager) forget(t *txn) {
 // connection closed, every non-locked one when the master says it is gone.
 func (m *txnManager) abortFor(client proto.NodeID, evenIfVoted bool) error {
 	m.lock()
-	defer m.unlock()
 	var ttids []proto.Tid
 	for ttid, t := range m.mu.txns {
 		if t.client == client && (evenIfVoted || t.voted == 0) {
@@ -832,12 +863,16 @@ func (m *txnManager) abortFor(client proto.NodeID, evenIfVoted bool) error {
 		}
 	}
 	slices.Sort(ttids)
+	drops := make([]func() error, 0, len(ttids))
 	for _, ttid := range ttids {
-		if err := m.abortLocked(ttid); err != nil {
-			return err
-		}
+		drops = append(drops, m.abortLocked(ttid))
 	}
-	return nil
+	m.unlock()
+	var errs []error
+	for _, drop := range drops {
+		errs = append(errs, drop())
+	}
+	return errors.Join(errs...)
 }
 
 // finalTID answers AskFinalTID: the in-memory final tid if the transaction
@@ -898,9 +933,8 @@ func (m *txnManager) discarded(partitions []uint32) error {
 			}
 		}
 	}
-	if err := m.db.dropPartitionsTemporary(partitions); err != nil {
-		return err
-	}
+	// Their temporary rows stay until the transactions end
+	// (DropUnfinishedData at the next operation start at the latest).
 	if err := m.db.releaseData(ids); err != nil {
 		return err
 	}

@@ -12,8 +12,12 @@ import (
 )
 
 // fakeDB is an in-memory txnDB: committed serials per oid, data rows with
-// reference counts, temporary rows per ttid, and a log of commits.
+// reference counts, temporary rows per ttid. A write blocks while the
+// channel of its ttid in stall is open (a slow disk).
 type fakeDB struct {
+	mu        sync.Mutex
+	stall     map[proto.Tid]chan struct{}
+	writing   chan proto.Tid // told the ttid of each write that stalls
 	serials   map[proto.Oid][]proto.Tid // committed, ascending
 	data      map[dataID]objectData
 	refs      map[dataID]int
@@ -22,9 +26,19 @@ type fakeDB struct {
 	meta      map[proto.Tid]*txnMeta
 	locked    map[proto.Tid]proto.Tid // ttid -> tid (ttrans.tid)
 	committed map[proto.Tid]proto.Tid // ttid -> tid of trans rows
-	commits   int
-	deferred  int
 	undoPack  bool
+}
+
+// write waits for the disk when ttid's writes stall, then locks db.
+func (db *fakeDB) write(ttid proto.Tid) {
+	db.mu.Lock()
+	ch := db.stall[ttid]
+	db.mu.Unlock()
+	if ch != nil {
+		db.writing <- ttid
+		<-ch
+	}
+	db.mu.Lock()
 }
 
 func newFakeDB() *fakeDB {
@@ -36,10 +50,14 @@ func newFakeDB() *fakeDB {
 		meta:      map[proto.Tid]*txnMeta{},
 		locked:    map[proto.Tid]proto.Tid{},
 		committed: map[proto.Tid]proto.Tid{},
+		stall:     map[proto.Tid]chan struct{}{},
+		writing:   make(chan proto.Tid, 16),
 	}
 }
 
 func (db *fakeDB) lastObjectTID(oid proto.Oid) (proto.Tid, bool, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
 	s := db.serials[oid]
 	if len(s) == 0 {
 		return 0, false, nil
@@ -48,6 +66,8 @@ func (db *fakeDB) lastObjectTID(oid proto.Oid) (proto.Tid, bool, error) {
 }
 
 func (db *fakeDB) holdData(oid proto.Oid, d objectData, empty bool, dataSerial proto.Tid) (dataID, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
 	if db.undoPack && dataSerial != proto.InvalidTid {
 		return 0, proto.ErrUndoPack
 	}
@@ -62,6 +82,8 @@ func (db *fakeDB) holdData(oid proto.Oid, d objectData, empty bool, dataSerial p
 }
 
 func (db *fakeDB) loadData(id dataID) (objectData, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
 	d, ok := db.data[id]
 	if !ok {
 		return d, fmt.Errorf("no data %d", id)
@@ -70,6 +92,13 @@ func (db *fakeDB) loadData(id dataID) (objectData, error) {
 }
 
 func (db *fakeDB) releaseData(ids []dataID) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.release(ids)
+	return nil
+}
+
+func (db *fakeDB) release(ids []dataID) {
 	for _, id := range ids {
 		db.refs[id]--
 		if db.refs[id] == 0 {
@@ -77,10 +106,11 @@ func (db *fakeDB) releaseData(ids []dataID) error {
 			delete(db.data, id)
 		}
 	}
-	return nil
 }
 
 func (db *fakeDB) storeTransaction(ttid proto.Tid, objs []tempObject, meta *txnMeta) error {
+	db.write(ttid)
+	defer db.mu.Unlock()
 	db.temp[ttid] = objs
 	if meta != nil {
 		db.meta[ttid] = meta
@@ -94,11 +124,15 @@ func (db *fakeDB) storeTransaction(ttid proto.Tid, objs []tempObject, meta *txnM
 }
 
 func (db *fakeDB) lockTransaction(tid, ttid proto.Tid, approvePack bool) error {
+	db.write(ttid)
+	defer db.mu.Unlock()
 	db.locked[ttid] = tid
 	return nil
 }
 
 func (db *fakeDB) unlockTransaction(tid, ttid proto.Tid, metadata bool, oids []proto.Oid, pack bool) error {
+	db.write(ttid)
+	defer db.mu.Unlock()
 	for _, o := range db.temp[ttid] {
 		db.serials[o.Oid] = append(db.serials[o.Oid], tid)
 	}
@@ -112,9 +146,11 @@ func (db *fakeDB) unlockTransaction(tid, ttid proto.Tid, metadata bool, oids []p
 }
 
 func (db *fakeDB) abortTransaction(ttid proto.Tid) error {
+	db.write(ttid)
+	defer db.mu.Unlock()
 	for _, o := range db.temp[ttid] {
 		if o.Data != noData {
-			db.releaseData([]dataID{o.Data})
+			db.release([]dataID{o.Data})
 		}
 	}
 	delete(db.temp, ttid)
@@ -122,11 +158,9 @@ func (db *fakeDB) abortTransaction(ttid proto.Tid) error {
 	return nil
 }
 
-func (db *fakeDB) dropPartitionsTemporary([]uint32) error { return nil }
-func (db *fakeDB) commit() error                          { db.commits++; return nil }
-func (db *fakeDB) deferCommit()                           { db.deferred++ }
-
 func (db *fakeDB) finalTID(ttid proto.Tid) (proto.Tid, bool, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
 	tid, ok := db.committed[ttid]
 	return tid, ok, nil
 }
@@ -463,21 +497,20 @@ func TestVoteErrors(t *testing.T) {
 	}
 }
 
-func TestVoteAndLockAreCommitted(t *testing.T) {
+func TestVoteAndLockAreWritten(t *testing.T) {
 	h := newHarness(t)
 	h.store(client1, 10, 1, 0, "a")
-	before := h.db.commits
 	if err := h.m.vote(client1, 10, &txnMeta{Oids: []proto.Oid{1}}); err != nil {
 		t.Fatal(err)
 	}
-	if h.db.commits != before+1 || len(h.db.temp[10]) != 1 {
-		t.Fatalf("vote: commits %d->%d temp %v", before, h.db.commits, h.db.temp[10])
+	if len(h.db.temp[10]) != 1 || h.db.meta[10] == nil {
+		t.Fatalf("vote: temp %v meta %v", h.db.temp[10], h.db.meta[10])
 	}
 	if err := h.m.lockTxn(10, 11, false); err != nil {
 		t.Fatal(err)
 	}
-	if h.db.commits != before+2 || h.db.locked[10] != 11 {
-		t.Fatalf("lock: commits %d locked %v", h.db.commits, h.db.locked)
+	if h.db.locked[10] != 11 {
+		t.Fatalf("lock: locked %v", h.db.locked)
 	}
 	if tid, _ := h.m.finalTID(10); tid != 11 {
 		t.Fatalf("finalTID in memory = %v", tid)
@@ -485,8 +518,8 @@ func TestVoteAndLockAreCommitted(t *testing.T) {
 	if err := h.m.unlockTxn(10); err != nil {
 		t.Fatal(err)
 	}
-	if h.db.deferred != 1 {
-		t.Fatal("unlock must defer a commit")
+	if len(h.db.serials[1]) != 1 || h.db.serials[1][0] != 11 {
+		t.Fatalf("unlock: serials of oid 1 %v", h.db.serials[1])
 	}
 	if tid, _ := h.m.finalTID(10); tid != 11 {
 		t.Fatalf("finalTID from db = %v", tid)
@@ -653,5 +686,152 @@ func TestReplicatedWaitsForSharedLocklessStores(t *testing.T) {
 	}
 	if _, locked := h.m.mu.writeLocks[1]; locked {
 		t.Fatal("dropped store still holds the lock")
+	}
+}
+
+// stallWrites makes the writes of ttid wait until the returned func is
+// called, and returns once one such write has begun.
+func (h *harness) stallWrites(ttid proto.Tid) (release func()) {
+	ch := make(chan struct{})
+	h.db.mu.Lock()
+	h.db.stall[ttid] = ch
+	h.db.mu.Unlock()
+	return func() { close(ch) }
+}
+
+// waitWriting waits until a stalled write of ttid has begun.
+func (h *harness) waitWriting(ttid proto.Tid) {
+	h.t.Helper()
+	select {
+	case got := <-h.db.writing:
+		if got != ttid {
+			h.t.Fatalf("write of %v stalled, want %v", got, ttid)
+		}
+	case <-time.After(10 * time.Second):
+		h.t.Fatalf("no write of %v began", ttid)
+	}
+}
+
+// within runs f and fails if it does not return in time: a request that
+// waits for another transaction's disk write.
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s blocked behind another transaction's disk write", what)
+	}
+}
+
+// A vote waiting for the disk delays neither the stores, checks and votes
+// of other transactions nor the abort of its own (a slow fsync froze every
+// client of the node while the manager's mutex was held across it).
+func TestSlowVoteWriteBlocksNobodyElse(t *testing.T) {
+	h := newHarness(t)
+	h.store(client1, 10, 1, 0, "a")
+	release := h.stallWrites(10)
+	voted := make(chan error, 1)
+	go func() { voted <- h.m.vote(client1, 10, &txnMeta{Oids: []proto.Oid{1}}) }()
+	h.waitWriting(10)
+
+	var a2, c3, a1 *answer
+	within(t, "a store", func() { a2 = h.store(client2, 20, 2, 0, "b") })
+	within(t, "a check", func() { c3 = h.check(client2, 20, 3, 0) })
+	within(t, "a store of the voting transaction's oid", func() { a1 = h.store(client2, 30, 1, 0, "c") })
+	within(t, "another vote", func() {
+		if err := h.m.vote(client2, 20, &txnMeta{Oids: []proto.Oid{2}}); err != nil {
+			t.Error(err)
+		}
+	})
+	if a2.String() != "locked" || c3.String() != "locked" {
+		t.Fatalf("store %v, check %v; want both locked", a2, c3)
+	}
+	if a1.done {
+		t.Fatalf("store of oid 1 answered %v while its voted holder is not unlocked", a1)
+	}
+	release()
+	if err := <-voted; err != nil {
+		t.Fatal(err)
+	}
+	if len(h.db.temp[10]) != 1 {
+		t.Fatalf("vote rows %v", h.db.temp[10])
+	}
+}
+
+// An abort arriving while the vote writes releases the locks at once; the
+// rows written by the vote are deleted when the write ends.
+func TestAbortDuringVoteWrite(t *testing.T) {
+	h := newHarness(t)
+	h.store(client1, 10, 1, 0, "a")
+	release := h.stallWrites(10)
+	voted := make(chan error, 1)
+	go func() { voted <- h.m.vote(client1, 10, &txnMeta{Oids: []proto.Oid{1}}) }()
+	h.waitWriting(10)
+	within(t, "the abort", func() {
+		if err := h.m.abort(10); err != nil {
+			t.Error(err)
+		}
+	})
+	var a *answer
+	within(t, "a store of the aborted transaction's oid", func() { a = h.store(client2, 20, 1, 0, "b") })
+	if a.String() != "locked" {
+		t.Fatalf("store after abort: %v, want locked", a)
+	}
+	release()
+	if err := <-voted; err != nil {
+		t.Fatal(err)
+	}
+	h.db.mu.Lock()
+	defer h.db.mu.Unlock()
+	if _, ok := h.db.temp[10]; ok {
+		t.Fatalf("rows of the aborted vote left: %v", h.db.temp[10])
+	}
+	if _, ok := h.db.meta[10]; ok {
+		t.Fatal("metadata of the aborted vote left")
+	}
+}
+
+// While a lock or an unlock waits for the disk, other transactions go on;
+// reads of the locked oids wait for the unlock to be written.
+func TestSlowLockAndUnlockWrites(t *testing.T) {
+	h := newHarness(t)
+	h.store(client1, 10, 1, 0, "a")
+	if err := h.m.vote(client1, 10, &txnMeta{Oids: []proto.Oid{1}}); err != nil {
+		t.Fatal(err)
+	}
+	release := h.stallWrites(10)
+	locked := make(chan error, 1)
+	go func() { locked <- h.m.lockTxn(10, 11, false) }()
+	h.waitWriting(10)
+	within(t, "a store during a lock write", func() { h.store(client2, 20, 2, 0, "b") })
+	release()
+	if err := <-locked; err != nil {
+		t.Fatal(err)
+	}
+
+	release = h.stallWrites(10)
+	unlocked := make(chan error, 1)
+	go func() { unlocked <- h.m.unlockTxn(10) }()
+	h.waitWriting(10)
+	read := make(chan struct{})
+	within(t, "a store during an unlock write", func() { h.store(client2, 20, 3, 0, "c") })
+	within(t, "a read request during an unlock write", func() {
+		h.m.whenReadable(1, nil, func() { close(read) })
+	})
+	select {
+	case <-read:
+		t.Fatal("oid 1 read before its unlock was written")
+	default:
+	}
+	release()
+	if err := <-unlocked; err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-read:
+	case <-time.After(10 * time.Second):
+		t.Fatal("read of oid 1 not run after the unlock")
 	}
 }
