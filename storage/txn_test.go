@@ -17,7 +17,7 @@ import (
 type fakeDB struct {
 	mu        sync.Mutex
 	stall     map[proto.Tid]chan struct{}
-	writing   chan proto.Tid // told the ttid of each write that stalls
+	writing   chan proto.Tid            // told the ttid of each write that stalls
 	serials   map[proto.Oid][]proto.Tid // committed, ascending
 	data      map[dataID]objectData
 	refs      map[dataID]int
