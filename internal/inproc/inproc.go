@@ -133,8 +133,11 @@ func expectedExit(err error) bool {
 // Cluster is a running cluster. Its methods may be called from any
 // goroutine; mu guards the nodes' run state.
 type Cluster struct {
-	cfg     Config
-	masters []proto.Addr // their fixed addresses, known once Start listened
+	cfg Config
+	// masters are the masters' addresses, written by Start only (chosen
+	// before any starts, or the port the single master got from the
+	// system), read-only once it returned.
+	masters []proto.Addr
 	// runCtx is the parent of every node's run context; Close cancels it.
 	runCtx    context.Context
 	cancelRun context.CancelFunc
@@ -150,8 +153,8 @@ type Cluster struct {
 	}
 }
 
-// node is one node of the cluster; its fields after addr are guarded by
-// Cluster.mu and renewed at each run.
+// node is one node of the cluster; the fields from addr on are guarded
+// by Cluster.mu, and all but addr are renewed at each run.
 type node struct {
 	name  string
 	index int

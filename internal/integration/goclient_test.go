@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
@@ -578,7 +579,7 @@ func TestGoClientPyRelock(t *testing.T) {
 		oids[i] = oid
 	}
 	oidA, oidB, marker := oids[0], oids[1], oids[2]
-	if _, err := commitOid(ctx, a, marker, "marker"); err != nil {
+	if _, err := neotest.Commit(ctx, a, marker, proto.ZeroTid, []byte("marker")); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Sync(ctx); err != nil {
@@ -648,21 +649,4 @@ func TestGoClientPyRelock(t *testing.T) {
 			t.Errorf("load %v = %q, %v; want %q", oid, obj.Data, err, data)
 		}
 	}
-}
-
-// commitOid commits data as the first revision of oid.
-func commitOid(ctx context.Context, cl *client.Client, oid proto.Oid, data string) (proto.Tid, error) {
-	txn, err := cl.Begin(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if err := txn.Store(ctx, oid, proto.ZeroTid, []byte(data)); err != nil {
-		txn.Abort(ctx)
-		return 0, err
-	}
-	if err := txn.Vote(ctx); err != nil {
-		txn.Abort(ctx)
-		return 0, err
-	}
-	return txn.Finish(ctx)
 }

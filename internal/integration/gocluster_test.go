@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/ctl"
+	"github.com/neogo/neo/internal/inproc"
 	"github.com/neogo/neo/proto"
 )
 
@@ -134,22 +134,7 @@ func (c *goCluster) waitRunning() {
 }
 
 func (c *goCluster) clusterState(ctx context.Context) (proto.ClusterState, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	cl, err := ctl.Dial(ctx, ctl.Config{Addr: c.admin})
-	if err != nil {
-		return 0, err
-	}
-	defer cl.Close()
-	st, err := cl.ClusterState(ctx)
-	if err != nil {
-		return 0, err
-	}
-	s, ok := st.Get()
-	if !ok {
-		return 0, errors.New("no cluster state")
-	}
-	return s, nil
+	return inproc.ClusterState(ctx, ctl.Config{Addr: c.admin})
 }
 
 // tail returns the end of a node's output and log, for failure messages.
