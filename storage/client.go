@@ -355,6 +355,18 @@ func (c *clientConn) respond(r *neonet.Request, m proto.Msg, err error, nowait b
 	}
 }
 
+// vote votes ttid and answers once its rows are written, in a goroutine
+// of its own: the other threads of the client, which share this link,
+// need not wait for the disk.
+func (c *clientConn) vote(r *neonet.Request, ttid proto.Tid, meta *txnMeta, answer proto.Msg) error {
+	write, err := c.tm.startVote(c.nid, ttid, meta)
+	if err != nil {
+		return err
+	}
+	go func() { c.reply(r, answer, write()) }()
+	return nil
+}
+
 // readablePartition returns proto.ErrNonReadableCell unless this node has
 // a readable cell of the partition of x.
 func (c *clientConn) readablePartition(x uint64) error {
@@ -467,16 +479,10 @@ func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 			oids, _ := p.Oids.Get()
 			meta.Pack = &packOrder{Oids: oids, Partial: len(oids) > 0, PackTid: p.PackTid}
 		}
-		if err := tm.vote(c.nid, m.TTid, meta); err != nil {
-			return err
-		}
-		return r.Reply(&proto.AnswerStoreTransaction{})
+		return c.vote(r, m.TTid, meta, &proto.AnswerStoreTransaction{})
 
 	case *proto.AskVoteTransaction:
-		if err := tm.vote(c.nid, m.TTid, nil); err != nil {
-			return err
-		}
-		return r.Reply(&proto.AnswerVoteTransaction{})
+		return c.vote(r, m.TTid, nil, &proto.AnswerVoteTransaction{})
 
 	case *proto.AbortTransaction:
 		return tm.abort(m.TTid)

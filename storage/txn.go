@@ -667,10 +667,12 @@ func (m *txnManager) isLockedTid(tid proto.Tid) bool {
 // maxOids is the limit of oids per transaction (MySQL MEDIUMBLOB).
 const maxOids = 1 << 21
 
-// vote processes AskStoreTransaction (meta != nil: this node holds the
-// metadata) and AskVoteTransaction. The temporary rows are committed
-// before it returns, so the caller may answer the client.
-func (m *txnManager) vote(client proto.NodeID, ttid proto.Tid, meta *txnMeta) error {
+// startVote processes AskStoreTransaction (meta != nil: this node holds
+// the metadata) and AskVoteTransaction: the transaction is voted for the
+// lock table at once, and write writes its temporary rows; the caller
+// answers the client once write returns. write may run in another
+// goroutine: an abort meanwhile is handled.
+func (m *txnManager) startVote(client proto.NodeID, ttid proto.Tid, meta *txnMeta) (write func() error, err error) {
 	m.lock()
 	if meta != nil {
 		m.register(client, ttid)
@@ -678,12 +680,12 @@ func (m *txnManager) vote(client proto.NodeID, ttid proto.Tid, meta *txnMeta) er
 	t := m.mu.txns[ttid]
 	if t == nil {
 		m.unlock()
-		return fmt.Errorf("%w: unknown ttid %v", proto.ErrProtocol, ttid)
+		return nil, fmt.Errorf("%w: unknown ttid %v", proto.ErrProtocol, ttid)
 	}
 	if meta != nil {
 		if len(meta.Oids) >= maxOids || (meta.Pack != nil && len(meta.Pack.Oids) >= maxOids) {
 			m.unlock()
-			return fmt.Errorf("%w: Too many modified OIDs (the default storage backend has a limitation of 2^21-1)", proto.ErrProtocol)
+			return nil, fmt.Errorf("%w: Too many modified OIDs (the default storage backend has a limitation of 2^21-1)", proto.ErrProtocol)
 		}
 		t.voted = 2
 		t.pack = meta.Pack != nil
@@ -699,15 +701,26 @@ func (m *txnManager) vote(client proto.NodeID, ttid proto.Tid, meta *txnMeta) er
 	// they still wait (voted holders are waited for), nothing to re-run.
 	t.writing = true
 	m.unlock()
-	err := m.db.storeTransaction(ttid, objs, meta) // names the vote and its ttid on error
-	m.lock()
-	t.writing = false
-	aborted := t.aborted
-	m.unlock()
-	if aborted {
-		return m.dropRows(ttid, dataIDs(objs))
+	return func() error {
+		err := m.db.storeTransaction(ttid, objs, meta) // names the vote and its ttid on error
+		m.lock()
+		t.writing = false
+		aborted := t.aborted
+		m.unlock()
+		if aborted {
+			return m.dropRows(ttid, dataIDs(objs))
+		}
+		return err
+	}, nil
+}
+
+// vote is startVote and its write.
+func (m *txnManager) vote(client proto.NodeID, ttid proto.Tid, meta *txnMeta) error {
+	write, err := m.startVote(client, ttid, meta)
+	if err != nil {
+		return err
 	}
-	return err
+	return write()
 }
 
 // lockTxn processes AskLockInformation: the transaction gets its final tid,
