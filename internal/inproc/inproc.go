@@ -277,8 +277,10 @@ func (c *Cluster) Start(ctx context.Context) error {
 }
 
 // placeMasters chooses the masters' addresses before any starts: each
-// master is given all of them. A single master may take its port from the
-// system, as it listens (then learnt by start).
+// master is given all of them, so several masters get ports free now
+// (the master takes no listener; a port taken by another process in the
+// meantime fails its start). A single master may take its port from the
+// system as it listens (then learnt by startMaster).
 func (c *Cluster) placeMasters() error {
 	if c.cfg.Masters == 1 {
 		c.masters = []proto.Addr{{Host: c.cfg.Host, Port: uint16(c.cfg.MasterPort)}}
