@@ -3,7 +3,8 @@
 //
 // The admin identifies to the primary master as an ADMIN node, following
 // NotPrimaryMaster redirections and looking for a master again, at most
-// once a second per address, whenever the one it follows goes away. It
+// once per ReconnectDelay per address, whenever the one it follows goes
+// away (internal/masterlink). It
 // keeps a copy of the node table, the partition table and the cluster
 // state from the master's NotifyNodeInformation, SendPartitionTable,
 // NotifyPartitionChanges and NotifyClusterInformation.

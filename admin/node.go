@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/neogo/neo/internal/masterlog"
+	"github.com/neogo/neo/internal/masterlink"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
@@ -33,8 +33,7 @@ var ErrStopped = errors.New("admin: cluster stopped")
 type Node struct {
 	cfg   Config
 	log   *slog.Logger
-	mdb   *masterDB    // nil without dynamic master list
-	known []proto.Addr // masters to try first: configured, then from mdb
+	mdb   *masterDB // nil without dynamic master list
 	ready chan struct{}
 	addr  proto.Addr // set before ready is closed
 
@@ -62,9 +61,6 @@ func NewNode(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.ReconnectDelay == 0 {
-		cfg.ReconnectDelay = 100 * time.Millisecond
-	}
 	if cfg.Bind.Host == "" {
 		cfg.Bind.Host = "127.0.0.1"
 	}
@@ -73,20 +69,14 @@ func NewNode(cfg Config) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{cfg: cfg, log: log, ready: make(chan struct{})}
-	n.known = append(n.known, cfg.Masters...)
 	if cfg.DynamicMasterList != "" {
 		mdb, err := openMasterDB(cfg.DynamicMasterList)
 		if err != nil {
 			return nil, fmt.Errorf("admin: %w", err)
 		}
 		n.mdb = mdb
-		for _, a := range mdb.addrs() {
-			if !slices.Contains(n.known, a) {
-				n.known = append(n.known, a)
-			}
-		}
 	}
-	if len(n.known) == 0 {
+	if len(n.masters()) == 0 {
 		return nil, errors.New("admin: no master address, neither configured nor in the dynamic master list")
 	}
 	n.mu.v = newView()
@@ -213,8 +203,7 @@ type masterLink struct {
 		sync.Mutex
 		following bool
 		queue     []proto.Msg
-		npm       *proto.NotPrimaryMaster // redirection of a secondary master
-		notified  bool                    // a NotifyClusterInformation was applied
+		notified  bool // a NotifyClusterInformation was applied
 	}
 }
 
@@ -222,11 +211,7 @@ func (ml *masterLink) handle(r *neonet.Request) {
 	ml.mu.Lock()
 	defer ml.mu.Unlock()
 	if !ml.mu.following {
-		if m, ok := r.Msg.(*proto.NotPrimaryMaster); ok {
-			ml.mu.npm = m
-		} else {
-			ml.mu.queue = append(ml.mu.queue, r.Msg)
-		}
+		ml.mu.queue = append(ml.mu.queue, r.Msg)
 		return
 	}
 	ml.apply(r.Msg)
@@ -327,57 +312,48 @@ func (n *Node) followMaster(ctx context.Context, ml *masterLink, acc *proto.Acce
 	return ok && s == proto.STOPPING
 }
 
-// connectPrimary looks for the primary master among the configured ones
-// and those they tell about, and identifies to it (protocol.md §5.1): a
-// secondary master's NotPrimaryMaster redirects to the primary; a refusal
-// or a failure moves to the next master. Attempts to one address are at
+// connectPrimary finds the primary master among the configured ones, those
+// of the dynamic master list and those they tell about, and identifies to
+// it (protocol.md §5.1, see [masterlink]). Attempts to one address are at
 // least ReconnectDelay apart.
 func (n *Node) connectPrimary(ctx context.Context, nid proto.NodeID) (*masterLink, *proto.AcceptIdentification, error) {
-	masters := append([]proto.Addr(nil), n.known...)
-	last := map[proto.Addr]time.Time{}
-	failures := masterlog.New(n.log)
-	next, redirect := 0, proto.Addr{}
-	for {
-		addr := redirect
-		if addr.IsZero() {
-			addr = masters[next%len(masters)]
-			next++
-		}
-		redirect = proto.Addr{}
-		if t, ok := last[addr]; ok {
-			if wait := n.cfg.ReconnectDelay - time.Since(t); wait > 0 {
-				timer := time.NewTimer(wait)
-				select {
-				case <-timer.C:
-				case <-ctx.Done():
-					timer.Stop()
-					return nil, nil, ctx.Err()
-				}
-			}
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, nil, err
-		}
-		last[addr] = time.Now()
-		ml, acc, npm, err := n.identify(ctx, addr, nid)
-		if err == nil {
-			return ml, acc, nil
-		}
-		if npm != nil {
-			n.saveMasters(npm.KnownMasters, nil)
-			for _, a := range npm.KnownMasters {
-				if !slices.Contains(masters, a) {
-					masters = append(masters, a)
-				}
-			}
-			if i, ok := npm.Primary.Get(); ok && int(i) < len(npm.KnownMasters) {
-				redirect = npm.KnownMasters[i]
-				n.log.Info("redirected to the primary master", "from", addr, "primary", redirect)
-				continue
-			}
-		}
-		failures.Report(addr.String(), err)
+	backups := make([]proto.Value, len(n.cfg.Monitor.Backups))
+	for i, b := range n.cfg.Monitor.Backups {
+		backups[i] = b
 	}
+	d := &masterlink.Dialer{
+		Masters: n.masters,
+		Net:     neonet.Config{Logger: n.log, TLS: n.cfg.TLS},
+		Delay:   n.cfg.ReconnectDelay,
+		Learned: func(known []proto.Addr) { n.saveMasters(known, nil) },
+		Logger:  n.log,
+	}
+	link, acc, err := d.Dial(ctx, &proto.RequestIdentification{
+		NodeType:    proto.ADMIN,
+		NID:         nid,
+		Addr:        n.addr,
+		ClusterName: n.cfg.Cluster,
+		Extra:       proto.Dict{{Key: "backup", Value: backups}},
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	// What the master sends from now on is queued until followMaster.
+	ml := &masterLink{n: n, link: link}
+	link.SetHandler(ml.handle)
+	return ml, acc, nil
+}
+
+// masters returns the masters to look for the primary among: the
+// configured ones, then those of the dynamic master list.
+func (n *Node) masters() []string {
+	var list []string
+	for _, a := range append(slices.Clone(n.cfg.Masters), n.mdb.addrs()...) {
+		if s := a.String(); !slices.Contains(list, s) {
+			list = append(list, s)
+		}
+	}
+	return list
 }
 
 // saveMasters updates the dynamic master list, if any.
@@ -385,42 +361,4 @@ func (n *Node) saveMasters(add, remove []proto.Addr) {
 	if err := n.mdb.update(add, remove); err != nil {
 		n.log.Error("dynamic master list not saved", "err", err)
 	}
-}
-
-// identify connects to the master at addr and identifies as an admin. A
-// secondary master answers with NotPrimaryMaster, returned with the error.
-func (n *Node) identify(ctx context.Context, addr proto.Addr, nid proto.NodeID) (*masterLink, *proto.AcceptIdentification, *proto.NotPrimaryMaster, error) {
-	ml := &masterLink{n: n}
-	link, err := neonet.Dial(ctx, "tcp", addr.String(), neonet.Config{Logger: n.log, TLS: n.cfg.TLS, Handler: ml.handle})
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("connect to master %s: %w", addr, err)
-	}
-	ml.link = link
-	backups := make([]proto.Value, len(n.cfg.Monitor.Backups))
-	for i, b := range n.cfg.Monitor.Backups {
-		backups[i] = b
-	}
-	req := &proto.RequestIdentification{
-		NodeType:    proto.ADMIN,
-		NID:         nid,
-		Addr:        n.addr,
-		ClusterName: n.cfg.Cluster,
-		Extra:       proto.Dict{{Key: "backup", Value: backups}},
-	}
-	var acc proto.AcceptIdentification
-	err = link.Ask(ctx, req, &acc)
-	if err != nil {
-		// A secondary master sends NotPrimaryMaster, then closes: the
-		// handler got it before the close failed the request.
-		link.Close()
-		ml.mu.Lock()
-		npm := ml.mu.npm
-		ml.mu.Unlock()
-		return nil, nil, npm, fmt.Errorf("identify to %s: %w", addr, err)
-	}
-	if acc.NodeType != proto.MASTER {
-		link.Close()
-		return nil, nil, nil, fmt.Errorf("identify to %s: peer is a %v, not a master", addr, acc.NodeType)
-	}
-	return ml, &acc, nil, nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/neogo/neo/internal/masterlink"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/nodetab"
 	"github.com/neogo/neo/parttab"
@@ -94,17 +95,16 @@ func (e *ChecksumError) Is(target error) bool { return target == ErrChecksum }
 
 // Bounds of the client's own waits and pauses.
 const (
-	// maxReconnectDelay caps the pause between two rounds over the
-	// masters.
+	// reconnectDelay is the least time between two attempts on one
+	// master; the pause grows by half at each attempt, up to
+	// maxReconnectDelay.
+	reconnectDelay    = 50 * time.Millisecond
 	maxReconnectDelay = time.Second
 	// failureMemory is how long a storage that failed sorts after the
 	// others when choosing a cell to read (cluster.md §7.2: 600 s).
 	failureMemory = 600 * time.Second
 	// oidBatch is how many oids are asked of the master at once.
 	oidBatch = 100
-	// notPrimaryWait bounds the wait for NotPrimaryMaster once a
-	// secondary master closed the link.
-	notPrimaryWait = time.Second
 )
 
 // Client is a connection to a NEO cluster: the ZODB storage operations
@@ -320,46 +320,40 @@ func (c *Client) masterLost(mc *masterConn) {
 	}
 }
 
-// connect tries the masters in turn until one is the primary of an
-// operational cluster; it fails only when the client closes.
+// connect finds the primary master and identifies to it (see
+// [masterlink]); a master whose cluster is not operational is passed over
+// like one that refuses. It fails only when the client closes.
 func (c *Client) connect(ctx context.Context) (*masterConn, error) {
-	next := 0
-	delay := 50 * time.Millisecond
-	tried := 0
-	for {
-		if ctx.Err() != nil {
-			return nil, ErrClosed
-		}
-		masters := c.masterList()
-		addr := masters[next%len(masters)]
-		next++
-		tried++
-		mc, primary, err := c.identifyMaster(ctx, addr)
-		if err == nil {
-			return mc, nil
-		}
-		if primary != "" && primary != addr {
-			c.log.Info("redirected to the primary master", "from", addr, "primary", primary)
-			masters = c.masterList()
-			if i := slices.Index(masters, primary); i >= 0 {
-				next = i
-				continue
-			}
-		}
-		c.log.Debug("master not available", "master", addr, "err", err)
-		if tried >= len(masters) {
-			// A full round without a primary: pause, at most 1 s.
-			tried = 0
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return nil, ErrClosed
-			}
-			delay = min(delay+delay/2, maxReconnectDelay)
-		}
+	c.mu.Lock()
+	nid := c.mu.nid
+	c.mu.Unlock()
+	extra := proto.Dict{}
+	if c.cfg.ReadOnly {
+		extra = proto.Dict{{Key: "read_only", Value: true}}
 	}
+	var mc *masterConn
+	d := &masterlink.Dialer{
+		Masters:  c.masterList,
+		Net:      c.ncfg,
+		Delay:    reconnectDelay,
+		MaxDelay: maxReconnectDelay,
+		Learned:  c.learnMasters,
+		Ready: func(ctx context.Context, link *neonet.Link, acc *proto.AcceptIdentification) (err error) {
+			mc, err = c.follow(ctx, link, acc)
+			return err
+		},
+		Logger: c.log,
+	}
+	_, _, err := d.Dial(ctx, &proto.RequestIdentification{
+		NodeType:    proto.CLIENT,
+		NID:         nid,
+		ClusterName: c.cfg.Cluster,
+		Extra:       extra,
+	})
+	if err != nil {
+		return nil, ErrClosed
+	}
+	return mc, nil
 }
 
 // masterList returns the configured masters followed by the known ones.

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -31,8 +30,6 @@ type masterConn struct {
 	// invalidations are kept in early (cluster.md §5.5).
 	gotLast bool
 	early   []Invalidation
-	// notPrimary is the redirection a secondary master sent.
-	notPrimary *proto.NotPrimaryMaster
 }
 
 func (mc *masterConn) lost() bool { return linkClosed(mc.link) }
@@ -46,75 +43,32 @@ func (mc *masterConn) doneChan() <-chan struct{} {
 	return mc.link.Done()
 }
 
-// identifyMaster dials addr, identifies as a client and waits until the
-// connection is usable (cluster.md §7.1): last tid known, partition
-// table operational. On NotPrimaryMaster it returns the primary's address.
-func (c *Client) identifyMaster(ctx context.Context, addr string) (mc *masterConn, primary string, err error) {
-	mc = &masterConn{c: c, addr: addr, nodes: nodetab.New()}
-	cfg := c.ncfg
-	cfg.Handler = mc.handle
-	link, err := neonet.Dial(ctx, "tcp", addr, cfg)
-	if err != nil {
-		return nil, "", err
-	}
-	mc.link = link
-	ok := false
-	defer func() {
-		if !ok {
-			link.Close()
-		}
-	}()
-	c.mu.Lock()
-	nid := c.mu.nid
-	c.mu.Unlock()
-	extra := proto.Dict{}
-	if c.cfg.ReadOnly {
-		extra = proto.Dict{{Key: "read_only", Value: true}}
-	}
-	req := &proto.RequestIdentification{
-		NodeType:    proto.CLIENT,
-		NID:         nid,
-		ClusterName: c.cfg.Cluster,
-		Extra:       extra,
-	}
-	var acc proto.AcceptIdentification
-	if err := link.Ask(ctx, req, &acc); err != nil {
-		if errors.Is(err, neonet.ErrClosed) {
-			// A secondary master sends NotPrimaryMaster, then closes;
-			// the handler has seen it before the close was noticed.
-			c.mu.Lock()
-			npm := mc.notPrimary
-			c.mu.Unlock()
-			if npm != nil {
-				c.learnMasters(npm.KnownMasters)
-				if i, ok := npm.Primary.Get(); ok && int(i) < len(npm.KnownMasters) {
-					primary = npm.KnownMasters[i].String()
-				}
-				return nil, primary, fmt.Errorf("%s is not the primary master: %w", addr, err)
-			}
-		}
-		return nil, "", fmt.Errorf("identify to master %s: %w", addr, err)
-	}
-	if acc.NodeType != proto.MASTER {
-		return nil, "", fmt.Errorf("identify to master %s: it is a %v", addr, acc.NodeType)
-	}
+// follow makes the link to the master that accepted us (acc) the
+// client's master connection, once it is usable (cluster.md §7.1): last
+// tid known, partition table operational. Otherwise it fails, and the
+// next master is tried.
+func (c *Client) follow(ctx context.Context, link *neonet.Link, acc *proto.AcceptIdentification) (*masterConn, error) {
+	addr := link.RemoteAddr().String()
+	mc := &masterConn{c: c, addr: addr, link: link, nodes: nodetab.New()}
 	c.mu.Lock()
 	mc.nid = acc.YourNID
 	c.mu.Unlock()
+	// The node list and partition table the master sent after its
+	// answer are queued: they go to the handler first, in order.
+	link.SetHandler(mc.handle)
 	var last proto.AnswerLastTransaction
 	if err := link.Ask(ctx, &proto.AskLastTransaction{}, &last); err != nil {
-		return nil, "", fmt.Errorf("ask master %s for the last tid: %w", addr, err)
+		return nil, fmt.Errorf("ask master %s for the last tid: %w", addr, err)
 	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.mu.closed {
-		return nil, "", ErrClosed
+		return nil, ErrClosed
 	}
 	if mc.pt == nil || !mc.pt.Operational(mc.nodeStates) {
-		return nil, "", fmt.Errorf("master %s: partition table not operational", addr)
+		return nil, fmt.Errorf("master %s: partition table not operational", addr)
 	}
-	ok = true
 	mc.gotLast = true
 	c.mu.stopped = false
 	c.mu.nid = acc.YourNID
@@ -138,7 +92,7 @@ func (c *Client) identifyMaster(ctx context.Context, addr string) (mc *masterCon
 	mc.early = nil
 	c.log.Info("connected to the primary master", "master", addr, "nid", acc.YourNID,
 		"ptid", mc.pt.PTid(), "last_tid", last.Tid)
-	return mc, "", nil
+	return mc, nil
 }
 
 // barrier is neoppod's sync(): a round trip after which every
@@ -165,8 +119,6 @@ func (mc *masterConn) handle(r *neonet.Request) {
 	var toClose []*neonet.Link
 	c.mu.Lock()
 	switch m := r.Msg.(type) {
-	case *proto.NotPrimaryMaster:
-		mc.notPrimary = m
 	case *proto.NotifyNodeInformation:
 		entries := make([]nodetab.Node, len(m.NodeList))
 		var masters []proto.Addr
@@ -175,11 +127,6 @@ func (mc *masterConn) handle(r *neonet.Request) {
 			if n.Type == proto.MASTER && n.State != proto.UNKNOWN {
 				masters = append(masters, n.Addr)
 			}
-		}
-		if mc.nid == 0 && len(m.NodeList) > 0 && m.NodeList[0].Type == proto.CLIENT {
-			// The first notification can overtake the processing of
-			// AcceptIdentification; it lists the receiver first.
-			mc.nid = m.NodeList[0].NID
 		}
 		drop := func(nid proto.NodeID) bool { return mc.pt == nil || mc.pt.DropNode(nid) }
 		res, err := mc.nodes.Update(m.Timestamp, mc.nid, entries, drop)

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/neogo/neo/internal/masterlog"
+	"github.com/neogo/neo/internal/masterlink"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/nodetab"
 	"github.com/neogo/neo/parttab"
@@ -308,74 +308,26 @@ func (n *Node) loadPT(ctx context.Context) (*ptable, error) {
 }
 
 // DefaultReconnectDelay is the least time between two attempts to reach
-// the same master. neoppod waits 1 s, so that a storage that asked a
-// secondary during an election (which takes tens of milliseconds) came
-// back a second late; a refused dial costs nothing.
-const DefaultReconnectDelay = 100 * time.Millisecond
+// the same master: [masterlink.DefaultDelay]. neoppod waits 1 s, so that a
+// storage that asked a secondary during an election (which takes tens of
+// milliseconds) came back a second late; a refused dial costs nothing.
+const DefaultReconnectDelay = masterlink.DefaultDelay
 
 // connectMaster finds the primary master and identifies to it
-// (cluster.md §1.3.2 BootstrapManager): masters are tried in turn,
-// NotPrimaryMaster redirects, NOT_READY and failures move to the next one.
+// (cluster.md §1.3.2 BootstrapManager, see [masterlink]); it saves the
+// node id the master gives.
 func (n *Node) connectMaster(ctx context.Context) (*neonet.Link, error) {
-	masters := append([]string(nil), n.cfg.Masters...)
-	next := 0
-	tried := map[string]time.Time{}
-	failures := masterlog.New(n.log)
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		addr := masters[next%len(masters)]
-		next++
-		if t, ok := tried[addr]; ok {
-			// Throttle: at most one attempt per ReconnectDelay per address.
-			if wait := n.cfg.ReconnectDelay - time.Since(t); wait > 0 {
-				select {
-				case <-time.After(wait):
-				case <-ctx.Done():
-					return nil, ctx.Err()
-				}
-			}
-		}
-		tried[addr] = time.Now()
-		link, primary, known, err := n.identifyToMaster(ctx, addr)
-		if err == nil {
-			return link, nil
-		}
-		for _, k := range known {
-			ks := k.String()
-			found := false
-			for _, m := range masters {
-				if m == ks {
-					found = true
-				}
-			}
-			if !found {
-				masters = append(masters, ks)
-			}
-		}
-		if primary != "" {
-			n.log.Info("redirected to the primary master", "from", addr, "primary", primary)
-			for i, m := range masters {
-				if m == primary {
-					next = i
-				}
-			}
-			continue
-		}
-		failures.Report(addr, err)
-	}
-}
-
-// identifyToMaster dials addr and identifies. On NotPrimaryMaster it
-// returns the designated primary ("" if none) and the known masters.
-func (n *Node) identifyToMaster(ctx context.Context, addr string) (link *neonet.Link, primary string, known []proto.Addr, err error) {
-	link, err = neonet.Dial(ctx, "tcp", addr, neonet.Config{Logger: n.log, TLS: n.cfg.TLS})
-	if err != nil {
-		return nil, "", nil, err
-	}
 	nid := n.NID()
-	req := &proto.RequestIdentification{
+	d := &masterlink.Dialer{
+		Masters: func() []string { return n.cfg.Masters },
+		Net:     neonet.Config{Logger: n.log, TLS: n.cfg.TLS},
+		Delay:   n.cfg.ReconnectDelay,
+		Logger:  n.log,
+		Ready: func(ctx context.Context, link *neonet.Link, acc *proto.AcceptIdentification) error {
+			return n.identified(ctx, nid, acc, link)
+		},
+	}
+	link, _, err := d.Dial(ctx, &proto.RequestIdentification{
 		NodeType:    proto.STORAGE,
 		NID:         nid,
 		Addr:        n.addr,
@@ -384,35 +336,13 @@ func (n *Node) identifyToMaster(ctx context.Context, addr string) (link *neonet.
 			{Key: "devpath", Value: []proto.Value{}},
 			{Key: "new_nid", Value: []proto.Value{}},
 		},
-	}
-	var acc proto.AcceptIdentification
-	err = link.Ask(ctx, req, &acc)
-	if err != nil {
-		// A secondary master sends NotPrimaryMaster then closes.
-		if errors.Is(err, neonet.ErrClosed) {
-			rctx, cancel := context.WithTimeout(ctx, time.Second)
-			for {
-				r, rerr := link.Recv(rctx)
-				if rerr != nil {
-					break
-				}
-				if npm, ok := r.Msg.(*proto.NotPrimaryMaster); ok {
-					known = npm.KnownMasters
-					if i, ok := npm.Primary.Get(); ok && int(i) < len(known) {
-						primary = known[i].String()
-					}
-					err = fmt.Errorf("%s is not the primary master", addr)
-				}
-			}
-			cancel()
-		}
-		link.Close()
-		return nil, primary, known, err
-	}
-	if acc.NodeType != proto.MASTER {
-		link.Close()
-		return nil, "", nil, fmt.Errorf("%s is a %v, not a master", addr, acc.NodeType)
-	}
+	})
+	return link, err
+}
+
+// identified records the node id the master accepted us with, in the
+// database if it changed (we asked as nid).
+func (n *Node) identified(ctx context.Context, nid proto.NodeID, acc *proto.AcceptIdentification, link *neonet.Link) error {
 	if acc.YourNID != nid {
 		n.log.Info("got node id", "nid", acc.YourNID)
 		n.wmu.Lock()
@@ -423,15 +353,14 @@ func (n *Node) identifyToMaster(ctx context.Context, addr string) (link *neonet.
 		}
 		n.wmu.Unlock()
 		if err != nil {
-			link.Close()
-			return nil, "", nil, fmt.Errorf("storage: save node id: %w", err)
+			return fmt.Errorf("storage: save node id: %w", err)
 		}
 	}
 	n.mu.Lock()
 	n.mu.nid = acc.YourNID
 	n.mu.Unlock()
-	n.log.Info("identified to the primary master", "master", addr, "nid", acc.YourNID)
-	return link, "", nil, nil
+	n.log.Info("identified to the primary master", "master", link.RemoteAddr().String(), "nid", acc.YourNID)
+	return nil
 }
 
 // stopOperation leaves the operational state: pending transactions are

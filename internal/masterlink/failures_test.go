@@ -1,4 +1,4 @@
-package masterlog
+package masterlink
 
 import (
 	"bytes"
@@ -12,9 +12,9 @@ import (
 	"github.com/neogo/neo/proto"
 )
 
-func TestReport(t *testing.T) {
+func TestFailuresLogged(t *testing.T) {
 	var buf bytes.Buffer
-	f := New(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
+	f := newFailures(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	refused := errors.New("connection refused")
 	for _, c := range []struct {
 		addr string
@@ -30,10 +30,10 @@ func TestReport(t *testing.T) {
 		{"m1:1", fmt.Errorf("dial: %w", neonet.ErrVersionMismatch), "level=ERROR msg=\"the master speaks another protocol version\""},
 	} {
 		buf.Reset()
-		f.Report(c.addr, c.err)
+		f.report(c.addr, c.err)
 		got := buf.String()
 		if c.want == "" && got != "" || c.want != "" && !strings.Contains(got, c.want) {
-			t.Errorf("Report(%s, %v) logged %q, want %q", c.addr, c.err, got, c.want)
+			t.Errorf("report(%s, %v) logged %q, want %q", c.addr, c.err, got, c.want)
 		}
 	}
 }
