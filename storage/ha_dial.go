@@ -49,6 +49,12 @@ var errAlreadyConnected = &proto.Error{Code: proto.PROTOCOL_ERROR, Message: "alr
 // later pauses cover a loaded peer.
 var dialRetryDelays = []time.Duration{10 * time.Millisecond, 50 * time.Millisecond, 250 * time.Millisecond}
 
+// replacedWait bounds the wait for the peer's link when our dial was
+// dropped for it: this node is accepting that link right now, so it is
+// registered as soon as it is identified here, however loaded the node;
+// redialling meanwhile would only make a second link.
+const replacedWait = 2 * time.Second
+
 // storageDial is one dial to a storage, registered from before the TCP
 // connection until the AcceptIdentification (or a failure).
 type storageDial struct {
@@ -216,7 +222,11 @@ func (n *Node) dialStorage(ctx context.Context, nid proto.NodeID, addr string) (
 		n.log.Debug("crossing dial lost, retrying", "nid", nid, "addr", addr, "err", err)
 		// The peer's link is coming: use it once registered, else
 		// dial again after the pause.
-		t := time.NewTimer(dialRetryDelays[attempt-1])
+		delay := dialRetryDelays[attempt-1]
+		if errors.Is(err, errDialReplaced) {
+			delay = max(delay, replacedWait)
+		}
+		t := time.NewTimer(delay)
 	wait:
 		for {
 			reg := n.dials.registration()
