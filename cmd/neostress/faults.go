@@ -167,6 +167,7 @@ type injector struct {
 	trackers sync.WaitGroup
 	mu       sync.Mutex
 	events   []*faultEvent
+	slow     *slowDisk // slow-disk
 }
 
 // minObserve is how long after a fault a poll must start to tell
@@ -232,7 +233,7 @@ func (in *injector) snapshotEvents() []*faultEvent {
 func (in *injector) inject(ctx, trackCtx context.Context, ev *faultEvent) {
 	var err error
 	switch ev.Kind {
-	case "storage-kill", "tcp-reset", "client-reset":
+	case "storage-kill", "tcp-reset", "client-reset", "slow-disk":
 		err = in.faultStorage(ctx, trackCtx, ev)
 	case "admin-kill":
 		err = in.killAdmin(ctx, trackCtx, ev)
@@ -377,6 +378,13 @@ func (in *injector) faultStorage(ctx, trackCtx context.Context, ev *faultEvent) 
 			err = errors.New("no connection to reset")
 		}
 		return err
+	}
+	if ev.Kind == "slow-disk" {
+		ev.At = time.Now()
+		in.track(trackCtx, ev, ev.At)
+		// Not interrupted by the end of the workload: the disk must be
+		// fast again for the verification.
+		return in.slow.slow(trackCtx, t.pid, in.cfg.SlowFor)
 	}
 	return in.killRestart(ctx, trackCtx, ev, t.name, t.pid)
 }

@@ -62,6 +62,10 @@ What one run does:
                     both ends) without killing it, its master link too
       client-reset  reset only the connections a running storage accepted
                     (clients, replicating storages), not its master link
+      slow-disk     throttle a running storage's writes to its disk to
+                    --slow-iops write operations per second for --slow-for
+                    (cgroup v1 blkio: each sync takes a fraction of a
+                    second, as on a failing disk); needs root
     A storage is faulted only when every partition keeps an UP_TO_DATE
     cell on another running storage (neoctl print pt); the tool waits for
     that (up to --safe-timeout) and reports the wait. Per fault it
@@ -146,6 +150,8 @@ type config struct {
 	Faults       []string
 	FaultEvery   time.Duration
 	RestartDelay time.Duration
+	SlowIOPS     int
+	SlowFor      time.Duration
 	AdminEvery   int
 	PackEvery    time.Duration
 	PackAge      time.Duration
@@ -166,7 +172,7 @@ type config struct {
 
 var (
 	validServers = []string{"go", "py", "mixed-go-master", "mixed-py-master"}
-	validFaults  = []string{"storage-kill", "admin-kill", "master-kill", "tcp-reset", "client-reset"}
+	validFaults  = []string{"storage-kill", "admin-kill", "master-kill", "tcp-reset", "client-reset", "slow-disk"}
 )
 
 // validate checks the configuration, naming the option at fault.
@@ -259,9 +265,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.Procs, "procs", 2, "Python worker processes")
 	fs.IntVar(&c.Threads, "threads", 2, "application threads per worker process")
 	fs.DurationVar(&c.Duration, "duration", 60*time.Second, "workload duration")
-	fs.Var(&faults, "fault", "faults to inject (repeatable or comma list): storage-kill, admin-kill, master-kill, tcp-reset, client-reset")
+	fs.Var(&faults, "fault", "faults to inject (repeatable or comma list): storage-kill, admin-kill, master-kill, tcp-reset, client-reset, slow-disk")
 	fs.DurationVar(&c.FaultEvery, "fault-every", 3*time.Second, "interval between faults")
 	fs.DurationVar(&c.RestartDelay, "restart-delay", 500*time.Millisecond, "delay between a kill and the restart")
+	fs.IntVar(&c.SlowIOPS, "slow-iops", 10, "slow-disk: write operations per second the storage gets")
+	fs.DurationVar(&c.SlowFor, "slow-for", 2*time.Second, "slow-disk: how long the storage's disk stays slow")
 	fs.IntVar(&c.AdminEvery, "admin-every", 4, "with admin-kill: every Nth fault kills the admin")
 	fs.DurationVar(&c.PackEvery, "pack-every", 10*time.Second, "interval between packs by proc 0 thread 0 (0: never)")
 	fs.DurationVar(&c.PackAge, "pack-age", 10*time.Second, "packs are at now - this")

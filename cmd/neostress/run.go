@@ -174,6 +174,16 @@ func (r *result) exercise(ctx context.Context, cfg *config, cl *cluster, work, s
 		progress = os.Stdout
 	}
 	in := &injector{cfg: cfg, cl: cl, w: w, rnd: rand.New(rand.NewSource(cfg.Seed)), start: start, log: progress}
+	if contains(cfg.Faults, "slow-disk") {
+		sd, err := newSlowDisk(cl.dir, cfg.SlowIOPS)
+		if err != nil {
+			r.Errors = append(r.Errors, err.Error())
+			ws.kill()
+			return
+		}
+		defer sd.close()
+		in.slow = sd
+	}
 	fctx, fcancel := context.WithCancel(ctx)
 	tctx, tcancel := context.WithCancel(ctx) // trackers: until the end of the final wait
 	defer tcancel()
