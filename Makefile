@@ -75,8 +75,8 @@ STRESS_ARGS ?=
 STRESS_SUITE ?= default
 STRESS_DURATION ?= 75s
 .PHONY: stress-short stress
-STRESS_SHORT_SUITE ?= go:storage-kill+admin-kill go:tcp-reset
-stress-short: build ## stress, ~2.5 min: on an all-Go cluster (2 storages), 50 s of storage kills every 3 s (admin every 4th), 50 s of TCP resets; each verified and replica-checked
+STRESS_SHORT_SUITE ?= go:storage-kill+admin-kill go:tcp-reset go:slow-disk
+stress-short: build ## stress, ~3.5 min: on an all-Go cluster (2 storages), 50 s each of storage kills every 3 s (admin every 4th), TCP resets, a slow disk; each verified and replica-checked
 	$(BIN)/neostress --peers $(PEERS_DIR) --suite '$(STRESS_SHORT_SUITE)' --duration 50s $(STRESS_ARGS)
 
 stress: build ## stress suite, ~10 min: STRESS_SUITE scenarios (Go, mixed, neoppod; storage/admin/master kills, TCP resets) of STRESS_DURATION each

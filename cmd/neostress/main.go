@@ -125,7 +125,7 @@ Options:
 `
 
 // defaultSuite is what 'make stress' runs.
-const defaultSuite = "go:storage-kill+admin-kill go:tcp-reset go/m3:master-kill " +
+const defaultSuite = "go:storage-kill+admin-kill go:tcp-reset go/m3:master-kill go:slow-disk " +
 	"mixed-go-master:storage-kill mixed-py-master:storage-kill py:storage-kill"
 
 // exit statuses

@@ -295,7 +295,7 @@ func TestParseSuite(t *testing.T) {
 			t.Errorf("parseSuite(%q): no error", bad)
 		}
 	}
-	if runs, err := parseSuite("default", base); err != nil || len(runs) != 6 {
+	if runs, err := parseSuite("default", base); err != nil || len(runs) != 7 {
 		t.Errorf("default suite: %d runs, %v", len(runs), err)
 	}
 }
