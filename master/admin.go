@@ -36,9 +36,9 @@ func (c *Core) adminMsg(n *node, r Recv) error {
 		var added []*node
 		var names []string
 		for _, sn := range c.sortedNodes() {
-			if sn.typ == proto.STORAGE && sn.state == proto.PENDING && want[sn.nid] {
+			if sn.Type == proto.STORAGE && sn.State == proto.PENDING && want[sn.NID] {
 				added = append(added, sn)
-				names = append(names, sn.nid.String())
+				names = append(names, sn.NID.String())
 			}
 		}
 		if len(added) == 0 {
@@ -46,8 +46,8 @@ func (c *Core) adminMsg(n *node, r Recv) error {
 			return nil
 		}
 		for _, sn := range added {
-			c.pt.t.AddNodes(sn.nid)
-			sn.state = proto.NODE_RUNNING
+			c.pt.AddNodes(sn.NID)
+			c.setState(sn, proto.NODE_RUNNING)
 			c.startStorage(sn)
 		}
 		c.broadcastNodes(added...)
@@ -56,14 +56,14 @@ func (c *Core) adminMsg(n *node, r Recv) error {
 		if err := changePT("setNumReplicas"); err != nil {
 			return err
 		}
-		if err := c.pt.t.SetNumReplicas(int(m.NumReplicas)); err != nil {
+		if err := c.pt.SetNumReplicas(int(m.NumReplicas)); err != nil {
 			return denied(err.Error())
 		}
-		c.pt.nextPTid()
+		c.pt.NextPTid()
 		msg := c.partitionChanges(nil)
 		msg.CellList = []proto.CellChange{}
 		for _, x := range c.sortedNodes() {
-			if x.identified() && x.typ != proto.MASTER {
+			if x.identified() && x.Type != proto.MASTER {
 				c.send(x, msg)
 			}
 		}
@@ -74,15 +74,15 @@ func (c *Core) adminMsg(n *node, r Recv) error {
 		}
 		storages := map[proto.NodeID]proto.NodeState{}
 		for _, sn := range c.sortedNodes() {
-			if sn.typ == proto.STORAGE {
-				storages[sn.nid] = sn.state
+			if sn.Type == proto.STORAGE {
+				storages[sn.NID] = sn.State
 			}
 		}
 		drop, err := parttab.TweakDropList(storages, m.NIDList)
 		if err != nil {
 			return denied(err.Error())
 		}
-		t := c.pt.t
+		t := c.pt
 		if m.DryRun {
 			t = t.Clone()
 		}
@@ -94,17 +94,9 @@ func (c *Core) adminMsg(n *node, r Recv) error {
 			c.log.Warn("Can't maximize resiliency: fix the topology that depends on the storage nodes' devpath")
 		}
 		if !m.DryRun {
-			c.broadcastPartitionChanges(fromChanges(res.Changes))
+			c.broadcastPartitionChanges(res.Changes)
 		}
-		rows := t.Rows()
-		wire := make([][]proto.CellInfo, len(rows))
-		for p, r := range rows {
-			wire[p] = make([]proto.CellInfo, len(r))
-			for i, cl := range r {
-				wire[p][i] = proto.CellInfo{NID: cl.NID, State: cl.State}
-			}
-		}
-		c.replyTo(id, r.MsgID, &proto.AnswerTweakPartitionTable{Changed: len(res.Changes) > 0, RowList: wire})
+		c.replyTo(id, r.MsgID, &proto.AnswerTweakPartitionTable{Changed: len(res.Changes) > 0, RowList: parttab.RowsToProto(t.Rows())})
 	case *proto.Truncate:
 		if c.state != proto.RUNNING {
 			return denied(fmt.Sprintf("truncate RPC can not be used in %s state", c.state))
@@ -124,7 +116,7 @@ func (c *Core) adminMsg(n *node, r Recv) error {
 		var targets []*node
 		for _, nid := range m.NIDList {
 			sn := c.byNID(nid)
-			if sn == nil || sn.typ != proto.STORAGE || !sn.identified() {
+			if sn == nil || sn.Type != proto.STORAGE || !sn.identified() {
 				return denied("invalid storage node " + nid.String())
 			}
 			targets = append(targets, sn)
@@ -195,7 +187,7 @@ func (c *Core) setNodeState(nid proto.NodeID, st proto.NodeState, ack func(strin
 		return denied("unknown node")
 	}
 	allowed := false
-	switch n.typ {
+	switch n.Type {
 	case proto.MASTER:
 		allowed = st == proto.DOWN
 	case proto.STORAGE:
@@ -204,24 +196,24 @@ func (c *Core) setNodeState(nid proto.NodeID, st proto.NodeState, ack func(strin
 	if !allowed {
 		return denied(fmt.Sprintf("can not switch node to %s state", st))
 	}
-	if nid == c.self.nid {
+	if nid == c.self.NID {
 		return denied("can not kill primary master node")
 	}
-	changed := st != n.state
+	changed := st != n.State
 	msg := "state changed"
 	if !changed {
 		msg = fmt.Sprintf("node already in %s state", st)
 	}
-	if n.typ == proto.STORAGE {
+	if n.Type == proto.STORAGE {
 		keep := st == proto.DOWN
-		if n.state == proto.NODE_RUNNING && !keep {
+		if n.State == proto.NODE_RUNNING && !keep {
 			return denied("a running node must be stopped before removal")
 		}
-		pchanges, err := c.pt.t.DropNodes([]proto.NodeID{nid}, keep)
+		pchanges, err := c.pt.DropNodes([]proto.NodeID{nid}, keep)
 		if err != nil {
 			return denied(err.Error())
 		}
-		changes := fromChanges(pchanges)
+		changes := pchanges
 		c.setState(n, st)
 		if n.identified() {
 			c.send(n, &proto.NotifyNodeInformation{Timestamp: c.monotonic(), NodeList: []proto.NodeInfo{n.info()}})
@@ -233,7 +225,7 @@ func (c *Core) setNodeState(nid proto.NodeID, st proto.NodeState, ack func(strin
 			c.storageLostForTxns(nid)
 		}
 		if keep {
-			changes = c.pt.outdate(0)
+			changes = c.pt.Outdate(c.nodeState, 0)
 		} else if len(changes) > 0 {
 			msg = "node permanently removed"
 		}
@@ -248,7 +240,7 @@ func (c *Core) setNodeState(nid proto.NodeID, st proto.NodeState, ack func(strin
 	if changed {
 		c.broadcastNodes(n)
 	}
-	if c.state != proto.RECOVERING && c.pt.filled() && !c.pt.operational(nil) {
+	if c.state != proto.RECOVERING && c.pt.Filled() && !c.pt.Operational(c.nodeState) {
 		c.stopOperation(proto.InvalidTid)
 	}
 	return nil
@@ -268,19 +260,19 @@ func (c *Core) checkReplicas(m *proto.CheckReplicas) {
 	}
 	checking := map[proto.NodeID]bool{}
 	for _, ps := range m.PartitionDict {
-		if int(ps.Partition) >= c.pt.np() {
+		if ps.Partition >= c.pt.NumPartitions() {
 			continue
 		}
-		cells := c.pt.cells(int(ps.Partition), true)
+		cells := c.pt.ReadableCells(ps.Partition)
 		if len(cells) <= 1 {
 			continue
 		}
 		// Prefer a node that already checks another partition.
-		nid := cells[len(cells)-1].nid
+		nid := cells[len(cells)-1].NID
 		found := false
 		for _, cl := range cells {
-			if checking[cl.nid] {
-				nid, found = cl.nid, true
+			if checking[cl.NID] {
+				nid, found = cl.NID, true
 				break
 			}
 		}
@@ -290,7 +282,7 @@ func (c *Core) checkReplicas(m *proto.CheckReplicas) {
 		var src proto.UpstreamSource
 		if ps.Source != 0 {
 			if sn := c.byNID(ps.Source); sn != nil {
-				src.Addr = sn.addr
+				src.Addr = sn.Addr
 			}
 		}
 		if n := c.byNID(nid); n != nil {

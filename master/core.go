@@ -8,6 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/neogo/neo/nodetab"
+	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
 )
 
@@ -118,13 +120,12 @@ func msgString(m proto.Msg) string {
 	return fmt.Sprintf("%s%+v", proto.MsgName(m.NEOMsgCode()), m)
 }
 
-// node is the master's record of a node (NodeManager entry).
+// node is the master's record of a node (NodeManager entry): its entry
+// of the node table, whose id, address and state change only through
+// the table ([Core.nodes]), and what the master knows besides.
 type node struct {
-	typ   proto.NodeType
-	nid   proto.NodeID
-	addr  proto.Addr
-	state proto.NodeState
-	idts  proto.Opt[float64]
+	*nodetab.Node
+	seq   uint64 // order of addition: the order of the master list
 	extra proto.Dict
 	conn  *conn // set while identified
 	dial  *conn // master: our outgoing link, until it is identified
@@ -136,14 +137,14 @@ type node struct {
 func (n *node) identified() bool { return n.conn != nil }
 
 func (n *node) info() proto.NodeInfo {
-	return proto.NodeInfo{Type: n.typ, Addr: n.addr, NID: n.nid, State: n.state, IDTimestamp: n.idts}
+	return proto.NodeInfo(*n.Node)
 }
 
 func (n *node) String() string {
-	if n.nid != 0 {
-		return n.nid.String()
+	if n.NID != 0 {
+		return n.NID.String()
 	}
-	return n.typ.String() + "@" + n.addr.String()
+	return n.Type.String() + "@" + n.Addr.String()
 }
 
 // conn is a link as the core sees it.
@@ -190,16 +191,20 @@ type Core struct {
 	cfg  Config
 	log  *slog.Logger
 	now  func() time.Time
-	mono float64 // last value of the monotonic clock
+	mono nodetab.Monotonic
 
-	self  *node
-	nodes []*node
+	self *node
+	// nodes is the node table; ext maps its entries to the master's
+	// records, numbered by seq in order of addition.
+	nodes *nodetab.Table
+	ext   map[*nodetab.Node]*node
+	seq   uint64
 	conns map[ConnID]*conn
 
 	role  *role
 	state proto.ClusterState
 
-	pt              *ptable
+	pt              *parttab.Table // node states from nodeState
 	tm              *txnManager
 	pm              *packManager
 	lastTransaction proto.Tid // last committed tid
@@ -245,6 +250,7 @@ type Core struct {
 	nextTag uint64
 	out     []Effect
 	exited  bool
+	exitErr error
 }
 
 // NewCore returns the core of a master configured by cfg, in RECOVERING.
@@ -258,6 +264,8 @@ func NewCore(cfg Config) (*Core, error) {
 		cfg:         cfg,
 		log:         cfg.Logger,
 		now:         cfg.Now,
+		nodes:       nodetab.New(),
+		ext:         map[*nodetab.Node]*node{},
 		conns:       map[ConnID]*conn{},
 		tm:          newTxnManager(),
 		pm:          newPackManager(),
@@ -267,20 +275,31 @@ func NewCore(cfg Config) (*Core, error) {
 		starting:    map[proto.NodeID]bool{},
 		state:       proto.ClusterState(255),
 	}
+	masters := []nodetab.Node{{Type: proto.MASTER, Addr: cfg.Bind, NID: cfg.NID, State: proto.DOWN}}
 	for _, a := range cfg.Masters {
 		if a != cfg.Bind {
-			c.addNode(&node{typ: proto.MASTER, addr: a, state: proto.DOWN})
+			masters = append(masters, nodetab.Node{Type: proto.MASTER, Addr: a, State: proto.DOWN})
 		}
 	}
-	c.self = &node{typ: proto.MASTER, addr: cfg.Bind, nid: cfg.NID, state: proto.DOWN, completedPack: proto.InvalidTid}
-	c.addNode(c.self)
+	for _, m := range masters[1:] {
+		if _, err := c.addNode(m); err != nil {
+			return nil, fmt.Errorf("%w: Masters: %w", ErrConfig, err)
+		}
+	}
+	var err error
+	if c.self, err = c.addNode(masters[0]); err != nil {
+		return nil, fmt.Errorf("%w: Bind: %w", ErrConfig, err)
+	}
 	c.playPrimary()
 	c.out = nil
+	if c.exited {
+		return nil, fmt.Errorf("master: %w", c.exitErr)
+	}
 	return c, nil
 }
 
 // NID returns the master's own node id.
-func (c *Core) NID() proto.NodeID { return c.self.nid }
+func (c *Core) NID() proto.NodeID { return c.self.NID }
 
 // ClusterState returns the current cluster state.
 func (c *Core) ClusterState() proto.ClusterState { return c.state }
@@ -367,13 +386,7 @@ func (c *Core) settle() {
 // §4.10): float seconds since the epoch, bumped by 1 ms when time does not
 // advance.
 func (c *Core) monotonic() float64 {
-	now := float64(c.now().UnixNano()) / 1e9
-	if now > c.mono {
-		c.mono = now
-	} else {
-		c.mono += 1e-3
-	}
-	return c.mono
+	return c.mono.Next(float64(c.now().UnixNano()) / 1e9)
 }
 
 // --- effects -------------------------------------------------------------
@@ -434,56 +447,74 @@ var errDelay = errors.New("delay")
 
 // --- nodes ---------------------------------------------------------------
 
-func (c *Core) addNode(n *node) {
-	n.completedPack = proto.InvalidTid
-	c.nodes = append(c.nodes, n)
-	if n.typ == proto.MASTER {
+// addNode records n in the node table (completing the node known by its
+// id or address, if any) and returns the master's record of it. It fails
+// when n's id and address belong to different nodes, or n's type is not
+// that of the known node ([nodetab.ErrConflict]).
+func (c *Core) addNode(n nodetab.Node) (*node, error) {
+	e, err := c.nodes.Add(n)
+	if err != nil {
+		return nil, err
+	}
+	if x := c.ext[e]; x != nil {
+		return x, nil
+	}
+	c.seq++
+	x := &node{Node: e, seq: c.seq, completedPack: proto.InvalidTid}
+	c.ext[e] = x
+	if n.Type == proto.MASTER {
+		c.mastersChanged = true
+	}
+	return x, nil
+}
+
+func (c *Core) removeNode(n *node) {
+	if c.ext[n.Node] != n {
+		return
+	}
+	c.nodes.Remove(n.Node)
+	delete(c.ext, n.Node)
+	if n.Type == proto.MASTER {
 		c.mastersChanged = true
 	}
 }
 
-func (c *Core) removeNode(n *node) {
-	if i := slices.Index(c.nodes, n); i >= 0 {
-		c.nodes = slices.Delete(c.nodes, i, i+1)
-		if n.typ == proto.MASTER {
-			c.mastersChanged = true
-		}
-	}
-}
-
 func (c *Core) byNID(nid proto.NodeID) *node {
-	if nid == 0 {
-		return nil
-	}
-	for _, n := range c.nodes {
-		if n.nid == nid {
-			return n
-		}
+	if e := c.nodes.ByNID(nid); e != nil {
+		return c.ext[e]
 	}
 	return nil
 }
 
 func (c *Core) byAddr(a proto.Addr) *node {
-	if a.IsZero() {
-		return nil
-	}
-	for _, n := range c.nodes {
-		if n.addr == a {
-			return n
-		}
+	if e := c.nodes.ByAddr(a); e != nil {
+		return c.ext[e]
 	}
 	return nil
+}
+
+// setNID gives n the id nid; a node that held it loses it.
+func (c *Core) setNID(n *node, nid proto.NodeID) { c.nodes.SetNID(n.Node, nid) }
+
+// allNodes returns the nodes in order of addition.
+func (c *Core) allNodes() []*node {
+	ns := make([]*node, 0, len(c.ext))
+	for _, n := range c.ext {
+		ns = append(ns, n)
+	}
+	slices.SortFunc(ns, func(a, b *node) int { return cmp.Compare(a.seq, b.seq) })
+	return ns
 }
 
 // sortedNodes returns the nodes by type then id: a deterministic order for
 // broadcasts and node lists.
 func (c *Core) sortedNodes() []*node {
-	ns := slices.Clone(c.nodes)
+	ns := c.allNodes()
 	slices.SortStableFunc(ns, func(a, b *node) int {
-		if r := cmp.Compare(a.typ, b.typ); r != 0 {
+		if r := cmp.Compare(a.Type, b.Type); r != 0 {
 			return r
 		}
-		return cmp.Compare(uint32(a.nid), uint32(b.nid))
+		return cmp.Compare(uint32(a.NID), uint32(b.NID))
 	})
 	return ns
 }
@@ -491,7 +522,7 @@ func (c *Core) sortedNodes() []*node {
 func (c *Core) identified(t proto.NodeType) []*node {
 	var out []*node
 	for _, n := range c.sortedNodes() {
-		if n.typ == t && n.identified() {
+		if n.Type == t && n.identified() {
 			out = append(out, n)
 		}
 	}
@@ -500,37 +531,20 @@ func (c *Core) identified(t proto.NodeType) []*node {
 
 func (c *Core) isRunning(nid proto.NodeID) bool {
 	n := c.byNID(nid)
-	return n != nil && n.state == proto.NODE_RUNNING
+	return n != nil && n.State == proto.NODE_RUNNING
 }
 
 func (c *Core) isPending(nid proto.NodeID) bool {
 	n := c.byNID(nid)
-	return n != nil && n.state == proto.PENDING
+	return n != nil && n.State == proto.PENDING
 }
 
 // setState changes a node's state; UNKNOWN forgets the node.
 func (c *Core) setState(n *node, st proto.NodeState) {
-	n.state = st
 	if st == proto.UNKNOWN {
 		c.removeNode(n)
 	}
-}
-
-// newNID implements getNewUUID (cluster.md §1.1.2).
-func (c *Core) newNID(nid proto.NodeID, addr proto.Addr, t proto.NodeType) proto.NodeID {
-	if nid != 0 && nid != c.self.nid {
-		if n := c.byNID(nid); n == nil || n.addr == addr {
-			return nid
-		}
-	}
-	for i := uint32(1); i < 1<<24; i++ {
-		id := proto.NewNodeID(t, i)
-		n := c.byNID(id)
-		if n == nil || !addr.IsZero() && addr == n.addr {
-			return id
-		}
-	}
-	panic("master: node id space exhausted")
+	c.nodes.SetState(n.Node, st)
 }
 
 // nodesFor returns the entries of changed that recipient r may see
@@ -541,23 +555,23 @@ func nodesFor(r *node, changed []*node) []proto.NodeInfo {
 	var out []proto.NodeInfo
 	var admins []proto.NodeInfo
 	for _, n := range changed {
-		if n.typ == proto.ADMIN {
-			if r.typ == proto.CLIENT {
+		if n.Type == proto.ADMIN {
+			if r.Type == proto.CLIENT {
 				if b, ok := r.extra.Get("backup"); ok && adminMonitors(n, b) {
 					admins = append(admins, n.info())
 				}
 			}
 			continue
 		}
-		switch r.typ {
+		switch r.Type {
 		case proto.ADMIN, proto.STORAGE:
 			out = append(out, n.info())
 		case proto.CLIENT:
-			if n.typ != proto.CLIENT {
+			if n.Type != proto.CLIENT {
 				out = append(out, n.info())
 			}
 		case proto.MASTER:
-			if n.typ == proto.MASTER {
+			if n.Type == proto.MASTER {
 				out = append(out, n.info())
 			}
 		}
@@ -612,14 +626,20 @@ func (c *Core) sendFullNodeList(n *node) {
 
 // broadcastPartitionChanges increments the ptid and sends the changes to
 // every identified non-master node.
-func (c *Core) broadcastPartitionChanges(changes []cellChange) {
+func (c *Core) broadcastPartitionChanges(changes []parttab.Change) {
 	if len(changes) == 0 {
 		return
 	}
-	c.pt.nextPTid()
+	c.pt.NextPTid()
+	c.sendPartitionChanges(changes)
+}
+
+// sendPartitionChanges sends changes already applied at the current ptid
+// to every identified non-master node.
+func (c *Core) sendPartitionChanges(changes []parttab.Change) {
 	m := c.partitionChanges(changes)
 	for _, n := range c.sortedNodes() {
-		if n.identified() && n.typ != proto.MASTER {
+		if n.identified() && n.Type != proto.MASTER {
 			c.send(n, m)
 		}
 	}
@@ -646,7 +666,7 @@ func (c *Core) changeClusterState(r *role) {
 			continue
 		}
 		c.send(n, &proto.NotifyClusterInformation{State: r.state})
-		if n.typ == proto.STORAGE && old != nil && r.storageJoined != nil && !sameStorageHandler(old, r) {
+		if n.Type == proto.STORAGE && old != nil && r.storageJoined != nil && !sameStorageHandler(old, r) {
 			r.storageJoined(c, n, false)
 		}
 	}
@@ -736,10 +756,10 @@ func (c *Core) dispatch(n *node, ev Recv) error {
 		if c.backupTid != proto.InvalidTid {
 			bt = c.backupTid
 		}
-		c.replyTo(n.conn.id, ev.MsgID, &proto.AnswerRecovery{PTid: c.pt.ptid(), BackupTid: bt, TruncateTid: c.truncateTid})
+		c.replyTo(n.conn.id, ev.MsgID, &proto.AnswerRecovery{PTid: c.pt.PTid(), BackupTid: bt, TruncateTid: c.truncateTid})
 		return nil
 	case *proto.AskLastIDs:
-		if n.typ == proto.CLIENT && c.backupTid != proto.InvalidTid {
+		if n.Type == proto.CLIENT && c.backupTid != proto.InvalidTid {
 			return &handlerError{e: proto.Error{Code: proto.READ_ONLY_ACCESS, Message: "read-only access because cluster is in backuping mode"}}
 		}
 		c.replyTo(n.conn.id, ev.MsgID, &proto.AnswerLastIDs{
@@ -752,7 +772,7 @@ func (c *Core) dispatch(n *node, ev Recv) error {
 		_ = m
 		return nil
 	}
-	switch n.typ {
+	switch n.Type {
 	case proto.STORAGE:
 		if c.role.storageMsg == nil {
 			return protocolError("unexpected packet")
@@ -783,7 +803,7 @@ func (c *Core) answer(ev Answer) {
 		return
 	}
 	var err error
-	if n.typ == proto.STORAGE && c.role.storageAnswer != nil {
+	if n.Type == proto.STORAGE && c.role.storageAnswer != nil {
 		err = c.role.storageAnswer(c, n, ev.Msg)
 	}
 	if err != nil {
@@ -816,7 +836,7 @@ func (c *Core) closed(id ConnID) {
 	}
 	n.conn = nil
 	c.log.Info("connection lost", "node", n.String())
-	switch n.typ {
+	switch n.Type {
 	case proto.STORAGE:
 		if c.role.storageLost != nil {
 			c.role.storageLost(c, n)
@@ -850,39 +870,23 @@ func (c *Core) identify(k *conn, msgID uint32, req *proto.RequestIdentification)
 			"peer_type", req.NodeType.String(), "peer_addr", req.Addr.String(), "conn", k.id)
 		return protocolError("invalid cluster name")
 	}
-	if !req.Addr.IsZero() && req.Addr == c.self.addr {
+	if !req.Addr.IsZero() && req.Addr == c.self.Addr {
 		return protocolError("address conflict")
 	}
-	nid := req.NID
-	n := c.byNID(nid)
 	byAddr := c.byAddr(req.Addr)
-	ok := false
-	switch {
-	case byAddr != nil:
-		if !byAddr.identified() && (n == byAddr || n == nil || nid < 0) {
-			n, ok = byAddr, true
-		}
-	case n != nil:
-		if n.identified() {
-			if nid < 0 {
-				n, nid, ok = nil, 0, true
-			}
-		} else {
-			if n == c.self {
-				n = nil
-			} else {
-				if n.typ == proto.MASTER && n.addr != req.Addr {
-					c.mastersChanged = true
-				}
-				n.addr = req.Addr
-			}
-			ok = true
-		}
-	default:
-		ok = true
-	}
-	if !ok {
+	e, nid, err := c.nodes.Claim(req.NID, req.Addr, c.self.NID, func(e *nodetab.Node) bool { return c.ext[e].identified() })
+	if err != nil {
 		return protocolError("already connected")
+	}
+	var n *node
+	if e != nil {
+		n = c.ext[e]
+		if n.Addr != req.Addr {
+			if n.Type == proto.MASTER {
+				c.mastersChanged = true
+			}
+			c.nodes.SetAddr(e, req.Addr)
+		}
 	}
 
 	extra := slices.Clone(req.Extra)
@@ -942,7 +946,7 @@ func (c *Core) identify(k *conn, msgID uint32, req *proto.RequestIdentification)
 			state = proto.DOWN
 		}
 	case proto.MASTER:
-		if c.election() && req.IDTimestamp.Valid && electionLess(req.IDTimestamp.V, req.Addr, c.primaryTime, c.self.addr) {
+		if c.election() && req.IDTimestamp.Valid && electionLess(req.IDTimestamp.V, req.Addr, c.primaryTime, c.self.Addr) {
 			// The peer started earlier: yield without answering.
 			p := byAddr
 			if p == nil {
@@ -958,36 +962,44 @@ func (c *Core) identify(k *conn, msgID uint32, req *proto.RequestIdentification)
 		return protocolError("invalid node type")
 	}
 
-	nid = c.newNID(nid, req.Addr, req.NodeType)
-	if n == nil {
-		n = &node{typ: req.NodeType, addr: req.Addr}
-		c.addNode(n)
+	nid, err = c.nodes.NewNID(nid, req.Addr, req.NodeType, c.self.NID)
+	if err != nil {
+		c.log.Error("node refused", "type", req.NodeType.String(), "addr", addrString(req.Addr), "err", err)
+		return protocolError(err.Error())
 	}
-	n.typ = req.NodeType
-	n.nid = nid
+	if n == nil {
+		// Claim and NewNID leave the address and the id free.
+		if n, err = c.addNode(nodetab.Node{Type: req.NodeType, Addr: req.Addr, State: state}); err != nil {
+			return protocolError(err.Error())
+		}
+	}
+	n.Type = req.NodeType
+	c.setNID(n, nid)
 	n.extra = extra
 	n.readOnly = readOnly
-	n.idts = proto.Some(c.monotonic())
-	n.state = state
+	n.IDTimestamp = proto.Some(c.monotonic())
+	c.setState(n, state)
 	c.log.Info("node identified", "node", nid.String(), "type", req.NodeType.String(), "addr", addrString(req.Addr), "state", state.String())
 	c.broadcastNodes(n)
 	if len(newNID) > 0 {
-		var changes []cellChange
+		var changes []parttab.Change
 		for _, p := range newNID {
-			if int(p) < c.pt.np() {
-				changes = append(changes, cellChange{int(p), nid, proto.OUT_OF_DATE})
+			if p < c.pt.NumPartitions() {
+				changes = append(changes, parttab.Change{Offset: p, NID: nid, State: proto.OUT_OF_DATE})
 			}
 		}
-		if err := c.pt.apply(changes); err != nil {
-			return protocolError(err.Error())
+		if len(changes) > 0 {
+			if err := c.pt.UpdateNext(c.pt.PTid()+1, c.pt.NumReplicas(), changes); err != nil {
+				return protocolError(err.Error())
+			}
+			c.sendPartitionChanges(changes)
 		}
-		c.broadcastPartitionChanges(changes)
 	}
 	k.node = n
 	n.conn = k
-	c.replyTo(k.id, msgID, &proto.AcceptIdentification{NodeType: proto.MASTER, MyNID: c.self.nid, YourNID: nid})
+	c.replyTo(k.id, msgID, &proto.AcceptIdentification{NodeType: proto.MASTER, MyNID: c.self.NID, YourNID: nid})
 	c.sendFullNodeList(n)
-	switch n.typ {
+	switch n.Type {
 	case proto.STORAGE:
 		c.role.storageJoined(c, n, true)
 	case proto.CLIENT, proto.ADMIN:
@@ -1010,10 +1022,16 @@ func valueInt(v proto.Value) (int64, bool) {
 
 // playPrimary starts the primary role (cluster.md §1.2.2).
 func (c *Core) playPrimary() {
-	if c.self.nid == 0 {
-		c.self.nid = c.newNID(0, c.self.addr, proto.MASTER)
+	if c.self.NID == 0 {
+		nid, err := c.nodes.NewNID(0, c.self.Addr, proto.MASTER, 0)
+		if err != nil {
+			c.log.Error("no id for the primary master", "err", err)
+			c.exit(err)
+			return
+		}
+		c.setNID(c.self, nid)
 	}
-	c.self.state = proto.NODE_RUNNING
+	c.setState(c.self, proto.NODE_RUNNING)
 	c.primaryTime = c.monotonic()
 	c.startupAllowed = false
 	c.enterRecovery()
@@ -1032,19 +1050,19 @@ func (c *Core) leaveOperation(truncate proto.Tid) {
 	clear(c.starting)
 	var changed []*node
 	for _, n := range c.sortedNodes() {
-		if !n.identified() || n.typ != proto.STORAGE && n.typ != proto.CLIENT {
+		if !n.identified() || n.Type != proto.STORAGE && n.Type != proto.CLIENT {
 			continue
 		}
 		c.send(n, &proto.StopOperation{})
-		if n.typ == proto.CLIENT {
+		if n.Type == proto.CLIENT {
 			c.abort(n.conn)
 			continue
 		}
 		if truncate != proto.InvalidTid {
 			c.send(n, &proto.Truncate{Tid: truncate})
 		}
-		if n.state == proto.NODE_RUNNING {
-			n.state = proto.PENDING
+		if n.State == proto.NODE_RUNNING {
+			c.setState(n, proto.PENDING)
 			changed = append(changed, n)
 		}
 	}
@@ -1061,7 +1079,7 @@ func (c *Core) stopOperation(truncate proto.Tid) {
 // storageLostInService is neoppod's BaseServiceHandler.connectionLost, for
 // VERIFYING and the operational states.
 func (c *Core) storageLostInService(n *node) {
-	switch n.state {
+	switch n.State {
 	case proto.PENDING:
 		c.setState(n, proto.UNKNOWN)
 	case proto.DOWN:
@@ -1074,8 +1092,8 @@ func (c *Core) storageLostInService(n *node) {
 		c.stopOperation(proto.InvalidTid)
 		return
 	}
-	c.broadcastPartitionChanges(c.pt.outdate(n.nid))
-	if !c.pt.operational(nil) {
+	c.broadcastPartitionChanges(c.pt.Outdate(c.nodeState, n.NID))
+	if !c.pt.Operational(c.nodeState) {
 		c.stopOperation(proto.InvalidTid)
 	}
 }
@@ -1084,13 +1102,13 @@ func (c *Core) storageLostInService(n *node) {
 
 func (c *Core) startStorage(n *node) {
 	c.send(n, &proto.StartOperation{Backup: c.backupTid != proto.InvalidTid})
-	c.starting[n.nid] = true
+	c.starting[n.NID] = true
 }
 
 func (c *Core) setStorageReady(n *node) {
-	delete(c.starting, n.nid)
+	delete(c.starting, n.NID)
 	c.readiness++
-	c.ready[n.nid] = c.readiness
+	c.ready[n.NID] = c.readiness
 	if a, r := c.pm.approvedRejected(proto.ZeroTid); len(a) > 0 || len(r) > 0 {
 		c.send(n, &proto.NotifyPackSigned{Approved: a, Rejected: r})
 	}
@@ -1116,28 +1134,16 @@ func (c *Core) readySet(r uint64) map[proto.NodeID]bool {
 
 // --- partition table messages --------------------------------------------
 
-func (c *Core) rowsWire() [][]proto.CellInfo {
-	ptRows := c.pt.rows()
-	rows := make([][]proto.CellInfo, len(ptRows))
-	for p, r := range ptRows {
-		rows[p] = make([]proto.CellInfo, len(r))
-		for i, cl := range r {
-			rows[p][i] = proto.CellInfo{NID: cl.nid, State: cl.state}
-		}
-	}
-	return rows
-}
-
 func (c *Core) fullPT() *proto.SendPartitionTable {
-	return &proto.SendPartitionTable{PTid: c.pt.ptid(), NumReplicas: uint32(c.pt.nr()), Rows: c.rowsWire()}
+	return &proto.SendPartitionTable{PTid: c.pt.PTid(), NumReplicas: uint32(c.pt.NumReplicas()), Rows: parttab.RowsToProto(c.pt.Rows())}
 }
 
-func (c *Core) partitionChanges(changes []cellChange) *proto.NotifyPartitionChanges {
+func (c *Core) partitionChanges(changes []parttab.Change) *proto.NotifyPartitionChanges {
 	cl := make([]proto.CellChange, len(changes))
 	for i, ch := range changes {
-		cl[i] = proto.CellChange{Offset: uint32(ch.p), NID: ch.nid, State: ch.state}
+		cl[i] = proto.CellChange(ch)
 	}
-	return &proto.NotifyPartitionChanges{PTid: c.pt.ptid(), NumReplicas: uint32(c.pt.nr()), CellList: cl}
+	return &proto.NotifyPartitionChanges{PTid: c.pt.PTid(), NumReplicas: uint32(c.pt.NumReplicas()), CellList: cl}
 }
 
 func (c *Core) notifyAdmins(msgs ...proto.Msg) {
@@ -1151,7 +1157,7 @@ func (c *Core) notifyAdmins(msgs ...proto.Msg) {
 // nodeState is the node table seen by the partition table.
 func (c *Core) nodeState(nid proto.NodeID) proto.NodeState {
 	if n := c.byNID(nid); n != nil {
-		return n.state
+		return n.State
 	}
 	return proto.UNKNOWN
 }
@@ -1159,8 +1165,8 @@ func (c *Core) nodeState(nid proto.NodeID) proto.NodeState {
 // devpaths returns the topology path of each storage (extra "devpath").
 func (c *Core) devpaths() map[proto.NodeID][]string {
 	m := map[proto.NodeID][]string{}
-	for _, n := range c.nodes {
-		if n.typ != proto.STORAGE {
+	for _, n := range c.allNodes() {
+		if n.Type != proto.STORAGE {
 			continue
 		}
 		v, _ := n.extra.Get("devpath")
@@ -1171,7 +1177,7 @@ func (c *Core) devpaths() map[proto.NodeID][]string {
 				path = append(path, string(b))
 			}
 		}
-		m[n.nid] = path
+		m[n.NID] = path
 	}
 	return m
 }

@@ -288,12 +288,12 @@ func TestAutostartToRunning(t *testing.T) {
 		t.Fatalf("cluster state %v, want RUNNING", st)
 	}
 	// Partition table made: 4 partitions, 2 cells each (replicas 1).
-	if h.c.pt.ptid() != 1 || len(h.c.pt.rows()) != 4 || len(h.c.pt.rows()[3]) != 2 {
-		t.Fatalf("pt = %+v", h.c.pt.rows())
+	if h.c.pt.PTid() != 1 || len(h.c.pt.Rows()) != 4 || len(h.c.pt.Rows()[3]) != 2 {
+		t.Fatalf("pt = %+v", h.c.pt.Rows())
 	}
 	for _, s := range storages {
-		if n := h.c.conns[s].node; n.state != proto.NODE_RUNNING || !h.c.starting[n.nid] {
-			t.Fatalf("storage %v: state %v, starting %v", n, n.state, h.c.starting[n.nid])
+		if n := h.c.conns[s].node; n.State != proto.NODE_RUNNING || !h.c.starting[n.NID] {
+			t.Fatalf("storage %v: state %v, starting %v", n, n.State, h.c.starting[n.NID])
 		}
 	}
 }
@@ -443,7 +443,7 @@ func TestCommitOrderByFinalTid(t *testing.T) {
 
 func TestAbortAndFailedVote(t *testing.T) {
 	h, storages, client := runningCluster(t)
-	snids := []proto.NodeID{h.c.conns[storages[0]].node.nid, h.c.conns[storages[1]].node.nid}
+	snids := []proto.NodeID{h.c.conns[storages[0]].node.NID, h.c.conns[storages[1]].node.NID}
 	ttid := mustFind[*proto.AnswerBeginTransaction](t, h.recv(client, &proto.AskBeginTransaction{Tid: proto.InvalidTid}), client).TTid
 	effects := h.recv(client, &proto.AbortTransaction{TTid: ttid, NIDList: snids[:1]})
 	if a := mustFind[*proto.AbortTransaction](t, effects, storages[0]); a.TTid != ttid {
@@ -546,8 +546,8 @@ func TestStopping(t *testing.T) {
 	if last.Kind != Exit || last.Err != nil {
 		t.Fatalf("last effect %v", last)
 	}
-	if h.c.pt.ptid() != 1 {
-		t.Fatalf("ptid changed by shutdown: %v", h.c.pt.ptid())
+	if h.c.pt.PTid() != 1 {
+		t.Fatalf("ptid changed by shutdown: %v", h.c.pt.PTid())
 	}
 }
 
@@ -576,7 +576,7 @@ func TestRecoveryLoadsNewestPT(t *testing.T) {
 	if h.c.ClusterState() != proto.RECOVERING {
 		t.Fatalf("started with S2 missing: %v", h.c.ClusterState())
 	}
-	if h.c.byNID(proto.NewNodeID(proto.STORAGE, 2)).state != proto.DOWN {
+	if h.c.byNID(proto.NewNodeID(proto.STORAGE, 2)).State != proto.DOWN {
 		t.Fatal("S2 from the loaded table is not DOWN")
 	}
 	s2, _ := h.identify(proto.STORAGE, proto.NewNodeID(proto.STORAGE, 2), 20001, nil)
@@ -651,7 +651,7 @@ func TestAddNodeAndTweak(t *testing.T) {
 	h, storages, client := runningCluster(t)
 	admin, _ := h.identify(proto.ADMIN, 0, 9999, nil)
 	s3, nid3 := h.identify(proto.STORAGE, 0, 20002, nil)
-	if st := h.c.byNID(nid3).state; st != proto.PENDING {
+	if st := h.c.byNID(nid3).State; st != proto.PENDING {
 		t.Fatalf("new storage in RUNNING is %v, want PENDING", st)
 	}
 	mustFind[*proto.SendPartitionTable](t, h.out, s3)
@@ -661,7 +661,7 @@ func TestAddNodeAndTweak(t *testing.T) {
 	}
 	mustFind[*proto.StartOperation](t, effects, s3)
 	h.recv(s3, &proto.NotifyReady{})
-	ptid := h.c.pt.ptid()
+	ptid := h.c.pt.PTid()
 	effects = h.recv(admin, &proto.TweakPartitionTable{})
 	a := mustFind[*proto.AnswerTweakPartitionTable](t, effects, admin)
 	if !a.Changed {
@@ -675,15 +675,15 @@ func TestAddNodeAndTweak(t *testing.T) {
 	// S3 got OUT_OF_DATE cells; replication done makes one UP_TO_DATE once
 	// S3 asked the unfinished transactions of that partition.
 	var p uint32 = 99
-	for i, row := range h.c.pt.rows() {
+	for i, row := range h.c.pt.Rows() {
 		for _, cl := range row {
-			if cl.nid == nid3 && cl.state == proto.OUT_OF_DATE && p == 99 {
+			if cl.NID == nid3 && cl.State == proto.OUT_OF_DATE && p == 99 {
 				p = uint32(i)
 			}
 		}
 	}
 	if p == 99 {
-		t.Fatalf("no OUT_OF_DATE cell for S3: %v", h.c.pt.rows())
+		t.Fatalf("no OUT_OF_DATE cell for S3: %v", h.c.pt.Rows())
 	}
 	effects = h.recv(s3, &proto.AskUnfinishedTransactions{Offsets: []uint32{p}})
 	mustFind[*proto.AnswerUnfinishedTransactions](t, effects, s3)
@@ -693,7 +693,7 @@ func TestAddNodeAndTweak(t *testing.T) {
 		t.Fatalf("changes %+v", pc.CellList)
 	}
 	// Kill of a running storage with replicas elsewhere: DOWN, cells outdated.
-	nid1 := h.c.conns[storages[0]].node.nid
+	nid1 := h.c.conns[storages[0]].node.NID
 	effects = h.recv(admin, &proto.SetNodeState{NID: nid1, State: proto.DOWN})
 	if e := mustFind[*proto.Error](t, effects, admin); e.Code != proto.ACK {
 		t.Fatalf("kill: %v", e)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 
+	"github.com/neogo/neo/nodetab"
 	"github.com/neogo/neo/proto"
 )
 
@@ -50,8 +51,8 @@ func (c *Core) learnMaster(addr proto.Addr) *node {
 	if n := c.byAddr(addr); n != nil {
 		return n
 	}
-	n := &node{typ: proto.MASTER, addr: addr, state: proto.DOWN}
-	c.addNode(n)
+	// Without an id, at a free address: no conflict is possible.
+	n, _ := c.addNode(nodetab.Node{Type: proto.MASTER, Addr: addr, State: proto.DOWN})
 	c.log.Info("new master address", "addr", addr.String())
 	return n
 }
@@ -60,9 +61,9 @@ func (c *Core) learnMaster(addr proto.Addr) *node {
 // included, in a stable order (NotPrimaryMaster's list).
 func (c *Core) masterAddrs() []proto.Addr {
 	var out []proto.Addr
-	for _, n := range c.nodes {
-		if n.typ == proto.MASTER && !n.addr.IsZero() {
-			out = append(out, n.addr)
+	for _, n := range c.allNodes() {
+		if n.Type == proto.MASTER && !n.Addr.IsZero() {
+			out = append(out, n.Addr)
 		}
 	}
 	return out
@@ -100,9 +101,9 @@ func (c *Core) dialMaster(n *node, idts proto.Opt[float64]) {
 	k.idTag = c.nextTag
 	k.pending[k.idTag] = true
 	c.out = append(c.out,
-		Effect{Kind: Dial, Conn: id, Addr: n.addr},
+		Effect{Kind: Dial, Conn: id, Addr: n.Addr},
 		Effect{Kind: Ask, Conn: id, Tag: k.idTag, Msg: &proto.RequestIdentification{
-			NodeType: proto.MASTER, NID: c.self.nid, Addr: c.self.addr,
+			NodeType: proto.MASTER, NID: c.self.NID, Addr: c.self.Addr,
 			ClusterName: c.cfg.Cluster, IDTimestamp: idts, Extra: proto.Dict{}}})
 }
 
@@ -115,12 +116,12 @@ func (c *Core) electionProgress() {
 	}
 	c.trySecondary = false
 	var changed []*node
-	for _, n := range c.nodes {
-		if n.typ != proto.MASTER || n == c.self || n.conn != nil || n.dial != nil {
+	for _, n := range c.allNodes() {
+		if n.Type != proto.MASTER || n == c.self || n.conn != nil || n.dial != nil {
 			continue
 		}
-		if n.state != proto.DOWN {
-			n.state = proto.DOWN
+		if n.State != proto.DOWN {
+			c.setState(n, proto.DOWN)
 			changed = append(changed, n)
 		}
 		c.dialMaster(n, proto.Some(c.primaryTime))
@@ -131,7 +132,7 @@ func (c *Core) electionProgress() {
 // endElection closes the election links still unanswered when the
 // primary leaves RECOVERING; those masters are then DOWN.
 func (c *Core) endElection() {
-	for _, n := range c.nodes {
+	for _, n := range c.allNodes() {
 		if n.dial != nil {
 			c.abort(n.dial)
 			n.dial = nil
@@ -143,13 +144,12 @@ func (c *Core) endElection() {
 // it.
 func (c *Core) setSelfNID(nid proto.NodeID) {
 	if o := c.byNID(nid); o != nil && o != c.self {
-		o.nid = 0
 		if o.conn != nil {
 			c.abort(o.conn)
 			o.conn = nil
 		}
 	}
-	c.self.nid = nid
+	c.setNID(c.self, nid)
 }
 
 // recvDialed handles a packet received on a link we dialed.
@@ -177,7 +177,7 @@ func (c *Core) recvDialed(k *conn, ev Recv) {
 		c.replyTo(k.id, ev.MsgID, &proto.Pong{})
 	case *proto.FlushLog:
 	default:
-		c.log.Warn("unexpected packet from a master", "addr", k.peer.addr.String(), "msg", proto.MsgName(ev.Msg.NEOMsgCode()))
+		c.log.Warn("unexpected packet from a master", "addr", k.peer.Addr.String(), "msg", proto.MsgName(ev.Msg.NEOMsgCode()))
 		e := proto.Error{Code: proto.PROTOCOL_ERROR, Message: "unexpected packet"}
 		c.out = append(c.out, Effect{Kind: Send, Conn: k.id, Msg: &e})
 		c.abort(k)
@@ -194,22 +194,19 @@ func (c *Core) answerDialed(k *conn, ev Answer) {
 	p := k.peer
 	m, ok := ev.Msg.(*proto.AcceptIdentification)
 	if !ok || m.NodeType != proto.MASTER || m.YourNID == 0 {
-		c.log.Warn("master refused our identification", "addr", p.addr.String(), "answer", msgString(ev.Msg))
+		c.log.Warn("master refused our identification", "addr", p.Addr.String(), "answer", msgString(ev.Msg))
 		c.abort(k)
 		return
 	}
-	if o := c.byNID(m.MyNID); o != nil && o != p {
-		o.nid = 0
-	}
-	p.nid = m.MyNID
-	p.state = proto.NODE_RUNNING
+	c.setNID(p, m.MyNID) // a node that had this id loses it
+	c.setState(p, proto.NODE_RUNNING)
 	c.setSelfNID(m.YourNID)
 	if p.dial == k {
 		p.dial = nil
 	}
 	p.conn = k
 	k.node = p
-	c.log.Info("connected to a primary master node", "primary", p.String(), "addr", p.addr.String(), "uuid", m.YourNID.String())
+	c.log.Info("connected to a primary master node", "primary", p.String(), "addr", p.Addr.String(), "uuid", m.YourNID.String())
 	switch {
 	case !c.secondary:
 		c.becomeSecondary(p)
@@ -228,12 +225,12 @@ func (c *Core) answerDialed(k *conn, ev Answer) {
 // notPrimaryMaster handles a secondary's redirection (protocol.md §3.3 #5).
 func (c *Core) notPrimaryMaster(k *conn, m *proto.NotPrimaryMaster) {
 	for _, a := range m.KnownMasters {
-		if a != c.self.addr {
+		if a != c.self.Addr {
 			c.learnMaster(a)
 		}
 	}
 	if m.Primary.Valid && int(m.Primary.V) < len(m.KnownMasters) {
-		if a := m.KnownMasters[m.Primary.V]; a != c.self.addr {
+		if a := m.KnownMasters[m.Primary.V]; a != c.self.Addr {
 			p := c.byAddr(a)
 			switch {
 			case c.secondary:
@@ -255,7 +252,7 @@ func (c *Core) notPrimaryMaster(k *conn, m *proto.NotPrimaryMaster) {
 // becomeSecondary leaves the primary role for the secondary role
 // following p: every link but ours to p is closed.
 func (c *Core) becomeSecondary(p *node) {
-	c.log.Info("play the secondary role", "primary", p.addr.String())
+	c.log.Info("play the secondary role", "primary", p.Addr.String())
 	c.secondary = true
 	c.primaryMaster = p
 	c.trySecondary = false
@@ -268,7 +265,7 @@ func (c *Core) becomeSecondary(p *node) {
 	}
 	c.closeAllBut(keep)
 	c.deferred = nil
-	c.failed = map[proto.Addr]bool{c.self.addr: true}
+	c.failed = map[proto.Addr]bool{c.self.Addr: true}
 	if keep == nil {
 		c.secondaryConnect()
 	}
@@ -288,16 +285,16 @@ func (c *Core) closeAllBut(keep *conn) {
 	for _, id := range ids {
 		c.abort(c.conns[id])
 	}
-	for _, n := range slices.Clone(c.nodes) {
+	for _, n := range c.allNodes() {
 		if n.conn != nil && n.conn != keep {
 			n.conn = nil
 		}
 		if n.dial != nil && n.dial != keep {
 			n.dial = nil
 		}
-		switch n.typ {
+		switch n.Type {
 		case proto.STORAGE:
-			n.state = proto.DOWN
+			c.setState(n, proto.DOWN)
 		case proto.CLIENT, proto.ADMIN:
 			c.removeNode(n)
 		}
@@ -307,12 +304,12 @@ func (c *Core) closeAllBut(keep *conn) {
 // secondaryConnect dials the presumed primary (without election key).
 func (c *Core) secondaryConnect() {
 	p := c.primaryMaster
-	for _, n := range c.nodes {
-		if n.typ == proto.MASTER && n != c.self {
-			n.state = proto.DOWN
+	for _, n := range c.allNodes() {
+		if n.Type == proto.MASTER && n != c.self {
+			c.setState(n, proto.DOWN)
 		}
 	}
-	c.failed[p.addr] = true
+	c.failed[p.Addr] = true
 	if p.dial == nil && p.conn == nil {
 		c.dialMaster(p, proto.Opt[float64]{})
 	}
@@ -321,7 +318,7 @@ func (c *Core) secondaryConnect() {
 // switchPrimary makes a secondary follow p instead.
 func (c *Core) switchPrimary(p *node) {
 	old := c.primaryMaster
-	c.log.Info("primary master changed", "old", old.addr.String(), "new", p.addr.String())
+	c.log.Info("primary master changed", "old", old.Addr.String(), "new", p.Addr.String())
 	for _, k := range []*conn{old.dial, old.conn} {
 		if k != nil {
 			c.abort(k)
@@ -354,14 +351,14 @@ func (c *Core) dialedClosed(k *conn) {
 	if !wasPrimary {
 		return
 	}
-	c.log.Info("primary master lost", "primary", pm.addr.String(), "state", pm.state.String())
-	if pm.state == proto.NODE_RUNNING {
+	c.log.Info("primary master lost", "primary", pm.Addr.String(), "state", pm.State.String())
+	if pm.State == proto.NODE_RUNNING {
 		// We were connected to it: try it again first.
-		c.failed = map[proto.Addr]bool{c.self.addr: true}
+		c.failed = map[proto.Addr]bool{c.self.Addr: true}
 	} else {
 		var next *node
-		for _, n := range c.nodes {
-			if n.typ == proto.MASTER && n != c.self && !c.failed[n.addr] {
+		for _, n := range c.allNodes() {
+			if n.Type == proto.MASTER && n != c.self && !c.failed[n.Addr] {
 				next = n
 				break
 			}
@@ -407,7 +404,7 @@ func (c *Core) secondaryRecv(ev Recv) {
 			"peer_type", req.NodeType.String(), "peer_addr", req.Addr.String(), "conn", ev.Conn)
 		c.handleError(k, ev, protocolError("invalid cluster name"))
 		return
-	case !req.Addr.IsZero() && req.Addr == c.self.addr:
+	case !req.Addr.IsZero() && req.Addr == c.self.Addr:
 		c.handleError(k, ev, protocolError("address conflict"))
 		return
 	}
@@ -418,7 +415,7 @@ func (c *Core) secondaryRecv(ev Recv) {
 	pm := c.primaryMaster
 	var primary proto.Opt[uint32]
 	switch {
-	case pm.addr == req.Addr:
+	case pm.Addr == req.Addr:
 	case !pm.identified():
 		if req.NodeType == proto.MASTER && !req.Addr.IsZero() {
 			n := c.learnMaster(req.Addr)
@@ -431,7 +428,7 @@ func (c *Core) secondaryRecv(ev Recv) {
 			}
 		}
 	default:
-		primary = proto.Some(uint32(slices.Index(c.masterAddrs(), pm.addr)))
+		primary = proto.Some(uint32(slices.Index(c.masterAddrs(), pm.Addr)))
 	}
 	c.out = append(c.out, Effect{Kind: Send, Conn: k.id, Msg: &proto.NotPrimaryMaster{Primary: primary, KnownMasters: c.masterAddrs()}})
 	c.abort(k)
@@ -444,7 +441,7 @@ func (c *Core) secondaryNodes(m *proto.NotifyNodeInformation) {
 		if e.Type != proto.MASTER {
 			continue
 		}
-		if e.Addr == c.self.addr || e.NID == c.self.nid {
+		if e.Addr == c.self.Addr || e.NID == c.self.NID {
 			if e.State == proto.DOWN {
 				c.log.Info("told to stop by the primary master: exit")
 				c.exit(nil)
@@ -462,9 +459,8 @@ func (c *Core) secondaryNodes(m *proto.NotifyNodeInformation) {
 		if n == nil {
 			n = c.learnMaster(e.Addr)
 		}
-		if o := c.byNID(e.NID); o != nil && o != n {
-			o.nid = 0
-		}
-		n.nid, n.state, n.idts = e.NID, e.State, e.IDTimestamp
+		c.setNID(n, e.NID) // a node that had this id loses it
+		c.setState(n, e.State)
+		n.IDTimestamp = e.IDTimestamp
 	}
 }

@@ -202,11 +202,11 @@ func (s *simNet) check(primary uint16) {
 		if a == pa {
 			continue
 		}
-		if !c.secondary || c.primaryMaster.addr != pa || !c.primaryMaster.identified() {
+		if !c.secondary || c.primaryMaster.Addr != pa || !c.primaryMaster.identified() {
 			s.t.Fatalf("%v does not follow %v:\n%s", a, pa, s.describe())
 		}
 		n := p.byAddr(a)
-		if n == nil || !n.identified() || n.state != proto.NODE_RUNNING || n.nid != c.NID() {
+		if n == nil || !n.identified() || n.State != proto.NODE_RUNNING || n.NID != c.NID() {
 			s.t.Fatalf("primary's record of %v: %+v:\n%s", a, n, s.describe())
 		}
 	}
@@ -227,7 +227,7 @@ func (s *simNet) describe() string {
 		case c == nil:
 			out += fmt.Sprintf("  %v: down\n", a)
 		case c.secondary:
-			out += fmt.Sprintf("  %v %v: secondary of %v (identified %v)\n", a, c.NID(), c.primaryMaster.addr, c.primaryMaster.identified())
+			out += fmt.Sprintf("  %v %v: secondary of %v (identified %v)\n", a, c.NID(), c.primaryMaster.Addr, c.primaryMaster.identified())
 		default:
 			out += fmt.Sprintf("  %v %v: primary, %v\n", a, c.NID(), c.ClusterState())
 		}
@@ -316,7 +316,7 @@ func TestElectionFailover(t *testing.T) {
 	if np.ClusterState() != proto.RECOVERING || np.NID() == oldNID || np.startupAllowed {
 		t.Fatalf("new primary %v: state %v, startup allowed %v", np.NID(), np.ClusterState(), np.startupAllowed)
 	}
-	if n := np.byAddr(simAddr(10002)); n == nil || n.state != proto.DOWN {
+	if n := np.byAddr(simAddr(10002)); n == nil || n.State != proto.DOWN {
 		t.Fatalf("old primary record: %+v", n)
 	}
 
@@ -455,7 +455,7 @@ func TestElectionAnswerOvertaken(t *testing.T) {
 		t.Fatal("yielded before the answer")
 	}
 	h.step(Answer{Conn: dial.Conn, Tag: ask.Tag, Msg: &proto.AcceptIdentification{NodeType: proto.MASTER, MyNID: m1, YourNID: m2}})
-	if !h.c.secondary || h.c.NID() != m2 || h.c.primaryMaster.nid != m1 || h.c.primaryMaster.state != proto.NODE_RUNNING {
+	if !h.c.secondary || h.c.NID() != m2 || h.c.primaryMaster.NID != m1 || h.c.primaryMaster.State != proto.NODE_RUNNING {
 		t.Fatalf("secondary %v nid %v primary %+v", h.c.secondary, h.c.NID(), h.c.primaryMaster)
 	}
 	// Told DOWN: exit.
@@ -476,7 +476,7 @@ func TestElectionUnknownMaster(t *testing.T) {
 	s.startWith(10003, []proto.Addr{simAddr(10001), simAddr(10002), simAddr(10003)})
 	s.settle(3)
 	s.check(10001)
-	if n := s.cores[simAddr(10002)].byAddr(simAddr(10003)); n == nil || n.state != proto.NODE_RUNNING {
+	if n := s.cores[simAddr(10002)].byAddr(simAddr(10003)); n == nil || n.State != proto.NODE_RUNNING {
 		t.Fatalf("secondary's record of the new master: %+v", n)
 	}
 

@@ -1,6 +1,8 @@
 package master
 
 import (
+	"github.com/neogo/neo/nodetab"
+	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
 )
 
@@ -30,7 +32,7 @@ var roleRecovering = &role{
 }
 
 func (c *Core) enterRecovery() {
-	c.pt = newPTable(c.cfg.Partitions, c.cfg.Replicas, c.nodeState)
+	c.pt = parttab.New(uint32(c.cfg.Partitions), c.cfg.Replicas)
 	c.rec = recovery{backupTid: map[proto.NodeID]proto.Tid{}, truncTid: map[proto.NodeID]proto.Tid{}}
 	c.changeClusterState(roleRecovering)
 	c.trySecondary = true
@@ -43,43 +45,45 @@ func recoveryAnswer(c *Core, n *node, m proto.Msg) error {
 		if m.PTid != 0 && r.targetPTid <= m.PTid {
 			switch {
 			case r.targetPTid == m.PTid && len(r.askPT) > 0:
-				r.askPT = append(r.askPT, n.nid)
+				r.askPT = append(r.askPT, n.NID)
 			case r.targetPTid < m.PTid || !r.loaded:
 				r.targetPTid = m.PTid
-				r.askPT = []proto.NodeID{n.nid}
+				r.askPT = []proto.NodeID{n.NID}
 				r.loaded = false
 				c.ask(n, &proto.AskPartitionTable{})
 			}
 		}
-		r.backupTid[n.nid] = m.BackupTid
-		r.truncTid[n.nid] = m.TruncateTid
+		r.backupTid[n.NID] = m.BackupTid
+		r.truncTid[n.NID] = m.TruncateTid
 	case *proto.AnswerPartitionTable:
 		if m.PTid != r.targetPTid || r.loaded {
 			return nil
 		}
-		rows := make([][]pcell, len(m.Rows))
 		var newNodes []*node
-		for p, row := range m.Rows {
+		for _, row := range m.Rows {
 			for _, cl := range row {
-				rows[p] = append(rows[p], pcell{cl.NID, cl.State})
 				if c.byNID(cl.NID) == nil {
-					nn := &node{typ: proto.STORAGE, nid: cl.NID, state: proto.DOWN}
-					c.addNode(nn)
+					nn, err := c.addNode(nodetab.Node{Type: proto.STORAGE, NID: cl.NID, State: proto.DOWN})
+					if err != nil {
+						return protocolError(err.Error())
+					}
 					newNodes = append(newNodes, nn)
 				}
 			}
 		}
-		if err := c.pt.load(m.PTid, int(m.NumReplicas), rows); err != nil {
+		t, err := parttab.Load(m.PTid, int(m.NumReplicas), parttab.RowsFromProto(m.Rows))
+		if err != nil {
 			return protocolError(err.Error())
 		}
+		c.pt = t
 		var infos []proto.NodeInfo
 		for _, nn := range newNodes {
 			infos = append(infos, nn.info())
 		}
 		c.notifyAdmins(&proto.NotifyNodeInformation{Timestamp: c.monotonic(), NodeList: infos}, c.fullPT())
 		r.askPT, r.loaded = nil, true
-		c.backupTid = r.backupTid[n.nid]
-		c.truncateTid = r.truncTid[n.nid]
+		c.backupTid = r.backupTid[n.NID]
+		c.truncateTid = r.truncTid[n.NID]
 		c.log.Info("partition table loaded", "ptid", m.PTid, "node", n.String())
 	}
 	return nil
@@ -87,10 +91,10 @@ func recoveryAnswer(c *Core, n *node, m proto.Msg) error {
 
 func recoveryLost(c *Core, n *node) {
 	r := &c.rec
-	delete(r.backupTid, n.nid)
-	delete(r.truncTid, n.nid)
+	delete(r.backupTid, n.NID)
+	delete(r.truncTid, n.NID)
 	for i, nid := range r.askPT {
-		if nid != n.nid {
+		if nid != n.NID {
 			continue
 		}
 		r.askPT = append(r.askPT[:i:i], r.askPT[i+1:]...)
@@ -104,7 +108,7 @@ func recoveryLost(c *Core, n *node) {
 		}
 		break
 	}
-	if n.state != proto.DOWN {
+	if n.State != proto.DOWN {
 		c.setState(n, proto.DOWN)
 		c.broadcastNodes(n)
 	}
@@ -123,28 +127,28 @@ func recoveryProgress(c *Core) {
 	}
 	pt := c.pt
 	var nodes []proto.NodeID
-	if pt.filled() {
-		ops := pt.operationalNodes()
+	if pt.Filled() {
+		ops := pt.OperationalNodes(c.nodeState)
 		if c.startupAllowed {
-			for _, nid := range sortedNIDs(ops) {
+			for _, nid := range ops {
 				if c.isPending(nid) {
 					nodes = append(nodes, nid)
 				}
 			}
 		} else if len(ops) > 0 {
 			if c.truncateTid != proto.InvalidTid {
-				ops = pt.nodeSet(false)
+				ops = pt.CellNodes(false)
 			}
-			for _, nid := range sortedNIDs(ops) {
+			for _, nid := range ops {
 				if !c.isPending(nid) {
 					return
 				}
 			}
-			nodes = sortedNIDs(ops)
+			nodes = ops
 		}
 	} else if c.startupAllowed || c.cfg.Autostart > 0 {
 		for _, n := range c.identified(proto.STORAGE) {
-			nodes = append(nodes, n.nid)
+			nodes = append(nodes, n.NID)
 		}
 		if !c.startupAllowed && len(nodes) < c.cfg.Autostart {
 			return
@@ -160,11 +164,11 @@ func recoveryProgress(c *Core) {
 			return
 		}
 	}
-	if pt.filled() {
+	if pt.Filled() {
 		if c.truncateTid != proto.InvalidTid {
 			var resend []*node
 			for _, n := range c.identified(proto.STORAGE) {
-				t, ok := c.rec.truncTid[n.nid]
+				t, ok := c.rec.truncTid[n.NID]
 				if ok && (t == proto.InvalidTid || c.truncateTid < t) {
 					resend = append(resend, n)
 				}
@@ -178,7 +182,7 @@ func recoveryProgress(c *Core) {
 			}
 		}
 		nodes = nodes[:0]
-		for _, nid := range sortedNIDs(pt.nodeSet(false)) {
+		for _, nid := range pt.CellNodes(false) {
 			if n := c.byNID(nid); n != nil && n.identified() {
 				nodes = append(nodes, nid)
 			}
@@ -193,25 +197,31 @@ func (c *Core) endRecovery(nids []proto.NodeID) {
 	var changed []*node
 	for _, nid := range nids {
 		n := c.byNID(nid)
-		n.state = proto.NODE_RUNNING
+		c.setState(n, proto.NODE_RUNNING)
 		changed = append(changed, n)
 	}
 	storages := len(changed)
 	for _, n := range c.sortedNodes() {
-		if n.typ == proto.MASTER && n != c.self && !n.identified() && n.state != proto.DOWN {
-			n.state = proto.DOWN
+		if n.Type == proto.MASTER && n != c.self && !n.identified() && n.State != proto.DOWN {
+			c.setState(n, proto.DOWN)
 			changed = append(changed, n)
 		}
 	}
 	c.broadcastNodes(changed...)
-	if c.pt.ptid() == 0 {
-		c.log.Info("creating a new partition table", "partitions", c.pt.np(), "replicas", c.pt.nr())
-		if c.pt.make(nids[:storages], c.devpaths()) {
+	if c.pt.PTid() == 0 {
+		c.log.Info("creating a new partition table", "partitions", c.pt.NumPartitions(), "replicas", c.pt.NumReplicas())
+		res, err := c.pt.Make(nids[:storages], c.devpaths())
+		if err != nil {
+			c.log.Error("cannot create the partition table", "err", err)
+			c.exit(err)
+			return
+		}
+		if res.TopologyIgnored {
 			c.log.Warn("Can't maximize resiliency: fix the topology that depends on the storage nodes' devpath")
 		}
 		c.notifyAdmins(c.fullPT())
-	} else if changes := c.pt.outdate(0); len(changes) > 0 {
-		c.pt.nextPTid()
+	} else if changes := c.pt.Outdate(c.nodeState, 0); len(changes) > 0 {
+		c.pt.NextPTid()
 		c.notifyAdmins(c.partitionChanges(changes))
 	}
 	c.enterVerification()

@@ -46,22 +46,22 @@ func serviceStorageJoined(c *Core, n *node, new bool) {
 	if new {
 		c.sendPartitionTable(n)
 	}
-	if n.state == proto.NODE_RUNNING {
+	if n.State == proto.NODE_RUNNING {
 		c.startStorage(n)
 	}
 }
 
 func serviceStorageLost(c *Core, n *node) {
 	c.storageLostInService(n)
-	c.setStorageNotReady(n.nid)
-	c.storageLostForTxns(n.nid)
+	c.setStorageNotReady(n.NID)
+	c.storageLostForTxns(n.NID)
 	c.updateCompletedPack()
 }
 
 func serviceStorageMsg(c *Core, n *node, r Recv) error {
 	switch m := r.Msg.(type) {
 	case *proto.NotifyReady:
-		if !c.starting[n.nid] {
+		if !c.starting[n.NID] {
 			return protocolError("unexpected NotifyReady")
 		}
 		c.setStorageReady(n)
@@ -69,17 +69,17 @@ func serviceStorageMsg(c *Core, n *node, r Recv) error {
 		var ttids []proto.Tid
 		last := c.lastTransaction
 		if c.backupTid == proto.InvalidTid {
-			ttids = c.tm.registerForNotification(n.nid)
+			ttids = c.tm.registerForNotification(n.NID)
 		}
 		c.log.Debug("unfinished transactions", "node", n.String(), "max_tid", last.String(), "ttids", ttids)
 		c.replyTo(n.conn.id, r.MsgID, &proto.AnswerUnfinishedTransactions{MaxTid: last, TTidList: ttids})
-		c.pt.markUpdatable(n.nid, m.Offsets)
+		c.pt.MarkUpdatable(n.NID, m.Offsets)
 	case *proto.NotifyPartitionCorrupted:
 		c.log.Error("partition corrupted", "partition", m.Partition, "nodes", m.NIDList)
 	case *proto.NotifyReplicationDone:
-		changes, err := c.pt.setUpToDate(n.nid, int(m.Offset))
+		changes, err := c.pt.SetUpToDate(n.NID, m.Offset)
 		if err != nil {
-			return err
+			return protocolError(err.Error())
 		}
 		if len(changes) == 0 {
 			c.log.Info("ignored late notification of replication done", "node", n.String(), "partition", m.Offset)
@@ -99,7 +99,7 @@ func serviceStorageMsg(c *Core, n *node, r Recv) error {
 
 func serviceStorageAnswer(c *Core, n *node, m proto.Msg) error {
 	if m, ok := m.(*proto.AnswerInformationLocked); ok {
-		c.lockTxn(m.TTid, n.nid)
+		c.lockTxn(m.TTid, n.NID)
 	}
 	return nil
 }
@@ -109,7 +109,7 @@ func serviceStorageAnswer(c *Core, n *node, m proto.Msg) error {
 func (c *Core) updateCompletedPack() {
 	first := true
 	var min proto.Tid
-	for _, nid := range sortedNIDs(c.pt.nodeSet(true)) {
+	for _, nid := range c.pt.CellNodes(true) {
 		if n := c.byNID(nid); n != nil && n.completedPack != proto.InvalidTid {
 			if first || n.completedPack < min {
 				min, first = n.completedPack, false
@@ -140,7 +140,7 @@ func (c *Core) clientMsg(n *node, r Recv) error {
 		if len(c.starting) > 0 || c.shutdown {
 			return errDelay
 		}
-		ttid, err := c.tm.begin(n.nid, c.readiness, m.Tid, c.lastTransaction, c.now())
+		ttid, err := c.tm.begin(n.NID, c.readiness, m.Tid, c.lastTransaction, c.now())
 		if err != nil {
 			return err
 		}
@@ -240,10 +240,10 @@ func (c *Core) vote(ttid proto.Tid, nids []proto.NodeID) (bool, error) {
 	if len(failed) == 0 {
 		return true, nil
 	}
-	if !c.pt.operational(failed) {
+	if !c.pt.Operational(c.nodeState, sortedNIDs(failed)...) {
 		return false, nil
 	}
-	if !c.pt.operational(c.tm.allFailed(failed)) {
+	if !c.pt.Operational(c.nodeState, sortedNIDs(c.tm.allFailed(failed))...) {
 		return false, errDelay
 	}
 	t.failed = failed
@@ -265,7 +265,7 @@ func (c *Core) finish(n *node, msgID uint32, m *proto.AskFinishTransaction) erro
 	if err != nil {
 		return err
 	}
-	if len(t.failed) > 0 && !c.pt.operational(t.failed) {
+	if len(t.failed) > 0 && !c.pt.Operational(c.nodeState, sortedNIDs(t.failed)...) {
 		c.replyTo(n.conn.id, msgID, &proto.Error{Code: proto.INCOMPLETE_TRANSACTION})
 		c.tm.remove(m.TTid)
 		c.notifyAborted(m.TTid, c.readySet(^uint64(0)))
@@ -273,44 +273,44 @@ func (c *Core) finish(n *node, msgID uint32, m *proto.AskFinishTransaction) erro
 		return nil
 	}
 	ready := c.readySet(t.readiness)
-	parts := map[int]bool{}
+	parts := map[uint32]bool{}
 	for _, oid := range m.OidList {
-		parts[c.pt.partition(uint64(oid))] = true
+		parts[c.pt.OidPartition(oid)] = true
 	}
 	for _, p := range m.Deleted {
-		parts[int(p)] = true
+		parts[p] = true
 	}
 	var invParts []uint32
 	for p := range parts {
-		invParts = append(invParts, uint32(p))
+		invParts = append(invParts, p)
 	}
 	slices.Sort(invParts)
-	parts[c.pt.partition(uint64(m.TTid))] = true
+	parts[c.pt.TidPartition(m.TTid)] = true
 	for _, p := range m.Checked {
-		parts[int(p)] = true
+		parts[p] = true
 	}
 	involved := map[proto.NodeID]bool{}
 	var lockNodes []*node
 	var toClose []*node
-	plist := make([]int, 0, len(parts))
+	plist := make([]uint32, 0, len(parts))
 	for p := range parts {
-		if p >= 0 && p < c.pt.np() {
+		if p < c.pt.NumPartitions() {
 			plist = append(plist, p)
 		}
 	}
 	slices.Sort(plist)
 	for _, p := range plist {
-		for _, cl := range c.pt.cells(p, false) {
-			sn := c.byNID(cl.nid)
-			if sn == nil || !sn.identified() || involved[cl.nid] {
+		for _, cl := range c.pt.Row(p) {
+			sn := c.byNID(cl.NID)
+			if sn == nil || !sn.identified() || involved[cl.NID] {
 				continue
 			}
-			if t.failed[cl.nid] {
+			if t.failed[cl.NID] {
 				if !slices.Contains(toClose, sn) {
 					toClose = append(toClose, sn)
 				}
-			} else if ready[cl.nid] {
-				involved[cl.nid] = true
+			} else if ready[cl.NID] {
+				involved[cl.NID] = true
 				lockNodes = append(lockNodes, sn)
 			}
 		}
@@ -324,7 +324,7 @@ func (c *Core) finish(n *node, msgID uint32, m *proto.AskFinishTransaction) erro
 	if slices.Contains(c.tm.queue, m.TTid) {
 		t.tid = m.TTid
 	} else {
-		t.tid = proto.FinalTid(c.tm.lastTid(c.lastTransaction), m.TTid, uint32(c.pt.np()), c.now())
+		t.tid = proto.FinalTid(c.tm.lastTid(c.lastTransaction), m.TTid, c.pt.NumPartitions(), c.now())
 		c.tm.queue = append(c.tm.queue, m.TTid)
 	}
 	t.oids = m.OidList
@@ -403,7 +403,7 @@ func (c *Core) committed(t *txn) {
 		inv.OidList = []proto.Oid{}
 	}
 	for _, cl := range c.identified(proto.CLIENT) {
-		if cl.nid == t.client && cl.conn.id == t.finishConn {
+		if cl.NID == t.client && cl.conn.id == t.finishConn {
 			c.replyTo(t.finishConn, t.finishID, &proto.AnswerTransactionFinished{TTid: t.ttid, Tid: t.tid})
 		} else if _, ok := cl.extra.Get("backup"); ok {
 			c.send(cl, &proto.InvalidatePartitions{Tid: t.tid, PartitionList: t.partitions})
@@ -454,7 +454,7 @@ func (c *Core) clientLost(n *node) {
 				i++
 			}
 		}
-		if t.client != n.nid {
+		if t.client != n.NID {
 			continue
 		}
 		if t.tid != 0 {
@@ -489,9 +489,9 @@ func stoppingProgress(c *Core) {
 		if !n.identified() {
 			continue
 		}
-		if n.typ == proto.STORAGE {
+		if n.Type == proto.STORAGE {
 			c.send(n, &proto.NotifyNodeInformation{Timestamp: c.monotonic(), NodeList: []proto.NodeInfo{{
-				Type: n.typ, Addr: n.addr, NID: n.nid, State: proto.DOWN}}})
+				Type: n.Type, Addr: n.Addr, NID: n.NID, State: proto.DOWN}}})
 		}
 		c.abort(n.conn)
 	}
@@ -503,5 +503,5 @@ func stoppingProgress(c *Core) {
 
 func (c *Core) exit(err error) {
 	c.out = append(c.out, Effect{Kind: Exit, Err: err})
-	c.exited = true
+	c.exited, c.exitErr = true, err
 }

@@ -54,7 +54,7 @@ var roleVerifying = &role{
 	},
 	storageAnswer: verificationAnswer,
 	storageLost: func(c *Core, n *node) {
-		delete(c.ver.waiting, n.nid)
+		delete(c.ver.waiting, n.NID)
 		c.storageLostInService(n)
 	},
 	progress: verificationProgress,
@@ -71,14 +71,15 @@ func (c *Core) enterVerification() {
 	}
 	if c.backupTid == proto.InvalidTid {
 		c.ver.phase = phaseLocked
-		c.askAll(&proto.AskLockedTransactions{}, c.pt.nodeSet(true))
+		c.askAll(&proto.AskLockedTransactions{}, c.pt.CellNodes(true))
 	} else {
 		c.startLastIDs()
 	}
 }
 
-func (c *Core) askAll(m proto.Msg, nids map[proto.NodeID]bool) {
-	for _, nid := range sortedNIDs(nids) {
+// askAll asks m to the identified nodes among nids, in that order.
+func (c *Core) askAll(m proto.Msg, nids []proto.NodeID) {
+	for _, nid := range nids {
 		if n := c.byNID(nid); n != nil && n.identified() {
 			c.ver.waiting[nid] = true
 			c.ask(n, m)
@@ -90,14 +91,14 @@ func (c *Core) startLastIDs() {
 	c.ver.phase = phaseLastIDs
 	s := map[proto.NodeID]bool{}
 	for _, n := range c.identified(proto.STORAGE) {
-		s[n.nid] = true
+		s[n.NID] = true
 	}
-	c.askAll(&proto.AskLastIDs{}, s)
+	c.askAll(&proto.AskLastIDs{}, sortedNIDs(s))
 }
 
 func verificationAnswer(c *Core, n *node, m proto.Msg) error {
 	v := &c.ver
-	if !v.waiting[n.nid] {
+	if !v.waiting[n.NID] {
 		return nil // late answer of an earlier phase
 	}
 	switch m := m.(type) {
@@ -112,7 +113,7 @@ func verificationAnswer(c *Core, n *node, m proto.Msg) error {
 			if v.voted[e.TTid] == nil {
 				v.voted[e.TTid] = map[proto.NodeID]bool{}
 			}
-			v.voted[e.TTid][n.nid] = true
+			v.voted[e.TTid][n.NID] = true
 		}
 	case *proto.AnswerFinalTID:
 		if v.phase != phaseFinalTID {
@@ -142,7 +143,7 @@ func verificationAnswer(c *Core, n *node, m proto.Msg) error {
 	default:
 		return nil
 	}
-	delete(v.waiting, n.nid)
+	delete(v.waiting, n.NID)
 	return nil
 }
 
@@ -161,9 +162,9 @@ func verificationProgress(c *Core) {
 				}
 				var q finalQuery
 				q.ttid = ttid
-				for _, cl := range c.pt.cells(c.pt.partition(uint64(ttid)), true) {
-					if n := c.byNID(cl.nid); n != nil && n.identified() && !v.voted[ttid][cl.nid] {
-						q.nodes = append(q.nodes, cl.nid)
+				for _, cl := range c.pt.ReadableCells(c.pt.TidPartition(ttid)) {
+					if n := c.byNID(cl.NID); n != nil && n.identified() && !v.voted[ttid][cl.NID] {
+						q.nodes = append(q.nodes, cl.NID)
 					}
 				}
 				slices.Sort(q.nodes)
@@ -201,8 +202,8 @@ func verificationProgress(c *Core) {
 			c.truncateTid = proto.InvalidTid
 			packID := proto.ZeroTid
 			first := true
-			readable := c.pt.nodeSet(true)
-			for _, nid := range sortedNIDs(readable) {
+			readable := c.pt.CellNodes(true)
+			for _, nid := range readable {
 				if n := c.byNID(nid); n != nil && n.completedPack != proto.InvalidTid {
 					if first || n.completedPack+1 < packID {
 						packID = n.completedPack + 1

@@ -10,7 +10,7 @@ import (
 	"github.com/neogo/neo/proto"
 )
 
-// FormatLines formats node entries as neoppod does in logs and neoctl's
+// formatLines formats node entries as neoppod does in logs and neoctl's
 // "print node" (cluster.md §9.5): one line per node, sorted by id (nodes
 // without id last, by address), with the columns id, type, address, state
 // and the UTC time of id_timestamp, each but the last padded to the widest
@@ -18,7 +18,7 @@ import (
 //
 //	S1 | STORAGE | 127.0.0.1:5001 | RUNNING | 2023-11-14 22:13:20.250000
 //	M1 | MASTER  | 127.0.0.1:5000 | RUNNING | None
-func FormatLines(nodes []Node, prefix string) []string {
+func formatLines(nodes []Node, prefix string) []string {
 	if len(nodes) == 0 {
 		return nil
 	}
@@ -48,13 +48,13 @@ func FormatLines(nodes []Node, prefix string) []string {
 	return lines
 }
 
-// Format is neoctl's "print node" output: [FormatLines] joined by
+// Format is neoctl's "print node" output: [formatLines] joined by
 // newlines, or "Empty list!".
 func Format(nodes []Node) string {
 	if len(nodes) == 0 {
 		return "Empty list!"
 	}
-	return strings.Join(FormatLines(nodes, ""), "\n")
+	return strings.Join(formatLines(nodes, ""), "\n")
 }
 
 // formatIDTimestamp prints an id_timestamp the way Python prints
@@ -70,12 +70,12 @@ func formatIDTimestamp(ts proto.Opt[float64]) string {
 	case math.IsNaN(ts.V) || math.IsInf(ts.V, 0):
 		return strconv.FormatFloat(ts.V, 'g', -1, 64)
 	}
-	return proto.FormatDatetime(UnixTime(ts.V))
+	return proto.FormatDatetime(unixTime(ts.V))
 }
 
-// UnixTime converts float seconds since the epoch to a time rounded
+// unixTime converts float seconds since the epoch to a time rounded
 // half-even to the microsecond, as Python's datetime.utcfromtimestamp.
-func UnixTime(ts float64) time.Time {
+func unixTime(ts float64) time.Time {
 	sec, frac := math.Modf(ts)
 	us := math.RoundToEven(frac * 1e6)
 	if us >= 1e6 {

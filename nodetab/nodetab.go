@@ -3,12 +3,14 @@
 // storages, clients and admins (protocol.md §4.5, cluster.md §1.1).
 //
 // The primary master owns the truth: it adds nodes as they identify
-// ([Table.Add]), allocates their ids ([Table.NewNID]) and changes their
-// states. The other nodes mirror it from NotifyNodeInformation with
-// [Table.Update], which follows neoppod's NodeManager: the first
-// notification after identification is a full list that must contain the
-// receiver, entries are matched by id and by address, UNKNOWN forgets a
-// node, and notification timestamps must strictly increase.
+// ([Table.Add]), settles who an identifying node is ([Table.Claim]),
+// allocates their ids ([Table.NewNID]) and changes their states; its
+// timestamps come from a [Monotonic] clock. The other nodes mirror it
+// from NotifyNodeInformation with [Table.Update], which follows
+// neoppod's NodeManager: the first notification after identification is
+// a full list that must contain the receiver, entries are matched by id
+// and by address, UNKNOWN forgets a node, and notification timestamps
+// must strictly increase.
 //
 // Nodes are looked up by id and by address; an id or address is held by at
 // most one node. The package is pure (no I/O, no clock: times come in as
@@ -112,11 +114,6 @@ func (t *Table) List(keep func(*Node) bool) []*Node {
 	}
 	slices.SortFunc(list, func(a, b *Node) int { return compareNodes(*a, *b) })
 	return list
-}
-
-// OfType returns the nodes of type typ, sorted as by [Table.List].
-func (t *Table) OfType(typ proto.NodeType) []*Node {
-	return t.List(func(n *Node) bool { return n.Type == typ })
 }
 
 // Entries returns copies of all nodes, sorted as by [Table.List]: what

@@ -137,28 +137,40 @@ func TestUpdateFullListForgetsUnlistedNodesButStoragesWithCells(t *testing.T) {
 	}
 }
 
-func TestIdentifyToStorage(t *testing.T) {
+func TestClaim(t *testing.T) {
 	tab := New()
-	self := storage(s1, addrS1, proto.NODE_RUNNING)
-	self.IDTimestamp = proto.Some(9.0)
-	if _, err := tab.Update(10, s1, []Node{self, client(c1, 9.5)}, nil); err != nil {
-		t.Fatal(err)
-	}
+	tab.Add(Node{Type: proto.MASTER, Addr: addrM, NID: m1, State: proto.NODE_RUNNING})
+	sOn, _ := tab.Add(storage(s1, addrS1, proto.NODE_RUNNING))
+	sOff, _ := tab.Add(storage(s2, addrS2, proto.DOWN))
+	cOn, _ := tab.Add(client(c1, 1))
+	cOff, _ := tab.Add(client(c2, 2))
+	identified := func(n *Node) bool { return n == sOn || n == cOn }
+	addrX := proto.Addr{Host: "127.0.0.9", Port: 9}
 	tests := []struct {
-		name string
-		nid  proto.NodeID
-		ts   float64
-		want IdentifyVerdict
+		name    string
+		nid     proto.NodeID
+		addr    proto.Addr
+		want    *Node
+		wantNID proto.NodeID
+		err     error
 	}{
-		{"known with the same timestamp", c1, 9.5, IdentifyOK},
-		{"timestamp newer than the last notification: wait", c1, 10.5, IdentifyDelay},
-		{"unknown but newer: wait", c2, 11, IdentifyDelay},
-		{"stale timestamp: unknown by master", c1, 9.25, IdentifyUnknown},
-		{"unknown and old: unknown by master", c2, 3, IdentifyUnknown},
+		{"new node", 0, addrX, nil, 0, nil},
+		{"new node keeps its free id", proto.NewNodeID(proto.STORAGE, 9), addrX, nil, proto.NewNodeID(proto.STORAGE, 9), nil},
+		{"known address, not identified, same id", s2, addrS2, sOff, s2, nil},
+		{"known address, not identified, no id", 0, addrS2, sOff, 0, nil},
+		{"known address, not identified, temporary id of another node", c1, addrS2, sOff, c1, nil},
+		{"known address, not identified, storage id of another node", s1, addrS2, nil, 0, ErrConflict},
+		{"known address, identified: already connected", s1, addrS1, nil, 0, ErrConflict},
+		{"known id, not identified: taken over at its new address", s2, addrX, sOff, s2, nil},
+		{"known temporary id, not identified", c2, proto.Addr{}, cOff, c2, nil},
+		{"known temporary id, identified: dropped", c1, proto.Addr{}, nil, 0, nil},
+		{"known storage id, identified: already connected", s1, addrX, nil, 0, ErrConflict},
+		{"the master's own id: a new node", m1, addrX, nil, m1, nil},
 	}
 	for _, tt := range tests {
-		if _, got := tab.Identify(tt.nid, tt.ts); got != tt.want {
-			t.Errorf("%s: Identify(%v, %v) = %v, want %v", tt.name, tt.nid, tt.ts, got, tt.want)
+		got, nid, err := tab.Claim(tt.nid, tt.addr, m1, identified)
+		if got != tt.want || nid != tt.wantNID || !errors.Is(err, tt.err) || (err == nil) != (tt.err == nil) {
+			t.Errorf("%s: Claim(%v, %v) = %v, %v, %v; want %v, %v, %v", tt.name, tt.nid, tt.addr, got, nid, err, tt.want, tt.wantNID, tt.err)
 		}
 	}
 }
@@ -189,6 +201,12 @@ func TestNewNID(t *testing.T) {
 		{"free temporary id is reused", c2, proto.Addr{}, proto.CLIENT, c2},
 		{"an id held at the same address counts as free", 0, addrS1, proto.STORAGE, s1},
 		{"first admin id", 0, proto.Addr{}, proto.ADMIN, a1},
+	}
+	// Ids stay within their namespace (protocol.md §2.3).
+	for _, tt := range tests {
+		if typ, ok := tt.want.Type(); !ok || typ != tt.typ {
+			t.Errorf("%s: %v is not a %v id", tt.name, tt.want, tt.typ)
+		}
 	}
 	for _, tt := range tests {
 		got, err := tab.NewNID(tt.proposed, tt.addr, tt.typ, m1)

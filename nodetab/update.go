@@ -142,36 +142,6 @@ func (t *Table) update(ts float64, self proto.NodeID, entries []Node, dropStorag
 	return res, nil
 }
 
-// IdentifyVerdict is what a storage does with a node identifying to it.
-type IdentifyVerdict int
-
-const (
-	// IdentifyOK: the master announced the node with this id_timestamp.
-	IdentifyOK IdentifyVerdict = iota
-	// IdentifyDelay: the storage has not yet heard of the node from the
-	// master; retry after the next notification.
-	IdentifyDelay
-	// IdentifyUnknown: the node is unknown to the master (answer
-	// NOT_READY "unknown by master").
-	IdentifyUnknown
-)
-
-// Identify checks a node identifying to a storage with id nid and the
-// id_timestamp it got from the master (cluster.md §1.1.4): known with
-// that exact timestamp is OK; otherwise, if the storage's last
-// notification is older than idTimestamp, the identification waits for
-// the next notification, else the node is refused.
-func (t *Table) Identify(nid proto.NodeID, idTimestamp float64) (*Node, IdentifyVerdict) {
-	n := t.ByNID(nid)
-	if n != nil && n.IDTimestamp.Valid && n.IDTimestamp.V == idTimestamp {
-		return n, IdentifyOK
-	}
-	if t.timestamp < idTimestamp {
-		return n, IdentifyDelay
-	}
-	return n, IdentifyUnknown
-}
-
 // NewNID returns the id the primary master (whose own id is own) gives a
 // node of type typ listening at addr that proposed the id proposed (0 for
 // none), cluster.md §1.1.2: the proposed id is kept if it is not the
@@ -179,15 +149,22 @@ func (t *Table) Identify(nid proto.NodeID, idTimestamp float64) (*Node, Identify
 // otherwise it is the smallest free id of the type's namespace, an id
 // held by a node with the same (non-empty) address counting as free.
 // Storage ids are thereby persistent and temporary ids reused.
+//
+// An id is the namespace byte of its type followed by a 24-bit sequence
+// number (protocol.md §2.3): ids are printed ("S1", "C7") and mapped back
+// to their type ([proto.NodeID.Type]) from these two parts only. neoppod's
+// allocator would go on past 2^24-1 nodes of one type into the low bits
+// of the namespace byte, giving ids that no longer name their type; this
+// one stops there with [ErrNoFreeNID], which the master answers as an
+// error to that node rather than crashing.
 func (t *Table) NewNID(proposed proto.NodeID, addr proto.Addr, typ proto.NodeType, own proto.NodeID) (proto.NodeID, error) {
 	if proposed != 0 && proposed != own {
 		if n := t.ByNID(proposed); n == nil || n.Addr == addr {
 			return proposed, nil
 		}
 	}
-	base := proto.NewNodeID(typ, 0)
-	for i := proto.NodeID(1); i < 1<<28; i++ {
-		nid := base + i
+	for i := uint32(1); i < maxNIDSeq; i++ {
+		nid := proto.NewNodeID(typ, i)
 		if nid == own {
 			continue
 		}
@@ -196,6 +173,47 @@ func (t *Table) NewNID(proposed proto.NodeID, addr proto.Addr, typ proto.NodeTyp
 		}
 	}
 	return 0, fmt.Errorf("new id for %v: %w", typ, ErrNoFreeNID)
+}
+
+// maxNIDSeq bounds the sequence number of a node id: the low 24 bits.
+const maxNIDSeq = 1 << 24
+
+// Claim is the primary master's rule for a node identifying with id nid
+// (0: none) at address addr (zero: none), own being the master's id
+// (protocol.md §5.1 step 3, cluster.md §1.1.3). It returns the known node
+// that the identification takes over (nil: a new node) and the id to
+// propose to [Table.NewNID], or [ErrConflict] ("already connected") when
+// the id or the address belongs to another live node. identified tells
+// whether a node is currently connected and identified; only the master
+// knows it.
+//
+//   - a node listening at addr is taken over if it is not identified and
+//     nid is its id, no node's id, or temporary (< 0);
+//   - else a node with id nid is taken over if it is not identified (the
+//     caller moves it to addr), unless it is the master itself: then a new
+//     node gets a new id; if it is identified, a temporary id is dropped
+//     (a new one is given) while a storage id is a conflict;
+//   - else a new node is created.
+func (t *Table) Claim(nid proto.NodeID, addr proto.Addr, own proto.NodeID, identified func(*Node) bool) (*Node, proto.NodeID, error) {
+	byNID, byAddr := t.ByNID(nid), t.ByAddr(addr)
+	switch {
+	case byAddr != nil:
+		if !identified(byAddr) && (byNID == byAddr || byNID == nil || nid < 0) {
+			return byAddr, nid, nil
+		}
+	case byNID != nil:
+		switch {
+		case !identified(byNID) && nid == own:
+			return nil, nid, nil // NewNID never gives own
+		case !identified(byNID):
+			return byNID, nid, nil
+		case nid < 0:
+			return nil, 0, nil
+		}
+	default:
+		return nil, nid, nil
+	}
+	return nil, 0, fmt.Errorf("identify %v at %v: %w", FormatNID(nid), addr, ErrConflict)
 }
 
 // Monotonic is the master's clock for timestamps (protocol.md §4.10):

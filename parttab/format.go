@@ -22,7 +22,7 @@ func nodeStateLetter(s proto.NodeState) byte {
 	return '?'
 }
 
-// MatrixLines returns the table as a matrix, one line per node of the
+// matrixLines returns the table as a matrix, one line per node of the
 // node set in id order (cluster.md §9.5): the node id padded to the width
 // of the greatest id, its state letter, then one letter per partition
 // (U, O, F, C, or '.' without cell). When np > 10 a first line marks every
@@ -32,7 +32,7 @@ func nodeStateLetter(s proto.NodeState) byte {
 //	             10v
 //	S1 R U.UU.FU.OU.U
 //	S2 R OU.UU.UU.UU.
-func (t *Table) MatrixLines(states States) []string {
+func (t *Table) matrixLines(states States) []string {
 	nodes := t.Nodes()
 	if len(nodes) == 0 {
 		return nil
@@ -65,8 +65,8 @@ func (t *Table) MatrixLines(states States) []string {
 	return lines
 }
 
-// Matrix returns [Table.MatrixLines] joined with newlines.
-func (t *Table) Matrix(states States) string { return strings.Join(t.MatrixLines(states), "\n") }
+// matrix returns [Table.matrixLines] joined with newlines.
+func (t *Table) matrix(states States) string { return strings.Join(t.matrixLines(states), "\n") }
 
 // FormatTable formats rows as neoctl's "print pt" and "tweak" do: the
 // nodes are those with a cell plus the RUNNING ones among storages (all
@@ -81,7 +81,7 @@ func FormatTable(rows [][]Cell, storages map[proto.NodeID]proto.NodeState) (stri
 			t.AddNodes(nid)
 		}
 	}
-	return t.Matrix(StateMap(storages)), nil
+	return t.matrix(stateMap(storages)), nil
 }
 
 // FormatRows formats rows as neoctl's "print pt min max" does, one line per

@@ -83,7 +83,7 @@ func (c *pyCase) states() States {
 		n, _ := strconv.Atoi(k)
 		m[proto.NodeID(n)] = proto.NodeState(v)
 	}
-	return StateMap(m)
+	return stateMap(m)
 }
 
 func (c *pyCase) devpaths() map[proto.NodeID][]string {
@@ -105,7 +105,7 @@ func (c *pyCase) table(t *testing.T) *Table {
 			tab.setCell(uint32(offset), proto.NodeID(cell[0]), proto.CellState(cell[1]))
 		}
 	}
-	tab.SetPTid(c.PTid)
+	tab.setPTid(c.PTid)
 	tab.AddNodes(c.Nodes...)
 	return tab
 }
@@ -147,7 +147,7 @@ func TestAgainstNeoppod(t *testing.T) {
 				if tab.PTid() != c.AfterPTid {
 					t.Errorf("ptid = %d, want %d", tab.PTid(), c.AfterPTid)
 				}
-				if got := tab.MatrixLines(c.states()); !slices.Equal(nonNil(got), nonNil(c.Matrix)) {
+				if got := tab.matrixLines(c.states()); !slices.Equal(nonNil(got), nonNil(c.Matrix)) {
 					t.Errorf("matrix:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.Matrix, "\n"))
 				}
 				if res.TopologyIgnored != c.TopologyIgnored {
@@ -173,7 +173,7 @@ func TestAgainstNeoppod(t *testing.T) {
 				if got := nonNil(tab.Nodes()); !slices.Equal(got, nonNil(c.AfterNodes)) {
 					t.Errorf("nodes = %v, want %v", got, c.AfterNodes)
 				}
-				if got := tab.MatrixLines(c.states()); !slices.Equal(nonNil(got), nonNil(c.Matrix)) {
+				if got := tab.matrixLines(c.states()); !slices.Equal(nonNil(got), nonNil(c.Matrix)) {
 					t.Errorf("matrix:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.Matrix, "\n"))
 				}
 				if res.TopologyIgnored != c.TopologyIgnored {

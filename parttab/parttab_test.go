@@ -11,6 +11,9 @@ import (
 
 // layout renders the table as rows of cell letters, one column per node of
 // the node set in id order, rows separated by '|' (cluster.md §4.3).
+// setPTid sets the table id, to build tables as they were.
+func (t *Table) setPTid(ptid proto.PTid) { t.ptid = ptid }
+
 func layout(t *Table) string {
 	nodes := t.Nodes()
 	rows := make([]string, t.NumPartitions())
@@ -30,7 +33,7 @@ func parse(t *testing.T, nr int, s string) *Table {
 	t.Helper()
 	rows := strings.Split(s, "|")
 	tab := New(uint32(len(rows)), nr)
-	tab.SetPTid(1)
+	tab.setPTid(1)
 	tab.AddNodes(storages(len(rows[0]))...)
 	for offset, row := range rows {
 		for i, ch := range row {
@@ -202,7 +205,7 @@ func TestTweakDropListHasListedAndPendingNodes(t *testing.T) {
 }
 
 func TestOperationalNeedsAReadableRunningCellPerPartition(t *testing.T) {
-	states := StateMap(map[proto.NodeID]proto.NodeState{1: proto.NODE_RUNNING, 2: proto.DOWN, 3: proto.NODE_RUNNING})
+	states := stateMap(map[proto.NodeID]proto.NodeState{1: proto.NODE_RUNNING, 2: proto.DOWN, 3: proto.NODE_RUNNING})
 	tests := []struct {
 		name    string
 		layout  string
@@ -228,7 +231,7 @@ func TestOperationalNeedsAReadableRunningCellPerPartition(t *testing.T) {
 }
 
 func TestOutdate(t *testing.T) {
-	states := StateMap(map[proto.NodeID]proto.NodeState{1: proto.NODE_RUNNING, 2: proto.DOWN, 3: proto.DOWN})
+	states := stateMap(map[proto.NodeID]proto.NodeState{1: proto.NODE_RUNNING, 2: proto.DOWN, 3: proto.DOWN})
 	tests := []struct {
 		name   string
 		layout string
@@ -270,7 +273,7 @@ func TestDropNodes(t *testing.T) {
 	if changes, err := tab.DropNodes([]proto.NodeID{2}, false); err != nil || len(changes) != 3 {
 		t.Errorf("drop of S2: %v, %v", changes, err)
 	}
-	if tab.HasNode(2) {
+	if tab.hasNode(2) {
 		t.Errorf("S2 still in the node set")
 	}
 	tab.AddNodes(2)
@@ -339,7 +342,7 @@ func TestSetUpToDate(t *testing.T) {
 
 func TestUpdatePTidRules(t *testing.T) {
 	tab := parse(t, 0, "U.|.U")
-	tab.SetPTid(5)
+	tab.setPTid(5)
 	add := []Change{{0, 2, proto.OUT_OF_DATE}}
 	if err := tab.UpdateNext(7, 0, add); !errors.Is(err, ErrWrongPTid) {
 		t.Errorf("storage accepted ptid 7 after 5: %v", err)
@@ -412,9 +415,6 @@ func TestReadableCellsAndOffsets(t *testing.T) {
 	if got := tab.OutdatedOffsets(2); !slices.Equal(got, []uint32{0}) {
 		t.Errorf("OutdatedOffsets(S2) = %v", got)
 	}
-	if !tab.IsAssigned(1, 3) || tab.IsAssigned(1, 1) {
-		t.Errorf("IsAssigned wrong")
-	}
 	if got := tab.CellNodes(true); !slices.Equal(got, []proto.NodeID{1, 2, 3}) {
 		t.Errorf("CellNodes(readable) = %v", got)
 	}
@@ -422,10 +422,10 @@ func TestReadableCellsAndOffsets(t *testing.T) {
 
 func TestDropNodeKeepsNodesWithCells(t *testing.T) {
 	tab := parse(t, 0, "UF")
-	if tab.DropNode(1) || !tab.HasNode(1) {
+	if tab.DropNode(1) || !tab.hasNode(1) {
 		t.Errorf("node with an up-to-date cell dropped")
 	}
-	if !tab.DropNode(2) || tab.HasNode(2) {
+	if !tab.DropNode(2) || tab.hasNode(2) {
 		t.Errorf("node with only feeding cells kept")
 	}
 	if !tab.DropNode(9) {
@@ -571,7 +571,7 @@ func TestNeoctlOutputOfARealCluster(t *testing.T) {
 		t.Fatalf("kill S3: %v", err)
 	}
 	st[3] = proto.DOWN
-	tab.Outdate(StateMap(st), 0)
+	tab.Outdate(stateMap(st), 0)
 	got, _ := FormatTable(tab.Rows(), st)
 	want := header +
 		"S1 R UU.UU.UU.UU.UU.UU.UU.UU\n" +

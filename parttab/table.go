@@ -60,8 +60,8 @@ func (c Change) String() string { return fmt.Sprintf("%d:%v:%v", c.Offset, c.NID
 // knows it; nodes it does not know are UNKNOWN.
 type States func(proto.NodeID) proto.NodeState
 
-// StateMap adapts a map to [States].
-func StateMap(m map[proto.NodeID]proto.NodeState) States {
+// stateMap adapts a map to [States].
+func stateMap(m map[proto.NodeID]proto.NodeState) States {
 	return func(nid proto.NodeID) proto.NodeState { return m[nid] }
 }
 
@@ -154,14 +154,8 @@ func (t *Table) Clone() *Table {
 	}
 }
 
-// Clear forgets every cell, node and the id, keeping np and nr.
-func (t *Table) Clear() { t.reset(uint32(len(t.rows))) }
-
 // PTid returns the table id, 0 if the table has none.
 func (t *Table) PTid() proto.PTid { return t.ptid }
-
-// SetPTid sets the table id (the master restoring its counter).
-func (t *Table) SetPTid(ptid proto.PTid) { t.ptid = ptid }
 
 // NextPTid increments the id and returns it: the master calls it once per
 // broadcast of changes.
@@ -225,11 +219,6 @@ func (t *Table) Cell(offset uint32, nid proto.NodeID) (Cell, bool) {
 	return Cell{}, false
 }
 
-// HasOffset reports whether partition offset exists and has a cell.
-func (t *Table) HasOffset(offset uint32) bool {
-	return int(offset) < len(t.rows) && len(t.rows[offset]) > 0
-}
-
 // Filled reports whether every partition has at least one cell.
 func (t *Table) Filled() bool {
 	for _, row := range t.rows {
@@ -238,11 +227,6 @@ func (t *Table) Filled() bool {
 		}
 	}
 	return true
-}
-
-// IsAssigned reports whether node nid has a cell for object oid.
-func (t *Table) IsAssigned(oid proto.Oid, nid proto.NodeID) bool {
-	return t.index(t.OidPartition(oid), nid) >= 0
 }
 
 // ReadableOffsets returns the partitions where node nid has a readable cell.
@@ -291,8 +275,8 @@ func (t *Table) CellNodes(readable bool) []proto.NodeID {
 // those added without cells.
 func (t *Table) Nodes() []proto.NodeID { return sortedKeys(t.nodes) }
 
-// HasNode reports whether nid belongs to the node set.
-func (t *Table) HasNode(nid proto.NodeID) bool {
+// hasNode reports whether nid belongs to the node set.
+func (t *Table) hasNode(nid proto.NodeID) bool {
 	_, ok := t.nodes[nid]
 	return ok
 }
