@@ -42,7 +42,7 @@
 // writes its packet to the socket itself when no write is in progress
 // (no goroutine switch on the round trip of a lone request); otherwise
 // the packet is queued and the writer goroutine writes the queue in
-// batches (see send in link.go, and bench_test.go). Send, Reply and
+// batches (see link_write.go, and bench_test.go). Send, Reply and
 // Start therefore return once the packet is written or queued; a write
 // error closes the link. [Link.StartQueued] leaves its request unwritten
 // for a while, so that many asynchronous requests go out in one write

@@ -81,7 +81,7 @@ func TestMessageIDs(t *testing.T) {
 
 	// The counter wraps at 2³².
 	cli.wmu.Lock()
-	cli.nextID = 0xffffffff
+	cli.wmu.nextID = 0xffffffff
 	cli.wmu.Unlock()
 	cli.Send(&proto.NotifyNodeInformation{})
 	cli.Send(&proto.NotifyNodeInformation{})
@@ -500,6 +500,42 @@ func TestRecvDrainsAfterClose(t *testing.T) {
 	}
 	if _, err := srv.Recv(testCtx(t)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("recv: %v", err)
+	}
+}
+
+// Every Recv waiting when the link closes returns, one with the request
+// queued before the close, the others with the close: each passes the
+// recvReady token on (see Recv).
+func TestRecvWaitersSeeClose(t *testing.T) {
+	for range 20 {
+		cli, srv := pair(t, "tcp4", Config{}, Config{})
+		const waiters = 4
+		got := make(chan error, waiters)
+		for range waiters {
+			go func() {
+				_, err := srv.Recv(testCtx(t))
+				got <- err
+			}()
+		}
+		cli.Send(&proto.NotifyNodeInformation{})
+		cli.Close()
+		requests := 0
+		for range waiters {
+			select {
+			case err := <-got:
+				switch {
+				case err == nil:
+					requests++
+				case !errors.Is(err, ErrClosed):
+					t.Fatalf("recv: %v", err)
+				}
+			case <-time.After(testTimeout):
+				t.Fatal("a Recv waiting at the close did not return")
+			}
+		}
+		if requests != 1 {
+			t.Fatalf("%d waiters got the request, want 1", requests)
+		}
 	}
 }
 

@@ -49,7 +49,7 @@ func TestPostNeverBlocks(t *testing.T) {
 		t.Fatal("Post blocked while the peer read nothing")
 	}
 	link.wmu.Lock()
-	queued := len(link.wbuf)
+	queued := len(link.wmu.buf)
 	link.wmu.Unlock()
 	if queued == 0 {
 		t.Fatal("nothing left queued: the test did not fill the socket")

@@ -10,7 +10,7 @@ import (
 // Requests sent by StartQueued wait in the link's write buffer, unwritten,
 // for the next packet sent, a Flush, a full buffer or the flush timer:
 // many asynchronous requests (a transaction's stores) then cost one
-// system call instead of one each. While packets wait so, wbuf is not
+// system call instead of one each. While packets wait so, wmu.buf is not
 // empty and writing is false; any other send takes over and writes them
 // with its own packet.
 const (
@@ -28,7 +28,28 @@ var queueDelay = time.Millisecond
 // link, at [Link.Flush], once 64 KiB are waiting, or at the latest after
 // a millisecond. Call Flush before waiting for its answer.
 func (l *Link) StartQueued(req, resp proto.Msg) (*Call, error) {
-	return l.startCall(req, &Call{resp: resp, queue: true}, false)
+	c := &Call{resp: resp}
+	if err := l.lockCall(req, c); err != nil {
+		return nil, err
+	}
+	return started(c, l.queueLocked(c.id, req))
+}
+
+// queueLocked appends the request req with id to the buffer and leaves it
+// there unwritten, unless a write is in progress or the buffer is full:
+// then it goes as with sendLocked. wmu must be held; queueLocked
+// releases it.
+func (l *Link) queueLocked(id uint32, req proto.Msg) error {
+	timerOn := len(l.wmu.buf) > 0 && !l.wmu.writing // requests queued before ours
+	l.wmu.buf = proto.AppendPacket(l.wmu.buf, id, req)
+	if l.wmu.writing || len(l.wmu.buf) >= maxUnflushed {
+		return l.writeLocked(id, req)
+	}
+	if !timerOn {
+		l.armFlushLocked()
+	}
+	l.wmu.Unlock()
+	return nil
 }
 
 // Flush writes the requests queued by [Link.StartQueued], on the
@@ -38,40 +59,29 @@ func (l *Link) StartQueued(req, resp proto.Msg) (*Call, error) {
 // closes the link.
 func (l *Link) Flush() {
 	l.wmu.Lock()
-	if l.closing.Load() || l.writing || len(l.wbuf) == 0 {
+	if l.closing.Load() || l.wmu.writing || len(l.wmu.buf) == 0 {
 		l.wmu.Unlock()
 		return
 	}
-	l.writing = true
-	if l.qtimer != nil {
-		l.qtimer.Stop() // its work is done
+	l.wmu.writing = true
+	if l.wmu.qtimer != nil {
+		l.wmu.qtimer.Stop() // its work is done
 	}
 	buf := l.takeBuf()
 	l.wmu.Unlock()
 	_, err := l.conn.Write(buf)
-	l.wmu.Lock()
 	l.endWrite(buf, err)
 	if err != nil {
 		l.shutdown(fmt.Errorf("write queued requests: %w", err), false)
 	}
 }
 
-// kickLocked hands the packets waiting unwritten, if any, to the writer
-// goroutine; l.wmu must be held.
-func (l *Link) kickLocked() {
-	if l.writing || len(l.wbuf) == 0 {
-		return
-	}
-	l.writing = true
-	l.wkick <- struct{}{}
-}
-
 // armFlushLocked starts the flush timer of the first request queued into
-// an empty buffer; l.wmu must be held.
+// an empty buffer; wmu must be held.
 func (l *Link) armFlushLocked() {
-	if l.qtimer == nil {
-		l.qtimer = time.AfterFunc(queueDelay, l.Flush)
+	if l.wmu.qtimer == nil {
+		l.wmu.qtimer = time.AfterFunc(queueDelay, l.Flush)
 		return
 	}
-	l.qtimer.Reset(queueDelay)
+	l.wmu.qtimer.Reset(queueDelay)
 }

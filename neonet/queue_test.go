@@ -24,10 +24,10 @@ func setQueueDelay(t *testing.T, d time.Duration) {
 func unwritten(l *Link) int {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
-	if l.writing {
+	if l.wmu.writing {
 		return 0
 	}
-	return len(l.wbuf)
+	return len(l.wmu.buf)
 }
 
 func storeReq(oid int, size int) *proto.AskStoreObject {
