@@ -33,6 +33,16 @@ import (
 // module) with the peers' Python and returns its stdout.
 func python(t *testing.T, args ...string) []byte {
 	t.Helper()
+	out, err := pythonErr(t, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// pythonErr is python, returning its failure.
+func pythonErr(t *testing.T, args ...string) ([]byte, error) {
+	t.Helper()
 	peers := os.Getenv("NEO_PEERS")
 	if peers == "" {
 		_, file, _, _ := runtime.Caller(0)
@@ -52,9 +62,9 @@ func python(t *testing.T, args ...string) []byte {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("python %s: %v\n%s%s", strings.Join(args, " "), err, stderr.Bytes(), out)
+		return out, fmt.Errorf("python %s: %v\n%s%s", strings.Join(args, " "), err, stderr.Bytes(), out)
 	}
-	return out
+	return out, nil
 }
 
 // genZODB writes a Data.fs with ZODB's FileStorage and returns its path.
@@ -420,5 +430,22 @@ func TestCrashedFileInZODB(t *testing.T) {
 		python(t, "open", path)
 		python(t, "-m", "ZODB.scripts.fstest", path)
 		compareLines(t, fmt.Sprintf("budget %d (%d bytes written): dump", budget, fi.Size()-int64(len(orig))), lines(python(t, "dump", path)), before)
+	}
+}
+
+// Our Verify finds a problem exactly where ZODB's fstest does.
+func TestVerifyAgreesWithFstest(t *testing.T) {
+	base, cases := corruptions(t)
+	dir := t.TempDir()
+	for i, c := range cases {
+		path := filepath.Join(dir, fmt.Sprintf("c%d.fs", i))
+		b := c.damage(append([]byte(nil), base...))
+		os.WriteFile(path, b, 0o666)
+		_, ferr := pythonErr(t, "-m", "ZODB.scripts.fstest", path)
+		_, err := Verify(path, bytes.NewReader(b), int64(len(b)), false)
+		t.Logf("%s: fstest fails: %v, Verify fails: %v", c.name, ferr != nil, err != nil)
+		if (ferr == nil) != (err == nil) {
+			t.Errorf("%s: fstest says %v, Verify says %v", c.name, ferr, err)
+		}
 	}
 }
