@@ -676,3 +676,86 @@ func (h flagHandler) Handle(_ context.Context, r slog.Record) error {
 }
 func (h flagHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h flagHandler) WithGroup(string) slog.Handler      { return h }
+
+// Loads and iterators run while a writer appends: each sees a consistent
+// committed state (run with -race).
+func TestConcurrentReadsDuringCommits(t *testing.T) {
+	s, _ := create(t)
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(9, 10))
+	writeHistory(t, s, rng, 20, 100)
+	done := make(chan struct{})
+	errc := make(chan error, 2)
+	for g := 0; g < 2; g++ {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errc <- nil
+					return
+				default:
+				}
+				last := s.LastTid()
+				it := s.Iterate(0)
+				var tid proto.Tid
+				for {
+					txn, err := it.NextTxn()
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						errc <- err
+						return
+					}
+					tid = txn.Tid
+					for {
+						if _, err := it.NextData(); err == io.EOF {
+							break
+						} else if err != nil {
+							errc <- err
+							return
+						}
+					}
+				}
+				if tid < last {
+					errc <- fmt.Errorf("iterator stopped at %s, before %s", tid, last)
+					return
+				}
+				for oid := proto.Oid(0); oid < 10; oid++ {
+					if _, _, err := s.Load(oid); err != nil && !errors.Is(err, ErrNotFound) {
+						errc <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	writeHistory(t, s, rng, 100, 100)
+	close(done)
+	for g := 0; g < 2; g++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A file created with the Python 2 magic keeps it.
+func TestMagic21(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	s, err := Open(path, Options{Create: true, Magic: Magic21})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Magic() != Magic21 {
+		t.Fatalf("magic %q", s.Magic())
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "x.fs"), Options{Create: true, Magic: "FS99"}); err == nil {
+		t.Fatal("a bad magic was accepted")
+	}
+}
