@@ -1,18 +1,18 @@
 package master
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
 
+	"github.com/neogo/neo/master/core"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
 
 // Config configures a master node. The zero values of optional fields give
 // neoppod's defaults (cluster.md §9.2); call [Config.Validate] (done by
-// [New]) to apply them and check the rest.
+// [NewServer]) to apply them and check the rest.
 type Config struct {
 	// Cluster is the cluster name; every identification must carry it.
 	Cluster string
@@ -54,41 +54,37 @@ type Config struct {
 
 // ErrConfig is matched by every configuration error; the message names the
 // field.
-var ErrConfig = errors.New("master: invalid configuration")
+var ErrConfig = core.ErrConfig
 
 // Validate applies defaults and checks the configuration.
 func (c *Config) Validate() error {
-	if c.Cluster == "" {
-		return fmt.Errorf("%w: Cluster: the cluster name is required", ErrConfig)
-	}
-	if c.Bind.IsZero() {
-		c.Bind = proto.Addr{Host: "127.0.0.1", Port: 10000}
-	}
-	if c.Partitions == 0 {
-		c.Partitions = 100
-	}
-	if c.Partitions < 0 {
-		return fmt.Errorf("%w: Partitions: partitions must be more than zero", ErrConfig)
-	}
-	if c.Replicas < 0 {
-		return fmt.Errorf("%w: Replicas: replicas must be a positive integer", ErrConfig)
-	}
-	if c.Autostart < 0 {
-		return fmt.Errorf("%w: Autostart: must be >= 0", ErrConfig)
-	}
-	if c.UpstreamCluster != "" && c.UpstreamCluster == c.Cluster {
-		return fmt.Errorf("%w: UpstreamCluster: upstream cluster name must be different from cluster name", ErrConfig)
-	}
-	if c.NID != 0 {
-		if t, ok := c.NID.Type(); !ok || t != proto.MASTER {
-			return fmt.Errorf("%w: NID: %v is not a master node id", ErrConfig, c.NID)
-		}
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	cc := c.core()
+	if err := cc.Validate(); err != nil {
+		return err
+	}
+	c.Bind, c.Partitions, c.Logger = cc.Bind, cc.Partitions, cc.Logger
+	if c.UpstreamCluster != "" && c.UpstreamCluster == c.Cluster {
+		return fmt.Errorf("%w: UpstreamCluster: upstream cluster name must be different from cluster name", ErrConfig)
+	}
 	return nil
+}
+
+// core returns the configuration of the master's state machine.
+func (c *Config) core() core.Config {
+	return core.Config{
+		Cluster:        c.Cluster,
+		Bind:           c.Bind,
+		Masters:        c.Masters,
+		SaveMasterList: c.DynamicMasterList != "",
+		Partitions:     c.Partitions,
+		Replicas:       c.Replicas,
+		Autostart:      c.Autostart,
+		NID:            c.NID,
+		Backup:         c.Backup,
+		Logger:         c.Logger,
+		Now:            c.Now,
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/neogo/neo/master/core"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
@@ -20,7 +21,8 @@ import (
 var ErrServerClosed = errors.New("master: server closed")
 
 // Server is the master node's driver: it owns the listening socket and the
-// links, feeds the [Core] from a single goroutine and performs its effects.
+// links, feeds the [core.Machine] from a single goroutine and performs its
+// effects.
 //
 // Goroutines: Run's loop owns the core, the link table and the dial
 // throttle, and performs the effects itself with the sends of neonet that
@@ -34,7 +36,7 @@ type Server struct {
 	cfg     Config
 	netcfg  neonet.Config
 	log     *slog.Logger
-	events  chan Event
+	events  chan event
 	ready   chan struct{} // closed once listening
 	addr    proto.Addr
 	stop    chan struct{}
@@ -42,13 +44,15 @@ type Server struct {
 	wg      sync.WaitGroup
 }
 
-// internal events of the driver
+// event is what the loop receives: a [core.Event] for the machine, or
+// one of the driver's own (linkOpened).
+type event any
+
+// linkOpened: an accepted link, or a dialed one that connected.
 type linkOpened struct {
-	id   ConnID
+	id   core.ConnID
 	link *neonet.Link
 }
-
-func (linkOpened) isEvent() {}
 
 // connectLimit is the delay between two connection attempts to one
 // address. neoppod's CONNECT_LIMIT (cluster.md §1.1.1) is 1 s, which a
@@ -68,7 +72,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg:    cfg,
 		netcfg: neonet.Config{Logger: cfg.Logger, TLS: cfg.TLS, DeliverPing: true},
 		log:    cfg.Logger,
-		events: make(chan Event, 1024),
+		events: make(chan event, 1024),
 		ready:  make(chan struct{}),
 		stop:   make(chan struct{}),
 	}, nil
@@ -97,7 +101,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // touches it, except done.
 type linkState struct {
 	link    *neonet.Link
-	q       []Effect
+	q       []core.Effect
 	aborted bool
 	done    chan struct{} // closed when the abort (and its flush) is over
 }
@@ -130,23 +134,23 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 	}
-	core, err := NewCore(cfg)
+	m, err := core.New(cfg.core())
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	s.log.Info("master listening", "addr", cfg.Bind.String(), "uuid", core.NID().String(), "cluster", cfg.Cluster)
+	s.log.Info("master listening", "addr", cfg.Bind.String(), "uuid", m.NID().String(), "cluster", cfg.Cluster)
 	if cfg.UpstreamCluster != "" || cfg.Backup {
 		s.log.Warn("backup mode is not implemented")
 	}
 	close(s.ready)
 
-	links := map[ConnID]*linkState{}
-	closing := map[ConnID]*linkState{} // aborted, flushing
+	links := map[core.ConnID]*linkState{}
+	closing := map[core.ConnID]*linkState{} // aborted, flushing
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		var next ConnID
+		var next core.ConnID
 		for {
 			link, err := ln.Accept(ctx)
 			if err != nil {
@@ -185,18 +189,18 @@ func (s *Server) Run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	first := true
-	var early []Event // received by links before they were started, in order
+	var early []event // received by links before they were started, in order
 	for {
-		var ev Event
+		var ev event
 		if first {
-			ev, first = Tick{}, false // the first step dials the other masters
+			ev, first = core.Tick{}, false // the first step dials the other masters
 		} else if len(early) > 0 {
 			ev, early = early[0], early[1:]
 		} else {
 			select {
 			case ev = <-s.events:
 			case <-tick.C:
-				ev = Tick{}
+				ev = core.Tick{}
 			case <-s.stop:
 				return ErrServerClosed
 			case <-ctx.Done():
@@ -204,7 +208,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}
 		if lo, ok := ev.(linkOpened); ok {
-			if lo.id&DialedConn == 0 {
+			if lo.id&core.DialedConn == 0 {
 				links[lo.id], early = s.startLink(ctx, lo.id, lo.link, nil, early)
 				continue
 			}
@@ -221,13 +225,13 @@ func (s *Server) Run(ctx context.Context) error {
 			_, early = s.startLink(ctx, lo.id, lo.link, l, early)
 			continue
 		}
-		if c, ok := ev.(Closed); ok {
+		if c, ok := ev.(core.Closed); ok {
 			delete(links, c.Conn)
 			delete(closing, c.Conn)
 		}
-		for _, e := range core.Step(ev) {
+		for _, e := range m.Step(ev.(core.Event)) {
 			switch e.Kind {
-			case Dial:
+			case core.Dial:
 				now := time.Now()
 				at := now
 				if last, ok := lastDial[e.Addr]; ok && last.Add(connectLimit).After(now) {
@@ -236,25 +240,25 @@ func (s *Server) Run(ctx context.Context) error {
 				lastDial[e.Addr] = at
 				links[e.Conn] = &linkState{done: make(chan struct{})}
 				s.dial(ctx, e.Conn, e.Addr, at.Sub(now))
-			case Send, Reply, Ask, Abort:
+			case core.Send, core.Reply, core.Ask, core.Abort:
 				if l := links[e.Conn]; l != nil {
 					s.perform(ctx, e.Conn, l, e)
-					if e.Kind == Abort {
+					if e.Kind == core.Abort {
 						delete(links, e.Conn)
 						closing[e.Conn] = l
 					}
 				}
-			case SaveMasters:
+			case core.SaveMasters:
 				// Failures after the start are only logged (neoppod's).
 				if err := saveMasterList(cfg.DynamicMasterList, e.Masters); err != nil {
 					s.log.Error("failed saving the list of master nodes", "path", cfg.DynamicMasterList, "err", err)
 				}
-			case StopListening:
+			case core.StopListening:
 				ln.Close()
 				listening = false
-			case Exit:
+			case core.Exit:
 				for id, l := range links {
-					s.perform(ctx, id, l, Effect{Kind: Abort})
+					s.perform(ctx, id, l, core.Effect{Kind: core.Abort})
 					closing[id] = l
 				}
 				s.drain(closing, 5*time.Second)
@@ -268,8 +272,8 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // drain waits (bounded) for the writers of aborted links to flush what
-// was queued before their Abort.
-func (s *Server) drain(links map[ConnID]*linkState, d time.Duration) {
+// was queued before their [core.Abort].
+func (s *Server) drain(links map[core.ConnID]*linkState, d time.Duration) {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	for _, l := range links {
@@ -286,8 +290,8 @@ func (s *Server) drain(links map[ConnID]*linkState, d time.Duration) {
 
 // dial connects link id to another master after delay, in the
 // background: the link comes back to the loop as linkOpened, a failure as
-// Closed.
-func (s *Server) dial(ctx context.Context, id ConnID, addr proto.Addr, delay time.Duration) {
+// [core.Closed].
+func (s *Server) dial(ctx context.Context, id core.ConnID, addr proto.Addr, delay time.Duration) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -303,10 +307,10 @@ func (s *Server) dial(ctx context.Context, id ConnID, addr proto.Addr, delay tim
 		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 		link, err := neonet.Dial(dctx, "tcp", addr.String(), s.netcfg)
 		cancel()
-		var ev Event = linkOpened{id, link}
+		var ev event = linkOpened{id, link}
 		if err != nil {
 			s.log.Debug("connection to a master failed", "addr", addr.String(), "err", err)
-			ev = Closed{Conn: id}
+			ev = core.Closed{Conn: id}
 		}
 		select {
 		case s.events <- ev:
@@ -323,7 +327,7 @@ func (s *Server) dial(ctx context.Context, id ConnID, addr proto.Addr, delay tim
 // of a dialed link. The packets the link received before, which
 // SetHandler delivers on the loop's goroutine, are appended to early
 // for the loop to handle next.
-func (s *Server) startLink(ctx context.Context, id ConnID, link *neonet.Link, l *linkState, early []Event) (*linkState, []Event) {
+func (s *Server) startLink(ctx context.Context, id core.ConnID, link *neonet.Link, l *linkState, early []event) (*linkState, []event) {
 	if l == nil {
 		l = &linkState{done: make(chan struct{})}
 	}
@@ -334,7 +338,7 @@ func (s *Server) startLink(ctx context.Context, id ConnID, link *neonet.Link, l 
 	var mu sync.Mutex
 	starting := true
 	link.SetHandler(func(r *neonet.Request) {
-		ev := Recv{Conn: id, MsgID: r.ID, Msg: r.Msg}
+		ev := core.Recv{Conn: id, MsgID: r.ID, Msg: r.Msg}
 		mu.Lock()
 		if starting {
 			early = append(early, ev)
@@ -359,7 +363,7 @@ func (s *Server) startLink(ctx context.Context, id ConnID, link *neonet.Link, l 
 			return
 		}
 		select {
-		case s.events <- Closed{Conn: id}:
+		case s.events <- core.Closed{Conn: id}:
 		case <-ctx.Done():
 		}
 	}()
@@ -373,7 +377,7 @@ func (s *Server) startLink(ctx context.Context, id ConnID, link *neonet.Link, l 
 
 // perform does one effect on a link, in the loop, without blocking; a
 // dialed link not yet connected queues it.
-func (s *Server) perform(ctx context.Context, id ConnID, l *linkState, e Effect) {
+func (s *Server) perform(ctx context.Context, id core.ConnID, l *linkState, e core.Effect) {
 	if l.aborted {
 		return
 	}
@@ -384,22 +388,22 @@ func (s *Server) perform(ctx context.Context, id ConnID, l *linkState, e Effect)
 	}
 	var err error
 	switch e.Kind {
-	case Send:
+	case core.Send:
 		err = link.Post(e.Msg)
-	case Reply:
+	case core.Reply:
 		err = link.PostWithID(e.MsgID, e.Msg)
-	case Ask:
+	case core.Ask:
 		tag := e.Tag
 		_, err = link.PostFunc(e.Msg, nil, func(c *neonet.Call) {
 			if c.Err() != nil {
 				return // the link closed (the watcher reports it), or an Error answer
 			}
 			select {
-			case s.events <- Answer{Conn: id, Tag: tag, Msg: c.Answer()}:
+			case s.events <- core.Answer{Conn: id, Tag: tag, Msg: c.Answer()}:
 			case <-ctx.Done():
 			}
 		})
-	case Abort:
+	case core.Abort:
 		// The abort lets queued packets go, within a timeout: not in the
 		// loop.
 		l.aborted = true

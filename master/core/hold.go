@@ -1,4 +1,4 @@
-package master
+package core
 
 import (
 	"errors"
@@ -34,24 +34,24 @@ type heldIdent struct {
 // holdSecondary tells whether a secondary holds this identification: its
 // primary is being elected or reconnected, and the peer is not a master
 // (masters take part in the election and need the answer now).
-func (c *Core) holdSecondary(req *proto.RequestIdentification) bool {
+func (c *Machine) holdSecondary(req *proto.RequestIdentification) bool {
 	return !c.releasing && req.NodeType != proto.MASTER &&
 		(c.primaryMaster == nil || !c.primaryMaster.identified())
 }
 
 // holdClient tells whether a primary holds a client's identification: the
 // cluster is on its way to RUNNING.
-func (c *Core) holdClient() bool {
+func (c *Machine) holdClient() bool {
 	return !c.releasing && (c.state == proto.RECOVERING || c.state == proto.VERIFYING)
 }
 
 // hold queues ev, once: a request released past its bound is answered.
-func (c *Core) hold(ev Recv) {
+func (c *Machine) hold(ev Recv) {
 	c.held = append(c.held, heldIdent{ev: ev, until: c.now().Add(holdTime)})
 }
 
 // settled tells whether a held identification can be answered.
-func (c *Core) settled(h heldIdent) bool {
+func (c *Machine) settled(h heldIdent) bool {
 	req := h.ev.Msg.(*proto.RequestIdentification)
 	if c.secondary {
 		return !c.holdSecondary(req)
@@ -61,7 +61,7 @@ func (c *Core) settled(h heldIdent) bool {
 
 // releaseHeld answers the held identifications that can be answered now
 // or waited long enough; it reports whether it answered any.
-func (c *Core) releaseHeld() bool {
+func (c *Machine) releaseHeld() bool {
 	if len(c.held) == 0 {
 		return false
 	}
@@ -90,10 +90,10 @@ func (c *Core) releaseHeld() bool {
 	return released
 }
 
-func (c *Core) isHeld(id ConnID) bool {
+func (c *Machine) isHeld(id ConnID) bool {
 	return slices.ContainsFunc(c.held, func(h heldIdent) bool { return h.ev.Conn == id })
 }
 
-func (c *Core) dropHeld(id ConnID) {
+func (c *Machine) dropHeld(id ConnID) {
 	c.held = slices.DeleteFunc(c.held, func(h heldIdent) bool { return h.ev.Conn == id })
 }

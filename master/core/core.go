@@ -1,4 +1,4 @@
-package master
+package core
 
 import (
 	"cmp"
@@ -22,7 +22,7 @@ type ConnID uint64
 // DialedConn is the bit set in the [ConnID] of every link the core dials.
 const DialedConn ConnID = 1 << 63
 
-// Event is an input of the [Core]: one of [Recv], [Answer], [Closed],
+// Event is an input of the [Machine]: one of [Recv], [Answer], [Closed],
 // [Tick].
 type Event interface{ isEvent() }
 
@@ -74,7 +74,7 @@ const (
 	Exit
 	// SaveMasters asks to persist the addresses of the known masters,
 	// Masters, in the dynamic master list file (cluster.md §1.2.6); only
-	// emitted when [Config.DynamicMasterList] is set.
+	// emitted when [Config.SaveMasterList] is set.
 	SaveMasters
 	// Dial opens link Conn to Addr (another master). The effects that
 	// follow on Conn are performed once it is connected; a failed attempt
@@ -122,7 +122,7 @@ func msgString(m proto.Msg) string {
 
 // node is the master's record of a node (NodeManager entry): its entry
 // of the node table, whose id, address and state change only through
-// the table ([Core.nodes]), and what the master knows besides.
+// the table ([Machine.nodes]), and what the master knows besides.
 type node struct {
 	*nodetab.Node
 	seq   uint64 // order of addition: the order of the master list
@@ -170,24 +170,25 @@ type role struct {
 	state proto.ClusterState
 	// storageState gives the state of an identifying storage; known tells
 	// whether it came with the id of a node we know.
-	storageState func(c *Core, known bool) (proto.NodeState, error)
+	storageState func(c *Machine, known bool) (proto.NodeState, error)
 	// storageJoined runs when a storage was identified (new) or switched
 	// to this role (!new).
-	storageJoined func(c *Core, n *node, new bool)
+	storageJoined func(c *Machine, n *node, new bool)
 	// storageMsg handles a request or notification of a storage.
-	storageMsg func(c *Core, n *node, r Recv) error
+	storageMsg func(c *Machine, n *node, r Recv) error
 	// storageAnswer handles the answer to one of our requests.
-	storageAnswer func(c *Core, n *node, m proto.Msg) error
+	storageAnswer func(c *Machine, n *node, m proto.Msg) error
 	// storageLost runs when an identified storage's link closed.
-	storageLost func(c *Core, n *node)
+	storageLost func(c *Machine, n *node)
 	// progress runs after each event: the automatic transitions.
-	progress func(c *Core)
+	progress func(c *Machine)
 }
 
-// Core is the pure state machine of the primary master. Feed it events
-// with [Core.Step] from a single goroutine; it returns the effects to
-// perform. It does no I/O and reads time only through its clock.
-type Core struct {
+// Machine is the pure state machine of a master node: primary, candidate
+// in an election or secondary. Feed it events with [Machine.Step] from a
+// single goroutine; it returns the effects to perform. It does no I/O and
+// reads time only through [Config.Now].
+type Machine struct {
 	cfg  Config
 	log  *slog.Logger
 	now  func() time.Time
@@ -253,14 +254,14 @@ type Core struct {
 	exitErr error
 }
 
-// NewCore returns the core of a master configured by cfg, in RECOVERING.
+// New returns the core of a master configured by cfg, in RECOVERING.
 // The effects of entering RECOVERING (none, with no node yet) are
 // discarded.
-func NewCore(cfg Config) (*Core, error) {
+func New(cfg Config) (*Machine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	c := &Core{
+	c := &Machine{
 		cfg:         cfg,
 		log:         cfg.Logger,
 		now:         cfg.Now,
@@ -299,17 +300,17 @@ func NewCore(cfg Config) (*Core, error) {
 }
 
 // NID returns the master's own node id.
-func (c *Core) NID() proto.NodeID { return c.self.NID }
+func (c *Machine) NID() proto.NodeID { return c.self.NID }
 
 // ClusterState returns the current cluster state.
-func (c *Core) ClusterState() proto.ClusterState { return c.state }
+func (c *Machine) ClusterState() proto.ClusterState { return c.state }
 
 // Exited reports whether the core emitted [Exit].
-func (c *Core) Exited() bool { return c.exited }
+func (c *Machine) Exited() bool { return c.exited }
 
 // Step processes one event and returns the effects to perform, in order.
 // The returned slice is owned by the caller.
-func (c *Core) Step(ev Event) []Effect {
+func (c *Machine) Step(ev Event) []Effect {
 	if c.exited {
 		return nil
 	}
@@ -353,7 +354,7 @@ func (c *Core) Step(ev Event) []Effect {
 
 // settle applies the transitions requested during the step, then the
 // automatic ones, until nothing changes.
-func (c *Core) settle() {
+func (c *Machine) settle() {
 	for range 100 {
 		switch {
 		case c.exited:
@@ -385,25 +386,25 @@ func (c *Core) settle() {
 // monotonic returns the master's strictly increasing clock (protocol.md
 // §4.10): float seconds since the epoch, bumped by 1 ms when time does not
 // advance.
-func (c *Core) monotonic() float64 {
+func (c *Machine) monotonic() float64 {
 	return c.mono.Next(float64(c.now().UnixNano()) / 1e9)
 }
 
 // --- effects -------------------------------------------------------------
 
-func (c *Core) send(n *node, m proto.Msg) {
+func (c *Machine) send(n *node, m proto.Msg) {
 	if n.conn != nil && !n.conn.aborted {
 		c.out = append(c.out, Effect{Kind: Send, Conn: n.conn.id, Msg: m})
 	}
 }
 
-func (c *Core) replyTo(cn ConnID, msgID uint32, m proto.Msg) {
+func (c *Machine) replyTo(cn ConnID, msgID uint32, m proto.Msg) {
 	if k := c.conns[cn]; k != nil && !k.aborted {
 		c.out = append(c.out, Effect{Kind: Reply, Conn: cn, MsgID: msgID, Msg: m})
 	}
 }
 
-func (c *Core) ask(n *node, m proto.Msg) {
+func (c *Machine) ask(n *node, m proto.Msg) {
 	if n.conn == nil || n.conn.aborted {
 		return
 	}
@@ -412,7 +413,7 @@ func (c *Core) ask(n *node, m proto.Msg) {
 	c.out = append(c.out, Effect{Kind: Ask, Conn: n.conn.id, Tag: c.nextTag, Msg: m})
 }
 
-func (c *Core) abort(k *conn) {
+func (c *Machine) abort(k *conn) {
 	if k != nil && !k.aborted {
 		k.aborted = true
 		c.out = append(c.out, Effect{Kind: Abort, Conn: k.id})
@@ -451,7 +452,7 @@ var errDelay = errors.New("delay")
 // id or address, if any) and returns the master's record of it. It fails
 // when n's id and address belong to different nodes, or n's type is not
 // that of the known node ([nodetab.ErrConflict]).
-func (c *Core) addNode(n nodetab.Node) (*node, error) {
+func (c *Machine) addNode(n nodetab.Node) (*node, error) {
 	e, err := c.nodes.Add(n)
 	if err != nil {
 		return nil, err
@@ -468,7 +469,7 @@ func (c *Core) addNode(n nodetab.Node) (*node, error) {
 	return x, nil
 }
 
-func (c *Core) removeNode(n *node) {
+func (c *Machine) removeNode(n *node) {
 	if c.ext[n.Node] != n {
 		return
 	}
@@ -479,14 +480,14 @@ func (c *Core) removeNode(n *node) {
 	}
 }
 
-func (c *Core) byNID(nid proto.NodeID) *node {
+func (c *Machine) byNID(nid proto.NodeID) *node {
 	if e := c.nodes.ByNID(nid); e != nil {
 		return c.ext[e]
 	}
 	return nil
 }
 
-func (c *Core) byAddr(a proto.Addr) *node {
+func (c *Machine) byAddr(a proto.Addr) *node {
 	if e := c.nodes.ByAddr(a); e != nil {
 		return c.ext[e]
 	}
@@ -494,10 +495,10 @@ func (c *Core) byAddr(a proto.Addr) *node {
 }
 
 // setNID gives n the id nid; a node that held it loses it.
-func (c *Core) setNID(n *node, nid proto.NodeID) { c.nodes.SetNID(n.Node, nid) }
+func (c *Machine) setNID(n *node, nid proto.NodeID) { c.nodes.SetNID(n.Node, nid) }
 
 // allNodes returns the nodes in order of addition.
-func (c *Core) allNodes() []*node {
+func (c *Machine) allNodes() []*node {
 	ns := make([]*node, 0, len(c.ext))
 	for _, n := range c.ext {
 		ns = append(ns, n)
@@ -508,7 +509,7 @@ func (c *Core) allNodes() []*node {
 
 // sortedNodes returns the nodes by type then id: a deterministic order for
 // broadcasts and node lists.
-func (c *Core) sortedNodes() []*node {
+func (c *Machine) sortedNodes() []*node {
 	ns := c.allNodes()
 	slices.SortStableFunc(ns, func(a, b *node) int {
 		if r := cmp.Compare(a.Type, b.Type); r != 0 {
@@ -519,7 +520,7 @@ func (c *Core) sortedNodes() []*node {
 	return ns
 }
 
-func (c *Core) identified(t proto.NodeType) []*node {
+func (c *Machine) identified(t proto.NodeType) []*node {
 	var out []*node
 	for _, n := range c.sortedNodes() {
 		if n.Type == t && n.identified() {
@@ -529,18 +530,18 @@ func (c *Core) identified(t proto.NodeType) []*node {
 	return out
 }
 
-func (c *Core) isRunning(nid proto.NodeID) bool {
+func (c *Machine) isRunning(nid proto.NodeID) bool {
 	n := c.byNID(nid)
 	return n != nil && n.State == proto.NODE_RUNNING
 }
 
-func (c *Core) isPending(nid proto.NodeID) bool {
+func (c *Machine) isPending(nid proto.NodeID) bool {
 	n := c.byNID(nid)
 	return n != nil && n.State == proto.PENDING
 }
 
 // setState changes a node's state; UNKNOWN forgets the node.
-func (c *Core) setState(n *node, st proto.NodeState) {
+func (c *Machine) setState(n *node, st proto.NodeState) {
 	if st == proto.UNKNOWN {
 		c.removeNode(n)
 	}
@@ -596,7 +597,7 @@ func adminMonitors(admin *node, backup proto.Value) bool {
 
 // broadcastNodes tells every identified node about changed nodes, one
 // notification per recipient, with one timestamp.
-func (c *Core) broadcastNodes(changed ...*node) {
+func (c *Machine) broadcastNodes(changed ...*node) {
 	if len(changed) == 0 {
 		return
 	}
@@ -613,7 +614,7 @@ func (c *Core) broadcastNodes(changed ...*node) {
 
 // sendFullNodeList sends a newly identified node itself first, then every
 // node it may see.
-func (c *Core) sendFullNodeList(n *node) {
+func (c *Machine) sendFullNodeList(n *node) {
 	var others []*node
 	for _, o := range c.sortedNodes() {
 		if o != n {
@@ -626,7 +627,7 @@ func (c *Core) sendFullNodeList(n *node) {
 
 // broadcastPartitionChanges increments the ptid and sends the changes to
 // every identified non-master node.
-func (c *Core) broadcastPartitionChanges(changes []parttab.Change) {
+func (c *Machine) broadcastPartitionChanges(changes []parttab.Change) {
 	if len(changes) == 0 {
 		return
 	}
@@ -636,7 +637,7 @@ func (c *Core) broadcastPartitionChanges(changes []parttab.Change) {
 
 // sendPartitionChanges sends changes already applied at the current ptid
 // to every identified non-master node.
-func (c *Core) sendPartitionChanges(changes []parttab.Change) {
+func (c *Machine) sendPartitionChanges(changes []parttab.Change) {
 	m := c.partitionChanges(changes)
 	for _, n := range c.sortedNodes() {
 		if n.identified() && n.Type != proto.MASTER {
@@ -645,13 +646,13 @@ func (c *Core) sendPartitionChanges(changes []parttab.Change) {
 	}
 }
 
-func (c *Core) sendPartitionTable(n *node) {
+func (c *Machine) sendPartitionTable(n *node) {
 	c.send(n, c.fullPT())
 }
 
 // changeClusterState announces the new state to every identified node and
 // switches the storages to the handlers of the new role.
-func (c *Core) changeClusterState(r *role) {
+func (c *Machine) changeClusterState(r *role) {
 	if c.state == r.state && c.role == r {
 		return
 	}
@@ -681,7 +682,7 @@ func sameStorageHandler(a, b *role) bool {
 
 // --- event dispatch ------------------------------------------------------
 
-func (c *Core) recv(ev Recv) {
+func (c *Machine) recv(ev Recv) {
 	k := c.conns[ev.Conn]
 	if k == nil {
 		k = &conn{id: ev.Conn, pending: map[uint64]bool{}}
@@ -704,7 +705,7 @@ func (c *Core) recv(ev Recv) {
 	c.handleError(k, ev, err)
 }
 
-func (c *Core) handleError(k *conn, ev Recv, err error) {
+func (c *Machine) handleError(k *conn, ev Recv, err error) {
 	if err == nil {
 		return
 	}
@@ -729,7 +730,7 @@ func (c *Core) handleError(k *conn, ev Recv, err error) {
 }
 
 // runDeferred retries the delayed requests, in order.
-func (c *Core) runDeferred() {
+func (c *Machine) runDeferred() {
 	if len(c.deferred) == 0 {
 		return
 	}
@@ -745,7 +746,7 @@ func (c *Core) runDeferred() {
 }
 
 // dispatch routes a packet from an identified node to its handler.
-func (c *Core) dispatch(n *node, ev Recv) error {
+func (c *Machine) dispatch(n *node, ev Recv) error {
 	// Requests every handler answers (neoppod's MasterHandler).
 	switch m := ev.Msg.(type) {
 	case *proto.AskClusterState:
@@ -788,7 +789,7 @@ func (c *Core) dispatch(n *node, ev Recv) error {
 	return protocolError("unexpected packet")
 }
 
-func (c *Core) answer(ev Answer) {
+func (c *Machine) answer(ev Answer) {
 	k := c.conns[ev.Conn]
 	if k == nil || k.aborted || !k.pending[ev.Tag] {
 		return
@@ -817,7 +818,7 @@ func (c *Core) answer(ev Answer) {
 	}
 }
 
-func (c *Core) closed(id ConnID) {
+func (c *Machine) closed(id ConnID) {
 	k := c.conns[id]
 	if k == nil {
 		return
@@ -856,7 +857,7 @@ func (c *Core) closed(id ConnID) {
 	}
 }
 
-func (c *Core) dropDeferred(id ConnID) {
+func (c *Machine) dropDeferred(id ConnID) {
 	c.deferred = slices.DeleteFunc(c.deferred, func(ev Recv) bool { return ev.Conn == id })
 }
 
@@ -864,7 +865,7 @@ func (c *Core) dropDeferred(id ConnID) {
 
 // identify implements the primary master's identification (protocol.md
 // §5.1, cluster.md §1.1.3).
-func (c *Core) identify(k *conn, msgID uint32, req *proto.RequestIdentification) error {
+func (c *Machine) identify(k *conn, msgID uint32, req *proto.RequestIdentification) error {
 	if req.ClusterName != c.cfg.Cluster {
 		c.log.Warn("refused a node of another cluster: invalid cluster name", "peer_cluster", req.ClusterName,
 			"peer_type", req.NodeType.String(), "peer_addr", req.Addr.String(), "conn", k.id)
@@ -1021,7 +1022,7 @@ func valueInt(v proto.Value) (int64, bool) {
 // --- primary role --------------------------------------------------------
 
 // playPrimary starts the primary role (cluster.md §1.2.2).
-func (c *Core) playPrimary() {
+func (c *Machine) playPrimary() {
 	if c.self.NID == 0 {
 		nid, err := c.nodes.NewNID(0, c.self.Addr, proto.MASTER, 0)
 		if err != nil {
@@ -1041,7 +1042,7 @@ func (c *Core) playPrimary() {
 // non-operational or a truncation was requested (neoppod's
 // StoppedOperation): clients are stopped and disconnected, running
 // storages become pending.
-func (c *Core) leaveOperation(truncate proto.Tid) {
+func (c *Machine) leaveOperation(truncate proto.Tid) {
 	c.log.Error("No longer operational")
 	c.startupAllowed = c.truncateTid == proto.InvalidTid && truncate == proto.InvalidTid
 	c.pm.reset()
@@ -1071,14 +1072,14 @@ func (c *Core) leaveOperation(truncate proto.Tid) {
 }
 
 // stopOperation requests leaving operation at the end of the step.
-func (c *Core) stopOperation(truncate proto.Tid) {
+func (c *Machine) stopOperation(truncate proto.Tid) {
 	c.stopOp = true
 	c.stopTrunc = truncate
 }
 
 // storageLostInService is neoppod's BaseServiceHandler.connectionLost, for
 // VERIFYING and the operational states.
-func (c *Core) storageLostInService(n *node) {
+func (c *Machine) storageLostInService(n *node) {
 	switch n.State {
 	case proto.PENDING:
 		c.setState(n, proto.UNKNOWN)
@@ -1100,12 +1101,12 @@ func (c *Core) storageLostInService(n *node) {
 
 // --- storage readiness -----------------------------------------------------
 
-func (c *Core) startStorage(n *node) {
+func (c *Machine) startStorage(n *node) {
 	c.send(n, &proto.StartOperation{Backup: c.backupTid != proto.InvalidTid})
 	c.starting[n.NID] = true
 }
 
-func (c *Core) setStorageReady(n *node) {
+func (c *Machine) setStorageReady(n *node) {
 	delete(c.starting, n.NID)
 	c.readiness++
 	c.ready[n.NID] = c.readiness
@@ -1115,14 +1116,14 @@ func (c *Core) setStorageReady(n *node) {
 	c.runDeferred()
 }
 
-func (c *Core) setStorageNotReady(nid proto.NodeID) {
+func (c *Machine) setStorageNotReady(nid proto.NodeID) {
 	delete(c.starting, nid)
 	delete(c.ready, nid)
 	c.runDeferred()
 }
 
 // readySet returns the storages that were ready at readiness r.
-func (c *Core) readySet(r uint64) map[proto.NodeID]bool {
+func (c *Machine) readySet(r uint64) map[proto.NodeID]bool {
 	s := map[proto.NodeID]bool{}
 	for nid, v := range c.ready {
 		if v <= r {
@@ -1134,11 +1135,11 @@ func (c *Core) readySet(r uint64) map[proto.NodeID]bool {
 
 // --- partition table messages --------------------------------------------
 
-func (c *Core) fullPT() *proto.SendPartitionTable {
+func (c *Machine) fullPT() *proto.SendPartitionTable {
 	return &proto.SendPartitionTable{PTid: c.pt.PTid(), NumReplicas: uint32(c.pt.NumReplicas()), Rows: parttab.RowsToProto(c.pt.Rows())}
 }
 
-func (c *Core) partitionChanges(changes []parttab.Change) *proto.NotifyPartitionChanges {
+func (c *Machine) partitionChanges(changes []parttab.Change) *proto.NotifyPartitionChanges {
 	cl := make([]proto.CellChange, len(changes))
 	for i, ch := range changes {
 		cl[i] = proto.CellChange(ch)
@@ -1146,7 +1147,7 @@ func (c *Core) partitionChanges(changes []parttab.Change) *proto.NotifyPartition
 	return &proto.NotifyPartitionChanges{PTid: c.pt.PTid(), NumReplicas: uint32(c.pt.NumReplicas()), CellList: cl}
 }
 
-func (c *Core) notifyAdmins(msgs ...proto.Msg) {
+func (c *Machine) notifyAdmins(msgs ...proto.Msg) {
 	for _, n := range c.identified(proto.ADMIN) {
 		for _, m := range msgs {
 			c.send(n, m)
@@ -1155,7 +1156,7 @@ func (c *Core) notifyAdmins(msgs ...proto.Msg) {
 }
 
 // nodeState is the node table seen by the partition table.
-func (c *Core) nodeState(nid proto.NodeID) proto.NodeState {
+func (c *Machine) nodeState(nid proto.NodeID) proto.NodeState {
 	if n := c.byNID(nid); n != nil {
 		return n.State
 	}
@@ -1163,7 +1164,7 @@ func (c *Core) nodeState(nid proto.NodeID) proto.NodeState {
 }
 
 // devpaths returns the topology path of each storage (extra "devpath").
-func (c *Core) devpaths() map[proto.NodeID][]string {
+func (c *Machine) devpaths() map[proto.NodeID][]string {
 	m := map[proto.NodeID][]string{}
 	for _, n := range c.allNodes() {
 		if n.Type != proto.STORAGE {

@@ -1,7 +1,6 @@
-package master
+package core
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -19,10 +18,10 @@ func (f *fakeClock) now() time.Time {
 	return f.t
 }
 
-// harness drives a Core with scripted peers, without sockets.
+// harness drives a Machine with scripted peers, without sockets.
 type harness struct {
 	t     testing.TB
-	c     *Core
+	c     *Machine
 	clock *fakeClock
 	all   []Effect // every effect so far
 	next  ConnID
@@ -38,7 +37,7 @@ func newHarness(t testing.TB, mod func(*Config)) *harness {
 	if mod != nil {
 		mod(&cfg)
 	}
-	c, err := NewCore(cfg)
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -621,29 +620,6 @@ func TestVerificationValidatesLockedTransactions(t *testing.T) {
 	h.answerAll(effects, emptyStorage)
 	if h.c.ClusterState() != proto.RUNNING || h.c.lastTransaction != tid || h.c.tm.lastOid != 42 {
 		t.Fatalf("state %v last tid %v last oid %v", h.c.ClusterState(), h.c.lastTransaction, h.c.tm.lastOid)
-	}
-}
-
-func TestConfigValidate(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		cfg  Config
-	}{
-		{"no cluster", Config{}},
-		{"negative replicas", Config{Cluster: "x", Replicas: -1}},
-		{"negative partitions", Config{Cluster: "x", Partitions: -1}},
-		{"same upstream", Config{Cluster: "x", UpstreamCluster: "x"}},
-		{"non-master nid", Config{Cluster: "x", NID: proto.NewNodeID(proto.STORAGE, 1)}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if err := tc.cfg.Validate(); !errors.Is(err, ErrConfig) {
-				t.Fatalf("Validate() = %v, want ErrConfig", err)
-			}
-		})
-	}
-	c := Config{Cluster: "x"}
-	if err := c.Validate(); err != nil || c.Partitions != 100 || c.Bind.Port != 10000 {
-		t.Fatalf("defaults: %+v %v", c, err)
 	}
 }
 

@@ -1,4 +1,4 @@
-package master
+package core
 
 import (
 	"fmt"
@@ -17,7 +17,7 @@ type simNet struct {
 	t      testing.TB
 	clock  *fakeClock
 	addrs  []proto.Addr
-	cores  map[proto.Addr]*Core
+	cores  map[proto.Addr]*Machine
 	q      []delivery
 	parked []delivery
 	links  map[end]end
@@ -49,7 +49,7 @@ type delivery struct {
 
 func newSimNet(t testing.TB, ports ...uint16) *simNet {
 	s := &simNet{t: t, clock: &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
-		cores: map[proto.Addr]*Core{}, links: map[end]end{}, asks: map[askKey]asker{}}
+		cores: map[proto.Addr]*Machine{}, links: map[end]end{}, asks: map[askKey]asker{}}
 	for _, p := range ports {
 		s.addrs = append(s.addrs, simAddr(p))
 	}
@@ -60,19 +60,19 @@ func simAddr(port uint16) proto.Addr { return proto.Addr{Host: "127.0.0.1", Port
 
 // start starts a master at port (its election key is the current time),
 // configured with every master of the network.
-func (s *simNet) start(port uint16) *Core {
+func (s *simNet) start(port uint16) *Machine {
 	s.t.Helper()
 	return s.startWith(port, s.addrs)
 }
 
 // startWith starts a master configured with the given masters.
-func (s *simNet) startWith(port uint16, masters []proto.Addr) *Core {
+func (s *simNet) startWith(port uint16, masters []proto.Addr) *Machine {
 	s.t.Helper()
 	a := simAddr(port)
 	if !slices.Contains(s.addrs, a) {
 		s.addrs = append(s.addrs, a)
 	}
-	c, err := NewCore(Config{Cluster: "test", Bind: a, Masters: masters, Partitions: 4, Now: s.clock.now})
+	c, err := New(Config{Cluster: "test", Bind: a, Masters: masters, Partitions: 4, Now: s.clock.now})
 	if err != nil {
 		s.t.Fatal(err)
 	}

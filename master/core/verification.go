@@ -1,4 +1,4 @@
-package master
+package core
 
 import (
 	"slices"
@@ -38,14 +38,14 @@ const (
 
 var roleVerifying = &role{
 	state: proto.VERIFYING,
-	storageState: func(_ *Core, known bool) (proto.NodeState, error) {
+	storageState: func(_ *Machine, known bool) (proto.NodeState, error) {
 		if known {
 			return proto.NODE_RUNNING, nil
 		}
 		return proto.PENDING, nil
 	},
-	storageJoined: func(c *Core, n *node, _ bool) { c.sendPartitionTable(n) },
-	storageMsg: func(c *Core, n *node, r Recv) error {
+	storageJoined: func(c *Machine, n *node, _ bool) { c.sendPartitionTable(n) },
+	storageMsg: func(c *Machine, n *node, r Recv) error {
 		if m, ok := r.Msg.(*proto.NotifyPackCompleted); ok {
 			n.completedPack = m.PackID
 			return nil
@@ -53,14 +53,14 @@ var roleVerifying = &role{
 		return protocolError("unexpected packet in VERIFYING")
 	},
 	storageAnswer: verificationAnswer,
-	storageLost: func(c *Core, n *node) {
+	storageLost: func(c *Machine, n *node) {
 		delete(c.ver.waiting, n.NID)
 		c.storageLostInService(n)
 	},
 	progress: verificationProgress,
 }
 
-func (c *Core) enterVerification() {
+func (c *Machine) enterVerification() {
 	c.changeClusterState(roleVerifying)
 	c.tm.reset()
 	c.ver = verification{
@@ -78,7 +78,7 @@ func (c *Core) enterVerification() {
 }
 
 // askAll asks m to the identified nodes among nids, in that order.
-func (c *Core) askAll(m proto.Msg, nids []proto.NodeID) {
+func (c *Machine) askAll(m proto.Msg, nids []proto.NodeID) {
 	for _, nid := range nids {
 		if n := c.byNID(nid); n != nil && n.identified() {
 			c.ver.waiting[nid] = true
@@ -87,7 +87,7 @@ func (c *Core) askAll(m proto.Msg, nids []proto.NodeID) {
 	}
 }
 
-func (c *Core) startLastIDs() {
+func (c *Machine) startLastIDs() {
 	c.ver.phase = phaseLastIDs
 	s := map[proto.NodeID]bool{}
 	for _, n := range c.identified(proto.STORAGE) {
@@ -96,7 +96,7 @@ func (c *Core) startLastIDs() {
 	c.askAll(&proto.AskLastIDs{}, sortedNIDs(s))
 }
 
-func verificationAnswer(c *Core, n *node, m proto.Msg) error {
+func verificationAnswer(c *Machine, n *node, m proto.Msg) error {
 	v := &c.ver
 	if !v.waiting[n.NID] {
 		return nil // late answer of an earlier phase
@@ -149,7 +149,7 @@ func verificationAnswer(c *Core, n *node, m proto.Msg) error {
 
 // verificationProgress moves to the next phase when the current one got
 // all its answers.
-func verificationProgress(c *Core) {
+func verificationProgress(c *Machine) {
 	v := &c.ver
 	for len(v.waiting) == 0 {
 		switch v.phase {

@@ -1,4 +1,4 @@
-package master
+package core
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ var errBackupUnsupported = errors.New("master: backup mode is not implemented")
 // roleRunning serves clients and storages (cluster.md §6).
 var roleRunning = &role{
 	state: proto.RUNNING,
-	storageState: func(_ *Core, known bool) (proto.NodeState, error) {
+	storageState: func(_ *Machine, known bool) (proto.NodeState, error) {
 		if known {
 			return proto.NODE_RUNNING, nil
 		}
@@ -22,7 +22,7 @@ var roleRunning = &role{
 	storageMsg:    serviceStorageMsg,
 	storageAnswer: serviceStorageAnswer,
 	storageLost:   serviceStorageLost,
-	progress:      func(*Core) {},
+	progress:      func(*Machine) {},
 }
 
 // roleStopping keeps serving pending commits, then shuts the cluster down
@@ -37,12 +37,12 @@ var roleStopping = &role{
 	progress:      stoppingProgress,
 }
 
-func (c *Core) enterRunning() {
+func (c *Machine) enterRunning() {
 	c.log.Info("provide service")
 	c.changeClusterState(roleRunning)
 }
 
-func serviceStorageJoined(c *Core, n *node, new bool) {
+func serviceStorageJoined(c *Machine, n *node, new bool) {
 	if new {
 		c.sendPartitionTable(n)
 	}
@@ -51,14 +51,14 @@ func serviceStorageJoined(c *Core, n *node, new bool) {
 	}
 }
 
-func serviceStorageLost(c *Core, n *node) {
+func serviceStorageLost(c *Machine, n *node) {
 	c.storageLostInService(n)
 	c.setStorageNotReady(n.NID)
 	c.storageLostForTxns(n.NID)
 	c.updateCompletedPack()
 }
 
-func serviceStorageMsg(c *Core, n *node, r Recv) error {
+func serviceStorageMsg(c *Machine, n *node, r Recv) error {
 	switch m := r.Msg.(type) {
 	case *proto.NotifyReady:
 		if !c.starting[n.NID] {
@@ -97,7 +97,7 @@ func serviceStorageMsg(c *Core, n *node, r Recv) error {
 	return nil
 }
 
-func serviceStorageAnswer(c *Core, n *node, m proto.Msg) error {
+func serviceStorageAnswer(c *Machine, n *node, m proto.Msg) error {
 	if m, ok := m.(*proto.AnswerInformationLocked); ok {
 		c.lockTxn(m.TTid, n.NID)
 	}
@@ -106,7 +106,7 @@ func serviceStorageAnswer(c *Core, n *node, m proto.Msg) error {
 
 // updateCompletedPack takes the smallest completed pack id of the nodes
 // of the partition table.
-func (c *Core) updateCompletedPack() {
+func (c *Machine) updateCompletedPack() {
 	first := true
 	var min proto.Tid
 	for _, nid := range c.pt.CellNodes(true) {
@@ -126,7 +126,7 @@ func (c *Core) updateCompletedPack() {
 
 // --- clients -------------------------------------------------------------
 
-func (c *Core) clientMsg(n *node, r Recv) error {
+func (c *Machine) clientMsg(n *node, r Recv) error {
 	if n.readOnly {
 		switch r.Msg.(type) {
 		case *proto.AskBeginTransaction, *proto.AskNewOIDs, *proto.AskFinishTransaction,
@@ -213,7 +213,7 @@ func maps2set(m map[proto.NodeID]bool) map[proto.NodeID]bool {
 }
 
 // notifyAborted relays an abort to the ready storages among nids.
-func (c *Core) notifyAborted(ttid proto.Tid, nids map[proto.NodeID]bool) {
+func (c *Machine) notifyAborted(ttid proto.Tid, nids map[proto.NodeID]bool) {
 	c.log.Debug("abort transaction", "ttid", ttid.String(), "nodes", sortedNIDs(nids))
 	for _, nid := range sortedNIDs(nids) {
 		if _, ok := c.ready[nid]; ok {
@@ -225,7 +225,7 @@ func (c *Core) notifyAborted(ttid proto.Tid, nids map[proto.NodeID]bool) {
 }
 
 // vote arbitrates a FailedVote (cluster.md §6.7).
-func (c *Core) vote(ttid proto.Tid, nids []proto.NodeID) (bool, error) {
+func (c *Machine) vote(ttid proto.Tid, nids []proto.NodeID) (bool, error) {
 	t, err := c.tm.get(ttid)
 	if err != nil {
 		return false, err
@@ -252,7 +252,7 @@ func (c *Core) vote(ttid proto.Tid, nids []proto.NodeID) (bool, error) {
 
 // finish handles AskFinishTransaction: picks the final tid and asks the
 // involved storages to lock.
-func (c *Core) finish(n *node, msgID uint32, m *proto.AskFinishTransaction) error {
+func (c *Machine) finish(n *node, msgID uint32, m *proto.AskFinishTransaction) error {
 	var approve bool
 	var pack *proto.PackRequest
 	if m.Pack.Valid {
@@ -349,7 +349,7 @@ func (c *Core) finish(n *node, msgID uint32, m *proto.AskFinishTransaction) erro
 }
 
 // lockTxn records that storage nid locked ttid.
-func (c *Core) lockTxn(ttid proto.Tid, nid proto.NodeID) {
+func (c *Machine) lockTxn(ttid proto.Tid, nid proto.NodeID) {
 	t := c.tm.txns[ttid]
 	if t == nil || t.tid == 0 {
 		return
@@ -361,7 +361,7 @@ func (c *Core) lockTxn(ttid proto.Tid, nid proto.NodeID) {
 }
 
 // storageLostForTxns stops waiting for a lost storage.
-func (c *Core) storageLostForTxns(nid proto.NodeID) {
+func (c *Machine) storageLostForTxns(nid proto.NodeID) {
 	unlock := false
 	for _, ttid := range sortedTids(c.tm.txns) {
 		t := c.tm.txns[ttid]
@@ -381,7 +381,7 @@ func (c *Core) storageLostForTxns(nid proto.NodeID) {
 
 // unlockPending commits the fully locked transactions at the head of the
 // queue, in final tid order.
-func (c *Core) unlockPending() {
+func (c *Machine) unlockPending() {
 	for len(c.tm.queue) > 0 {
 		ttid := c.tm.queue[0]
 		t := c.tm.txns[ttid]
@@ -397,7 +397,7 @@ func (c *Core) unlockPending() {
 }
 
 // committed is neoppod's onTransactionCommitted.
-func (c *Core) committed(t *txn) {
+func (c *Machine) committed(t *txn) {
 	inv := &proto.InvalidateObjects{Tid: t.tid, OidList: t.oids}
 	if inv.OidList == nil {
 		inv.OidList = []proto.Oid{}
@@ -444,7 +444,7 @@ func (c *Core) committed(t *txn) {
 
 // clientLost aborts the client's transactions that are not being finished
 // and forgets the client.
-func (c *Core) clientLost(n *node) {
+func (c *Machine) clientLost(n *node) {
 	for _, ttid := range sortedTids(c.tm.txns) {
 		t := c.tm.txns[ttid]
 		for i := 0; i < len(t.finalWaiters); {
@@ -474,12 +474,12 @@ func (c *Core) clientLost(n *node) {
 
 // --- STOPPING ------------------------------------------------------------
 
-func (c *Core) enterStopping() {
+func (c *Machine) enterStopping() {
 	c.changeClusterState(roleStopping)
 	c.shutdown = true
 }
 
-func stoppingProgress(c *Core) {
+func stoppingProgress(c *Machine) {
 	if len(c.tm.txns) > 0 {
 		return
 	}
@@ -501,7 +501,7 @@ func stoppingProgress(c *Core) {
 	c.exit(nil)
 }
 
-func (c *Core) exit(err error) {
+func (c *Machine) exit(err error) {
 	c.out = append(c.out, Effect{Kind: Exit, Err: err})
 	c.exited, c.exitErr = true, err
 }

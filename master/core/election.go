@@ -1,4 +1,4 @@
-package master
+package core
 
 import (
 	"cmp"
@@ -42,12 +42,12 @@ func electionLess(t1 float64, a1 proto.Addr, t2 float64, a2 proto.Addr) bool {
 }
 
 // election reports whether the master is a primary candidate.
-func (c *Core) election() bool {
+func (c *Machine) election() bool {
 	return !c.secondary && c.state == proto.RECOVERING
 }
 
 // learnMaster returns the master known at addr, adding it (DOWN) if new.
-func (c *Core) learnMaster(addr proto.Addr) *node {
+func (c *Machine) learnMaster(addr proto.Addr) *node {
 	if n := c.byAddr(addr); n != nil {
 		return n
 	}
@@ -59,7 +59,7 @@ func (c *Core) learnMaster(addr proto.Addr) *node {
 
 // masterAddrs lists the addresses of every known master, ourselves
 // included, in a stable order (NotPrimaryMaster's list).
-func (c *Core) masterAddrs() []proto.Addr {
+func (c *Machine) masterAddrs() []proto.Addr {
 	var out []proto.Addr
 	for _, n := range c.allNodes() {
 		if n.Type == proto.MASTER && !n.Addr.IsZero() {
@@ -70,8 +70,8 @@ func (c *Core) masterAddrs() []proto.Addr {
 }
 
 // saveMasters emits SaveMasters when the set of master addresses changed.
-func (c *Core) saveMasters() {
-	if !c.mastersChanged || c.cfg.DynamicMasterList == "" || c.exited {
+func (c *Machine) saveMasters() {
+	if !c.mastersChanged || !c.cfg.SaveMasterList || c.exited {
 		return
 	}
 	c.mastersChanged = false
@@ -91,7 +91,7 @@ func (c *Core) saveMasters() {
 
 // dialMaster opens a link to master n and identifies on it, with the
 // election key idts while a candidate.
-func (c *Core) dialMaster(n *node, idts proto.Opt[float64]) {
+func (c *Machine) dialMaster(n *node, idts proto.Opt[float64]) {
 	c.nextDial++
 	id := DialedConn | c.nextDial
 	k := &conn{id: id, pending: map[uint64]bool{}, peer: n}
@@ -110,7 +110,7 @@ func (c *Core) dialMaster(n *node, idts proto.Opt[float64]) {
 // electionProgress dials the masters we are not connected to, when asked
 // (entering RECOVERING, a master link lost, a new master learnt). The
 // driver throttles the attempts to one per second and address.
-func (c *Core) electionProgress() {
+func (c *Machine) electionProgress() {
 	if !c.trySecondary || !c.election() {
 		return
 	}
@@ -131,7 +131,7 @@ func (c *Core) electionProgress() {
 
 // endElection closes the election links still unanswered when the
 // primary leaves RECOVERING; those masters are then DOWN.
-func (c *Core) endElection() {
+func (c *Machine) endElection() {
 	for _, n := range c.allNodes() {
 		if n.dial != nil {
 			c.abort(n.dial)
@@ -142,7 +142,7 @@ func (c *Core) endElection() {
 
 // setSelfNID adopts the id a primary gave us; a node that held it loses
 // it.
-func (c *Core) setSelfNID(nid proto.NodeID) {
+func (c *Machine) setSelfNID(nid proto.NodeID) {
 	if o := c.byNID(nid); o != nil && o != c.self {
 		if o.conn != nil {
 			c.abort(o.conn)
@@ -153,7 +153,7 @@ func (c *Core) setSelfNID(nid proto.NodeID) {
 }
 
 // recvDialed handles a packet received on a link we dialed.
-func (c *Core) recvDialed(k *conn, ev Recv) {
+func (c *Machine) recvDialed(k *conn, ev Recv) {
 	if k.aborted {
 		return
 	}
@@ -185,7 +185,7 @@ func (c *Core) recvDialed(k *conn, ev Recv) {
 }
 
 // answerDialed handles the answer to our identification on a dialed link.
-func (c *Core) answerDialed(k *conn, ev Answer) {
+func (c *Machine) answerDialed(k *conn, ev Answer) {
 	if k.aborted || ev.Tag != k.idTag || !k.pending[ev.Tag] {
 		return
 	}
@@ -223,7 +223,7 @@ func (c *Core) answerDialed(k *conn, ev Answer) {
 }
 
 // notPrimaryMaster handles a secondary's redirection (protocol.md §3.3 #5).
-func (c *Core) notPrimaryMaster(k *conn, m *proto.NotPrimaryMaster) {
+func (c *Machine) notPrimaryMaster(k *conn, m *proto.NotPrimaryMaster) {
 	for _, a := range m.KnownMasters {
 		if a != c.self.Addr {
 			c.learnMaster(a)
@@ -251,7 +251,7 @@ func (c *Core) notPrimaryMaster(k *conn, m *proto.NotPrimaryMaster) {
 
 // becomeSecondary leaves the primary role for the secondary role
 // following p: every link but ours to p is closed.
-func (c *Core) becomeSecondary(p *node) {
+func (c *Machine) becomeSecondary(p *node) {
 	c.log.Info("play the secondary role", "primary", p.Addr.String())
 	c.secondary = true
 	c.primaryMaster = p
@@ -273,7 +273,7 @@ func (c *Core) becomeSecondary(p *node) {
 
 // closeAllBut closes every link but keep and detaches the nodes: storages
 // become DOWN, clients and admins are forgotten.
-func (c *Core) closeAllBut(keep *conn) {
+func (c *Machine) closeAllBut(keep *conn) {
 	ids := make([]ConnID, 0, len(c.conns))
 	for id, k := range c.conns {
 		// Held identifications are answered by the new role.
@@ -302,7 +302,7 @@ func (c *Core) closeAllBut(keep *conn) {
 }
 
 // secondaryConnect dials the presumed primary (without election key).
-func (c *Core) secondaryConnect() {
+func (c *Machine) secondaryConnect() {
 	p := c.primaryMaster
 	for _, n := range c.allNodes() {
 		if n.Type == proto.MASTER && n != c.self {
@@ -316,7 +316,7 @@ func (c *Core) secondaryConnect() {
 }
 
 // switchPrimary makes a secondary follow p instead.
-func (c *Core) switchPrimary(p *node) {
+func (c *Machine) switchPrimary(p *node) {
 	old := c.primaryMaster
 	c.log.Info("primary master changed", "old", old.Addr.String(), "new", p.Addr.String())
 	for _, k := range []*conn{old.dial, old.conn} {
@@ -331,7 +331,7 @@ func (c *Core) switchPrimary(p *node) {
 
 // dialedClosed handles the end of a link we dialed, or of any link of a
 // secondary.
-func (c *Core) dialedClosed(k *conn) {
+func (c *Machine) dialedClosed(k *conn) {
 	pm := c.primaryMaster
 	wasPrimary := c.secondary && pm != nil && (pm.dial == k || pm.conn == k)
 	if p := k.peer; p != nil {
@@ -373,7 +373,7 @@ func (c *Core) dialedClosed(k *conn) {
 }
 
 // playPrimaryAgain ends the secondary role: every known master was tried.
-func (c *Core) playPrimaryAgain() {
+func (c *Machine) playPrimaryAgain() {
 	c.log.Info("no primary master found: play the primary role")
 	c.secondary = false
 	c.wantPrimary = false
@@ -385,7 +385,7 @@ func (c *Core) playPrimaryAgain() {
 
 // secondaryRecv answers an incoming link of a secondary: NotPrimaryMaster
 // then abort (cluster.md §1.2.4).
-func (c *Core) secondaryRecv(ev Recv) {
+func (c *Machine) secondaryRecv(ev Recv) {
 	k := c.conns[ev.Conn]
 	if k == nil {
 		k = &conn{id: ev.Conn, pending: map[uint64]bool{}}
@@ -436,7 +436,7 @@ func (c *Core) secondaryRecv(ev Recv) {
 
 // secondaryNodes applies the primary's master notifications; a secondary
 // told that itself is DOWN exits (neoctl kill).
-func (c *Core) secondaryNodes(m *proto.NotifyNodeInformation) {
+func (c *Machine) secondaryNodes(m *proto.NotifyNodeInformation) {
 	for _, e := range m.NodeList {
 		if e.Type != proto.MASTER {
 			continue

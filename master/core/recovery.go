@@ -1,4 +1,4 @@
-package master
+package core
 
 import (
 	"github.com/neogo/neo/nodetab"
@@ -19,11 +19,11 @@ type recovery struct {
 
 var roleRecovering = &role{
 	state: proto.RECOVERING,
-	storageState: func(*Core, bool) (proto.NodeState, error) {
+	storageState: func(*Machine, bool) (proto.NodeState, error) {
 		return proto.PENDING, nil
 	},
-	storageJoined: func(c *Core, n *node, _ bool) { c.ask(n, &proto.AskRecovery{}) },
-	storageMsg: func(c *Core, n *node, r Recv) error {
+	storageJoined: func(c *Machine, n *node, _ bool) { c.ask(n, &proto.AskRecovery{}) },
+	storageMsg: func(c *Machine, n *node, r Recv) error {
 		return protocolError("unexpected packet in RECOVERING")
 	},
 	storageAnswer: recoveryAnswer,
@@ -31,14 +31,14 @@ var roleRecovering = &role{
 	progress:      recoveryProgress,
 }
 
-func (c *Core) enterRecovery() {
+func (c *Machine) enterRecovery() {
 	c.pt = parttab.New(uint32(c.cfg.Partitions), c.cfg.Replicas)
 	c.rec = recovery{backupTid: map[proto.NodeID]proto.Tid{}, truncTid: map[proto.NodeID]proto.Tid{}}
 	c.changeClusterState(roleRecovering)
 	c.trySecondary = true
 }
 
-func recoveryAnswer(c *Core, n *node, m proto.Msg) error {
+func recoveryAnswer(c *Machine, n *node, m proto.Msg) error {
 	r := &c.rec
 	switch m := m.(type) {
 	case *proto.AnswerRecovery:
@@ -89,7 +89,7 @@ func recoveryAnswer(c *Core, n *node, m proto.Msg) error {
 	return nil
 }
 
-func recoveryLost(c *Core, n *node) {
+func recoveryLost(c *Machine, n *node) {
 	r := &c.rec
 	delete(r.backupTid, n.NID)
 	delete(r.truncTid, n.NID)
@@ -114,13 +114,13 @@ func recoveryLost(c *Core, n *node) {
 	}
 }
 
-func (c *Core) hasPendingAsk(nid proto.NodeID) bool {
+func (c *Machine) hasPendingAsk(nid proto.NodeID) bool {
 	n := c.byNID(nid)
 	return n != nil && n.conn != nil && len(n.conn.pending) > 0
 }
 
 // recoveryProgress is the automatic start rule of cluster.md §2.2.
-func recoveryProgress(c *Core) {
+func recoveryProgress(c *Machine) {
 	c.electionProgress()
 	if c.secondary {
 		return
@@ -192,7 +192,7 @@ func recoveryProgress(c *Core) {
 }
 
 // endRecovery starts the cluster with the given pending storages.
-func (c *Core) endRecovery(nids []proto.NodeID) {
+func (c *Machine) endRecovery(nids []proto.NodeID) {
 	c.log.Info("startup allowed")
 	var changed []*node
 	for _, nid := range nids {

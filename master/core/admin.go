@@ -1,4 +1,4 @@
-package master
+package core
 
 import (
 	"fmt"
@@ -10,7 +10,7 @@ import (
 
 // adminMsg handles the requests an admin node relays from neoctl
 // (protocol.md §5.14).
-func (c *Core) adminMsg(n *node, r Recv) error {
+func (c *Machine) adminMsg(n *node, r Recv) error {
 	id := n.conn.id
 	ack := func(msg string) { c.replyTo(id, r.MsgID, &proto.Error{Code: proto.ACK, Message: msg}) }
 	changePT := func(rpc string) error {
@@ -136,7 +136,7 @@ func (c *Core) adminMsg(n *node, r Recv) error {
 
 // setClusterState implements neoctl's "set cluster" and "start"
 // (cluster.md §2.2).
-func (c *Core) setClusterState(st proto.ClusterState, ack func(string)) error {
+func (c *Machine) setClusterState(st proto.ClusterState, ack func(string)) error {
 	switch st {
 	case proto.VERIFYING:
 		if c.state != proto.RECOVERING {
@@ -174,14 +174,14 @@ func (c *Core) setClusterState(st proto.ClusterState, ack func(string)) error {
 	return nil
 }
 
-func (c *Core) changeRequested(st proto.ClusterState) {
+func (c *Machine) changeRequested(st proto.ClusterState) {
 	if st == proto.STOPPING {
 		c.enterStopping()
 	}
 }
 
 // setNodeState implements neoctl's kill and drop (cluster.md §3.1).
-func (c *Core) setNodeState(nid proto.NodeID, st proto.NodeState, ack func(string)) error {
+func (c *Machine) setNodeState(nid proto.NodeID, st proto.NodeState, ack func(string)) error {
 	n := c.byNID(nid)
 	if n == nil {
 		return denied("unknown node")
@@ -249,7 +249,7 @@ func (c *Core) setNodeState(nid proto.NodeID, st proto.NodeState, ack func(strin
 // checkReplicas asks one storage per partition to check its cell against
 // the other readable cells (neoctl check, cluster.md §8.6). Backup mode
 // (checking against the upstream cluster) is not supported.
-func (c *Core) checkReplicas(m *proto.CheckReplicas) {
+func (c *Machine) checkReplicas(m *proto.CheckReplicas) {
 	maxTid := m.MaxTid
 	if maxTid == proto.InvalidTid {
 		maxTid = c.lastTransaction
