@@ -124,6 +124,33 @@ func BenchmarkFile(b *testing.B) {
 	}
 	b.Run("Iterate", func(b *testing.B) { iterate(b, false) })
 	b.Run("IterateBackward", func(b *testing.B) { iterate(b, true) })
+	b.Run("OpenNoIndexAndIterate", func(b *testing.B) {
+		// what a streaming importer does: memory independent of the file
+		b.SetBytes(size)
+		b.ReportAllocs()
+		for b.Loop() {
+			s, err := Open(path, Options{ReadOnly: true, NoIndex: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			it := s.Iterate(0)
+			for {
+				if _, err := it.NextTxn(); err == io.EOF {
+					break
+				} else if err != nil {
+					b.Fatal(err)
+				}
+				for {
+					if _, err := it.NextData(); err == io.EOF {
+						break
+					} else if err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			s.Close()
+		}
+	})
 	b.Run("OpenScan", func(b *testing.B) {
 		b.SetBytes(size)
 		for b.Loop() {

@@ -23,6 +23,9 @@ var (
 	ErrNoRevision = errors.New("filestorage: no revision before the given tid")
 	// ErrReadOnly is returned by writes to a storage opened read-only.
 	ErrReadOnly = errors.New("filestorage: read-only")
+	// ErrNoIndex is returned by loads of a storage opened with
+	// Options.NoIndex.
+	ErrNoIndex = errors.New("filestorage: opened without an index")
 	// ErrClosed is returned by operations on a closed storage.
 	ErrClosed = errors.New("filestorage: closed")
 )

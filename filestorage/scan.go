@@ -21,6 +21,7 @@ type scanner struct {
 	index   map[proto.Oid]int64
 	lastTid proto.Tid
 	tindex  map[proto.Oid]int64
+	noIndex bool // check records, index nothing
 }
 
 // scan indexes the transactions from pos to the end of the file. It
@@ -101,6 +102,10 @@ func (sc *scanner) records(h *TxnHeader) error {
 		dh := DecodeDataHeader(b, pos)
 		if err := dh.check(h); err != nil {
 			return &CorruptError{File: sc.name, Pos: pos, Err: err}
+		}
+		if sc.noIndex {
+			pos += dh.RecordLen()
+			continue
 		}
 		if prev := sc.index[dh.Oid]; prev != dh.Prev {
 			// ZODB logs an error for a wrong non-zero prev, a warning for

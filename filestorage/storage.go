@@ -39,6 +39,10 @@ type Options struct {
 	Magic string
 	// NoIndexFile ignores Data.fs.index and builds the index by scanning.
 	NoIndexFile bool
+	// NoIndex opens read-only for iteration only: the file is checked
+	// as by a scan but no index is kept, so memory does not grow with
+	// the number of objects; loads fail with ErrNoIndex.
+	NoIndex bool
 	// Logger receives the warnings ZODB logs at open (time-stamp
 	// reduction, unexpected prev pointers, a stale index, a truncated
 	// tail). Default: discard.
@@ -68,6 +72,7 @@ type Storage struct {
 	f        File
 	lock     *os.File // Data.fs.lock, held in read-write mode
 	readOnly bool
+	noIndex  bool // Options.NoIndex
 	log      *slog.Logger
 	magic    string
 	tail     *Tail
@@ -91,7 +96,10 @@ func Open(name string, opts Options) (*Storage, error) {
 	if openFile == nil {
 		openFile = func(name string, flag int, perm fs.FileMode) (File, error) { return os.OpenFile(name, flag, perm) }
 	}
-	s := &Storage{name: name, readOnly: opts.ReadOnly, log: opts.Logger}
+	if opts.NoIndex && !opts.ReadOnly {
+		return nil, fmt.Errorf("filestorage: %s: NoIndex needs ReadOnly", name)
+	}
+	s := &Storage{name: name, readOnly: opts.ReadOnly, noIndex: opts.NoIndex, log: opts.Logger}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -126,7 +134,7 @@ func Open(name string, opts Options) (*Storage, error) {
 // OpenReader opens, read-only, a FileStorage held by r (size bytes),
 // named name in errors. It scans the whole file: there is no index file.
 func OpenReader(name string, r io.ReaderAt, size int64, opts Options) (*Storage, error) {
-	s := &Storage{name: name, readOnly: true, log: opts.Logger, f: readOnlyFile{r, size}}
+	s := &Storage{name: name, readOnly: true, noIndex: opts.NoIndex, log: opts.Logger, f: readOnlyFile{r, size}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -175,7 +183,7 @@ func (s *Storage) init(opts Options) error {
 	s.magic = string(magic[:])
 
 	start, lastTid := int64(MagicLen), proto.Tid(0)
-	if !opts.NoIndexFile {
+	if !opts.NoIndexFile && !opts.NoIndex {
 		if idx, pos, tid, err := s.loadIndexFile(size); err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				s.log.Warn("index file not used, scanning the whole file", "err", err)
@@ -184,7 +192,7 @@ func (s *Storage) init(opts Options) error {
 			s.mu.index, start, lastTid = idx, pos, tid
 		}
 	}
-	sc := scanner{name: s.name, sr: newSeqReader(s.f, size, 0), log: s.log, index: s.mu.index, lastTid: lastTid}
+	sc := scanner{name: s.name, sr: newSeqReader(s.f, size, 0), log: s.log, index: s.mu.index, lastTid: lastTid, noIndex: s.noIndex}
 	end, tail, err := sc.scan(start)
 	if err != nil {
 		return err
@@ -283,7 +291,7 @@ func (s *Storage) End() int64 {
 	return s.mu.end
 }
 
-// Len is the number of oids in the index.
+// Len is the number of oids in the index (0 with Options.NoIndex).
 func (s *Storage) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -321,6 +329,9 @@ func (s *Storage) lookup(oid proto.Oid) (pos, end int64, err error) {
 	defer s.mu.RUnlock()
 	if s.mu.closed {
 		return 0, 0, ErrClosed
+	}
+	if s.noIndex {
+		return 0, 0, ErrNoIndex
 	}
 	pos, ok := s.mu.index[oid]
 	if !ok {

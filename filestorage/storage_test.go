@@ -759,3 +759,26 @@ func TestMagic21(t *testing.T) {
 		t.Fatal("a bad magic was accepted")
 	}
 }
+
+// Opened with NoIndex, a storage iterates as usual, keeps no index, and
+// refuses loads.
+func TestNoIndex(t *testing.T) {
+	s, path := create(t)
+	m := writeHistory(t, s, rand.New(rand.NewPCG(13, 14)), 50, 100)
+	s.Close()
+	r, err := Open(path, Options{ReadOnly: true, NoIndex: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	checkIter(t, r, m)
+	if r.Len() != 0 {
+		t.Fatalf("%d oids indexed", r.Len())
+	}
+	if _, _, err := r.Load(0); !errors.Is(err, ErrNoIndex) {
+		t.Fatalf("Load: %v", err)
+	}
+	if _, err := Open(path, Options{NoIndex: true}); err == nil {
+		t.Fatal("NoIndex accepted for writing")
+	}
+}

@@ -449,3 +449,84 @@ func TestVerifyAgreesWithFstest(t *testing.T) {
 		}
 	}
 }
+
+// Transactions we append to a file ZODB wrote (as NEO's writeback does),
+// back-pointers to ZODB's records and deletions included, read the same
+// in ZODB, pass fstest, and the .index we leave is the one ZODB builds.
+func TestAppendToZODBFile(t *testing.T) {
+	path := genZODB(t)
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// revisions of existing objects to point back to
+	var oids []proto.Oid
+	s.Oids(func(oid proto.Oid, _ int64) bool { oids = append(oids, oid); return len(oids) < 20 })
+	rng := rand.New(rand.NewPCG(15, 16))
+	tid := s.LastTid()
+	first := tid + 1
+	for i := 0; i < 20; i++ {
+		tid += proto.Tid(1 + rng.IntN(1000))
+		tx, err := s.Begin(TxnMeta{Tid: tid, User: []byte("go"), Description: []byte(fmt.Sprintf("appended %d", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, oid := range oids[i%5 : i%5+3] {
+			r := Record{Oid: oid, Data: pickleish(rng, 10+rng.IntN(100))}
+			if i%4 == 3 {
+				// back to the revision before the current one, when there is one
+				_, serial, err := s.Load(oid)
+				if err == nil {
+					if _, prev, _, err := s.LoadBefore(oid, serial); err == nil {
+						r = Record{Oid: oid, DataTid: prev}
+					}
+				}
+			}
+			if i == 19 {
+				r = Record{Oid: oid} // deletion
+			}
+			if err := tx.Store(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	python(t, "-m", "ZODB.scripts.fstest", path)
+	python(t, "index", path)
+	compareLines(t, "dump", ourDump(t, path, Options{}, false), lines(python(t, "dump", path)))
+	checkLoads(t, path, Options{})
+
+	// the appended part has back-pointers and deletions
+	r, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	backs, dels := 0, 0
+	for it := r.Iterate(first); ; {
+		if _, err := it.NextTxn(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			rec, err := it.NextData()
+			if err == io.EOF {
+				break
+			}
+			if rec.Back != 0 {
+				backs++
+			} else if rec.DataLen == 0 {
+				dels++
+			}
+		}
+	}
+	if backs == 0 || dels == 0 {
+		t.Fatalf("appended %d back-pointers and %d deletions", backs, dels)
+	}
+}
