@@ -69,8 +69,8 @@ NEOBENCH_ARGS ?=
 neobench: build ## bin/neobench (native Go client) on a Go cluster and on neoppod (same topology); prints Go/neoppod ratios
 	./scripts/neobench $(NEOBENCH_ARGS)
 
-# Stress and fault injection through neoppod's Python client (bin/neostress
-# --help). stress-short is part of 'make test'.
+# Stress and fault injection through neoppod's Python client or our Go
+# client (bin/neostress --help). stress-short is part of 'make test'.
 STRESS_ARGS ?=
 STRESS_SUITE ?= default
 STRESS_DURATION ?= 75s
@@ -79,7 +79,7 @@ STRESS_SHORT_SUITE ?= go:storage-kill+admin-kill go:tcp-reset go:slow-disk
 stress-short: build ## stress, ~3.5 min: on an all-Go cluster (2 storages), 50 s each of storage kills every 3 s (admin every 4th), TCP resets, a slow disk; each verified and replica-checked
 	$(BIN)/neostress --peers $(PEERS_DIR) --suite '$(STRESS_SHORT_SUITE)' --duration 50s $(STRESS_ARGS)
 
-stress: build ## stress suite, ~10 min: STRESS_SUITE scenarios (Go, mixed, neoppod; storage/admin/master kills, TCP resets) of STRESS_DURATION each
+stress: build ## stress suite, ~12 min: STRESS_SUITE scenarios (Go, mixed, neoppod; storage/admin/master kills, TCP resets, slow disk; one through our Go client) of STRESS_DURATION each
 	$(BIN)/neostress --peers $(PEERS_DIR) --suite '$(STRESS_SUITE)' --duration $(STRESS_DURATION) --in-flight-ok $(STRESS_ARGS)
 
 clean: ## remove built binaries

@@ -75,6 +75,7 @@ type cluster struct {
 	admin   string
 	goRoles []string
 	ctl     ctl
+	delay   *delayNet // with --fault delay: the storages' proxies
 
 	mu struct {
 		sync.Mutex
@@ -100,6 +101,9 @@ func (c *cluster) scriptEnv() []string {
 		"NEO_GO_BIN=",
 		"NEO_GO_ROLES=",
 	)
+	if c.delay != nil {
+		env = append(env, "NEO_STORAGE_PORT_BASE="+strconv.Itoa(c.cfg.PortBase+storagePortOffset))
+	}
 	if len(c.goRoles) > 0 {
 		env = append(env, "NEO_GO_BIN="+c.bin, "NEO_GO_ROLES="+strings.Join(c.goRoles, " "))
 	}
@@ -134,6 +138,13 @@ func startCluster(ctx context.Context, cfg *config, work string, py pyEnv) (*clu
 				return c, fmt.Errorf("copy Go binaries: %w", err)
 			}
 		}
+	}
+	if contains(cfg.Faults, "delay") {
+		dn, err := newDelayNet(ctx, cfg.PortBase, cfg.Storages, cfg.Seed)
+		if err != nil {
+			return c, err
+		}
+		c.delay = dn
 	}
 	sctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 	defer cancel()
@@ -179,6 +190,9 @@ func (c *cluster) stop() error {
 			_ = syscall.Kill(ch.pid, syscall.SIGKILL)
 			<-ch.done
 		}
+	}
+	if c.delay != nil {
+		c.delay.close()
 	}
 	return err
 }

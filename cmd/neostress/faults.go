@@ -139,6 +139,8 @@ type faultEvent struct {
 	Skipped  string    `json:"skipped,omitempty"` // not injected, why
 	Restart  *float64  `json:"restart_s,omitempty"`
 	Sockets  int       `json:"reset_sockets,omitempty"`
+	Delayed  int       `json:"delayed_chunks,omitempty"` // delay: chunks of data delayed
+	Until    time.Time `json:"until,omitempty"`          // delay: lifted
 	// FirstCommit: to the first commit of a transaction begun after At.
 	FirstCommit *float64 `json:"first_commit_s"`
 	// UpToDate: to the first poll showing every cell UP_TO_DATE again.
@@ -195,6 +197,9 @@ func (in *injector) run(ctx, trackCtx context.Context) {
 			if isReset(ev.Kind) {
 				extra = fmt.Sprintf(", %d sockets reset", ev.Sockets)
 			}
+			if ev.Kind == "delay" {
+				extra = fmt.Sprintf(", %d chunks delayed", ev.Delayed)
+			}
 			fmt.Fprintf(in.log, "  fault %d %s %s %s at +%.1fs (waited %.1fs%s) %s%s\n", ev.N, ev.Kind, ev.Target, ev.NID,
 				ev.Offset, ev.SafeWait, extra, ev.Skipped, ev.Err)
 		}
@@ -233,7 +238,7 @@ func (in *injector) snapshotEvents() []*faultEvent {
 func (in *injector) inject(ctx, trackCtx context.Context, ev *faultEvent) {
 	var err error
 	switch ev.Kind {
-	case "storage-kill", "tcp-reset", "client-reset", "slow-disk":
+	case "storage-kill", "tcp-reset", "client-reset", "slow-disk", "delay":
 		err = in.faultStorage(ctx, trackCtx, ev)
 	case "admin-kill":
 		err = in.killAdmin(ctx, trackCtx, ev)
@@ -378,6 +383,22 @@ func (in *injector) faultStorage(ctx, trackCtx context.Context, ev *faultEvent) 
 			err = errors.New("no connection to reset")
 		}
 		return err
+	}
+	if ev.Kind == "delay" {
+		p := in.cl.delay.proxies[t.name]
+		if p == nil {
+			return fmt.Errorf("no proxy in front of %s", t.name)
+		}
+		before := p.set(in.cfg.Delay, in.cfg.DelayJitter)
+		ev.At = time.Now()
+		in.track(trackCtx, ev, ev.At)
+		// Not interrupted by the end of the workload, as slow-disk.
+		_ = sleepCtx(trackCtx, in.cfg.DelayFor)
+		ev.Delayed = p.set(0, 0) - before
+		in.mu.Lock()
+		ev.Until = time.Now()
+		in.mu.Unlock()
+		return nil
 	}
 	if ev.Kind == "slow-disk" {
 		ev.At = time.Now()

@@ -22,7 +22,8 @@ import (
 )
 
 const usage = `neostress: stress and fault-injection test of a NEO cluster through
-neoppod's unchanged Python client (the acceptance test of fault tolerance).
+neoppod's unchanged Python client or our Go client (the acceptance test
+of fault tolerance).
 
 usage: neostress [options]
        neostress --suite default|SPEC [options]
@@ -51,6 +52,24 @@ What one run does:
     the tid). Any other exception that reaches the application is counted
     with its traceback; the thread aborts and goes on. An exception raised
     inside tpc_finish leaves the outcome unknown: either is accepted.
+    With --client go, the workload goes through our Go client (package
+    client) instead: --procs processes (this binary, one client.Client
+    each) of --threads goroutines, the same records, heartbeats, summary
+    and verdict. Each goroutine commits, at random: inserts of 1-3 new
+    objects (NewOID + Store of a recorded unique value; 45%), increments
+    of a hot counter object (load its serial and value, store value+1
+    based on that serial; a *client.ConflictError is the application's
+    retry signal, up to 20 attempts, counted as conflicts; 25%), appends
+    to its own list object (load, store the list with one more entry;
+    30%). No undo, pack or BTrees (package client has no conflict
+    resolution, undo or pack): --undo, --pack-every and --pack-age do
+    not apply. Any other error that reaches a goroutine is an exception
+    (grouped by the client's sentinel it matches and the operation that
+    returned it, with its text); an error from Finish leaves the outcome
+    unknown. The verification reads back, with a fresh Go client, the
+    counter, the lists, and every oid below the next one the master
+    allocates: present exactly when an insert was acknowledged (or of
+    unknown outcome), with its value.
  3. Meanwhile, every --fault-every, injects one fault of --fault:
       storage-kill  kill -9 a storage, restart it after --restart-delay
                     with the same command line, environment and directory
@@ -66,6 +85,24 @@ What one run does:
                     --slow-iops write operations per second for --slow-for
                     (cgroup v1 blkio: each sync takes a fraction of a
                     second, as on a failing disk); needs root
+      delay         add --delay (± --delay-jitter) of latency, each way,
+                    to the data of every connection to a running storage
+                    for --delay-for, then none again. Through a TCP proxy
+                    of this tool per storage, for the whole run (the
+                    kernel here has no netem): storage i listens on
+                    --port-base + 50 + i, and an iptables DNAT rule
+                    (nat OUTPUT, removed at the end) sends the
+                    connections to that port to its proxy, which dials
+                    the storage from 127.0.0.2. Needs root and iptables.
+                    Limits: what a storage dials itself (its master link,
+                    replication from other storages) is not delayed; data
+                    is delayed by chunk as read, not packets (no effect
+                    on TCP's own handshake and ACKs); while the storage
+                    is down, its proxy accepts and resets connections
+                    instead of refusing them. If the tool dies by
+                    SIGKILL, remove its rules with iptables-legacy -t
+                    nat -D (iptables-legacy -t nat -S OUTPUT shows them,
+                    comment neostress-PID)
     A storage is faulted only when every partition keeps an UP_TO_DATE
     cell on another running storage (neoctl print pt); the tool waits for
     that (up to --safe-timeout) and reports the wait. Per fault it
@@ -82,7 +119,7 @@ What one run does:
     Then runs 'neoctl check' on every partition and reads the outcome back
     from the storage and master logs (partition checked / corrupted /
     aborted) and from print pt (CORRUPTED cells).
- A worker without progress for --hang-timeout is a hang: its Python stacks
+ A worker without progress for --hang-timeout is a hang: its stacks
  are printed (SIGUSR1, faulthandler) and the run stops and fails.
 
 The run fails (exit status 1) if anything was lost or duplicated, if there
@@ -110,7 +147,8 @@ transaction's time went, seen from the client. It slows the client.
 
 --suite runs several scenarios one after the other (each for --duration,
 the other options apply to all) and prints a table; SPEC is a
-space-separated list of SERVERS[/mN][/sN]:FAULT[+FAULT...] ('default' is
+space-separated list of SERVERS[/mN][/sN][/cgo|/cpy]:FAULT[+FAULT...]
+(mN masters, sN storages, cgo/cpy the --client; 'default' is
 "` + defaultSuite + `").
 
 Examples:
@@ -119,13 +157,14 @@ Examples:
   neostress --servers py --fault storage-kill,admin-kill --json out.json
   neostress --servers go --masters 3 --fault master-kill
   neostress --servers go --storages 3 --fault tcp-reset --fault storage-kill
+  neostress --client go --servers py --fault storage-kill
   neostress --suite default --duration 75s    # what 'make stress' runs
 
 Options:
 `
 
 // defaultSuite is what 'make stress' runs.
-const defaultSuite = "go:storage-kill+admin-kill go:tcp-reset go/m3:master-kill go:slow-disk " +
+const defaultSuite = "go:storage-kill+admin-kill go:tcp-reset go/m3:master-kill go:slow-disk go/cgo:storage-kill+tcp-reset " +
 	"mixed-go-master:storage-kill mixed-py-master:storage-kill py:storage-kill"
 
 // exit statuses
@@ -139,6 +178,7 @@ const (
 // config is one run's configuration, from the flags.
 type config struct {
 	Servers      string
+	Client       string // py (worker.py) or go (goworker.go)
 	Storages     int
 	Masters      int
 	Replicas     int
@@ -152,6 +192,9 @@ type config struct {
 	RestartDelay time.Duration
 	SlowIOPS     int
 	SlowFor      time.Duration
+	Delay        time.Duration
+	DelayJitter  time.Duration
+	DelayFor     time.Duration
 	AdminEvery   int
 	PackEvery    time.Duration
 	PackAge      time.Duration
@@ -172,13 +215,17 @@ type config struct {
 
 var (
 	validServers = []string{"go", "py", "mixed-go-master", "mixed-py-master"}
-	validFaults  = []string{"storage-kill", "admin-kill", "master-kill", "tcp-reset", "client-reset", "slow-disk"}
+	validClients = []string{"py", "go"}
+	validFaults  = []string{"storage-kill", "admin-kill", "master-kill", "tcp-reset", "client-reset", "slow-disk", "delay"}
 )
 
 // validate checks the configuration, naming the option at fault.
 func (c *config) validate() error {
 	if !contains(validServers, c.Servers) {
 		return fmt.Errorf("--servers %q: one of %s", c.Servers, strings.Join(validServers, ", "))
+	}
+	if !contains(validClients, c.Client) {
+		return fmt.Errorf("--client %q: one of %s", c.Client, strings.Join(validClients, ", "))
 	}
 	for _, f := range c.Faults {
 		if !contains(validFaults, f) {
@@ -211,6 +258,18 @@ func (c *config) validate() error {
 	}
 	if (contains(c.Faults, "storage-kill") || contains(c.Faults, "tcp-reset") || contains(c.Faults, "client-reset")) && c.Replicas == 0 {
 		return fmt.Errorf("--fault storage-kill/tcp-reset/client-reset needs --replicas >= 1 (nothing survives otherwise)")
+	}
+	if contains(c.Faults, "delay") {
+		switch {
+		case c.Delay <= 0 || c.DelayFor <= 0:
+			return fmt.Errorf("--delay %v --delay-for %v: both must be positive", c.Delay, c.DelayFor)
+		case c.DelayJitter < 0 || c.DelayJitter > c.Delay:
+			return fmt.Errorf("--delay-jitter %v: from 0 to --delay (%v)", c.DelayJitter, c.Delay)
+		case 10*(c.Masters-1) >= storagePortOffset:
+			return fmt.Errorf("--fault delay: at most %d masters (storages listen from --port-base + %d)", storagePortOffset/10, storagePortOffset)
+		case c.PortBase+storagePortOffset+c.Storages > 65535:
+			return fmt.Errorf("--port-base %d: storages would listen beyond 65535", c.PortBase)
+		}
 	}
 	if contains(c.Faults, "master-kill") && c.Masters < 2 {
 		return fmt.Errorf("--fault master-kill needs --masters >= 2 (e.g. 3)")
@@ -247,6 +306,9 @@ func main() {
 
 // run is main without os.Exit: it returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == goWorkerMode {
+		return goWorkerMain(args[1:], stderr)
+	}
 	var c config
 	var faults faultList
 	var jsonOut, suite string
@@ -257,19 +319,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.Servers, "servers", "go", "cluster nodes: go, py, mixed-go-master or mixed-py-master")
+	fs.StringVar(&c.Client, "client", "py", "the workload's client: py (neoppod's, through ZODB) or go (ours, package client)")
 	fs.IntVar(&c.Storages, "storages", 2, "storage nodes")
 	fs.IntVar(&c.Masters, "masters", 1, "master nodes")
 	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of each partition")
 	fs.IntVar(&c.Partitions, "partitions", 12, "partitions")
 	fs.IntVar(&c.PortBase, "port-base", 22100, "first master port (masters every 10 ports, admin at +1)")
-	fs.IntVar(&c.Procs, "procs", 2, "Python worker processes")
-	fs.IntVar(&c.Threads, "threads", 2, "application threads per worker process")
+	fs.IntVar(&c.Procs, "procs", 2, "worker processes (one client each)")
+	fs.IntVar(&c.Threads, "threads", 2, "application threads (goroutines) per worker process")
 	fs.DurationVar(&c.Duration, "duration", 60*time.Second, "workload duration")
-	fs.Var(&faults, "fault", "faults to inject (repeatable or comma list): storage-kill, admin-kill, master-kill, tcp-reset, client-reset, slow-disk")
+	fs.Var(&faults, "fault", "faults to inject (repeatable or comma list): storage-kill, admin-kill, master-kill, tcp-reset, client-reset, slow-disk, delay")
 	fs.DurationVar(&c.FaultEvery, "fault-every", 3*time.Second, "interval between faults")
 	fs.DurationVar(&c.RestartDelay, "restart-delay", 500*time.Millisecond, "delay between a kill and the restart")
 	fs.IntVar(&c.SlowIOPS, "slow-iops", 10, "slow-disk: write operations per second the storage gets")
 	fs.DurationVar(&c.SlowFor, "slow-for", 2*time.Second, "slow-disk: how long the storage's disk stays slow")
+	fs.DurationVar(&c.Delay, "delay", 50*time.Millisecond, "delay: latency added to the data forwarded to and from the storage, each way")
+	fs.DurationVar(&c.DelayJitter, "delay-jitter", 10*time.Millisecond, "delay: each chunk's latency is --delay ± up to this (uniform; order kept)")
+	fs.DurationVar(&c.DelayFor, "delay-for", 2*time.Second, "delay: how long the storage's traffic stays delayed")
 	fs.IntVar(&c.AdminEvery, "admin-every", 4, "with admin-kill: every Nth fault kills the admin")
 	fs.DurationVar(&c.PackEvery, "pack-every", 10*time.Second, "interval between packs by proc 0 thread 0 (0: never)")
 	fs.DurationVar(&c.PackAge, "pack-age", 10*time.Second, "packs are at now - this")
@@ -372,12 +438,13 @@ func (c *config) describe() string {
 	if len(c.Faults) > 0 {
 		faults = strings.Join(c.Faults, ",") + " every " + c.FaultEvery.String()
 	}
-	return fmt.Sprintf("servers=%s storages=%d masters=%d replicas=%d partitions=%d procs=%d threads=%d duration=%v faults=%s",
-		c.Servers, c.Storages, c.Masters, c.Replicas, c.Partitions, c.Procs, c.Threads, c.Duration, faults)
+	return fmt.Sprintf("servers=%s client=%s storages=%d masters=%d replicas=%d partitions=%d procs=%d threads=%d duration=%v faults=%s",
+		c.Servers, c.Client, c.Storages, c.Masters, c.Replicas, c.Partitions, c.Procs, c.Threads, c.Duration, faults)
 }
 
 // parseSuite expands --suite into one configuration per scenario, each
-// a copy of base with the scenario's servers, masters, storages and faults.
+// a copy of base with the scenario's servers, masters, storages, client
+// and faults.
 func parseSuite(spec string, base config) ([]config, error) {
 	if spec == "default" {
 		spec = defaultSuite
@@ -389,9 +456,16 @@ func parseSuite(spec string, base config) ([]config, error) {
 		parts := strings.Split(servers, "/")
 		c.Servers = parts[0]
 		for _, p := range parts[1:] {
+			if cl, ok := strings.CutPrefix(p, "c"); ok && contains(validClients, cl) {
+				c.Client = cl
+				continue
+			}
 			var n int
-			if _, err := fmt.Sscanf(p[1:], "%d", &n); err != nil || len(p) < 2 {
-				return nil, fmt.Errorf("%q: bad %q (want mN or sN)", item, p)
+			if len(p) < 2 {
+				return nil, fmt.Errorf("%q: bad %q (want mN, sN, cgo or cpy)", item, p)
+			}
+			if _, err := fmt.Sscanf(p[1:], "%d", &n); err != nil {
+				return nil, fmt.Errorf("%q: bad %q (want mN, sN, cgo or cpy)", item, p)
 			}
 			switch p[0] {
 			case 'm':
@@ -399,7 +473,7 @@ func parseSuite(spec string, base config) ([]config, error) {
 			case 's':
 				c.Storages = n
 			default:
-				return nil, fmt.Errorf("%q: bad %q (want mN or sN)", item, p)
+				return nil, fmt.Errorf("%q: bad %q (want mN, sN, cgo or cpy)", item, p)
 			}
 		}
 		c.Faults = nil

@@ -2,12 +2,19 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/proto"
 )
 
 const ptOut = `# ptid: 7, replicas: 1
@@ -290,18 +297,22 @@ func TestParseSuite(t *testing.T) {
 		runs[1].Servers != "py" || runs[1].Faults != nil || runs[1].Masters != 1 {
 		t.Errorf("runs = %+v", runs)
 	}
-	for _, bad := range []string{"", "go/x3:storage-kill", "go/m:storage-kill"} {
+	runs, err = parseSuite("go/cgo:storage-kill py/s3/cpy:tcp-reset", config{Client: "py"})
+	if err != nil || len(runs) != 2 || runs[0].Client != "go" || runs[1].Client != "py" || runs[1].Storages != 3 {
+		t.Errorf("client parts: %+v, %v", runs, err)
+	}
+	for _, bad := range []string{"", "go/x3:storage-kill", "go/m:storage-kill", "go/:storage-kill", "go/cjava:storage-kill"} {
 		if _, err := parseSuite(bad, base); err == nil {
 			t.Errorf("parseSuite(%q): no error", bad)
 		}
 	}
-	if runs, err := parseSuite("default", base); err != nil || len(runs) != 7 {
+	if runs, err := parseSuite("default", base); err != nil || len(runs) != 8 {
 		t.Errorf("default suite: %d runs, %v", len(runs), err)
 	}
 }
 
 func TestValidateNamesTheOption(t *testing.T) {
-	ok := config{Servers: "go", Storages: 2, Masters: 1, Replicas: 1, Partitions: 12, PortBase: 22100, Procs: 2, Threads: 2,
+	ok := config{Servers: "go", Client: "py", Storages: 2, Masters: 1, Replicas: 1, Partitions: 12, PortBase: 22100, Procs: 2, Threads: 2,
 		Duration: time.Minute, FaultEvery: time.Second, AdminEvery: 4, HangTimeout: time.Second, PackEvery: time.Second, PackAge: 10 * time.Second}
 	if err := ok.validate(); err != nil {
 		t.Fatal(err)
@@ -316,6 +327,14 @@ func TestValidateNamesTheOption(t *testing.T) {
 		{func(c *config) { c.Faults = []string{"master-kill"} }, "--masters"},
 		{func(c *config) { c.Replicas, c.Faults = 0, []string{"storage-kill"} }, "--replicas"},
 		{func(c *config) { c.PackAge = time.Second }, "--pack-age"},
+		{func(c *config) { c.Client = "java" }, "--client"},
+		{func(c *config) { c.Faults = []string{"delay"} }, "--delay"},
+		{func(c *config) {
+			c.Faults, c.Delay, c.DelayFor, c.DelayJitter = []string{"delay"}, time.Millisecond, time.Second, time.Second
+		}, "--delay-jitter"},
+		{func(c *config) {
+			c.Faults, c.Delay, c.DelayFor, c.Masters = []string{"delay"}, time.Millisecond, time.Second, 6
+		}, "masters"},
 	} {
 		c2 := ok
 		c.change(&c2)
@@ -396,5 +415,327 @@ func TestInFlightAtMasterKill(t *testing.T) {
 		if got := inFlightAtMasterKill(record{Ta: tc.ta, T: tc.t, ViaPrimary: tc.primary}, events); got != tc.want {
 			t.Errorf("attempt %v..%v: in flight = %v, want %v", tc.ta, tc.t, got, tc.want)
 		}
+	}
+}
+
+func TestGoRecordsRoundTrip(t *testing.T) {
+	for _, n := range []int{0, 1, 12345} {
+		if got, err := decodeHot(encodeHot(n)); err != nil || got != n {
+			t.Errorf("hot %d: decoded %d, %v", n, got, err)
+		}
+	}
+	for _, l := range [][]int{nil, {3}, {3, 8, 120}} {
+		got, err := decodeList(encodeList(l))
+		if err != nil || len(got) != len(l) || (len(l) > 0 && !slices.Equal(got, l)) {
+			t.Errorf("list %v: decoded %v, %v", l, got, err)
+		}
+	}
+	// never empty: an empty record would read as a deletion
+	if len(encodeList(nil)) == 0 || len(encodeHot(0)) == 0 {
+		t.Error("an encoding is empty")
+	}
+	for _, bad := range []string{"", "H", "Hx", "L1"} {
+		if _, err := decodeHot([]byte(bad)); err == nil {
+			t.Errorf("decodeHot(%q): no error", bad)
+		}
+	}
+	for _, bad := range []string{"", "H1", "L1,", "L1,x"} {
+		if _, err := decodeList([]byte(bad)); err == nil {
+			t.Errorf("decodeList(%q): no error", bad)
+		}
+	}
+}
+
+func TestErrorKindNamesTheClientSentinel(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("vote: %w", &client.ConflictError{Oid: 1}), "client.ConflictError"},
+		{fmt.Errorf("client: begin: %w", client.ErrMasterLost), "client.ErrMasterLost"},
+		{&client.NoStorageError{Oid: 1, Err: errors.New("x")}, "client.ErrNoStorage"},
+		{fmt.Errorf("x: %w", client.ErrTxnDone), "client.ErrTxnDone"},
+		{errors.New("plain"), "*errors.errorString"},
+	} {
+		if got := errorKind(c.err); got != c.want {
+			t.Errorf("errorKind(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
+
+// goHistory has a Go worker write the records of a few transactions, as
+// transact does, and reads them back.
+func goHistory(t *testing.T) (*history, *goLayout) {
+	dir := t.TempDir()
+	lay := &goLayout{Hot: 1, Logs: map[string]proto.Oid{"0.0": 2}}
+	w, err := newGoWorker(0, 0, nil, lay, dir, 1, make(chan struct{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := func(seq int, op string, keys ...string) {
+		rec := map[string]any{"k": "begin", "seq": seq, "op": op}
+		if len(keys) > 0 {
+			var vals []string
+			for _, k := range keys {
+				vals = append(vals, "v"+k)
+			}
+			rec["keys"], rec["vals"] = keys, vals
+		}
+		w.write(rec)
+	}
+	ack := func(seq int, op string, value int) {
+		rec := map[string]any{"k": "ack", "seq": seq, "op": op, "attempts": 1, "t0": 1.0, "ta": 1.0, "tid": "01"}
+		if op == "hot" {
+			rec["value"] = value
+		}
+		w.write(rec)
+	}
+	fail := func(seq int, op, stage string, err error) {
+		outcome := "none"
+		if stage == "Finish" {
+			outcome = "unknown"
+		}
+		w.writeError(err, "Txn."+stage, map[string]any{"seq": seq, "op": op, "attempt": 1, "outcome": outcome})
+	}
+	begin(1, "insert", "0000000000000010", "0000000000000011")
+	ack(1, "insert", 0)
+	begin(2, "hot")
+	w.write(map[string]any{"k": "conflict", "seq": 2, "attempt": 1, "type": "ConflictError"})
+	ack(2, "hot", 1)
+	begin(3, "append")
+	ack(3, "append", 0)
+	begin(4, "insert", "0000000000000012")
+	fail(4, "insert", "Vote", fmt.Errorf("client: vote: %w", client.ErrNoStorage))
+	begin(5, "insert", "0000000000000013")
+	fail(5, "insert", "Finish", fmt.Errorf("client: finish: %w", client.ErrMasterLost))
+	begin(6, "append")
+	fail(6, "append", "Finish", errors.New("outcome unknown"))
+	w.out.Close()
+	h, err := loadHistory(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, lay
+}
+
+func TestGoRecordsVerify(t *testing.T) {
+	h, _ := goHistory(t)
+	if h.Conflicts != 1 || len(h.Errors) != 3 || len(h.Txns["0.0"]) != 6 {
+		t.Fatalf("history: %d conflicts, %d errors, %d transactions", h.Conflicts, len(h.Errors), len(h.Txns["0.0"]))
+	}
+	if e := h.Errors[1]; e.Type != "client.ErrMasterLost" || !e.ViaPrimary || e.Outcome != "unknown" || e.Where != "Txn.Finish" ||
+		!strings.Contains(e.TB, "finish") {
+		t.Errorf("error record = %+v", e)
+	}
+	good := func() *dbState {
+		return &dbState{
+			Tree: [][2]string{{"0000000000000010", "v0000000000000010"}, {"0000000000000011", "v0000000000000011"}},
+			Hot:  1, Logs: map[string][]int{"0.0": {3}}, ULogs: map[string][]int{}, Length: 2,
+		}
+	}
+	if v := verify(h, good()); v.Lost+v.Duplicated+v.Inconsistent != 0 || v.UnknownAbsent != 1 {
+		t.Errorf("acknowledged state: %+v", v)
+	}
+	// unknown outcomes (errors from Finish) may have committed
+	db := good()
+	db.Tree = append(db.Tree, [2]string{"0000000000000013", "v0000000000000013"})
+	db.Logs["0.0"] = []int{3, 6}
+	db.Length = 3
+	if v := verify(h, db); v.Lost+v.Duplicated+v.Inconsistent != 0 || v.UnknownCommitted != 1 {
+		t.Errorf("unknown outcomes committed: %+v", v)
+	}
+	for _, c := range []struct {
+		name      string
+		change    func(*dbState)
+		lost, dup int
+	}{
+		{"acknowledged object missing", func(d *dbState) { d.Tree = d.Tree[1:] }, 1, 0},
+		{"object of a failed vote present", func(d *dbState) {
+			d.Tree = append(d.Tree, [2]string{"0000000000000012", "v0000000000000012"})
+		}, 0, 1},
+		{"object never recorded present", func(d *dbState) { d.Tree = append(d.Tree, [2]string{"0000000000000099", "x"}) }, 0, 1},
+		{"hot counter lost", func(d *dbState) { d.Hot = 0 }, 1, 0},
+		{"append lost", func(d *dbState) { d.Logs["0.0"] = []int{} }, 1, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db := good()
+			c.change(db)
+			db.Length = len(db.Tree)
+			v := verify(h, db)
+			if v.Lost != c.lost || v.Duplicated != c.dup || v.Inconsistent != 0 {
+				t.Errorf("lost %d dup %d inconsistent %d, want %d %d 0: %q", v.Lost, v.Duplicated, v.Inconsistent, c.lost, c.dup, v.Problems)
+			}
+		})
+	}
+}
+
+func TestGroupErrorsKeepsTheGoOperation(t *testing.T) {
+	h, _ := goHistory(t)
+	g := groupErrors(h.Errors)
+	if len(g) != 3 || g[0].Where != "Txn.Vote" || g[0].Type != "client.ErrNoStorage" || !strings.Contains(g[0].Traceback, "no storage") {
+		t.Errorf("groups = %+v", g)
+	}
+}
+
+func TestLayoutFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := readLayout(dir); err == nil {
+		t.Error("no layout file: no error")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "layout.json"), []byte(`{"hot":5,"logs":{"0.0":6}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lay, err := readLayout(dir)
+	if err != nil || lay.Hot != 5 || lay.Logs["0.0"] != 6 {
+		t.Errorf("layout %+v, %v", lay, err)
+	}
+}
+
+// echo serves one connection at a time on a loopback listener: what it
+// reads it writes back, until EOF, then closes.
+func echo(t *testing.T) net.Listener {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return l
+}
+
+func TestDelayProxyAddsLatencyEachWayAndKeepsOrder(t *testing.T) {
+	l := echo(t)
+	p, err := newDelayProxy(l.Addr().String(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	c, err := net.Dial("tcp", p.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	roundTrip := func(msg string) time.Duration {
+		t0 := time.Now()
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+		if string(buf) != msg {
+			t.Fatalf("echo %q, got %q", msg, buf)
+		}
+		return time.Since(t0)
+	}
+	roundTrip("warm up")
+	if d := roundTrip("no delay"); d > 20*time.Millisecond {
+		t.Errorf("round trip without delay: %v", d)
+	}
+	p.set(30*time.Millisecond, 5*time.Millisecond)
+	if d := roundTrip("delayed"); d < 50*time.Millisecond {
+		t.Errorf("round trip with 30ms ± 5ms each way: %v, want >= 50ms", d)
+	}
+	// many writes, each with its own jitter: still in order
+	var want []byte
+	for i := 0; i < 50; i++ {
+		msg := fmt.Sprintf("%03d", i)
+		want = append(want, msg...)
+		if _, err := c.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != string(want) {
+		t.Errorf("order: got %q, %v", got, err)
+	}
+	if n := p.set(0, 0); n == 0 {
+		t.Error("no chunk counted as delayed")
+	}
+	if d := roundTrip("no delay again"); d > 20*time.Millisecond {
+		t.Errorf("round trip after the delay: %v", d)
+	}
+}
+
+func TestDelayProxyPassesTheEnd(t *testing.T) {
+	l := echo(t)
+	p, err := newDelayProxy(l.Addr().String(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	c, err := net.Dial("tcp", p.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("bye"))
+	c.(*net.TCPConn).CloseWrite() // the echo server sees EOF and closes
+	data, err := io.ReadAll(c)
+	if err != nil || string(data) != "bye" {
+		t.Errorf("after a half close: %q, %v", data, err)
+	}
+	// a target that refuses: the accepted connection is reset
+	l.Close()
+	c2, err := net.Dial("tcp", p.ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c2.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("connection to a dead target: read %v", err)
+	}
+}
+
+func TestNatRuleExcludesTheProxy(t *testing.T) {
+	args := strings.Join(natRule{from: 22150, to: 40000}.args("-A"), " ")
+	for _, want := range []string{"-t nat -A OUTPUT", "--dport 22150", "! -s " + proxySource, "--to-destination 127.0.0.1:40000"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("rule %q lacks %q", args, want)
+		}
+	}
+}
+
+func TestDelayStatsSplitsByTheDelayWindows(t *testing.T) {
+	dir := t.TempDir()
+	writeRecords(t, dir, "rec-0-0.jsonl",
+		`{"k":"begin","seq":1,"op":"hot","t":100}`,
+		`{"k":"ack","seq":1,"op":"hot","tid":"01","value":1,"t":100.01}`,
+		`{"k":"begin","seq":2,"op":"hot","t":101}`, // delayed
+		`{"k":"ack","seq":2,"op":"hot","tid":"02","value":2,"t":101.2}`,
+		`{"k":"begin","seq":3,"op":"hot","t":101.5}`, // delayed, not committed
+		`{"k":"gaveup","seq":3,"op":"hot","t":102}`,
+		`{"k":"begin","seq":4,"op":"hot","t":103}`,
+		`{"k":"ack","seq":4,"op":"hot","tid":"03","value":3,"t":103.03}`)
+	h, err := loadHistory(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(s float64) time.Time { return time.Unix(0, int64(s*1e9)) }
+	events := []*faultEvent{
+		{Kind: "delay", At: at(101), Until: at(102)},
+		{Kind: "delay", At: at(104)}, // never lifted (interrupted): ignored
+		{Kind: "storage-kill", At: at(100)},
+	}
+	s := delayStats(h, events, 100, 105)
+	if s == nil || s.Seconds != 1 || s.Transactions != 1 || s.CommitsPerS != 1 || s.OtherPerS != 0.5 ||
+		s.P50 < 0.19 || s.P50 > 0.21 || s.OtherP50 < 0.02 || s.OtherP50 > 0.04 {
+		t.Errorf("delay stats = %+v", s)
+	}
+	if delayStats(h, events[2:], 100, 105) != nil {
+		t.Error("stats without delay faults")
 	}
 }

@@ -458,7 +458,9 @@ func groupErrors(errs []errorRecord) []excGroup {
 		}
 		if g.Traceback == "" && e.TB != "" {
 			g.Traceback = e.TB
-			g.Where = innermost(e.TB)
+			if w := innermost(e.TB); w != "?" {
+				g.Where = w // Python: the innermost frame; Go: the operation
+			}
 		}
 		if e.TB != "" && len(g.Tracebacks) < maxTracebacks && !contains(g.Tracebacks, e.TB) {
 			g.Tracebacks = append(g.Tracebacks, e.TB)

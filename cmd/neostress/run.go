@@ -24,6 +24,7 @@ var workerPy []byte
 type result struct {
 	Scenario string    `json:"scenario"`
 	Servers  string    `json:"servers"`
+	Client   string    `json:"client"`
 	Storages int       `json:"storages"`
 	Masters  int       `json:"masters"`
 	Replicas int       `json:"replicas"`
@@ -47,6 +48,8 @@ type result struct {
 	ExcGroups    []excGroup `json:"exception_groups"`
 	Latency      latency    `json:"latency"`
 	LongestStall float64    `json:"longest_stall_s"` // longest time without any commit
+	// Delayed: the workload while a delay fault was on, and outside.
+	Delayed *delayedStats `json:"delayed,omitempty"`
 
 	Verify     *verdict         `json:"verify"`
 	Hangs      []hang           `json:"hangs"`
@@ -65,6 +68,74 @@ type result struct {
 	Pass        bool     `json:"pass"`
 }
 
+// delayedStats compares the transactions begun while a delay fault was
+// on with the others.
+type delayedStats struct {
+	Seconds      float64 `json:"seconds"` // total time with a delay on
+	CommitsPerS  float64 `json:"commits_per_s"`
+	OtherPerS    float64 `json:"other_commits_per_s"`
+	P50          float64 `json:"p50_s"` // of the transactions begun with a delay on
+	P99          float64 `json:"p99_s"`
+	OtherP50     float64 `json:"other_p50_s"`
+	OtherP99     float64 `json:"other_p99_s"`
+	Transactions int     `json:"transactions"`
+}
+
+// delayStats splits the acknowledged transactions by whether they began
+// while a delay fault was on.
+func delayStats(h *history, events []*faultEvent, start, end float64) *delayedStats {
+	type window struct{ from, to float64 }
+	var ws []window
+	total := 0.0
+	for _, ev := range events {
+		if ev.Kind == "delay" && !ev.At.IsZero() && !ev.Until.IsZero() {
+			w := window{unix(ev.At), unix(ev.Until)}
+			ws = append(ws, w)
+			total += w.to - w.from
+		}
+	}
+	if len(ws) == 0 {
+		return nil
+	}
+	in := func(t float64) bool {
+		for _, w := range ws {
+			if t >= w.from && t < w.to {
+				return true
+			}
+		}
+		return false
+	}
+	var on, off []float64
+	for _, txns := range h.Txns {
+		for _, t := range txns {
+			if t.outcome() != committed {
+				continue
+			}
+			if d := t.End.T - t.Begin.T; in(t.Begin.T) {
+				on = append(on, d)
+			} else {
+				off = append(off, d)
+			}
+		}
+	}
+	s := &delayedStats{Seconds: total, Transactions: len(on)}
+	if total > 0 {
+		s.CommitsPerS = float64(len(on)) / total
+	}
+	if rest := end - start - total; rest > 0 {
+		s.OtherPerS = float64(len(off)) / rest
+	}
+	pct := func(xs []float64, p int) float64 {
+		if len(xs) == 0 {
+			return 0
+		}
+		sort.Float64s(xs)
+		return xs[min(len(xs)-1, len(xs)*p/100)]
+	}
+	s.P50, s.P99, s.OtherP50, s.OtherP99 = pct(on, 50), pct(on, 99), pct(off, 50), pct(off, 99)
+	return s
+}
+
 // latency of acknowledged transactions, first attempt to acknowledgement.
 type latency struct {
 	P50   float64 `json:"p50_s"`
@@ -79,7 +150,7 @@ func (r *result) fail(format string, args ...any) {
 
 // runOne runs one scenario and prints its summary.
 func runOne(ctx context.Context, cfg config, stdout io.Writer) *result {
-	r := &result{Scenario: cfg.describe(), Servers: cfg.Servers, Storages: cfg.Storages, Masters: cfg.Masters,
+	r := &result{Scenario: cfg.describe(), Servers: cfg.Servers, Client: cfg.Client, Storages: cfg.Storages, Masters: cfg.Masters,
 		Replicas: cfg.Replicas, Faults: cfg.Faults, Seed: cfg.Seed, Started: time.Now(), verbose: cfg.Verbose}
 	if r.Faults == nil {
 		r.Faults = []string{}
@@ -93,7 +164,7 @@ func runOne(ctx context.Context, cfg config, stdout io.Writer) *result {
 	r.WorkDir = work
 	fmt.Fprintf(stdout, "neostress: %s seed=%d\n  work dir %s\n", r.Scenario, cfg.Seed, work)
 	script := filepath.Join(work, "worker.py")
-	cl, err := r.setup(ctx, &cfg, work, script, stdout)
+	cl, lay, err := r.setup(ctx, &cfg, work, script, stdout)
 	defer func() {
 		if cl != nil {
 			if err := cl.stop(); err != nil {
@@ -110,33 +181,39 @@ func runOne(ctx context.Context, cfg config, stdout io.Writer) *result {
 		r.Errors = append(r.Errors, err.Error())
 		return r
 	}
-	r.exercise(ctx, &cfg, cl, work, script)
+	r.exercise(ctx, &cfg, cl, lay, work, script)
 	return r
 }
 
 // setup writes the worker script, starts the cluster and creates the
-// database's structures. The cluster is returned (to be stopped) even
-// with an error.
-func (r *result) setup(ctx context.Context, cfg *config, work, script string, stdout io.Writer) (*cluster, error) {
+// database's structures (with the Go client: the layout of its
+// objects). The cluster is returned (to be stopped) even with an error.
+func (r *result) setup(ctx context.Context, cfg *config, work, script string, stdout io.Writer) (*cluster, *goLayout, error) {
 	if err := os.WriteFile(script, workerPy, 0o755); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := os.MkdirAll(filepath.Join(work, "records"), 0o755); err != nil {
-		return nil, err
+	records := filepath.Join(work, "records")
+	if err := os.MkdirAll(records, 0o755); err != nil {
+		return nil, nil, err
 	}
 	py, err := loadPyEnv(ctx, cfg.PeersDir)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if contains(cfg.Faults, "tcp-reset") || contains(cfg.Faults, "client-reset") {
 		if err := probeReset(ctx); err != nil {
-			return nil, fmt.Errorf("tcp-reset/client-reset: %w", err)
+			return nil, nil, fmt.Errorf("tcp-reset/client-reset: %w", err)
+		}
+	}
+	if contains(cfg.Faults, "delay") {
+		if err := probeDelay(ctx); err != nil {
+			return nil, nil, err
 		}
 	}
 	t0 := time.Now()
 	cl, err := startCluster(ctx, cfg, work, py)
 	if err != nil {
-		return cl, err
+		return cl, nil, err
 	}
 	fmt.Fprintf(stdout, "  cluster RUNNING in %.1fs: masters %s admin %s\n", time.Since(t0).Seconds(), cl.mastersString(), cl.admin)
 	var names []string
@@ -145,18 +222,22 @@ func (r *result) setup(ctx context.Context, cfg *config, work, script string, st
 			names = append(names, fmt.Sprintf("%d.%d", p, t))
 		}
 	}
+	if cfg.Client == "go" {
+		lay, err := goInit(ctx, cl.masters, cl.name, names, records)
+		return cl, lay, err
+	}
 	ictx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	x := exec.CommandContext(ictx, py.PY, script, "init", cl.mastersString(), cl.name, "--workers", strings.Join(names, ","))
 	x.Env = py.env()
 	if out, err := x.CombinedOutput(); err != nil {
-		return cl, fmt.Errorf("worker.py init: %w\n%s", err, lastLines(string(out), 30))
+		return cl, nil, fmt.Errorf("worker.py init: %w\n%s", err, lastLines(string(out), 30))
 	}
-	return cl, nil
+	return cl, nil, nil
 }
 
 // exercise runs the workload and the faults, then verifies.
-func (r *result) exercise(ctx context.Context, cfg *config, cl *cluster, work, script string) {
+func (r *result) exercise(ctx context.Context, cfg *config, cl *cluster, lay *goLayout, work, script string) {
 	w := newWatcher(cl.ctl)
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
@@ -246,11 +327,16 @@ func (r *result) exercise(ctx context.Context, cfg *config, cl *cluster, work, s
 
 	// Read the database back with a fresh client (after a last pack that
 	// every storage finished, so that replicas compare equal).
-	packAge := 0.0
-	if cfg.PackEvery > 0 {
-		packAge = cfg.PackAge.Seconds()
+	var db *dbState
+	if cfg.Client == "go" {
+		db, err = goDump(ctx, cl.masters, cl.name, lay)
+	} else {
+		packAge := 0.0
+		if cfg.PackEvery > 0 {
+			packAge = cfg.PackAge.Seconds()
+		}
+		db, err = dumpDB(ctx, cl, script, packAge)
 	}
-	db, err := dumpDB(ctx, cl, script, packAge)
 	if err != nil {
 		r.Errors = append(r.Errors, err.Error())
 	} else {
@@ -362,6 +448,7 @@ func (r *result) summarize(h *history, start time.Time) {
 		}
 	}
 	r.FaultStats = faultStats(r.Events)
+	r.Delayed = delayStats(h, r.Events, unix(start), unix(start)+r.WorkloadSeconds)
 }
 
 func unix(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }
@@ -379,6 +466,7 @@ type faultKindStats struct {
 	Failover    stat   `json:"failover_s"`
 	AdminUp     stat   `json:"admin_back_s"`
 	Sockets     stat   `json:"reset_sockets"`
+	Delayed     stat   `json:"delayed_chunks"`
 	NoCommit    int    `json:"no_commit_after"`
 	NoUpToDate  int    `json:"never_up_to_date"`
 	Errors      int    `json:"errors"`
@@ -435,6 +523,9 @@ func faultStats(events []*faultEvent) []faultKindStats {
 		if isReset(ev.Kind) {
 			m["sockets"] = append(m["sockets"], float64(ev.Sockets))
 		}
+		if ev.Kind == "delay" {
+			m["delayed"] = append(m["delayed"], float64(ev.Delayed))
+		}
 		add("failover", ev.Failover, nil)
 		add("admin", ev.AdminUp, nil)
 	}
@@ -443,7 +534,7 @@ func faultStats(events []*faultEvent) []faultKindStats {
 		s, m := stats[k], samples[k]
 		s.SafeWait, s.FirstCommit, s.UpToDate = statOf(m["safe"]), statOf(m["commit"]), statOf(m["uptodate"])
 		s.Failover, s.AdminUp = statOf(m["failover"]), statOf(m["admin"])
-		s.Sockets = statOf(m["sockets"])
+		s.Sockets, s.Delayed = statOf(m["sockets"]), statOf(m["delayed"])
 		out = append(out, *s)
 	}
 	return out
@@ -597,6 +688,10 @@ func (r *result) print(w io.Writer) {
 		fmt.Fprintf(w, "  commits by kind: %s\n", strings.Join(ops, ", "))
 		fmt.Fprintf(w, "  transaction duration: median %.3fs, p99 %.3fs, worst %.3fs (%s)\n", r.Latency.P50, r.Latency.P99, r.Latency.Max, r.Latency.MaxOf)
 		fmt.Fprintf(w, "  longest time without any commit: %.2fs\n", r.LongestStall)
+		if d := r.Delayed; d != nil {
+			fmt.Fprintf(w, "  begun with a delay on (%.0fs in all): %.1f commits/s, median %.3fs, p99 %.3fs; otherwise %.1f commits/s, median %.3fs, p99 %.3fs\n",
+				d.Seconds, d.CommitsPerS, d.P50, d.P99, d.OtherPerS, d.OtherP50, d.OtherP99)
+		}
 	}
 	if len(r.ExcGroups) > 0 {
 		fmt.Fprintf(w, "exceptions: %d (%d within %v after a fault, %d in flight at a master kill), by type and place (first traceback of each; all distinct ones with -v):\n",
@@ -628,6 +723,9 @@ func (r *result) print(w io.Writer) {
 			if s.Sockets.N > 0 {
 				fmt.Fprintf(w, "    sockets reset per fault: median %.0f max %.0f\n", s.Sockets.Median, s.Sockets.Max)
 			}
+			if s.Delayed.N > 0 {
+				fmt.Fprintf(w, "    chunks of data delayed per fault: median %.0f max %.0f\n", s.Delayed.Median, s.Delayed.Max)
+			}
 			if s.AdminUp.N > 0 {
 				fmt.Fprintf(w, "    admin answering again %s\n", fmtStat(s.AdminUp))
 			}
@@ -643,7 +741,7 @@ func (r *result) print(w io.Writer) {
 		if h.Thread >= 0 {
 			th = fmt.Sprintf("thread %d", h.Thread)
 		}
-		fmt.Fprintf(w, "HANG: worker %d %s, %s, no progress for %.0fs while %s; Python stacks:\n%s\n", h.Proc, th, h.Op, h.Idle, h.When,
+		fmt.Fprintf(w, "HANG: worker %d %s, %s, no progress for %.0fs while %s; stacks:\n%s\n", h.Proc, th, h.Op, h.Idle, h.When,
 			indent(strings.TrimRight(h.Stacks, "\n"), "    "))
 	}
 	for _, d := range r.Died {
@@ -718,8 +816,8 @@ func printSuite(w io.Writer, rs []*result) {
 		if r.Verify != nil {
 			lost, dup = r.Verify.Lost, r.Verify.Duplicated
 		}
-		fmt.Fprintf(w, "  %-22s %-24s %6d commits %5d exc %d lost %d dup %d hangs  %s\n", r.Servers+fmt.Sprintf("/m%d/s%d", r.Masters, r.Storages),
-			strings.Join(r.Faults, "+"), r.Commits, r.Exceptions, lost, dup, len(r.Hangs), verdict)
+		fmt.Fprintf(w, "  %-22s %-2s %-24s %6d commits %5d exc %d lost %d dup %d hangs  %s\n", r.Servers+fmt.Sprintf("/m%d/s%d", r.Masters, r.Storages),
+			r.Client, strings.Join(r.Faults, "+"), r.Commits, r.Exceptions, lost, dup, len(r.Hangs), verdict)
 	}
 }
 

@@ -1,9 +1,11 @@
 package main
 
-// The Python worker processes: started in their own process groups,
-// watched through their heartbeat files, stopped with SIGTERM (SIGKILL
-// after a deadline). A worker without progress is a hang: its stacks are
-// dumped with SIGUSR1 (faulthandler) before anything else happens to it.
+// The worker processes (worker.py, or this binary as a Go worker):
+// started in their own process groups, watched through their heartbeat
+// files, stopped with SIGTERM (SIGKILL after a deadline). A worker
+// without progress is a hang: its stacks are dumped with SIGUSR1
+// (faulthandler; pprof's goroutine profile in a Go worker) before
+// anything else happens to it.
 
 import (
 	"context"
@@ -18,22 +20,25 @@ import (
 	"time"
 )
 
-// heartbeat is a worker's hb-P.json.
+// heartbeat is a worker's hb-P.json (worker.py, or goworker.go).
 type heartbeat struct {
-	T       float64 `json:"t"`
-	Pid     int     `json:"pid"`
-	Phase   string  `json:"phase"`
-	Threads []struct {
-		Thread     int      `json:"thread"`
-		Progress   float64  `json:"progress"`
-		LastCommit *float64 `json:"last_commit"`
-		Op         *string  `json:"op"`
-		OpStart    *float64 `json:"op_start"`
-		Commits    int      `json:"commits"`
-		Conflicts  int      `json:"conflicts"`
-		Errors     int      `json:"errors"`
-		Alive      bool     `json:"alive"`
-	} `json:"threads"`
+	T       float64      `json:"t"`
+	Pid     int          `json:"pid"`
+	Phase   string       `json:"phase"`
+	Threads []threadBeat `json:"threads"`
+}
+
+// threadBeat is one worker thread (goroutine) in a heartbeat.
+type threadBeat struct {
+	Thread     int      `json:"thread"`
+	Progress   float64  `json:"progress"`
+	LastCommit *float64 `json:"last_commit"`
+	Op         *string  `json:"op"`
+	OpStart    *float64 `json:"op_start"`
+	Commits    int      `json:"commits"`
+	Conflicts  int      `json:"conflicts"`
+	Errors     int      `json:"errors"`
+	Alive      bool     `json:"alive"`
 }
 
 // hang is a worker found without progress.
@@ -73,13 +78,25 @@ func (ws *workers) start(masters, cluster string) error {
 		if err != nil {
 			return err
 		}
-		x := exec.Command(ws.py.PY, ws.script, "run", masters, cluster,
-			"--proc", strconv.Itoa(p), "--threads", strconv.Itoa(ws.cfg.Threads), "--dir", ws.dir,
-			"--seed", strconv.FormatInt(ws.cfg.Seed, 10),
-			"--pack-every", fmt.Sprint(ws.cfg.PackEvery.Seconds()),
-			"--pack-age", fmt.Sprint(ws.cfg.PackAge.Seconds()),
-			"--undo-pct", fmt.Sprint(ws.cfg.UndoPct))
-		x.Env = ws.py.env()
+		var x *exec.Cmd
+		if ws.cfg.Client == "go" {
+			self, err := os.Executable()
+			if err != nil {
+				f.Close()
+				return err
+			}
+			x = exec.Command(self, goWorkerMode, masters, cluster,
+				"--proc", strconv.Itoa(p), "--threads", strconv.Itoa(ws.cfg.Threads), "--dir", ws.dir,
+				"--seed", strconv.FormatInt(ws.cfg.Seed, 10))
+		} else {
+			x = exec.Command(ws.py.PY, ws.script, "run", masters, cluster,
+				"--proc", strconv.Itoa(p), "--threads", strconv.Itoa(ws.cfg.Threads), "--dir", ws.dir,
+				"--seed", strconv.FormatInt(ws.cfg.Seed, 10),
+				"--pack-every", fmt.Sprint(ws.cfg.PackEvery.Seconds()),
+				"--pack-age", fmt.Sprint(ws.cfg.PackAge.Seconds()),
+				"--undo-pct", fmt.Sprint(ws.cfg.UndoPct))
+			x.Env = ws.py.env()
+		}
 		x.Stdout, x.Stderr = f, f
 		x.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := x.Start(); err != nil {
