@@ -109,8 +109,8 @@ func fuzzRecords(t *testing.T, b []byte) {
 // FuzzIndexPickle feeds arbitrary bytes as a .index file: no panic, and
 // what parses writes back to an index that parses the same.
 func FuzzIndexPickle(f *testing.F) {
-	f.Add(appendIndex(nil, 1<<40, map[proto.Oid]int64{0: 4, 1: 100, 1 << 20: 1 << 33}))
-	f.Add(appendIndex(nil, 200, nil))
+	f.Add(appendIndex(nil, 1<<40, indexOf(map[proto.Oid]int64{0: 4, 1: 100, 1 << 20: 1 << 33})))
+	f.Add(appendIndex(nil, 200, NewIndex()))
 	f.Add([]byte("\x80\x03J\x00\x01\x00\x00.\x80\x03C\x06\x00\x00\x00\x00\x00\x00C\x08\x00\x01\x00\x00\x00\x00\x00\x04\x86q\x00.\x80\x03N."))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		pos, index, err := parseIndex(b)
@@ -118,7 +118,7 @@ func FuzzIndexPickle(f *testing.F) {
 			return
 		}
 		pos2, index2, err := parseIndex(appendIndex(nil, pos, index))
-		if err != nil || pos2 != pos || !mapsEqual(index, index2) {
+		if err != nil || pos2 != pos || !index.Equal(index2) {
 			t.Fatalf("round trip: %v", err)
 		}
 	})

@@ -17,7 +17,7 @@ const maxIndexFile = 4 << 30
 // does (spec §7): it returns the index, the position it covers and the
 // tid of the transaction that ends there. Any problem is an error, after
 // which the caller scans the whole file.
-func (s *Storage) loadIndexFile(size int64) (map[proto.Oid]int64, int64, proto.Tid, error) {
+func (s *Storage) loadIndexFile(size int64) (*Index, int64, proto.Tid, error) {
 	iname := s.name + ".index"
 	fi, err := os.Stat(iname)
 	if err != nil {
@@ -46,7 +46,7 @@ func (s *Storage) loadIndexFile(size int64) (map[proto.Oid]int64, int64, proto.T
 // of the last non-empty, non-undone transaction before pos are where the
 // index says. ZODB checks up to 5 records; we check that whole
 // transaction. It returns the tid of the transaction ending at pos.
-func (s *Storage) checkIndex(index map[proto.Oid]int64, pos, size int64) (proto.Tid, error) {
+func (s *Storage) checkIndex(index *Index, pos, size int64) (proto.Tid, error) {
 	if pos < 100 || pos > size {
 		return 0, fmt.Errorf("position %d outside the file (%d bytes)", pos, size)
 	}
@@ -96,8 +96,8 @@ func (s *Storage) checkIndex(index map[proto.Oid]int64, pos, size int64) (proto.
 			dpos += dh.RecordLen()
 		}
 		for oid, p := range last {
-			if index[oid] != p {
-				return 0, fmt.Errorf("oid %s at %d, not %d", oid, p, index[oid])
+			if ip, _ := index.Get(oid); ip != p {
+				return 0, fmt.Errorf("oid %s at %d, not %d", oid, p, ip)
 			}
 		}
 		return lastTid, nil
@@ -106,7 +106,7 @@ func (s *Storage) checkIndex(index map[proto.Oid]int64, pos, size int64) (proto.
 
 // saveIndexFile writes name.index for index at end, through a temporary
 // file renamed over it, as ZODB does on close. Called with mu held.
-func (s *Storage) saveIndexFile(index map[proto.Oid]int64, end int64) error {
+func (s *Storage) saveIndexFile(index *Index, end int64) error {
 	if end < 100 {
 		// ZODB would not accept it; an older one is stale.
 		if err := os.Remove(s.name + ".index"); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -239,7 +239,7 @@ func decodePickle(b []byte) (pickleValue, int, error) {
 
 // parseIndex parses the content of a .index file: the position it covers
 // and the oid -> position entries.
-func parseIndex(b []byte) (pos int64, index map[proto.Oid]int64, err error) {
+func parseIndex(b []byte) (pos int64, index *Index, err error) {
 	v, n, err := decodePickle(b)
 	if err != nil {
 		return 0, nil, err
@@ -248,7 +248,7 @@ func parseIndex(b []byte) (pos int64, index map[proto.Oid]int64, err error) {
 	if !ok {
 		return 0, nil, errors.New("index: first pickle is not a position (an old index format?)")
 	}
-	index = map[proto.Oid]int64{}
+	index = NewIndex()
 	b = b[n:]
 	var last []byte
 	for {
@@ -274,14 +274,20 @@ func parseIndex(b []byte) (pos int64, index map[proto.Oid]int64, err error) {
 		}
 		last = prefix
 		k := len(bucket) / 8
-		var oid [8]byte
-		copy(oid[:6], prefix)
-		for j := 0; j < k; j++ {
-			copy(oid[6:], bucket[2*j:2*j+2])
-			pb := bucket[2*k+6*j : 2*k+6*j+6]
-			p := int64(pb[0])<<40 | int64(pb[1])<<32 | int64(binary.BigEndian.Uint32(pb[2:]))
-			index[proto.Oid(binary.BigEndian.Uint64(oid[:]))] = p
+		if k == 0 {
+			continue
 		}
+		var oid [8]byte
+		copy(oid[2:], prefix)
+		g := &indexGroup{suffix: make([]uint16, k), pos: slices.Clone(bucket[2*k:])}
+		for j := range k {
+			g.suffix[j] = binary.BigEndian.Uint16(bucket[2*j:])
+			if j > 0 && g.suffix[j] <= g.suffix[j-1] {
+				return 0, nil, errors.New("index: bucket keys not ascending")
+			}
+		}
+		index.groups[proto.Oid(binary.BigEndian.Uint64(oid[:]))] = g
+		index.n += k
 	}
 	if len(b) != 0 {
 		return 0, nil, fmt.Errorf("index: %d bytes after the terminator", len(b))
@@ -291,37 +297,24 @@ func parseIndex(b []byte) (pos int64, index map[proto.Oid]int64, err error) {
 
 // appendIndex appends to dst the .index file of index at pos, as ZODB's
 // fsIndex.save writes it: protocol 3 pickles, no memo.
-func appendIndex(dst []byte, pos int64, index map[proto.Oid]int64) []byte {
+func appendIndex(dst []byte, pos int64, index *Index) []byte {
 	// pos
 	dst = append(dst, opProto, 3)
 	dst = appendPickleInt(dst, pos)
 	dst = append(dst, opStop)
 	// entries grouped by prefix, ascending
-	oids := make([]proto.Oid, 0, len(index))
-	for oid := range index {
-		oids = append(oids, oid)
-	}
-	slices.Sort(oids)
-	for i := 0; i < len(oids); {
-		j := i
-		for j < len(oids) && oids[j]>>16 == oids[i]>>16 {
-			j++
-		}
-		k := j - i
+	for _, hi := range index.sortedGroups() {
+		g := index.groups[hi]
 		var prefix [8]byte
-		binary.BigEndian.PutUint64(prefix[:], uint64(oids[i]))
+		binary.BigEndian.PutUint64(prefix[:], uint64(hi))
 		dst = append(dst, opProto, 3, opShortBinBytes, 6)
-		dst = append(dst, prefix[:6]...)
-		dst = appendPickleBytesHeader(dst, 8*k)
-		for _, oid := range oids[i:j] {
-			dst = append(dst, byte(oid>>8), byte(oid))
+		dst = append(dst, prefix[2:]...)
+		dst = appendPickleBytesHeader(dst, 8*len(g.suffix))
+		for _, s := range g.suffix {
+			dst = binary.BigEndian.AppendUint16(dst, s)
 		}
-		for _, oid := range oids[i:j] {
-			p := index[oid]
-			dst = append(dst, byte(p>>40), byte(p>>32), byte(p>>24), byte(p>>16), byte(p>>8), byte(p))
-		}
+		dst = append(dst, g.pos...)
 		dst = append(dst, opTuple2, opStop)
-		i = j
 	}
 	return append(dst, opProto, 3, opNone, opStop)
 }

@@ -18,7 +18,7 @@ type scanner struct {
 	name    string
 	sr      *seqReader
 	log     *slog.Logger
-	index   map[proto.Oid]int64
+	index   *Index
 	lastTid proto.Tid
 	tindex  map[proto.Oid]int64
 	noIndex bool // check records, index nothing
@@ -83,7 +83,7 @@ func (sc *scanner) scan(pos int64) (end int64, tail *Tail, err error) {
 			return 0, nil, corrupt(sc.name, h.End(), "redundant transaction length %d differs from %d at %d", rl, h.Len, pos)
 		}
 		for oid, p := range sc.tindex {
-			sc.index[oid] = p
+			sc.index.Set(oid, p)
 		}
 		clear(sc.tindex)
 		sc.lastTid = h.Tid
@@ -107,7 +107,7 @@ func (sc *scanner) records(h *TxnHeader) error {
 			pos += dh.RecordLen()
 			continue
 		}
-		if prev := sc.index[dh.Oid]; prev != dh.Prev {
+		if prev, _ := sc.index.Get(dh.Oid); prev != dh.Prev {
 			// ZODB logs an error for a wrong non-zero prev, a warning for
 			// prev 0 (packed files have those), and goes on.
 			sc.log.Warn("incorrect previous pointer", "pos", pos, "oid", dh.Oid, "prev", dh.Prev, "index", prev)

@@ -81,8 +81,8 @@ type Storage struct {
 
 	mu struct {
 		sync.RWMutex
-		index   map[proto.Oid]int64 // oid -> position of its latest data record
-		end     int64               // end of the last committed transaction
+		index   *Index // oid -> position of its latest data record
+		end     int64  // end of the last committed transaction
 		lastTid proto.Tid
 		closed  bool
 	}
@@ -151,7 +151,7 @@ func (s *Storage) init(opts Options) error {
 		return fmt.Errorf("filestorage: %w", err)
 	}
 	size := fi.Size()
-	s.mu.index = map[proto.Oid]int64{}
+	s.mu.index = NewIndex()
 	if size == 0 {
 		// An empty file is an empty storage; a writer gives it its magic.
 		s.magic = opts.Magic
@@ -295,19 +295,16 @@ func (s *Storage) End() int64 {
 func (s *Storage) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return len(s.mu.index)
+	return s.mu.index.Len()
 }
 
-// Oids calls fn for every oid of the index, with the position of its
-// latest record, in no particular order, until fn returns false.
+// Oids calls fn for every oid of the index in ascending order, with the
+// position of its latest record, until fn returns false. The storage's
+// index is read-locked meanwhile: fn must not commit.
 func (s *Storage) Oids(fn func(oid proto.Oid, pos int64) bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for oid, pos := range s.mu.index {
-		if !fn(oid, pos) {
-			return
-		}
-	}
+	s.mu.index.All(fn)
 }
 
 // MaxOid is the greatest oid of the index (where an oid allocator
@@ -315,11 +312,7 @@ func (s *Storage) Oids(fn func(oid proto.Oid, pos int64) bool) {
 func (s *Storage) MaxOid() proto.Oid {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var m proto.Oid
-	for oid := range s.mu.index {
-		m = max(m, oid)
-	}
-	return m
+	return s.mu.index.Max()
 }
 
 // lookup returns the position of oid's latest record and the end of the
@@ -333,7 +326,7 @@ func (s *Storage) lookup(oid proto.Oid) (pos, end int64, err error) {
 	if s.noIndex {
 		return 0, 0, ErrNoIndex
 	}
-	pos, ok := s.mu.index[oid]
+	pos, ok := s.mu.index.Get(oid)
 	if !ok {
 		return 0, 0, fmt.Errorf("oid %s: %w", oid, ErrNotFound)
 	}

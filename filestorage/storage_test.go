@@ -596,7 +596,7 @@ func TestIndexFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	pos, index, err := parseIndex(b)
-	if err != nil || pos != end || !mapsEqual(index, want) {
+	if err != nil || pos != end || !index.Equal(indexOf(want)) {
 		t.Fatalf("parseIndex: %v, pos %d (want %d)", err, pos, end)
 	}
 	// appending after the index was written: the scan catches up
@@ -617,7 +617,7 @@ func TestIndexFile(t *testing.T) {
 	checkModel(t, r, m)
 	r.Close()
 	// an index whose pos is not the end of a transaction is refused
-	bad := appendIndex(nil, end-1, want)
+	bad := appendIndex(nil, end-1, indexOf(want))
 	os.WriteFile(path+".index", bad, 0o666)
 	if err := r.checkIndexFileRefused(path); err != nil {
 		t.Fatal(err)
@@ -639,16 +639,65 @@ func (*Storage) checkIndexFileRefused(path string) error {
 	return nil
 }
 
-func mapsEqual(a, b map[proto.Oid]int64) bool {
-	if len(a) != len(b) {
-		return false
+func indexOf(m map[proto.Oid]int64) *Index {
+	x := NewIndex()
+	for oid, pos := range m {
+		x.Set(oid, pos)
 	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
+	return x
+}
+
+// Index behaves as a map, whatever the order of inserts.
+func TestIndex(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	x, m := NewIndex(), map[proto.Oid]int64{}
+	for i := 0; i < 100000; i++ {
+		var oid proto.Oid
+		switch rng.IntN(3) {
+		case 0:
+			oid = proto.Oid(i) // increasing
+		case 1:
+			oid = proto.Oid(rng.IntN(200000)) // random, dense
+		default:
+			oid = proto.Oid(rng.Uint64()) // sparse
 		}
+		pos := rng.Int64N(1 << 48)
+		x.Set(oid, pos)
+		m[oid] = pos
 	}
-	return true
+	if x.Len() != len(m) {
+		t.Fatalf("Len %d, want %d", x.Len(), len(m))
+	}
+	var maxOid proto.Oid
+	for oid, pos := range m {
+		if p, ok := x.Get(oid); !ok || p != pos {
+			t.Fatalf("Get %s: %d %v, want %d", oid, p, ok, pos)
+		}
+		maxOid = max(maxOid, oid)
+	}
+	if x.Max() != maxOid {
+		t.Fatalf("Max %s, want %s", x.Max(), maxOid)
+	}
+	var last proto.Oid
+	n := 0
+	x.All(func(oid proto.Oid, pos int64) bool {
+		if n > 0 && oid <= last {
+			t.Fatalf("All: %s after %s", oid, last)
+		}
+		last = oid
+		n++
+		return true
+	})
+	if n != len(m) {
+		t.Fatalf("All gave %d oids, want %d", n, len(m))
+	}
+	if _, ok := x.Get(1 << 62); ok {
+		t.Fatal("Get of a missing oid")
+	}
+	pos, y, err := parseIndex(appendIndex(nil, 12345, x))
+	if err != nil || pos != 12345 || !y.Equal(x) {
+		t.Fatalf("index file round trip: %v", err)
+	}
 }
 
 func TestPickleInt(t *testing.T) {

@@ -40,9 +40,10 @@ func Verify(name string, r io.ReaderAt, size int64, strict bool) (VerifyStats, e
 	if err := checkMagic(b); err != nil {
 		return st, &CorruptError{File: name, Pos: 0, Err: err}
 	}
-	var index, tindex map[proto.Oid]int64
+	var index *Index
+	var tindex map[proto.Oid]int64
 	if strict {
-		index, tindex = map[proto.Oid]int64{}, map[proto.Oid]int64{}
+		index, tindex = NewIndex(), map[proto.Oid]int64{}
 	}
 	pos := int64(MagicLen)
 	var lastTid proto.Tid
@@ -110,7 +111,7 @@ func Verify(name string, r io.ReaderAt, size int64, strict bool) (VerifyStats, e
 			return st, corrupt(name, h.End(), "inconsistent transaction length: %d, redundant %d", h.Len, rl)
 		}
 		for oid, p := range tindex {
-			index[oid] = p
+			index.Set(oid, p)
 		}
 		clear(tindex)
 		st.Transactions++
@@ -120,12 +121,12 @@ func Verify(name string, r io.ReaderAt, size int64, strict bool) (VerifyStats, e
 }
 
 // verifyRecord makes the strict checks of one data record.
-func verifyRecord(name string, r io.ReaderAt, sr *seqReader, th *TxnHeader, dh *DataHeader, index, tindex map[proto.Oid]int64) error {
+func verifyRecord(name string, r io.ReaderAt, sr *seqReader, th *TxnHeader, dh *DataHeader, index *Index, tindex map[proto.Oid]int64) error {
 	pos := dh.Pos
 	if dh.Tid != th.Tid {
 		return corrupt(name, pos, "record tid %s differs from its transaction's %s", dh.Tid, th.Tid)
 	}
-	if want := index[dh.Oid]; dh.Prev != want && !(dh.Prev == 0 && th.Status == StatusPacked) {
+	if want, _ := index.Get(dh.Oid); dh.Prev != want && !(dh.Prev == 0 && th.Status == StatusPacked) {
 		if dh.Prev != 0 || want == 0 {
 			return corrupt(name, pos, "prev %d of oid %s, but its previous record is at %d", dh.Prev, dh.Oid, want)
 		}

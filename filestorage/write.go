@@ -59,7 +59,8 @@ type TxnWriter struct {
 }
 
 // Begin starts appending a transaction. It waits while another
-// transaction is being appended.
+// transaction is being appended: the caller must end each transaction it
+// begins with Commit or Abort (Close waits for that too).
 func (s *Storage) Begin(m TxnMeta) (*TxnWriter, error) {
 	if s.readOnly {
 		return nil, ErrReadOnly
@@ -106,7 +107,10 @@ func (s *Storage) Begin(m TxnMeta) (*TxnWriter, error) {
 	t.write(m.Extension)
 	t.pos = end + t.h.HeaderLen()
 	t.h.Status = m.Status
-	return t, t.err
+	if t.err != nil {
+		return nil, t.fail(t.err)
+	}
+	return t, nil
 }
 
 func (t *TxnWriter) write(b []byte) {
@@ -129,7 +133,7 @@ func (t *TxnWriter) Store(r Record) error {
 	prev, ok := t.prevs[r.Oid]
 	if !ok {
 		t.s.mu.RLock()
-		prev = t.s.mu.index[r.Oid]
+		prev, _ = t.s.mu.index.Get(r.Oid)
 		t.s.mu.RUnlock()
 		t.prevs[r.Oid] = prev
 	}
@@ -209,7 +213,7 @@ func (t *TxnWriter) Commit() error {
 	}
 	s.mu.Lock()
 	for oid, pos := range t.tindex {
-		s.mu.index[oid] = pos
+		s.mu.index.Set(oid, pos)
 	}
 	s.mu.end = t.h.Next()
 	s.mu.lastTid = t.h.Tid

@@ -289,7 +289,7 @@ func TestReadZODBFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer b.Close()
-		if !mapsEqual(a.mu.index, b.mu.index) || a.LastTid() != b.LastTid() || a.End() != b.End() {
+		if !a.mu.index.Equal(b.mu.index) || a.LastTid() != b.LastTid() || a.End() != b.End() {
 			t.Fatal("the index read from ZODB's file differs from the scan")
 		}
 	})
