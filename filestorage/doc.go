@@ -24,12 +24,18 @@
 //
 // [Open] opens a file and builds that index (from Data.fs.index when it
 // is valid, else by scanning), stopping before an incomplete or
-// unfinished last transaction left by a crash (see [Tail]). [Storage]
+// unfinished last transaction left by a crash (see [Tail]). The [Index]
+// is laid out as ZODB's fsIndex, 8 to 9 bytes an object;
+// [Options.NoIndex] keeps none, for readers that only stream. [Storage]
 // answers [Storage.Load], [Storage.LoadBefore] and [Storage.LoadSerial],
 // and iterates over transactions forward or backward ([TxnIter]),
-// reading sequentially with bounded memory. [Storage.Begin] appends a
-// transaction with ZODB's commit discipline (status 'c', fsync, flip,
-// fsync). [Verify] makes fstest's checks.
+// reading sequentially through a bounded window. [Storage.Begin]
+// appends a transaction with ZODB's commit discipline (status 'c',
+// fsync, flip, fsync); what it writes is byte for byte what ZODB's
+// copyTransactionsFrom writes. [Verify] makes fstest's checks.
+//
+// The tests compare all of this with ZODB itself: testdata/zodbfs.py
+// drives ZODB's FileStorage (make integration).
 //
 // format.go and pickle.go are pure (headers, the .index pickles); the
 // rest does the file I/O. Errors about the content of a file are

@@ -54,9 +54,43 @@ type TxnIter struct {
 }
 
 // Iterate returns an iterator over the transactions whose tid is at
-// least start, in file order.
+// least start, in file order. When start is nearer the last tid than the
+// first, the first transaction is found by walking back from the end
+// (tids increase along a file), else by skipping from the start.
 func (s *Storage) Iterate(start proto.Tid) *TxnIter {
-	return s.newIter(false, start)
+	it := s.newIter(false, start)
+	if start != 0 && it.err == nil && it.end > MagicLen {
+		it.pos = it.seek(start)
+	}
+	return it
+}
+
+// seek returns where a forward iteration from start begins: the
+// position after the last transaction with a tid below start, found
+// backward, or MagicLen (the forward iteration then skips). Errors are
+// left for the forward iteration to meet.
+func (it *TxnIter) seek(start proto.Tid) int64 {
+	b, err := it.sr.at(MagicLen, TxnHeaderLen, false)
+	if err != nil {
+		return MagicLen
+	}
+	first := DecodeTxnHeader(b, MagicLen).Tid
+	it.s.mu.RLock()
+	last := it.s.mu.lastTid
+	it.s.mu.RUnlock()
+	if start <= first || start-first <= last-start {
+		return MagicLen
+	}
+	back := &TxnIter{s: it.s, sr: it.sr, backward: true, pos: it.end, end: it.end}
+	for {
+		t, err := back.prevTxn()
+		if err != nil {
+			return MagicLen
+		}
+		if t.Tid < start {
+			return t.Next()
+		}
+	}
 }
 
 // IterateBackward returns an iterator over all transactions, from the

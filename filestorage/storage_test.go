@@ -831,3 +831,44 @@ func TestNoIndex(t *testing.T) {
 		t.Fatal("NoIndex accepted for writing")
 	}
 }
+
+// Iterate(start) begins at the first transaction with a tid >= start,
+// whether it skips forward or walks back from the end to find it.
+func TestIterateFrom(t *testing.T) {
+	s, _ := create(t)
+	defer s.Close()
+	m := writeHistory(t, s, rand.New(rand.NewPCG(19, 20)), 60, 20)
+	tids := func(it *TxnIter) []proto.Tid {
+		var out []proto.Tid
+		for {
+			txn, err := it.NextTxn()
+			if err == io.EOF {
+				return out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, txn.Tid)
+		}
+	}
+	var all []proto.Tid
+	for _, txn := range m.txns {
+		all = append(all, txn.Tid)
+	}
+	for i, tid := range all {
+		for _, start := range []proto.Tid{tid - 1, tid, tid + 1} {
+			var want []proto.Tid
+			for _, x := range all[max(0, i-1):] {
+				if x >= start {
+					want = append(want, x)
+				}
+			}
+			if got := tids(s.Iterate(start)); !slices.Equal(got, want) {
+				t.Fatalf("Iterate(%s): %d transactions from %v, want %d", start, len(got), got[:min(1, len(got))], len(want))
+			}
+		}
+	}
+	if got := tids(s.Iterate(all[len(all)-1] + 1)); len(got) != 0 {
+		t.Fatalf("Iterate after the last tid: %v", got)
+	}
+}
