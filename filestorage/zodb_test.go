@@ -530,3 +530,37 @@ func TestAppendToZODBFile(t *testing.T) {
 		t.Fatalf("appended %d back-pointers and %d deletions", backs, dels)
 	}
 }
+
+// A file ZODB left with a voted but unfinished transaction (a crash
+// between tpc_vote and tpc_finish): we read what ZODB reads, report the
+// tail, and a read-write open truncates it as ZODB does.
+func TestZODBCrashTail(t *testing.T) {
+	path := genZODB(t)
+	os.Remove(path + ".index")
+	clean, _ := os.ReadFile(path)
+	python(t, "crash", path)
+	fi, _ := os.Stat(path)
+	if fi.Size() <= int64(len(clean)) {
+		t.Fatalf("the crash left nothing behind (%d bytes, %d before)", fi.Size(), len(clean))
+	}
+	compareLines(t, "dump", ourDump(t, path, Options{}, false), lines(python(t, "dump", path)))
+	s, err := Open(path, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail := s.Tail()
+	s.Close()
+	if tail == nil || tail.Pos != int64(len(clean)) {
+		t.Fatalf("tail %+v, want one at %d", tail, len(clean))
+	}
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	after, _ := os.ReadFile(path)
+	if !bytes.Equal(after, clean) {
+		t.Fatalf("after a read-write open: %d bytes, want the %d before the crash", len(after), len(clean))
+	}
+	python(t, "-m", "ZODB.scripts.fstest", path)
+}

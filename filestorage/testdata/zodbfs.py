@@ -11,6 +11,8 @@ Run with the peers' Python ($PY from ../shared/peers/env.sh):
   zodbfs.py open FILE        open FILE read-write (truncating a bad tail),
                              then close it
   zodbfs.py pack FILE        pack FILE now, with garbage collection
+  zodbfs.py crash FILE       commit a transaction to FILE up to its vote,
+                             then exit at once: a crash before tpc_finish
   zodbfs.py index FILE       check that FILE.index loads and equals the
                              index ZODB builds by scanning FILE
 
@@ -231,6 +233,17 @@ def pack(path):
     st.close()
 
 
+def crash(path):
+    st = ZODB.FileStorage.FileStorage(path)
+    oid = st.new_oid()
+    t = TransactionMetaData(b'crash', b'voted, never finished')
+    st.tpc_begin(t)
+    st.store(oid, p64(0), b'\x80\x03}q\x00.', '', t)
+    st.tpc_vote(t)
+    sys.stdout.flush()
+    os._exit(0)  # no tpc_finish, no close
+
+
 def check_index(path):
     from ZODB.fsIndex import fsIndex
     from ZODB.FileStorage.FileStorage import read_index
@@ -250,7 +263,7 @@ def check_index(path):
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
     {'gen': gen, 'dump': dump, 'loads': loads, 'copy': copy, 'open': open_rw,
-     'pack': pack, 'index': check_index}[cmd](*args)
+     'pack': pack, 'index': check_index, 'crash': crash}[cmd](*args)
 
 
 if __name__ == '__main__':
