@@ -405,7 +405,8 @@ func (s *Storage) readData(h *DataHeader, end int64, buf []byte) (data []byte, d
 
 // Load returns the data and serial of the current revision of oid.
 // Errors: ErrNotFound (unknown oid; or a deletion record: then it also
-// matches ErrDeleted), a *CorruptError, or an I/O error.
+// matches ErrDeleted, and serial is the deletion's), a *CorruptError, or
+// an I/O error.
 func (s *Storage) Load(oid proto.Oid) (data []byte, serial proto.Tid, err error) {
 	pos, end, err := s.lookup(oid)
 	if err != nil {
@@ -420,7 +421,7 @@ func (s *Storage) Load(oid proto.Oid) (data []byte, serial proto.Tid, err error)
 		return nil, 0, err
 	}
 	if data == nil {
-		return nil, 0, deleted(oid)
+		return nil, h.Tid, deleted(oid)
 	}
 	return data, h.Tid, nil
 }
@@ -437,8 +438,9 @@ func (s *Storage) Serial(oid proto.Oid) (proto.Tid, error) {
 // strictly less than before: its data, its serial and the serial of the
 // revision that follows it (next), 0 if it is the latest.
 // Errors: ErrNotFound (unknown oid, or the selected revision is a
-// deletion: then it also matches ErrDeleted), ErrNoRevision (none before
-// before: ZODB's None), a *CorruptError, or an I/O error.
+// deletion: then it also matches ErrDeleted, and serial and next are
+// the deletion's), ErrNoRevision (none before before: ZODB's None), a
+// *CorruptError, or an I/O error.
 func (s *Storage) LoadBefore(oid proto.Oid, before proto.Tid) (data []byte, serial, next proto.Tid, err error) {
 	pos, end, err := s.lookup(oid)
 	if err != nil {
@@ -455,7 +457,7 @@ func (s *Storage) LoadBefore(oid proto.Oid, before proto.Tid) (data []byte, seri
 				return nil, 0, 0, err
 			}
 			if data == nil {
-				return nil, 0, 0, deleted(oid)
+				return nil, h.Tid, next, deleted(oid)
 			}
 			return data, h.Tid, next, nil
 		}

@@ -134,8 +134,8 @@ func checkModel(t *testing.T, s *Storage, m *model) {
 		cur := hist[len(hist)-1]
 		data, serial, err := s.Load(oid)
 		if cur.data == nil {
-			if !errors.Is(err, ErrDeleted) || !errors.Is(err, ErrNotFound) {
-				t.Fatalf("Load %s: err %v, want deleted", oid, err)
+			if !errors.Is(err, ErrDeleted) || !errors.Is(err, ErrNotFound) || serial != cur.tid {
+				t.Fatalf("Load %s: %s %v, want deleted at %s", oid, serial, err, cur.tid)
 			}
 		} else if err != nil || serial != cur.tid || !bytes.Equal(data, cur.data) {
 			t.Fatalf("Load %s: %s %v, want %s", oid, serial, err, cur.tid)
@@ -157,8 +157,8 @@ func checkModel(t *testing.T, s *Storage, m *model) {
 			}
 			data, serial, gotNext, err := s.LoadBefore(oid, h.tid+1)
 			if h.data == nil {
-				if !errors.Is(err, ErrDeleted) {
-					t.Fatalf("LoadBefore %s %s: %v, want deleted", oid, h.tid+1, err)
+				if !errors.Is(err, ErrDeleted) || serial != h.tid || gotNext != next {
+					t.Fatalf("LoadBefore %s %s: %s %s %v, want deleted at %s, next %s", oid, h.tid+1, serial, gotNext, err, h.tid, next)
 				}
 			} else if err != nil || serial != h.tid || gotNext != next || !bytes.Equal(data, h.data) {
 				t.Fatalf("LoadBefore %s %s: %s %s %v, want %s %s", oid, h.tid+1, serial, gotNext, err, h.tid, next)
