@@ -163,9 +163,71 @@ type conn struct {
 	held  []Recv
 }
 
+// part is what the master plays (cluster.md §1.2.1): the primary role
+// ([partPrimary]), whose behaviour in each cluster state is a [role], or
+// the secondary role ([partSecondary], election.go). Its step functions
+// are swapped when the master yields to another master or gives up
+// finding a primary (STYLE §2).
+type part struct {
+	name string
+	// recv handles a packet on a link that a peer opened.
+	recv func(c *Machine, ev Recv)
+	// closed handles the end of a link that a peer opened.
+	closed func(c *Machine, k *conn)
+	// dialClosed handles the end of a link that we dialed to a master.
+	dialClosed func(c *Machine, k *conn)
+	// accepted runs when master p accepted our identification on link k;
+	// false means that the link was dropped.
+	accepted func(c *Machine, k *conn, p *node) bool
+	// redirected runs when a master answered NotPrimaryMaster, after the
+	// masters it listed were learnt; p is the primary it designated, nil
+	// if none.
+	redirected func(c *Machine, p *node)
+	// notified handles a notification received on link k, that we dialed
+	// and on which we were accepted.
+	notified func(c *Machine, k *conn, m proto.Msg)
+	// settle applies one pending or automatic transition at the end of a
+	// step; it reports whether something changed.
+	settle func(c *Machine) bool
+	// settled tells whether a held identification can be answered
+	// (hold.go).
+	settled func(c *Machine, req *proto.RequestIdentification) bool
+}
+
+// The parts are built by init: they switch to each other, so their step
+// functions refer to them.
+var partPrimary, partSecondary *part
+
+func init() {
+	partPrimary, partSecondary = newPartPrimary(), newPartSecondary()
+}
+
+func newPartPrimary() *part {
+	return &part{
+		name:       "primary",
+		recv:       (*Machine).recv,
+		closed:     (*Machine).primaryClosed,
+		dialClosed: primaryDialClosed,
+		accepted: func(c *Machine, _ *conn, p *node) bool {
+			c.becomeSecondary(p)
+			return true
+		},
+		redirected: func(c *Machine, p *node) {
+			if c.role.redirected != nil {
+				c.role.redirected(c, p)
+			}
+		},
+		notified: func(*Machine, *conn, proto.Msg) {},
+		settle:   primarySettle,
+		settled: func(c *Machine, req *proto.RequestIdentification) bool {
+			return req.NodeType != proto.CLIENT || !c.holdClient()
+		},
+	}
+}
+
 // role is the behaviour of the primary master in one cluster state: the
-// step functions swapped on state change (STYLE §2). A secondary or
-// election role fits as another value.
+// step functions swapped on state change (STYLE §2). The election is the
+// behaviour of RECOVERING towards other masters (election.go).
 type role struct {
 	state proto.ClusterState
 	// storageState gives the state of an identifying storage; known tells
@@ -182,6 +244,18 @@ type role struct {
 	storageLost func(c *Machine, n *node)
 	// progress runs after each event: the automatic transitions.
 	progress func(c *Machine)
+
+	// masterIdentifying may handle the identification of master k
+	// before it is accepted; true means that it did (by yielding).
+	masterIdentifying func(c *Machine, k *conn, req *proto.RequestIdentification, byAddr *node) bool
+	// masterLost runs when the link of an identified (secondary) master
+	// closed.
+	masterLost func(c *Machine, n *node)
+	// dialLost, when set, runs when a link we dialed to a master closed.
+	dialLost func(c *Machine)
+	// redirected, when set, runs when a master answered NotPrimaryMaster
+	// designating p (nil: none).
+	redirected func(c *Machine, p *node)
 }
 
 // Machine is the pure state machine of a master node: primary, candidate
@@ -202,7 +276,8 @@ type Machine struct {
 	seq   uint64
 	conns map[ConnID]*conn
 
-	role  *role
+	part  *part // primary or secondary
+	role  *role // the primary's behaviour in its cluster state
 	state proto.ClusterState
 
 	pt              *parttab.Table // node states from nodeState
@@ -237,15 +312,11 @@ type Machine struct {
 	wantChange bool
 
 	// Election and secondary role (election.go).
-	trySecondary bool // (re)dial the masters we are not connected to
-	secondary    bool // playing the secondary role
-	wantPrimary  bool // secondary: every master was tried, play primary
+	sec *secondary // playing the secondary role, else nil
 	// mastersChanged: a master was added, removed or moved since the
 	// last SaveMasters.
 	mastersChanged bool
 	savedMasters   []proto.Addr
-	primaryMaster  *node
-	failed         map[proto.Addr]bool // secondary: masters tried since the last success
 	nextDial       ConnID
 
 	nextTag uint64
@@ -275,6 +346,7 @@ func New(cfg Config) (*Machine, error) {
 		ready:       map[proto.NodeID]uint64{},
 		starting:    map[proto.NodeID]bool{},
 		state:       proto.ClusterState(255),
+		part:        partPrimary,
 	}
 	masters := []nodetab.Node{{Type: proto.MASTER, Addr: cfg.Bind, NID: cfg.NID, State: proto.DOWN}}
 	for _, a := range cfg.Masters {
@@ -327,10 +399,8 @@ func (c *Machine) Step(ev Event) []Effect {
 		}
 		if k := c.conns[ev.Conn]; k != nil && k.peer != nil {
 			c.recvDialed(k, ev)
-		} else if c.secondary {
-			c.secondaryRecv(ev)
 		} else {
-			c.recv(ev)
+			c.part.recv(c, ev)
 		}
 	case Answer:
 		if k := c.conns[ev.Conn]; k != nil && k.peer != nil {
@@ -356,31 +426,31 @@ func (c *Machine) Step(ev Event) []Effect {
 // automatic ones, until nothing changes.
 func (c *Machine) settle() {
 	for range 100 {
-		switch {
-		case c.exited:
+		if c.exited || !c.part.settle(c) {
 			return
-		case c.secondary:
-			if !c.wantPrimary {
-				return
-			}
-			c.playPrimaryAgain()
-		case c.wantChange:
-			c.wantChange = false
-			c.changeRequested(c.wantState)
-		case c.stopOp:
-			c.stopOp = false
-			c.leaveOperation(c.stopTrunc)
-		default:
-			st := c.state
-			c.role.progress(c)
-			if c.state == st && !c.stopOp && !c.wantChange {
-				return
-			}
 		}
 	}
 	// A bug: transitions keep firing. Stop here rather than spin; the
 	// next event retries.
 	c.log.Error("master: core does not settle", "cluster_state", c.state.String())
+}
+
+// primarySettle applies a state change requested by an admin, or leaves
+// operation, or runs the automatic transitions of the cluster state.
+func primarySettle(c *Machine) bool {
+	switch {
+	case c.wantChange:
+		c.wantChange = false
+		c.changeRequested(c.wantState)
+		return true
+	case c.stopOp:
+		c.stopOp = false
+		c.leaveOperation(c.stopTrunc)
+		return true
+	}
+	st := c.state
+	c.role.progress(c)
+	return c.state != st || c.stopOp || c.wantChange
 }
 
 // monotonic returns the master's strictly increasing clock (protocol.md
@@ -827,10 +897,16 @@ func (c *Machine) closed(id ConnID) {
 	k.aborted = true
 	c.dropDeferred(id)
 	c.dropHeld(id)
-	if k.peer != nil || c.secondary {
-		c.dialedClosed(k)
+	if k.peer != nil {
+		c.part.dialClosed(c, k)
 		return
 	}
+	c.part.closed(c, k)
+}
+
+// primaryClosed handles the end of a link that a peer opened to the
+// primary: the identified node is lost.
+func (c *Machine) primaryClosed(k *conn) {
 	n := k.node
 	if n == nil || n.conn != k {
 		return
@@ -847,14 +923,15 @@ func (c *Machine) closed(id ConnID) {
 	case proto.ADMIN:
 		c.removeNode(n)
 	case proto.MASTER:
-		if c.election() {
-			// Masters are put DOWN by the election loop only.
-			c.trySecondary = true
-			return
-		}
-		c.setState(n, proto.DOWN)
-		c.broadcastNodes(n)
+		c.role.masterLost(c, n)
 	}
+}
+
+// masterDown is the primary's reaction to the loss of a secondary
+// master outside an election.
+func masterDown(c *Machine, n *node) {
+	c.setState(n, proto.DOWN)
+	c.broadcastNodes(n)
 }
 
 func (c *Machine) dropDeferred(id ConnID) {
@@ -947,15 +1024,7 @@ func (c *Machine) identify(k *conn, msgID uint32, req *proto.RequestIdentificati
 			state = proto.DOWN
 		}
 	case proto.MASTER:
-		if c.election() && req.IDTimestamp.Valid && electionLess(req.IDTimestamp.V, req.Addr, c.primaryTime, c.self.Addr) {
-			// The peer started earlier: yield without answering.
-			p := byAddr
-			if p == nil {
-				p = c.learnMaster(req.Addr)
-			}
-			c.log.Info("yield to an earlier master", "addr", req.Addr.String())
-			c.abort(k)
-			c.becomeSecondary(p)
+		if f := c.role.masterIdentifying; f != nil && f(c, k, req, byAddr) {
 			return nil
 		}
 	case proto.ADMIN:

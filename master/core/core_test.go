@@ -251,7 +251,7 @@ func TestSecondaryHoldsIdentificationDuringElection(t *testing.T) {
 		t.Fatalf("answered during the election: %s", dump(effects))
 	}
 	s.tick() // the redial fails: 10002 plays primary
-	if c := s.cores[simAddr(10002)]; c.secondary {
+	if c := s.cores[simAddr(10002)]; c.isSecondary() {
 		t.Fatalf("no new primary:\n%s", s.describe())
 	}
 	seen := s.seen[simAddr(10002)]

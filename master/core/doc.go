@@ -14,10 +14,13 @@
 // The same events give the same effects, which the tests of this package
 // use to script whole clusters of masters without sockets.
 //
-// The behaviour of each cluster state of the primary (RECOVERING,
-// VERIFYING, RUNNING, STOPPING) is a role: a set of step functions
-// swapped on state change. Election and the secondary role (election.go)
-// dial the other masters with [Dial] effects.
+// Behaviour is swapped step functions, not flags tested at each call
+// site (STYLE §2): the master plays a part, primary or secondary
+// (cluster.md §1.2.1), which handles links and transitions; the
+// primary's behaviour in each cluster state (RECOVERING, VERIFYING,
+// RUNNING, STOPPING) is a role, swapped on state change. The election is
+// what the RECOVERING role does towards the other masters; it and the
+// secondary part (election.go) dial them with [Dial] effects.
 //
 // Transitions requested while handling an event (leaving operation after
 // a storage loss, STOPPING asked by an admin) are applied at the end of

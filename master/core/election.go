@@ -12,7 +12,9 @@ import (
 // §5.2).
 //
 // A master playing the primary role is "in election" while its cluster
-// is RECOVERING: it keeps a link dialed to every known master it is not
+// is RECOVERING (the election is the behaviour of roleRecovering towards
+// other masters: masterIdentifying, masterLost, dialLost, redirected and
+// its progress): it keeps a link dialed to every known master it is not
 // connected to and identifies on it with its election key, the time it
 // started playing primary. The lowest (key, address) wins:
 //
@@ -23,11 +25,11 @@ import (
 //   - NotPrimaryMaster from a secondary names the primary to follow,
 //     unless we already accepted that master (we won against it).
 //
-// A master that yields plays the secondary role: it keeps (or dials) one
-// link to the presumed primary, answers every identification with
-// NotPrimaryMaster, exits when told STOPPING or that itself is DOWN, and
-// when the primary link dies it tries the known masters once each, then
-// plays the primary role again (a new election).
+// A master that yields plays the secondary role (partSecondary): it
+// keeps (or dials) one link to the presumed primary, answers every
+// identification with NotPrimaryMaster, exits when told STOPPING or that
+// itself is DOWN, and when the primary link dies it tries the known
+// masters once each, then plays the primary role again (a new election).
 
 // electionLess reports whether the election key (t1, a1) wins against
 // (t2, a2): earlier start, then smaller address (host, then port).
@@ -41,9 +43,71 @@ func electionLess(t1 float64, a1 proto.Addr, t2 float64, a2 proto.Addr) bool {
 	return a1.Port < a2.Port
 }
 
-// election reports whether the master is a primary candidate.
-func (c *Machine) election() bool {
-	return !c.secondary && c.state == proto.RECOVERING
+// secondary is the state of the secondary role.
+type secondary struct {
+	primary *node               // the presumed primary
+	tried   map[proto.Addr]bool // masters tried since the last success
+	giveUp  bool                // every master was tried: play primary at the end of the step
+}
+
+func newPartSecondary() *part {
+	return &part{
+		name:       "secondary",
+		recv:       (*Machine).secondaryRecv,
+		closed:     (*Machine).secondaryClosed,
+		dialClosed: (*Machine).secondaryClosed,
+		accepted: func(c *Machine, k *conn, p *node) bool {
+			if p != c.sec.primary {
+				c.abort(k)
+				p.conn = nil
+				return false
+			}
+			return true
+		},
+		redirected: func(c *Machine, p *node) {
+			if p != nil && p != c.sec.primary {
+				c.switchPrimary(p)
+			}
+		},
+		notified: secondaryNotified,
+		settle: func(c *Machine) bool {
+			if !c.sec.giveUp {
+				return false
+			}
+			c.playPrimaryAgain()
+			return true
+		},
+		settled: func(c *Machine, req *proto.RequestIdentification) bool {
+			return !c.holdSecondary(req)
+		},
+	}
+}
+
+// electionIdentifying yields to an identifying master that started
+// playing primary earlier, without answering it.
+func electionIdentifying(c *Machine, k *conn, req *proto.RequestIdentification, byAddr *node) bool {
+	if !req.IDTimestamp.Valid || !electionLess(req.IDTimestamp.V, req.Addr, c.primaryTime, c.self.Addr) {
+		return false
+	}
+	p := byAddr
+	if p == nil {
+		p = c.learnMaster(req.Addr)
+	}
+	c.log.Info("yield to an earlier master", "addr", req.Addr.String())
+	c.abort(k)
+	c.becomeSecondary(p)
+	return true
+}
+
+// electionRedirected follows the primary a secondary designated, unless
+// we already accepted that master (we won against it); either way the
+// masters it listed may be new.
+func electionRedirected(c *Machine, p *node) {
+	if p != nil && !p.identified() {
+		c.becomeSecondary(p)
+		return
+	}
+	c.rec.redial = true
 }
 
 // learnMaster returns the master known at addr, adding it (DOWN) if new.
@@ -111,10 +175,10 @@ func (c *Machine) dialMaster(n *node, idts proto.Opt[float64]) {
 // (entering RECOVERING, a master link lost, a new master learnt). The
 // driver throttles the attempts to one per second and address.
 func (c *Machine) electionProgress() {
-	if !c.trySecondary || !c.election() {
+	if !c.rec.redial {
 		return
 	}
-	c.trySecondary = false
+	c.rec.redial = false
 	var changed []*node
 	for _, n := range c.allNodes() {
 		if n.Type != proto.MASTER || n == c.self || n.conn != nil || n.dial != nil {
@@ -164,15 +228,8 @@ func (c *Machine) recvDialed(k *conn, ev Recv) {
 	switch m := ev.Msg.(type) {
 	case *proto.NotPrimaryMaster:
 		c.notPrimaryMaster(k, m)
-	case *proto.NotifyNodeInformation:
-		if c.secondary && k.node == c.primaryMaster {
-			c.secondaryNodes(m)
-		}
-	case *proto.NotifyClusterInformation:
-		if c.secondary && k.node == c.primaryMaster && m.State == proto.STOPPING {
-			c.log.Info("the cluster is stopping: exit")
-			c.exit(nil)
-		}
+	case *proto.NotifyNodeInformation, *proto.NotifyClusterInformation:
+		c.part.notified(c, k, m)
 	case *proto.Ping:
 		c.replyTo(k.id, ev.MsgID, &proto.Pong{})
 	case *proto.FlushLog:
@@ -207,12 +264,7 @@ func (c *Machine) answerDialed(k *conn, ev Answer) {
 	p.conn = k
 	k.node = p
 	c.log.Info("connected to a primary master node", "primary", p.String(), "addr", p.Addr.String(), "uuid", m.YourNID.String())
-	switch {
-	case !c.secondary:
-		c.becomeSecondary(p)
-	case p != c.primaryMaster:
-		c.abort(k)
-		p.conn = nil
+	if !c.part.accepted(c, k, p) {
 		return
 	}
 	held := k.held
@@ -229,33 +281,21 @@ func (c *Machine) notPrimaryMaster(k *conn, m *proto.NotPrimaryMaster) {
 			c.learnMaster(a)
 		}
 	}
+	var p *node
 	if m.Primary.Valid && int(m.Primary.V) < len(m.KnownMasters) {
 		if a := m.KnownMasters[m.Primary.V]; a != c.self.Addr {
-			p := c.byAddr(a)
-			switch {
-			case c.secondary:
-				if p != c.primaryMaster {
-					c.switchPrimary(p)
-				}
-				return
-			case c.election() && !p.identified():
-				c.becomeSecondary(p)
-				return
-			}
+			p = c.byAddr(a)
 		}
 	}
-	if c.election() {
-		c.trySecondary = true // there may be new masters
-	}
+	c.part.redirected(c, p)
 }
 
 // becomeSecondary leaves the primary role for the secondary role
 // following p: every link but ours to p is closed.
 func (c *Machine) becomeSecondary(p *node) {
 	c.log.Info("play the secondary role", "primary", p.Addr.String())
-	c.secondary = true
-	c.primaryMaster = p
-	c.trySecondary = false
+	c.part = partSecondary
+	c.sec = &secondary{primary: p}
 	var keep *conn
 	switch {
 	case p.dial != nil:
@@ -265,7 +305,7 @@ func (c *Machine) becomeSecondary(p *node) {
 	}
 	c.closeAllBut(keep)
 	c.deferred = nil
-	c.failed = map[proto.Addr]bool{c.self.Addr: true}
+	c.sec.tried = map[proto.Addr]bool{c.self.Addr: true}
 	if keep == nil {
 		c.secondaryConnect()
 	}
@@ -303,13 +343,13 @@ func (c *Machine) closeAllBut(keep *conn) {
 
 // secondaryConnect dials the presumed primary (without election key).
 func (c *Machine) secondaryConnect() {
-	p := c.primaryMaster
+	p := c.sec.primary
 	for _, n := range c.allNodes() {
 		if n.Type == proto.MASTER && n != c.self {
 			c.setState(n, proto.DOWN)
 		}
 	}
-	c.failed[p.Addr] = true
+	c.sec.tried[p.Addr] = true
 	if p.dial == nil && p.conn == nil {
 		c.dialMaster(p, proto.Opt[float64]{})
 	}
@@ -317,7 +357,7 @@ func (c *Machine) secondaryConnect() {
 
 // switchPrimary makes a secondary follow p instead.
 func (c *Machine) switchPrimary(p *node) {
-	old := c.primaryMaster
+	old := c.sec.primary
 	c.log.Info("primary master changed", "old", old.Addr.String(), "new", p.Addr.String())
 	for _, k := range []*conn{old.dial, old.conn} {
 		if k != nil {
@@ -325,15 +365,12 @@ func (c *Machine) switchPrimary(p *node) {
 		}
 	}
 	old.dial, old.conn = nil, nil
-	c.primaryMaster = p
+	c.sec.primary = p
 	c.secondaryConnect()
 }
 
-// dialedClosed handles the end of a link we dialed, or of any link of a
-// secondary.
-func (c *Machine) dialedClosed(k *conn) {
-	pm := c.primaryMaster
-	wasPrimary := c.secondary && pm != nil && (pm.dial == k || pm.conn == k)
+// forgetDial detaches a closed link we dialed from the master dialed.
+func forgetDial(k *conn) {
 	if p := k.peer; p != nil {
 		if p.dial == k {
 			p.dial = nil
@@ -342,32 +379,45 @@ func (c *Machine) dialedClosed(k *conn) {
 			p.conn = nil
 		}
 	}
-	if !c.secondary {
-		if c.election() {
-			c.trySecondary = true
-		}
-		return
+}
+
+// primaryDialClosed handles the end of a link the primary dialed (to
+// another candidate, while in election).
+func primaryDialClosed(c *Machine, k *conn) {
+	forgetDial(k)
+	if c.role.dialLost != nil {
+		c.role.dialLost(c)
 	}
+}
+
+// secondaryClosed handles the end of any link of a secondary: when it is
+// the link to the primary, the secondary tries the primary again if it
+// was connected to it, else the next master not tried yet; when every
+// master was tried, it plays primary again at the end of the step.
+func (c *Machine) secondaryClosed(k *conn) {
+	pm := c.sec.primary
+	wasPrimary := pm != nil && (pm.dial == k || pm.conn == k)
+	forgetDial(k)
 	if !wasPrimary {
 		return
 	}
 	c.log.Info("primary master lost", "primary", pm.Addr.String(), "state", pm.State.String())
 	if pm.State == proto.NODE_RUNNING {
 		// We were connected to it: try it again first.
-		c.failed = map[proto.Addr]bool{c.self.Addr: true}
+		c.sec.tried = map[proto.Addr]bool{c.self.Addr: true}
 	} else {
 		var next *node
 		for _, n := range c.allNodes() {
-			if n.Type == proto.MASTER && n != c.self && !c.failed[n.Addr] {
+			if n.Type == proto.MASTER && n != c.self && !c.sec.tried[n.Addr] {
 				next = n
 				break
 			}
 		}
 		if next == nil {
-			c.wantPrimary = true // at the end of the step
+			c.sec.giveUp = true // at the end of the step
 			return
 		}
-		c.primaryMaster = next
+		c.sec.primary = next
 	}
 	c.secondaryConnect()
 }
@@ -375,10 +425,8 @@ func (c *Machine) dialedClosed(k *conn) {
 // playPrimaryAgain ends the secondary role: every known master was tried.
 func (c *Machine) playPrimaryAgain() {
 	c.log.Info("no primary master found: play the primary role")
-	c.secondary = false
-	c.wantPrimary = false
-	c.primaryMaster = nil
-	c.failed = nil
+	c.part = partPrimary
+	c.sec = nil
 	c.closeAllBut(nil)
 	c.playPrimary()
 }
@@ -412,7 +460,7 @@ func (c *Machine) secondaryRecv(ev Recv) {
 		c.hold(ev)
 		return
 	}
-	pm := c.primaryMaster
+	pm := c.sec.primary
 	var primary proto.Opt[uint32]
 	switch {
 	case pm.Addr == req.Addr:
@@ -434,6 +482,23 @@ func (c *Machine) secondaryRecv(ev Recv) {
 	c.abort(k)
 }
 
+// secondaryNotified handles the notifications of the primary: its
+// master entries, and STOPPING, which makes a secondary exit.
+func secondaryNotified(c *Machine, k *conn, m proto.Msg) {
+	if k.node != c.sec.primary {
+		return
+	}
+	switch m := m.(type) {
+	case *proto.NotifyNodeInformation:
+		c.secondaryNodes(m)
+	case *proto.NotifyClusterInformation:
+		if m.State == proto.STOPPING {
+			c.log.Info("the cluster is stopping: exit")
+			c.exit(nil)
+		}
+	}
+}
+
 // secondaryNodes applies the primary's master notifications; a secondary
 // told that itself is DOWN exits (neoctl kill).
 func (c *Machine) secondaryNodes(m *proto.NotifyNodeInformation) {
@@ -451,7 +516,7 @@ func (c *Machine) secondaryNodes(m *proto.NotifyNodeInformation) {
 		}
 		n := c.byAddr(e.Addr)
 		if e.State == proto.UNKNOWN {
-			if n != nil && n != c.primaryMaster {
+			if n != nil && n != c.sec.primary {
 				c.removeNode(n)
 			}
 			continue

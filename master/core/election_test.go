@@ -195,14 +195,14 @@ func (s *simNet) check(primary uint16) {
 	s.t.Helper()
 	pa := simAddr(primary)
 	p := s.cores[pa]
-	if p == nil || p.secondary {
+	if p == nil || p.isSecondary() {
 		s.t.Fatalf("%v is not primary:\n%s", pa, s.describe())
 	}
 	for a, c := range s.cores {
 		if a == pa {
 			continue
 		}
-		if !c.secondary || c.primaryMaster.Addr != pa || !c.primaryMaster.identified() {
+		if !c.isSecondary() || c.sec.primary.Addr != pa || !c.sec.primary.identified() {
 			s.t.Fatalf("%v does not follow %v:\n%s", a, pa, s.describe())
 		}
 		n := p.byAddr(a)
@@ -226,8 +226,8 @@ func (s *simNet) describe() string {
 		switch {
 		case c == nil:
 			out += fmt.Sprintf("  %v: down\n", a)
-		case c.secondary:
-			out += fmt.Sprintf("  %v %v: secondary of %v (identified %v)\n", a, c.NID(), c.primaryMaster.Addr, c.primaryMaster.identified())
+		case c.isSecondary():
+			out += fmt.Sprintf("  %v %v: secondary of %v (identified %v)\n", a, c.NID(), c.sec.primary.Addr, c.sec.primary.identified())
 		default:
 			out += fmt.Sprintf("  %v %v: primary, %v\n", a, c.NID(), c.ClusterState())
 		}
@@ -304,7 +304,7 @@ func TestElectionFailover(t *testing.T) {
 	s.settle(5)
 	var primary uint16
 	for a, c := range s.cores {
-		if !c.secondary {
+		if !c.isSecondary() {
 			primary = a.Port
 		}
 	}
@@ -329,7 +329,7 @@ func TestElectionFailover(t *testing.T) {
 	s.kill(primary)
 	s.settle(5)
 	for a, c := range s.cores {
-		if !c.secondary {
+		if !c.isSecondary() {
 			s.check(a.Port)
 			return
 		}
@@ -346,7 +346,7 @@ func TestElectionLoneSecondaryBecomesPrimary(t *testing.T) {
 	s.kill(10001)
 	s.settle(2)
 	c := s.cores[simAddr(10002)]
-	if c.secondary || c.ClusterState() != proto.RECOVERING {
+	if c.isSecondary() || c.ClusterState() != proto.RECOVERING {
 		t.Fatalf("after the primary's death:\n%s", s.describe())
 	}
 	// It keeps trying the dead master, once per tick.
@@ -451,12 +451,12 @@ func TestElectionAnswerOvertaken(t *testing.T) {
 	h.step(Recv{Conn: dial.Conn, MsgID: 1, Msg: &proto.NotifyNodeInformation{Timestamp: 1, NodeList: []proto.NodeInfo{
 		{Type: proto.MASTER, Addr: simAddr(10000), NID: m2, State: proto.NODE_RUNNING},
 		{Type: proto.MASTER, Addr: simAddr(10001), NID: m1, State: proto.NODE_RUNNING}}}})
-	if h.c.secondary {
+	if h.c.isSecondary() {
 		t.Fatal("yielded before the answer")
 	}
 	h.step(Answer{Conn: dial.Conn, Tag: ask.Tag, Msg: &proto.AcceptIdentification{NodeType: proto.MASTER, MyNID: m1, YourNID: m2}})
-	if !h.c.secondary || h.c.NID() != m2 || h.c.primaryMaster.NID != m1 || h.c.primaryMaster.State != proto.NODE_RUNNING {
-		t.Fatalf("secondary %v nid %v primary %+v", h.c.secondary, h.c.NID(), h.c.primaryMaster)
+	if !h.c.isSecondary() || h.c.NID() != m2 || h.c.sec.primary.NID != m1 || h.c.sec.primary.State != proto.NODE_RUNNING {
+		t.Fatalf("secondary %v nid %v secondary state %+v", h.c.isSecondary(), h.c.NID(), h.c.sec)
 	}
 	// Told DOWN: exit.
 	h.step(Recv{Conn: dial.Conn, MsgID: 2, Msg: &proto.NotifyNodeInformation{Timestamp: 2, NodeList: []proto.NodeInfo{
@@ -486,3 +486,5 @@ func TestElectionUnknownMaster(t *testing.T) {
 	s.settle(3)
 	s.check(10001)
 }
+
+func (c *Machine) isSecondary() bool { return c.part == partSecondary }

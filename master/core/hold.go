@@ -36,7 +36,7 @@ type heldIdent struct {
 // (masters take part in the election and need the answer now).
 func (c *Machine) holdSecondary(req *proto.RequestIdentification) bool {
 	return !c.releasing && req.NodeType != proto.MASTER &&
-		(c.primaryMaster == nil || !c.primaryMaster.identified())
+		(c.sec.primary == nil || !c.sec.primary.identified())
 }
 
 // holdClient tells whether a primary holds a client's identification: the
@@ -52,11 +52,7 @@ func (c *Machine) hold(ev Recv) {
 
 // settled tells whether a held identification can be answered.
 func (c *Machine) settled(h heldIdent) bool {
-	req := h.ev.Msg.(*proto.RequestIdentification)
-	if c.secondary {
-		return !c.holdSecondary(req)
-	}
-	return req.NodeType != proto.CLIENT || !c.holdClient()
+	return c.part.settled(c, h.ev.Msg.(*proto.RequestIdentification))
 }
 
 // releaseHeld answers the held identifications that can be answered now
@@ -80,11 +76,7 @@ func (c *Machine) releaseHeld() bool {
 		}
 		released = true
 		c.releasing = true
-		if c.secondary {
-			c.secondaryRecv(h.ev)
-		} else {
-			c.recv(h.ev)
-		}
+		c.part.recv(c, h.ev)
 		c.releasing = false
 	}
 	return released

@@ -15,6 +15,8 @@ type recovery struct {
 	loaded     bool           // the table of targetPTid was loaded
 	backupTid  map[proto.NodeID]proto.Tid
 	truncTid   map[proto.NodeID]proto.Tid
+	// redial: (re)dial the masters we are not connected to (election.go).
+	redial bool
 }
 
 var roleRecovering = &role{
@@ -29,13 +31,17 @@ var roleRecovering = &role{
 	storageAnswer: recoveryAnswer,
 	storageLost:   recoveryLost,
 	progress:      recoveryProgress,
+	// The election (election.go).
+	masterIdentifying: electionIdentifying,
+	masterLost:        func(c *Machine, _ *node) { c.rec.redial = true },
+	dialLost:          func(c *Machine) { c.rec.redial = true },
+	redirected:        electionRedirected,
 }
 
 func (c *Machine) enterRecovery() {
 	c.pt = parttab.New(uint32(c.cfg.Partitions), c.cfg.Replicas)
-	c.rec = recovery{backupTid: map[proto.NodeID]proto.Tid{}, truncTid: map[proto.NodeID]proto.Tid{}}
+	c.rec = recovery{backupTid: map[proto.NodeID]proto.Tid{}, truncTid: map[proto.NodeID]proto.Tid{}, redial: true}
 	c.changeClusterState(roleRecovering)
-	c.trySecondary = true
 }
 
 func recoveryAnswer(c *Machine, n *node, m proto.Msg) error {
@@ -122,9 +128,6 @@ func (c *Machine) hasPendingAsk(nid proto.NodeID) bool {
 // recoveryProgress is the automatic start rule of cluster.md §2.2.
 func recoveryProgress(c *Machine) {
 	c.electionProgress()
-	if c.secondary {
-		return
-	}
 	pt := c.pt
 	var nodes []proto.NodeID
 	if pt.Filled() {

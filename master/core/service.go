@@ -23,6 +23,7 @@ var roleRunning = &role{
 	storageAnswer: serviceStorageAnswer,
 	storageLost:   serviceStorageLost,
 	progress:      func(*Machine) {},
+	masterLost:    masterDown,
 }
 
 // roleStopping keeps serving pending commits, then shuts the cluster down
@@ -35,6 +36,7 @@ var roleStopping = &role{
 	storageAnswer: serviceStorageAnswer,
 	storageLost:   serviceStorageLost,
 	progress:      stoppingProgress,
+	masterLost:    masterDown,
 }
 
 func (c *Machine) enterRunning() {

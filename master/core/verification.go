@@ -57,7 +57,8 @@ var roleVerifying = &role{
 		delete(c.ver.waiting, n.NID)
 		c.storageLostInService(n)
 	},
-	progress: verificationProgress,
+	progress:   verificationProgress,
+	masterLost: masterDown,
 }
 
 func (c *Machine) enterVerification() {
