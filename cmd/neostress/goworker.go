@@ -184,6 +184,17 @@ func errorKind(err error) string {
 	return fmt.Sprintf("%T", err)
 }
 
+// errorOutcome is the outcome of a transaction that failed at stage:
+// unknown for an error of Finish, except ErrMasterLost, which Finish
+// returns only for a transaction that did not commit (the verification
+// holds the client to that).
+func errorOutcome(stage string, err error) string {
+	if stage == "Finish" && !errors.Is(err, client.ErrMasterLost) {
+		return "unknown"
+	}
+	return "none"
+}
+
 // goWorkerMain is 'neostress go-worker MASTERS CLUSTER --proc P ...': one
 // worker process. It returns the exit status.
 func goWorkerMain(args []string, stderr io.Writer) int {
@@ -314,6 +325,7 @@ type goWorker struct {
 	stop      <-chan struct{}
 	seq       int
 	tbSeen    map[string]int
+	listTid   proto.Tid // of the last acknowledged append
 
 	mu struct {
 		sync.Mutex
@@ -476,12 +488,8 @@ func (w *goWorker) transact(ctx context.Context, op string, seq int, rec map[str
 			continue
 		}
 		if err != nil {
-			outcome := "none"
-			if stage == "Finish" {
-				outcome = "unknown" // the client could not tell
-			}
 			w.writeError(err, "Txn."+stage, map[string]any{"seq": seq, "op": op, "attempt": attempt,
-				"outcome": outcome, "t0": unix(t0), "ta": unix(ta)})
+				"outcome": errorOutcome(stage, err), "t0": unix(t0), "ta": unix(ta)})
 			w.pause(errorPause)
 			return
 		}
@@ -498,6 +506,7 @@ func (w *goWorker) transact(ctx context.Context, op string, seq int, rec map[str
 		}
 		if op == "append" {
 			ack["entry"] = seq
+			w.listTid = tid
 		}
 		w.write(ack)
 		return
@@ -538,6 +547,12 @@ func (w *goWorker) attempt(ctx context.Context, op string, seq int, rec map[stri
 		obj, err := w.c.Load(ctx, oid, proto.InvalidTid)
 		if err != nil {
 			return 0, 0, "Load", err
+		}
+		if obj.Serial < w.listTid {
+			// Only this worker writes its list: a load after its
+			// last acknowledged append must return that revision.
+			w.write(map[string]any{"k": "stale", "seq": seq, "op": op,
+				"msg": fmt.Sprintf("load of own list %v after the commit of tid %v returned serial %v", oid, w.listTid, obj.Serial)})
 		}
 		entries, err := decodeList(obj.Data)
 		if err != nil {

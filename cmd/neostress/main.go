@@ -66,7 +66,10 @@ What one run does:
     not apply. Any other error that reaches a goroutine is an exception
     (grouped by the client's sentinel it matches and the operation that
     returned it, with its text); an error from Finish leaves the outcome
-    unknown. The verification reads back, with a fresh Go client, the
+    unknown, except client.ErrMasterLost, which Finish returns only for
+    a transaction that did not commit (held to it). A load of a
+    goroutine's own list that misses its last commit is reported as a
+    stale read (not a failure). The verification reads back, with a fresh Go client, the
     counter, the lists, and every oid below the next one the master
     allocates: present exactly when an insert was acknowledged (or of
     unknown outcome), with its value.

@@ -491,11 +491,7 @@ func goHistory(t *testing.T) (*history, *goLayout) {
 		w.write(rec)
 	}
 	fail := func(seq int, op, stage string, err error) {
-		outcome := "none"
-		if stage == "Finish" {
-			outcome = "unknown"
-		}
-		w.writeError(err, "Txn."+stage, map[string]any{"seq": seq, "op": op, "attempt": 1, "outcome": outcome})
+		w.writeError(err, "Txn."+stage, map[string]any{"seq": seq, "op": op, "attempt": 1, "outcome": errorOutcome(stage, err)})
 	}
 	begin(1, "insert", "0000000000000010", "0000000000000011")
 	ack(1, "insert", 0)
@@ -507,9 +503,12 @@ func goHistory(t *testing.T) (*history, *goLayout) {
 	begin(4, "insert", "0000000000000012")
 	fail(4, "insert", "Vote", fmt.Errorf("client: vote: %w", client.ErrNoStorage))
 	begin(5, "insert", "0000000000000013")
-	fail(5, "insert", "Finish", fmt.Errorf("client: finish: %w", client.ErrMasterLost))
+	fail(5, "insert", "Finish", errors.New("client: finish: outcome unknown"))
 	begin(6, "append")
+	w.write(map[string]any{"k": "stale", "seq": 6, "op": "append", "msg": "old serial"})
 	fail(6, "append", "Finish", errors.New("outcome unknown"))
+	begin(7, "insert", "0000000000000014")
+	fail(7, "insert", "Finish", fmt.Errorf("client: finish: %w: not committed", client.ErrMasterLost))
 	w.out.Close()
 	h, err := loadHistory(dir)
 	if err != nil {
@@ -520,11 +519,14 @@ func goHistory(t *testing.T) (*history, *goLayout) {
 
 func TestGoRecordsVerify(t *testing.T) {
 	h, _ := goHistory(t)
-	if h.Conflicts != 1 || len(h.Errors) != 3 || len(h.Txns["0.0"]) != 6 {
-		t.Fatalf("history: %d conflicts, %d errors, %d transactions", h.Conflicts, len(h.Errors), len(h.Txns["0.0"]))
+	if h.Conflicts != 1 || len(h.Errors) != 4 || len(h.Txns["0.0"]) != 7 || h.Stale != 1 {
+		t.Fatalf("history: %d conflicts, %d errors, %d transactions, %d stale reads", h.Conflicts, len(h.Errors), len(h.Txns["0.0"]), h.Stale)
 	}
-	if e := h.Errors[1]; e.Type != "client.ErrMasterLost" || !e.ViaPrimary || e.Outcome != "unknown" || e.Where != "Txn.Finish" ||
-		!strings.Contains(e.TB, "finish") {
+	if e := h.Errors[1]; e.Outcome != "unknown" || e.Where != "Txn.Finish" || !strings.Contains(e.TB, "outcome unknown") {
+		t.Errorf("error record = %+v", e)
+	}
+	// ErrMasterLost from Finish: not committed, says the client
+	if e := h.Errors[3]; e.Type != "client.ErrMasterLost" || !e.ViaPrimary || e.Outcome != "none" {
 		t.Errorf("error record = %+v", e)
 	}
 	good := func() *dbState {
@@ -553,6 +555,9 @@ func TestGoRecordsVerify(t *testing.T) {
 		{"object of a failed vote present", func(d *dbState) {
 			d.Tree = append(d.Tree, [2]string{"0000000000000012", "v0000000000000012"})
 		}, 0, 1},
+		{"object of a finish that failed with ErrMasterLost present", func(d *dbState) {
+			d.Tree = append(d.Tree, [2]string{"0000000000000014", "v0000000000000014"})
+		}, 0, 1},
 		{"object never recorded present", func(d *dbState) { d.Tree = append(d.Tree, [2]string{"0000000000000099", "x"}) }, 0, 1},
 		{"hot counter lost", func(d *dbState) { d.Hot = 0 }, 1, 0},
 		{"append lost", func(d *dbState) { d.Logs["0.0"] = []int{} }, 1, 0},
@@ -572,8 +577,13 @@ func TestGoRecordsVerify(t *testing.T) {
 func TestGroupErrorsKeepsTheGoOperation(t *testing.T) {
 	h, _ := goHistory(t)
 	g := groupErrors(h.Errors)
-	if len(g) != 3 || g[0].Where != "Txn.Vote" || g[0].Type != "client.ErrNoStorage" || !strings.Contains(g[0].Traceback, "no storage") {
-		t.Errorf("groups = %+v", g)
+	if len(g) != 3 {
+		t.Fatalf("groups = %+v", g)
+	}
+	for _, x := range g {
+		if x.Type == "client.ErrNoStorage" && (x.Where != "Txn.Vote" || !strings.Contains(x.Traceback, "no storage")) {
+			t.Errorf("group = %+v", x)
+		}
 	}
 }
 
@@ -737,5 +747,33 @@ func TestDelayStatsSplitsByTheDelayWindows(t *testing.T) {
 	}
 	if delayStats(h, events[2:], 100, 105) != nil {
 		t.Error("stats without delay faults")
+	}
+}
+
+func TestVerifyAcceptsAKeyWrittenAgainAfterAFailure(t *testing.T) {
+	// A new primary may allocate again the oids of a failed transaction.
+	dir := t.TempDir()
+	writeRecords(t, dir, "rec-0-0.jsonl",
+		`{"k":"begin","seq":1,"op":"insert","keys":["k1","k2"],"vals":["a","b"],"t":1}`,
+		`{"k":"error","seq":1,"op":"insert","type":"client.ErrMasterLost","outcome":"none","t":2}`)
+	writeRecords(t, dir, "rec-0-1.jsonl",
+		`{"k":"begin","seq":1,"op":"insert","keys":["k1"],"vals":["c"],"t":3}`,
+		`{"k":"ack","seq":1,"op":"insert","tid":"01","t":4}`)
+	h, err := loadHistory(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := &dbState{Tree: [][2]string{{"k1", "c"}}, Length: 1}
+	if v := verify(h, db); v.Lost+v.Duplicated+v.Inconsistent != 0 {
+		t.Errorf("key written again: %+v", v)
+	}
+	db.Tree[0][1] = "a" // the failed transaction's value
+	if v := verify(h, db); v.Lost != 1 {
+		t.Errorf("the failed transaction's value: %+v", v)
+	}
+	db.Tree = append(db.Tree, [2]string{"k2", "b"})
+	db.Length = 2
+	if v := verify(h, db); v.Duplicated != 1 {
+		t.Errorf("a key of the failed transaction only: %+v", v)
 	}
 }

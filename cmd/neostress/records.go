@@ -88,6 +88,10 @@ type history struct {
 	Errors    []errorRecord
 	Conflicts int
 	BadLines  int // unparsable lines (a worker killed while writing one)
+	// Stale: loads (Go workers) that did not see the worker's own last
+	// commit, the first ones' messages.
+	Stale    int
+	StaleMsg []string
 }
 
 var recName = regexp.MustCompile(`^rec-(\d+)-(\d+)\.jsonl$`)
@@ -130,6 +134,11 @@ func (h *history) load(path, worker string) error {
 		case "begin":
 			cur = &txn{Worker: worker, Begin: r}
 			h.Txns[worker] = append(h.Txns[worker], cur)
+		case "stale":
+			h.Stale++
+			if len(h.StaleMsg) < 5 {
+				h.StaleMsg = append(h.StaleMsg, fmt.Sprintf("worker %s seq %d: %s", worker, r.Seq, r.Msg))
+			}
 		case "conflict":
 			h.Conflicts++
 			if cur != nil && cur.Begin.Seq == r.Seq {
@@ -203,18 +212,21 @@ func verify(h *history, db *dbState) verdict {
 	}
 	sort.Slice(workers, func(i, j int) bool { return workerOrder(workers[i], workers[j]) })
 
-	// inserts
+	// inserts; a key may be written by several transactions (Go
+	// workers: a new master may allocate again the oids of a
+	// transaction its predecessor's loss failed), at most one of which
+	// commits (the others conflict: the object exists)
 	type want struct {
 		val string
 		t   *txn
 	}
-	keys := map[string]want{}
+	keys := map[string][]want{}
 	for _, w := range workers {
 		for _, t := range h.Txns[w] {
 			if t.Begin.Op == "insert" {
 				for i, k := range t.Begin.Keys {
 					if i < len(t.Begin.Vals) {
-						keys[k] = want{t.Begin.Vals[i], t}
+						keys[k] = append(keys[k], want{t.Begin.Vals[i], t})
 					}
 				}
 			}
@@ -225,19 +237,34 @@ func verify(h *history, db *dbState) verdict {
 	for _, kv := range db.Tree {
 		k, val := kv[0], kv[1]
 		inTree[k] = true
-		wk, ok := keys[k]
+		writers, ok := keys[k]
 		if !ok {
 			v.problem(&v.Duplicated, "key %s in the tree was never written", k)
 			continue
 		}
-		if o := wk.t.outcome(); o == notCommitted {
+		var match, maybe *want
+		for i := range writers {
+			wk := &writers[i]
+			if wk.t.outcome() == notCommitted {
+				continue
+			}
+			if maybe == nil {
+				maybe = wk
+			}
+			if val == wk.val && match == nil {
+				match = wk
+			}
+		}
+		switch {
+		case match != nil:
+			present[match.t]++
+		case maybe != nil:
+			v.problem(&v.Lost, "key %s: value %s, acknowledged %s", k, val, maybe.val)
+			present[maybe.t]++
+		default:
+			wk := writers[len(writers)-1]
 			v.problem(&v.Duplicated, "key %s in the tree: its transaction (worker %s seq %d) was %s", k, wk.t.Worker, wk.t.Begin.Seq, describeEnd(wk.t))
-			continue
 		}
-		if val != wk.val {
-			v.problem(&v.Lost, "key %s: value %s, acknowledged %s", k, val, wk.val)
-		}
-		present[wk.t]++
 	}
 	for _, w := range workers {
 		for _, t := range h.Txns[w] {

@@ -38,6 +38,8 @@ type result struct {
 	CommitsPerSec   float64        `json:"commits_per_s"`
 	ByOp            map[string]int `json:"commits_by_op"`
 	Conflicts       int            `json:"conflicts"`
+	StaleReads      int            `json:"stale_reads,omitempty"` // Go client: own commit not seen
+	StaleMsgs       []string       `json:"stale_read_examples,omitempty"`
 	GaveUp          int            `json:"gave_up"`
 	Unknown         int            `json:"unknown_outcome"`
 	Exceptions      int            `json:"exceptions"`
@@ -375,6 +377,7 @@ func dumpDB(ctx context.Context, cl *cluster, script string, packAge float64) (*
 func (r *result) summarize(h *history, start time.Time) {
 	r.ByOp = map[string]int{}
 	r.Conflicts = h.Conflicts
+	r.StaleReads, r.StaleMsgs = h.Stale, h.StaleMsg
 	var lat []float64
 	var acks []float64
 	for _, txns := range h.Txns {
@@ -688,6 +691,12 @@ func (r *result) print(w io.Writer) {
 		fmt.Fprintf(w, "  commits by kind: %s\n", strings.Join(ops, ", "))
 		fmt.Fprintf(w, "  transaction duration: median %.3fs, p99 %.3fs, worst %.3fs (%s)\n", r.Latency.P50, r.Latency.P99, r.Latency.Max, r.Latency.MaxOf)
 		fmt.Fprintf(w, "  longest time without any commit: %.2fs\n", r.LongestStall)
+		if r.StaleReads > 0 {
+			fmt.Fprintf(w, "  stale reads: %d loads of a worker's own list did not return its last commit (not counted as a failure), e.g.:\n", r.StaleReads)
+			for _, m := range r.StaleMsgs {
+				fmt.Fprintf(w, "    %s\n", m)
+			}
+		}
 		if d := r.Delayed; d != nil {
 			fmt.Fprintf(w, "  begun with a delay on (%.0fs in all): %.1f commits/s, median %.3fs, p99 %.3fs; otherwise %.1f commits/s, median %.3fs, p99 %.3fs\n",
 				d.Seconds, d.CommitsPerS, d.P50, d.P99, d.OtherPerS, d.OtherP50, d.OtherP99)
