@@ -137,7 +137,11 @@ type Client struct {
 		master  *masterConn  // the current master connection; nil while disconnected
 		ready   chan struct{}
 		known   []string // masters learnt from the primary
-		lastTid proto.Tid
+		// lastTid is the tid of the last invalidation published to the
+		// watchers; readTid the greatest tid known committed, which loads
+		// of current revisions read up to: ahead of lastTid while
+		// invalidations are held for the watchers' tid order.
+		lastTid, readTid proto.Tid
 		// connected is set at the first connection to a master.
 		connected bool
 		// stopped is set when the master told that the cluster left
@@ -405,7 +409,7 @@ func (c *Client) LastTid(ctx context.Context) (proto.Tid, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.mu.lastTid, nil
+	return c.mu.readTid, nil
 }
 
 // Sync makes every transaction committed before the call visible: it

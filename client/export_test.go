@@ -99,3 +99,17 @@ func (t *Txn) WaitStoresForTest(ctx context.Context) error {
 	}
 	return nil
 }
+
+// HoldNextFinishForTest makes the next Finish wait, once its request is
+// sent, until hold is closed; sent is closed when it waits.
+func (c *Client) HoldNextFinishForTest(sent chan<- struct{}, hold <-chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.mu.hooks.finishSent = func(*neonet.Link) {
+		c.mu.Lock()
+		c.mu.hooks.finishSent = nil
+		c.mu.Unlock()
+		close(sent)
+		<-hold
+	}
+}

@@ -98,7 +98,7 @@ func (c *Client) load(ctx context.Context, oid proto.Oid, at, before proto.Tid) 
 	}
 	if at == proto.InvalidTid && before == proto.InvalidTid {
 		c.mu.Lock()
-		before = c.mu.lastTid + 1
+		before = c.mu.readTid + 1
 		c.mu.Unlock()
 	}
 	var lastErr error

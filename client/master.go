@@ -78,7 +78,7 @@ func (c *Client) follow(ctx context.Context, link *neonet.Link, acc *proto.Accep
 	switch {
 	case !c.mu.connected:
 		c.mu.connected = true
-		c.mu.lastTid = last.Tid
+		c.mu.lastTid, c.mu.readTid = last.Tid, last.Tid
 	case prev != last.Tid:
 		// Commits were missed while disconnected (or the database was
 		// truncated): tell watchers that anything may have changed.

@@ -101,8 +101,13 @@ func (w *watcher) close() { w.stopOnce.Do(func() { close(w.stop) }) }
 // emitLocked publishes an invalidation, or holds it while one of our
 // transactions waits for AnswerTransactionFinished: that answer can be
 // overtaken, on its way to Finish, by the invalidations of later
-// commits, and events must go out in tid order. Callers hold c.mu.
+// commits, and events must go out in tid order. Loads read up to it at
+// once: the commit happened, and our own must be seen as soon as Finish
+// returns. Callers hold c.mu.
 func (c *Client) emitLocked(inv Invalidation) {
+	if inv.All || inv.Tid > c.mu.readTid {
+		c.mu.readTid = inv.Tid // All: after a truncation it may go back
+	}
 	if c.mu.finishing > 0 {
 		c.mu.held = append(c.mu.held, inv)
 		return
