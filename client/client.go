@@ -133,10 +133,10 @@ type Client struct {
 
 	mu struct {
 		sync.Mutex
-		nid     proto.NodeID // ours, kept across reconnections
-		master  *masterConn  // the current master connection; nil while disconnected
-		ready   chan struct{}
-		known   []string // masters learnt from the primary
+		nid    proto.NodeID // ours, kept across reconnections
+		master *masterConn  // the current master connection; nil while disconnected
+		ready  chan struct{}
+		known  []string // masters learnt from the primary
 		// lastTid is the tid of the last invalidation published to the
 		// watchers; readTid the greatest tid known committed, which loads
 		// of current revisions read up to: ahead of lastTid while
