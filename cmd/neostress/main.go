@@ -68,8 +68,8 @@ What one run does:
     returned it, with its text); an error from Finish leaves the outcome
     unknown, except client.ErrMasterLost, which Finish returns only for
     a transaction that did not commit (held to it). A load of a
-    goroutine's own list that misses its last commit is reported as a
-    stale read (not a failure). The verification reads back, with a fresh Go client, the
+    goroutine's own list that misses its last commit is a stale read,
+    and fails the run (read-your-writes). The verification reads back, with a fresh Go client, the
     counter, the lists, and every oid below the next one the master
     allocates: present exactly when an insert was acknowledged (or of
     unknown outcome), with its value.
@@ -146,7 +146,11 @@ also keeps the whole directory after a pass.
 With NEOSTRESS_CLIENT_LOG=1 in the environment, each worker process also
 writes neoppod's client log (every packet, with times) to
 records/client-P.log, read with neoppod's neolog: where a slow
-transaction's time went, seen from the client. It slows the client.
+transaction's time went, seen from the client. It slows the client and
+distorts latencies: the client keeps a backlog of records in memory and
+writes it all to the log at each warning (e.g. "a cell became
+non-readable" after every storage kill), which stalls every thread of
+the process for up to a second. Measure without it.
 
 --suite runs several scenarios one after the other (each for --duration,
 the other options apply to all) and prints a table; SPEC is a

@@ -574,6 +574,9 @@ func (r *result) finish(w io.Writer, cfg *config) {
 	case cfg.InFlightOK && r.Exceptions-r.ExcInFlight > cfg.MaxExc:
 		r.fail("exceptions not in flight at a master kill: %d > --max-exceptions %d", r.Exceptions-r.ExcInFlight, cfg.MaxExc)
 	}
+	if r.StaleReads > 0 {
+		r.fail("stale reads: %d (a load missed the worker's own last commit)", r.StaleReads)
+	}
 	if len(r.Hangs) > 0 {
 		r.fail("hangs: %d", len(r.Hangs))
 	}
@@ -692,7 +695,7 @@ func (r *result) print(w io.Writer) {
 		fmt.Fprintf(w, "  transaction duration: median %.3fs, p99 %.3fs, worst %.3fs (%s)\n", r.Latency.P50, r.Latency.P99, r.Latency.Max, r.Latency.MaxOf)
 		fmt.Fprintf(w, "  longest time without any commit: %.2fs\n", r.LongestStall)
 		if r.StaleReads > 0 {
-			fmt.Fprintf(w, "  stale reads: %d loads of a worker's own list did not return its last commit (not counted as a failure), e.g.:\n", r.StaleReads)
+			fmt.Fprintf(w, "  stale reads: %d loads of a worker's own list did not return its last commit, e.g.:\n", r.StaleReads)
 			for _, m := range r.StaleMsgs {
 				fmt.Fprintf(w, "    %s\n", m)
 			}
