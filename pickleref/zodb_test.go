@@ -1,0 +1,147 @@
+//go:build integration
+
+package pickleref
+
+// Tests against ZODB itself (the peers of ../shared/peers, located by
+// NEO_PEERS as `make integration` sets it, else beside the module):
+// testdata/zodbrefs.py writes records with ZODB's serializer, we list
+// and rewrite their references, and ZODB's referencesf and unpickler
+// check what we wrote. They skip without the peers, except under CI=true.
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/neogo/neo/proto"
+)
+
+// python runs testdata/zodbrefs.py with the peers' Python, stdin as its
+// input, and returns its stdout.
+func python(t *testing.T, stdin []byte, args ...string) []byte {
+	t.Helper()
+	peers := os.Getenv("NEO_PEERS")
+	if peers == "" {
+		_, file, _, _ := runtime.Caller(0)
+		peers = filepath.Join(filepath.Dir(file), "..", "..", "shared", "peers")
+	}
+	if _, err := os.Stat(filepath.Join(peers, "env.sh")); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("python peers missing under CI=true: %v", err)
+		}
+		t.Skipf("python peers missing: %v", err)
+	}
+	args = append([]string{"testdata/zodbrefs.py"}, args...)
+	cmd := exec.Command("bash", append([]string{"-c", `. "$0" && exec "$PY" "$@"`, filepath.Join(peers, "env.sh")}, args...)...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
+	}
+	return out
+}
+
+// Our References and ZODB's referencesf agree on fresh ZODB records.
+func TestZODBReferencesf(t *testing.T) {
+	for _, z := range parseRecords(t, bytes.NewReader(python(t, nil, "gen"))) {
+		got, err := References(unhex(t, z.Record))
+		if err != nil {
+			t.Errorf("%s: %v", z.Name, err)
+			continue
+		}
+		if !slices.Equal(oidsHex(got), z.Referencesf) {
+			t.Errorf("%s: References = %v, referencesf = %v", z.Name, oidsHex(got), z.Referencesf)
+		}
+	}
+}
+
+// Records we rewrote unpickle, with ZODB's unpickler, to the original
+// values with mapped references, and referencesf gives the mapped oids:
+// an oid shift, mount points, a merged database.
+func TestZODBRewrite(t *testing.T) {
+	recs := parseRecords(t, bytes.NewReader(python(t, nil, "gen")))
+	mergeOther := func(r Ref) (Ref, error) {
+		switch r.DB {
+		case "":
+			r.Oid += 0x1000
+		case "other":
+			r.Oid += 0x50000
+			r.DB = ""
+			switch r.Form {
+			case FormCrossClass:
+				r.Form = FormOidClass
+			case FormCross:
+				r.Form = FormOid
+			}
+		}
+		return r, nil
+	}
+	type check struct {
+		Name   string            `json:"name"`
+		Orig   string            `json:"orig"`
+		New    string            `json:"new"`
+		Offset uint64            `json:"offset"`
+		Mount  map[string]string `json:"mount,omitempty"`
+		Merge  map[string]uint64 `json:"merge,omitempty"`
+	}
+	var in bytes.Buffer
+	enc := json.NewEncoder(&in)
+	n := 0
+	for _, tc := range []struct {
+		name  string
+		f     Mapper
+		shift uint64
+		mount map[proto.Oid]proto.Oid
+		merge map[string]uint64
+	}{
+		{name: "shift", shift: 0x1_0000_0000},
+		{name: "small-shift", shift: 3},
+		{name: "mount", shift: 0x1000, mount: map[proto.Oid]proto.Oid{1: 0x99, 3: 0x2_0000}},
+		{name: "merge", shift: 0x1000, f: mergeOther, merge: map[string]uint64{"other": 0x50000}},
+	} {
+		f := tc.f
+		if f == nil {
+			f = (&Shift{Offset: tc.shift, Mount: tc.mount}).Map
+		}
+		mount := map[string]string{}
+		for k, v := range tc.mount {
+			kb, vb := k.Bytes(), v.Bytes()
+			mount[hex.EncodeToString(kb[:])] = hex.EncodeToString(vb[:])
+		}
+		for _, z := range recs {
+			rec := unhex(t, z.Record)
+			out, err := Rewrite(nil, rec, f)
+			if err != nil {
+				t.Fatalf("%s %s: %v", tc.name, z.Name, err)
+			}
+			if err := enc.Encode(check{Name: tc.name + ":" + z.Name, Orig: z.Record, New: hex.EncodeToString(out),
+				Offset: tc.shift, Mount: mount, Merge: tc.merge}); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+	}
+	out := python(t, in.Bytes(), "check")
+	ok := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.HasPrefix(line, "ok ") {
+			ok++
+		} else {
+			t.Error(line)
+		}
+	}
+	if ok != n {
+		t.Errorf("%d records checked by ZODB, %d ok", n, ok)
+	}
+	fmt.Fprintf(os.Stderr, "ZODB checked %d rewritten records\n", ok)
+}
