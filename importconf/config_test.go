@@ -60,13 +60,13 @@ storage=
   </filestorage>
 `
 
-func TestParseValid(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		src  string
-		want Config
-	}{
-		{"a single FileStorage, defaults", `
+// validCases are files that parse, and what they give.
+var validCases = []struct {
+	name string
+	src  string
+	want Config
+}{
+	{"a single FileStorage, defaults", `
 [neo]
 adapter=SQLite
 database=/srv/neo.sqlite
@@ -77,16 +77,16 @@ storage=
     path /srv/Data.fs
   </filestorage>
 `, Config{Main: Main{Section: "neo", Adapter: "SQLite", Database: "/srv/neo.sqlite", Compress: Compress{Enabled: true}},
-			Sources: []*Source{{Name: "root", Line: 6, Storage: fsAt("/srv/Data.fs")}}}},
-		{"split databases with mount points (neoppod's example)", splitExample,
-			Config{Main: Main{Section: "neo", Adapter: "MySQL", Database: "neo", Compress: Compress{Enabled: true}},
-				Sources: []*Source{
-					{Name: "root", Line: 6, Storage: fsAt("/path/to/root.fs"), Mounts: []Mount{{"foo", 421, 11}, {"bar", 666, 12}}},
-					{Name: "foo", Line: 14, Oid: 123, Storage: fsAt("/path/to/foo.fs"), Mounts: []Mount{{"baz", 1000, 20}}},
-					{Name: "bar", Line: 22, Oid: 4567, Storage: fsAt("/path/to/bar.fs")},
-					{Name: "baz", Line: 29, Oid: 2000, Storage: fsAt("/path/to/baz.fs")},
-				}}},
-		{"every option, ConfigParser's syntax: ':', case, comments, continuations, interpolation", `
+		Sources: []*Source{{Name: "root", Line: 6, Storage: fsAt("/srv/Data.fs")}}}},
+	{"split databases with mount points (neoppod's example)", splitExample,
+		Config{Main: Main{Section: "neo", Adapter: "MySQL", Database: "neo", Compress: Compress{Enabled: true}},
+			Sources: []*Source{
+				{Name: "root", Line: 6, Storage: fsAt("/path/to/root.fs"), Mounts: []Mount{{"foo", 421, 11}, {"bar", 666, 12}}},
+				{Name: "foo", Line: 14, Oid: 123, Storage: fsAt("/path/to/foo.fs"), Mounts: []Mount{{"baz", 1000, 20}}},
+				{Name: "bar", Line: 22, Oid: 4567, Storage: fsAt("/path/to/bar.fs")},
+				{Name: "baz", Line: 29, Oid: 2000, Storage: fsAt("/path/to/baz.fs")},
+			}}},
+	{"every option, ConfigParser's syntax: ':', case, comments, continuations, interpolation", `
 ; a comment
 [Main]
 Adapter: MySQLdb
@@ -116,11 +116,11 @@ storage =
       create no
     </FileStorage>
 `, Config{Main: Main{Section: "Main", Adapter: "MySQLdb", Database: "neo@localhost % x", Engine: "InnoDB", Wait: 2.5,
-			Compress: Compress{Enabled: true, Level: 9}, Writeback: true,
-			Unknown: []Option{{"base", "neo@localhost", 5}, {"extra", "kept\nand continued", 11}}},
-			Sources: []*Source{{Name: "src", Line: 14, Storage: FileStorage{Path: "/srv/zodb/Data.fs", ReadOnly: true,
-				Quota: 10 << 20, Packer: "my.packer", Name: "main"}}}}},
-		{"compress false, ~ and $(ENV) in paths, a self-closed section", `
+		Compress: Compress{Enabled: true, Level: 9}, Writeback: true,
+		Unknown: []Option{{"base", "neo@localhost", 5}, {"extra", "kept\nand continued", 11}}},
+		Sources: []*Source{{Name: "src", Line: 14, Storage: FileStorage{Path: "/srv/zodb/Data.fs", ReadOnly: true,
+			Quota: 10 << 20, Packer: "my.packer", Name: "main"}}}}},
+	{"compress false, ~ and $(ENV) in paths, a self-closed section", `
 [neo]
 database=x
 compress=false
@@ -130,8 +130,8 @@ storage=
     path ~/$(NAME).fs
   </filestorage>
 `, Config{Main: Main{Section: "neo", Adapter: "MySQL", Database: "x"},
-			Sources: []*Source{{Name: "r", Line: 5, Storage: fsAt("/home/u/db.fs")}}}},
-		{"oid 0 counts as the root, like neoppod; the root may be mounted back", `
+		Sources: []*Source{{Name: "r", Line: 5, Storage: fsAt("/home/u/db.fs")}}}},
+	{"oid 0 counts as the root, like neoppod; the root may be mounted back", `
 [neo]
 database=x
 [a]
@@ -148,11 +148,14 @@ storage=
     path b.fs
   </filestorage>
 `, Config{Main: Main{Section: "neo", Adapter: "MySQL", Database: "x", Compress: Compress{Enabled: true}},
-			Sources: []*Source{
-				{Name: "a", Line: 4, Storage: fsAt("a.fs"), Mounts: []Mount{{"b", 5, 9}}},
-				{Name: "b", Line: 10, Oid: 1000, Storage: fsAt("b.fs"), Mounts: []Mount{{"a", 7, 12}}},
-			}}},
-	} {
+		Sources: []*Source{
+			{Name: "a", Line: 4, Storage: fsAt("a.fs"), Mounts: []Mount{{"b", 5, 9}}},
+			{Name: "b", Line: 10, Oid: 1000, Storage: fsAt("b.fs"), Mounts: []Mount{{"a", 7, 12}}},
+		}}},
+}
+
+func TestParseValid(t *testing.T) {
+	for _, tt := range validCases {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse("importer.conf", []byte(tt.src), env("HOME", "/home/u", "NAME", "db"))
 			if err != nil {
@@ -183,63 +186,66 @@ func dumpSources(ss []*Source) string {
 const okMain = "[neo]\ndatabase=x\n"
 const okRoot = "[root]\nstorage=\n  <filestorage>\n    path a.fs\n  </filestorage>\n"
 
+// invalidCases are bad files, and the error each gives.
+var invalidCases = []struct {
+	name, src string
+	line      int
+	section   string
+	key       string
+	msg       string
+}{
+	{"empty file", "", 0, "", "", "no section"},
+	{"option before any section", "database=x\n", 1, "", "", "no section header"},
+	{"line without = or :", okMain + "garbage\n", 3, "neo", "", "not a section header nor a key=value"},
+	{"option without a name", okMain + "=x\n", 3, "neo", "", "option without a name"},
+	{"duplicate section", okMain + okRoot + "[neo]\n", 8, "neo", "", "section defined twice (first at line 1)"},
+	{"duplicate option", okMain + "Database=y\n" + okRoot, 3, "neo", "database", "option set twice (first at line 2)"},
+	{"no source", okMain, 0, "", "", "no source database"},
+	{"missing database", "[neo]\nadapter=SQLite\n" + okRoot, 1, "neo", "database", "missing"},
+	{"unknown adapter", okMain + "adapter=Postgres\n" + okRoot, 3, "neo", "adapter", "MySQL, MySQLdb, PyMySQL, SQLite"},
+	{"Importer into Importer", okMain + "adapter=Importer\n" + okRoot, 3, "neo", "adapter", "cannot itself be an Importer"},
+	{"bad compress", okMain + "compress=True\n" + okRoot, 3, "neo", "compress", "true, false, zlib or zlib=LEVEL"},
+	{"bad zlib level", okMain + "compress=zlib=10\n" + okRoot, 3, "neo", "compress", "1 to 9"},
+	{"bad writeback", okMain + "writeback=yes\n" + okRoot, 3, "neo", "writeback", "neither true nor false"},
+	{"bad wait", okMain + "wait=soon\n" + okRoot, 3, "neo", "wait", "seconds"},
+	{"writeback to split databases", okMain + "writeback=true\n" + splitExample[strings.Index(splitExample, "[root]"):], 0, "neo", "writeback", "single"},
+	{"bad interpolation", okMain + "engine=%(nope)s\n" + okRoot, 3, "neo", "engine", "refers to no option"},
+	{"bare percent", okMain + "engine=50%\n" + okRoot, 3, "neo", "engine", "must be followed"},
+	{"ZConfig directive with a single %, as configparser refuses it", okMain + "[root]\nstorage=\n  %import x\n", 4, "root", "storage", "write %% for a literal %"},
+	{"DEFAULT options are mount points of the sources too", "[DEFAULT]\ndir=/srv\n" + okMain + okRoot, 2, "root", "dir", "mount point"},
+	{"interpolation loop", okMain + "a=%(b)s\nb=%(a)s\n" + okRoot, 3, "neo", "a", "deeper than 10"},
+	{"no storage option", okMain + "[root]\nfoo=1\n", 3, "root", "storage", "missing"},
+	{"ZEO source", okMain + "[root]\nstorage=\n  <zeoclient>\n    server localhost:8100\n  </zeoclient>\n", 5, "root", "storage", "ZEO sources are not supported: only <filestorage>"},
+	{"RelStorage source", okMain + "[root]\nstorage=\n  %%import relstorage\n  <relstorage>\n  </relstorage>\n", 6, "root", "storage", "RelStorage sources are not supported"},
+	{"unknown storage type", okMain + "[root]\nstorage=\n  %%import my.pkg\n  <mine>\n  </mine>\n", 6, "root", "storage", "<mine> (from %import my.pkg) sources are not supported"},
+	{"MappingStorage source", okMain + "[root]\nstorage=<mappingstorage/>\n", 4, "root", "storage", "MappingStorage sources are not supported"},
+	{"unknown filestorage key", okMain + "[root]\nstorage=\n  <filestorage>\n    path a.fs\n    cache-size 5\n  </filestorage>\n", 7, "root", "storage: cache-size", "not a key of <filestorage>"},
+	{"key=value in ZConfig", okMain + "[root]\nstorage=\n  <filestorage>\n    path=a.fs\n  </filestorage>\n", 6, "root", "storage: path=a.fs", "not a key"},
+	{"no path", okMain + "[root]\nstorage=\n  <filestorage>\n    read-only true\n  </filestorage>\n", 4, "root", "storage: path", "missing"},
+	{"path twice", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n    path b\n  </filestorage>\n", 7, "root", "storage: path", "set twice (first at line 6)"},
+	{"bad boolean", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n    read-only maybe\n  </filestorage>\n", 7, "root", "storage: read-only", "not a boolean"},
+	{"bad quota", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n    quota lots\n  </filestorage>\n", 7, "root", "storage: quota", "size in bytes"},
+	{"create truncates", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n    create true\n  </filestorage>\n", 7, "root", "storage: create", "truncate"},
+	{"blobs", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n    blob-dir /b\n  </filestorage>\n", 7, "root", "storage: blob-dir", "NEO has no blobs"},
+	{"unclosed section", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n", 4, "root", "storage", "not closed"},
+	{"unbalanced end", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n  </zeoclient>\n", 7, "root", "storage", "unbalanced"},
+	{"two storages", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n  </filestorage>\n  <filestorage>\n  </filestorage>\n", 8, "root", "storage", "second storage section"},
+	{"nested section", okMain + "[root]\nstorage=\n  <filestorage>\n    <x>\n  </filestorage>\n", 6, "root", "storage", "no subsection"},
+	{"%include", okMain + "[root]\nstorage=\n  %%include other.conf\n", 5, "root", "storage", "%include is not supported"},
+	{"undefined $name", okMain + "[root]\nstorage=\n  <filestorage>\n    path $nope\n  </filestorage>\n", 6, "root", "storage: path", "no value for $nope"},
+	{"bad mount oid", okMain + okRoot + "foo=0x10\n[foo]\noid=1\nstorage=<filestorage/>\n", 8, "root", "foo", "not a decimal oid"},
+	{"negative oid", okMain + okRoot + "[foo]\noid=-1\n", 9, "foo", "oid", "not a decimal oid"},
+	{"mount point of no section", okMain + okRoot + "Foo=421\n", 8, "root", "foo", "mount point of no section (known: root; option names are lower-cased)"},
+	{"same oid mounted twice", okMain + okRoot + "a=1\nb=1\n", 9, "root", "b", "already the mount point of a"},
+	{"self mount", okMain + okRoot + "root=5\n", 8, "root", "root", "cannot mount itself"},
+	{"two roots", okMain + okRoot + strings.Replace(okRoot, "[root]", "[other]", 1), 8, "other", "oid", "only the root database, here [root], has no oid="},
+	{"no root", okMain + "[a]\noid=1\nstorage=<filestorage>\n path a\n </filestorage>\n", 0, "", "", "no root database"},
+	{"unmounted database", okMain + okRoot + "[a]\noid=1\nstorage=<filestorage>\n path a\n </filestorage>\n", 8, "a", "oid", "no mount point leads to this database"},
+}
+
 // Bad files: the error names the line, the section and the key.
 func TestParseInvalid(t *testing.T) {
-	for _, tt := range []struct {
-		name, src string
-		line      int
-		section   string
-		key       string
-		msg       string
-	}{
-		{"empty file", "", 0, "", "", "no section"},
-		{"option before any section", "database=x\n", 1, "", "", "no section header"},
-		{"line without = or :", okMain + "garbage\n", 3, "neo", "", "not a section header nor a key=value"},
-		{"option without a name", okMain + "=x\n", 3, "neo", "", "option without a name"},
-		{"duplicate section", okMain + okRoot + "[neo]\n", 8, "neo", "", "section defined twice (first at line 1)"},
-		{"duplicate option", okMain + "Database=y\n" + okRoot, 3, "neo", "database", "option set twice (first at line 2)"},
-		{"no source", okMain, 0, "", "", "no source database"},
-		{"missing database", "[neo]\nadapter=SQLite\n" + okRoot, 1, "neo", "database", "missing"},
-		{"unknown adapter", okMain + "adapter=Postgres\n" + okRoot, 3, "neo", "adapter", "MySQL, MySQLdb, PyMySQL, SQLite"},
-		{"Importer into Importer", okMain + "adapter=Importer\n" + okRoot, 3, "neo", "adapter", "cannot itself be an Importer"},
-		{"bad compress", okMain + "compress=True\n" + okRoot, 3, "neo", "compress", "true, false, zlib or zlib=LEVEL"},
-		{"bad zlib level", okMain + "compress=zlib=10\n" + okRoot, 3, "neo", "compress", "1 to 9"},
-		{"bad writeback", okMain + "writeback=yes\n" + okRoot, 3, "neo", "writeback", "neither true nor false"},
-		{"bad wait", okMain + "wait=soon\n" + okRoot, 3, "neo", "wait", "seconds"},
-		{"writeback to split databases", okMain + "writeback=true\n" + splitExample[strings.Index(splitExample, "[root]"):], 0, "neo", "writeback", "single"},
-		{"bad interpolation", okMain + "engine=%(nope)s\n" + okRoot, 3, "neo", "engine", "refers to no option"},
-		{"bare percent", okMain + "engine=50%\n" + okRoot, 3, "neo", "engine", "must be followed"},
-		{"ZConfig directive with a single %, as configparser refuses it", okMain + "[root]\nstorage=\n  %import x\n", 4, "root", "storage", "write %% for a literal %"},
-		{"DEFAULT options are mount points of the sources too", "[DEFAULT]\ndir=/srv\n" + okMain + okRoot, 2, "root", "dir", "mount point"},
-		{"interpolation loop", okMain + "a=%(b)s\nb=%(a)s\n" + okRoot, 3, "neo", "a", "deeper than 10"},
-		{"no storage option", okMain + "[root]\nfoo=1\n", 3, "root", "storage", "missing"},
-		{"ZEO source", okMain + "[root]\nstorage=\n  <zeoclient>\n    server localhost:8100\n  </zeoclient>\n", 5, "root", "storage", "ZEO sources are not supported: only <filestorage>"},
-		{"RelStorage source", okMain + "[root]\nstorage=\n  %%import relstorage\n  <relstorage>\n  </relstorage>\n", 6, "root", "storage", "RelStorage sources are not supported"},
-		{"unknown storage type", okMain + "[root]\nstorage=\n  %%import my.pkg\n  <mine>\n  </mine>\n", 6, "root", "storage", "<mine> (from %import my.pkg) sources are not supported"},
-		{"MappingStorage source", okMain + "[root]\nstorage=<mappingstorage/>\n", 4, "root", "storage", "MappingStorage sources are not supported"},
-		{"unknown filestorage key", okMain + "[root]\nstorage=\n  <filestorage>\n    path a.fs\n    cache-size 5\n  </filestorage>\n", 7, "root", "storage: cache-size", "not a key of <filestorage>"},
-		{"key=value in ZConfig", okMain + "[root]\nstorage=\n  <filestorage>\n    path=a.fs\n  </filestorage>\n", 6, "root", "storage: path=a.fs", "not a key"},
-		{"no path", okMain + "[root]\nstorage=\n  <filestorage>\n    read-only true\n  </filestorage>\n", 4, "root", "storage: path", "missing"},
-		{"path twice", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n    path b\n  </filestorage>\n", 7, "root", "storage: path", "set twice (first at line 6)"},
-		{"bad boolean", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n    read-only maybe\n  </filestorage>\n", 7, "root", "storage: read-only", "not a boolean"},
-		{"bad quota", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n    quota lots\n  </filestorage>\n", 7, "root", "storage: quota", "size in bytes"},
-		{"create truncates", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n    create true\n  </filestorage>\n", 7, "root", "storage: create", "truncate"},
-		{"blobs", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n    blob-dir /b\n  </filestorage>\n", 7, "root", "storage: blob-dir", "NEO has no blobs"},
-		{"unclosed section", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n", 4, "root", "storage", "not closed"},
-		{"unbalanced end", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n  </zeoclient>\n", 7, "root", "storage", "unbalanced"},
-		{"two storages", okMain + "[root]\nstorage=\n  <filestorage>\n    path a\n  </filestorage>\n  <filestorage>\n  </filestorage>\n", 8, "root", "storage", "second storage section"},
-		{"nested section", okMain + "[root]\nstorage=\n  <filestorage>\n    <x>\n  </filestorage>\n", 6, "root", "storage", "no subsection"},
-		{"%include", okMain + "[root]\nstorage=\n  %%include other.conf\n", 5, "root", "storage", "%include is not supported"},
-		{"undefined $name", okMain + "[root]\nstorage=\n  <filestorage>\n    path $nope\n  </filestorage>\n", 6, "root", "storage: path", "no value for $nope"},
-		{"bad mount oid", okMain + okRoot + "foo=0x10\n[foo]\noid=1\nstorage=<filestorage/>\n", 8, "root", "foo", "not a decimal oid"},
-		{"negative oid", okMain + okRoot + "[foo]\noid=-1\n", 9, "foo", "oid", "not a decimal oid"},
-		{"mount point of no section", okMain + okRoot + "Foo=421\n", 8, "root", "foo", "mount point of no section (known: root; option names are lower-cased)"},
-		{"same oid mounted twice", okMain + okRoot + "a=1\nb=1\n", 9, "root", "b", "already the mount point of a"},
-		{"self mount", okMain + okRoot + "root=5\n", 8, "root", "root", "cannot mount itself"},
-		{"two roots", okMain + okRoot + strings.Replace(okRoot, "[root]", "[other]", 1), 8, "other", "oid", "only the root database, here [root], has no oid="},
-		{"no root", okMain + "[a]\noid=1\nstorage=<filestorage>\n path a\n </filestorage>\n", 0, "", "", "no root database"},
-		{"unmounted database", okMain + okRoot + "[a]\noid=1\nstorage=<filestorage>\n path a\n </filestorage>\n", 8, "a", "oid", "no mount point leads to this database"},
-	} {
+	for _, tt := range invalidCases {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse("x.conf", []byte(tt.src), nil)
 			var e *Error
