@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/neogo/neo/pickleref"
 	"github.com/neogo/neo/proto"
 )
 
@@ -377,4 +378,73 @@ func names(srcs []*Source) []string {
 		n = append(n, s.Name)
 	}
 	return n
+}
+
+// Setup computes the renumbering of each source database as neoppod's
+// Importer does on its first start (cluster.md §8.10): from the root
+// database, in the order of mount points, each database gets the next
+// free oid range [Offset, Offset+next) where next is what its
+// storage's new_oid returns (its highest oid + 1, or 1 when empty),
+// and each mount point oid maps to the mounted object (its oid= plus
+// the mounted database's offset). newOid is called once per source, in
+// that order. Setup also returns the highest oid of the imported space.
+func (c *Config) Setup(newOid func(*Source) (proto.Oid, error)) (map[string]*pickleref.Shift, proto.Oid, error) {
+	byName := map[string]*Source{}
+	var root *Source
+	for _, s := range c.Sources {
+		byName[s.Name] = s
+		if s.Root() {
+			root = s
+		}
+	}
+	if root == nil {
+		return nil, 0, &Error{File: c.File, Msg: "no root database"}
+	}
+	shifts := map[string]*pickleref.Shift{}
+	var next = map[string]uint64{}
+	var setup func(s *Source, shift uint64) (uint64, error)
+	setup = func(s *Source, shift uint64) (uint64, error) {
+		sh := &pickleref.Shift{Offset: shift, Mount: map[proto.Oid]proto.Oid{}}
+		shifts[s.Name] = sh
+		n, err := newOid(s)
+		if err != nil {
+			return 0, fmt.Errorf("importconf: [%s]: new oid: %w", s.Name, err)
+		}
+		next[s.Name] = uint64(n)
+		if shift += uint64(n); shift < uint64(n) {
+			return 0, fmt.Errorf("importconf: [%s]: oid space overflows", s.Name)
+		}
+		for _, m := range s.Mounts {
+			t := byName[m.Name]
+			var target uint64
+			if ts, done := shifts[t.Name]; done {
+				target = uint64(t.Oid) + ts.Offset
+			} else {
+				target = uint64(t.Oid) + shift
+				if shift, err = setup(t, shift); err != nil {
+					return 0, err
+				}
+			}
+			// neoppod does not check it: the mounted object would be
+			// renumbered into the range of another database.
+			if uint64(t.Oid) >= next[t.Name] {
+				return 0, &Error{File: c.File, Line: t.Line, Section: t.Name, Key: "oid",
+					Msg: fmt.Sprintf("%d is beyond the last oid of the database (%d)", t.Oid, next[t.Name]-1)}
+			}
+			sh.Mount[m.Oid] = proto.Oid(target)
+		}
+		return shift, nil
+	}
+	if _, err := setup(root, 0); err != nil {
+		return nil, 0, err
+	}
+	// The highest oid: the last of the database with the largest offset
+	// (offsets are distinct: new_oid returns at least 1).
+	var top string
+	for name, sh := range shifts {
+		if top == "" || sh.Offset > shifts[top].Offset {
+			top = name
+		}
+	}
+	return shifts, proto.Oid(shifts[top].Offset + next[top] - 1), nil
 }

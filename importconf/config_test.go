@@ -8,6 +8,9 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/neogo/neo/pickleref"
+	"github.com/neogo/neo/proto"
 )
 
 func env(kv ...string) func(string) (string, bool) {
@@ -320,4 +323,42 @@ func dumpLines(ss []*Source) []string {
 func peersBeside() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..", "shared", "peers")
+}
+
+// Setup renumbers as cluster.md §8.10's pseudo-code: depth first along
+// the mount points, each database after the ones set up before it.
+func TestSetup(t *testing.T) {
+	c, err := Parse("x", []byte(splitExample), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := map[string]proto.Oid{"root": 1000, "foo": 200, "bar": 5000, "baz": 3000}
+	var order []string
+	shifts, last, err := c.Setup(func(s *Source) (proto.Oid, error) {
+		order = append(order, s.Name)
+		return next[s.Name], nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]*pickleref.Shift{
+		"root": {Offset: 0, Mount: map[proto.Oid]proto.Oid{421: 123 + 1000, 666: 4567 + 4200}},
+		"foo":  {Offset: 1000, Mount: map[proto.Oid]proto.Oid{1000: 2000 + 1200}},
+		"baz":  {Offset: 1200, Mount: map[proto.Oid]proto.Oid{}},
+		"bar":  {Offset: 4200, Mount: map[proto.Oid]proto.Oid{}},
+	}
+	if !reflect.DeepEqual(shifts, want) {
+		t.Errorf("shifts %v, want %v", shifts, want)
+	}
+	if last != 9199 {
+		t.Errorf("last oid %d, want 9199", last)
+	}
+	if !reflect.DeepEqual(order, []string{"root", "foo", "baz", "bar"}) {
+		t.Errorf("new_oid order %v", order)
+	}
+	next["bar"] = 4567
+	if _, _, err := c.Setup(func(s *Source) (proto.Oid, error) { return next[s.Name], nil }); err == nil ||
+		!strings.Contains(err.Error(), "beyond the last oid") {
+		t.Errorf("mounted oid beyond the database: %v", err)
+	}
 }

@@ -35,6 +35,10 @@
 // Errors are [*Error]s naming the file, the line, the section and the
 // key.
 //
+// [Config.Setup] computes the oid renumbering of each source, as a
+// [pickleref.Shift] for its records, the way neoppod does on the first
+// start of the import.
+//
 // Numbers are decimal, as Python's int() reads them. Options of the
 // first section that the importer does not use are kept in
 // [Main.Unknown] rather than refused, since neoppod ignores them.

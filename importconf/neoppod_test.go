@@ -16,8 +16,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/neogo/neo/proto"
 )
 
 // neoppodRead is what testdata/neoconf.py prints for a file.
@@ -46,9 +50,9 @@ type neoppodRead struct {
 	}
 }
 
-// neoppod reads the files with testdata/neoconf.py, HOME and NAME set
-// as in the tests' environment.
-func neoppod(t *testing.T, home string, files []string) []neoppodRead {
+// neoppodRun runs testdata/neoconf.py with args, HOME and NAME set as
+// in the tests' environment, and returns its output.
+func neoppodRun(t *testing.T, home string, args ...string) []byte {
 	t.Helper()
 	peers := os.Getenv("NEO_PEERS")
 	if peers == "" {
@@ -60,14 +64,21 @@ func neoppod(t *testing.T, home string, files []string) []neoppodRead {
 		}
 		t.Skipf("python peers missing: %v", err)
 	}
-	args := append([]string{"-c", `. "$0" && HOME="$1" NAME=db exec "$PY" testdata/neoconf.py "${@:2}"`, filepath.Join(peers, "env.sh"), home}, files...)
-	cmd := exec.Command("bash", args...)
+	cmd := exec.Command("bash", append([]string{"-c", `. "$0" && HOME="$1" NAME=db exec "$PY" testdata/neoconf.py "${@:2}"`, filepath.Join(peers, "env.sh"), home}, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("neoconf.py: %v\n%s", err, stderr.Bytes())
 	}
+	return out
+}
+
+// neoppod reads the files with testdata/neoconf.py, HOME and NAME set
+// as in the tests' environment.
+func neoppod(t *testing.T, home string, files []string) []neoppodRead {
+	t.Helper()
+	out := neoppodRun(t, home, files...)
 	var reads []neoppodRead
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
@@ -78,7 +89,7 @@ func neoppod(t *testing.T, home string, files []string) []neoppodRead {
 		reads = append(reads, r)
 	}
 	if len(reads) != len(files) {
-		t.Fatalf("neoconf.py read %d files of %d\n%s", len(reads), len(files), stderr.Bytes())
+		t.Fatalf("neoconf.py read %d files of %d", len(reads), len(files))
 	}
 	return reads
 }
@@ -179,6 +190,51 @@ func TestNeoppodRefusesInvalid(t *testing.T) {
 		}
 		if reads[i].Error == "" {
 			t.Logf("%s: stricter than neoppod", tt.name)
+		}
+	}
+}
+
+// Setup renumbers as neoppod's importer does, on real FileStorages.
+func TestNeoppodSetup(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "split.conf")
+	if err := os.WriteFile(f, []byte(inDir(dir, splitExample)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{"root": 1000, "foo": 200, "bar": 5000, "baz": 3000}
+	var args []string
+	for k, v := range counts {
+		args = append(args, k+"="+itoa(v))
+	}
+	var py struct {
+		Loid uint64
+		Dbs  map[string]struct {
+			Shift, Next uint64
+			Mapping     map[string]uint64
+		}
+	}
+	if err := json.Unmarshal(neoppodRun(t, dir, append([]string{"setup", f}, args...)...), &py); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shifts, last, err := c.Setup(func(s *Source) (proto.Oid, error) { return proto.Oid(counts[s.Name]), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uint64(last) != py.Loid {
+		t.Errorf("last oid %d, neoppod %d", last, py.Loid)
+	}
+	for name, sh := range shifts {
+		p := py.Dbs[name]
+		mount := map[string]uint64{}
+		for k, v := range sh.Mount {
+			mount[strconv.FormatUint(uint64(k), 10)] = uint64(v)
+		}
+		if sh.Offset != p.Shift || uint64(counts[name]) != p.Next || !reflect.DeepEqual(mount, p.Mapping) {
+			t.Errorf("[%s] offset %d next %d mapping %v; neoppod %+v", name, sh.Offset, counts[name], mount, p)
 		}
 	}
 }

@@ -5,6 +5,12 @@
                     options, and per source its oid, mount points (in
                     setup order) and ZConfig storage values.
 
+  neoconf.py setup FILE NAME=COUNT...
+                    creates the FileStorage of each source NAME with COUNT
+                    objects (oids 0 to COUNT-1), then runs neoppod's oid
+                    mapping setup and prints {NAME: {"shift", "next",
+                    "mapping": {oid: oid}}} and "loid".
+
 It runs neoppod's own ImporterDatabaseManager._parse, the backend lookup
 of _connect, ZODB's storage schema through ZConfig, and the checks of
 the oid mapping setup (one root, every database mounted from it),
@@ -70,7 +76,37 @@ def read(path):
     return {'main': main, 'sources': sources}
 
 
+def setup(path, counts):
+    import transaction
+    import ZODB as ZODBdb
+    from persistent.mapping import PersistentMapping
+    from ZODB.FileStorage import FileStorage
+    from neo.storage.database.importer import ZODB
+    d = ImporterDatabaseManager.__new__(ImporterDatabaseManager)
+    d._parse(path)
+    for name, kw in d.zodb:
+        config, _ = loadConfigFile(getStorageSchema(), StringIO(kw['storage']))
+        db = ZODBdb.DB(FileStorage(config.storage.config.path))
+        c = db.open()
+        r = c.root()
+        for i in range(int(counts[name]) - 1):
+            r[i] = PersistentMapping()
+        transaction.commit()
+        db.close()
+    zodb = {k: ZODB(**v) for k, v in d.zodb}
+    x, = (x for x in zodb.values() if not x.oid)
+    x.setup(zodb)
+    top = max(zodb.values(), key=lambda x: x.shift_oid)
+    return {'loid': top.shift_oid + top.next_oid - 1, 'dbs': {
+        k: {'shift': x.shift_oid, 'next': x.next_oid,
+            'mapping': {str(a): b for a, b in x.mapping.items()}}
+        for k, x in zodb.items()}}
+
+
 if __name__ == '__main__':
+    if sys.argv[1] == 'setup':
+        print(json.dumps(setup(sys.argv[2], dict(a.split('=') for a in sys.argv[3:]))))
+        sys.exit()
     for path in sys.argv[1:]:
         try:
             out = read(path)
