@@ -16,15 +16,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/neogo/neo/admin"
 	"github.com/neogo/neo/internal/cliopt"
-	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
 
@@ -32,17 +33,7 @@ func adminOptions() *cliopt.Parser {
 	return &cliopt.Parser{
 		Prog:        "neoadmin",
 		Description: "NEO Admin node",
-		Options: []*cliopt.Option{
-			{Short: "l", Long: "logfile", Kind: cliopt.Path, Help: "log debugging information to specified file"},
-			{Long: "ca", Kind: cliopt.Path, Help: "(SSL) certificate authority in PEM format"},
-			{Long: "cert", Kind: cliopt.Path, Help: "(SSL) certificate in PEM format"},
-			{Long: "key", Kind: cliopt.Path, Help: "(SSL) private key in PEM format"},
-			{Short: "f", Long: "file", Kind: cliopt.Path, Help: "specify a configuration file"},
-			{Short: "s", Long: "section", Default: "admin", HasDefault: true, Help: "specify a configuration section"},
-			{Short: "c", Long: "cluster", Required: true, Help: "the cluster name"},
-			{Short: "m", Long: "masters", Default: "127.0.0.1:10000", HasDefault: true, Help: "space-separated list of master node addresses"},
-			{Short: "b", Long: "bind", Default: "127.0.0.1:9999", HasDefault: true, Help: "the local address to bind to"},
-			{Short: "D", Long: "dynamic-master-list", Kind: cliopt.Path, Help: "path of the file containing dynamic master node list"},
+		Options: slices.Concat(cliopt.ServerOptions("admin", "127.0.0.1:10000", "127.0.0.1:9999"), []*cliopt.Option{
 			{Long: "monitor-maxlag", Kind: cliopt.Float, Default: "0.0", HasDefault: true, Help: "warn if a backup cluster is too late at replicating upstream"},
 			{Long: "monitor-email", Multiple: true, Help: "recipient email for notifications (the option can be repeated)"},
 			{Long: "monitor-backup", Multiple: true, Help: "name of backup cluster to monitor (the option can be repeated)"},
@@ -50,7 +41,7 @@ func adminOptions() *cliopt.Parser {
 			{Long: "smtp-tls", Kind: cliopt.Bool, Help: "use STARTTLS"},
 			{Long: "smtp-auth", Help: "SMTP credentials"},
 			{Short: "i", Long: "nid", Kind: cliopt.Int, Help: "specify an NID to use for this process (testing purpose)"},
-		},
+		}),
 	}
 }
 
@@ -87,14 +78,8 @@ func configFromOptions(v map[string]string) (admin.Config, string, error) {
 		}
 		cfg.Monitor.SMTPUser, cfg.Monitor.SMTPPassword = user, pass
 	}
-	ca, cert, key := v["ca"], v["cert"], v["key"]
-	if ca != "" || cert != "" || key != "" {
-		if ca == "" || cert == "" || key == "" {
-			return cfg, "", errors.New("To enable encryption, 3 files must be provided: the CA certificate, and the certificate of this node with its private key.")
-		}
-		if cfg.TLS, err = neonet.LoadTLS(ca, cert, key); err != nil {
-			return cfg, "", err
-		}
+	if cfg.TLS, err = cliopt.LoadTLS(v); err != nil {
+		return cfg, "", err
 	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, "", err
@@ -104,33 +89,17 @@ func configFromOptions(v map[string]string) (admin.Config, string, error) {
 
 // run is main without os.Exit: it returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	p := adminOptions()
-	values, status, ok := p.ParseCommandLine(args, stdout, stderr)
-	if !ok {
-		return status
+	d := cliopt.Daemon[admin.Config]{
+		Options: adminOptions(),
+		Role:    "admin",
+		Config:  configFromOptions,
+		New: func(cfg admin.Config, log *slog.Logger) (cliopt.Node, error) {
+			cfg.Logger = log
+			return admin.NewNode(cfg)
+		},
+		Stopped: func(err error) bool { return errors.Is(err, admin.ErrStopped) },
 	}
-	cfg, logfile, err := configFromOptions(values)
-	if err != nil {
-		return p.Fail(stderr, err)
-	}
-	log, closeLog, err := p.Logger(logfile, stderr, "node", "admin", "cluster", cfg.Cluster)
-	if err != nil {
-		return p.Fail(stderr, err)
-	}
-	defer closeLog()
-	cfg.Logger = log
-	node, err := admin.NewNode(cfg)
-	if err != nil {
-		cfg.Logger.Error("admin not started", "err", err)
-		return p.Fail(stderr, err)
-	}
-	err = node.Run(ctx)
-	switch {
-	case err == nil, errors.Is(err, admin.ErrStopped), errors.Is(err, context.Canceled):
-		return 0
-	}
-	cfg.Logger.Error("admin stopped", "err", err)
-	return p.Fail(stderr, err)
+	return d.Run(ctx, args, stdout, stderr)
 }
 
 func main() {

@@ -16,7 +16,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,6 +34,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/internal/cliopt"
 	"github.com/neogo/neo/proto"
 )
 
@@ -113,17 +113,12 @@ type options struct {
 	cpuProfile     string
 }
 
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
-// parseArgs parses args; a usage error is a *usageError, and -h prints
-// the usage on out and returns flag.ErrHelp.
+// parseArgs parses args; a usage error is a *[cliopt.UsageError], and -h
+// prints the usage on out and returns [flag.ErrHelp].
 func parseArgs(args []string, out io.Writer) (*options, error) {
 	o := &options{}
 	var masters string
 	fs := flag.NewFlagSet("neobench", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported by run, in one line
 	fs.StringVar(&masters, "masters", "", "master addresses")
 	fs.StringVar(&o.cluster, "cluster", "", "cluster name")
 	fs.IntVar(&o.objects, "n", 20000, "objects to populate")
@@ -139,16 +134,8 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.BoolVar(&o.json, "json", false, "JSON lines")
 	fs.BoolVar(&o.debug, "debug", false, "client debug log")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "CPU profile of the client")
-	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(out, usage)
-			return nil, err
-		}
-		return nil, &usageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return nil, &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	if err := cliopt.ParseFlags(fs, args, usage, out); err != nil {
+		return nil, err
 	}
 	o.masters = strings.FieldsFunc(masters, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' })
 	if err := o.check(); err != nil {
@@ -161,34 +148,34 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 func (o *options) check() error {
 	switch {
 	case len(o.masters) == 0:
-		return &usageError{`--masters "HOST:PORT ..." is required`}
+		return &cliopt.UsageError{Msg: `--masters "HOST:PORT ..." is required`}
 	case o.cluster == "" || strings.ContainsAny(o.cluster, " \t\n"):
-		return &usageError{fmt.Sprintf("--cluster %q: a cluster name (one non-empty word) is required", o.cluster)}
+		return &cliopt.UsageError{Msg: fmt.Sprintf("--cluster %q: a cluster name (one non-empty word) is required", o.cluster)}
 	case o.objects < 1:
-		return &usageError{fmt.Sprintf("-n %d: at least one object is needed", o.objects)}
+		return &cliopt.UsageError{Msg: fmt.Sprintf("-n %d: at least one object is needed", o.objects)}
 	case o.size < 1:
 		// An empty store is a deletion in NEO's protocol.
-		return &usageError{fmt.Sprintf("-s %d: objects need at least one byte", o.size)}
+		return &cliopt.UsageError{Msg: fmt.Sprintf("-s %d: objects need at least one byte", o.size)}
 	case o.txnObjects < 1:
-		return &usageError{fmt.Sprintf("-k %d: at least one object per transaction is needed", o.txnObjects)}
+		return &cliopt.UsageError{Msg: fmt.Sprintf("-k %d: at least one object per transaction is needed", o.txnObjects)}
 	case o.loads < 1:
-		return &usageError{fmt.Sprintf("-l %d: at least one load per pass is needed", o.loads)}
+		return &cliopt.UsageError{Msg: fmt.Sprintf("-l %d: at least one load per pass is needed", o.loads)}
 	case o.threads < 1:
-		return &usageError{fmt.Sprintf("-t %d: at least one goroutine is needed", o.threads)}
+		return &cliopt.UsageError{Msg: fmt.Sprintf("-t %d: at least one goroutine is needed", o.threads)}
 	case o.smallCommits < 0:
-		return &usageError{fmt.Sprintf("-c %d: cannot be negative", o.smallCommits)}
+		return &cliopt.UsageError{Msg: fmt.Sprintf("-c %d: cannot be negative", o.smallCommits)}
 	case !(o.phaseSeconds > 0) || math.IsInf(o.phaseSeconds, 0):
-		return &usageError{fmt.Sprintf("--phase-seconds %v: must be positive", o.phaseSeconds)}
+		return &cliopt.UsageError{Msg: fmt.Sprintf("--phase-seconds %v: must be positive", o.phaseSeconds)}
 	case o.connectTimeout <= 0:
-		return &usageError{fmt.Sprintf("--connect-timeout %v: must be positive", o.connectTimeout)}
+		return &cliopt.UsageError{Msg: fmt.Sprintf("--connect-timeout %v: must be positive", o.connectTimeout)}
 	}
 	for _, m := range o.masters {
 		host, port, err := net.SplitHostPort(m)
 		if err != nil {
-			return &usageError{fmt.Sprintf("--masters: %q is not host:port", m)}
+			return &cliopt.UsageError{Msg: fmt.Sprintf("--masters: %q is not host:port", m)}
 		}
 		if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 || host == "" {
-			return &usageError{fmt.Sprintf("--masters: %q is not host:port", m)}
+			return &cliopt.UsageError{Msg: fmt.Sprintf("--masters: %q is not host:port", m)}
 		}
 	}
 	return nil
@@ -655,16 +642,8 @@ func (b *bench) run(ctx context.Context) (bool, error) {
 // run is main without os.Exit: it returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args, stdout)
-	var ue *usageError
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "neobench: %s (see neobench -h)\n", ue.msg)
-		return 2
-	case err != nil:
-		fmt.Fprintf(stderr, "neobench: %v\n", err)
-		return 2
+	if err != nil {
+		return cliopt.UsageStatus("neobench", err, stderr)
 	}
 	level := slog.LevelError
 	if o.debug {

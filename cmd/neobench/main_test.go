@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/internal/cliopt"
 	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/proto"
 )
@@ -64,7 +65,7 @@ func TestParseArgs(t *testing.T) {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			o, err := parseArgs(tt.args, io.Discard)
 			if tt.wantErr != "" {
-				var ue *usageError
+				var ue *cliopt.UsageError
 				if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want a usage error containing %q", err, tt.wantErr)
 				}

@@ -12,11 +12,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,7 +25,6 @@ import (
 	"github.com/neogo/neo/internal/cliopt"
 	"github.com/neogo/neo/internal/cpuprof"
 	"github.com/neogo/neo/master"
-	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
 
@@ -32,17 +32,7 @@ func masterOptions() *cliopt.Parser {
 	return &cliopt.Parser{
 		Prog:        "neomaster",
 		Description: "NEO Master node",
-		Options: []*cliopt.Option{
-			{Short: "l", Long: "logfile", Kind: cliopt.Path, Help: "log debugging information to specified file"},
-			{Long: "ca", Kind: cliopt.Path, Help: "(SSL) certificate authority in PEM format"},
-			{Long: "cert", Kind: cliopt.Path, Help: "(SSL) certificate in PEM format"},
-			{Long: "key", Kind: cliopt.Path, Help: "(SSL) private key in PEM format"},
-			{Short: "f", Long: "file", Kind: cliopt.Path, Help: "specify a configuration file"},
-			{Short: "s", Long: "section", Default: "master", HasDefault: true, Help: "specify a configuration section"},
-			{Short: "c", Long: "cluster", Required: true, Help: "the cluster name"},
-			{Short: "m", Long: "masters", Help: "space-separated list of master node addresses"},
-			{Short: "b", Long: "bind", Default: "127.0.0.1:10000", HasDefault: true, Help: "the local address to bind to"},
-			{Short: "D", Long: "dynamic-master-list", Kind: cliopt.Path, Help: "path of the file containing dynamic master node list"},
+		Options: slices.Concat(cliopt.ServerOptions("master", "", "127.0.0.1:10000"), []*cliopt.Option{
 			{Short: "A", Long: "autostart", Kind: cliopt.Int, Help: "minimum number of pending storage nodes to automatically start new cluster"},
 			{Short: "C", Long: "upstream-cluster", Help: "the name of cluster to backup"},
 			{Short: "M", Long: "upstream-masters", Help: "list of master nodes in the cluster to backup"},
@@ -50,7 +40,7 @@ func masterOptions() *cliopt.Parser {
 			{Short: "i", Long: "nid", Kind: cliopt.Int, Help: "specify an NID to use for this process (testing purpose)"},
 			{Short: "r", Long: "replicas", Kind: cliopt.Int, Default: "0", HasDefault: true, Help: "replicas number"},
 			{Short: "p", Long: "partitions", Kind: cliopt.Int, Default: "100", HasDefault: true, Help: "partitions number"},
-		},
+		}),
 	}
 }
 
@@ -86,14 +76,8 @@ func configFromOptions(v map[string]string) (master.Config, string, error) {
 	}
 	cfg.Autostart = atoi("autostart")
 	cfg.NID = proto.NodeID(atoi("nid"))
-	ca, cert, key := v["ca"], v["cert"], v["key"]
-	if ca != "" || cert != "" || key != "" {
-		if ca == "" || cert == "" || key == "" {
-			return cfg, "", errors.New("To enable encryption, 3 files must be provided: the CA certificate, and the certificate of this node with its private key.")
-		}
-		if cfg.TLS, err = neonet.LoadTLS(ca, cert, key); err != nil {
-			return cfg, "", err
-		}
+	if cfg.TLS, err = cliopt.LoadTLS(v); err != nil {
+		return cfg, "", err
 	}
 	return cfg, v["logfile"], nil
 }
@@ -112,31 +96,16 @@ func parseMasterList(s string) ([]proto.Addr, error) {
 
 // run is main without os.Exit: it returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	p := masterOptions()
-	values, status, ok := p.ParseCommandLine(args, stdout, stderr)
-	if !ok {
-		return status
+	d := cliopt.Daemon[master.Config]{
+		Options: masterOptions(),
+		Role:    "master",
+		Config:  configFromOptions,
+		New: func(cfg master.Config, log *slog.Logger) (cliopt.Node, error) {
+			cfg.Logger = log
+			return master.NewServer(cfg)
+		},
 	}
-	cfg, logfile, err := configFromOptions(values)
-	if err != nil {
-		return p.Fail(stderr, err)
-	}
-	log, closeLog, err := p.Logger(logfile, stderr, "node", "master", "cluster", cfg.Cluster)
-	if err != nil {
-		return p.Fail(stderr, err)
-	}
-	defer closeLog()
-	cfg.Logger = log
-	srv, err := master.NewServer(cfg)
-	if err != nil {
-		cfg.Logger.Error("master not started", "err", err)
-		return p.Fail(stderr, err)
-	}
-	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		cfg.Logger.Error("master stopped", "err", err)
-		return p.Fail(stderr, err)
-	}
-	return 0
+	return d.Run(ctx, args, stdout, stderr)
 }
 
 func main() {

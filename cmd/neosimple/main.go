@@ -17,7 +17,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,6 +27,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/neogo/neo/internal/cliopt"
 )
 
 // options are neosimple's command-line settings.
@@ -86,12 +87,12 @@ and to manage it:
   neoctl -a ADMIN print node
 `
 
-// parseArgs parses args; a usage error is returned as *usageError, and -h
-// prints the usage on out and returns flag.ErrHelp.
+// parseArgs parses args; a usage error is returned as
+// *[cliopt.UsageError], and -h prints the usage on out and returns
+// [flag.ErrHelp].
 func parseArgs(args []string, out io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("neosimple", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are reported by run, in one line
 	fs.StringVar(&o.dir, "d", "", "`DIR`ectory of the databases, logs and cluster.env (created if missing; required)")
 	fs.StringVar(&o.dir, "dir", "", "same as -d")
 	fs.IntVar(&o.storages, "n", 2, "number of storage nodes")
@@ -107,16 +108,8 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.startTimeout, "start-timeout", 60*time.Second, "how long to wait for the cluster to be RUNNING")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 30*time.Second, "how long a clean stop may take before the nodes are stopped at once")
 	fs.BoolVar(&o.debug, "debug", false, "log at debug level in the node logs")
-	fs.Usage = func() {}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(out, usage)
-			return nil, err
-		}
-		return nil, &usageError{err.Error()}
-	}
-	if fs.NArg() > 0 {
-		return nil, &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	if err := cliopt.ParseFlags(fs, args, usage, out); err != nil {
+		return nil, err
 	}
 	if err := o.check(); err != nil {
 		return nil, err
@@ -124,31 +117,27 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	return o, nil
 }
 
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-
 // check validates the options that do not need the file system.
 func (o *options) check() error {
 	switch {
 	case o.dir == "":
-		return &usageError{"-d DIR is required"}
+		return &cliopt.UsageError{Msg: "-d DIR is required"}
 	case o.storages < 1:
-		return &usageError{fmt.Sprintf("-n %d: at least one storage is needed", o.storages)}
+		return &cliopt.UsageError{Msg: fmt.Sprintf("-n %d: at least one storage is needed", o.storages)}
 	case o.replicas < 0:
-		return &usageError{fmt.Sprintf("-r %d: replicas cannot be negative", o.replicas)}
+		return &cliopt.UsageError{Msg: fmt.Sprintf("-r %d: replicas cannot be negative", o.replicas)}
 	case o.partitions < 1:
-		return &usageError{fmt.Sprintf("-p %d: at least one partition is needed", o.partitions)}
+		return &cliopt.UsageError{Msg: fmt.Sprintf("-p %d: at least one partition is needed", o.partitions)}
 	case o.cluster == "" || strings.ContainsAny(o.cluster, " \t\n"):
-		return &usageError{fmt.Sprintf("--cluster %q: a cluster name is one non-empty word", o.cluster)}
+		return &cliopt.UsageError{Msg: fmt.Sprintf("--cluster %q: a cluster name is one non-empty word", o.cluster)}
 	case o.masterPort < 0 || o.masterPort > 65535:
-		return &usageError{fmt.Sprintf("--master-port %d: not a port", o.masterPort)}
+		return &cliopt.UsageError{Msg: fmt.Sprintf("--master-port %d: not a port", o.masterPort)}
 	case o.adminPort < 0 || o.adminPort > 65535:
-		return &usageError{fmt.Sprintf("--admin-port %d: not a port", o.adminPort)}
+		return &cliopt.UsageError{Msg: fmt.Sprintf("--admin-port %d: not a port", o.adminPort)}
 	case o.masterPort != 0 && o.masterPort == o.adminPort:
-		return &usageError{"--master-port and --admin-port must differ"}
+		return &cliopt.UsageError{Msg: "--master-port and --admin-port must differ"}
 	case o.startTimeout <= 0 || o.stopTimeout <= 0:
-		return &usageError{"timeouts must be positive"}
+		return &cliopt.UsageError{Msg: "timeouts must be positive"}
 	}
 	return nil
 }
@@ -176,16 +165,8 @@ func prepareDir(dir string) (string, error) {
 // the stop requests (SIGINT, SIGTERM).
 func run(args []string, sig <-chan os.Signal, stdout, stderr io.Writer) int {
 	o, err := parseArgs(args, stdout)
-	var ue *usageError
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "neosimple: %s (see neosimple -h)\n", ue.msg)
-		return 2
-	case err != nil:
-		fmt.Fprintf(stderr, "neosimple: %v\n", err)
-		return 2
+	if err != nil {
+		return cliopt.UsageStatus("neosimple", err, stderr)
 	}
 	if o.dir, err = prepareDir(o.dir); err != nil {
 		fmt.Fprintf(stderr, "neosimple: %v\n", err)

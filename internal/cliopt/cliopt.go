@@ -10,6 +10,10 @@
 // INI file whose keys are the long names with "-" replaced by "_" (see
 // [Parser.Parse]); a bad file exits with status 1, without the usage line,
 // and a key of the section that no option reads is only a warning.
+//
+// The daemons share their run too ([Daemon]). Our own tools (neosimple,
+// neobench) take Go flags instead, and share with [ParseFlags] and
+// [UsageStatus] how a bad command line is reported.
 package cliopt
 
 import (
@@ -62,8 +66,10 @@ func (o *Option) names() string {
 	return "--" + o.Long
 }
 
-// UsageError is a command-line error: argparse prints the usage line and
-// the message, then exits with status 2.
+// UsageError is a command-line error, for which a command exits with
+// status 2: a daemon after the usage line and the message, as argparse
+// does ([Parser.ParseCommandLine]); a tool after the message and a pointer
+// to -h ([UsageStatus]).
 type UsageError struct{ Msg string }
 
 func (e *UsageError) Error() string { return e.Msg }

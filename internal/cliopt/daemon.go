@@ -1,12 +1,15 @@
 package cliopt
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/neogo/neo/neonet"
 )
 
 // ParseCommandLine parses args as [Parser.Parse] does and reports the
@@ -64,6 +67,95 @@ func (p *Parser) Logger(logfile string, stderr io.Writer, attrs ...any) (log *sl
 		log.Warn(m)
 	}
 	return log, closeLog, nil
+}
+
+// ServerOptions returns the options that neoppod's server nodes (master,
+// admin) take before their own, in neoppod's order (its BaseApplication
+// and addCommonServerOptions): log file, TLS files, config file and
+// section (section by default), cluster, masters (masters by default,
+// none if ""), bind (bind by default) and the dynamic master list.
+func ServerOptions(section, masters, bind string) []*Option {
+	return []*Option{
+		{Short: "l", Long: "logfile", Kind: Path, Help: "log debugging information to specified file"},
+		{Long: "ca", Kind: Path, Help: "(SSL) certificate authority in PEM format"},
+		{Long: "cert", Kind: Path, Help: "(SSL) certificate in PEM format"},
+		{Long: "key", Kind: Path, Help: "(SSL) private key in PEM format"},
+		{Short: "f", Long: "file", Kind: Path, Help: "specify a configuration file"},
+		{Short: "s", Long: "section", Default: section, HasDefault: true, Help: "specify a configuration section"},
+		{Short: "c", Long: "cluster", Required: true, Help: "the cluster name"},
+		{Short: "m", Long: "masters", Default: masters, HasDefault: masters != "", Help: "space-separated list of master node addresses"},
+		{Short: "b", Long: "bind", Default: bind, HasDefault: true, Help: "the local address to bind to"},
+		{Short: "D", Long: "dynamic-master-list", Kind: Path, Help: "path of the file containing dynamic master node list"},
+	}
+}
+
+// LoadTLS returns the TLS config that the options ca, cert and key (of
+// [ServerOptions]) name: nil when none is given, an error when only some
+// are or when the files cannot be loaded.
+func LoadTLS(values map[string]string) (*neonet.TLSConfig, error) {
+	ca, cert, key := values["ca"], values["cert"], values["key"]
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	if ca == "" || cert == "" || key == "" {
+		return nil, errors.New("To enable encryption, 3 files must be provided: the CA certificate, and the certificate of this node with its private key.")
+	}
+	return neonet.LoadTLS(ca, cert, key)
+}
+
+// Node is what a daemon runs: Run returns when the node stops.
+type Node interface {
+	Run(ctx context.Context) error
+}
+
+// Daemon is the run of a daemon whose config says everything it needs
+// (neomaster, neoadmin): parse the command line, make the config, open
+// the log, make the node and run it until it stops.
+type Daemon[C any] struct {
+	Options *Parser
+	Role    string // "master", "admin": the log's node attribute and the first word of its messages
+
+	// Config turns the option values into the node's config and the
+	// path of its log file ("" for stderr).
+	Config func(values map[string]string) (cfg C, logfile string, err error)
+	// New makes the node of cfg, which logs to log.
+	New func(cfg C, log *slog.Logger) (Node, error)
+	// Stopped, if not nil, says which errors of the node's Run are a
+	// normal end of the daemon, besides nil and [context.Canceled].
+	Stopped func(err error) bool
+}
+
+// Run runs the daemon with the command-line arguments args and returns
+// the exit status: that of [Parser.ParseCommandLine] for a command line
+// that does not start the node; 1 after "PROG: ERR" on stderr when the
+// config is bad, the log file cannot be opened, or the node cannot start
+// or stops on an error (both logged too); 0 when the node stops normally.
+func (d *Daemon[C]) Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	p := d.Options
+	values, status, ok := p.ParseCommandLine(args, stdout, stderr)
+	if !ok {
+		return status
+	}
+	cfg, logfile, err := d.Config(values)
+	if err != nil {
+		return p.Fail(stderr, err)
+	}
+	log, closeLog, err := p.Logger(logfile, stderr, "node", d.Role, "cluster", values["cluster"])
+	if err != nil {
+		return p.Fail(stderr, err)
+	}
+	defer closeLog()
+	node, err := d.New(cfg, log)
+	if err != nil {
+		log.Error(d.Role+" not started", "err", err)
+		return p.Fail(stderr, err)
+	}
+	err = node.Run(ctx)
+	if err == nil || errors.Is(err, context.Canceled) || d.Stopped != nil && d.Stopped(err) {
+		return 0
+	}
+	log.Error(d.Role+" stopped", "err", err)
+	return p.Fail(stderr, err)
 }
 
 // Lines returns the values of a Multiple option (one a line), without
