@@ -145,8 +145,7 @@ type machine struct {
 	scratch []byte
 	events  []event
 	proto   byte
-	// full: also record what Rewrite needs (spans, memo indexes).
-	full bool
+	names   map[string]string // interned database names
 }
 
 func (m *machine) errorf(format string, args ...any) error {

@@ -142,7 +142,7 @@ func (m *machine) reference(pid int32, at, atEnd int, persid bool) error {
 		if e.dbv == 0 || d.kind != kStr {
 			return bad("database name is not a string")
 		}
-		e.ref.DB = string(m.bytesOf(d))
+		e.ref.DB = m.intern(m.bytesOf(d))
 		if e.ref.DB == "" {
 			return bad("empty database name")
 		}
@@ -177,4 +177,18 @@ func (m *machine) oidOf(v int32) (proto.Oid, error) {
 		}
 	}
 	return proto.Oid(binary.BigEndian.Uint64(b)), nil
+}
+
+// intern returns b as a string, allocated once per machine: a database
+// has few names and they recur in every record.
+func (m *machine) intern(b []byte) string {
+	if s, ok := m.names[string(b)]; ok {
+		return s
+	}
+	if m.names == nil || len(m.names) > 1000 {
+		m.names = map[string]string{}
+	}
+	s := string(b)
+	m.names[s] = s
+	return s
 }
