@@ -30,8 +30,12 @@ func FuzzRecord(f *testing.F) {
 			}
 			return
 		}
-		for _, m := range []*Shift{{Offset: 0x10}, {Offset: 0x10, Mount: mountAll(refs)}} {
-			out, err := Rewrite(nil, rec, m.Map)
+		for i, m := range []*Shift{{Offset: 0x10}, {Offset: 0x10, Mount: mountAll(refs)}, {Offset: 0x10}} {
+			f := m.Map
+			if i == 2 {
+				f = mergeAll(m)
+			}
+			out, err := Rewrite(nil, rec, f)
 			if err != nil {
 				if !errors.Is(err, ErrPickle) && !overflows(refs, m) {
 					t.Fatalf("Rewrite: %v", err)
@@ -44,7 +48,7 @@ func FuzzRecord(f *testing.F) {
 			}
 			want := make([]Ref, len(refs))
 			for i, r := range refs {
-				want[i], _ = m.Map(r)
+				want[i], _ = f(r)
 			}
 			if !slices.Equal(got, want) {
 				t.Fatalf("rewritten refs %v, want %v\nin %q", got, want, out)
@@ -69,4 +73,19 @@ func overflows(refs []Ref, s *Shift) bool {
 		}
 	}
 	return false
+}
+
+// mergeAll makes every other database local, its oids shifted as the
+// record's own.
+func mergeAll(s *Shift) Mapper {
+	return func(r Ref) (Ref, error) {
+		switch r.Form {
+		case FormCrossClass:
+			r.Form = FormOidClass
+		case FormCross:
+			r.Form = FormOid
+		}
+		r.DB = ""
+		return s.Map(r)
+	}
 }
