@@ -13,14 +13,18 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/neogo/neo/filestorage"
 	"github.com/neogo/neo/proto"
 )
 
@@ -144,4 +148,108 @@ func TestZODBRewrite(t *testing.T) {
 		t.Errorf("%d records checked by ZODB, %d ok", n, ok)
 	}
 	fmt.Fprintf(os.Stderr, "ZODB checked %d rewritten records\n", ok)
+}
+
+// zodbFile writes with ZODB a Data.fs of about mb MiB (zodbrefs.py fs)
+// and returns its path and ZODB's referencesf of each data record, in
+// file order.
+func zodbFile(t *testing.T, mb int) (string, [][]string) {
+	path := filepath.Join(t.TempDir(), "Data.fs")
+	out := python(t, nil, "fs", path, strconv.Itoa(mb))
+	var refs [][]string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var r struct{ Referencesf []string }
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, r.Referencesf)
+	}
+	return path, refs
+}
+
+// forRecords calls f with the data of each data record of the file.
+func forRecords(t testing.TB, path string, f func(data []byte)) {
+	s, err := filestorage.Open(path, filestorage.Options{ReadOnly: true, NoIndex: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	it := s.Iterate(0)
+	for {
+		_, err := it.NextTxn()
+		if err == io.EOF {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			r, err := it.NextData()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(r.Data) > 0 {
+				f(r.Data)
+			}
+		}
+	}
+}
+
+// Every record of an application's Data.fs: References as referencesf,
+// and shifted records give the shifted references; then the speed of
+// reading and repickling the whole file, the importer's pipeline.
+func TestZODBFile(t *testing.T) {
+	mb := 16
+	if testing.Short() {
+		mb = 2
+	}
+	path, want := zodbFile(t, mb)
+	i := 0
+	s := &Shift{Offset: 1 << 40}
+	var w Rewriter
+	var out []byte
+	forRecords(t, path, func(data []byte) {
+		got, err := References(data)
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		if i >= len(want) || !slices.Equal(oidsHex(got), want[i]) {
+			t.Fatalf("record %d: References %v, referencesf %v", i, oidsHex(got), want[i])
+		}
+		if out, err = w.Rewrite(out[:0], data, s.Map); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+		shifted, err := References(out)
+		if err != nil || len(shifted) != len(got) || len(out) != len(data) {
+			t.Fatalf("record %d: rewritten: %v (%d refs of %d, %d bytes of %d)", i, err, len(shifted), len(got), len(out), len(data))
+		}
+		for k := range got {
+			if shifted[k] != got[k]+1<<40 {
+				t.Fatalf("record %d: ref %d = %v, want %v", i, k, shifted[k], got[k]+1<<40)
+			}
+		}
+		i++
+	})
+	if i != len(want) {
+		t.Fatalf("%d records, ZODB has %d", i, len(want))
+	}
+	// Throughput: read only, then read and repickle.
+	var n int64
+	forRecords(t, path, func(data []byte) { n += int64(len(data)) })
+	measure := func(f func(data []byte)) float64 {
+		start := time.Now()
+		forRecords(t, path, f)
+		return float64(n) / time.Since(start).Seconds() / 1e6
+	}
+	read := measure(func([]byte) {})
+	both := measure(func(data []byte) {
+		var err error
+		if out, err = w.Rewrite(out[:0], data, s.Map); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("%d records, %.1f MB of record data: read %.0f MB/s, read and repickle %.0f MB/s", i, float64(n)/1e6, read, both)
 }

@@ -6,6 +6,12 @@ serializer, and the check of rewritten records with ZODB's unpickler.
                       references of every form, at protocol 3 (ZODB 5/6) and
                       as Python 2 wrote them (protocols 1 and 2: oids and
                       names as str)
+  zodbrefs.py fs PATH MB
+                      writes a Data.fs of about MB MiB, an application's
+                      history: a BTree of documents (mappings of text,
+                      with references to other documents, weak ones too),
+                      created then edited; prints per data record a line
+                      {"oid", "tid", "referencesf"} (hex)
   zodbrefs.py check   reads JSON lines {"name", "orig", "new", "offset",
                       "mount": {oid: oid}, "merge": {db: offset}} (hex
                       bytes and oids) and prints one line per record: "ok
@@ -125,6 +131,40 @@ def gen():
         }))
 
 
+def fs(path, mb):
+    import random
+    from ZODB.FileStorage import FileStorage
+    rng = random.Random(1)
+    storage = FileStorage(path, create=True)
+    db = ZODB.DB(storage)
+    c = db.open()
+    root = c.root()
+    tree = root['docs'] = OOBTree()
+    docs = []
+    words = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta']
+    while storage.getSize() < mb << 20:
+        for _ in range(50):
+            if docs and rng.random() < 0.5:
+                d = rng.choice(docs)
+            else:
+                d = PersistentMapping()
+                tree['doc%08d' % len(docs)] = d
+                docs.append(d)
+            d['title'] = ' '.join(rng.choice(words) for _ in range(5))
+            d['body'] = ' '.join(rng.choice(words) for _ in range(rng.randrange(10, 150)))
+            d['n'] = rng.randrange(1 << 30)
+            if len(docs) > 1:
+                d['see'] = [rng.choice(docs) for _ in range(3)]
+                d['weak'] = WeakRef(rng.choice(docs))
+        transaction.commit()
+    db.close()
+    for txn in FileStorage(path, read_only=True).iterator():
+        for r in txn:
+            if r.data:
+                print(json.dumps({'oid': r.oid.hex(), 'tid': r.tid.hex(),
+                                  'referencesf': [o.hex() for o in ZODB.serialize.referencesf(r.data)]}))
+
+
 def asbytes(oid):
     return oid.encode('ascii') if isinstance(oid, str) else oid
 
@@ -238,4 +278,7 @@ def check():
 
 
 if __name__ == '__main__':
-    {'gen': gen, 'check': check}[sys.argv[1]]()
+    if sys.argv[1] == 'fs':
+        fs(sys.argv[2], int(sys.argv[3]))
+    else:
+        {'gen': gen, 'check': check}[sys.argv[1]]()
