@@ -29,8 +29,9 @@ func parseZConfig(file, section string, opt *iniOption, value string, lookupEnv 
 	lines := strings.Split(value, "\n")
 	// The file's line of each line of the value, when interpolation did
 	// not change their number.
+	sameLines := strings.Count(value, "\n") == strings.Count(opt.value(), "\n")
 	lineOf := func(i int) int {
-		if len(lines) == len(opt.lines) {
+		if sameLines && i < len(opt.lines) {
 			return opt.lines[i].line
 		}
 		return opt.line
