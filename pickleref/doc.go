@@ -46,6 +46,18 @@
 // memo (the pickler always memoizes it) or copied. Unpickled, the
 // result is the same structure with the new references.
 //
+// Limits: protocols 4 and 5, which ZODB never writes, are refused. A
+// rebuilt id needs its class hint from the memo or from a copy of the
+// opcodes that built it; a class hint produced by a persistent load or
+// a REDUCE cannot be copied and gives an error (ZODB writes none). A
+// text PERSID that changes is replaced by the binary form.
+//
+// A [Rewriter] keeps its buffers from one record to the next: the
+// importer's loop allocates nothing. On this project's 2-CPU machine,
+// reading an application's Data.fs with package filestorage and shifting
+// every record runs at about 450 MB/s of records (TestZODBFile); the
+// benchmarks give 190 to 280 MB/s on records dense in references.
+//
 // Oids that applications store as data (an oid in a catalog, a
 // PersistentReference dump) are not references and are never changed:
 // no tool can know them.
