@@ -106,6 +106,7 @@ extra = kept
 # indented lines continue a value, blank lines too
 storage =
     %%define D /srv/zodb
+    %%define sp a  b
     <filestorage main>
       # a ZConfig comment
       PATH $D/Data.fs
@@ -114,7 +115,7 @@ storage =
       quota 10mb
       pack-gc off
       pack-keep-old false
-      packer my.packer
+      packer my.$sp
       blob-dir
       create no
     </FileStorage>
@@ -122,7 +123,7 @@ storage =
 		Compress: Compress{Enabled: true, Level: 9}, Writeback: true,
 		Unknown: []Option{{"base", "neo@localhost", 5}, {"extra", "kept\nand continued", 11}}},
 		Sources: []*Source{{Name: "src", Line: 14, Storage: FileStorage{Path: "/srv/zodb/Data.fs", ReadOnly: true,
-			Quota: 10 << 20, Packer: "my.packer", Name: "main"}}}}},
+			Quota: 10 << 20, Packer: "my.a  b", Name: "main"}}}}},
 	{"compress false, ~ and $(ENV) in paths, a self-closed section", `
 [neo]
 database=x

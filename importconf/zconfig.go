@@ -104,7 +104,11 @@ func parseZConfig(file, section string, opt *iniOption, value string, lookupEnv 
 			switch strings.ToLower(f[0]) {
 			case "define":
 				name := strings.ToLower(f[1])
-				v, err := substitute(strings.TrimSpace(strings.Join(f[2:], " ")), defines, lookupEnv)
+				if !isName(f[1]) {
+					return nil, bad("", "%s is not a name for %%define", quote(f[1]))
+				}
+				arg := strings.TrimSpace(strings.TrimSpace(line[1:])[len(f[0]):])
+				v, err := substitute(strings.TrimSpace(arg[len(f[1]):]), defines, lookupEnv)
 				if err != nil {
 					return nil, bad("", "%v", err)
 				}
