@@ -74,6 +74,21 @@ func TestZODBReferencesf(t *testing.T) {
 // an oid shift, mount points, a merged database.
 func TestZODBRewrite(t *testing.T) {
 	recs := parseRecords(t, bytes.NewReader(python(t, nil, "gen")))
+	// Handmade records for the rarer paths: rebuilt ids, copied class
+	// hints, protocol 0 and 1 forms.
+	for name, rec := range map[string][]byte{
+		"spec-example":     specExample,
+		"oid-as-data":      p(class1, "](", proto.Oid(3), "q\x01h\x00\x86Qh\x01e."),
+		"tuple-class-hint": p(class1, "](", proto.Oid(3), "q\x01(U\x01mU\x01Ct\x86Qh\x01e."),
+		"global-not-memo":  p(class1, "](", proto.Oid(3), "q\x01cpersistent.mapping\nPersistentMapping\n\x86Qh\x01e."),
+		"persid":           p(class1, "P\x00\x00\x00\x00\x00\x00\x00\x05\n."),
+		"legacy-weak":      p(class1, "](", oid8(7), "eQ."),
+		"protocol-1":       p("cpersistent.mapping\nPersistentMapping\nq\x00.]q\x01((", oid8(3), "q\x02h\x00tq\x03Q(h\x02h\x00tQe."),
+		"protocol-0":       p("cpersistent.mapping\nPersistentMapping\np0\n.(dp1\nVdata\np2\n(S'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x03'\np3\ng0\ntp4\nQs."),
+		"named-weak":       p(class1, "\x80\x03](", text("w"), proto.Oid(7), text("other"), "\x86eQ."),
+	} {
+		recs = append(recs, zodbRecord{Name: "handmade/" + name, Record: hex.EncodeToString(rec)})
+	}
 	mergeOther := func(r Ref) (Ref, error) {
 		switch r.DB {
 		case "":
