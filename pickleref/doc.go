@@ -55,8 +55,9 @@
 // A [Rewriter] keeps its buffers from one record to the next: the
 // importer's loop allocates nothing. On this project's 2-CPU machine,
 // reading an application's Data.fs with package filestorage and shifting
-// every record runs at about 450 MB/s of records (TestZODBFile); the
-// benchmarks give 190 to 280 MB/s on records dense in references.
+// every record runs at 450 to 570 MB/s of records (TestZODBFile); the
+// benchmarks give 300 to 450 MB/s on records dense in references (about
+// half that while the machine is busy with other work).
 //
 // Oids that applications store as data (an oid in a catalog, a
 // PersistentReference dump) are not references and are never changed:
