@@ -20,12 +20,11 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/neogo/neo/internal/peerpy"
 	"github.com/neogo/neo/proto"
 )
 
@@ -43,26 +42,12 @@ func python(t *testing.T, args ...string) []byte {
 // pythonErr is python, returning its failure.
 func pythonErr(t *testing.T, args ...string) ([]byte, error) {
 	t.Helper()
-	peers := os.Getenv("NEO_PEERS")
-	if peers == "" {
-		_, file, _, _ := runtime.Caller(0)
-		peers = filepath.Join(filepath.Dir(file), "..", "..", "shared", "peers")
-	}
-	if _, err := os.Stat(filepath.Join(peers, "env.sh")); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("python peers missing under CI=true: %v", err)
-		}
-		t.Skipf("python peers missing: %v", err)
-	}
 	if args[0] != "-m" {
 		args = append([]string{"testdata/zodbfs.py"}, args...)
 	}
-	cmd := exec.Command("bash", append([]string{"-c", `. "$0" && exec "$PY" "$@"`, filepath.Join(peers, "env.sh")}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := peerpy.Run(t, nil, nil, args...)
 	if err != nil {
-		return out, fmt.Errorf("python %s: %v\n%s%s", strings.Join(args, " "), err, stderr.Bytes(), out)
+		return out, fmt.Errorf("%w%s", err, out)
 	}
 	return out, nil
 }

@@ -5,10 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/neogo/neo/internal/peerpy"
 	"github.com/neogo/neo/pickleref"
 	"github.com/neogo/neo/proto"
 )
@@ -267,7 +267,7 @@ func TestParseInvalid(t *testing.T) {
 // neoppod's own importer.conf, read from the peers, parses as it is.
 func TestNeoppodExample(t *testing.T) {
 	var path string
-	for _, dir := range []string{os.Getenv("NEO_PEERS"), peersBeside(), filepath.Join(os.Getenv("HOME"), ".cache", "neo-peers")} {
+	for _, dir := range []string{peerpy.Dir(), filepath.Join(os.Getenv("HOME"), ".cache", "neo-peers")} {
 		if dir == "" {
 			continue
 		}
@@ -319,11 +319,6 @@ func dumpLines(ss []*Source) []string {
 		out = append(out, l+"\n")
 	}
 	return out
-}
-
-func peersBeside() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "shared", "peers")
 }
 
 // Setup renumbers as cluster.md §8.10's pseudo-code: depth first along

@@ -14,13 +14,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/neogo/neo/internal/peerpy"
 	"github.com/neogo/neo/proto"
 )
 
@@ -54,22 +54,9 @@ type neoppodRead struct {
 // in the tests' environment, and returns its output.
 func neoppodRun(t *testing.T, home string, args ...string) []byte {
 	t.Helper()
-	peers := os.Getenv("NEO_PEERS")
-	if peers == "" {
-		peers = peersBeside()
-	}
-	if _, err := os.Stat(filepath.Join(peers, "env.sh")); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("python peers missing under CI=true: %v", err)
-		}
-		t.Skipf("python peers missing: %v", err)
-	}
-	cmd := exec.Command("bash", append([]string{"-c", `. "$0" && HOME="$1" NAME=db exec "$PY" testdata/neoconf.py "${@:2}"`, filepath.Join(peers, "env.sh"), home}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := peerpy.Run(t, nil, []string{"HOME=" + home, "NAME=db"}, append([]string{"testdata/neoconf.py"}, args...)...)
 	if err != nil {
-		t.Fatalf("neoconf.py: %v\n%s", err, stderr.Bytes())
+		t.Fatal(err)
 	}
 	return out
 }

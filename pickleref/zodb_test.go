@@ -15,9 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +23,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/filestorage"
+	"github.com/neogo/neo/internal/peerpy"
 	"github.com/neogo/neo/proto"
 )
 
@@ -32,25 +31,12 @@ import (
 // input, and returns its stdout.
 func python(t *testing.T, stdin []byte, args ...string) []byte {
 	t.Helper()
-	peers := os.Getenv("NEO_PEERS")
-	if peers == "" {
-		_, file, _, _ := runtime.Caller(0)
-		peers = filepath.Join(filepath.Dir(file), "..", "..", "shared", "peers")
+	if stdin == nil {
+		stdin = []byte{}
 	}
-	if _, err := os.Stat(filepath.Join(peers, "env.sh")); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("python peers missing under CI=true: %v", err)
-		}
-		t.Skipf("python peers missing: %v", err)
-	}
-	args = append([]string{"testdata/zodbrefs.py"}, args...)
-	cmd := exec.Command("bash", append([]string{"-c", `. "$0" && exec "$PY" "$@"`, filepath.Join(peers, "env.sh")}, args...)...)
-	cmd.Stdin = bytes.NewReader(stdin)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	out, err := peerpy.Run(t, stdin, nil, append([]string{"testdata/zodbrefs.py"}, args...)...)
 	if err != nil {
-		t.Fatalf("python %s: %v\n%s", strings.Join(args, " "), err, stderr.Bytes())
+		t.Fatal(err)
 	}
 	return out
 }
