@@ -714,15 +714,6 @@ func (m *txnManager) startVote(client proto.NodeID, ttid proto.Tid, meta *txnMet
 	}, nil
 }
 
-// vote is startVote and its write.
-func (m *txnManager) vote(client proto.NodeID, ttid proto.Tid, meta *txnMeta) error {
-	write, err := m.startVote(client, ttid, meta)
-	if err != nil {
-		return err
-	}
-	return write()
-}
-
 // lockTxn processes AskLockInformation: the transaction gets its final tid,
 // its stored oids are read-locked and, if this node holds its metadata,
 // the final tid is committed to disk before the caller answers.

@@ -165,6 +165,15 @@ func (db *fakeDB) finalTID(ttid proto.Tid) (proto.Tid, bool, error) {
 	return tid, ok, nil
 }
 
+// vote is startVote and its write, in the caller's goroutine.
+func (m *txnManager) vote(client proto.NodeID, ttid proto.Tid, meta *txnMeta) error {
+	write, err := m.startVote(client, ttid, meta)
+	if err != nil {
+		return err
+	}
+	return write()
+}
+
 // harness drives a txnManager and records answers and notifications.
 type harness struct {
 	t        *testing.T
