@@ -650,9 +650,18 @@ func TestDelayProxyAddsLatencyEachWayAndKeepsOrder(t *testing.T) {
 		}
 		return time.Since(t0)
 	}
+	// The fastest of a few round trips: a busy machine may stall one, a
+	// delaying proxy delays them all.
+	fastest := func(msg string) time.Duration {
+		best := roundTrip(msg)
+		for range 4 {
+			best = min(best, roundTrip(msg))
+		}
+		return best
+	}
 	roundTrip("warm up")
-	if d := roundTrip("no delay"); d > 20*time.Millisecond {
-		t.Errorf("round trip without delay: %v", d)
+	if d := fastest("no delay"); d > 20*time.Millisecond {
+		t.Errorf("fastest round trip without delay: %v", d)
 	}
 	p.set(30*time.Millisecond, 5*time.Millisecond)
 	if d := roundTrip("delayed"); d < 50*time.Millisecond {
@@ -674,8 +683,8 @@ func TestDelayProxyAddsLatencyEachWayAndKeepsOrder(t *testing.T) {
 	if n := p.set(0, 0); n == 0 {
 		t.Error("no chunk counted as delayed")
 	}
-	if d := roundTrip("no delay again"); d > 20*time.Millisecond {
-		t.Errorf("round trip after the delay: %v", d)
+	if d := fastest("no delay again"); d > 20*time.Millisecond {
+		t.Errorf("fastest round trip after the delay: %v", d)
 	}
 }
 
