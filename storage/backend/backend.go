@@ -336,6 +336,18 @@ type CachedLoader interface {
 	LoadCached(oid proto.Oid, at, before proto.Tid) (*Object, bool)
 }
 
+// BulkImporter is an optional [Backend] interface, what the Importer
+// backend (cluster.md §8.10) needs of its destination. ImportTransactions
+// writes committed transactions (Tid set) and records (Serial set, in tid
+// order: an undo record may reuse the data of an earlier one) of any
+// partitions, and sets configuration entries, in one commit that survives
+// a process crash; it may run concurrently with the node's writes.
+// ImportConfig reads such an entry.
+type BulkImporter interface {
+	ImportTransactions(ctx context.Context, txns []TxnMeta, records []Record, config map[string]string) error
+	ImportConfig(ctx context.Context, key string) (value string, ok bool, err error)
+}
+
 // Stats counts rows; a backend may implement StatsReporter (tests,
 // operators).
 type Stats struct {

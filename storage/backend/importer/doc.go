@@ -1,0 +1,37 @@
+// Package importer is the Importer storage backend (cluster.md §8.10): a
+// storage node serves ZODB FileStorage databases (Data.fs) at once, while
+// they are imported in the background into its real backend.
+//
+// The configuration is neoppod's importer.conf (package importconf): the
+// first section names the destination backend (SQLite here), the others
+// the source databases, merged into one oid space with the renumbering of
+// package pickleref when there are several.
+//
+// Reads. The sources are read-only and hold every revision up to ltid,
+// their last tid; the destination holds what is imported, always a prefix
+// in tid order, and what clients committed since the node started, with
+// tids above ltid. A read of a revision up to ltid is answered from the
+// source until the import is done, imported or not: its data, and the
+// serial of the next revision from the source too (or the first new
+// commit), so that an answer never depends on how far the import got.
+// neoppod reads its destination first and has two faults there, which
+// tests here pin down: a deletion or "creation undone" not yet imported
+// after an imported revision, and an imported revision whose successor is
+// not imported yet, reported as the latest (a client then caches it as
+// current). See loadPlan and nextSerial, which are pure.
+//
+// Import. A goroutine iterates the sources' transactions after the last
+// one imported, merged by tid (nextTid), repickles and compresses the
+// records, and commits them in batches (BatchBytes, CommitInterval)
+// through [backend.BulkImporter], each commit also recording the last tid
+// it holds: a restart, even after kill -9, resumes after it, with nothing
+// lost or written twice. The renumbering computed at the first start is
+// kept in the destination too (config "zodb", as neoppod's config.zodb);
+// clearing it and restarting imports the transactions the sources got
+// since (incremental mode). Progress goes to the log every
+// ProgressInterval; the end logs "All data are imported".
+//
+// While importing, history, undo lookups, pack and serving as a
+// replication source answer BACKEND_NOT_IMPLEMENTED; truncation below
+// ltid is refused. writeback is not implemented yet and refused.
+package importer
