@@ -549,4 +549,3 @@ func TestMerge(t *testing.T) {
 		t.Errorf("merged transaction: %+v %v", m, err)
 	}
 }
-
