@@ -8,6 +8,10 @@
 // the in-memory cache of object revisions (package objcache) in front of
 // the database. Options may come from an INI file (-f FILE -s SECTION, section
 // "storage" by default); the command line wins.
+//
+// With -a Importer, -d is neoppod's importer.conf: the node serves ZODB
+// FileStorages at once while importing them into its SQLite database
+// (package importer).
 package main
 
 import (
@@ -30,6 +34,7 @@ import (
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage"
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/importer"
 	"github.com/neogo/neo/storage/backend/objcache"
 	_ "github.com/neogo/neo/storage/backend/sqlite"
 )
@@ -101,7 +106,7 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 		}()
 	}
 
-	if a := strings.ToLower(opts["adapter"]); a != "sqlite" {
+	if a := strings.ToLower(opts["adapter"]); a != "sqlite" && a != "importer" {
 		return fmt.Errorf("--adapter %s: not supported by this implementation (only SQLite)", opts["adapter"])
 	}
 	if _, ok := opts["new_nid"]; ok {
@@ -156,7 +161,14 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 
 	_, reset := opts["reset"]
 	_, dedup := opts["dedup"]
-	db, err := backend.Open(ctx, opts["database"], backend.Options{Logger: log, Reset: reset, Dedup: dedup})
+	bopts := backend.Options{Logger: log, Reset: reset, Dedup: dedup}
+	var db backend.Backend
+	if strings.EqualFold(opts["adapter"], "Importer") {
+		// -d is the importer.conf (cluster.md §8.10).
+		db, err = importer.Open(ctx, opts["database"], importer.Options{Options: bopts})
+	} else {
+		db, err = backend.Open(ctx, opts["database"], bopts)
+	}
 	if err != nil {
 		if errors.Is(err, backend.ErrLocked) {
 			return errors.New("database is locked")

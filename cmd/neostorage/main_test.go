@@ -49,6 +49,7 @@ func TestCommandLine(t *testing.T) {
 		{"missing required", []string{"-c", "x"}, 2, "the following arguments are required: -d/--database"},
 		{"unsupported adapter", []string{"-c", "x", "-d", "y", "-a", "MySQL"}, 1, "neostorage: --adapter MySQL: not supported by this implementation (only SQLite)"},
 		{"unknown adapter", []string{"-c", "x", "-d", "y", "-a", "Foo"}, 2, "neostorage: error: argument -a/--adapter: invalid choice: 'Foo' (choose from 'Importer', 'MySQL', 'MySQLdb', 'PyMySQL', 'SQLite')"},
+		{"importer without its configuration", []string{"-c", "x", "-d", filepath.Join(dir, "missing.conf"), "-a", "Importer"}, 1, "missing.conf"},
 		{"negative wait", []string{"-c", "x", "-d", "y", "-w", "-1", "-a", "MySQL"}, 1, "not supported"},
 		{"partial TLS", []string{"-c", "x", "-d", "y", "--ca", "ca.pem"}, 1, "3 files must be provided"},
 		{"reset from config file", []string{"-f", conf, "--reset"}, 0, ""},
