@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/neogo/neo/proto"
 )
@@ -191,6 +192,12 @@ type Options struct {
 	// Dedup enables data deduplication; it only matters when the database
 	// is created (neostorage --dedup).
 	Dedup bool
+	// Engine is the storage engine of a server backend used when the
+	// database is created (neostorage --engine); "" for its default.
+	Engine string
+	// Wait is how long a server backend waits at open for the server to
+	// accept connections (neostorage --wait); negative: forever.
+	Wait time.Duration
 }
 
 // Backend is the storage a storage node persists to. It is a plain store:

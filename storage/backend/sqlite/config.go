@@ -28,27 +28,8 @@ func (db *DB) Meta(ctx context.Context) (backend.Meta, error) {
 		if !v.Valid {
 			continue
 		}
-		var perr error
-		switch k {
-		case "name":
-			m.Name = v.String
-		case "nid":
-			var x int64
-			x, perr = strconv.ParseInt(v.String, 10, 32)
-			m.NID = proto.NodeID(x)
-		case "ptid":
-			var x uint64
-			x, perr = strconv.ParseUint(v.String, 10, 64)
-			m.PTID = proto.PTid(x)
-		case "replicas":
-			m.NumReplicas, perr = strconv.Atoi(v.String)
-		case "backup_tid":
-			m.BackupTid, perr = parseHexTid(v.String)
-		case "truncate_tid":
-			m.TruncateTid, perr = parseHexTid(v.String)
-		}
-		if perr != nil {
-			return m, fmt.Errorf("read config %s=%q: %w", k, v.String, perr)
+		if err := m.SetConfig(k, v.String); err != nil {
+			return m, fmt.Errorf("read %w", err)
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -57,50 +38,28 @@ func (db *DB) Meta(ctx context.Context) (backend.Meta, error) {
 	return m, nil
 }
 
-func parseHexTid(s string) (proto.Tid, error) {
-	x, err := strconv.ParseUint(s, 16, 64)
-	return proto.Tid(x), err
-}
-
-// hexTid is the config form of backup_tid/truncate_tid (16 lowercase hex
-// digits), nil when unset.
-func hexTid(t proto.Tid) any {
-	if t == proto.InvalidTid {
-		return nil
-	}
-	return t.String()
-}
-
-func setConfig(ctx context.Context, tx *wtx, key string, value any) error {
+func setConfig(ctx context.Context, tx *wtx, key string, value *string) error {
 	var err error
 	if value == nil {
 		_, err = tx.ExecContext(ctx, `DELETE FROM config WHERE name=?`, key)
 	} else {
-		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO config VALUES (?, ?)`, key, value)
+		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO config VALUES (?, ?)`, key, *value)
 	}
 	if err != nil {
-		return fmt.Errorf("set config %s=%v: %w", key, value, err)
+		return fmt.Errorf("set config %s: %w", key, err)
 	}
 	return nil
 }
+
+func ptr(s string) *string { return &s }
 
 // SetMeta implements [backend.Backend].
 func (db *DB) SetMeta(ctx context.Context, m backend.Meta) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	err := db.writeTx(ctx, true, func(tx *wtx) error {
-		var name, nid any
-		if m.Name != "" {
-			name = m.Name
-		}
-		if m.NID != 0 {
-			nid = strconv.FormatInt(int64(m.NID), 10)
-		}
-		for _, kv := range []struct {
-			k string
-			v any
-		}{{"name", name}, {"nid", nid}, {"backup_tid", hexTid(m.BackupTid)}, {"truncate_tid", hexTid(m.TruncateTid)}} {
-			if err := setConfig(ctx, tx, kv.k, kv.v); err != nil {
+		for _, kv := range m.ConfigValues() {
+			if err := setConfig(ctx, tx, kv.Key, kv.Value); err != nil {
 				return err
 			}
 		}
@@ -126,19 +85,14 @@ func (db *DB) PartitionTable(ctx context.Context) (proto.PTid, int, []backend.Ce
 	defer rows.Close()
 	var cells []backend.Cell
 	for rows.Next() {
-		var c backend.Cell
-		var tid int64
+		var k backend.CellKey
+		var r backend.PTRow
 		var pack sql.NullInt64
-		if err := rows.Scan(&c.Partition, &c.NID, &tid, &pack); err != nil {
+		if err := rows.Scan(&k.Partition, &k.NID, &r.Tid, &pack); err != nil {
 			return 0, 0, nil, fmt.Errorf("read partition table: %w", err)
 		}
-		if tid < 0 {
-			c.State = proto.CellState(-tid)
-		} else {
-			c.State, c.Tid = proto.OUT_OF_DATE, proto.Tid(tid)
-		}
-		c.Pack = tidOrInvalid(pack)
-		cells = append(cells, c)
+		r.Pack = tidOrInvalid(pack)
+		cells = append(cells, r.Cell(k.Partition, k.NID))
 	}
 	if err := rows.Err(); err != nil {
 		return 0, 0, nil, fmt.Errorf("read partition table: %w", err)
@@ -165,23 +119,31 @@ func (db *DB) ChangePartitionTable(ctx context.Context, ptid proto.PTid, numRepl
 	me := db.mu.nid
 	var np uint32
 	err := db.writeTx(ctx, true, func(tx *wtx) error {
-		type row struct {
-			tid  int64
-			pack sql.NullInt64
-		}
-		old := map[[2]int64]row{}
+		u := backend.PTUpdate{Me: me, Old: map[backend.CellKey]backend.PTRow{}, BackupTid: proto.InvalidTid,
+			LastTid: func(p uint32) (int64, error) { return lastTidTx(ctx, tx, p) },
+			Put: func(k backend.CellKey, r *backend.PTRow) error {
+				var err error
+				if r == nil {
+					_, err = tx.ExecContext(ctx, `DELETE FROM pt WHERE partition=? AND nid=?`, k.Partition, k.NID)
+				} else {
+					_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO pt VALUES (?, ?, ?, ?)`, k.Partition, k.NID, r.Tid, nullTid(r.Pack))
+				}
+				return err
+			}}
 		rows, err := tx.QueryContext(ctx, `SELECT partition, nid, tid, pack FROM pt`)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
-			var p, nid int64
-			var r row
-			if err := rows.Scan(&p, &nid, &r.tid, &r.pack); err != nil {
+			var k backend.CellKey
+			var r backend.PTRow
+			var pack sql.NullInt64
+			if err := rows.Scan(&k.Partition, &k.NID, &r.Tid, &pack); err != nil {
 				rows.Close()
 				return err
 			}
-			old[[2]int64{p, nid}] = r
+			r.Pack = tidOrInvalid(pack)
+			u.Old[k] = r
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -197,63 +159,23 @@ func (db *DB) ChangePartitionTable(ctx context.Context, ptid proto.PTid, numRepl
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
+		if backupTid.Valid {
+			if u.BackupTid, err = backend.ParseHexTid(backupTid.String); err != nil {
+				return fmt.Errorf("backup_tid %q: %w", backupTid.String, err)
+			}
+		}
 		var maxApproved int64
 		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(tid), 0) FROM pack WHERE approved=1`).Scan(&maxApproved); err != nil {
 			return err
 		}
-		for _, c := range changes {
-			key := [2]int64{int64(c.Partition), int64(c.NID)}
-			if c.State == proto.DISCARDED {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM pt WHERE partition=? AND nid=?`, c.Partition, c.NID); err != nil {
-					return fmt.Errorf("discard cell %d/%s: %w", c.Partition, c.NID, err)
-				}
-				continue
-			}
-			if !c.State.Valid() {
-				return fmt.Errorf("cell %d/%s: invalid state %d", c.Partition, c.NID, c.State)
-			}
-			prev, existed := old[key]
-			var tid int64
-			var pack any
-			if existed {
-				pack = prev.pack
-			}
-			switch {
-			case c.State != proto.OUT_OF_DATE:
-				tid = -int64(c.State)
-				if !existed && c.NID == me {
-					pack = int64(0)
-				}
-			case c.NID != me:
-				tid = 0
-			case existed && prev.tid >= 0:
-				tid = prev.tid // stays out of date: keep the resume point
-			case existed:
-				// A readable cell becomes out of date: replication only needs
-				// what comes after what is already here.
-				if backupTid.Valid {
-					t, err := parseHexTid(backupTid.String)
-					if err != nil {
-						return fmt.Errorf("backup_tid %q: %w", backupTid.String, err)
-					}
-					tid = int64(t)
-				} else if tid, err = lastTidTx(ctx, tx, c.Partition); err != nil {
-					return err
-				} else if tid < 0 {
-					tid = 0
-				}
-			default:
-				tid = 0
-				pack = maxApproved // what it will replicate is already packed
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO pt VALUES (?, ?, ?, ?)`, c.Partition, c.NID, tid, pack); err != nil {
-				return fmt.Errorf("set cell %d/%s %s: %w", c.Partition, c.NID, c.State, err)
-			}
-		}
-		if err := setConfig(ctx, tx, "ptid", strconv.FormatUint(uint64(ptid), 10)); err != nil {
+		u.MaxApproved = proto.Tid(maxApproved)
+		if err := backend.ApplyCellChanges(changes, u); err != nil {
 			return err
 		}
-		if err := setConfig(ctx, tx, "replicas", strconv.Itoa(numReplicas)); err != nil {
+		if err := setConfig(ctx, tx, "ptid", ptr(strconv.FormatUint(uint64(ptid), 10))); err != nil {
+			return err
+		}
+		if err := setConfig(ctx, tx, "replicas", ptr(strconv.Itoa(numReplicas))); err != nil {
 			return err
 		}
 		var n sql.NullInt64

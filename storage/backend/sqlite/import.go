@@ -24,7 +24,7 @@ func (db *DB) ImportTransactions(ctx context.Context, txns []backend.TxnMeta, re
 		for i := range txns {
 			m := &txns[i]
 			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO trans VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				backend.Partition(m.Tid, np), int64(m.Tid), m.Packed, packOids(m.Oids), blob(m.User), blob(m.Description), blob(m.Ext), int64(m.TTid)); err != nil {
+				backend.Partition(m.Tid, np), int64(m.Tid), m.Packed, backend.PackOids(m.Oids), blob(m.User), blob(m.Description), blob(m.Ext), int64(m.TTid)); err != nil {
 				return fmt.Errorf("add transaction %s: %w", m.Tid, err)
 			}
 		}
@@ -43,7 +43,7 @@ func (db *DB) ImportTransactions(ctx context.Context, txns []backend.TxnMeta, re
 			}
 		}
 		for k, v := range config {
-			if err := setConfig(ctx, tx, k, v); err != nil {
+			if err := setConfig(ctx, tx, k, &v); err != nil {
 				return err
 			}
 		}

@@ -206,7 +206,7 @@ func (db *DB) Transaction(ctx context.Context, tid proto.Tid) (*backend.TxnMeta,
 		return nil, fmt.Errorf("transaction %s: %w", tid, err)
 	}
 	m.TTid = proto.Tid(ttid)
-	if m.Oids, err = unpackOids(oids); err != nil {
+	if m.Oids, err = backend.UnpackOids(oids); err != nil {
 		return nil, fmt.Errorf("transaction %s: %w", tid, err)
 	}
 	if m.User == nil {
@@ -222,7 +222,7 @@ func (db *DB) Transaction(ctx context.Context, tid proto.Tid) (*backend.TxnMeta,
 		po := &backend.PackOrder{ID: tid, Partial: partial.Bool, PackTid: proto.Tid(packTid.Int64)}
 		po.State = packState(approved)
 		if po.Partial {
-			if po.Oids, err = unpackOids(packOidsB); err != nil {
+			if po.Oids, err = backend.UnpackOids(packOidsB); err != nil {
 				return nil, fmt.Errorf("transaction %s: pack order: %w", tid, err)
 			}
 		}
@@ -439,7 +439,7 @@ func (db *DB) PackOrders(ctx context.Context, minID proto.Tid, partitions []uint
 		}
 		o.ID, o.PackTid, o.State = proto.Tid(id), proto.Tid(packTid), packState(approved)
 		if o.Partial {
-			if o.Oids, err = unpackOids(oids); err != nil {
+			if o.Oids, err = backend.UnpackOids(oids); err != nil {
 				return nil, fmt.Errorf("pack order %s: %w", o.ID, err)
 			}
 		}

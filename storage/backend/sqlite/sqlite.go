@@ -522,30 +522,6 @@ func tidOrInvalid(n sql.NullInt64) proto.Tid {
 	return proto.Tid(n.Int64)
 }
 
-func packOids(oids []proto.Oid) []byte {
-	b := make([]byte, 0, 8*len(oids))
-	for _, o := range oids {
-		x := o.Bytes()
-		b = append(b, x[:]...)
-	}
-	return b
-}
-
-func unpackOids(b []byte) ([]proto.Oid, error) {
-	if len(b)%8 != 0 {
-		return nil, fmt.Errorf("oid list of %d bytes is not a multiple of 8", len(b))
-	}
-	oids := make([]proto.Oid, len(b)/8)
-	for i := range oids {
-		var x uint64
-		for _, c := range b[8*i : 8*i+8] {
-			x = x<<8 | uint64(c)
-		}
-		oids[i] = proto.Oid(x)
-	}
-	return oids, nil
-}
-
 func partitionList(ps []uint32) string {
 	var b strings.Builder
 	for i, p := range ps {

@@ -120,7 +120,7 @@ func (db *DB) StoreTransaction(ctx context.Context, ttid proto.Tid, records []ba
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO ttrans VALUES (?, NULL, ?, ?, ?, ?, ?, ?)`,
-			backend.Partition(ttid, np), meta.Packed, packOids(meta.Oids), blob(meta.User), blob(meta.Description), blob(meta.Ext), int64(ttid)); err != nil {
+			backend.Partition(ttid, np), meta.Packed, backend.PackOids(meta.Oids), blob(meta.User), blob(meta.Description), blob(meta.Ext), int64(ttid)); err != nil {
 			return fmt.Errorf("store metadata: %w", err)
 		}
 		if meta.Pack != nil {
@@ -153,7 +153,7 @@ func storePack(ctx context.Context, tx *wtx, id proto.Tid, p *backend.PackOrder)
 		approved = 0
 	}
 	if p.Partial {
-		oids = packOids(p.Oids)
+		oids = backend.PackOids(p.Oids)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO pack VALUES (?, ?, ?, ?, ?)`,
 		int64(id), approved, p.Partial, oids, int64(p.PackTid)); err != nil {
@@ -362,7 +362,7 @@ func (db *DB) ReplicateTransactions(ctx context.Context, partition uint32, add [
 		for i := range add {
 			m := &add[i]
 			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO trans VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				partition, int64(m.Tid), m.Packed, packOids(m.Oids), blob(m.User), blob(m.Description), blob(m.Ext), int64(m.TTid)); err != nil {
+				partition, int64(m.Tid), m.Packed, backend.PackOids(m.Oids), blob(m.User), blob(m.Description), blob(m.Ext), int64(m.TTid)); err != nil {
 				return fmt.Errorf("add transaction %s: %w", m.Tid, err)
 			}
 			if m.Pack != nil {

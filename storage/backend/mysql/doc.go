@@ -1,0 +1,53 @@
+// Package mysql is the MySQL (MariaDB) storage backend: the logical schema
+// of package backend (format version 4) in a database of a MySQL server,
+// with the tables and column types of neoppod's MySQL backend, so that a
+// database is interchangeable with it (cluster.md §8.1–8.4).
+//
+// Data source names ([ParseDSN]): "mysql:" followed by neoppod's
+// --database syntax, [user[:password]@]database[socket], the unix socket
+// path starting with "/", "." or "~" (without it, the driver's default
+// TCP address). The database must exist; an empty one gets the schema,
+// created with the engine of [backend.Options] (InnoDB, or RocksDB with
+// neoppod's column families). The server's max_allowed_packet must be at
+// least 32769 KiB, as neoppod requires.
+//
+// # Connections and locking
+//
+// One connection writes, serialised by a mutex; it holds the lock
+// GET_LOCK('<database>.neostorage') that keeps two storage processes (Go
+// or Python) off one database. A pool of four connections reads, in
+// autocommit mode: each statement sees the last commit, so an unlocked
+// transaction is visible to loads as soon as UnlockTransaction returns.
+// Queries carry their arguments inline (the driver's interpolateParams):
+// one round trip each, where server-side prepared statements cost three.
+//
+// # Durability
+//
+// Every Backend call that writes is one transaction. InnoDB with the
+// server's innodb_flush_log_at_trx_commit=1 (its default) syncs the redo
+// log at each commit, so everything the durability contract of package
+// backend asks is durable when it returns; a lower setting trades that
+// for speed, on the server's side.
+//
+// # Server gone
+//
+// When the server closes the write connection (restart, kill, timeout),
+// the call in progress fails: what it wrote is lost with the server's
+// session, and the storage node reacts as to any failed write. The next
+// write connects again (up to 3 tries, and takes the lock again) before
+// it writes anything, as neoppod does when nothing is uncommitted;
+// readers get a new pooled connection by themselves.
+//
+// # Values of 16 MiB or more
+//
+// data.value is a MEDIUMBLOB (< 16 MiB): a bigger value is split in rows
+// of 8 MiB of table bigdata with consecutive ids, and data.value holds
+// the first id and the length (two big-endian 32-bit integers), with
+// flag 0x80 in data.compression (cluster.md §8.3).
+//
+// # Deferred deletions
+//
+// neoppod may leave data ids to prune in table todel; opening the
+// database prunes them (the rows no record references are deleted).
+// This backend prunes data in the transaction that drops references.
+package mysql
