@@ -5,7 +5,7 @@ PEERS_DIR ?= $(abspath ../shared/peers)
 BIN := $(CURDIR)/bin
 FUZZTIME ?= 10s
 
-.PHONY: help build test unit integration fuzz-short fuzz vet lint generate check-generate golden check-golden bench demo clean \
+.PHONY: help build test unit integration mysql fuzz-short fuzz vet lint generate check-generate golden check-golden bench demo clean \
 	conformance-quick conformance-mixed conformance zbench
 
 help: ## list the targets
@@ -25,13 +25,18 @@ unit: ## unit tests with the race detector
 integration: build ## multi-process tests against real neoppod nodes (needs ../shared/peers/setup.sh)
 	NEO_PEERS=$(PEERS_DIR) NEO_BIN=$(BIN) $(GO) test -race -count=1 -tags integration -timeout 20m ./internal/integration/... ./neonet/... ./filestorage/... ./pickleref/... ./importconf/...
 
+mysql: ## MySQL backend and neostorage -a MySQL tests on one private MariaDB server (mariadb.sh installs Debian's mariadb-server if missing)
+	@d=$$(mktemp -d /tmp/neo-mysql.XXXXXX) && s=$$($(PEERS_DIR)/mariadb.sh start $$d | tail -1) || exit 1; \
+	NEO_MYSQL_SOCKET=$$s $(GO) test -race -count=1 ./storage/backend/mysql/... ./cmd/neostorage/; st=$$?; \
+	$(PEERS_DIR)/mariadb.sh stop $$d; rm -rf $$d; exit $$st
+
 fuzz-short: ## run every fuzz target briefly (FUZZTIME, default 10s)
 	@set -e; for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "== fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
 
-test: vet unit integration check-golden conformance-quick conformance-mixed stress-short fuzz-short ## everything CI runs: vet, race unit tests, integration, golden check, ZODB conformance (quick, all-Go and mixed), stress with faults (short), short fuzz
+test: vet unit integration mysql check-golden conformance-quick conformance-mixed stress-short fuzz-short ## everything CI runs: vet, race unit tests, integration, MySQL backend, golden check, ZODB conformance (quick, all-Go and mixed), stress with faults (short), short fuzz
 
 golden: ## regenerate proto/testdata golden vectors with neoppod's encoder
 	. $(PEERS_DIR)/env.sh && "$$PY" scripts/gen-golden

@@ -3,10 +3,12 @@
 //
 //	neostorage -c CLUSTER -m "MASTER..." -b BIND -a SQLite -d PATH [-l LOGFILE]
 //
-// Only the SQLite adapter exists, so it is the default (neoppod defaults to
-// MySQL). One option is ours: --cache-size (default 64M, 0 disables) sizes
-// the in-memory cache of object revisions (package objcache) in front of
-// the database. Options may come from an INI file (-f FILE -s SECTION, section
+// The SQLite adapter is the default (neoppod defaults to MySQL); MySQL
+// (and neoppod's aliases MySQLdb, PyMySQL) takes neoppod's
+// [user[:password]@]database[socket] with --engine and --wait. One
+// option is ours: --cache-size (default 64M, 0 disables) sizes the
+// in-memory cache of object revisions (package objcache) in front of the
+// database. Options may come from an INI file (-f FILE -s SECTION, section
 // "storage" by default); the command line wins.
 //
 // With -a Importer, -d is neoppod's importer.conf: the node serves ZODB
@@ -61,11 +63,11 @@ func parser() *cliopt.Parser {
 			{Short: "m", Long: "masters", Kind: cliopt.String, Default: "127.0.0.1:10000", HasDefault: true, Help: "space-separated list of master node addresses"},
 			{Short: "b", Long: "bind", Kind: cliopt.String, Default: "127.0.0.1", HasDefault: true, Help: "the local address to bind to"},
 			{Short: "D", Long: "dynamic-master-list", Kind: cliopt.Path, Help: "path of the file containing dynamic master node list"},
-			{Short: "a", Long: "adapter", Kind: cliopt.String, Default: "SQLite", HasDefault: true, Help: "database adapter to use (only SQLite here)",
-				Choices: []string{"Importer", "MySQL", "MySQLdb", "PyMySQL", "SQLite"}}, // neoppod's: the others are refused by runStorage
+			{Short: "a", Long: "adapter", Kind: cliopt.String, Default: "SQLite", HasDefault: true, Help: "database adapter to use",
+				Choices: []string{"Importer", "MySQL", "MySQLdb", "PyMySQL", "SQLite"}}, // neoppod's: backendDSN refuses what is not implemented
 			{Short: "d", Long: "database", Kind: cliopt.String, Required: true, Help: "database connections string (SQLite: a path or file:PATH?k=v)"},
-			{Short: "e", Long: "engine", Kind: cliopt.String, Help: "database engine (MySQL only; ignored)"},
-			{Short: "w", Long: "wait", Kind: cliopt.Int, Default: "0", HasDefault: true, Help: "seconds to wait for backend to be available (ignored for SQLite)"},
+			{Short: "e", Long: "engine", Kind: cliopt.String, Help: "database engine at creation (MySQL only: InnoDB, RocksDB)"},
+			{Short: "w", Long: "wait", Kind: cliopt.Int, Default: "0", HasDefault: true, Help: "seconds to wait for backend to be available, -1 forever (ignored for SQLite)"},
 			{Long: "cache-size", Kind: cliopt.String, Default: "64M", HasDefault: true,
 				Help: "bytes of object revisions to cache in memory (K, M, G suffixes: KiB, MiB, GiB; 0 disables; not in neoppod)"},
 			{Long: "dedup", Kind: cliopt.Bool, Help: "enable deduplication of data when the database is created"},
@@ -106,8 +108,9 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 		}()
 	}
 
-	if a := strings.ToLower(opts["adapter"]); a != "sqlite" && a != "importer" {
-		return fmt.Errorf("--adapter %s: not supported by this implementation (only SQLite)", opts["adapter"])
+	dsn, err := backendDSN(opts["adapter"], opts["database"])
+	if err != nil {
+		return err
 	}
 	if _, ok := opts["new_nid"]; ok {
 		return errors.New("--new-nid is not supported yet")
@@ -161,13 +164,17 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 
 	_, reset := opts["reset"]
 	_, dedup := opts["dedup"]
-	bopts := backend.Options{Logger: log, Reset: reset, Dedup: dedup}
+	wait, err := parseWait(opts["wait"])
+	if err != nil {
+		return err
+	}
+	bopts := backend.Options{Logger: log, Reset: reset, Dedup: dedup, Engine: opts["engine"], Wait: wait}
 	var db backend.Backend
 	if strings.EqualFold(opts["adapter"], "Importer") {
 		// -d is the importer.conf (cluster.md §8.10).
 		db, err = importer.Open(ctx, opts["database"], importer.Options{Options: bopts})
 	} else {
-		db, err = backend.Open(ctx, opts["database"], bopts)
+		db, err = backend.Open(ctx, dsn, bopts)
 	}
 	if err != nil {
 		if errors.Is(err, backend.ErrLocked) {

@@ -47,10 +47,10 @@ func TestCommandLine(t *testing.T) {
 	}{
 		{"help", []string{"--help"}, 0, ""},
 		{"missing required", []string{"-c", "x"}, 2, "the following arguments are required: -d/--database"},
-		{"unsupported adapter", []string{"-c", "x", "-d", "y", "-a", "MySQL"}, 1, "neostorage: --adapter MySQL: not supported by this implementation (only SQLite)"},
+		{"MySQL without server", []string{"-c", "x", "-d", "neo/nonexistent/mysql.sock", "-a", "MySQL"}, 1, "neostorage: open backend \"mysql:neo/nonexistent/mysql.sock\": open MySQL database neo/nonexistent/mysql.sock: connect:"},
 		{"unknown adapter", []string{"-c", "x", "-d", "y", "-a", "Foo"}, 2, "neostorage: error: argument -a/--adapter: invalid choice: 'Foo' (choose from 'Importer', 'MySQL', 'MySQLdb', 'PyMySQL', 'SQLite')"},
 		{"importer without its configuration", []string{"-c", "x", "-d", filepath.Join(dir, "missing.conf"), "-a", "Importer"}, 1, "missing.conf"},
-		{"negative wait", []string{"-c", "x", "-d", "y", "-w", "-1", "-a", "MySQL"}, 1, "not supported"},
+		{"bad engine", []string{"-c", "x", "-d", "y", "-w", "-1", "-a", "PyMySQL", "-e", "MyISAM"}, 1, `engine "MyISAM": not one of [InnoDB RocksDB]`},
 		{"partial TLS", []string{"-c", "x", "-d", "y", "--ca", "ca.pem"}, 1, "3 files must be provided"},
 		{"reset from config file", []string{"-f", conf, "--reset"}, 0, ""},
 		{"bad cache size", []string{"-c", "x", "-d", "y", "--cache-size", "12X"}, 1, `--cache-size: invalid size "12X"`},
