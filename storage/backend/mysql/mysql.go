@@ -119,6 +119,7 @@ func open(ctx context.Context, p Params, opts backend.Options) (_ *DB, err error
 	cfg.InterpolateParams = true
 	cfg.MaxAllowedPacket = 0 // the server's
 	cfg.Timeout = 10 * time.Second
+	cfg.Logger = driverLogger{db.log}
 	// Session settings of cluster.md §8.1.
 	cfg.Params = map[string]string{
 		"wait_timeout":         "2147483",
@@ -162,6 +163,14 @@ func open(ctx context.Context, p Params, opts backend.Options) (_ *DB, err error
 		return nil, err
 	}
 	return db, nil
+}
+
+// driverLogger sends the driver's messages (a connection that broke, for
+// example) to the backend's log rather than to the standard logger.
+type driverLogger struct{ log *slog.Logger }
+
+func (l driverLogger) Print(v ...any) {
+	l.log.Warn("mysql driver: " + strings.TrimSpace(fmt.Sprint(v...)))
 }
 
 // waitServer waits for the server to accept connections: up to wait (a

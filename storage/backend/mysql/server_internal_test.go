@@ -1,0 +1,215 @@
+package mysql
+
+import (
+	"bytes"
+	"crypto/sha1"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	drv "github.com/go-sql-driver/mysql"
+
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage/backend"
+)
+
+// testDB opens a fresh database on the server TestMain (main_test.go)
+// provides, with NP partitions on node me, and an admin connection.
+func testDB(t *testing.T, opts backend.Options) (*DB, *sql.DB, string) {
+	t.Helper()
+	sock := os.Getenv("NEO_MYSQL_SOCKET")
+	if sock == "" {
+		t.Skip("no MariaDB server: set NEO_PEERS or NEO_MYSQL_SOCKET")
+	}
+	cfg := drv.NewConfig()
+	cfg.User, cfg.Net, cfg.Addr = "root", "unix", sock
+	c, err := drv.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := sql.OpenDB(c)
+	t.Cleanup(func() { admin.Close() })
+	name := "neot_" + strings.NewReplacer("/", "_", "-", "_", "=", "_").Replace(strings.ToLower(t.Name()))
+	for _, q := range []string{"DROP DATABASE IF EXISTS " + name, "CREATE DATABASE " + name} {
+		if _, err := admin.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + name) })
+	b, err := Open(t.Context(), "mysql:root@"+name+sock, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := b.(*DB)
+	t.Cleanup(func() { db.Close() })
+	ctx := t.Context()
+	me := proto.NewNodeID(proto.STORAGE, 1)
+	if err := db.SetMeta(ctx, backend.Meta{Name: "t", NID: me, BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid}); err != nil {
+		t.Fatal(err)
+	}
+	var cells []backend.CellChange
+	for p := uint32(0); p < 4; p++ {
+		cells = append(cells, backend.CellChange{Partition: p, NID: me, State: proto.UP_TO_DATE})
+	}
+	if err := db.ChangePartitionTable(ctx, 1, 0, cells, true); err != nil {
+		t.Fatal(err)
+	}
+	return db, admin, name
+}
+
+func record(oid proto.Oid, data []byte) backend.Record {
+	return backend.Record{Oid: oid, Data: data, Checksum: sha1.Sum(data), DataSerial: proto.InvalidTid}
+}
+
+func commit(t *testing.T, b backend.Backend, tid proto.Tid, recs ...backend.Record) {
+	t.Helper()
+	ctx := t.Context()
+	var oids []proto.Oid
+	for _, r := range recs {
+		oids = append(oids, r.Oid)
+	}
+	if err := b.StoreTransaction(ctx, tid, recs, &backend.TxnMeta{TTid: tid, Oids: oids}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.LockTransaction(ctx, tid, tid, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.UnlockTransaction(ctx, tid, tid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func count(t *testing.T, admin *sql.DB, q string) int {
+	t.Helper()
+	var n int
+	if err := admin.QueryRow(q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// Values of 16 MiB or more are split in 8 MiB rows of bigdata, read back
+// whole, sized by their header in history, and deleted with their data.
+func TestBigValue(t *testing.T) {
+	for _, dedup := range []bool{false, true} {
+		t.Run(fmt.Sprintf("dedup=%v", dedup), func(t *testing.T) { testBigValue(t, dedup) })
+	}
+}
+
+func testBigValue(t *testing.T, dedup bool) {
+	db, admin, name := testDB(t, backend.Options{Dedup: dedup})
+	ctx := t.Context()
+	big := bytes.Repeat([]byte("0123456789abcdef"), (bigValue+bigChunk/2)/16) // 3 chunks
+	commit(t, db, 0x10, record(1, big), record(2, []byte("small")))
+	commit(t, db, 0x20, record(3, big)) // the same value again
+	chunks := 3
+	if !dedup {
+		chunks = 6
+	}
+	if n := count(t, admin, "SELECT COUNT(*) FROM "+name+".bigdata"); n != chunks {
+		t.Errorf("%d bigdata rows, want %d", n, chunks)
+	}
+	if n := count(t, admin, "SELECT COUNT(*) FROM "+name+".data WHERE compression=128 AND LENGTH(value)=8"); n != chunks/3 {
+		t.Errorf("%d data rows with the big flag and a header, want %d", n, chunks/3)
+	}
+	for _, oid := range []proto.Oid{1, 3} {
+		o, err := db.Load(ctx, oid, proto.InvalidTid, proto.InvalidTid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(o.Data, big) || o.Compression != 0 || o.Checksum != sha1.Sum(big) {
+			t.Errorf("oid %d loaded %d bytes, compression %d", oid, len(o.Data), o.Compression)
+		}
+		h, err := db.History(ctx, oid, 0, 10)
+		if err != nil || len(h) != 1 || h[0].Size != len(big) {
+			t.Errorf("history of oid %d = %+v, %v; want size %d", oid, h, err, len(big))
+		}
+	}
+	// Overwrite and pack both: the split values go.
+	commit(t, db, 0x30, record(1, []byte("x")), record(3, []byte("y")))
+	for p := uint32(0); p < 4; p++ {
+		if _, err := db.Pack(ctx, p, 0x30, nil, 0, 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(t, admin, "SELECT COUNT(*) FROM "+name+".bigdata"); n != 0 {
+		t.Errorf("%d bigdata rows left after pack", n)
+	}
+}
+
+// A write connection the server dropped between calls is replaced by the
+// next write, which takes the lock again; one dropped while a call writes
+// fails that call, without retrying it on a new connection.
+func TestServerGone(t *testing.T) {
+	db, admin, name := testDB(t, backend.Options{})
+	ctx := t.Context()
+	lock := "'" + name + ".neostorage'"
+	holder := func() int64 {
+		t.Helper()
+		var id sql.NullInt64
+		if err := admin.QueryRow("SELECT IS_USED_LOCK(" + lock + ")").Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id.Int64
+	}
+	kill := func(id int64) {
+		t.Helper()
+		if _, err := admin.Exec("KILL CONNECTION ?", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := holder()
+	kill(first)
+	commit(t, db, 0x10, record(1, []byte("after kill")))
+	if id := holder(); id == 0 || id == first {
+		t.Errorf("after reconnection the lock is held by connection %d (killed: %d)", id, first)
+	}
+
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO config VALUES ('test', 'lost')`); err != nil {
+			return err
+		}
+		kill(holder())
+		_, err := tx.ExecContext(ctx, `INSERT INTO config VALUES ('test2', 'lost')`)
+		return err
+	})
+	if err == nil || !serverGone(err) {
+		t.Fatalf("write on a connection killed in the middle: %v, want a lost connection", err)
+	}
+	if n := count(t, admin, "SELECT COUNT(*) FROM "+name+".config WHERE name LIKE 'test%'"); n != 0 {
+		t.Errorf("%d rows of the failed transaction committed", n)
+	}
+	commit(t, db, 0x20, record(1, []byte("after failure")))
+	o, err := db.Load(ctx, 1, proto.InvalidTid, proto.InvalidTid)
+	if err != nil || string(o.Data) != "after failure" {
+		t.Fatalf("load after reconnection: %v, %v", o, err)
+	}
+	if _, err := Open(ctx, "mysql:root@"+name+os.Getenv("NEO_MYSQL_SOCKET"), backend.Options{}); !errors.Is(err, backend.ErrLocked) {
+		t.Errorf("second open after reconnection: %v, want ErrLocked", err)
+	}
+}
+
+// neoppod refuses a server whose max_allowed_packet is below 32769 KiB:
+// a data row could not be sent.
+func TestMaxAllowedPacket(t *testing.T) {
+	_, admin, name := testDB(t, backend.Options{})
+	var old int
+	if err := admin.QueryRow("SELECT @@GLOBAL.max_allowed_packet").Scan(&old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec("SET GLOBAL max_allowed_packet=16*1024*1024"); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Exec("SET GLOBAL max_allowed_packet=?", old)
+	if _, err := admin.Exec("CREATE DATABASE " + name + "_2"); err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Exec("DROP DATABASE " + name + "_2")
+	_, err := Open(t.Context(), "mysql:root@"+name+"_2"+os.Getenv("NEO_MYSQL_SOCKET"), backend.Options{})
+	if err == nil || !strings.Contains(err.Error(), "max_allowed_packet is too small (16777216): minimal value must be 32769k") {
+		t.Errorf("open with max_allowed_packet=16M: %v", err)
+	}
+}
