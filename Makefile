@@ -27,7 +27,7 @@ integration: build ## multi-process tests against real neoppod nodes (needs ../s
 
 mysql: ## MySQL backend and neostorage -a MySQL tests on one private MariaDB server (mariadb.sh installs Debian's mariadb-server if missing)
 	@d=$$(mktemp -d /tmp/neo-mysql.XXXXXX) && s=$$($(PEERS_DIR)/mariadb.sh start $$d | tail -1) || exit 1; \
-	NEO_MYSQL_SOCKET=$$s $(GO) test -race -count=1 ./storage/backend/mysql/... ./cmd/neostorage/; st=$$?; \
+	NEO_PEERS=$(PEERS_DIR) NEO_MYSQL_SOCKET=$$s $(GO) test -race -count=1 ./storage/backend/mysql/... ./cmd/neostorage/; st=$$?; \
 	$(PEERS_DIR)/mariadb.sh stop $$d; rm -rf $$d; exit $$st
 
 fuzz-short: ## run every fuzz target briefly (FUZZTIME, default 10s)

@@ -1,9 +1,10 @@
-# Reads a database written by the Go backend with neoppod's SQLite backend
-# and prints what it sees (TestPythonReadsOurDatabase).
+# Reads a database written by a Go backend with neoppod's backend of the
+# same adapter (SQLite by default, or argv[2]) and prints what it sees
+# (TestPythonReadsOurDatabase of packages sqlite and mysql).
 import sys
-from neo.storage.database.sqlite import SQLiteDatabaseManager
+from neo.storage.database import buildDatabaseManager
 from neo.lib.util import p64, u64, dump
-dm = SQLiteDatabaseManager(sys.argv[1])
+dm = buildDatabaseManager(sys.argv[2] if len(sys.argv) > 2 else 'SQLite', (sys.argv[1],))
 dm.setup()
 print("version", dm.getConfiguration('version'), "nid", dm.getUUID(), "name", dm.getName(), "ptid", dm.getPTID())
 print("pt", dm.getPartitionTable())
