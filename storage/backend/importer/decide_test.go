@@ -87,3 +87,16 @@ func TestSourceOf(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "100": 100, "2K": 2048, "3m": 3 << 20, " 1G ": 1 << 30} {
+		if got, err := parseRate(in); err != nil || got != want {
+			t.Errorf("parseRate(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "x", "-1", "1T", "99999999999G"} {
+		if _, err := parseRate(in); err == nil {
+			t.Errorf("parseRate(%q): no error", in)
+		}
+	}
+}

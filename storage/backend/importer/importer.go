@@ -32,6 +32,36 @@ const (
 	tidKey = "zodb_tid"
 )
 
+// rateOption is an option of the first section of importer.conf that is
+// ours (neoppod ignores it): the most bytes of source transactions the
+// import reads per second, with an optional K, M or G suffix (powers of
+// 1024); 0, the default, is no limit. It bounds the I/O an import takes
+// from a node that serves clients.
+const rateOption = "import_rate"
+
+func parseRate(s string) (int64, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	shift := 0
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'K':
+			shift = 10
+		case 'M':
+			shift = 20
+		case 'G':
+			shift = 30
+		}
+		if shift != 0 {
+			t = t[:n-1]
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > 1<<62>>shift {
+		return 0, fmt.Errorf("not a number of bytes per second")
+	}
+	return n << shift, nil
+}
+
 // Options tune an Importer.
 type Options struct {
 	backend.Options
@@ -62,6 +92,7 @@ type Importer struct {
 	ltid    proto.Tid // last tid of the sources
 	loid    proto.Oid // last oid of the imported space
 	first   proto.Tid // first tid of the sources, InvalidTid if none
+	rate    int64     // import_rate: bytes of source per second, 0 = no limit
 
 	tid  atomic.Uint64 // last tid imported (0: none)
 	done atomic.Bool
@@ -115,7 +146,16 @@ func OpenConfig(ctx context.Context, conf *importconf.Config, opts Options) (_ *
 	if conf.Main.Writeback {
 		return nil, fmt.Errorf("%s: [%s] writeback=true: not supported yet by this implementation", conf.File, conf.Main.Section)
 	}
+	rate := int64(0)
 	for _, o := range conf.Main.Unknown {
+		if o.Name == rateOption {
+			r, err := parseRate(o.Value)
+			if err != nil {
+				return nil, fmt.Errorf("%s:%d: [%s] %s=%s: %w", conf.File, o.Line, conf.Main.Section, o.Name, o.Value, err)
+			}
+			rate = r
+			continue
+		}
 		log.Warn("importer: option ignored", "file", conf.File, "section", conf.Main.Section, "option", o.Name, "line", o.Line)
 	}
 	var dsn string
@@ -125,7 +165,7 @@ func OpenConfig(ctx context.Context, conf *importconf.Config, opts Options) (_ *
 	default:
 		return nil, fmt.Errorf("%s: [%s] adapter=%s: not supported as the Importer's destination by this implementation (only SQLite)", conf.File, conf.Main.Section, conf.Main.Adapter)
 	}
-	im := &Importer{log: log, opts: opts, conf: conf, first: proto.InvalidTid, ptReady: make(chan struct{})}
+	im := &Importer{log: log, opts: opts, conf: conf, rate: rate, first: proto.InvalidTid, ptReady: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			im.closeSources()

@@ -92,6 +92,7 @@ func (im *Importer) importAll(ctx context.Context) error {
 			return fmt.Errorf("importer: commit up to %s: %w", tid, err)
 		}
 		im.tid.Store(uint64(tid))
+		im.log.Debug("importer: committed", "tid", tid, "transactions", len(txns), "records", len(records))
 		clear(txns)
 		clear(records)
 		txns, records, size, batchT = txns[:0], records[:0], 0, time.Now()
@@ -156,6 +157,14 @@ func (im *Importer) importAll(ctx context.Context) error {
 		}
 		p.txns++
 		last = tid
+		if im.rate > 0 {
+			ahead := time.Duration(float64(p.bytes)/float64(im.rate)*float64(time.Second)) - time.Since(p.start)
+			if ahead > 0 {
+				if err := sleep(ctx, ahead); err != nil {
+					return err
+				}
+			}
+		}
 		if size >= im.opts.BatchBytes || time.Since(batchT) >= im.opts.CommitInterval {
 			if err := commit(tid); err != nil {
 				return err
@@ -211,4 +220,15 @@ func (p *progress) maybeLog() {
 	}
 	p.log.Info("importer: progress", "transactions", p.txns, "bytes", p.bytes, "of", p.total,
 		"MB/s", fmt.Sprintf("%.1f", rate/1e6), "left", left)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
