@@ -348,8 +348,8 @@ type CachedLoader interface {
 // writes committed transactions (Tid set) and records (Serial set, in tid
 // order: an undo record may reuse the data of an earlier one) of any
 // partitions, and sets configuration entries, in one commit that survives
-// a process crash; it may run concurrently with the node's writes.
-// ImportConfig reads such an entry.
+// a process crash (an empty value deletes the entry); it may run
+// concurrently with the node's writes. ImportConfig reads such an entry.
 type BulkImporter interface {
 	ImportTransactions(ctx context.Context, txns []TxnMeta, records []Record, config map[string]string) error
 	ImportConfig(ctx context.Context, key string) (value string, ok bool, err error)

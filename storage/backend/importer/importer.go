@@ -108,6 +108,9 @@ type Importer struct {
 
 // savedSetup is the JSON of setupKey.
 type savedSetup struct {
+	// Ltid is the sources' last tid at setup: transactions the sources
+	// got since are not imported, unless the setup is cleared.
+	Ltid    uint64        `json:"ltid"`
 	Loid    uint64        `json:"loid"`
 	Sources []savedSource `json:"sources"`
 }
@@ -262,7 +265,7 @@ func (im *Importer) setup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		saved.Loid = uint64(loid)
+		saved.Loid, saved.Ltid = uint64(loid), uint64(im.ltid)
 		for _, s := range im.sources {
 			sh := shifts[s.name]
 			ss := savedSource{Name: s.name, Offset: sh.Offset, Next: next[s.name], Mount: map[string]uint64{}}
@@ -277,6 +280,11 @@ func (im *Importer) setup(ctx context.Context) error {
 		}
 	}
 	im.loid = proto.Oid(saved.Loid)
+	if saved.Ltid != 0 && proto.Tid(saved.Ltid) < im.ltid {
+		im.log.Warn("importer: the sources have transactions after those of the setup; they are not imported unless the setup is cleared (incremental mode)",
+			"setup_ltid", proto.Tid(saved.Ltid), "sources_ltid", im.ltid)
+		im.ltid = proto.Tid(saved.Ltid)
+	}
 	for _, ss := range saved.Sources {
 		s := byName[ss.Name]
 		if s == nil {

@@ -549,3 +549,68 @@ func TestMerge(t *testing.T) {
 		t.Errorf("merged transaction: %+v %v", m, err)
 	}
 }
+
+// Incremental mode (cluster.md §8.10): transactions the source got after
+// the import are ignored on restart, until the setup is cleared; then a
+// restart imports them.
+func TestIncremental(t *testing.T) {
+	h := history(0x03e0000000000000)
+	e := newEnv(t, singleConf, map[string][]txn{"root": h[:30]})
+	im := e.open(0)
+	if err := im.Wait(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	im.Close()
+	// The source goes on without NEO.
+	fs, err := filestorage.Open(filepath.Join(e.dir, "root.fs"), filestorage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range h[30:] {
+		tw, err := fs.Begin(filestorage.TxnMeta{Tid: x.tid, Description: []byte("d " + x.tid.String())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range x.recs {
+			if err := tw.Store(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tw.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs.Close()
+
+	im = e.open(0)
+	if _, done := im.Imported(); !done || im.ltid != h[29].tid {
+		t.Fatalf("restart without clearing the setup: ltid %v, want %v, done", im.ltid, h[29].tid)
+	}
+	if err := im.target.ImportTransactions(e.ctx, nil, nil, map[string]string{setupKey: ""}); err != nil {
+		t.Fatal(err)
+	}
+	im.Close()
+
+	im = e.open(0)
+	defer im.Close()
+	if im.ltid != h[len(h)-1].tid {
+		t.Fatalf("after clearing the setup: ltid %v, want %v", im.ltid, h[len(h)-1].tid)
+	}
+	if err := im.Wait(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	fs, err = filestorage.Open(filepath.Join(e.dir, "root.fs"), filestorage.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	checkAll(t, e.ctx, im, newOracle(t, fs, pickleref.Shift{}), nil)
+	st, err := im.Stats(e.ctx)
+	nrec := 0
+	for _, x := range h {
+		nrec += len(x.recs)
+	}
+	if err != nil || st.Transactions != len(h) || st.Objects != nrec {
+		t.Errorf("stats %+v %v, want %d transactions %d objects", st, err, len(h), nrec)
+	}
+}

@@ -43,7 +43,11 @@ func (db *DB) ImportTransactions(ctx context.Context, txns []backend.TxnMeta, re
 			}
 		}
 		for k, v := range config {
-			if err := setConfig(ctx, tx, k, &v); err != nil {
+			var value *string
+			if v != "" { // "" deletes
+				value = &v
+			}
+			if err := setConfig(ctx, tx, k, value); err != nil {
 				return err
 			}
 		}
