@@ -31,7 +31,15 @@
 // since (incremental mode). Progress goes to the log every
 // ProgressInterval; the end logs "All data are imported".
 //
+// Writeback (writeback=true, a single source): the transactions committed
+// to the node are appended to the source Data.fs after each commit, in
+// the background, as ZODB's copyTransactionsFrom writes them; Close makes
+// a last pass. The setup keeps ltid, so they are not imported back.
+//
 // While importing, history, undo lookups, pack and serving as a
 // replication source answer BACKEND_NOT_IMPLEMENTED; truncation below
-// ltid is refused. writeback is not implemented yet and refused.
+// ltid, or with writeback, is refused.
+//
+// import_rate, an option of the first section that neoppod ignores, caps
+// the bytes of source read per second (0, the default: no cap).
 package importer

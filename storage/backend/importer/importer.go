@@ -104,6 +104,10 @@ type Importer struct {
 	runErr      error // of the import goroutine, after wg
 	closeOnce   sync.Once
 	closeErr    error
+
+	// writeback
+	wbKick chan struct{} // nil without writeback
+	wbMu   sync.Mutex    // one pass at a time
 }
 
 // savedSetup is the JSON of setupKey.
@@ -146,9 +150,6 @@ func OpenConfig(ctx context.Context, conf *importconf.Config, opts Options) (_ *
 	if opts.ProgressInterval <= 0 {
 		opts.ProgressInterval = 10 * time.Second
 	}
-	if conf.Main.Writeback {
-		return nil, fmt.Errorf("%s: [%s] writeback=true: not supported yet by this implementation", conf.File, conf.Main.Section)
-	}
 	rate := int64(0)
 	for _, o := range conf.Main.Unknown {
 		if o.Name == rateOption {
@@ -178,7 +179,10 @@ func OpenConfig(ctx context.Context, conf *importconf.Config, opts Options) (_ *
 		}
 	}()
 	for _, src := range conf.Sources {
-		fs, err := filestorage.Open(src.Storage.Path, filestorage.Options{ReadOnly: true, Logger: log})
+		if conf.Main.Writeback && src.Storage.ReadOnly {
+			return nil, fmt.Errorf("%s: [%s] writeback=true needs a writable source, [%s] is read-only", conf.File, conf.Main.Section, src.Name)
+		}
+		fs, err := filestorage.Open(src.Storage.Path, filestorage.Options{ReadOnly: !conf.Main.Writeback, Logger: log})
 		if err != nil {
 			return nil, fmt.Errorf("importer: source [%s]: %w", src.Name, err)
 		}
@@ -218,19 +222,28 @@ func OpenConfig(ctx context.Context, conf *importconf.Config, opts Options) (_ *
 		im.tid.Store(t)
 	}
 	im.done.Store(proto.Tid(im.tid.Load()) >= im.ltid)
+	var runCtx context.Context
+	runCtx, im.cancel = context.WithCancel(context.Background())
 	if im.done.Load() {
 		im.allImported()
 	} else {
 		if _, _, cells, err := im.Backend.PartitionTable(ctx); err == nil && len(cells) > 0 {
 			im.ptReadyOnce.Do(func() { close(im.ptReady) })
 		}
-		var runCtx context.Context
-		runCtx, im.cancel = context.WithCancel(context.Background())
 		im.wg.Add(1)
 		go func() {
 			defer im.wg.Done()
 			im.runErr = im.run(runCtx)
 		}()
+	}
+	if conf.Main.Writeback {
+		im.wbKick = make(chan struct{}, 1)
+		im.wg.Add(1)
+		go func() {
+			defer im.wg.Done()
+			im.writebackLoop(runCtx)
+		}()
+		im.kickWriteback() // what a previous run left
 	}
 	return im, nil
 }
@@ -281,9 +294,11 @@ func (im *Importer) setup(ctx context.Context) error {
 	}
 	im.loid = proto.Oid(saved.Loid)
 	if saved.Ltid != 0 && proto.Tid(saved.Ltid) < im.ltid {
-		im.log.Warn("importer: the sources have transactions after those of the setup; they are not imported unless the setup is cleared (incremental mode)",
-			"setup_ltid", proto.Tid(saved.Ltid), "sources_ltid", im.ltid)
-		im.ltid = proto.Tid(saved.Ltid)
+		if !im.conf.Main.Writeback {
+			im.log.Warn("importer: the sources have transactions after those of the setup; they are not imported unless the setup is cleared (incremental mode)",
+				"setup_ltid", proto.Tid(saved.Ltid), "sources_ltid", im.ltid)
+		}
+		im.ltid = proto.Tid(saved.Ltid) // the rest was written back
 	}
 	for _, ss := range saved.Sources {
 		s := byName[ss.Name]
@@ -337,6 +352,9 @@ func (im *Importer) Close() error {
 			im.cancel()
 		}
 		im.wg.Wait()
+		if im.wbKick != nil {
+			im.finalWriteback()
+		}
 		im.closeSources()
 		im.closeErr = im.Backend.Close()
 	})
@@ -369,6 +387,7 @@ func (im *Importer) ChangePartitionTable(ctx context.Context, ptid proto.PTid, n
 	if err := im.Backend.ChangePartitionTable(ctx, ptid, numReplicas, changes, reset); err != nil {
 		return err
 	}
+	im.kickWriteback()
 	if _, _, cells, err := im.Backend.PartitionTable(ctx); err == nil && len(cells) > 0 {
 		im.ptReadyOnce.Do(func() { close(im.ptReady) })
 	}
@@ -488,6 +507,9 @@ func (im *Importer) Pack(ctx context.Context, partition uint32, packTid proto.Ti
 func (im *Importer) Truncate(ctx context.Context, tid proto.Tid, partitions []uint32) error {
 	if tid < im.ltid {
 		return fmt.Errorf("importer: truncate at %s: below the last tid %s of the sources", tid, im.ltid)
+	}
+	if im.wbKick != nil {
+		return fmt.Errorf("importer: truncate at %s: not with writeback", tid)
 	}
 	return im.Backend.Truncate(ctx, tid, partitions)
 }

@@ -614,3 +614,84 @@ func TestIncremental(t *testing.T) {
 		t.Errorf("stats %+v %v, want %d transactions %d objects", st, err, len(h), nrec)
 	}
 }
+
+const writebackConf = `[neo]
+adapter=SQLite
+database=%s/neo.sqlite
+writeback=true
+[root]
+storage=
+  <filestorage>
+    path %s/root.fs
+  </filestorage>
+#%s
+`
+
+// Writeback: transactions committed to the node, during the import and
+// after it, end up in the source Data.fs as ZODB would have written them;
+// an undo becomes a back-pointer, a deletion a deletion record.
+func TestWriteback(t *testing.T) {
+	h := history(0x03e0000000000000)
+	e := newEnv(t, writebackConf, map[string][]txn{"root": h})
+	for _, fs := range e.fs {
+		fs.Close() // the importer writes it
+	}
+	im := e.open(h[10].tid)
+	waitImported(t, im, h[9].tid)
+	ltid := h[len(h)-1].tid
+	n1, n2, n3 := ltid+0x100, ltid+0x200, ltid+0x300
+	d1, d8 := rec(2, "new 1"), rec(1, "new object")
+	commit(t, e.ctx, im, n1, newRec(1, d1), newRec(8, d8))
+	commit(t, e.ctx, im, n2, backend.Record{Oid: 2, DataSerial: h[0].tid}, backend.Record{Oid: 8, DataSerial: inv})
+	im.Close() // the last writeback pass
+	im = e.open(0)
+	if err := im.Wait(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, e.ctx, im, n3, newRec(1, rec(2, "after the import")))
+	deadline := time.Now().Add(10 * time.Second)
+	for im.sources[0].fs.LastTid() != n3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("writeback: source at %v, want %v", im.sources[0].fs.LastTid(), n3)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	im.Close()
+
+	path := filepath.Join(e.dir, "root.fs")
+	if _, err := filestorage.VerifyFile(path, true); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := filestorage.Open(path, filestorage.Options{ReadOnly: true, NoIndexFile: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	if got, err := fs.LoadSerial(1, n1); err != nil || !bytes.Equal(got, d1) {
+		t.Errorf("oid 1 at %v: %q %v", n1, got, err)
+	}
+	if got, err := fs.LoadSerial(8, n1); err != nil || !bytes.Equal(got, d8) {
+		t.Errorf("oid 8 at %v: %q %v", n1, got, err)
+	}
+	if _, err := fs.LoadSerial(8, n2); !errors.Is(err, filestorage.ErrDeleted) {
+		t.Errorf("oid 8 at %v: %v, want deleted", n2, err)
+	}
+	rev, err := fs.LoadRevision(2, n2+1)
+	want, _ := fs.LoadSerial(2, h[0].tid)
+	if err != nil || rev.Serial != n2 || rev.DataTid != h[0].tid || !bytes.Equal(rev.Data, want) {
+		t.Errorf("undo of oid 2 at %v: %+v %v, want a back-pointer to %v", n2, rev, err, h[0].tid)
+	}
+	if got, serial, err := fs.Load(1); err != nil || serial != n3 || !bytes.Equal(got, rec(2, "after the import")) {
+		t.Errorf("oid 1: %q %v %v", got, serial, err)
+	}
+	it := fs.Iterate(n1)
+	for _, tid := range []proto.Tid{n1, n2, n3} {
+		tx, err := it.NextTxn()
+		if err != nil || tx.Tid != tid || string(tx.User) != "new" {
+			t.Fatalf("written back transaction %v: %+v %v", tid, tx, err)
+		}
+	}
+	if _, err := it.NextTxn(); err != io.EOF {
+		t.Errorf("more transactions written back: %v", err)
+	}
+}
