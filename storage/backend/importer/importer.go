@@ -166,8 +166,15 @@ func OpenConfig(ctx context.Context, conf *importconf.Config, opts Options) (_ *
 	switch strings.ToLower(conf.Main.Adapter) {
 	case "sqlite":
 		dsn = conf.Main.Database
+	case "mysql", "mysqldb", "pymysql": // as neostorage -a MySQL
+		dsn = "mysql:" + conf.Main.Database
+		opts.Engine = conf.Main.Engine
+		opts.Wait = time.Duration(conf.Main.Wait * float64(time.Second))
+		if conf.Main.Wait < 0 {
+			opts.Wait = -1
+		}
 	default:
-		return nil, fmt.Errorf("%s: [%s] adapter=%s: not supported as the Importer's destination by this implementation (only SQLite)", conf.File, conf.Main.Section, conf.Main.Adapter)
+		return nil, fmt.Errorf("%s: [%s] adapter=%s: not supported as the Importer's destination by this implementation (only SQLite, MySQL)", conf.File, conf.Main.Section, conf.Main.Adapter)
 	}
 	im := &Importer{log: log, opts: opts, conf: conf, rate: rate, first: proto.InvalidTid, ptReady: make(chan struct{})}
 	defer func() {
@@ -199,7 +206,7 @@ func OpenConfig(ctx context.Context, conf *importconf.Config, opts Options) (_ *
 	}
 	var ok bool
 	if im.target, ok = im.Backend.(backend.BulkImporter); !ok {
-		return nil, fmt.Errorf("importer: destination %s %q cannot import", conf.Main.Adapter, dsn)
+		return nil, fmt.Errorf("importer: destination %s %q: this backend cannot be the Importer's destination yet (it lacks backend.BulkImporter; SQLite has it)", conf.Main.Adapter, dsn)
 	}
 	if err := im.setup(ctx); err != nil {
 		return nil, err
