@@ -17,6 +17,7 @@ import (
 
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/sqlbackend"
 )
 
 func init() {
@@ -54,6 +55,7 @@ type DB struct {
 	maxPacket int // the server's max_allowed_packet
 
 	r *sql.DB // read pool
+	sqlbackend.Reader
 	w *sql.DB // where the write connection comes from
 
 	mu struct {
@@ -137,6 +139,7 @@ func open(ctx context.Context, p Params, opts backend.Options) (_ *DB, err error
 	db.w.SetMaxOpenConns(1)
 	db.w.SetMaxIdleConns(1)
 	db.r = sql.OpenDB(connector)
+	db.Reader = sqlbackend.Reader{DB: db.r, Dialect: dialect, NP: db.npRead.Load}
 	db.r.SetMaxOpenConns(4)
 	db.r.SetMaxIdleConns(4)
 	if err := db.waitServer(ctx, opts.Wait); err != nil {
@@ -355,44 +358,5 @@ func (db *DB) Close() error {
 	return nil
 }
 
-// Stats implements [backend.StatsReporter].
-func (db *DB) Stats(ctx context.Context) (backend.Stats, error) {
-	var s backend.Stats
-	err := db.r.QueryRowContext(ctx, `SELECT
-		(SELECT COUNT(*) FROM trans), (SELECT COUNT(*) FROM obj), (SELECT COUNT(*) FROM data),
-		(SELECT COUNT(*) FROM ttrans), (SELECT COUNT(*) FROM tobj)`).Scan(
-		&s.Transactions, &s.Objects, &s.Data, &s.TempTransactions, &s.TempObjects)
-	if err != nil {
-		return s, fmt.Errorf("stats: %w", err)
-	}
-	return s, nil
-}
-
 // Helpers converting between our ids and signed integers: tids and oids
 // stored are below 2^63 (proto.MaxTid); InvalidTid maps to NULL.
-
-func nullTid(t proto.Tid) any {
-	if t == proto.InvalidTid {
-		return nil
-	}
-	return int64(t)
-}
-
-func tidOrInvalid(n sql.NullInt64) proto.Tid {
-	if !n.Valid {
-		return proto.InvalidTid
-	}
-	return proto.Tid(n.Int64)
-}
-
-// intList is a list of integers for an IN (...) clause.
-func intList[T ~uint32 | ~int64](xs []T) string {
-	var b strings.Builder
-	for i, x := range xs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatInt(int64(x), 10))
-	}
-	return b.String()
-}

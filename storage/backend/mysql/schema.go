@@ -11,6 +11,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/sqlbackend"
 )
 
 // tables are the tables of the schema, in the order neoppod drops them at
@@ -162,7 +163,7 @@ func (db *DB) setup(ctx context.Context, dedup bool) error {
 	db.mu.nextID = map[uint32]int64{}
 	// Data rows neoppod left to prune later (cluster.md §8.7).
 	return db.writeTx(ctx, func(tx *sql.Tx) error {
-		ids, err := collectDataIDs(ctx, tx, `SELECT data_id FROM todel`)
+		ids, err := sqlbackend.CollectDataIDs(ctx, tx, `SELECT data_id FROM todel`)
 		if err != nil || len(ids) == 0 {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/sqlbackend"
 )
 
 const errDupEntry = 1062 // ER_DUP_ENTRY
@@ -294,7 +295,7 @@ func (db *DB) storeRecords(ctx context.Context, tx *sql.Tx, np uint32, ttid prot
 			id = n
 			rows = append(rows, dataRow{n, r})
 		}
-		if err := tobj.add(0, int64(partition), int64(r.Oid), int64(ttid), id, nullTid(r.DataSerial)); err != nil {
+		if err := tobj.add(0, int64(partition), int64(r.Oid), int64(ttid), id, sqlbackend.NullTid(r.DataSerial)); err != nil {
 			return fmt.Errorf("store oids: %w", err)
 		}
 	}
@@ -302,7 +303,7 @@ func (db *DB) storeRecords(ctx context.Context, tx *sql.Tx, np uint32, ttid prot
 	slices.SortFunc(rows, func(a, b dataRow) int { return cmp.Compare(a.id, b.id) })
 	data := newBatch(ctx, tx, `INSERT INTO data VALUES `, 4, db.maxPacket)
 	for _, x := range rows {
-		if err := data.add(2*(len(x.r.Data)+20), x.id, x.r.Checksum[:], int64(x.r.Compression), blob(x.r.Data)); err != nil {
+		if err := data.add(2*(len(x.r.Data)+20), x.id, x.r.Checksum[:], int64(x.r.Compression), sqlbackend.Blob(x.r.Data)); err != nil {
 			return fmt.Errorf("store data of %d records: %w", len(rows), err)
 		}
 	}
@@ -313,14 +314,6 @@ func (db *DB) storeRecords(ctx context.Context, tx *sql.Tx, np uint32, ttid prot
 		return fmt.Errorf("store %d oids: %w", len(records), err)
 	}
 	return nil
-}
-
-// blob stores nil as an empty value: the columns are NOT NULL.
-func blob(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
 }
 
 // StoreTransaction implements [backend.Backend]. InnoDB makes every
@@ -340,11 +333,11 @@ func (db *DB) StoreTransaction(ctx context.Context, ttid proto.Tid, records []ba
 			return nil
 		}
 		if _, err := tx.ExecContext(ctx, `REPLACE INTO ttrans VALUES (?, NULL, ?, ?, ?, ?, ?, ?)`,
-			backend.Partition(ttid, np), meta.Packed, backend.PackOids(meta.Oids), blob(meta.User), blob(meta.Description), blob(meta.Ext), int64(ttid)); err != nil {
+			backend.Partition(ttid, np), meta.Packed, backend.PackOids(meta.Oids), sqlbackend.Blob(meta.User), sqlbackend.Blob(meta.Description), sqlbackend.Blob(meta.Ext), int64(ttid)); err != nil {
 			return fmt.Errorf("store metadata: %w", err)
 		}
 		if meta.Pack != nil {
-			if err := storePack(ctx, tx, ttid, meta.Pack); err != nil {
+			if err := sqlbackend.StorePack(ctx, tx, ttid, meta.Pack); err != nil {
 				return err
 			}
 		}
@@ -356,148 +349,19 @@ func (db *DB) StoreTransaction(ctx context.Context, ttid proto.Tid, records []ba
 	return nil
 }
 
-func storePack(ctx context.Context, tx *sql.Tx, id proto.Tid, p *backend.PackOrder) error {
-	var approved, oids any
-	switch p.State {
-	case backend.PackApproved:
-		approved = 1
-	case backend.PackRejected:
-		approved = 0
-	}
-	if p.Partial {
-		oids = backend.PackOids(p.Oids)
-	}
-	if _, err := tx.ExecContext(ctx, `REPLACE INTO pack VALUES (?, ?, ?, ?, ?)`,
-		int64(id), approved, p.Partial, oids, int64(p.PackTid)); err != nil {
-		return fmt.Errorf("store pack order %s: %w", id, err)
-	}
-	return nil
-}
-
-func lockTx(ctx context.Context, tx *sql.Tx, ttid, tid proto.Tid, approvePack bool) error {
-	if tid < ttid {
-		return fmt.Errorf("final tid %s < ttid", tid)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE ttrans SET tid=? WHERE ttid=?`, int64(tid), int64(ttid)); err != nil {
-		return err
-	}
-	if approvePack {
-		if _, err := tx.ExecContext(ctx, `UPDATE pack SET approved=1 WHERE tid=?`, int64(ttid)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// unlockTx moves a transaction from the temporary tables to trans/obj.
-func unlockTx(ctx context.Context, tx *sql.Tx, ttid, tid proto.Tid) error {
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
-		{"REPLACE INTO obj SELECT `partition`, oid, ?, data_id, value_tid FROM tobj WHERE tid=?", []any{int64(tid), int64(ttid)}},
-		{"DELETE FROM tobj WHERE tid=?", []any{int64(ttid)}},
-		{"REPLACE INTO trans SELECT `partition`, ?, packed, oids, user, description, ext, ttid FROM ttrans WHERE ttid=?", []any{int64(tid), int64(ttid)}},
-		{"DELETE FROM ttrans WHERE ttid=?", []any{int64(ttid)}},
-	} {
-		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
-			return err
-		}
-	}
-	if tid != ttid {
-		// The pack order carried by the transaction takes its final tid.
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pack WHERE tid=?`, int64(ttid)).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM pack WHERE tid=?`, int64(tid)); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE pack SET tid=? WHERE tid=?`, int64(tid), int64(ttid)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// LockTransaction implements [backend.Backend].
-func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approvePack bool) error {
-	err := db.write(ctx, func(tx *sql.Tx) error { return lockTx(ctx, tx, ttid, tid, approvePack) })
-	if err != nil {
-		return fmt.Errorf("lock %s as %s: %w", ttid, tid, err)
-	}
-	return nil
-}
-
-// UnlockTransaction implements [backend.Backend].
-func (db *DB) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error {
-	err := db.write(ctx, func(tx *sql.Tx) error { return unlockTx(ctx, tx, ttid, tid) })
-	if err != nil {
-		return fmt.Errorf("unlock %s as %s: %w", ttid, tid, err)
-	}
-	return nil
-}
-
-// ValidateTransaction implements [backend.Backend].
-func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		if err := lockTx(ctx, tx, ttid, tid, false); err != nil {
-			return err
-		}
-		return unlockTx(ctx, tx, ttid, tid)
-	})
-	if err != nil {
-		return fmt.Errorf("validate %s as %s: %w", ttid, tid, err)
-	}
-	return nil
-}
-
-// collectDataIDs returns the non-NULL data ids a query selects.
-func collectDataIDs(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]int64, error) {
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var ids []int64
-	for rows.Next() {
-		var id sql.NullInt64
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		if id.Valid {
-			ids = append(ids, id.Int64)
-		}
-	}
-	return ids, rows.Err()
-}
-
-// deleteRows deletes the rows of table matching where, returning their
-// data ids: SELECT then DELETE, since MySQL has no DELETE … RETURNING.
-func deleteRows(ctx context.Context, tx *sql.Tx, table, where string, args ...any) ([]int64, error) {
-	ids, err := collectDataIDs(ctx, tx, "SELECT data_id FROM "+table+" WHERE "+where, args...)
-	if err != nil {
-		return nil, err
-	}
-	_, err = tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE "+where, args...)
-	return ids, err
-}
-
 // pruneChunk bounds the ids of one pruning query.
 const pruneChunk = 1000
 
 // prune deletes the data rows among ids that no record references, and
 // the bigdata rows of split values.
-func prune(ctx context.Context, tx *sql.Tx, ids []int64) error {
+func prune(ctx context.Context, tx sqlbackend.Tx, ids []int64) error {
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
 	for len(ids) > 0 {
 		chunk := ids[:min(len(ids), pruneChunk)]
 		ids = ids[len(chunk):]
 		rows, err := tx.QueryContext(ctx, `SELECT id, IF(compression>=128, value, NULL) FROM data
-			WHERE id IN (`+intList(chunk)+`)
+			WHERE id IN (`+sqlbackend.IntList(chunk)+`)
 			AND NOT EXISTS (SELECT 1 FROM obj WHERE obj.data_id=data.id)
 			AND NOT EXISTS (SELECT 1 FROM tobj WHERE tobj.data_id=data.id)`)
 		if err != nil {
@@ -529,7 +393,7 @@ func prune(ctx context.Context, tx *sql.Tx, ids []int64) error {
 		if len(del) == 0 {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM data WHERE id IN (`+intList(del)+`)`); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM data WHERE id IN (`+sqlbackend.IntList(del)+`)`); err != nil {
 			return fmt.Errorf("prune data: %w", err)
 		}
 		for _, r := range big {
@@ -537,116 +401,6 @@ func prune(ctx context.Context, tx *sql.Tx, ids []int64) error {
 				return fmt.Errorf("prune bigdata %d-%d: %w", r[0], r[1]-1, err)
 			}
 		}
-	}
-	return nil
-}
-
-// AbortTransaction implements [backend.Backend].
-func (db *DB) AbortTransaction(ctx context.Context, ttid proto.Tid) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		ids, err := deleteRows(ctx, tx, "tobj", "tid=?", int64(ttid))
-		if err != nil {
-			return err
-		}
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM ttrans WHERE ttid=?`, int64(ttid)).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			for _, q := range []string{`DELETE FROM pack WHERE tid=?`, `DELETE FROM ttrans WHERE ttid=?`} {
-				if _, err := tx.ExecContext(ctx, q, int64(ttid)); err != nil {
-					return err
-				}
-			}
-		}
-		return prune(ctx, tx, ids)
-	})
-	if err != nil {
-		return fmt.Errorf("abort %s: %w", ttid, err)
-	}
-	return nil
-}
-
-// LockedTransactions implements [backend.Backend].
-func (db *DB) LockedTransactions(ctx context.Context) (map[proto.Tid]proto.Tid, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT ttid, tid FROM ttrans
-		UNION SELECT DISTINCT tid, NULL FROM tobj`)
-	if err != nil {
-		return nil, fmt.Errorf("locked transactions: %w", err)
-	}
-	defer rows.Close()
-	m := map[proto.Tid]proto.Tid{}
-	for rows.Next() {
-		var ttid int64
-		var tid sql.NullInt64
-		if err := rows.Scan(&ttid, &tid); err != nil {
-			return nil, fmt.Errorf("locked transactions: %w", err)
-		}
-		if old, ok := m[proto.Tid(ttid)]; !ok || old == proto.InvalidTid {
-			m[proto.Tid(ttid)] = tidOrInvalid(tid)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("locked transactions: %w", err)
-	}
-	return m, nil
-}
-
-// DropUnfinishedData implements [backend.Backend].
-func (db *DB) DropUnfinishedData(ctx context.Context) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		ids, err := collectDataIDs(ctx, tx, `SELECT data_id FROM tobj`)
-		if err != nil {
-			return err
-		}
-		for _, q := range []string{
-			`DELETE FROM pack WHERE tid IN (SELECT ttid FROM ttrans)`,
-			`DELETE FROM tobj`,
-			`DELETE FROM ttrans`,
-		} {
-			if _, err := tx.ExecContext(ctx, q); err != nil {
-				return err
-			}
-		}
-		return prune(ctx, tx, ids)
-	})
-	if err != nil {
-		return fmt.Errorf("drop unfinished data: %w", err)
-	}
-	return nil
-}
-
-// ReplicateTransactions implements [backend.Backend].
-func (db *DB) ReplicateTransactions(ctx context.Context, partition uint32, add []backend.TxnMeta, del []proto.Tid) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		for _, t := range del {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM trans WHERE `partition`=? AND tid=?", partition, int64(t)); err != nil {
-				return fmt.Errorf("delete transaction %s: %w", t, err)
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM pack WHERE tid=?`, int64(t)); err != nil {
-				return fmt.Errorf("delete pack order %s: %w", t, err)
-			}
-		}
-		trans := newBatch(ctx, tx, `REPLACE INTO trans VALUES `, 8, db.maxPacket)
-		for i := range add {
-			m := &add[i]
-			size := 2 * (8*len(m.Oids) + len(m.User) + len(m.Description) + len(m.Ext))
-			if err := trans.add(size, partition, int64(m.Tid), m.Packed, backend.PackOids(m.Oids), blob(m.User), blob(m.Description), blob(m.Ext), int64(m.TTid)); err != nil {
-				return fmt.Errorf("add transactions: %w", err)
-			}
-			if m.Pack != nil {
-				if err := storePack(ctx, tx, m.Tid, m.Pack); err != nil {
-					return err
-				}
-			}
-		}
-		if err := trans.flush(); err != nil {
-			return fmt.Errorf("add transactions: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("replicate partition %d: %d transactions, %d deletions: %w", partition, len(add), len(del), err)
 	}
 	return nil
 }
@@ -662,7 +416,7 @@ func (db *DB) ReplicateObjects(ctx context.Context, partition uint32, add []back
 	err = db.writeTx(ctx, func(tx *sql.Tx) error {
 		var ids []int64
 		for _, k := range del {
-			got, err := deleteRows(ctx, tx, "obj", "`partition`=? AND oid=? AND tid=?", partition, int64(k.Oid), int64(k.Tid))
+			got, err := dialect.DeleteRows(ctx, tx, "obj", "`partition`=? AND oid=? AND tid=?", partition, int64(k.Oid), int64(k.Tid))
 			if err != nil {
 				return fmt.Errorf("delete oid %s at %s: %w", k.Oid, k.Tid, err)
 			}
@@ -678,7 +432,7 @@ func (db *DB) ReplicateObjects(ctx context.Context, partition uint32, add []back
 			if err != nil {
 				return err
 			}
-			if err := obj.add(0, partition, int64(r.Oid), int64(r.Serial), id, nullTid(r.DataSerial)); err != nil {
+			if err := obj.add(0, partition, int64(r.Oid), int64(r.Serial), id, sqlbackend.NullTid(r.DataSerial)); err != nil {
 				return fmt.Errorf("add records: %w", err)
 			}
 		}
@@ -698,190 +452,6 @@ func (db *DB) ReplicateObjects(ctx context.Context, partition uint32, add []back
 	})
 	if err != nil {
 		return fmt.Errorf("replicate partition %d: %d records, %d deletions: %w", partition, len(add), len(del), err)
-	}
-	return nil
-}
-
-// SignPackOrders implements [backend.Backend].
-func (db *DB) SignPackOrders(ctx context.Context, approved, rejected []proto.Tid) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
-		for v, ids := range [][]proto.Tid{rejected, approved} {
-			for _, id := range ids {
-				if _, err := tx.ExecContext(ctx, `UPDATE pack SET approved=? WHERE tid=?`, v, int64(id)); err != nil {
-					return fmt.Errorf("sign pack order %s: %w", id, err)
-				}
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("sign pack orders (approved %v, rejected %v): %w", approved, rejected, err)
-	}
-	return nil
-}
-
-// Pack implements [backend.Backend].
-func (db *DB) Pack(ctx context.Context, partition uint32, packTid proto.Tid, oids []proto.Oid, minOid proto.Oid, limit int) (proto.Oid, error) {
-	next := proto.InvalidOid
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	np, err := db.writeNP()
-	if err != nil {
-		return next, fmt.Errorf("pack partition %d at %s: %w", partition, packTid, err)
-	}
-	err = db.writeTx(ctx, func(tx *sql.Tx) error {
-		type group struct {
-			count  int
-			oid    int64
-			maxTid int64
-		}
-		var groups []group
-		scan := func(rows *sql.Rows) error {
-			defer rows.Close()
-			for rows.Next() {
-				var g group
-				if err := rows.Scan(&g.count, &g.oid, &g.maxTid); err != nil {
-					return err
-				}
-				groups = append(groups, g)
-			}
-			return rows.Err()
-		}
-		if oids == nil {
-			rows, err := tx.QueryContext(ctx, "SELECT COUNT(*), oid, MAX(tid) FROM obj FORCE INDEX(PRIMARY)"+
-				" WHERE `partition`=? AND tid<=? AND oid>=? GROUP BY oid ORDER BY oid LIMIT ?",
-				partition, int64(packTid), int64(minOid), limit)
-			if err != nil {
-				return err
-			}
-			if err := scan(rows); err != nil {
-				return err
-			}
-			if len(groups) == limit {
-				next = proto.Oid(groups[len(groups)-1].oid + 1)
-			}
-		} else {
-			// Partial pack: the order's oids of this partition, all at once.
-			for _, oid := range oids {
-				if backend.Partition(oid, np) != partition {
-					continue
-				}
-				rows, err := tx.QueryContext(ctx, "SELECT COUNT(*), oid, MAX(tid) FROM obj"+
-					" WHERE `partition`=? AND oid=? AND tid<=? GROUP BY oid", partition, int64(oid), int64(packTid))
-				if err != nil {
-					return err
-				}
-				if err := scan(rows); err != nil {
-					return err
-				}
-			}
-		}
-		var ids []int64
-		for _, g := range groups {
-			var hasData bool
-			if err := tx.QueryRowContext(ctx, "SELECT data_id IS NOT NULL FROM obj WHERE `partition`=? AND oid=? AND tid=?",
-				partition, g.oid, g.maxTid).Scan(&hasData); err != nil {
-				return fmt.Errorf("oid %016x: %w", g.oid, err)
-			}
-			var where string
-			switch {
-			case !hasData:
-				where = "`partition`=? AND oid=? AND tid<=?"
-			case g.count > 1:
-				where = "`partition`=? AND oid=? AND tid<?"
-			default:
-				continue
-			}
-			got, err := deleteRows(ctx, tx, "obj", where, partition, g.oid, g.maxTid)
-			if err != nil {
-				return fmt.Errorf("oid %016x: %w", g.oid, err)
-			}
-			ids = append(ids, got...)
-		}
-		return prune(ctx, tx, ids)
-	})
-	if err != nil {
-		return proto.InvalidOid, fmt.Errorf("pack partition %d at %s from oid %s: %w", partition, packTid, minOid, err)
-	}
-	return next, nil
-}
-
-// DropPartition implements [backend.Backend].
-func (db *DB) DropPartition(ctx context.Context, partition uint32, limit int) (bool, error) {
-	var done bool
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	np, err := db.writeNP()
-	if err != nil {
-		return false, fmt.Errorf("drop partition %d: %w", partition, err)
-	}
-	err = db.writeTx(ctx, func(tx *sql.Tx) error {
-		ids, err := deleteRows(ctx, tx, "tobj", "`partition`=?", partition)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM ttrans WHERE `partition`=?", partition); err != nil {
-			return err
-		}
-		got, err := deleteRows(ctx, tx, "obj", "`partition`=? ORDER BY tid, oid LIMIT ?", partition, limit)
-		if err != nil {
-			return err
-		}
-		ids = append(ids, got...)
-		if err := prune(ctx, tx, ids); err != nil {
-			return err
-		}
-		var more bool
-		if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM obj WHERE `partition`=?)", partition).Scan(&more); err != nil {
-			return err
-		}
-		if more {
-			return nil
-		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM trans WHERE `partition`=?", partition); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM pack WHERE tid % ? = ?`, np, partition); err != nil {
-			return err
-		}
-		done = true
-		return nil
-	})
-	if err != nil {
-		return false, fmt.Errorf("drop partition %d: %w", partition, err)
-	}
-	return done, nil
-}
-
-// Truncate implements [backend.Backend].
-func (db *DB) Truncate(ctx context.Context, tid proto.Tid, partitions []uint32) error {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
-		var ids []int64
-		for _, p := range partitions {
-			got, err := deleteRows(ctx, tx, "obj", "`partition`=? AND tid>?", p, int64(tid))
-			if err != nil {
-				return fmt.Errorf("partition %d: %w", p, err)
-			}
-			ids = append(ids, got...)
-			if _, err := tx.ExecContext(ctx, "DELETE FROM trans WHERE `partition`=? AND tid>?", p, int64(tid)); err != nil {
-				return fmt.Errorf("partition %d: %w", p, err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM pack WHERE tid>?`, int64(tid)); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE pt SET tid=? WHERE nid=? AND tid>?`, int64(tid), int32(db.mu.nid), int64(tid)); err != nil {
-			return err
-		}
-		if err := setConfig(ctx, tx, "truncate_tid", nil); err != nil {
-			return err
-		}
-		return prune(ctx, tx, ids)
-	})
-	if err != nil {
-		return fmt.Errorf("truncate after %s: %w", tid, err)
 	}
 	return nil
 }

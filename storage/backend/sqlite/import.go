@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/sqlbackend"
 )
 
 // ImportTransactions implements [backend.BulkImporter].
@@ -24,7 +25,7 @@ func (db *DB) ImportTransactions(ctx context.Context, txns []backend.TxnMeta, re
 		for i := range txns {
 			m := &txns[i]
 			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO trans VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				backend.Partition(m.Tid, np), int64(m.Tid), m.Packed, backend.PackOids(m.Oids), blob(m.User), blob(m.Description), blob(m.Ext), int64(m.TTid)); err != nil {
+				backend.Partition(m.Tid, np), int64(m.Tid), m.Packed, backend.PackOids(m.Oids), sqlbackend.Blob(m.User), sqlbackend.Blob(m.Description), sqlbackend.Blob(m.Ext), int64(m.TTid)); err != nil {
 				return fmt.Errorf("add transaction %s: %w", m.Tid, err)
 			}
 		}
@@ -38,7 +39,7 @@ func (db *DB) ImportTransactions(ctx context.Context, txns []backend.TxnMeta, re
 			}
 			db.oids.raise(int64(r.Oid))
 			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO obj VALUES (?, ?, ?, ?, ?)`,
-				backend.Partition(r.Oid, np), int64(r.Oid), int64(r.Serial), id, nullTid(r.DataSerial)); err != nil {
+				backend.Partition(r.Oid, np), int64(r.Oid), int64(r.Serial), id, sqlbackend.NullTid(r.DataSerial)); err != nil {
 				return fmt.Errorf("add oid %s at %s: %w", r.Oid, r.Serial, err)
 			}
 		}
@@ -47,7 +48,7 @@ func (db *DB) ImportTransactions(ctx context.Context, txns []backend.TxnMeta, re
 			if v != "" { // "" deletes
 				value = &v
 			}
-			if err := setConfig(ctx, tx, k, value); err != nil {
+			if err := sqlbackend.SetConfig(ctx, tx, k, value); err != nil {
 				return err
 			}
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/sqlbackend"
 )
 
 func init() {
@@ -138,6 +139,7 @@ type DB struct {
 	lock   net.Listener // exclusive lock across processes
 
 	r *sql.DB // read pool
+	sqlbackend.Reader
 	w *sql.DB // write pool of one connection
 
 	loadAt, loadBefore, loadLast, lastTid *sql.Stmt // on r
@@ -237,6 +239,7 @@ func open(ctx context.Context, p Params, opts backend.Options, drv sqlDriver) (_
 	if db.r, err = sql.Open(drv.name, drv.dsn(p.Path)); err != nil {
 		return nil, fmt.Errorf("open %s: %w", p.Path, err)
 	}
+	db.Reader = sqlbackend.Reader{DB: db.r, Dialect: dialect, NP: db.npRead.load}
 	db.r.SetMaxOpenConns(4)
 	db.r.SetMaxIdleConns(4)
 	for _, x := range []struct {
@@ -492,43 +495,5 @@ func (db *DB) writeNP() (uint32, error) {
 	return db.mu.np, nil
 }
 
-// Stats implements [backend.StatsReporter].
-func (db *DB) Stats(ctx context.Context) (backend.Stats, error) {
-	var s backend.Stats
-	err := db.r.QueryRowContext(ctx, `SELECT
-		(SELECT COUNT(*) FROM trans), (SELECT COUNT(*) FROM obj), (SELECT COUNT(*) FROM data),
-		(SELECT COUNT(*) FROM ttrans), (SELECT COUNT(*) FROM tobj)`).Scan(
-		&s.Transactions, &s.Objects, &s.Data, &s.TempTransactions, &s.TempObjects)
-	if err != nil {
-		return s, fmt.Errorf("stats: %w", err)
-	}
-	return s, nil
-}
-
 // Helpers converting between our ids and SQLite's signed integers. Tids
 // and oids stored are below 2^63 (proto.MaxTid); InvalidTid maps to NULL.
-
-func nullTid(t proto.Tid) any {
-	if t == proto.InvalidTid {
-		return nil
-	}
-	return int64(t)
-}
-
-func tidOrInvalid(n sql.NullInt64) proto.Tid {
-	if !n.Valid {
-		return proto.InvalidTid
-	}
-	return proto.Tid(n.Int64)
-}
-
-func partitionList(ps []uint32) string {
-	var b strings.Builder
-	for i, p := range ps {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatUint(uint64(p), 10))
-	}
-	return b.String()
-}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/sqlbackend"
 )
 
 // A vote writes its records with multi-row INSERT statements: one
@@ -150,11 +151,11 @@ func (db *DB) storeRecords(ctx context.Context, tx *wtx, np uint32, ttid proto.T
 			db.mu.nextID[partition] = n + 1
 			id = n
 			data = append(data, driver.NamedValue{Value: id}, driver.NamedValue{Value: r.Checksum[:]},
-				driver.NamedValue{Value: int64(r.Compression)}, driver.NamedValue{Value: blob(r.Data)})
+				driver.NamedValue{Value: int64(r.Compression)}, driver.NamedValue{Value: sqlbackend.Blob(r.Data)})
 			parts = append(parts, partition)
 		}
 		tobj = append(tobj, driver.NamedValue{Value: int64(partition)}, driver.NamedValue{Value: int64(r.Oid)},
-			driver.NamedValue{Value: tid}, driver.NamedValue{Value: id}, driver.NamedValue{Value: nullTid(r.DataSerial)})
+			driver.NamedValue{Value: tid}, driver.NamedValue{Value: id}, driver.NamedValue{Value: sqlbackend.NullTid(r.DataSerial)})
 	}
 	sorted = byPartition(sorted, data, parts, np)
 	if err := insertRows(ctx, tx, &insertDataSQL, dataCols, sorted); err != nil {

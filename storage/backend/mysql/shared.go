@@ -1,0 +1,195 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/sqlbackend"
+)
+
+// dialect is how MySQL differs from the SQL shared with SQLite: index
+// hints as neoppod gives them (the optimizer otherwise picks the (partition,
+// tid) index for a search by oid), the size of a split value read from
+// its header, no DELETE … RETURNING, bigdata pruned with data.
+var dialect = &sqlbackend.Dialect{
+	Greatest: "GREATEST",
+	PKHint:   " FORCE INDEX(PRIMARY)",
+	TidHint:  " FORCE INDEX(tid)",
+	DataSize: "IF(d.compression<128, LENGTH(d.value), CAST(CONV(HEX(SUBSTR(d.value, 5, 4)), 16, 10) AS INT))",
+	DeleteRows: func(ctx context.Context, tx sqlbackend.Tx, table, where string, args ...any) ([]int64, error) {
+		ids, err := sqlbackend.CollectDataIDs(ctx, tx, "SELECT data_id FROM "+table+" WHERE "+where, args...)
+		if err != nil {
+			return nil, err
+		}
+		_, err = tx.ExecContext(ctx, "DELETE FROM "+table+" WHERE "+where, args...)
+		return ids, err
+	},
+	Prune: prune,
+}
+
+// SetMeta implements [backend.Backend].
+func (db *DB) SetMeta(ctx context.Context, m backend.Meta) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if err := db.writeTx(ctx, func(tx *sql.Tx) error { return sqlbackend.SetMeta(ctx, tx, m) }); err != nil {
+		return fmt.Errorf("set meta %+v: %w", m, err)
+	}
+	db.mu.nid = m.NID
+	return nil
+}
+
+// ChangePartitionTable implements [backend.Backend].
+func (db *DB) ChangePartitionTable(ctx context.Context, ptid proto.PTid, numReplicas int, changes []backend.CellChange, reset bool) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	var np uint32
+	err := db.writeTx(ctx, func(tx *sql.Tx) (err error) {
+		np, err = dialect.ChangePartitionTable(ctx, tx, db.mu.nid, ptid, numReplicas, changes, reset)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("change partition table to ptid %d (%d changes, reset=%v): %w", ptid, len(changes), reset, err)
+	}
+	if np > db.mu.np {
+		// The number of partitions never shrinks; keep it if cells of the
+		// last partitions were all discarded.
+		db.mu.np = np
+		db.npRead.Store(np)
+	}
+	return nil
+}
+
+// SetCellTid implements [backend.Backend].
+func (db *DB) SetCellTid(ctx context.Context, partition uint32, tid proto.Tid) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if err := db.writeTx(ctx, func(tx *sql.Tx) error { return sqlbackend.SetCellTid(ctx, tx, db.mu.nid, partition, tid) }); err != nil {
+		return fmt.Errorf("set cell tid of partition %d to %s: %w", partition, tid, err)
+	}
+	return nil
+}
+
+// SetPartitionPacked implements [backend.Backend].
+func (db *DB) SetPartitionPacked(ctx context.Context, partition uint32, id proto.Tid, lower bool) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		return sqlbackend.SetPartitionPacked(ctx, tx, db.mu.nid, partition, id, lower)
+	}); err != nil {
+		return fmt.Errorf("set packed id of partition %d to %s (lower=%v): %w", partition, id, lower, err)
+	}
+	return nil
+}
+
+// LockTransaction implements [backend.Backend].
+func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approvePack bool) error {
+	if err := db.write(ctx, func(tx *sql.Tx) error { return sqlbackend.LockTx(ctx, tx, ttid, tid, approvePack) }); err != nil {
+		return fmt.Errorf("lock %s as %s: %w", ttid, tid, err)
+	}
+	return nil
+}
+
+// UnlockTransaction implements [backend.Backend].
+func (db *DB) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error {
+	if err := db.write(ctx, func(tx *sql.Tx) error { return sqlbackend.UnlockTx(ctx, tx, ttid, tid) }); err != nil {
+		return fmt.Errorf("unlock %s as %s: %w", ttid, tid, err)
+	}
+	return nil
+}
+
+// ValidateTransaction implements [backend.Backend].
+func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) error {
+	err := db.write(ctx, func(tx *sql.Tx) error {
+		if err := sqlbackend.LockTx(ctx, tx, ttid, tid, false); err != nil {
+			return err
+		}
+		return sqlbackend.UnlockTx(ctx, tx, ttid, tid)
+	})
+	if err != nil {
+		return fmt.Errorf("validate %s as %s: %w", ttid, tid, err)
+	}
+	return nil
+}
+
+// AbortTransaction implements [backend.Backend].
+func (db *DB) AbortTransaction(ctx context.Context, ttid proto.Tid) error {
+	if err := db.write(ctx, func(tx *sql.Tx) error { return dialect.AbortTransaction(ctx, tx, ttid) }); err != nil {
+		return fmt.Errorf("abort %s: %w", ttid, err)
+	}
+	return nil
+}
+
+// DropUnfinishedData implements [backend.Backend].
+func (db *DB) DropUnfinishedData(ctx context.Context) error {
+	if err := db.write(ctx, func(tx *sql.Tx) error { return dialect.DropUnfinishedData(ctx, tx) }); err != nil {
+		return fmt.Errorf("drop unfinished data: %w", err)
+	}
+	return nil
+}
+
+// ReplicateTransactions implements [backend.Backend].
+func (db *DB) ReplicateTransactions(ctx context.Context, partition uint32, add []backend.TxnMeta, del []proto.Tid) error {
+	if err := db.write(ctx, func(tx *sql.Tx) error { return sqlbackend.ReplicateTransactions(ctx, tx, partition, add, del) }); err != nil {
+		return fmt.Errorf("replicate partition %d: %d transactions, %d deletions: %w", partition, len(add), len(del), err)
+	}
+	return nil
+}
+
+// SignPackOrders implements [backend.Backend].
+func (db *DB) SignPackOrders(ctx context.Context, approved, rejected []proto.Tid) error {
+	if err := db.write(ctx, func(tx *sql.Tx) error { return sqlbackend.SignPackOrders(ctx, tx, approved, rejected) }); err != nil {
+		return fmt.Errorf("sign pack orders (approved %v, rejected %v): %w", approved, rejected, err)
+	}
+	return nil
+}
+
+// Pack implements [backend.Backend].
+func (db *DB) Pack(ctx context.Context, partition uint32, packTid proto.Tid, oids []proto.Oid, minOid proto.Oid, limit int) (proto.Oid, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	np, err := db.writeNP()
+	if err != nil {
+		return proto.InvalidOid, fmt.Errorf("pack partition %d at %s: %w", partition, packTid, err)
+	}
+	var next proto.Oid
+	err = db.writeTx(ctx, func(tx *sql.Tx) (err error) {
+		next, err = dialect.Pack(ctx, tx, np, partition, packTid, oids, minOid, limit)
+		return err
+	})
+	if err != nil {
+		return proto.InvalidOid, fmt.Errorf("pack partition %d at %s from oid %s: %w", partition, packTid, minOid, err)
+	}
+	return next, nil
+}
+
+// DropPartition implements [backend.Backend].
+func (db *DB) DropPartition(ctx context.Context, partition uint32, limit int) (bool, error) {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	np, err := db.writeNP()
+	if err != nil {
+		return false, fmt.Errorf("drop partition %d: %w", partition, err)
+	}
+	var done bool
+	err = db.writeTx(ctx, func(tx *sql.Tx) (err error) {
+		done, err = dialect.DropPartition(ctx, tx, np, partition, limit)
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("drop partition %d: %w", partition, err)
+	}
+	return done, nil
+}
+
+// Truncate implements [backend.Backend].
+func (db *DB) Truncate(ctx context.Context, tid proto.Tid, partitions []uint32) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if err := db.writeTx(ctx, func(tx *sql.Tx) error { return dialect.Truncate(ctx, tx, db.mu.nid, tid, partitions) }); err != nil {
+		return fmt.Errorf("truncate after %s: %w", tid, err)
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package sqlbackend
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage/backend"
+)
+
+// Reader implements the reads of [backend.Backend] that both SQL
+// backends answer with the same queries, on their pool of read
+// connections. A backend embeds it.
+type Reader struct {
+	DB      *sql.DB
+	Dialect *Dialect
+	// NP returns the number of partitions, 0 until a table is saved.
+	NP func() uint32
+}
+
+func (r *Reader) np() (uint32, error) {
+	if np := r.NP(); np != 0 {
+		return np, nil
+	}
+	return 0, backend.ErrNoPartitionTable
+}
+
+// Meta implements [backend.Backend].
+func (r *Reader) Meta(ctx context.Context) (backend.Meta, error) { return Meta(ctx, r.DB) }
+
+// PartitionTable implements [backend.Backend].
+func (r *Reader) PartitionTable(ctx context.Context) (proto.PTid, int, []backend.Cell, error) {
+	return PartitionTable(ctx, r.DB)
+}
+
+// LockedTransactions implements [backend.Backend].
+func (r *Reader) LockedTransactions(ctx context.Context) (map[proto.Tid]proto.Tid, error) {
+	return LockedTransactions(ctx, r.DB)
+}
+
+// FinalTid implements [backend.Backend].
+func (r *Reader) FinalTid(ctx context.Context, ttid proto.Tid) (proto.Tid, error) {
+	return FinalTid(ctx, r.DB, r.NP(), ttid)
+}
+
+// History implements [backend.Backend].
+func (r *Reader) History(ctx context.Context, oid proto.Oid, offset, length int) ([]backend.HistoryEntry, error) {
+	np, err := r.np()
+	if err != nil {
+		return nil, fmt.Errorf("history of oid %s: %w", oid, err)
+	}
+	return r.Dialect.History(ctx, r.DB, np, oid, offset, length)
+}
+
+// UndoHistory implements [backend.Backend].
+func (r *Reader) UndoHistory(ctx context.Context, oid proto.Oid, undoTid proto.Tid) (backend.UndoHistory, bool, error) {
+	np, err := r.np()
+	if err != nil {
+		return backend.UndoHistory{}, false, fmt.Errorf("undo history of oid %s at %s: %w", oid, undoTid, err)
+	}
+	return UndoHistory(ctx, r.DB, np, oid, undoTid)
+}
+
+// Transaction implements [backend.Backend].
+func (r *Reader) Transaction(ctx context.Context, tid proto.Tid) (*backend.TxnMeta, error) {
+	np, err := r.np()
+	if err != nil {
+		return nil, fmt.Errorf("transaction %s: %w", tid, err)
+	}
+	return Transaction(ctx, r.DB, np, tid)
+}
+
+// TIDs implements [backend.Backend].
+func (r *Reader) TIDs(ctx context.Context, offset, length int, partitions []uint32) ([]proto.Tid, error) {
+	return TIDs(ctx, r.DB, offset, length, partitions)
+}
+
+// TIDsFrom implements [backend.Backend].
+func (r *Reader) TIDsFrom(ctx context.Context, partition uint32, minTid, maxTid proto.Tid, length int) ([]proto.Tid, error) {
+	return TIDsFrom(ctx, r.DB, partition, minTid, maxTid, length)
+}
+
+// ObjectsFrom implements [backend.Backend].
+func (r *Reader) ObjectsFrom(ctx context.Context, partition uint32, minTid, maxTid proto.Tid, minOid proto.Oid, length int) ([]backend.ObjectKey, error) {
+	return r.Dialect.ObjectsFrom(ctx, r.DB, partition, minTid, maxTid, minOid, length)
+}
+
+// OIDsFrom implements [backend.Backend].
+func (r *Reader) OIDsFrom(ctx context.Context, partition uint32, minOid proto.Oid, tid proto.Tid, length int) (proto.Oid, []proto.Oid, error) {
+	np, err := r.np()
+	if err != nil {
+		return proto.InvalidOid, nil, fmt.Errorf("oids of partition %d from %s at %s: %w", partition, minOid, tid, err)
+	}
+	return OIDsFrom(ctx, r.DB, np, partition, minOid, tid, length)
+}
+
+// LastIDs implements [backend.Backend].
+func (r *Reader) LastIDs(ctx context.Context, partitions []uint32) (backend.LastIDs, error) {
+	return r.Dialect.LastIDs(ctx, r.DB, partitions)
+}
+
+// PackOrders implements [backend.Backend].
+func (r *Reader) PackOrders(ctx context.Context, minID proto.Tid, partitions []uint32) ([]backend.PackOrder, error) {
+	np, err := r.np()
+	if err != nil {
+		return nil, fmt.Errorf("pack orders from %s: %w", minID, err)
+	}
+	return PackOrders(ctx, r.DB, np, minID, partitions)
+}
+
+// Stats implements [backend.StatsReporter].
+func (r *Reader) Stats(ctx context.Context) (backend.Stats, error) { return Stats(ctx, r.DB) }
