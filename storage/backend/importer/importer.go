@@ -66,7 +66,7 @@ func parseRate(s string) (int64, error) {
 type Options struct {
 	backend.Options
 	// BatchBytes: a batch of imported transactions is committed when it
-	// holds this many bytes of records (default 16 MiB) ...
+	// holds this many bytes of records (default 8 MiB) ...
 	BatchBytes int
 	// CommitInterval: ... or when it is this old (default 1 s).
 	CommitInterval time.Duration
@@ -142,7 +142,7 @@ func OpenConfig(ctx context.Context, conf *importconf.Config, opts Options) (_ *
 		log = slog.New(slog.DiscardHandler)
 	}
 	if opts.BatchBytes <= 0 {
-		opts.BatchBytes = 16 << 20
+		opts.BatchBytes = 8 << 20
 	}
 	if opts.CommitInterval <= 0 {
 		opts.CommitInterval = time.Second

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/neogo/neo/filestorage"
@@ -12,8 +14,7 @@ import (
 	"github.com/neogo/neo/storage/backend"
 )
 
-// run imports the source transactions after the last one imported, in
-// batches, each committed with the tid it ends at.
+// run imports the source transactions after the last one imported.
 func (im *Importer) run(ctx context.Context) error {
 	select {
 	case <-im.ptReady:
@@ -29,10 +30,9 @@ func (im *Importer) run(ctx context.Context) error {
 
 // cursor is a source being iterated.
 type cursor struct {
-	src  *source
-	it   *filestorage.TxnIter
-	txn  *filestorage.Txn // current head; nil when exhausted
-	from int64            // position of the first transaction to import
+	src *source
+	it  *filestorage.TxnIter
+	txn *filestorage.Txn // current head; nil when exhausted
 }
 
 func (c *cursor) advance(ltid proto.Tid) error {
@@ -50,6 +50,17 @@ func (c *cursor) advance(ltid proto.Tid) error {
 	return nil
 }
 
+// batch is a run of source transactions committed at once.
+type batch struct {
+	txns    []backend.TxnMeta
+	records []backend.Record // Data repickled, not compressed yet
+	last    proto.Tid
+	bytes   int64 // of source transactions
+}
+
+// The import is a pipeline, so that its stages use the CPUs at once:
+// read (iterate, merge, repickle) -> compress (in parallel) -> commit.
+// Channels of one batch bound the memory to a few batches.
 func (im *Importer) importAll(ctx context.Context) error {
 	start := proto.Tid(im.tid.Load()) + 1
 	ltid := im.ltid
@@ -64,41 +75,103 @@ func (im *Importer) importAll(ctx context.Context) error {
 			return err
 		}
 		if c.txn != nil {
-			c.from = c.txn.Pos
-			total += s.fs.End() - c.from
+			total += s.fs.End() - c.txn.Pos
 		}
 		curs = append(curs, c)
 	}
 	im.log.Info("importer: importing", "from", start, "to", im.ltid, "bytes", total)
 
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	read, compressed := make(chan *batch, 1), make(chan *batch, 1)
+	var wg sync.WaitGroup
+	var readErr, compErr error
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer close(read)
+		if readErr = im.readBatches(ctx, curs, ltid, read); readErr != nil {
+			cancel()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		defer close(compressed)
+		if compErr = im.compressBatches(ctx, read, compressed); compErr != nil {
+			cancel()
+		}
+	}()
 	p := progress{start: time.Now(), total: total, every: im.opts.ProgressInterval, log: im.log}
 	p.last = p.start
-	var (
-		w       pickleref.Rewriter
-		comp    = compressor{cfg: im.conf.Main.Compress}
-		txns    []backend.TxnMeta
-		records []backend.Record
-		size    int
-		batchT  = time.Now()
-		heads   = make([]proto.Tid, len(curs))
-		buf     []byte
-	)
-	commit := func(tid proto.Tid) error {
-		if len(txns) == 0 {
-			return nil
+	var commitErr error
+	for b := range compressed {
+		if commitErr != nil {
+			continue // drain
 		}
-		cfg := map[string]string{tidKey: fmt.Sprintf("%016x", uint64(tid))}
-		if err := im.target.ImportTransactions(ctx, txns, records, cfg); err != nil {
-			return fmt.Errorf("importer: commit up to %s: %w", tid, err)
+		cfg := map[string]string{tidKey: fmt.Sprintf("%016x", uint64(b.last))}
+		if err := im.target.ImportTransactions(ctx, b.txns, b.records, cfg); err != nil {
+			commitErr = fmt.Errorf("importer: commit up to %s: %w", b.last, err)
+			cancel()
+			continue
 		}
-		im.tid.Store(uint64(tid))
-		im.log.Debug("importer: committed", "tid", tid, "transactions", len(txns), "records", len(records))
-		clear(txns)
-		clear(records)
-		txns, records, size, batchT = txns[:0], records[:0], 0, time.Now()
+		im.tid.Store(uint64(b.last))
+		im.log.Debug("importer: committed", "tid", b.last, "transactions", len(b.txns), "records", len(b.records))
+		p.txns += int64(len(b.txns))
+		p.bytes += b.bytes
+		p.maybeLog()
+	}
+	wg.Wait()
+	for _, err := range []error{readErr, compErr, commitErr} {
+		if err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ltid < im.ltid {
+		// Tests: stopped early on purpose.
+		<-ctx.Done()
 		return nil
 	}
-	var last proto.Tid
+	if proto.Tid(im.tid.Load()) != im.ltid {
+		// A source ended before ltid, or nothing was left to import:
+		// record that everything is in.
+		if err := im.target.ImportTransactions(ctx, nil, nil, map[string]string{tidKey: fmt.Sprintf("%016x", uint64(im.ltid))}); err != nil {
+			return fmt.Errorf("importer: commit the end of the import: %w", err)
+		}
+		im.tid.Store(uint64(im.ltid))
+	}
+	im.done.Store(true)
+	el := time.Since(p.start).Seconds()
+	im.log.Info("importer: import done", "transactions", p.txns, "bytes", p.bytes, "seconds", fmt.Sprintf("%.1f", el),
+		"MB/s", fmt.Sprintf("%.1f", float64(p.bytes)/1e6/max(el, 1e-9)))
+	im.allImported()
+	return nil
+}
+
+// readBatches iterates the sources merged by tid up to ltid and sends
+// batches of repickled transactions, cut at BatchBytes or CommitInterval.
+func (im *Importer) readBatches(ctx context.Context, curs []*cursor, ltid proto.Tid, out chan<- *batch) error {
+	var (
+		w      pickleref.Rewriter
+		b      = &batch{}
+		size   int
+		batchT = time.Now()
+		heads  = make([]proto.Tid, len(curs))
+		buf    []byte
+		t0     = time.Now()
+		read   int64
+	)
+	send := func() error {
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		b, size, batchT = &batch{}, 0, time.Now()
+		return nil
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -118,11 +191,13 @@ func (im *Importer) importAll(ctx context.Context) error {
 			c := curs[i]
 			t := c.txn
 			if m == nil {
-				txns = append(txns, backend.TxnMeta{Tid: tid, TTid: tid, User: clone(t.User), Description: clone(t.Description),
+				b.txns = append(b.txns, backend.TxnMeta{Tid: tid, TTid: tid, User: clone(t.User), Description: clone(t.Description),
 					Ext: clone(t.Extension), Packed: t.Status == filestorage.StatusPacked})
-				m = &txns[len(txns)-1]
+				m = &b.txns[len(b.txns)-1]
 			}
-			p.bytes += int64(t.Len) + 8
+			n := int64(t.Len) + 8
+			b.bytes += n
+			read += n
 			for {
 				d, err := c.it.NextData()
 				if err == io.EOF {
@@ -140,57 +215,82 @@ func (im *Importer) importAll(ctx context.Context) error {
 					if buf, err = c.src.repickle(&w, buf[:0], d.Data, d.Oid, tid); err != nil {
 						return err
 					}
-					if err := comp.record(&r, buf); err != nil {
-						return err
-					}
-					if r.Compression == 0 {
-						r.Data = clone(buf)
-					}
+					r.Data = clone(buf)
 				}
 				size += len(r.Data) + 64
 				m.Oids = append(m.Oids, oid)
-				records = append(records, r)
+				b.records = append(b.records, r)
 			}
 			if err := c.advance(ltid); err != nil {
 				return err
 			}
 		}
-		p.txns++
-		last = tid
+		b.last = tid
+		if size >= im.opts.BatchBytes || time.Since(batchT) >= im.opts.CommitInterval {
+			if err := send(); err != nil {
+				return err
+			}
+		}
 		if im.rate > 0 {
-			ahead := time.Duration(float64(p.bytes)/float64(im.rate)*float64(time.Second)) - time.Since(p.start)
+			ahead := time.Duration(float64(read)/float64(im.rate)*float64(time.Second)) - time.Since(t0)
 			if ahead > 0 {
+				if len(b.txns) > 0 && ahead > im.opts.CommitInterval/2 {
+					if err := send(); err != nil { // commit what waits
+						return err
+					}
+				}
 				if err := sleep(ctx, ahead); err != nil {
 					return err
 				}
 			}
 		}
-		if size >= im.opts.BatchBytes || time.Since(batchT) >= im.opts.CommitInterval {
-			if err := commit(tid); err != nil {
+	}
+	if len(b.txns) > 0 {
+		return send()
+	}
+	return nil
+}
+
+// compressBatches compresses the records of each batch with all CPUs and
+// computes their checksums.
+func (im *Importer) compressBatches(ctx context.Context, in <-chan *batch, out chan<- *batch) error {
+	workers := runtime.GOMAXPROCS(0)
+	comps := make([]compressor, workers)
+	for i := range comps {
+		comps[i].cfg = im.conf.Main.Compress
+	}
+	for b := range in {
+		errs := make([]error, workers)
+		var wg sync.WaitGroup
+		for k := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Interleaved, so that big records spread.
+				for i := k; i < len(b.records); i += workers {
+					r := &b.records[i]
+					if r.Data == nil {
+						continue
+					}
+					if err := comps[k].record(r, r.Data); err != nil {
+						errs[k] = err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
 				return err
 			}
 		}
-		p.maybeLog()
-	}
-	if err := commit(last); err != nil {
-		return err
-	}
-	if ltid < im.ltid {
-		// Tests: stopped early on purpose.
-		<-ctx.Done()
-		return nil
-	}
-	im.tid.Store(uint64(im.ltid))
-	if last != im.ltid {
-		// Nothing left to import, or a source ended on a transaction
-		// before ltid: record that everything is in.
-		if err := im.target.ImportTransactions(ctx, nil, nil, map[string]string{tidKey: fmt.Sprintf("%016x", uint64(im.ltid))}); err != nil {
-			return fmt.Errorf("importer: commit the end of the import: %w", err)
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
-	im.done.Store(true)
-	p.log.Info("importer: import done", "transactions", p.txns, "bytes", p.bytes, "seconds", time.Since(p.start).Seconds())
-	im.allImported()
 	return nil
 }
 
@@ -199,7 +299,7 @@ type progress struct {
 	start, last time.Time
 	every       time.Duration
 	txns        int64
-	bytes       int64 // of source transactions read
+	bytes       int64 // of source transactions imported
 	total       int64
 	log         interface {
 		Info(msg string, args ...any)
@@ -216,7 +316,7 @@ func (p *progress) maybeLog() {
 	rate := float64(p.bytes) / el
 	left := "unknown"
 	if rate > 0 {
-		left = (time.Duration(float64(p.total-p.bytes)/rate) * time.Second).Round(time.Second).String()
+		left = time.Duration(float64(p.total-p.bytes) / rate * float64(time.Second)).Round(time.Second).String()
 	}
 	p.log.Info("importer: progress", "transactions", p.txns, "bytes", p.bytes, "of", p.total,
 		"MB/s", fmt.Sprintf("%.1f", rate/1e6), "left", left)

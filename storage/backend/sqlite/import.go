@@ -3,9 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 
+	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
 	"github.com/neogo/neo/storage/backend/sqlbackend"
 )
@@ -29,19 +31,8 @@ func (db *DB) ImportTransactions(ctx context.Context, txns []backend.TxnMeta, re
 				return fmt.Errorf("add transaction %s: %w", m.Tid, err)
 			}
 		}
-		// In order: an undo record reuses the data of an earlier one,
-		// maybe of this batch.
-		for i := range records {
-			r := &records[i]
-			id, err := db.storeData(ctx, tx, np, r)
-			if err != nil {
-				return err
-			}
-			db.oids.raise(int64(r.Oid))
-			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO obj VALUES (?, ?, ?, ?, ?)`,
-				backend.Partition(r.Oid, np), int64(r.Oid), int64(r.Serial), id, sqlbackend.NullTid(r.DataSerial)); err != nil {
-				return fmt.Errorf("add oid %s at %s: %w", r.Oid, r.Serial, err)
-			}
+		if err := db.importRecords(ctx, tx, np, records); err != nil {
+			return err
 		}
 		for k, v := range config {
 			var value *string
@@ -74,3 +65,62 @@ func (db *DB) ImportConfig(ctx context.Context, key string) (string, bool, error
 }
 
 var _ backend.BulkImporter = (*DB)(nil)
+
+// insertObjSQL[k] inserts 1<<k obj rows.
+var insertObjSQL [voteChunks]string
+
+func init() {
+	for k := range voteChunks {
+		insertObjSQL[k] = multiRowInsert(`INSERT OR REPLACE INTO obj VALUES `, tobjCols, 1<<k)
+	}
+}
+
+// importRecords writes committed records as storeRecords writes a vote's:
+// multi-row INSERTs, data rows in partition order. Records are taken in
+// order: an undo record may reuse the data of an earlier one of the same
+// batch, so the rows pending are written before it is looked up.
+func (db *DB) importRecords(ctx context.Context, tx *wtx, np uint32, records []backend.Record) error {
+	var data, sorted, obj []driver.NamedValue
+	var parts []uint32
+	flush := func() error {
+		sorted = byPartition(sorted[:0], data, parts, np)
+		if err := insertRows(ctx, tx, &insertDataSQL, dataCols, sorted); err != nil {
+			return fmt.Errorf("store data of %d records: %w", len(parts), err)
+		}
+		if err := insertRows(ctx, tx, &insertObjSQL, tobjCols, obj); err != nil {
+			return fmt.Errorf("store %d records: %w", len(obj)/tobjCols, err)
+		}
+		data, obj, parts = data[:0], obj[:0], parts[:0]
+		return nil
+	}
+	for i := range records {
+		r := &records[i]
+		partition := backend.Partition(r.Oid, np)
+		var id any
+		if r.DataSerial != proto.InvalidTid || db.dedup || !r.HasData() {
+			if r.DataSerial != proto.InvalidTid {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			var err error
+			if id, err = db.storeData(ctx, tx, np, r); err != nil {
+				return err
+			}
+		} else {
+			n, err := db.nextDataID(ctx, tx, partition)
+			if err != nil {
+				return err
+			}
+			db.mu.nextID[partition] = n + 1
+			id = n
+			data = append(data, driver.NamedValue{Value: id}, driver.NamedValue{Value: r.Checksum[:]},
+				driver.NamedValue{Value: int64(r.Compression)}, driver.NamedValue{Value: sqlbackend.Blob(r.Data)})
+			parts = append(parts, partition)
+		}
+		db.oids.raise(int64(r.Oid))
+		obj = append(obj, driver.NamedValue{Value: int64(partition)}, driver.NamedValue{Value: int64(r.Oid)},
+			driver.NamedValue{Value: int64(r.Serial)}, driver.NamedValue{Value: id}, driver.NamedValue{Value: sqlbackend.NullTid(r.DataSerial)})
+	}
+	return flush()
+}
