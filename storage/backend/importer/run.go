@@ -211,7 +211,11 @@ func (im *Importer) readBatches(ctx context.Context, curs []*cursor, ltid proto.
 				if d.Back != 0 && d.DataTid != 0 {
 					r.DataSerial = d.DataTid
 				}
-				if d.Data != nil {
+				switch {
+				case d.Data == nil:
+				case c.src.identity:
+					r.Data = clone(d.Data)
+				default:
 					if buf, err = c.src.repickle(&w, buf[:0], d.Data, d.Oid, tid); err != nil {
 						return err
 					}

@@ -1,0 +1,155 @@
+package importer
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/neogo/neo/filestorage"
+	"github.com/neogo/neo/importconf"
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage/backend"
+)
+
+// Benchmarks of the import. A Data.fs of NEO_IMPORT_BENCH_MB (default 32)
+// MB is written once (or NEO_IMPORT_BENCH_FS is used), then imported into
+// a new SQLite database per iteration:
+//
+//	go test -run '^$' -bench Import -benchtime 1x ./storage/backend/importer/
+//
+// TestWriteBigDataFS writes such a file where a measurement wants it:
+//
+//	NEO_WRITE_DATAFS=/tmp/big.fs NEO_WRITE_DATAFS_MB=1100 go test -run TestWriteBigDataFS ./storage/backend/importer/
+
+var words = strings.Fields(`the of and to in is that for it as was with be by on not he this are or his
+from at which but have an they you were her she there would their we him been has when who will more
+no if out so said what up its about into than them can only other new some could time these two may
+catalog index document folder portal workflow review state title description creator modified`)
+
+// appRecord is a record shaped like an application object's: a pickle
+// with a reference and some text and numbers, compressible about as much.
+func appRecord(rnd *rand.Rand, ref proto.Oid, size int) []byte {
+	var b strings.Builder
+	for b.Len() < size {
+		b.WriteString(words[rnd.IntN(len(words))])
+		if rnd.IntN(5) == 0 {
+			b.WriteString(strconv.Itoa(rnd.IntN(1 << 20)))
+		}
+		b.WriteByte(' ')
+	}
+	return rec(ref, b.String())
+}
+
+// writeBigFS writes a Data.fs of about mb MB: transactions of 1 to 20
+// records, half of them new objects, sizes from 50 B to 20 KB.
+func writeBigFS(tb testing.TB, path string, mb int) {
+	fs, err := filestorage.Open(path, filestorage.Options{Create: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer fs.Close()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	tid := proto.Tid(0x03e0000000000000)
+	var oids proto.Oid
+	for fs.End() < int64(mb)<<20 {
+		tid += proto.Tid(1 + rnd.IntN(1<<20))
+		tw, err := fs.Begin(filestorage.TxnMeta{Tid: tid, User: []byte("/plone/acl_users user"), Description: []byte("/plone/folder/edit")})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		n := 1 + rnd.IntN(20)
+		seen := map[proto.Oid]bool{}
+		for range n {
+			oid := oids
+			if oids > 0 && rnd.IntN(2) == 0 {
+				oid = proto.Oid(rnd.IntN(int(oids)))
+			}
+			if seen[oid] {
+				continue
+			}
+			seen[oid] = true
+			if oid == oids {
+				oids++
+			}
+			size := 50 + int(rnd.ExpFloat64()*1500)
+			if size > 20000 {
+				size = 20000
+			}
+			if err := tw.Store(filestorage.Record{Oid: oid, Data: appRecord(rnd, proto.Oid(rnd.IntN(int(oids))), size)}); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		if err := tw.Commit(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func TestWriteBigDataFS(t *testing.T) {
+	path := os.Getenv("NEO_WRITE_DATAFS")
+	if path == "" {
+		t.Skip("NEO_WRITE_DATAFS not set")
+	}
+	mb, _ := strconv.Atoi(os.Getenv("NEO_WRITE_DATAFS_MB"))
+	if mb <= 0 {
+		mb = 1100
+	}
+	start := time.Now()
+	writeBigFS(t, path, mb)
+	t.Logf("wrote %s (%d MB) in %v", path, mb, time.Since(start))
+}
+
+func BenchmarkImport(b *testing.B) {
+	path := os.Getenv("NEO_IMPORT_BENCH_FS")
+	if path == "" {
+		mb := 32
+		if s := os.Getenv("NEO_IMPORT_BENCH_MB"); s != "" {
+			mb, _ = strconv.Atoi(s)
+		}
+		path = filepath.Join(b.TempDir(), "Data.fs")
+		writeBigFS(b, path, mb)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, compress := range []string{"false", "true"} {
+		b.Run("compress="+compress, func(b *testing.B) {
+			b.SetBytes(st.Size())
+			for range b.N {
+				dir := b.TempDir()
+				conf, err := importconf.Parse("importer.conf", []byte(fmt.Sprintf(
+					"[neo]\nadapter=SQLite\ndatabase=%s/neo.sqlite\ncompress=%s\n[root]\nstorage=\n  <filestorage>\n    path %s\n    read-only true\n  </filestorage>\n",
+					dir, compress, path)), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx := context.Background()
+				im, err := OpenConfig(ctx, conf, Options{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				im.SetMeta(ctx, backend.Meta{Name: "bench", NID: me, BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid})
+				var cells []backend.CellChange
+				for p := uint32(0); p < 12; p++ {
+					cells = append(cells, backend.CellChange{Partition: p, NID: me, State: proto.UP_TO_DATE})
+				}
+				if err := im.ChangePartitionTable(ctx, 1, 0, cells, true); err != nil {
+					b.Fatal(err)
+				}
+				if err := im.Wait(ctx); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				im.Close()
+				b.StartTimer()
+			}
+		})
+	}
+}
