@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -610,4 +611,60 @@ func clone(b []byte) []byte {
 		return nil
 	}
 	return append([]byte{}, b...)
+}
+
+// TIDsFrom implements [backend.Backend]: while importing, the tids not
+// imported yet come from the sources, so that a client's iterator lists
+// every transaction.
+func (im *Importer) TIDsFrom(ctx context.Context, partition uint32, minTid, maxTid proto.Tid, length int) ([]proto.Tid, error) {
+	imported := proto.Tid(im.tid.Load())
+	if im.done.Load() || maxTid <= imported || minTid > im.ltid {
+		return im.Backend.TIDsFrom(ctx, partition, minTid, maxTid, length)
+	}
+	_, _, cells, err := im.Backend.PartitionTable(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var np uint32
+	for _, c := range cells {
+		np = max(np, c.Partition+1)
+	}
+	if np == 0 {
+		return nil, backend.ErrNoPartitionTable
+	}
+	tids, err := im.Backend.TIDsFrom(ctx, partition, minTid, maxTid, length)
+	if err != nil {
+		return nil, err
+	}
+	// The destination has nothing in (imported, ltid]: the sources' tids
+	// go between its imported ones and its new ones.
+	var src []proto.Tid
+	from, to := max(minTid, imported+1), min(maxTid, im.ltid)
+	for _, s := range im.sources {
+		it := s.fs.Iterate(from)
+		n := 0
+		for n < length {
+			t, err := it.NextTxn()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("importer: tids of source %s from %s: %w", s.name, from, err)
+			}
+			if t.Tid > to {
+				break
+			}
+			if backend.Partition(t.Tid, np) == partition {
+				src = append(src, t.Tid)
+				n++
+			}
+		}
+	}
+	tids = append(tids, src...)
+	slices.Sort(tids)
+	tids = slices.Compact(tids)
+	if len(tids) > length {
+		tids = tids[:length]
+	}
+	return tids, nil
 }

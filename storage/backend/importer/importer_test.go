@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -81,7 +82,7 @@ func data(oid proto.Oid, ref proto.Oid, s string) filestorage.Record {
 // revisions, undo back-pointers, a deletion, a creation undone, an undo of
 // the deletion, and revisions whose successors come much later.
 func history(base proto.Tid) []txn {
-	tid := func(i int) proto.Tid { return base + proto.Tid(i)*0x1000 }
+	tid := func(i int) proto.Tid { return base + proto.Tid(i)*0x1001 }
 	h := []txn{
 		{tid(1), "alice", []filestorage.Record{data(0, 1, "root"), data(1, 2, "one"), data(2, 3, "two"), data(3, 0, "three")}},
 		{tid(2), "", []filestorage.Record{data(1, 4, "one'"), data(4, 0, "four")}},
@@ -367,6 +368,26 @@ func TestImportReads(t *testing.T) {
 		if err != nil || ids.LastTid != ltid || ids.LastOid != 7 || ids.FirstTid != h[0].tid {
 			t.Errorf("last ids %+v %v, want tid %v oid 7 first %v", ids, err, ltid, h[0].tid)
 		}
+		// The iterator's tids: imported, or not yet.
+		for p := uint32(0); p < np; p++ {
+			var want []proto.Tid
+			for _, x := range h {
+				if backend.Partition(x.tid, np) == p {
+					want = append(want, x.tid)
+				}
+			}
+			for _, length := range []int{1000, 3} {
+				got, err := im.TIDsFrom(e.ctx, p, h[1].tid, proto.MaxTid, length)
+				w := want
+				if len(w) > 0 && w[0] < h[1].tid {
+					w = w[1:]
+				}
+				w = w[:min(length, len(w))]
+				if err != nil || !slices.Equal(got, w) {
+					t.Errorf("tids of partition %d (at most %d): %v %v, want %v", p, length, got, err, w)
+				}
+			}
+		}
 		// A transaction not imported yet is read from the source.
 		m, err := im.Transaction(e.ctx, h[21].tid)
 		if err != nil || string(m.User) != h[21].user || len(m.Oids) != len(h[21].recs) {
@@ -536,7 +557,7 @@ func TestMerge(t *testing.T) {
 	if len(refs) != 1 {
 		t.Fatalf("refs %v", refs)
 	}
-	r, _ = im.Load(e.ctx, 2, 0x03e0000000000000+0x1000, inv) // "two" refers to 3
+	r, _ = im.Load(e.ctx, 2, root[0].tid, inv) // "two" refers to 3
 	if refs, _ := pickleref.Refs(r.Data); len(refs) != 1 || refs[0].Oid != 9 || refs[0].Form != pickleref.FormOid {
 		t.Errorf("mount point reference: %v, want oid 9 without class", refs)
 	}
