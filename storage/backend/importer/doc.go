@@ -37,9 +37,9 @@
 // a last pass. The setup keeps ltid, so they are not imported back.
 //
 // While importing, Transaction and TIDsFrom (a client's iterator) see the
-// transactions not imported yet in the sources. History, undo lookups, pack and serving as a
-// replication source answer BACKEND_NOT_IMPLEMENTED; truncation below
-// ltid, or with writeback, is refused.
+// transactions not imported yet in the sources. History, undo lookups,
+// pack and serving as a replication source answer BACKEND_NOT_IMPLEMENTED;
+// truncation below ltid, or with writeback, is refused.
 //
 // import_rate, an option of the first section that neoppod ignores, caps
 // the bytes of source read per second (0, the default: no cap).
