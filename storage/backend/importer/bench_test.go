@@ -3,6 +3,7 @@ package importer
 import (
 	"context"
 	"fmt"
+	iofs "io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -47,9 +48,18 @@ func appRecord(rnd *rand.Rand, ref proto.Oid, size int) []byte {
 }
 
 // writeBigFS writes a Data.fs of about mb MB: transactions of 1 to 20
-// records, half of them new objects, sizes from 50 B to 20 KB.
-func writeBigFS(tb testing.TB, path string, mb int) {
-	fs, err := filestorage.Open(path, filestorage.Options{Create: true})
+// records, half of them new objects, sizes from 50 B to 20 KB. It returns
+// the number of objects.
+func writeBigFS(tb testing.TB, path string, mb int) proto.Oid {
+	// No fsync per transaction: a generated file need not survive a crash.
+	openNoSync := func(name string, flag int, perm iofs.FileMode) (filestorage.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		if err != nil {
+			return nil, err
+		}
+		return noSync{f}, nil
+	}
+	fs, err := filestorage.Open(path, filestorage.Options{Create: true, OpenFile: openNoSync})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -89,7 +99,12 @@ func writeBigFS(tb testing.TB, path string, mb int) {
 			tb.Fatal(err)
 		}
 	}
+	return oids
 }
+
+type noSync struct{ *os.File }
+
+func (noSync) Sync() error { return nil }
 
 func TestWriteBigDataFS(t *testing.T) {
 	path := os.Getenv("NEO_WRITE_DATAFS")
@@ -101,8 +116,12 @@ func TestWriteBigDataFS(t *testing.T) {
 		mb = 1100
 	}
 	start := time.Now()
-	writeBigFS(t, path, mb)
-	t.Logf("wrote %s (%d MB) in %v", path, mb, time.Since(start))
+	n := writeBigFS(t, path, mb)
+	t.Logf("wrote %s (%d MB, %d objects) in %v", path, mb, n, time.Since(start))
+	// For load probes: the oids are 0 to n-1.
+	if err := os.WriteFile(path+".oids", []byte(strconv.Itoa(int(n))+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func BenchmarkImport(b *testing.B) {
