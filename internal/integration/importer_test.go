@@ -249,3 +249,101 @@ func importedTid(t *testing.T, db string) uint64 {
 	}
 	return x
 }
+
+// iterDumpPy prints, through neoppod's client, the storage iterator of a
+// cluster as JSON lines: each transaction, then its records (data as
+// sha256).
+const iterDumpPy = `
+import hashlib, json, sys
+from binascii import hexlify
+from neo.client.Storage import Storage
+
+def hx(b): return None if b is None else hexlify(b).decode()
+
+masters, name = sys.argv[1:3]
+st = Storage(master_nodes=masters, name=name)
+out = sys.stdout
+for txn in st.iterator():
+    out.write(json.dumps({'tid': hx(txn.tid), 'status': txn.status, 'user': hx(txn.user),
+        'description': hx(txn.description), 'extension': hx(txn.extension_bytes)}) + '\n')
+    for r in txn:
+        out.write(json.dumps({'oid': hx(r.oid), 'tid': hx(r.tid),
+            'data': r.data and hashlib.sha256(r.data).hexdigest(), 'data_txn': hx(r.data_txn)}) + '\n')
+st.close()
+`
+
+func iterDump(t *testing.T, p *peers, master, name string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 2*goClientTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.py, "-c", iterDumpPy, master, name)
+	cmd.Env = append(os.Environ(), p.env()...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("iterator of %s: %v\n%s", name, err, stderr.String())
+	}
+	return stdout.String()
+}
+
+// neologHas reports whether neoppod's log file (an SQLite database) has a
+// record containing s, read with neoppod's neolog.
+func neologHas(t *testing.T, p *peers, log, s string) bool {
+	r := p.script(t, "neolog", log)
+	return strings.Contains(r.stdout, s)
+}
+
+// TestImporterSameAsNeoppod: the same Data.fs (written by ZODB) imported
+// by neoppod's Importer and by ours: neoppod's client iterates the same
+// transactions and records from both clusters.
+func TestImporterSameAsNeoppod(t *testing.T) {
+	p := needPeers(t)
+	c, fs, _ := newImporterCluster(t, p, "0")
+	// neoppod's importer gets its own copy: each takes the file's lock.
+	pyDir := filepath.Join(c.dir, "py")
+	if err := os.MkdirAll(pyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pyFS := filepath.Join(pyDir, "Data.fs")
+	if err := os.WriteFile(pyFS, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pyConf := filepath.Join(pyDir, "importer.conf")
+	conf := fmt.Sprintf("[neo]\nadapter=SQLite\ndatabase=%s\n[root]\nstorage=\n  <filestorage>\n    path %s\n  </filestorage>\n",
+		filepath.Join(pyDir, "neo.sqlite"), pyFS)
+	if err := os.WriteFile(pyConf, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	py := startClusterEnv(t, p, "imp", []string{"NEO_ADAPTER=Importer", "NEO_DATABASES=" + pyConf}, 1, 0, 4)
+	c.start()
+	c.waitLog(allImported, 1, 60*time.Second)
+	pyLog := filepath.Join(py.dir, "storage_0.log")
+	deadline := time.Now().Add(60 * time.Second)
+	for !neologHas(t, p, pyLog, allImported) {
+		if time.Now().After(deadline) {
+			t.Fatalf("neoppod's importer: no %q in %s", allImported, pyLog)
+		}
+		time.Sleep(time.Second)
+	}
+	ours, theirs := iterDump(t, p, c.master, c.name), iterDump(t, p, py.master, py.name)
+	if ours != theirs {
+		a, b := strings.Split(ours, "\n"), strings.Split(theirs, "\n")
+		for i := 0; i < len(a) || i < len(b); i++ {
+			var x, y string
+			if i < len(a) {
+				x = a[i]
+			}
+			if i < len(b) {
+				y = b[i]
+			}
+			if x != y {
+				t.Fatalf("iterators differ at line %d (of %d, %d):\nours:    %s\nneoppod: %s", i+1, len(a), len(b), x, y)
+			}
+		}
+	}
+	t.Logf("%d lines of iterator equal", strings.Count(ours, "\n"))
+}

@@ -716,3 +716,69 @@ func TestWriteback(t *testing.T) {
 		t.Errorf("more transactions written back: %v", err)
 	}
 }
+
+// neoppod's first fault (its storage dies in getObject): reading an
+// object whose older revision is imported but whose deletion, or
+// "creation undone", is not imported yet.
+func TestDeletionNotImportedYet(t *testing.T) {
+	base := proto.Tid(0x03e0000000000000)
+	h := []txn{
+		{base + 1, "", []filestorage.Record{data(0, 1, "root"), data(1, 0, "doomed")}},
+		{base + 2, "", []filestorage.Record{data(2, 0, "undone")}},
+		{base + 3, "", []filestorage.Record{{Oid: 1}}},                    // deletion
+		{base + 4, "", []filestorage.Record{{Oid: 2}}},                    // creation undone
+		{base + 5, "", []filestorage.Record{{Oid: 1, DataTid: base + 1}}}, // deletion undone
+	}
+	e := newEnv(t, singleConf, map[string][]txn{"root": h})
+	im := e.open(base + 3) // transactions 1 and 2 imported, not the deletions
+	defer im.Close()
+	waitImported(t, im, base+2)
+	for _, tc := range []struct {
+		oid          proto.Oid
+		before       proto.Tid
+		serial, next proto.Tid
+		data         bool
+	}{
+		{1, base + 2, base + 1, base + 3, true},
+		{1, base + 4, base + 3, base + 5, false}, // the deletion, not imported
+		{1, inv, base + 5, inv, true},
+		{2, base + 3, base + 2, base + 4, true},
+		{2, inv, base + 4, inv, false}, // creation undone, not imported
+	} {
+		o, err := im.Load(e.ctx, tc.oid, inv, tc.before)
+		if err != nil || o.Serial != tc.serial || o.NextSerial != tc.next || o.HasData() != tc.data {
+			t.Errorf("load %v before %v: %+v %v, want serial %v next %v data %v", tc.oid, tc.before, o, err, tc.serial, tc.next, tc.data)
+		}
+	}
+	if lt, err := im.LastObjectTid(e.ctx, 2); err != nil || lt != base+4 {
+		t.Errorf("last serial of 2: %v %v, want %v", lt, err, base+4)
+	}
+}
+
+// neoppod's second fault (stale reads): a historical read of an imported
+// revision whose next revision is not imported yet must give that next
+// serial, not "none" (a client would cache the old revision as current).
+func TestNextSerialNotImportedYet(t *testing.T) {
+	base := proto.Tid(0x03e0000000000000)
+	h := []txn{
+		{base + 1, "", []filestorage.Record{data(0, 1, "root v1")}},
+		{base + 2, "", []filestorage.Record{data(0, 1, "root v2")}},
+	}
+	e := newEnv(t, singleConf, map[string][]txn{"root": h})
+	im := e.open(base + 2)
+	defer im.Close()
+	waitImported(t, im, base+1)
+	for _, at := range []proto.Tid{inv, base + 1} {
+		before := inv
+		if at == inv {
+			before = base + 2
+		}
+		o, err := im.Load(e.ctx, 0, at, before)
+		if err != nil || o.Serial != base+1 || o.NextSerial != base+2 {
+			t.Errorf("load 0 at %v before %v: %+v %v, want serial %v next %v", at, before, o, err, base+1, base+2)
+		}
+	}
+	if o, err := im.Load(e.ctx, 0, inv, inv); err != nil || o.Serial != base+2 || o.NextSerial != inv {
+		t.Errorf("latest: %+v %v", o, err)
+	}
+}
