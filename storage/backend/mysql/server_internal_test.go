@@ -213,3 +213,32 @@ func TestMaxAllowedPacket(t *testing.T) {
 		t.Errorf("open with max_allowed_packet=16M: %v", err)
 	}
 }
+
+// The Importer's destination writes committed transactions in bulk; an
+// undo record may point to a record of the same batch.
+func TestImportTransactions(t *testing.T) {
+	db, _, _ := testDB(t, backend.Options{})
+	ctx := t.Context()
+	txns := []backend.TxnMeta{{Tid: 0x10, TTid: 0x10, Oids: []proto.Oid{1}}, {Tid: 0x21, TTid: 0x21, Oids: []proto.Oid{1}, Description: []byte("undo")}}
+	undo := backend.Record{Oid: 1, Serial: 0x21, DataSerial: 0x10}
+	if err := db.ImportTransactions(ctx, txns, []backend.Record{{Oid: 1, Serial: 0x10, Data: []byte("a"), Checksum: sha1.Sum([]byte("a")), DataSerial: proto.InvalidTid}, undo},
+		map[string]string{"zodb": "state"}); err != nil {
+		t.Fatal(err)
+	}
+	o, err := db.Load(ctx, 1, proto.InvalidTid, proto.InvalidTid)
+	if err != nil || o.Serial != 0x21 || o.DataSerial != 0x10 || string(o.Data) != "a" {
+		t.Errorf("load after import = %+v, %v", o, err)
+	}
+	if m, err := db.Transaction(ctx, 0x21); err != nil || string(m.Description) != "undo" {
+		t.Errorf("imported transaction = %+v, %v", m, err)
+	}
+	if v, ok, err := db.ImportConfig(ctx, "zodb"); v != "state" || !ok || err != nil {
+		t.Errorf("import config = %q, %v, %v", v, ok, err)
+	}
+	if err := db.ImportTransactions(ctx, nil, nil, map[string]string{"zodb": ""}); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := db.ImportConfig(ctx, "zodb"); ok || err != nil {
+		t.Errorf("import config after deletion = %q, %v, %v", v, ok, err)
+	}
+}

@@ -455,3 +455,59 @@ func (db *DB) ReplicateObjects(ctx context.Context, partition uint32, add []back
 	}
 	return nil
 }
+
+// ImportTransactions implements [backend.BulkImporter].
+func (db *DB) ImportTransactions(ctx context.Context, txns []backend.TxnMeta, records []backend.Record, config map[string]string) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	var np uint32
+	if len(txns)+len(records) > 0 {
+		var err error
+		if np, err = db.writeNP(); err != nil {
+			return fmt.Errorf("import %d transactions: %w", len(txns), err)
+		}
+	}
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		trans := newBatch(ctx, tx, `REPLACE INTO trans VALUES `, 8, db.maxPacket)
+		for i := range txns {
+			m := &txns[i]
+			size := 2 * (8*len(m.Oids) + len(m.User) + len(m.Description) + len(m.Ext))
+			if err := trans.add(size, backend.Partition(m.Tid, np), int64(m.Tid), m.Packed, backend.PackOids(m.Oids),
+				sqlbackend.Blob(m.User), sqlbackend.Blob(m.Description), sqlbackend.Blob(m.Ext), int64(m.TTid)); err != nil {
+				return fmt.Errorf("add transactions: %w", err)
+			}
+		}
+		if err := trans.flush(); err != nil {
+			return fmt.Errorf("add transactions: %w", err)
+		}
+		// In order, each obj row before the next record's data: an undo
+		// record reuses the data of an earlier one, maybe of this batch.
+		for i := range records {
+			r := &records[i]
+			id, err := db.storeData(ctx, tx, np, r)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `REPLACE INTO obj VALUES (?, ?, ?, ?, ?)`,
+				backend.Partition(r.Oid, np), int64(r.Oid), int64(r.Serial), id, sqlbackend.NullTid(r.DataSerial)); err != nil {
+				return fmt.Errorf("add oid %s at %s: %w", r.Oid, r.Serial, err)
+			}
+		}
+		for k, v := range config {
+			var value *string
+			if v != "" { // "" deletes
+				value = &v
+			}
+			if err := sqlbackend.SetConfig(ctx, tx, k, value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("import %d transactions, %d records: %w", len(txns), len(records), err)
+	}
+	return nil
+}
+
+var _ backend.BulkImporter = (*DB)(nil)

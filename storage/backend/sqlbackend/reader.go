@@ -3,6 +3,7 @@ package sqlbackend
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 
 	"github.com/neogo/neo/proto"
@@ -111,3 +112,16 @@ func (r *Reader) PackOrders(ctx context.Context, minID proto.Tid, partitions []u
 
 // Stats implements [backend.StatsReporter].
 func (r *Reader) Stats(ctx context.Context) (backend.Stats, error) { return Stats(ctx, r.DB) }
+
+// ImportConfig implements [backend.BulkImporter].
+func (r *Reader) ImportConfig(ctx context.Context, key string) (string, bool, error) {
+	var v sql.NullString
+	err := r.DB.QueryRowContext(ctx, `SELECT value FROM config WHERE name=?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && !v.Valid {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read config %s: %w", key, err)
+	}
+	return v.String, true, nil
+}

@@ -2,9 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
-	"errors"
 	"fmt"
 
 	"github.com/neogo/neo/proto"
@@ -51,19 +49,7 @@ func (db *DB) ImportTransactions(ctx context.Context, txns []backend.TxnMeta, re
 	return nil
 }
 
-// ImportConfig implements [backend.BulkImporter].
-func (db *DB) ImportConfig(ctx context.Context, key string) (string, bool, error) {
-	var v sql.NullString
-	err := db.r.QueryRowContext(ctx, `SELECT value FROM config WHERE name=?`, key).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) || err == nil && !v.Valid {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("read config %s: %w", key, err)
-	}
-	return v.String, true, nil
-}
-
+// ImportConfig is sqlbackend.Reader's.
 var _ backend.BulkImporter = (*DB)(nil)
 
 // insertObjSQL[k] inserts 1<<k obj rows.
