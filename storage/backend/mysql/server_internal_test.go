@@ -6,12 +6,19 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	drv "github.com/go-sql-driver/mysql"
 
+	"github.com/neogo/neo/internal/peerpy"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
 )
@@ -26,6 +33,7 @@ func testDB(t *testing.T, opts backend.Options) (*DB, *sql.DB, string) {
 	}
 	cfg := drv.NewConfig()
 	cfg.User, cfg.Net, cfg.Addr = "root", "unix", sock
+	cfg.Logger = log.New(io.Discard, "", 0) // a restart breaks idle connections
 	c, err := drv.NewConnector(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -241,4 +249,133 @@ func TestImportTransactions(t *testing.T) {
 	if v, ok, err := db.ImportConfig(ctx, "zodb"); ok || err != nil {
 		t.Errorf("import config after deletion = %q, %v, %v", v, ok, err)
 	}
+}
+
+// The server restarts while a writer commits in a loop: no acknowledged
+// commit is lost, the calls in flight fail (never hang, never commit half),
+// and the backend commits and loads again by itself once the server is
+// back, as cluster.md §8.1 says of a server that went away.
+func TestServerRestartUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts the server")
+	}
+	db, _, _ := testDB(t, backend.Options{})
+	dir := filepath.Dir(os.Getenv("NEO_MYSQL_SOCKET"))
+	script := filepath.Join(peerpy.Dir(), "mariadb.sh")
+	if _, err := os.Stat(filepath.Join(dir, "my.cnf")); err != nil {
+		t.Skipf("server not started by mariadb.sh (no %s/my.cnf): cannot restart it", dir)
+	}
+	ctx := t.Context()
+	type ack struct{ ttid, tid proto.Tid }
+	var (
+		mu              sync.Mutex
+		acked, unlocked []ack
+		failures        []string
+	)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			ttid := proto.Tid(0x1000 + 8*i)
+			tid := ttid + 4
+			recs := []backend.Record{record(proto.Oid(i%16), []byte(fmt.Sprintf("data %d", i)))}
+			meta := &backend.TxnMeta{TTid: ttid, Oids: []proto.Oid{recs[0].Oid}}
+			fail := func(what string, err error) {
+				mu.Lock()
+				failures = append(failures, fmt.Sprintf("%s %s: %v", what, ttid, err))
+				mu.Unlock()
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err := db.StoreTransaction(ctx, ttid, recs, meta); err != nil {
+				fail("vote", err)
+				continue
+			}
+			if err := db.LockTransaction(ctx, ttid, tid, false); err != nil {
+				fail("lock", err)
+				continue
+			}
+			mu.Lock()
+			acked = append(acked, ack{ttid, tid})
+			mu.Unlock()
+			if err := db.UnlockTransaction(ctx, ttid, tid); err != nil {
+				fail("unlock", err)
+				continue
+			}
+			mu.Lock()
+			unlocked = append(unlocked, ack{ttid, tid})
+			mu.Unlock()
+		}
+	}()
+	progress := func(n int, timeout time.Duration) {
+		t.Helper()
+		mu.Lock()
+		want := len(unlocked) + n
+		mu.Unlock()
+		deadline := time.Now().Add(timeout)
+		for {
+			mu.Lock()
+			got := len(unlocked)
+			mu.Unlock()
+			if got >= want {
+				return
+			}
+			if time.Now().After(deadline) {
+				close(stop)
+				<-done
+				t.Fatalf("%d commits in %v, want %d; failures: %v", got, timeout, want, failures)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	progress(20, 30*time.Second)
+	restart := exec.Command(script, "restart", dir)
+	if out, err := restart.CombinedOutput(); err != nil {
+		close(stop)
+		<-done
+		t.Fatalf("%s restart %s: %v\n%s", script, dir, err, out)
+	}
+	progress(20, 60*time.Second) // by itself, once the server is back
+	close(stop)
+	<-done
+
+	locked, err := db.LockedTransactions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acked {
+		if _, err := db.Transaction(ctx, a.tid); err == nil {
+			continue
+		}
+		if locked[a.ttid] != a.tid {
+			t.Errorf("acknowledged transaction %s (ttid %s) lost", a.tid, a.ttid)
+			continue
+		}
+		if err := db.ValidateTransaction(ctx, a.ttid, a.tid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.DropUnfinishedData(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range acked {
+		m, err := db.Transaction(ctx, a.tid)
+		if err != nil {
+			t.Errorf("transaction %s: %v", a.tid, err)
+			continue
+		}
+		if _, err := db.Load(ctx, m.Oids[0], a.tid, proto.InvalidTid); err != nil {
+			t.Errorf("transaction %s: %v", a.tid, err)
+		}
+	}
+	if len(failures) == 0 {
+		t.Fatal("no call failed: the restart did not happen under load")
+	}
+	t.Logf("%d commits acknowledged, %d unlocked; %d failed calls during the restart, the first and last:\n%s\n%s",
+		len(acked), len(unlocked), len(failures), failures[0], failures[len(failures)-1])
 }
