@@ -172,3 +172,56 @@ func BenchmarkImport(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLoad compares the latest-revision loads of the node while
+// importing (served from the source) and after the import.
+func BenchmarkLoad(b *testing.B) {
+	dir := b.TempDir()
+	n := writeBigFS(b, filepath.Join(dir, "root.fs"), 8)
+	conf, err := importconf.Parse("importer.conf", []byte(fmt.Sprintf(
+		"[neo]\nadapter=SQLite\ndatabase=%s/neo.sqlite\n[root]\nstorage=\n  <filestorage>\n    path %s/root.fs\n    read-only true\n  </filestorage>\n",
+		dir, dir)), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, during := range []bool{true, false} {
+		name := "after"
+		if during {
+			name = "during"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			var stop proto.Tid
+			if during {
+				stop = 0x03e0000000000001 // nothing imported
+			}
+			im, err := OpenConfig(ctx, conf, Options{stopBefore: stop})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer im.Close()
+			if _, _, cells, _ := im.PartitionTable(ctx); len(cells) == 0 {
+				im.SetMeta(ctx, backend.Meta{Name: "bench", NID: me, BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid})
+				var cells []backend.CellChange
+				for p := uint32(0); p < 12; p++ {
+					cells = append(cells, backend.CellChange{Partition: p, NID: me, State: proto.UP_TO_DATE})
+				}
+				if err := im.ChangePartitionTable(ctx, 1, 0, cells, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if !during {
+				if err := im.Wait(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			rnd := rand.New(rand.NewPCG(3, 4))
+			b.ResetTimer()
+			for range b.N {
+				if _, err := im.Load(ctx, proto.Oid(rnd.IntN(int(n))), proto.InvalidTid, proto.InvalidTid); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -95,8 +95,9 @@ type Importer struct {
 	first   proto.Tid // first tid of the sources, InvalidTid if none
 	rate    int64     // import_rate: bytes of source per second, 0 = no limit
 
-	tid  atomic.Uint64 // last tid imported (0: none)
-	done atomic.Bool
+	tid     atomic.Uint64 // last tid imported (0: none)
+	done    atomic.Bool
+	newOids newOids
 
 	ptReady     chan struct{}
 	ptReadyOnce sync.Once
@@ -217,6 +218,9 @@ func OpenConfig(ctx context.Context, conf *importconf.Config, opts Options) (_ *
 		if t, err := it.NextTxn(); err == nil && (im.first == proto.InvalidTid || t.Tid < im.first) {
 			im.first = t.Tid
 		}
+	}
+	if err := im.loadNewOids(ctx); err != nil {
+		return nil, err
 	}
 	v, ok, err := im.target.ImportConfig(ctx, tidKey)
 	if err != nil {
@@ -418,7 +422,7 @@ func (im *Importer) Load(ctx context.Context, oid proto.Oid, at, before proto.Ti
 	if w == fromBackend {
 		return im.Backend.Load(ctx, oid, at, before)
 	}
-	if w == fromEither {
+	if w == fromEither && im.newOids.may(oid) {
 		o, err := im.Backend.Load(ctx, oid, at, before)
 		if err == nil && o.Serial > im.ltid {
 			return o, nil
@@ -446,6 +450,9 @@ func (im *Importer) Load(ctx context.Context, oid proto.Oid, at, before proto.Ti
 // ltid only as a prefix of the source's (the import commits in tid order),
 // so the latest of them, if any, is followed by the first new one.
 func (im *Importer) firstNew(ctx context.Context, oid proto.Oid) (proto.Tid, error) {
+	if !im.newOids.may(oid) {
+		return proto.InvalidTid, nil
+	}
 	o, err := im.Backend.Load(ctx, oid, proto.InvalidTid, im.ltid+1)
 	if err == nil {
 		return o.NextSerial, nil
@@ -472,11 +479,14 @@ func (im *Importer) firstNew(ctx context.Context, oid proto.Oid) (proto.Tid, err
 
 // LastObjectTid implements [backend.Backend] (conflict detection).
 func (im *Importer) LastObjectTid(ctx context.Context, oid proto.Oid) (proto.Tid, error) {
-	t, err := im.Backend.LastObjectTid(ctx, oid)
 	src := im.source(oid)
-	if err != nil || im.done.Load() || src == nil || (t != proto.InvalidTid && t > im.ltid) {
-		return t, err
+	if im.done.Load() || src == nil || im.newOids.may(oid) {
+		t, err := im.Backend.LastObjectTid(ctx, oid)
+		if err != nil || im.done.Load() || src == nil || (t != proto.InvalidTid && t > im.ltid) {
+			return t, err
+		}
 	}
+	t := proto.InvalidTid
 	o, _, err := src.load(oid, im.ltid+1)
 	switch {
 	case errors.Is(err, backend.ErrOidDoesNotExist), errors.Is(err, backend.ErrOidNotFound):

@@ -488,6 +488,11 @@ func TestCommitDuringImport(t *testing.T) {
 	}
 	check()
 	im.Close()
+	// Restarted while importing: it finds the new commits again.
+	im = e.open(h[20].tid)
+	waitImported(t, im, h[19].tid)
+	check()
+	im.Close()
 	im = e.open(0)
 	defer im.Close()
 	if err := im.Wait(e.ctx); err != nil {
