@@ -18,7 +18,9 @@
 // tests here pin down: a deletion or "creation undone" not yet imported
 // after an imported revision, and an imported revision whose successor is
 // not imported yet, reported as the latest (a client then caches it as
-// current). See loadPlan and nextSerial, which are pure.
+// current). See loadPlan and nextSerial, which are pure. The oids voted
+// since the import began are tracked (newOids): a read of any other goes
+// to the source alone, without asking the destination first.
 //
 // Import. A goroutine iterates the sources' transactions after the last
 // one imported, merged by tid (nextTid), repickles and compresses the
