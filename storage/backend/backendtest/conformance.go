@@ -3,6 +3,7 @@ package backendtest
 import (
 	"crypto/sha1"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"slices"
@@ -31,6 +32,7 @@ func RunConformance(t *testing.T, open Opener) {
 		{"vote lock unlock", testVoteLockUnlock},
 		{"abort drops temporary rows and data", testAbort},
 		{"load latest serial before", testLoad},
+		{"last serial of new oids", testLastObjectTidNewOids},
 		{"undo back-pointers", testUndo},
 		{"undo of packed record", testUndoPacked},
 		{"history", testHistory},
@@ -948,4 +950,55 @@ func testLocked(t *testing.T, open Opener) {
 		t.Errorf("second open: %v, want ErrLocked", err)
 	}
 	e.reopen() // closing releases the lock
+}
+
+// A store asks for the last serial of new oids, above every stored one;
+// a backend may answer "none" from a bound of the stored oids, which
+// every way of adding records must then raise first.
+func testLastObjectTidNewOids(t *testing.T, open Opener) {
+	e := newEnv(t, open, backend.Options{})
+	last := func(oid proto.Oid) proto.Tid {
+		t.Helper()
+		tid, err := e.b.LastObjectTid(e.ctx, oid)
+		e.must(err)
+		return tid
+	}
+	record := func(oid proto.Oid, serial proto.Tid) backend.Record {
+		r := rec(oid, []byte(fmt.Sprintf("oid %d at %d", oid, serial)))
+		r.Serial = serial
+		return r
+	}
+	e.commit(0x100, record(5, 0))
+	if got := last(5); got != 0x100 {
+		t.Fatalf("last serial of oid 5: %v", got)
+	}
+	if got := last(9); got != none {
+		t.Fatalf("last serial of oid 9 before its commit: %v", got)
+	}
+	e.commit(0x200, record(9, 0))
+	if got := last(9); got != 0x200 {
+		t.Fatalf("last serial of oid 9 after its commit: %v", got)
+	}
+	e.must(e.b.ReplicateObjects(e.ctx, 14%NP, []backend.Record{record(14, 0x300)}, nil, none))
+	if got := last(14); got != 0x300 {
+		t.Fatalf("last serial of replicated oid 14: %v", got)
+	}
+	// Validation at verification moves a voted transaction like unlock.
+	e.must(e.b.StoreTransaction(e.ctx, 0x400, []backend.Record{record(21, 0)}, &backend.TxnMeta{TTid: 0x400, Oids: []proto.Oid{21}}))
+	e.must(e.b.ValidateTransaction(e.ctx, 0x400, 0x401))
+	if got := last(21); got != 0x401 {
+		t.Fatalf("last serial of validated oid 21: %v", got)
+	}
+	// A voted transaction of before a reopen, validated after it.
+	e.must(e.b.StoreTransaction(e.ctx, 0x500, []backend.Record{record(30, 0)}, &backend.TxnMeta{TTid: 0x500, Oids: []proto.Oid{30}}))
+	e.reopen()
+	if got := last(30); got != none {
+		t.Fatalf("last serial of voted oid 30: %v", got)
+	}
+	e.must(e.b.ValidateTransaction(e.ctx, 0x500, 0x501))
+	for oid, want := range map[proto.Oid]proto.Tid{5: 0x100, 9: 0x200, 14: 0x300, 21: 0x401, 30: 0x501, 31: none} {
+		if got := last(oid); got != want {
+			t.Errorf("after reopening, last serial of oid %d: %v, want %v", oid, got, want)
+		}
+	}
 }

@@ -56,7 +56,8 @@ type DB struct {
 
 	r *sql.DB // read pool
 	sqlbackend.Reader
-	w *sql.DB // where the write connection comes from
+	oids *sqlbackend.OidBound // raised by every write of obj rows
+	w    *sql.DB              // where the write connection comes from
 
 	mu struct {
 		sync.Mutex
@@ -102,7 +103,7 @@ func open(ctx context.Context, p Params, opts backend.Options) (_ *DB, err error
 			return nil, fmt.Errorf("engine %q: not one of %v", opts.Engine, Engines)
 		}
 	}
-	db := &DB{params: p, log: log.With("db", p.String()), engine: engine}
+	db := &DB{params: p, log: log.With("db", p.String()), engine: engine, oids: sqlbackend.NewOidBound()}
 	defer func() {
 		if err != nil {
 			db.closeAll()

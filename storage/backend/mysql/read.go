@@ -81,6 +81,13 @@ func (db *DB) LastObjectTid(ctx context.Context, oid proto.Oid) (proto.Tid, erro
 	if err != nil {
 		return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)
 	}
+	// A store of a new object (oids come from the master in increasing
+	// order) asks about an oid above every stored one: no query then.
+	if above, err := db.oids.Above(ctx, db.r, np, oid); err != nil {
+		return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)
+	} else if above {
+		return proto.InvalidTid, nil
+	}
 	var t sql.NullInt64
 	if err := db.r.QueryRowContext(ctx, "SELECT MAX(tid) FROM obj WHERE `partition`=? AND oid=?",
 		backend.Partition(oid, np), int64(oid)).Scan(&t); err != nil {

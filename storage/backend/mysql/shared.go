@@ -106,6 +106,10 @@ func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) erro
 		if err := sqlbackend.LockTx(ctx, tx, ttid, tid, false); err != nil {
 			return err
 		}
+		// Its records may have been stored before a restart.
+		if err := db.oids.RaiseFromTobj(ctx, tx, int64(ttid)); err != nil {
+			return err
+		}
 		return sqlbackend.UnlockTx(ctx, tx, ttid, tid)
 	})
 	if err != nil {

@@ -295,6 +295,8 @@ func (db *DB) storeRecords(ctx context.Context, tx *sql.Tx, np uint32, ttid prot
 			id = n
 			rows = append(rows, dataRow{n, r})
 		}
+		// Raised now, so that unlock needs no query for it.
+		db.oids.Raise(int64(r.Oid))
 		if err := tobj.add(0, int64(partition), int64(r.Oid), int64(ttid), id, sqlbackend.NullTid(r.DataSerial)); err != nil {
 			return fmt.Errorf("store oids: %w", err)
 		}
@@ -432,6 +434,7 @@ func (db *DB) ReplicateObjects(ctx context.Context, partition uint32, add []back
 			if err != nil {
 				return err
 			}
+			db.oids.Raise(int64(r.Oid))
 			if err := obj.add(0, partition, int64(r.Oid), int64(r.Serial), id, sqlbackend.NullTid(r.DataSerial)); err != nil {
 				return fmt.Errorf("add records: %w", err)
 			}
@@ -488,6 +491,7 @@ func (db *DB) ImportTransactions(ctx context.Context, txns []backend.TxnMeta, re
 			if err != nil {
 				return err
 			}
+			db.oids.Raise(int64(r.Oid))
 			if _, err := tx.ExecContext(ctx, `REPLACE INTO obj VALUES (?, ?, ?, ?, ?)`,
 				backend.Partition(r.Oid, np), int64(r.Oid), int64(r.Serial), id, sqlbackend.NullTid(r.DataSerial)); err != nil {
 				return fmt.Errorf("add oid %s at %s: %w", r.Oid, r.Serial, err)

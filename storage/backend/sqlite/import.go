@@ -104,7 +104,7 @@ func (db *DB) importRecords(ctx context.Context, tx *wtx, np uint32, records []b
 				driver.NamedValue{Value: int64(r.Compression)}, driver.NamedValue{Value: sqlbackend.Blob(r.Data)})
 			parts = append(parts, partition)
 		}
-		db.oids.raise(int64(r.Oid))
+		db.oids.Raise(int64(r.Oid))
 		obj = append(obj, driver.NamedValue{Value: int64(partition)}, driver.NamedValue{Value: int64(r.Oid)},
 			driver.NamedValue{Value: int64(r.Serial)}, driver.NamedValue{Value: id}, driver.NamedValue{Value: sqlbackend.NullTid(r.DataSerial)})
 	}

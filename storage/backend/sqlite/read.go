@@ -80,7 +80,7 @@ func (db *DB) LastObjectTid(ctx context.Context, oid proto.Oid) (proto.Tid, erro
 	if err != nil {
 		return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)
 	}
-	if above, err := db.oids.above(ctx, db.r, np, oid); err != nil {
+	if above, err := db.oids.Above(ctx, db.r, np, oid); err != nil {
 		return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)
 	} else if above {
 		return proto.InvalidTid, nil

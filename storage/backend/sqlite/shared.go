@@ -98,7 +98,7 @@ func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) erro
 			return err
 		}
 		// Its records may have been stored before a restart.
-		if err := db.oids.raiseFromTobj(ctx, tx, int64(ttid)); err != nil {
+		if err := db.oids.RaiseFromTobj(ctx, tx, int64(ttid)); err != nil {
 			return err
 		}
 		return sqlbackend.UnlockTx(ctx, tx, ttid, tid)

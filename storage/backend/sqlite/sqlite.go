@@ -143,7 +143,7 @@ type DB struct {
 	w *sql.DB // write pool of one connection
 
 	loadAt, loadBefore, loadLast, lastTid *sql.Stmt // on r
-	oids                                  *oidBound
+	oids                                  *sqlbackend.OidBound
 
 	mu struct {
 		sync.Mutex
@@ -186,7 +186,7 @@ func open(ctx context.Context, p Params, opts backend.Options, drv sqlDriver) (_
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{params: p, log: log.With("db", p.Path), oids: newOidBound()}
+	db := &DB{params: p, log: log.With("db", p.Path), oids: sqlbackend.NewOidBound()}
 	defer func() {
 		if err != nil {
 			db.closeAll()

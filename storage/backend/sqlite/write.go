@@ -112,7 +112,7 @@ func (db *DB) StoreTransaction(ctx context.Context, ttid proto.Tid, records []ba
 		}
 		// Raised now, so that unlock needs no query for it.
 		for i := range records {
-			db.oids.raise(int64(records[i].Oid))
+			db.oids.Raise(int64(records[i].Oid))
 		}
 		if meta == nil {
 			return nil
@@ -181,7 +181,7 @@ func (db *DB) ReplicateObjects(ctx context.Context, partition uint32, add []back
 			if err != nil {
 				return err
 			}
-			db.oids.raise(int64(r.Oid))
+			db.oids.Raise(int64(r.Oid))
 			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO obj VALUES (?, ?, ?, ?, ?)`,
 				partition, int64(r.Oid), int64(r.Serial), id, sqlbackend.NullTid(r.DataSerial)); err != nil {
 				return fmt.Errorf("add oid %s at %s: %w", r.Oid, r.Serial, err)

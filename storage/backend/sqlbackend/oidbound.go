@@ -1,4 +1,4 @@
-package sqlite
+package sqlbackend
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/neogo/neo/proto"
 )
 
-// oidBound is an upper bound of the oids in table obj. A store of a new
+// OidBound is an upper bound of the oids in table obj. A store of a new
 // object (oids come from the master in increasing order) asks for its
 // last serial: above the bound the answer is "none" without a query,
 // which was a fifth of a storage's CPU when populating.
@@ -20,20 +20,21 @@ import (
 // is: a bound too high only costs queries. The first use computes it
 // from the database (one index seek per partition), merged with the
 // raises made meanwhile.
-type oidBound struct {
+type OidBound struct {
 	max   atomic.Int64 // -1: no oid
 	known atomic.Bool
 	init  sync.Mutex
 }
 
-func newOidBound() *oidBound {
-	b := &oidBound{}
+// NewOidBound returns a bound to compute on first use.
+func NewOidBound() *OidBound {
+	b := &OidBound{}
 	b.max.Store(-1)
 	return b
 }
 
-// raise makes the bound at least oid.
-func (b *oidBound) raise(oid int64) {
+// Raise makes the bound at least oid.
+func (b *OidBound) Raise(oid int64) {
 	for {
 		cur := b.max.Load()
 		if oid <= cur || b.max.CompareAndSwap(cur, oid) {
@@ -42,9 +43,9 @@ func (b *oidBound) raise(oid int64) {
 	}
 }
 
-// above reports whether no obj row has this oid because the oid is above
+// Above reports whether no obj row has this oid because the oid is above
 // the bound; it computes the bound on first use with np partitions.
-func (b *oidBound) above(ctx context.Context, r *sql.DB, np uint32, oid proto.Oid) (bool, error) {
+func (b *OidBound) Above(ctx context.Context, r Querier, np uint32, oid proto.Oid) (bool, error) {
 	if !b.known.Load() {
 		if err := b.compute(ctx, r, np); err != nil {
 			return false, err
@@ -53,7 +54,7 @@ func (b *oidBound) above(ctx context.Context, r *sql.DB, np uint32, oid proto.Oi
 	return int64(oid) > b.max.Load(), nil
 }
 
-func (b *oidBound) compute(ctx context.Context, r *sql.DB, np uint32) error {
+func (b *OidBound) compute(ctx context.Context, r Querier, np uint32) error {
 	b.init.Lock()
 	defer b.init.Unlock()
 	if b.known.Load() {
@@ -61,11 +62,11 @@ func (b *oidBound) compute(ctx context.Context, r *sql.DB, np uint32) error {
 	}
 	for p := range np {
 		var m sql.NullInt64
-		if err := r.QueryRowContext(ctx, `SELECT MAX(oid) FROM obj WHERE partition=?`, p).Scan(&m); err != nil {
+		if err := r.QueryRowContext(ctx, "SELECT MAX(oid) FROM obj WHERE `partition`=?", p).Scan(&m); err != nil {
 			return fmt.Errorf("greatest oid of partition %d: %w", p, err)
 		}
 		if m.Valid {
-			b.raise(m.Int64)
+			b.Raise(m.Int64)
 		}
 	}
 	// Voted records of before a restart, moved to obj by validation.
@@ -74,22 +75,22 @@ func (b *oidBound) compute(ctx context.Context, r *sql.DB, np uint32) error {
 		return fmt.Errorf("greatest oid of voted transactions: %w", err)
 	}
 	if m.Valid {
-		b.raise(m.Int64)
+		b.Raise(m.Int64)
 	}
 	b.known.Store(true)
 	return nil
 }
 
-// raiseFromTobj raises the bound to the oids of a transaction about to
+// RaiseFromTobj raises the bound to the oids of a transaction about to
 // move from tobj to obj, for validation after a restart (stores raise it
 // for the transactions voted since).
-func (b *oidBound) raiseFromTobj(ctx context.Context, tx *wtx, ttid int64) error {
+func (b *OidBound) RaiseFromTobj(ctx context.Context, tx Querier, ttid int64) error {
 	var m sql.NullInt64
 	if err := tx.QueryRowContext(ctx, `SELECT MAX(oid) FROM tobj WHERE tid=?`, ttid).Scan(&m); err != nil {
 		return fmt.Errorf("greatest oid of transaction %s: %w", proto.Tid(ttid), err)
 	}
 	if m.Valid {
-		b.raise(m.Int64)
+		b.Raise(m.Int64)
 	}
 	return nil
 }
