@@ -25,8 +25,9 @@ unit: ## unit tests with the race detector
 integration: build ## multi-process tests against real neoppod nodes (needs ../shared/peers/setup.sh)
 	NEO_PEERS=$(PEERS_DIR) NEO_BIN=$(BIN) $(GO) test -race -count=1 -tags integration -timeout 20m ./internal/integration/... ./neonet/... ./filestorage/... ./pickleref/... ./importconf/... ./storage/backend/importer/...
 
-mysql: ## MySQL backend and neostorage -a MySQL tests on one private MariaDB server (mariadb.sh installs Debian's mariadb-server if missing)
-	@d=$$(mktemp -d /tmp/neo-mysql.XXXXXX) && s=$$($(PEERS_DIR)/mariadb.sh start $$d | tail -1) || exit 1; \
+mysql: ## MySQL backend and neostorage -a MySQL tests on one private MariaDB server (mariadb.sh installs Debian's mariadb-server if missing; RocksDB too if mariadb-plugin-rocksdb is installed)
+	@d=$$(mktemp -d /tmp/neo-mysql.XXXXXX) && \
+	s=$$(MARIADB_ARGS=$$([ -e /usr/lib/mysql/plugin/ha_rocksdb.so ] && echo --plugin-load-add=ha_rocksdb) $(PEERS_DIR)/mariadb.sh start $$d | tail -1) || exit 1; \
 	NEO_PEERS=$(PEERS_DIR) NEO_MYSQL_SOCKET=$$s $(GO) test -race -count=1 ./storage/backend/mysql/... ./cmd/neostorage/; st=$$?; \
 	$(PEERS_DIR)/mariadb.sh stop $$d; rm -rf $$d; exit $$st
 

@@ -54,6 +54,7 @@ func run(m *testing.M) int {
 	start := time.Now()
 	cmd := exec.Command(script, "start", dir)
 	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), mysql.ServerEnv()...)
 	out, err := cmd.Output()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s start %s: %v\n", script, dir, err)

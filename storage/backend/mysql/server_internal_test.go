@@ -23,6 +23,16 @@ import (
 	"github.com/neogo/neo/storage/backend"
 )
 
+// ServerEnv is the environment of mariadb.sh start for the tests' server:
+// when Debian's mariadb-plugin-rocksdb is installed, the server loads the
+// RocksDB engine (TestConformanceRocksDB).
+func ServerEnv() []string {
+	if _, err := os.Stat("/usr/lib/mysql/plugin/ha_rocksdb.so"); err != nil {
+		return nil
+	}
+	return []string{"MARIADB_ARGS=--plugin-load-add=ha_rocksdb"}
+}
+
 // testDB opens a fresh database on the server TestMain (main_test.go)
 // provides, with NP partitions on node me, and an admin connection.
 func testDB(t *testing.T, opts backend.Options) (*DB, *sql.DB, string) {
@@ -335,6 +345,7 @@ func TestServerRestartUnderLoad(t *testing.T) {
 	}
 	progress(20, 30*time.Second)
 	restart := exec.Command(script, "restart", dir)
+	restart.Env = append(os.Environ(), ServerEnv()...)
 	if out, err := restart.CombinedOutput(); err != nil {
 		close(stop)
 		<-done
