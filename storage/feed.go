@@ -127,7 +127,6 @@ func (c *clientConn) feedTransactions(ctx context.Context, r *neonet.Request, m 
 			}
 		}
 	}
-	c.n.prio.yield(ctx)
 	tids, err := db.TIDsFrom(ctx, m.Partition, m.MinTid, m.MaxTid, int(m.Length)+1)
 	if err != nil {
 		return err
@@ -141,7 +140,7 @@ func (c *clientConn) feedTransactions(ctx context.Context, r *neonet.Request, m 
 		known[t] = true
 	}
 	for i, tid := range tids {
-		if i > 0 && i%feedYieldEvery == 0 {
+		if i > 0 && i%yieldEvery == 0 {
 			c.n.prio.yield(ctx)
 		}
 		if known[tid] {
@@ -184,7 +183,6 @@ func (c *clientConn) feedTransactions(ctx context.Context, r *neonet.Request, m 
 
 func (c *clientConn) feedObjects(ctx context.Context, r *neonet.Request, m *proto.AskFetchObjects) error {
 	db := c.n.db
-	c.n.prio.yield(ctx)
 	keys, err := db.ObjectsFrom(ctx, m.Partition, m.MinTid, m.MaxTid, m.MinOid, int(m.Length)+1)
 	if err != nil {
 		return err
@@ -206,7 +204,7 @@ func (c *clientConn) feedObjects(ctx context.Context, r *neonet.Request, m *prot
 		}
 	}
 	for i, k := range keys {
-		if i > 0 && i%feedYieldEvery == 0 {
+		if i > 0 && i%yieldEvery == 0 {
 			c.n.prio.yield(ctx)
 		}
 		if s := known[k.Tid]; s[k.Oid] {

@@ -146,3 +146,48 @@ func TestCheckFeedYieldsToClients(t *testing.T) {
 		})
 	}
 }
+
+// Replication's feeding side yields to clients every yieldEvery records
+// it sends, not at each request: a small catch-up (a storage restarted
+// after a few commits) is answered at once while clients are busy, a bulk
+// one still waits for them.
+func TestFetchFeedYieldsForBulkOnly(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 4*waitDeadline)
+	defer cancel()
+	f := newFeedNode(t, ctx)
+	p := &f.n.prio
+	fetch := func() <-chan bool {
+		done := make(chan bool, 1)
+		errc := f.ask(t, ctx, &proto.AskFetchTransactions{Partition: 0, Length: fetchCount, MinTid: 0, MaxTid: proto.MaxTid},
+			&proto.AnswerFetchTransactions{})
+		go func() {
+			if err := <-errc; err != nil {
+				t.Errorf("fetch answer: %v", err)
+			}
+			done <- true
+		}()
+		return done
+	}
+	if err := f.n.db.ChangePartitionTable(ctx, 1, 1, []backend.CellChange{{Partition: 0, NID: 1, State: proto.UP_TO_DATE}}, true); err != nil {
+		t.Fatal(err)
+	}
+	add := func(from, n int) {
+		var txns []backend.TxnMeta
+		for i := from; i < from+n; i++ {
+			txns = append(txns, backend.TxnMeta{Tid: proto.Tid(1000 + i), TTid: proto.Tid(1000 + i), Oids: []proto.Oid{proto.Oid(i)}})
+		}
+		if err := f.n.db.ReplicateTransactions(ctx, 0, txns, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	p.begin() // a client request in progress, all along
+	add(0, 3)
+	mustProceed(t, fetch(), true)
+
+	add(3, yieldEvery)
+	done := fetch()
+	mustBlock(t, done)
+	p.end()
+	mustProceed(t, done, true)
+}

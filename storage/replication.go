@@ -371,7 +371,9 @@ func (r *replicator) replicate(ctx context.Context, p uint32, upTo proto.Tid) er
 		if err != nil {
 			return err
 		}
-		r.n.prio.yield(ctx) // client requests go first (priority.go)
+		if len(adds)+len(a.TidList) >= yieldEvery {
+			r.n.prio.yield(ctx) // client requests go first (priority.go)
+		}
 		r.n.wmu.Lock()
 		err = db.ReplicateTransactions(ctx, p, adds, a.TidList)
 		if err == nil && first && a.CompletedPack != proto.InvalidTid {
@@ -416,7 +418,9 @@ func (r *replicator) replicate(ctx context.Context, p uint32, upTo proto.Tid) er
 		if a.NextTid != proto.InvalidTid && a.NextTid > 0 {
 			cellTid = a.NextTid - 1
 		}
-		r.n.prio.yield(ctx)
+		if len(adds)+len(del) >= yieldEvery {
+			r.n.prio.yield(ctx)
+		}
 		r.n.wmu.Lock()
 		err = db.ReplicateObjects(ctx, p, adds, del, cellTid)
 		r.n.wmu.Unlock()
