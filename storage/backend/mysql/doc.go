@@ -45,6 +45,22 @@
 // the first id and the length (two big-endian 32-bit integers), with
 // flag 0x80 in data.compression (cluster.md §8.3).
 //
+// # Shared code
+//
+// The queries that read and write the schema the same way as the SQLite
+// backend are package sqlbackend's (with a Dialect: index hints, no
+// DELETE … RETURNING, bigdata pruned with data); this package has the
+// connections, the schema's DDL, votes (multi-row INSERTs cut to fit
+// max_allowed_packet), data storage and loads.
+//
+// # Tests
+//
+// The tests need a server: NEO_MYSQL_SOCKET names a running one (root,
+// empty password), else with NEO_PEERS set TestMain starts a private one
+// with ../shared/peers/mariadb.sh; `make mysql` does the former for this
+// package and cmd/neostorage. The conformance suite of package backendtest
+// runs on InnoDB, and on RocksDB when the server has it.
+//
 // # Deferred deletions
 //
 // neoppod may leave data ids to prune in table todel; opening the

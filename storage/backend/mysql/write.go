@@ -55,7 +55,7 @@ func bigRange(header []byte) (first, end int64, length int, err error) {
 }
 
 // readBig reads a split value.
-func readBig(ctx context.Context, q querier, header []byte) ([]byte, error) {
+func readBig(ctx context.Context, q sqlbackend.Querier, header []byte) ([]byte, error) {
 	first, end, length, err := bigRange(header)
 	if err != nil {
 		return nil, err
@@ -82,12 +82,6 @@ func readBig(ctx context.Context, q querier, header []byte) ([]byte, error) {
 		return nil, fmt.Errorf("read bigdata %d-%d: %d rows of %d bytes, want %d bytes", first, end-1, n, len(data), length)
 	}
 	return data, nil
-}
-
-// querier is what reads need of *sql.DB, *sql.Tx and *sql.Conn.
-type querier interface {
-	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
 }
 
 // storeBig writes a value of bigValue bytes or more in bigdata rows of
