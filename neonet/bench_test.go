@@ -3,9 +3,11 @@ package neonet
 import (
 	"bytes"
 	"context"
+	"flag"
 	"io"
 	"net"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,9 +81,35 @@ func BenchmarkRawTCPEcho32(b *testing.B) {
 	}
 }
 
+// benchObserve gives both links of the benchmarks an Observer, to
+// measure its cost (go test -bench . ./neonet -args -observe).
+var benchObserve = flag.Bool("observe", false, "benchmarks: links with an Observer counting atomically")
+
+// atomicObserver counts packets, bytes and serving times with atomic
+// adds, as a metrics observer does.
+type atomicObserver struct {
+	packets, bytes [2][256]atomic.Int64 // [answer][code&0xff]
+	served         [256]atomic.Int64
+}
+
+func (o *atomicObserver) PacketSent(code uint16, size int) {
+	o.packets[code>>15][code&0xff].Add(1)
+	o.bytes[code>>15][code&0xff].Add(int64(size))
+}
+
+func (o *atomicObserver) PacketReceived(code uint16, size int) { o.PacketSent(code, size) }
+
+func (o *atomicObserver) RequestServed(code uint16, d time.Duration) {
+	o.served[code&0xff].Add(int64(d))
+}
+
 // benchPair returns connected links for a benchmark.
 func benchPair(b *testing.B, scfg Config) *Link {
-	cli, _ := pair(b, "tcp4", Config{}, scfg)
+	var ccfg Config
+	if *benchObserve {
+		ccfg.Observer, scfg.Observer = new(atomicObserver), new(atomicObserver)
+	}
+	cli, _ := pair(b, "tcp4", ccfg, scfg)
 	return cli
 }
 

@@ -65,6 +65,9 @@ type Config struct {
 	// queued notifications, since neoppod's client uses a Ping to the
 	// master as a barrier for invalidations (its sync()).
 	DeliverPing bool
+	// Observer, if set, is told of every packet sent and received and of
+	// the time each request of the peer took to be answered (metrics).
+	Observer Observer
 }
 
 func (c Config) withDefaults() Config {
@@ -128,6 +131,8 @@ type Link struct {
 	raw          syscall.RawConn // for writes that must not block (Post); nil if the conn has none
 	abortTimeout time.Duration
 
+	obs *observing // nil without Config.Observer
+
 	// Lifecycle.
 	closing atomic.Bool   // set once, under mu, when the close starts
 	done    chan struct{} // closed when the reader and writer goroutines have exited
@@ -164,6 +169,9 @@ func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
 		done:         make(chan struct{}),
 	}
 	l.wmu.cond.L = &l.wmu.Mutex
+	if cfg.Observer != nil {
+		l.obs = &observing{obs: cfg.Observer, serving: make(map[uint32]served)}
+	}
 	l.mu.pending = make(map[uint32]*Call)
 	l.mu.handler = cfg.Handler
 	return l

@@ -212,6 +212,9 @@ func (l *Link) dispatch(frame []byte) bool {
 		l.shutdown(fmt.Errorf("%w: %w", ErrProtocol, err), false)
 		return false
 	}
+	if l.obs != nil {
+		l.obs.received(id, code, len(frame))
+	}
 	if code&proto.ResponseMask != 0 {
 		return l.dispatchAnswer(id, code, args)
 	}

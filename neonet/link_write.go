@@ -109,8 +109,18 @@ func (l *Link) newIDLocked() uint32 {
 // leaves it to the goroutine writing (see writeLocked). wmu must be held;
 // sendLocked releases it.
 func (l *Link) sendLocked(id uint32, m proto.Msg) error {
-	l.wmu.buf = proto.AppendPacket(l.wmu.buf, id, m)
+	l.appendLocked(id, m)
 	return l.writeLocked(id, m)
+}
+
+// appendLocked encodes the packet m with id at the end of the buffer, and
+// tells the observer; wmu must be held.
+func (l *Link) appendLocked(id uint32, m proto.Msg) {
+	n := len(l.wmu.buf)
+	l.wmu.buf = proto.AppendPacket(l.wmu.buf, id, m)
+	if l.obs != nil {
+		l.obs.sent(id, m.NEOMsgCode(), len(l.wmu.buf)-n)
+	}
 }
 
 // writeLocked writes the buffer, whose last packet is m with id, on the
@@ -150,7 +160,7 @@ func (l *Link) writeLocked(id uint32, m proto.Msg) error {
 // in a burst, the writer goroutine writes it all. wmu must be held;
 // postLocked releases it.
 func (l *Link) postLocked(id uint32, m proto.Msg) error {
-	l.wmu.buf = proto.AppendPacket(l.wmu.buf, id, m)
+	l.appendLocked(id, m)
 	if l.wmu.writing {
 		l.wmu.Unlock()
 		return nil

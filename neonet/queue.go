@@ -41,7 +41,7 @@ func (l *Link) StartQueued(req, resp proto.Msg) (*Call, error) {
 // releases it.
 func (l *Link) queueLocked(id uint32, req proto.Msg) error {
 	timerOn := len(l.wmu.buf) > 0 && !l.wmu.writing // requests queued before ours
-	l.wmu.buf = proto.AppendPacket(l.wmu.buf, id, req)
+	l.appendLocked(id, req)
 	if l.wmu.writing || len(l.wmu.buf) >= maxUnflushed {
 		return l.writeLocked(id, req)
 	}
