@@ -43,6 +43,8 @@ type Config struct {
 	ReconnectDelay time.Duration
 	// Logger receives the node's events; nil discards them.
 	Logger *slog.Logger
+	// NetObserver, if set, is told of the traffic of every link (metrics).
+	NetObserver neonet.Observer
 }
 
 // MonitorConfig is neoadmin's --monitor-* and --smtp* options (cluster.md

@@ -101,9 +101,10 @@ func (n *Node) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ln, err := neonet.Listen(ctx, "tcp", n.cfg.Bind.String(), neonet.Config{
-		Logger:  n.log,
-		TLS:     n.cfg.TLS,
-		Handler: n.serveCtl,
+		Logger:   n.log,
+		TLS:      n.cfg.TLS,
+		Handler:  n.serveCtl,
+		Observer: n.cfg.NetObserver,
 	})
 	if err != nil {
 		return fmt.Errorf("admin: listen for neoctl: %w", err)
@@ -323,7 +324,7 @@ func (n *Node) connectPrimary(ctx context.Context, nid proto.NodeID) (*masterLin
 	}
 	d := &masterlink.Dialer{
 		Masters: n.masters,
-		Net:     neonet.Config{Logger: n.log, TLS: n.cfg.TLS},
+		Net:     neonet.Config{Logger: n.log, TLS: n.cfg.TLS, Observer: n.cfg.NetObserver},
 		Delay:   n.cfg.ReconnectDelay,
 		Learned: func(known []proto.Addr) { n.saveMasters(known, nil) },
 		Logger:  n.log,

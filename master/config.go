@@ -47,6 +47,8 @@ type Config struct {
 	TLS *neonet.TLSConfig
 	// Logger receives the node's log; nil discards it.
 	Logger *slog.Logger
+	// NetObserver, if set, is told of the traffic of every link (metrics).
+	NetObserver neonet.Observer
 	// Now returns the current time; nil means time.Now. It feeds the
 	// master's monotonic clock (node timestamps) and TID generation.
 	Now func() time.Time

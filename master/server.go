@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/neogo/neo/master/core"
@@ -42,6 +43,7 @@ type Server struct {
 	stop    chan struct{}
 	stopped sync.Once
 	wg      sync.WaitGroup
+	status  atomic.Pointer[Status] // published by Run's loop after each step
 }
 
 // event is what the loop receives: a [core.Event] for the machine, or
@@ -70,7 +72,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	return &Server{
 		cfg:    cfg,
-		netcfg: neonet.Config{Logger: cfg.Logger, TLS: cfg.TLS, DeliverPing: true},
+		netcfg: neonet.Config{Logger: cfg.Logger, TLS: cfg.TLS, DeliverPing: true, Observer: cfg.NetObserver},
 		log:    cfg.Logger,
 		events: make(chan event, 1024),
 		ready:  make(chan struct{}),
@@ -109,6 +111,7 @@ type linkState struct {
 // Run listens and serves until ctx ends, Shutdown is called or the cluster
 // is stopped (neoctl set cluster STOPPING: Run then returns nil).
 func (s *Server) Run(ctx context.Context) error {
+	defer s.status.Store(nil) // Status: not running
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ln, err := neonet.Listen(ctx, "tcp", s.cfg.Bind.String(), s.netcfg)
@@ -229,7 +232,9 @@ func (s *Server) Run(ctx context.Context) error {
 			delete(links, c.Conn)
 			delete(closing, c.Conn)
 		}
-		for _, e := range m.Step(ev.(core.Event)) {
+		effects := m.Step(ev.(core.Event))
+		s.publish(m)
+		for _, e := range effects {
 			switch e.Kind {
 			case core.Dial:
 				now := time.Now()

@@ -257,7 +257,7 @@ func (n *Node) dialStorageOnce(ctx context.Context, nid proto.NodeID, addr strin
 		hook(nid, attempt)
 	}
 	sl := newStorageLink(n, nid)
-	l, err := neonet.Dial(dctx, "tcp", addr, neonet.Config{Logger: n.log, TLS: n.cfg.TLS, Handler: sl.received})
+	l, err := neonet.Dial(dctx, "tcp", addr, neonet.Config{Logger: n.log, TLS: n.cfg.TLS, Handler: sl.received, Observer: n.cfg.NetObserver})
 	if err != nil {
 		replaced := !n.dials.done(d)
 		if replaced {

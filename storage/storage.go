@@ -43,6 +43,8 @@ type Config struct {
 	// ReconnectDelay is the pause between two attempts to reach the same
 	// master. Zero means DefaultReconnectDelay.
 	ReconnectDelay time.Duration
+	// NetObserver, if set, is told of the traffic of every link (metrics).
+	NetObserver neonet.Observer
 }
 
 // Validate checks the configuration and names the faulty field.
@@ -90,6 +92,7 @@ type Node struct {
 	checkMu sync.Mutex     // replica checks run one at a time
 	prio    clientPriority // client requests in progress, for replication to yield to
 	dials   storageDials   // silent dials to other storages (ha_dial.go)
+	stats   nodeStats      // counters for metrics (status.go)
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Shutdown
@@ -147,7 +150,7 @@ func (n *Node) Listen(ctx context.Context) error {
 	if n.ln != nil {
 		return nil
 	}
-	ln, err := neonet.Listen(ctx, "tcp", n.cfg.Bind, neonet.Config{Logger: n.log, TLS: n.cfg.TLS})
+	ln, err := neonet.Listen(ctx, "tcp", n.cfg.Bind, neonet.Config{Logger: n.log, TLS: n.cfg.TLS, Observer: n.cfg.NetObserver})
 	if err != nil {
 		return err
 	}
@@ -320,7 +323,7 @@ func (n *Node) connectMaster(ctx context.Context) (*neonet.Link, error) {
 	nid := n.NID()
 	d := &masterlink.Dialer{
 		Masters: func() []string { return n.cfg.Masters },
-		Net:     neonet.Config{Logger: n.log, TLS: n.cfg.TLS},
+		Net:     neonet.Config{Logger: n.log, TLS: n.cfg.TLS, Observer: n.cfg.NetObserver},
 		Delay:   n.cfg.ReconnectDelay,
 		Logger:  n.log,
 		Ready: func(ctx context.Context, link *neonet.Link, acc *proto.AcceptIdentification) error {
@@ -421,6 +424,7 @@ func (n *Node) startOperation(ctx context.Context) error {
 			return n.mu.pt != nil && n.mu.pt.readable(p, n.mu.nid)
 		},
 		NotifyDeadlock: n.notifyDeadlock,
+		Conflicts:      &n.stats.conflicts,
 	})
 	n.mu.operational = true
 	close(n.mu.notifyCh) // wakes the identifications waiting for it
@@ -432,6 +436,7 @@ func (n *Node) startOperation(ctx context.Context) error {
 // notifyDeadlock sends NotifyDeadlock to the client link of nid. It is a
 // callback of the transaction manager: it must not block.
 func (n *Node) notifyDeadlock(client proto.NodeID, ttid proto.Tid, oid proto.Oid) {
+	n.stats.deadlocks.Add(1)
 	n.mu.Lock()
 	var link *neonet.Link
 	for l, id := range n.mu.links {

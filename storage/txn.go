@@ -35,6 +35,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/neogo/neo/proto"
@@ -193,6 +194,7 @@ type txnManager struct {
 	readable       func(partition uint32) bool
 	notifyDeadlock func(client proto.NodeID, ttid proto.Tid, oid proto.Oid)
 	now            func() time.Time
+	conflicts      *atomic.Uint64 // counts conflicts found, if not nil
 
 	mu struct {
 		sync.Mutex
@@ -229,6 +231,8 @@ type txnConfig struct {
 	NotifyDeadlock func(client proto.NodeID, ttid proto.Tid, oid proto.Oid)
 	// Now is the clock used to report slow requests (time.Now if nil).
 	Now func() time.Time
+	// Conflicts, if not nil, counts the conflicts found (metrics).
+	Conflicts *atomic.Uint64
 }
 
 func newTxnManager(cfg txnConfig) *txnManager {
@@ -239,6 +243,7 @@ func newTxnManager(cfg txnConfig) *txnManager {
 		readable:       cfg.Readable,
 		notifyDeadlock: cfg.NotifyDeadlock,
 		now:            cfg.Now,
+		conflicts:      cfg.Conflicts,
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -353,6 +358,9 @@ func (m *txnManager) lockObject(t *txn, serial proto.Tid, oid proto.Oid) (lockRe
 	}
 	if haveCurrent && current != serial {
 		m.log.Info("conflict", "oid", oid, "ttid", t.ttid, "serial", serial, "current", current)
+		if m.conflicts != nil {
+			m.conflicts.Add(1)
+		}
 		return 0, &conflictError{current}
 	}
 	m.mu.writeLocks[oid] = t.ttid

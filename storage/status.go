@@ -1,0 +1,43 @@
+package storage
+
+import (
+	"sync/atomic"
+
+	"github.com/neogo/neo/proto"
+)
+
+// nodeStats are the node's counters for metrics.
+type nodeStats struct {
+	conflicts atomic.Uint64 // stores answered with a conflict
+	deadlocks atomic.Uint64 // NotifyDeadlock sent (deadlock avoidances)
+}
+
+// Status is a snapshot of a storage node, for health checks and metrics.
+type Status struct {
+	NID proto.NodeID
+	// Operational: the master started operation (the node serves clients).
+	Operational bool
+	// Cells counts the cells of this node by state; nil before the node
+	// has a partition table.
+	Cells map[proto.CellState]int
+	// Conflicts counts the stores answered with a conflict and Deadlocks
+	// the deadlock avoidances (NotifyDeadlock sent), since the start.
+	Conflicts, Deadlocks uint64
+}
+
+// Status returns a snapshot of the node.
+func (n *Node) Status() Status {
+	st := Status{Conflicts: n.stats.conflicts.Load(), Deadlocks: n.stats.deadlocks.Load()}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st.NID, st.Operational = n.mu.nid, n.mu.operational
+	if pt := n.mu.pt; pt != nil {
+		st.Cells = map[proto.CellState]int{}
+		for p := range pt.np() {
+			if s, ok := pt.state(p, n.mu.nid); ok {
+				st.Cells[s]++
+			}
+		}
+	}
+	return st
+}
