@@ -6,8 +6,10 @@
 //	         [--monitor-maxlag SECONDS] [--monitor-email ADDR]... [--monitor-backup NAME]...
 //	         [--smtp HOST[:PORT]] [--smtp-tls] [--smtp-auth USER:PASS]
 //	         [-l LOGFILE] [--ca CA --cert CERT --key KEY] [-f FILE [-s SECTION]]
+//	         [--http HOST:PORT [--http-pprof]]
 //
-// A bad command line exits with status 2, a configuration error with 1.
+// --http (ours, not neoppod's) serves /healthz, /readyz and /metrics
+// (package internal/nodehttp). A bad command line exits with status 2, a configuration error with 1.
 // The admin exits with status 0 when the cluster is shut down.
 package main
 
@@ -26,6 +28,7 @@ import (
 
 	"github.com/neogo/neo/admin"
 	"github.com/neogo/neo/internal/cliopt"
+	"github.com/neogo/neo/internal/nodehttp"
 	"github.com/neogo/neo/proto"
 )
 
@@ -93,9 +96,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Options: adminOptions(),
 		Role:    "admin",
 		Config:  configFromOptions,
-		New: func(cfg admin.Config, log *slog.Logger) (cliopt.Node, error) {
+		New: func(cfg admin.Config, log *slog.Logger, h *nodehttp.Handler) (cliopt.Node, error) {
 			cfg.Logger = log
-			return admin.NewNode(cfg)
+			cfg.NetObserver = h.NetObserver()
+			n, err := admin.NewNode(cfg)
+			if err == nil {
+				h.SetAdmin(n)
+			}
+			return n, err
 		},
 		Stopped: func(err error) bool { return errors.Is(err, admin.ErrStopped) },
 	}

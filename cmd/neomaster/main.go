@@ -6,8 +6,10 @@
 //	          [-A AUTOSTART] [-C UPSTREAM_CLUSTER -M UPSTREAM_MASTERS] [-B]
 //	          [-i NID] [-D DYNAMIC_MASTER_LIST] [-l LOGFILE]
 //	          [--ca CA --cert CERT --key KEY] [-f FILE [-s SECTION]]
+//	          [--http HOST:PORT [--http-pprof]]
 //
-// A bad command line exits with status 2, a configuration error with 1.
+// --http (ours, not neoppod's) serves /healthz, /readyz and /metrics
+// (package internal/nodehttp). A bad command line exits with status 2, a configuration error with 1.
 package main
 
 import (
@@ -24,6 +26,7 @@ import (
 
 	"github.com/neogo/neo/internal/cliopt"
 	"github.com/neogo/neo/internal/cpuprof"
+	"github.com/neogo/neo/internal/nodehttp"
 	"github.com/neogo/neo/master"
 	"github.com/neogo/neo/proto"
 )
@@ -100,9 +103,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Options: masterOptions(),
 		Role:    "master",
 		Config:  configFromOptions,
-		New: func(cfg master.Config, log *slog.Logger) (cliopt.Node, error) {
+		New: func(cfg master.Config, log *slog.Logger, h *nodehttp.Handler) (cliopt.Node, error) {
 			cfg.Logger = log
-			return master.NewServer(cfg)
+			cfg.NetObserver = h.NetObserver()
+			s, err := master.NewServer(cfg)
+			if err == nil {
+				h.SetMaster(s)
+			}
+			return s, err
 		},
 	}
 	return d.Run(ctx, args, stdout, stderr)

@@ -5,11 +5,13 @@
 //
 // The SQLite adapter is the default (neoppod defaults to MySQL); MySQL
 // (and neoppod's aliases MySQLdb, PyMySQL) takes neoppod's
-// [user[:password]@]database[socket] with --engine and --wait. One
-// option is ours: --cache-size (default 64M, 0 disables) sizes the
+// [user[:password]@]database[socket] with --engine and --wait. Some
+// options are ours: --cache-size (default 64M, 0 disables) sizes the
 // in-memory cache of object revisions (package objcache) in front of the
-// database. Options may come from an INI file (-f FILE -s SECTION, section
-// "storage" by default); the command line wins.
+// database; --http HOST:PORT (and --http-pprof) serves /healthz, /readyz
+// and /metrics (package internal/nodehttp). Options may come from an INI
+// file (-f FILE -s SECTION, section "storage" by default); the command
+// line wins.
 //
 // With -a Importer, -d is neoppod's importer.conf: the node serves ZODB
 // FileStorages at once while importing them into its SQLite database
@@ -52,7 +54,7 @@ func parser() *cliopt.Parser {
 	return &cliopt.Parser{
 		Prog:        "neostorage",
 		Description: "NEO storage node (Go implementation)",
-		Options: []*cliopt.Option{
+		Options: append([]*cliopt.Option{
 			{Short: "f", Long: "file", Kind: cliopt.Path, Help: "specify a configuration file"},
 			{Short: "s", Long: "section", Kind: cliopt.String, Default: "storage", HasDefault: true, Help: "specify a configuration section"},
 			{Short: "l", Long: "logfile", Kind: cliopt.Path, Help: "log debugging information to specified file"},
@@ -76,7 +78,7 @@ func parser() *cliopt.Parser {
 			{Short: "i", Long: "nid", Kind: cliopt.String, Help: "specify an NID to use for this process (testing purpose)"},
 			{Long: "new-nid", Kind: cliopt.Bool, Help: "request a new NID for a cloned node, then exit (not supported)"},
 			{Long: "reset", Kind: cliopt.Bool, Help: "remove an existing database if any, and exit"},
-		},
+		}, cliopt.HTTPOptions()...),
 	}
 }
 
@@ -193,6 +195,7 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 	}()
 	_, disablePack := opts["disable_pack"]
 	_, disableDrop := opts["disable_drop_partitions"]
+	h := cliopt.NewHTTP(opts)
 	node, err := storage.New(storage.Config{
 		Cluster:               opts["cluster"],
 		Masters:               masters,
@@ -203,11 +206,19 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 		DisablePack:           disablePack,
 		DisableDropPartitions: disableDrop,
 		Logger:                log.With("cluster", opts["cluster"]),
+		NetObserver:           h.NetObserver(),
 	})
 	if err != nil {
 		db.Close()
 		return err
 	}
+	h.SetStorage(node, db)
+	stopHTTP, err := cliopt.StartHTTP(ctx, opts, h, log)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	defer stopHTTP()
 	err = node.Run(ctx)
 	switch {
 	case errors.Is(err, storage.ErrOtherCluster):

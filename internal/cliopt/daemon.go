@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/neogo/neo/internal/nodehttp"
 	"github.com/neogo/neo/neonet"
 )
 
@@ -73,9 +74,10 @@ func (p *Parser) Logger(logfile string, stderr io.Writer, attrs ...any) (log *sl
 // admin) take before their own, in neoppod's order (its BaseApplication
 // and addCommonServerOptions): log file, TLS files, config file and
 // section (section by default), cluster, masters (masters by default,
-// none if ""), bind (bind by default) and the dynamic master list.
+// none if ""), bind (bind by default) and the dynamic master list; then
+// ours, [HTTPOptions].
 func ServerOptions(section, masters, bind string) []*Option {
-	return []*Option{
+	return append([]*Option{
 		{Short: "l", Long: "logfile", Kind: Path, Help: "log debugging information to specified file"},
 		{Long: "ca", Kind: Path, Help: "(SSL) certificate authority in PEM format"},
 		{Long: "cert", Kind: Path, Help: "(SSL) certificate in PEM format"},
@@ -86,7 +88,40 @@ func ServerOptions(section, masters, bind string) []*Option {
 		{Short: "m", Long: "masters", Default: masters, HasDefault: masters != "", Help: "space-separated list of master node addresses"},
 		{Short: "b", Long: "bind", Default: bind, HasDefault: true, Help: "the local address to bind to"},
 		{Short: "D", Long: "dynamic-master-list", Kind: Path, Help: "path of the file containing dynamic master node list"},
+	}, HTTPOptions()...)
+}
+
+// HTTPOptions returns the options of a node's HTTP endpoints (package
+// nodehttp), which neoppod lacks: --http HOST:PORT (off unless given) and
+// --http-pprof. [StartHTTP] acts on them.
+func HTTPOptions() []*Option {
+	return []*Option{
+		{Long: "http", Help: "serve /healthz, /readyz and /metrics (Prometheus) on HOST:PORT (not in neoppod)"},
+		{Long: "http-pprof", Kind: Bool, Help: "serve /debug/pprof/ too, with --http (not in neoppod)"},
 	}
+}
+
+// NewHTTP returns the handler of the node's HTTP endpoints when the
+// option values ask for them (--http), else nil: the node then attaches
+// and observes nothing (a nil *nodehttp.Handler is valid).
+func NewHTTP(values map[string]string) *nodehttp.Handler {
+	if values["http"] == "" {
+		return nil
+	}
+	return nodehttp.New(nodehttp.Options{Pprof: values["http_pprof"] == "true"})
+}
+
+// StartHTTP serves h, if not nil, on the address of --http until ctx
+// ends or stop is called.
+func StartHTTP(ctx context.Context, values map[string]string, h *nodehttp.Handler, log *slog.Logger) (stop func(), err error) {
+	if h == nil {
+		return func() {}, nil
+	}
+	srv, err := nodehttp.Listen(ctx, values["http"], h, log)
+	if err != nil {
+		return nil, err
+	}
+	return func() { srv.Close() }, nil
 }
 
 // LoadTLS returns the TLS config that the options ca, cert and key (of
@@ -118,8 +153,11 @@ type Daemon[C any] struct {
 	// Config turns the option values into the node's config and the
 	// path of its log file ("" for stderr).
 	Config func(values map[string]string) (cfg C, logfile string, err error)
-	// New makes the node of cfg, which logs to log.
-	New func(cfg C, log *slog.Logger) (Node, error)
+	// New makes the node of cfg, which logs to log. With --http, h is
+	// the node's HTTP side, to give its links as observer
+	// ([nodehttp.Handler.NetObserver]) and to attach the node to; else
+	// h is nil, which both accept.
+	New func(cfg C, log *slog.Logger, h *nodehttp.Handler) (Node, error)
 	// Stopped, if not nil, says which errors of the node's Run are a
 	// normal end of the daemon, besides nil and [context.Canceled].
 	Stopped func(err error) bool
@@ -145,11 +183,18 @@ func (d *Daemon[C]) Run(ctx context.Context, args []string, stdout, stderr io.Wr
 		return p.Fail(stderr, err)
 	}
 	defer closeLog()
-	node, err := d.New(cfg, log)
+	h := NewHTTP(values)
+	node, err := d.New(cfg, log, h)
 	if err != nil {
 		log.Error(d.Role+" not started", "err", err)
 		return p.Fail(stderr, err)
 	}
+	stopHTTP, err := StartHTTP(ctx, values, h, log)
+	if err != nil {
+		log.Error(d.Role+" not started", "err", err)
+		return p.Fail(stderr, err)
+	}
+	defer stopHTTP()
 	err = node.Run(ctx)
 	if err == nil || errors.Is(err, context.Canceled) || d.Stopped != nil && d.Stopped(err) {
 		return 0

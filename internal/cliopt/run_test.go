@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/neogo/neo/internal/nodehttp"
 )
 
 // testNode is a node whose Run returns err.
@@ -27,7 +29,7 @@ func testDaemon(newErr, runErr error) *Daemon[string] {
 			}
 			return v["cluster"], v["logfile"], nil
 		},
-		New: func(cfg string, log *slog.Logger) (Node, error) {
+		New: func(cfg string, log *slog.Logger, _ *nodehttp.Handler) (Node, error) {
 			if newErr != nil {
 				return nil, newErr
 			}
@@ -53,6 +55,10 @@ func TestDaemonRun(t *testing.T) {
 			stderr: []string{`msg="test not started" node=test cluster=x err="no way"`, "neotest: no way"}},
 		{name: "run error", args: []string{"-c", "x"}, runErr: errors.New("boom"), status: 1,
 			stderr: []string{`msg="test stopped" node=test cluster=x err=boom`, "neotest: boom"}},
+		{name: "bad --http", args: []string{"-c", "x", "--http", "nowhere"}, status: 1,
+			stderr: []string{`msg="test not started"`, "neotest: --http nowhere: listen tcp: address nowhere: missing port in address"}},
+		{name: "--http", args: []string{"-c", "x", "--http", "127.0.0.1:0", "--http-pprof"}, status: 0,
+			stderr: []string{`msg="serving HTTP" node=test cluster=x addr=127.0.0.1:`}},
 		{name: "normal end", args: []string{"-c", "x"}, status: 0},
 		{name: "canceled", args: []string{"-c", "x"}, runErr: context.Canceled, status: 0},
 		{name: "stopped", args: []string{"-c", "x"}, runErr: errTestStopped, status: 0},

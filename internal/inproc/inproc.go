@@ -39,6 +39,7 @@ import (
 
 	"github.com/neogo/neo/admin"
 	"github.com/neogo/neo/ctl"
+	"github.com/neogo/neo/internal/nodehttp"
 	"github.com/neogo/neo/master"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
@@ -79,6 +80,11 @@ type Config struct {
 	// Logger returns the logger of a node, by name; it is called at each
 	// start of the node. Nil discards every log.
 	Logger func(node string) (*slog.Logger, error)
+	// HTTP returns the HTTP side (metrics, readiness) of a node, by name,
+	// or nil for none; it is called at each start of the node, which
+	// observes its links with it and attaches itself to it. Returning the
+	// same handler at each start keeps the node's series across restarts.
+	HTTP func(node string) *nodehttp.Handler
 }
 
 // Node names (see the package documentation).
@@ -167,6 +173,8 @@ type node struct {
 	done    chan struct{} // closed when Run returned; err is then set
 	err     error
 	db      backend.Backend // a storage's backend in its current run
+
+	http *nodehttp.Handler // of the current run, set and read by start only; nil without Config.HTTP
 }
 
 // New checks cfg and prepares a cluster; [Cluster.Start] starts it.
@@ -328,6 +336,9 @@ func (c *Cluster) start(ctx context.Context, n *node) error {
 		}
 		log = l
 	}
+	if c.cfg.HTTP != nil {
+		n.http = c.cfg.HTTP(n.name)
+	}
 	var err error
 	switch n.typ {
 	case proto.MASTER:
@@ -352,6 +363,8 @@ func (c *Cluster) startMaster(ctx context.Context, n *node, log *slog.Logger) er
 		Autostart:  c.cfg.Storages,
 		TLS:        c.cfg.TLS,
 		Logger:     log,
+
+		NetObserver: n.http.NetObserver(),
 	}
 	if c.cfg.Masters > 1 {
 		cfg.Masters = slices.Clone(c.masters)
@@ -360,6 +373,7 @@ func (c *Cluster) startMaster(ctx context.Context, n *node, log *slog.Logger) er
 	if err != nil {
 		return err
 	}
+	n.http.SetMaster(srv)
 	done, err := c.spawn(n, srv.Run)
 	if err != nil {
 		return err
@@ -391,8 +405,11 @@ func (c *Cluster) startStorage(ctx context.Context, n *node, log *slog.Logger) e
 		Backend: db,
 		TLS:     c.cfg.TLS,
 		Logger:  log,
+
+		NetObserver: n.http.NetObserver(),
 	})
 	if err == nil {
+		n.http.SetStorage(node, db)
 		err = node.Listen(ctx)
 	}
 	if err != nil {
@@ -416,10 +433,13 @@ func (c *Cluster) startAdmin(ctx context.Context, n *node, log *slog.Logger) err
 		Bind:    bind,
 		TLS:     c.cfg.TLS,
 		Logger:  log,
+
+		NetObserver: n.http.NetObserver(),
 	})
 	if err != nil {
 		return err
 	}
+	n.http.SetAdmin(adm)
 	done, err := c.spawn(n, adm.Run)
 	if err != nil {
 		return err

@@ -30,6 +30,7 @@ import (
 	"github.com/neogo/neo/client"
 	"github.com/neogo/neo/ctl"
 	"github.com/neogo/neo/internal/inproc"
+	"github.com/neogo/neo/internal/nodehttp"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
@@ -58,6 +59,8 @@ type Options struct {
 	// CacheSize puts each storage's backend behind an object cache of
 	// that many bytes (objcache.Wrap); 0: no cache.
 	CacheSize int64
+	// HTTP, if set, gives the nodes their HTTP side (inproc.Config.HTTP).
+	HTTP func(node string) *nodehttp.Handler
 }
 
 // Node names, for [Cluster.Stop] and [Cluster.Restart].
@@ -100,6 +103,7 @@ func Start(tb testing.TB, o Options) *Cluster {
 		Admin:      o.Admin,
 		TLS:        o.TLS,
 		CacheSize:  o.CacheSize,
+		HTTP:       o.HTTP,
 		Logger:     func(node string) (*slog.Logger, error) { return Logger().With("node", node), nil },
 	})
 	if err != nil {

@@ -1,0 +1,184 @@
+// Package nodehttp is a node's HTTP side (issue 14): /healthz (the
+// process is alive), /readyz (the node does its job: a master's cluster
+// is RUNNING, a storage's cells are readable, an admin is connected to
+// the primary master), /metrics in Prometheus' text format and, if
+// asked, /debug/pprof/.
+//
+// A [Handler] holds one node's metrics registry, so that nodes sharing a
+// process (internal/inproc, neosimple) keep their metrics apart. It is
+// made before its node, since the node's links report their traffic to
+// it ([Handler.NetObserver]); the node is then attached with
+// [Handler.SetMaster], [Handler.SetStorage] or [Handler.SetAdmin], again
+// after a restart, and is read at each scrape: the node packages keep no
+// Prometheus dependency.
+package nodehttp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/neogo/neo/neonet"
+)
+
+// Handler serves one node's endpoints. Its methods are safe for
+// concurrent use; a nil *Handler attaches nothing and observes nothing.
+type Handler struct {
+	reg *prometheus.Registry
+	net *netMetrics
+	mux *http.ServeMux
+	src atomic.Pointer[source]
+}
+
+// source is the node attached to a handler.
+type source struct {
+	// ready returns nil when the node is ready, else why not.
+	ready   func() error
+	collect func(ch chan<- prometheus.Metric)
+}
+
+// Options configure a Handler.
+type Options struct {
+	// Pprof serves net/http/pprof under /debug/pprof/ (--http-pprof).
+	Pprof bool
+}
+
+// New returns a handler with its own registry, holding the Go runtime
+// and process metrics, the links' metrics and those of the node attached
+// later.
+func New(opts Options) *Handler {
+	h := &Handler{reg: prometheus.NewRegistry(), mux: http.NewServeMux()}
+	h.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		nodeCollector{h},
+	)
+	h.net = newNetMetrics(h.reg)
+	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	h.mux.HandleFunc("GET /readyz", h.readyz)
+	h.mux.Handle("GET /metrics", promhttp.HandlerFor(h.reg, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		Registry:      h.reg, // promhttp_metric_handler_errors_total
+	}))
+	if opts.Pprof {
+		h.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		h.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		h.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		h.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		h.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+	h.mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, fmt.Sprintf("404 %s: no such page (try /healthz, /readyz, /metrics)", r.URL.Path), http.StatusNotFound)
+	})
+	return h
+}
+
+// ServeHTTP serves the node's endpoints.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Registry returns the node's registry, for metrics of its own.
+func (h *Handler) Registry() *prometheus.Registry { return h.reg }
+
+// NetObserver returns the observer to give the node's links
+// ([neonet.Config.Observer]); nil for a nil handler.
+func (h *Handler) NetObserver() neonet.Observer {
+	if h == nil {
+		return nil // not a typed nil: the links must see no observer
+	}
+	return h.net
+}
+
+func (h *Handler) attach(s *source) {
+	if h != nil {
+		h.src.Store(s)
+	}
+}
+
+func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	err := errors.New("node not started")
+	if s := h.src.Load(); s != nil {
+		err = s.ready()
+	}
+	if err != nil {
+		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// nodeCollector collects the metrics of the attached node at each scrape.
+// It is unchecked (describes nothing): what a node exports depends on its
+// role, known only once it is attached.
+type nodeCollector struct{ h *Handler }
+
+func (c nodeCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	if s := c.h.src.Load(); s != nil {
+		s.collect(ch)
+	}
+}
+
+// Server is an HTTP server of a handler.
+type Server struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{}
+}
+
+// Listen listens on addr (HOST:PORT, port 0 for a free one) and serves h
+// until [Server.Close] or ctx ends.
+func Listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--http %s: %w", addr, err)
+	}
+	s := &Server{
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			BaseContext:       func(net.Listener) context.Context { return ctx },
+		},
+		ln:   ln,
+		done: make(chan struct{}),
+	}
+	log.Info("serving HTTP", "addr", ln.Addr().String())
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("HTTP server stopped", "addr", addr, "err", err)
+		}
+	}()
+	context.AfterFunc(ctx, func() { s.Close() })
+	return s, nil
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// URL returns the server's base URL, "http://HOST:PORT".
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Close stops the server at once and waits for it to end.
+func (s *Server) Close() error {
+	err := s.srv.Close()
+	<-s.done
+	return err
+}

@@ -1,0 +1,192 @@
+package nodehttp
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/neogo/neo/admin"
+	"github.com/neogo/neo/master"
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage"
+	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/objcache"
+)
+
+// Metrics of the nodes, read from their Status at each scrape.
+var (
+	descClusterState = prometheus.NewDesc("neo_cluster_state",
+		"Cluster state as this node knows it: 1 for the current state, 0 for the others.", []string{"state"}, nil)
+
+	descMasterNID = prometheus.NewDesc("neo_master_node_id",
+		"Node id of this master (0 before it has one).", nil, nil)
+
+	descStorageOperational = prometheus.NewDesc("neo_storage_operational",
+		"1 once the master started operation on this storage, else 0.", nil, nil)
+	descStorageCells = prometheus.NewDesc("neo_storage_cells",
+		"Cells of this storage in the partition table, by state.", []string{"state"}, nil)
+	descStorageConflicts = prometheus.NewDesc("neo_storage_conflicts_total",
+		"Stores answered with a conflict.", nil, nil)
+	descStorageDeadlocks = prometheus.NewDesc("neo_storage_deadlock_avoidances_total",
+		"Deadlock avoidances: NotifyDeadlock sent to a client.", nil, nil)
+	descCacheHits = prometheus.NewDesc("neo_storage_cache_hits_total",
+		"Loads answered from the object cache.", nil, nil)
+	descCacheMisses = prometheus.NewDesc("neo_storage_cache_misses_total",
+		"Loads the object cache could not answer.", nil, nil)
+	descCacheEvictions = prometheus.NewDesc("neo_storage_cache_evictions_total",
+		"Object revisions evicted from the cache.", nil, nil)
+	descCacheEntries = prometheus.NewDesc("neo_storage_cache_entries",
+		"Object revisions in the cache.", nil, nil)
+	descCacheBytes = prometheus.NewDesc("neo_storage_cache_bytes",
+		"Bytes held by the object cache, overhead included.", nil, nil)
+
+	descAdminConnected = prometheus.NewDesc("neo_admin_primary_connected",
+		"1 while the admin is identified to the primary master, else 0.", nil, nil)
+	descClusterNodes = prometheus.NewDesc("neo_cluster_nodes",
+		"Nodes of the cluster as the primary master announced them, by type and state.", []string{"type", "state"}, nil)
+	descClusterCells = prometheus.NewDesc("neo_cluster_cells",
+		"Cells of the partition table, by state.", []string{"state"}, nil)
+	descClusterPartitions = prometheus.NewDesc("neo_cluster_partitions",
+		"Partitions of the partition table (0 before the admin has it).", nil, nil)
+)
+
+// Every value of the enums, so that a state absent now still has its
+// series (at 0).
+var (
+	clusterStates = enumValues(proto.ClusterState.Valid)
+	cellStates    = enumValues(proto.CellState.Valid)
+	nodeStates    = enumValues(proto.NodeState.Valid)
+	nodeTypes     = enumValues(proto.NodeType.Valid)
+)
+
+func enumValues[E ~uint8](valid func(E) bool) []E {
+	var l []E
+	for v := E(0); valid(v); v++ {
+		l = append(l, v)
+	}
+	return l
+}
+
+func gauge(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v uint64) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func collectClusterState(ch chan<- prometheus.Metric, cur proto.ClusterState, known bool) {
+	for _, s := range clusterStates {
+		gauge(ch, descClusterState, b2f(known && s == cur), s.String())
+	}
+}
+
+// SetMaster attaches a master: ready while its cluster is RUNNING.
+func (h *Handler) SetMaster(s *master.Server) {
+	h.attach(&source{
+		ready: func() error {
+			st, ok := s.Status()
+			switch {
+			case !ok:
+				return errors.New("master not running")
+			case st.ClusterState != proto.RUNNING:
+				return fmt.Errorf("cluster state is %s, not RUNNING", st.ClusterState)
+			}
+			return nil
+		},
+		collect: func(ch chan<- prometheus.Metric) {
+			st, ok := s.Status()
+			collectClusterState(ch, st.ClusterState, ok)
+			gauge(ch, descMasterNID, float64(st.NID))
+		},
+	})
+}
+
+// SetStorage attaches a storage whose backend is db (its object cache,
+// if objcache wrapped it, is reported): ready while it is operational and
+// every cell it has is readable.
+func (h *Handler) SetStorage(n *storage.Node, db backend.Backend) {
+	h.attach(&source{
+		ready: func() error {
+			st := n.Status()
+			if !st.Operational {
+				return errors.New("storage not operational")
+			}
+			var bad []string
+			for _, s := range slices.Sorted(maps.Keys(st.Cells)) {
+				if !s.Readable() {
+					bad = append(bad, fmt.Sprintf("%d %s", st.Cells[s], s))
+				}
+			}
+			if len(bad) > 0 {
+				return fmt.Errorf("cells not readable: %s", strings.Join(bad, ", "))
+			}
+			return nil
+		},
+		collect: func(ch chan<- prometheus.Metric) {
+			st := n.Status()
+			gauge(ch, descStorageOperational, b2f(st.Operational))
+			for _, s := range cellStates {
+				gauge(ch, descStorageCells, float64(st.Cells[s]), s.String())
+			}
+			counter(ch, descStorageConflicts, st.Conflicts)
+			counter(ch, descStorageDeadlocks, st.Deadlocks)
+			if cs, ok := objcache.StatsOf(db); ok {
+				counter(ch, descCacheHits, cs.Hits)
+				counter(ch, descCacheMisses, cs.Misses)
+				counter(ch, descCacheEvictions, cs.Evictions)
+				gauge(ch, descCacheEntries, float64(cs.Entries))
+				gauge(ch, descCacheBytes, float64(cs.Bytes))
+			}
+		},
+	})
+}
+
+// SetAdmin attaches an admin: ready while it is connected to the primary
+// master. Its view of the cluster is exported too.
+func (h *Handler) SetAdmin(n *admin.Node) {
+	h.attach(&source{
+		ready: func() error {
+			if n.Status().Primary == 0 {
+				return errors.New("not connected to the primary master")
+			}
+			return nil
+		},
+		collect: func(ch chan<- prometheus.Metric) {
+			st := n.Status()
+			gauge(ch, descAdminConnected, b2f(st.Primary != 0))
+			cs, ok := st.ClusterState.Get()
+			collectClusterState(ch, cs, ok)
+			nodes := map[[2]uint8]int{}
+			for _, e := range st.Nodes {
+				nodes[[2]uint8{uint8(e.Type), uint8(e.State)}]++
+			}
+			for _, t := range nodeTypes {
+				for _, s := range nodeStates {
+					gauge(ch, descClusterNodes, float64(nodes[[2]uint8{uint8(t), uint8(s)}]), t.String(), s.String())
+				}
+			}
+			cells := map[proto.CellState]int{}
+			for _, row := range st.Rows {
+				for _, c := range row {
+					cells[c.State]++
+				}
+			}
+			for _, s := range cellStates {
+				gauge(ch, descClusterCells, float64(cells[s]), s.String())
+			}
+			gauge(ch, descClusterPartitions, float64(len(st.Rows)))
+		},
+	})
+}
