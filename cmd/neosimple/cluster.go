@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/neogo/neo/internal/inproc"
+	"github.com/neogo/neo/internal/nodehttp"
 	"github.com/neogo/neo/storage/backend"
 )
 
@@ -31,6 +32,12 @@ type cluster struct {
 	mu     sync.Mutex
 	logs   []*os.File // open
 	logged bool       // some node was given a log
+
+	// The nodes' HTTP side, with --http: handlers by node name, and
+	// the URL served once serveHTTP ran.
+	nodes    []string
+	handlers map[string]*nodehttp.Handler
+	httpURL  string
 }
 
 func newCluster(o *options, out io.Writer) (*cluster, error) {
@@ -46,12 +53,41 @@ func newCluster(o *options, out io.Writer) (*cluster, error) {
 		Admin:      true,
 		AdminPort:  o.adminPort,
 		Logger:     c.logger,
+		HTTP:       c.nodeHTTP,
 	})
 	if err != nil {
 		return nil, err
 	}
+	if o.http != "" {
+		c.nodes = append(c.nodes, inproc.MasterName(0))
+		for i := range o.storages {
+			c.nodes = append(c.nodes, inproc.StorageName(i))
+		}
+		c.nodes = append(c.nodes, inproc.AdminName)
+		c.handlers = map[string]*nodehttp.Handler{}
+		for _, n := range c.nodes {
+			c.handlers[n] = nodehttp.New(nodehttp.Options{})
+		}
+	}
 	c.Cluster = ic
 	return c, nil
+}
+
+// nodeHTTP returns the HTTP side of a node, nil without --http.
+func (c *cluster) nodeHTTP(name string) *nodehttp.Handler { return c.handlers[name] }
+
+// serveHTTP serves the nodes' HTTP side on --http, if given, until ctx
+// ends.
+func (c *cluster) serveHTTP(ctx context.Context) error {
+	if c.o.http == "" {
+		return nil
+	}
+	srv, err := nodehttp.Listen(ctx, c.o.http, nodehttp.ClusterMux(c.nodes, c.handlers), nil)
+	if err != nil {
+		return err
+	}
+	c.httpURL = srv.URL()
+	return nil
 }
 
 // logger opens DIR/name.log for a node.
@@ -159,12 +195,18 @@ func (c *cluster) announce(w io.Writer) {
 		o.cluster, o.storages, o.replicas, o.partitions, o.dir)
 	fmt.Fprintf(w, "  master  %s\n", master)
 	fmt.Fprintf(w, "  admin   %s\n", admin)
+	if c.httpURL != "" {
+		fmt.Fprintf(w, "  http    %s/ (each node's /NODE/metrics and /NODE/readyz, /readyz of all)\n", c.httpURL)
+	}
 	fmt.Fprintf(w, "ZODB (neoppod's client):\n")
 	fmt.Fprintf(w, "  from neo.client.Storage import Storage; import ZODB\n")
 	fmt.Fprintf(w, "  db = ZODB.DB(Storage(master_nodes=%q, name=%q))\n", master, o.cluster)
 	fmt.Fprintf(w, "neoctl:\n  neoctl -a %s print node\n", admin)
 	fmt.Fprintf(w, "Ctrl-C stops the cluster.\n")
 	env := fmt.Sprintf("NEO_MASTERS=%s\nNEO_CLUSTER=%s\nNEO_ADMIN=%s\n", master, o.cluster, admin)
+	if c.httpURL != "" {
+		env += "NEO_HTTP=" + c.httpURL + "\n"
+	}
 	path := filepath.Join(o.dir, envFile)
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(env), 0o644); err != nil {

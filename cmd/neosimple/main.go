@@ -5,6 +5,7 @@
 //
 //	neosimple -d DIR [-n STORAGES] [-r REPLICAS] [-p PARTITIONS]
 //	          [--cluster NAME] [--master-port PORT] [--admin-port PORT]
+//	          [--http HOST:PORT]
 //
 // It brings the cluster to RUNNING (a new database is created once all N
 // storages are there), prints where the master and the admin listen, and
@@ -41,6 +42,7 @@ type options struct {
 	host         string
 	masterPort   int
 	adminPort    int
+	http         string // HOST:PORT of the nodes' HTTP side, "" for none
 	startTimeout time.Duration
 	stopTimeout  time.Duration
 	debug        bool
@@ -70,6 +72,8 @@ options:
   --host ADDR            loopback address of every node: 127.0.0.1 or ::1 (default 127.0.0.1)
   --master-port PORT     master port; 0 picks a free one (default 0)
   --admin-port PORT      admin port, for neoctl -a; 0 picks a free one (default 0)
+  --http HOST:PORT       serve the nodes' /NODE/metrics, /NODE/readyz (Prometheus,
+                         health) and /readyz of all there (default: none)
   --start-timeout D      how long to wait for RUNNING (default 1m)
   --stop-timeout D       how long a clean stop may take before the nodes are
                          stopped at once (default 30s)
@@ -105,6 +109,7 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.host, "host", "127.0.0.1", "loopback `address` every node listens on (127.0.0.1 or ::1)")
 	fs.IntVar(&o.masterPort, "master-port", 0, "master `port`; 0 picks a free one")
 	fs.IntVar(&o.adminPort, "admin-port", 0, "admin `port` (neoctl -a); 0 picks a free one")
+	fs.StringVar(&o.http, "http", "", "`HOST:PORT` of the nodes' metrics and health endpoints")
 	fs.DurationVar(&o.startTimeout, "start-timeout", 60*time.Second, "how long to wait for the cluster to be RUNNING")
 	fs.DurationVar(&o.stopTimeout, "stop-timeout", 30*time.Second, "how long a clean stop may take before the nodes are stopped at once")
 	fs.BoolVar(&o.debug, "debug", false, "log at debug level in the node logs")
@@ -180,6 +185,10 @@ func run(args []string, sig <-chan os.Signal, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	if err := c.serveHTTP(ctx); err != nil {
+		fmt.Fprintf(stderr, "neosimple: %v\n", err)
+		return 1
+	}
 
 	started := make(chan error, 1)
 	go func() { started <- c.start(ctx) }()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -190,12 +191,55 @@ func TestStartStopRestart(t *testing.T) {
 		t.Errorf("%s left after stop: %v", envFile, err)
 	}
 
-	in2 := startInstance(t, dir, "-n", "2", "--cluster", "nstest")
+	in2 := startInstance(t, dir, "-n", "2", "--cluster", "nstest", "--http", "127.0.0.1:0")
 	if pt2 := printPT(t, in2.env["NEO_ADMIN"]); pt2 != pt1 {
 		t.Errorf("partition table changed across a clean restart:\nbefore:\n%s\nafter:\n%s", pt1, pt2)
 	}
+	checkHTTP(t, in2.env["NEO_HTTP"])
 	if code := in2.stop(t); code != 0 {
 		t.Fatalf("restart: exit %d; stderr:\n%s", code, in2.stderr)
+	}
+}
+
+// checkHTTP checks the nodes' HTTP side served at url (--http): every
+// node ready, each one's metrics under its name.
+func checkHTTP(t *testing.T, url string) {
+	t.Helper()
+	if !strings.HasPrefix(url, "http://127.0.0.1:") {
+		t.Fatalf("NEO_HTTP = %q", url)
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get(url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := get("/readyz")
+		if code == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz: %d %s", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for path, want := range map[string]string{
+		"/master/metrics":    `neo_cluster_state{state="RUNNING"} 1`,
+		"/storage_1/metrics": `neo_storage_cells{state="UP_TO_DATE"} 4`,
+		"/admin/readyz":      "ok",
+		"/":                  `href="/storage_0/metrics"`,
+	} {
+		if code, body := get(path); code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("%s: %d, want 200 with %q", path, code, want)
+		}
+	}
+	if code, _ := get("/storage_9/metrics"); code != http.StatusNotFound {
+		t.Errorf("/storage_9/metrics: %d, want 404", code)
 	}
 }
 

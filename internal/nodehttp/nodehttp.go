@@ -106,12 +106,16 @@ func (h *Handler) attach(s *source) {
 	}
 }
 
-func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
-	err := errors.New("node not started")
+// ready returns nil when the attached node is ready, else why not.
+func (h *Handler) ready() error {
 	if s := h.src.Load(); s != nil {
-		err = s.ready()
+		return s.ready()
 	}
-	if err != nil {
+	return errors.New("node not started")
+}
+
+func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := h.ready(); err != nil {
 		http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
