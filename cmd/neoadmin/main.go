@@ -27,6 +27,7 @@ import (
 	"syscall"
 
 	"github.com/neogo/neo/admin"
+	"github.com/neogo/neo/internal/adminhttp"
 	"github.com/neogo/neo/internal/cliopt"
 	"github.com/neogo/neo/internal/nodehttp"
 	"github.com/neogo/neo/proto"
@@ -100,8 +101,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			cfg.Logger = log
 			cfg.NetObserver = h.NetObserver()
 			n, err := admin.NewNode(cfg)
-			if err == nil {
+			if err == nil && h != nil {
 				h.SetAdmin(n)
+				adminhttp.Attach(h, n, cfg.TLS, log)
 			}
 			return n, err
 		},

@@ -197,6 +197,7 @@ func (c *cluster) announce(w io.Writer) {
 	fmt.Fprintf(w, "  admin   %s\n", admin)
 	if c.httpURL != "" {
 		fmt.Fprintf(w, "  http    %s/ (each node's /NODE/metrics and /NODE/readyz, /readyz of all)\n", c.httpURL)
+		fmt.Fprintf(w, "  dashboard %s/%s/ (JSON API under %s/%s/api/v1/)\n", c.httpURL, inproc.AdminName, c.httpURL, inproc.AdminName)
 	}
 	fmt.Fprintf(w, "ZODB (neoppod's client):\n")
 	fmt.Fprintf(w, "  from neo.client.Storage import Storage; import ZODB\n")

@@ -232,6 +232,8 @@ func checkHTTP(t *testing.T, url string) {
 		"/master/metrics":    `neo_cluster_state{state="RUNNING"} 1`,
 		"/storage_1/metrics": `neo_storage_cells{state="UP_TO_DATE"} 4`,
 		"/admin/readyz":      "ok",
+		"/admin/":            "<title>NEO cluster</title>",
+		"/admin/api/v1/pt":   `"state": "UP_TO_DATE"`,
 		"/":                  `href="/storage_0/metrics"`,
 	} {
 		if code, body := get(path); code != http.StatusOK || !strings.Contains(body, want) {

@@ -39,6 +39,7 @@ import (
 
 	"github.com/neogo/neo/admin"
 	"github.com/neogo/neo/ctl"
+	"github.com/neogo/neo/internal/adminhttp"
 	"github.com/neogo/neo/internal/nodehttp"
 	"github.com/neogo/neo/master"
 	"github.com/neogo/neo/neonet"
@@ -439,7 +440,10 @@ func (c *Cluster) startAdmin(ctx context.Context, n *node, log *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	n.http.SetAdmin(adm)
+	if n.http != nil {
+		n.http.SetAdmin(adm)
+		adminhttp.Attach(n.http, adm, c.cfg.TLS, log)
+	}
 	done, err := c.spawn(n, adm.Run)
 	if err != nil {
 		return err

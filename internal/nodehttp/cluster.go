@@ -42,6 +42,11 @@ func ClusterMux(nodes []string, handlers map[string]*Handler) http.Handler {
 			fmt.Fprintf(&b, `<li>%s: <a href="/%s/readyz">readyz</a> <a href="/%s/metrics">metrics</a>`, n, n, n)
 		}
 		b.WriteString(`</ul><p><a href="/readyz">readyz of all</a>`)
+		for _, n := range nodes {
+			if n == "admin" { // the admin's dashboard (package adminhttp)
+				b.WriteString(` · <a href="/admin/">dashboard</a>`)
+			}
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, b.String())
 	})

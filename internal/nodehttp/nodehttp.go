@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,9 @@ type Handler struct {
 	net *netMetrics
 	mux *http.ServeMux
 	src atomic.Pointer[source]
+
+	mu     sync.Mutex // serialises the inits of Shared
+	shared sync.Map   // see Shared
 }
 
 // source is the node attached to a handler.
@@ -87,6 +91,28 @@ func New(opts Options) *Handler {
 
 // ServeHTTP serves the node's endpoints.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// Handle adds a route of the node's own (the admin's API), as
+// [http.ServeMux.Handle]; its pattern must not conflict with the
+// handler's: "GET /" is the handler's catch-all.
+func (h *Handler) Handle(pattern string, handler http.Handler) { h.mux.Handle(pattern, handler) }
+
+// Shared returns the value of key for h, made by init at the first call:
+// what a node adds to its handler (routes, metrics) is added once, and
+// serves the node attached after a restart too.
+func (h *Handler) Shared(key any, init func() any) any {
+	if v, ok := h.shared.Load(key); ok {
+		return v
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if v, ok := h.shared.Load(key); ok {
+		return v
+	}
+	v := init()
+	h.shared.Store(key, v)
+	return v
+}
 
 // Registry returns the node's registry, for metrics of its own.
 func (h *Handler) Registry() *prometheus.Registry { return h.reg }
