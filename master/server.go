@@ -44,6 +44,7 @@ type Server struct {
 	stopped sync.Once
 	wg      sync.WaitGroup
 	status  atomic.Pointer[Status] // published by Run's loop after each step
+	statsAt time.Time              // when the loop last took the core's Stats
 }
 
 // event is what the loop receives: a [core.Event] for the machine, or

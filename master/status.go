@@ -1,6 +1,8 @@
 package master
 
 import (
+	"time"
+
 	"github.com/neogo/neo/master/core"
 	"github.com/neogo/neo/proto"
 )
@@ -10,6 +12,8 @@ type Status struct {
 	NID proto.NodeID
 	// ClusterState is the cluster state of this master's core.
 	ClusterState proto.ClusterState
+	// Stats are the core's counters, taken about once a second.
+	Stats core.Stats
 }
 
 // Status returns the last snapshot published by Run, and false before Run
@@ -21,11 +25,22 @@ func (s *Server) Status() (Status, bool) {
 	return Status{}, false
 }
 
+// statsPeriod is how often the loop takes the core's Stats, which walk
+// its tables: not at each step of a busy master.
+const statsPeriod = time.Second
+
 // publish makes the state of m, after a step, the one Status returns. It
 // allocates only when something changed.
 func (s *Server) publish(m *core.Machine) {
 	st := Status{NID: m.NID(), ClusterState: m.ClusterState()}
-	if old := s.status.Load(); old == nil || *old != st {
+	old := s.status.Load()
+	if old != nil {
+		st.Stats = old.Stats
+	}
+	if now := time.Now(); old == nil || old.ClusterState != st.ClusterState || now.Sub(s.statsAt) >= statsPeriod {
+		st.Stats, s.statsAt = m.Stats(), now
+	}
+	if old == nil || *old != st {
 		s.status.Store(&st)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -229,8 +230,37 @@ func TestNodeHTTP(t *testing.T) {
 			t.Errorf("admin: %s = %v (present %v), want %v", series, got, ok, want)
 		}
 	}
-	if got := after[nodes[0]][`neo_cluster_state{state="RUNNING"}`]; got != 1 {
-		t.Errorf("master: neo_cluster_state{state=\"RUNNING\"} = %v, want 1", got)
+	// The master's tables are taken once a second.
+	deadline := time.Now().Add(waitTimeout)
+	for m := after[nodes[0]]; ; m = scrape(t, master) {
+		want := map[string]float64{
+			`neo_cluster_state{state="RUNNING"}`:                1,
+			`neo_master_primary`:                                1,
+			`neo_cluster_nodes{state="RUNNING",type="STORAGE"}`: 2,
+			`neo_cluster_cells{state="UP_TO_DATE"}`:             8,
+			`neo_cluster_partitions`:                            4,
+			`neo_master_transactions`:                           0,
+		}
+		var wrong []string
+		for series, v := range want {
+			if got, ok := m[series]; !ok || got != v {
+				wrong = append(wrong, fmt.Sprintf("%s = %v (present %v), want %v", series, got, ok, v))
+			}
+		}
+		if lc := m["neo_last_commit_timestamp_seconds"]; lc < float64(time.Now().Add(-time.Minute).Unix()) || lc > float64(time.Now().Add(time.Minute).Unix()) {
+			wrong = append(wrong, fmt.Sprintf("neo_last_commit_timestamp_seconds = %v, not within a minute of now", lc))
+		}
+		if m["neo_last_oid"] < float64(oid) {
+			wrong = append(wrong, fmt.Sprintf("neo_last_oid = %v < %v", m["neo_last_oid"], oid))
+		}
+		if len(wrong) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("master: %s", strings.Join(wrong, "; "))
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	for _, s := range storages {
 		if got := after[s][`neo_storage_cells{state="UP_TO_DATE"}`]; got != 4 {

@@ -24,6 +24,14 @@ var (
 
 	descMasterNID = prometheus.NewDesc("neo_master_node_id",
 		"Node id of this master (0 before it has one).", nil, nil)
+	descMasterPrimary = prometheus.NewDesc("neo_master_primary",
+		"1 while this master plays the primary role, else 0.", nil, nil)
+	descMasterTransactions = prometheus.NewDesc("neo_master_transactions",
+		"Transactions begun and not finished.", nil, nil)
+	descLastCommit = prometheus.NewDesc("neo_last_commit_timestamp_seconds",
+		"Time of the last committed transaction (its tid), in seconds since the epoch.", nil, nil)
+	descLastOid = prometheus.NewDesc("neo_last_oid",
+		"Last object id given to a client.", nil, nil)
 
 	descStorageOperational = prometheus.NewDesc("neo_storage_operational",
 		"1 once the master started operation on this storage, else 0.", nil, nil)
@@ -47,7 +55,7 @@ var (
 	descAdminConnected = prometheus.NewDesc("neo_admin_primary_connected",
 		"1 while the admin is identified to the primary master, else 0.", nil, nil)
 	descClusterNodes = prometheus.NewDesc("neo_cluster_nodes",
-		"Nodes of the cluster as the primary master announced them, by type and state.", []string{"type", "state"}, nil)
+		"Nodes of the cluster in the node table (of this master, or as the primary announced them), by type and state.", []string{"type", "state"}, nil)
 	descClusterCells = prometheus.NewDesc("neo_cluster_cells",
 		"Cells of the partition table, by state.", []string{"state"}, nil)
 	descClusterPartitions = prometheus.NewDesc("neo_cluster_partitions",
@@ -109,6 +117,33 @@ func (h *Handler) SetMaster(s *master.Server) {
 			st, ok := s.Status()
 			collectClusterState(ch, st.ClusterState, ok)
 			gauge(ch, descMasterNID, float64(st.NID))
+			if !ok {
+				return
+			}
+			cs := st.Stats
+			gauge(ch, descMasterPrimary, b2f(cs.Primary))
+			for _, t := range nodeTypes {
+				for _, s := range nodeStates {
+					n := 0
+					if int(t) < len(cs.Nodes) && int(s) < len(cs.Nodes[t]) {
+						n = cs.Nodes[t][s]
+					}
+					gauge(ch, descClusterNodes, float64(n), t.String(), s.String())
+				}
+			}
+			for _, s := range cellStates {
+				n := 0
+				if int(s) < len(cs.Cells) {
+					n = cs.Cells[s]
+				}
+				gauge(ch, descClusterCells, float64(n), s.String())
+			}
+			gauge(ch, descClusterPartitions, float64(cs.Partitions))
+			gauge(ch, descMasterTransactions, float64(cs.Transactions))
+			if cs.LastTid != 0 && cs.LastTid != proto.InvalidTid {
+				gauge(ch, descLastCommit, float64(proto.TidTime(cs.LastTid).UnixNano())/1e9)
+			}
+			gauge(ch, descLastOid, float64(cs.LastOid))
 		},
 	})
 }
