@@ -103,6 +103,9 @@ func (o *atomicObserver) RequestServed(code uint16, d time.Duration) {
 	o.served[code&0xff].Add(int64(d))
 }
 
+func (o *atomicObserver) LinkOpened() {}
+func (o *atomicObserver) LinkClosed() {}
+
 // benchPair returns connected links for a benchmark.
 func benchPair(b *testing.B, scfg Config) *Link {
 	var ccfg Config

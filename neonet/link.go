@@ -171,6 +171,7 @@ func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
 	l.wmu.cond.L = &l.wmu.Mutex
 	if cfg.Observer != nil {
 		l.obs = &observing{obs: cfg.Observer, serving: make(map[uint32]served)}
+		cfg.Observer.LinkOpened()
 	}
 	l.mu.pending = make(map[uint32]*Call)
 	l.mu.handler = cfg.Handler
@@ -245,6 +246,9 @@ func (l *Link) shutdown(cause error, flush bool) {
 	l.closing.Store(true)
 	l.mu.Unlock()
 	l.signalRecv()
+	if l.obs != nil {
+		l.obs.obs.LinkClosed()
+	}
 
 	if flush {
 		l.conn.SetWriteDeadline(time.Now().Add(l.abortTimeout))

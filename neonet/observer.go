@@ -22,6 +22,11 @@ type Observer interface {
 	// the peer is sent: code is the request's, d the time from its
 	// receipt to the answer being queued or written.
 	RequestServed(code uint16, d time.Duration)
+	// LinkOpened is called once a link is established (both handshakes
+	// done), and LinkClosed once when it starts closing, whatever the
+	// cause.
+	LinkOpened()
+	LinkClosed()
 }
 
 // maxServing bounds the requests of the peer a link remembers the receipt

@@ -17,6 +17,21 @@ type countingObserver struct {
 	sent     map[uint16]int // bytes
 	received map[uint16]int // bytes
 	served   map[uint16][]time.Duration
+	links    int // open
+	opened   int
+}
+
+func (o *countingObserver) LinkOpened() {
+	o.mu.Lock()
+	o.links++
+	o.opened++
+	o.mu.Unlock()
+}
+
+func (o *countingObserver) LinkClosed() {
+	o.mu.Lock()
+	o.links--
+	o.mu.Unlock()
 }
 
 func newCountingObserver() *countingObserver {
@@ -79,7 +94,6 @@ func TestObserver(t *testing.T) {
 	askCode, ansCode := ask.NEOMsgCode(), ans.NEOMsgCode()
 	ndCode := (&proto.NotifyDeadlock{}).NEOMsgCode()
 	obs.mu.Lock()
-	defer obs.mu.Unlock()
 	if got, want := obs.received[askCode], size(0, ask); got != want {
 		t.Errorf("received AskObject: %d bytes, want %d", got, want)
 	}
@@ -97,5 +111,23 @@ func TestObserver(t *testing.T) {
 	}
 	if d := obs.served[ndCode]; len(d) != 0 {
 		t.Errorf("notification NotifyDeadlock timed as served: %v", d)
+	}
+	if obs.links != 1 || obs.opened != 1 {
+		t.Errorf("%d links open, %d opened; want 1, 1", obs.links, obs.opened)
+	}
+	obs.mu.Unlock()
+	cli.Close()
+	deadline := time.Now().Add(testTimeout)
+	for {
+		obs.mu.Lock()
+		open := obs.links
+		obs.mu.Unlock()
+		if open == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the serving link's close was not observed")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

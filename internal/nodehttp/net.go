@@ -19,6 +19,8 @@ type netMetrics struct {
 	sent, received           *prometheus.CounterVec
 	sentBytes, receivedBytes *prometheus.CounterVec
 	served                   *prometheus.HistogramVec
+	links                    prometheus.Gauge
+	linksOpened              prometheus.Counter
 
 	// byCode[answer][code&^ResponseMask], created at first use; codes
 	// beyond the table share other.
@@ -61,7 +63,13 @@ func newNetMetrics(reg prometheus.Registerer) *netMetrics {
 			Buckets: servedBuckets,
 		}, []string{"request"}),
 	}
-	reg.MustRegister(m.sent, m.received, m.sentBytes, m.receivedBytes, m.served)
+	m.links = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "neo_net_links", Help: "Links to other nodes open now.",
+	})
+	m.linksOpened = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "neo_net_links_opened_total", Help: "Links to other nodes established (accepted or dialed).",
+	})
+	reg.MustRegister(m.sent, m.received, m.sentBytes, m.receivedBytes, m.served, m.links, m.linksOpened)
 	return m
 }
 
@@ -113,3 +121,10 @@ func (m *netMetrics) PacketReceived(code uint16, size int) {
 func (m *netMetrics) RequestServed(code uint16, d time.Duration) {
 	m.of(code).served.Observe(d.Seconds())
 }
+
+func (m *netMetrics) LinkOpened() {
+	m.links.Inc()
+	m.linksOpened.Inc()
+}
+
+func (m *netMetrics) LinkClosed() { m.links.Dec() }

@@ -262,6 +262,11 @@ func TestNodeHTTP(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	for _, n := range nodes {
+		if after[n]["neo_net_links"] < 1 || after[n]["neo_net_links_opened_total"] < after[n]["neo_net_links"] {
+			t.Errorf("%s: %v links open, %v opened", n, after[n]["neo_net_links"], after[n]["neo_net_links_opened_total"])
+		}
+	}
 	for _, s := range storages {
 		if got := after[s][`neo_storage_cells{state="UP_TO_DATE"}`]; got != 4 {
 			t.Errorf("%s: neo_storage_cells{state=\"UP_TO_DATE\"} = %v, want 4", s, got)
@@ -276,6 +281,9 @@ func TestNodeHTTP(t *testing.T) {
 	c.Stop(nodes[2])
 	if body := waitReady(t, s1, http.StatusServiceUnavailable); !strings.Contains(body, "not operational") {
 		t.Errorf("stopped storage: /readyz %q", body)
+	}
+	if m := scrape(t, s1); m["neo_net_links"] != 0 {
+		t.Errorf("stopped storage: %v links open", m["neo_net_links"])
 	}
 	c.Stop(nodes[1])
 	if body := waitReady(t, master, http.StatusServiceUnavailable); !strings.Contains(body, "not RUNNING") {
