@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -180,6 +181,11 @@ func TestNodeHTTP(t *testing.T) {
 	if _, err := neotest.Commit(ctx, cl, oid, 0, []byte("metrics")); err != nil {
 		t.Fatal(err)
 	}
+	// A store on a stale serial: a conflict on every storage.
+	var conflict *client.ConflictError
+	if _, err := neotest.Commit(ctx, cl, oid, 0, []byte("stale")); !errors.As(err, &conflict) {
+		t.Fatalf("commit on a stale serial: %v, want a conflict", err)
+	}
 	// Another client, whose cache cannot answer.
 	obj, err := c.Open(t, client.Config{}).Load(ctx, oid, proto.InvalidTid)
 	if err != nil || string(obj.Data) != "metrics" {
@@ -211,6 +217,7 @@ func TestNodeHTTP(t *testing.T) {
 	moved("storages", storages, `neo_net_packets_received_total{packet="NotifyUnlockInformation"}`, 2)
 	moved("storages", storages, `neo_request_duration_seconds_count{request="AskObject"}`, 1)
 	moved("storages", storages, `neo_net_sent_bytes_total{packet="AnswerObject"}`, float64(len("metrics")))
+	moved("storages", storages, "neo_storage_conflicts_total", 1)
 	if d := sum([]map[string]float64{after[nodes[1]], after[nodes[2]]}, "neo_storage_cache_hits_total") +
 		sum([]map[string]float64{after[nodes[1]], after[nodes[2]]}, "neo_storage_cache_misses_total") -
 		sum([]map[string]float64{before[nodes[1]], before[nodes[2]]}, "neo_storage_cache_hits_total") -
