@@ -33,3 +33,17 @@ func parseWait(s string) (time.Duration, error) {
 	}
 	return time.Duration(n) * time.Second, nil
 }
+
+// sqliteFiles returns the database file of --adapter SQLite (--database
+// PATH or file:PATH?k=v), for its size in the metrics; nil for the other
+// adapters.
+func sqliteFiles(adapter, database string) []string {
+	if !strings.EqualFold(adapter, "sqlite") {
+		return nil
+	}
+	path, _, _ := strings.Cut(strings.TrimPrefix(database, "file:"), "?")
+	if path == "" || path == ":memory:" {
+		return nil
+	}
+	return []string{path}
+}

@@ -212,7 +212,7 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 		db.Close()
 		return err
 	}
-	h.SetStorage(node, db)
+	h.SetStorage(node, db, sqliteFiles(opts["adapter"], opts["database"])...)
 	stopHTTP, err := cliopt.StartHTTP(ctx, opts, h, log)
 	if err != nil {
 		db.Close()

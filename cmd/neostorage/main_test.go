@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -112,5 +113,22 @@ func TestHelpListsCacheSize(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "--cache-size") || !strings.Contains(out.String(), "64M") {
 		t.Errorf("--help does not document --cache-size and its default:\n%s", out.String())
+	}
+}
+
+func TestSqliteFiles(t *testing.T) {
+	for _, tc := range []struct {
+		adapter, database string
+		want              []string
+	}{
+		{"SQLite", "/var/neo/s.sqlite", []string{"/var/neo/s.sqlite"}},
+		{"sqlite", "file:/var/neo/s.sqlite?_busy=5000", []string{"/var/neo/s.sqlite"}},
+		{"SQLite", ":memory:", nil},
+		{"MySQL", "neo@db", nil},
+		{"Importer", "importer.conf", nil},
+	} {
+		if got := sqliteFiles(tc.adapter, tc.database); !slices.Equal(got, tc.want) {
+			t.Errorf("sqliteFiles(%q, %q) = %q, want %q", tc.adapter, tc.database, got, tc.want)
+		}
 	}
 }

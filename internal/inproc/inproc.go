@@ -410,7 +410,7 @@ func (c *Cluster) startStorage(ctx context.Context, n *node, log *slog.Logger) e
 		NetObserver: n.http.NetObserver(),
 	})
 	if err == nil {
-		n.http.SetStorage(node, db)
+		n.http.SetStorage(node, db, path)
 		err = node.Listen(ctx)
 	}
 	if err != nil {

@@ -218,6 +218,11 @@ func TestNodeHTTP(t *testing.T) {
 	moved("storages", storages, `neo_request_duration_seconds_count{request="AskObject"}`, 1)
 	moved("storages", storages, `neo_net_sent_bytes_total{packet="AnswerObject"}`, float64(len("metrics")))
 	moved("storages", storages, "neo_storage_conflicts_total", 1)
+	for _, s := range storages {
+		if after[s]["neo_storage_database_bytes"] < 4096 {
+			t.Errorf("%s: neo_storage_database_bytes = %v", s, after[s]["neo_storage_database_bytes"])
+		}
+	}
 	if d := sum([]map[string]float64{after[nodes[1]], after[nodes[2]]}, "neo_storage_cache_hits_total") +
 		sum([]map[string]float64{after[nodes[1]], after[nodes[2]]}, "neo_storage_cache_misses_total") -
 		sum([]map[string]float64{before[nodes[1]], before[nodes[2]]}, "neo_storage_cache_hits_total") -

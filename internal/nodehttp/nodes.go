@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 
@@ -37,6 +38,8 @@ var (
 		"1 once the master started operation on this storage, else 0.", nil, nil)
 	descStorageCells = prometheus.NewDesc("neo_storage_cells",
 		"Cells of this storage in the partition table, by state.", []string{"state"}, nil)
+	descStorageDBBytes = prometheus.NewDesc("neo_storage_database_bytes",
+		"Size of the database files (SQLite: the database and its write-ahead log).", nil, nil)
 	descStorageConflicts = prometheus.NewDesc("neo_storage_conflicts_total",
 		"Stores answered with a conflict.", nil, nil)
 	descStorageDeadlocks = prometheus.NewDesc("neo_storage_deadlock_avoidances_total",
@@ -150,8 +153,10 @@ func (h *Handler) SetMaster(s *master.Server) {
 
 // SetStorage attaches a storage whose backend is db (its object cache,
 // if objcache wrapped it, is reported): ready while it is operational and
-// every cell it has is readable.
-func (h *Handler) SetStorage(n *storage.Node, db backend.Backend) {
+// every cell it has is readable. files, if any, hold the database (a
+// SQLite file; its write-ahead log PATH-wal is counted too): their size
+// is reported.
+func (h *Handler) SetStorage(n *storage.Node, db backend.Backend, files ...string) {
 	h.attach(&source{
 		ready: func() error {
 			st := n.Status()
@@ -174,6 +179,9 @@ func (h *Handler) SetStorage(n *storage.Node, db backend.Backend) {
 			gauge(ch, descStorageOperational, b2f(st.Operational))
 			for _, s := range cellStates {
 				gauge(ch, descStorageCells, float64(st.Cells[s]), s.String())
+			}
+			if len(files) > 0 {
+				gauge(ch, descStorageDBBytes, float64(filesSize(files)))
 			}
 			counter(ch, descStorageConflicts, st.Conflicts)
 			counter(ch, descStorageDeadlocks, st.Deadlocks)
@@ -224,4 +232,18 @@ func (h *Handler) SetAdmin(n *admin.Node) {
 			gauge(ch, descClusterPartitions, float64(len(st.Rows)))
 		},
 	})
+}
+
+// filesSize returns the size of files and of their write-ahead logs
+// (PATH-wal); missing files count 0.
+func filesSize(files []string) int64 {
+	var n int64
+	for _, f := range files {
+		for _, p := range []string{f, f + "-wal"} {
+			if fi, err := os.Stat(p); err == nil {
+				n += fi.Size()
+			}
+		}
+	}
+	return n
 }
