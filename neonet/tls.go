@@ -147,3 +147,23 @@ func (c *TLSConfig) serverConfig() *tls.Config {
 	tc.ClientAuth = tls.RequireAnyClientCert
 	return tc
 }
+
+// HTTPServerConfig is the TLS setup of a node's HTTP side (package
+// nodehttp): the node's certificate; a client certificate is asked for
+// but optional, and when given it must chain to the cluster's CA, as a
+// peer node's (else the handshake fails). A request whose
+// tls.ConnectionState has PeerCertificates thus comes from a holder of a
+// certificate of the cluster. TLS 1.2 and later: browsers connect too.
+func (c *TLSConfig) HTTPServerConfig() *tls.Config {
+	tc := c.base()
+	tc.MaxVersion = 0
+	tc.Certificates = []tls.Certificate{c.Cert}
+	tc.ClientAuth = tls.RequestClientCert
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return nil
+		}
+		return c.verify(cs)
+	}
+	return tc
+}

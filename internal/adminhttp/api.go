@@ -14,7 +14,8 @@
 //	GET  /api/v1/summary            {"summary", "warnings", "problems"}
 //
 // Writes (POST, JSON body), refused with 403 unless the request comes
-// from loopback:
+// from loopback or, on HTTPS (a cluster with TLS), with a client
+// certificate of the cluster's CA:
 //
 //	POST /api/v1/start                               set cluster VERIFYING
 //	POST /api/v1/cluster   {"state": "STOPPING"}     set cluster
@@ -115,8 +116,8 @@ type badRequest struct{ error }
 // serve runs f with a neoctl connection and writes its answer as JSON.
 func (a *API) serve(f func(*http.Request, *ctl.Client) (any, error), write bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if write && !loopback(r.RemoteAddr) {
-			writeError(w, http.StatusForbidden, fmt.Errorf("%s %s: writes are only accepted from loopback, not from %s", r.Method, r.URL.Path, r.RemoteAddr))
+		if write && !loopback(r.RemoteAddr) && !clusterCert(r) {
+			writeError(w, http.StatusForbidden, fmt.Errorf("%s %s: writes are only accepted from loopback or with a certificate of the cluster, not from %s", r.Method, r.URL.Path, r.RemoteAddr))
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), askTimeout)
@@ -210,6 +211,13 @@ func (a *API) Close() {
 		a.cl.Close()
 		a.cl = nil
 	}
+}
+
+// clusterCert reports whether r came with a client certificate, which
+// the server's TLS setup (neonet.TLSConfig.HTTPServerConfig) accepts only
+// when it chains to the cluster's CA.
+func clusterCert(r *http.Request) bool {
+	return r.TLS != nil && len(r.TLS.PeerCertificates) > 0
 }
 
 func loopback(remote string) bool {

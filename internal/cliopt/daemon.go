@@ -2,6 +2,7 @@ package cliopt
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -112,12 +113,22 @@ func NewHTTP(values map[string]string) *nodehttp.Handler {
 }
 
 // StartHTTP serves h, if not nil, on the address of --http until ctx
-// ends or stop is called.
+// ends or stop is called: HTTPS with the node's certificate when it has
+// one (--ca, --cert, --key), where a client presenting a certificate of
+// the cluster's CA may use the admin's write API from afar.
 func StartHTTP(ctx context.Context, values map[string]string, h *nodehttp.Handler, log *slog.Logger) (stop func(), err error) {
 	if h == nil {
 		return func() {}, nil
 	}
-	srv, err := nodehttp.Listen(ctx, values["http"], h, log)
+	nodeTLS, err := LoadTLS(values)
+	if err != nil {
+		return nil, err
+	}
+	var tc *tls.Config
+	if nodeTLS != nil {
+		tc = nodeTLS.HTTPServerConfig()
+	}
+	srv, err := nodehttp.ListenTLS(ctx, values["http"], h, tc, log)
 	if err != nil {
 		return nil, err
 	}

@@ -59,6 +59,8 @@ func TestDaemonRun(t *testing.T) {
 			stderr: []string{`msg="test not started"`, "neotest: --http nowhere: listen tcp: address nowhere: missing port in address"}},
 		{name: "--http", args: []string{"-c", "x", "--http", "127.0.0.1:0", "--http-pprof"}, status: 0,
 			stderr: []string{`msg="serving HTTP" node=test cluster=x addr=127.0.0.1:`}},
+		{name: "--http with TLS half given", args: []string{"-c", "x", "--http", "127.0.0.1:0", "--ca", "ca.pem"}, status: 1,
+			stderr: []string{"neotest: To enable encryption, 3 files must be provided"}},
 		{name: "normal end", args: []string{"-c", "x"}, status: 0},
 		{name: "canceled", args: []string{"-c", "x"}, runErr: context.Canceled, status: 0},
 		{name: "stopped", args: []string{"-c", "x"}, runErr: errTestStopped, status: 0},

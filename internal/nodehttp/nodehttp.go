@@ -15,6 +15,7 @@ package nodehttp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -163,14 +164,21 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 
 // Server is an HTTP server of a handler.
 type Server struct {
-	srv  *http.Server
-	ln   net.Listener
-	done chan struct{}
+	srv    *http.Server
+	ln     net.Listener
+	scheme string
+	done   chan struct{}
 }
 
 // Listen listens on addr (HOST:PORT, port 0 for a free one) and serves h
 // until [Server.Close] or ctx ends.
 func Listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (*Server, error) {
+	return ListenTLS(ctx, addr, h, nil, log)
+}
+
+// ListenTLS is [Listen] serving HTTPS with tc when it is not nil (see
+// [neonet.TLSConfig.HTTPServerConfig]).
+func ListenTLS(ctx context.Context, addr string, h http.Handler, tc *tls.Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -186,13 +194,17 @@ func Listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger) 
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 			BaseContext:       func(net.Listener) context.Context { return ctx },
 		},
-		ln:   ln,
-		done: make(chan struct{}),
+		ln:     ln,
+		scheme: "http",
+		done:   make(chan struct{}),
 	}
-	log.Info("serving HTTP", "addr", ln.Addr().String())
+	if tc != nil {
+		s.ln, s.scheme = tls.NewListener(ln, tc), "https"
+	}
+	log.Info("serving HTTP", "addr", ln.Addr().String(), "tls", tc != nil)
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("HTTP server stopped", "addr", addr, "err", err)
 		}
 	}()
@@ -203,8 +215,9 @@ func Listen(ctx context.Context, addr string, h http.Handler, log *slog.Logger) 
 // Addr returns the address the server listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
-// URL returns the server's base URL, "http://HOST:PORT".
-func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+// URL returns the server's base URL, "http://HOST:PORT" or
+// "https://HOST:PORT".
+func (s *Server) URL() string { return s.scheme + "://" + s.ln.Addr().String() }
 
 // Close stops the server at once and waits for it to end.
 func (s *Server) Close() error {
