@@ -143,3 +143,16 @@ func TestParseFlags(t *testing.T) {
 		t.Errorf("other error: status %d, stderr %q", st, errb.String())
 	}
 }
+
+// TestDaemonHTTPFromConfigFile: --http may come from neo.conf, as every
+// option (http_pprof too: a boolean key).
+func TestDaemonHTTPFromConfigFile(t *testing.T) {
+	f := writeConf(t, "[test]\ncluster = x\nhttp = 127.0.0.1:0\nhttp_pprof = yes\n")
+	var out, errb bytes.Buffer
+	if status := testDaemon(nil, nil).Run(t.Context(), []string{"-f", f}, &out, &errb); status != 0 {
+		t.Fatalf("status %d; stderr:\n%s", status, errb.String())
+	}
+	if !strings.Contains(errb.String(), `msg="serving HTTP" node=test cluster=x addr=127.0.0.1:`) {
+		t.Errorf("no HTTP served; stderr:\n%s", errb.String())
+	}
+}
