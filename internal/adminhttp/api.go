@@ -23,6 +23,8 @@
 //	POST /api/v1/tweak     {"nodes": [], "dry_run": true}
 //	POST /api/v1/nodes/{nid}/kill, /api/v1/nodes/{nid}/drop
 //	POST /api/v1/truncate  {"tid": "tid:0x..."}      (neoctl's tid syntax)
+//	POST /api/v1/check     {"partitions": [0, 3], "source": "S1", "min_tid": "...", "max_tid": "..."}
+//	                       (no partitions: all; no source: upstream; tids optional)
 //
 // Answers are JSON; a failure is {"error": "..."} with a 4xx status for a
 // bad request (malformed JSON, unknown state or node, partitions out of
@@ -102,6 +104,7 @@ func (a *API) Register(mux Mux) {
 	post("nodes/{nid}/kill", func(r *http.Request, c *ctl.Client) (any, error) { return a.setNode(r, c, proto.DOWN) })
 	post("nodes/{nid}/drop", func(r *http.Request, c *ctl.Client) (any, error) { return a.setNode(r, c, proto.UNKNOWN) })
 	post("truncate", a.truncate)
+	post("check", a.check)
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("%s %s: no such API", r.Method, r.URL.Path))
 	})
@@ -496,6 +499,58 @@ func (a *API) truncate(r *http.Request, c *ctl.Client) (any, error) {
 		return nil, badRequest{err}
 	}
 	return message(c.Truncate(r.Context(), tid))
+}
+
+func (a *API) check(r *http.Request, c *ctl.Client) (any, error) {
+	var body struct {
+		Partitions []uint32 `json:"partitions"`
+		Source     string   `json:"source"`
+		MinTid     string   `json:"min_tid"`
+		MaxTid     string   `json:"max_tid"`
+	}
+	if err := decode(r, &body); err != nil {
+		return nil, err
+	}
+	var src proto.NodeID
+	if body.Source != "" {
+		var err error
+		if src, err = proto.ParseNodeID(body.Source); err != nil {
+			return nil, badRequest{fmt.Errorf("source %q: %w", body.Source, err)}
+		}
+	}
+	min, max := proto.ZeroTid, proto.InvalidTid
+	for _, b := range []struct {
+		name string
+		s    string
+		tid  *proto.Tid
+	}{{"min_tid", body.MinTid, &min}, {"max_tid", body.MaxTid, &max}} {
+		if b.s != "" {
+			t, err := proto.ParseTid(b.s)
+			if err != nil {
+				return nil, badRequest{fmt.Errorf("%s: %w", b.name, err)}
+			}
+			*b.tid = t
+		}
+	}
+	pl, err := c.PartitionList(r.Context(), 0, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	np := uint32(len(pl.RowList))
+	parts := body.Partitions
+	if len(parts) == 0 {
+		for p := range np {
+			parts = append(parts, p)
+		}
+	}
+	var sources []proto.CheckSource
+	for _, p := range parts {
+		if p >= np {
+			return nil, badRequest{fmt.Errorf("partition %d: out of range, the table has %d", p, np)}
+		}
+		sources = append(sources, proto.CheckSource{Partition: p, Source: src})
+	}
+	return message(c.CheckReplicas(r.Context(), sources, min, max))
 }
 
 func parseEnum[E ~uint8](s string, valid func(E) bool) (E, bool) {

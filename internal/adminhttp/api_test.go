@@ -108,6 +108,10 @@ func TestAPI(t *testing.T) {
 	if code != 200 || v["message"] == nil {
 		t.Errorf("tweak --dry-run: %d %v", code, v)
 	}
+	code, v = call(t, "POST", api+"check", `{"partitions": [1, 2], "source": "S1"}`)
+	if code != 200 || v["message"] == nil {
+		t.Errorf("check 1:S1 2:S1: %d %v", code, v)
+	}
 
 	// Bad requests: 4xx with a message, and the API still answers.
 	for _, tc := range []struct {
@@ -128,6 +132,9 @@ func TestAPI(t *testing.T) {
 		{"POST", "nodes/S9/kill", "", 409, "unknown node"}, // refused by the master (DENIED)
 		{"POST", "nodes/bad/drop", "", 400, `node "bad"`},
 		{"POST", "truncate", `{"tid": "yesterday"}`, 400, "parse tid"},
+		{"POST", "check", `{"partitions": [4]}`, 400, "partition 4: out of range, the table has 4"},
+		{"POST", "check", `{"source": "X"}`, 400, `source "X"`},
+		{"POST", "check", `{"min_tid": "tid:x"}`, 400, "min_tid"},
 	} {
 		code, v := call(t, tc.method, api+tc.path, tc.body)
 		msg, _ := v["error"].(string)
