@@ -11,6 +11,38 @@
 // [Handler.SetMaster], [Handler.SetStorage] or [Handler.SetAdmin], again
 // after a restart, and is read at each scrape: the node packages keep no
 // Prometheus dependency.
+//
+// # Metrics
+//
+// Every node, from its links (labels: packet or request type, neoppod's
+// names such as AskObject, AskStoreObject, AskVoteTransaction,
+// AskFinishTransaction, AskLockInformation):
+//
+//	neo_net_packets_sent_total, neo_net_packets_received_total
+//	neo_net_sent_bytes_total, neo_net_received_bytes_total
+//	neo_request_duration_seconds     histogram: receipt of a peer's request to its answer
+//	neo_net_links, neo_net_links_opened_total
+//	go_*, process_*                  Go runtime and process
+//
+// Master: neo_cluster_state{state} (1 for the current one),
+// neo_master_primary, neo_cluster_nodes{type,state},
+// neo_cluster_cells{state}, neo_cluster_partitions,
+// neo_master_transactions, neo_last_commit_timestamp_seconds,
+// neo_last_oid (its tables are read about once a second).
+//
+// Storage: neo_storage_operational, neo_storage_cells{state},
+// neo_storage_conflicts_total, neo_storage_deadlock_avoidances_total,
+// neo_storage_cache_{hits,misses,evictions}_total,
+// neo_storage_cache_entries, neo_storage_cache_bytes,
+// neo_storage_database_bytes (SQLite).
+//
+// Admin: neo_admin_primary_connected, and its view of the cluster:
+// neo_cluster_state, neo_cluster_nodes, neo_cluster_cells,
+// neo_cluster_partitions.
+//
+// Commit and load rates are rates of the request counters, e.g.
+// rate(neo_request_duration_seconds_count{request="AskFinishTransaction"}[1m])
+// on the master.
 package nodehttp
 
 import (
