@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,13 +38,13 @@ storage=
   </filestorage>
 `
 
-func crashOpen(t *testing.T, dir, rate string, log *slog.Logger) *Importer {
+func crashOpen(t *testing.T, dir, rate string, log *slog.Logger, progress time.Duration) *Importer {
 	conf, err := importconf.Parse("importer.conf", []byte(fmt.Sprintf(crashConf, dir, rate, dir)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &env{t: t, ctx: context.Background(), dir: dir, conf: conf}
-	im, err := OpenConfig(e.ctx, conf, Options{Options: backend.Options{Logger: log}, BatchBytes: 16 << 10, CommitInterval: time.Millisecond})
+	im, err := OpenConfig(e.ctx, conf, Options{Options: backend.Options{Logger: log}, BatchBytes: 16 << 10, CommitInterval: time.Millisecond, ProgressInterval: progress})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func crashOpen(t *testing.T, dir, rate string, log *slog.Logger) *Importer {
 func TestKill9(t *testing.T) {
 	if dir := os.Getenv(crashChildEnv); dir != "" {
 		log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		im := crashOpen(t, dir, "1M", log) // slow: killed in the middle
+		im := crashOpen(t, dir, "1M", log, 0) // slow: killed in the middle
 		im.Wait(context.Background())
 		t.Fatal("crash child was not killed")
 	}
@@ -101,7 +102,7 @@ func TestKill9(t *testing.T) {
 		t.Fatalf("child: %d commits before it ended", commits)
 	}
 
-	im := crashOpen(t, dir, "0", nil)
+	im := crashOpen(t, dir, "0", nil, 0)
 	defer im.Close()
 	if tid, done := im.Imported(); tid == 0 || done {
 		t.Fatalf("after the kill: imported up to %v, done %v: the kill was not in the middle of the import", tid, done)
@@ -147,5 +148,46 @@ func TestKill9(t *testing.T) {
 	st, err := im.Stats(ctx)
 	if err != nil || st.Transactions != txns || st.Objects != records {
 		t.Fatalf("after kill -9 and restart: %+v %v, want %d transactions, %d objects", st, err, txns, records)
+	}
+}
+
+// syncBuffer is a log destination for a test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// The import logs its progress at a steady pace, then the end.
+func TestProgressLog(t *testing.T) {
+	dir := t.TempDir()
+	writeBigFS(t, filepath.Join(dir, "root.fs"), 1)
+	var buf syncBuffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	im := crashOpen(t, dir, "2M", log, 50*time.Millisecond)
+	defer im.Close()
+	if err := im.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	n := strings.Count(out, "importer: progress")
+	if n < 3 {
+		t.Errorf("%d progress lines in 0.5 s or more, every 50 ms:\n%s", n, out)
+	}
+	for _, want := range []string{"transactions=", "bytes=", "MB/s=", "left=", "All data are imported. You should change your configuration to use the native backend and restart."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in the log:\n%s", want, out)
+		}
 	}
 }
