@@ -1,4 +1,4 @@
-//go:build integration && importercluster
+//go:build integration
 
 package integration
 
