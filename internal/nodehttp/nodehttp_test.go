@@ -69,11 +69,24 @@ func waitReady(t *testing.T, url string, status int) string {
 // installed.
 func scrape(t *testing.T, url string) map[string]float64 {
 	t.Helper()
+	return scrapeLint(t, url, true)
+}
+
+// poll is scrape without promtool, for the loops that wait for a value.
+func poll(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	return scrapeLint(t, url, false)
+}
+
+func scrapeLint(t *testing.T, url string, lint bool) map[string]float64 {
+	t.Helper()
 	code, body := get(t, url+"/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("%s/metrics: %d %s", url, code, body)
 	}
-	promtoolCheck(t, url, body)
+	if lint {
+		promtoolCheck(t, url, body)
+	}
 	m := map[string]float64{}
 	sc := bufio.NewScanner(strings.NewReader(body))
 	for sc.Scan() {
@@ -244,7 +257,7 @@ func TestNodeHTTP(t *testing.T) {
 	}
 	// The master's tables are taken once a second.
 	deadline := time.Now().Add(waitTimeout)
-	for m := after[nodes[0]]; ; m = scrape(t, master) {
+	for m := after[nodes[0]]; ; m = poll(t, master) {
 		want := map[string]float64{
 			`neo_cluster_state{state="RUNNING"}`:                1,
 			`neo_master_primary`:                                1,
@@ -314,5 +327,91 @@ func TestNodeHTTP(t *testing.T) {
 	}
 	if body := waitReady(t, master, http.StatusServiceUnavailable); !strings.Contains(body, "not running") {
 		t.Errorf("stopped master: /readyz %q", body)
+	}
+}
+
+// TestDeadlockAvoidanceCounted: an older transaction asking for the lock
+// of a younger one that has not voted makes the storage tell the younger
+// one's client (NotifyDeadlock), which neo_storage_deadlock_avoidances_total
+// counts.
+func TestDeadlockAvoidanceCounted(t *testing.T) {
+	h := nodehttp.New(nodehttp.Options{})
+	srv, err := nodehttp.Listen(t.Context(), "127.0.0.1:0", h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	storage := srv.URL()
+	c := neotest.Start(t, neotest.Options{
+		HTTP: func(node string) *nodehttp.Handler {
+			if node == neotest.Storage(0) {
+				return h
+			}
+			return nil
+		},
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	cl1, cl2 := c.Open(t, client.Config{}), c.Open(t, client.Config{})
+	oid, err := cl1.NewOID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, err := neotest.Commit(ctx, cl1, oid, 0, []byte("v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	stores := func() float64 {
+		return poll(t, storage)[`neo_request_duration_seconds_count{request="AskStoreObject"}`]
+	}
+	older, err := cl1.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	younger, err := cl2.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The younger transaction locks oid first: its store answered.
+	before := stores()
+	if err := younger.Store(ctx, oid, serial, []byte("younger")); err != nil {
+		t.Fatal(err)
+	}
+	for stores() == before {
+		if ctx.Err() != nil {
+			t.Fatal("the younger transaction's store was not answered")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The older one asks for it: a deadlock avoidance, then the older
+	// commits and the younger, relocked behind it, conflicts.
+	if err := older.Store(ctx, oid, serial, []byte("older")); err != nil {
+		t.Fatal(err)
+	}
+	olderDone := make(chan error, 1)
+	go func() {
+		if err := older.Vote(ctx); err != nil {
+			older.Abort(ctx)
+			olderDone <- err
+			return
+		}
+		_, err := older.Finish(ctx)
+		olderDone <- err
+	}()
+	for poll(t, storage)["neo_storage_deadlock_avoidances_total"] < 1 {
+		if ctx.Err() != nil {
+			t.Fatal("no deadlock avoidance counted")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	scrape(t, storage) // lint once
+	var conflict *client.ConflictError
+	if err := younger.Vote(ctx); !errors.As(err, &conflict) {
+		t.Errorf("younger transaction's vote: %v, want a conflict", err)
+	}
+	younger.Abort(ctx)
+	if err := <-olderDone; err != nil {
+		t.Errorf("older transaction: %v", err)
 	}
 }
