@@ -751,6 +751,18 @@ func (m *txnManager) lockTxn(ttid, tid proto.Tid, approvePack bool) error {
 	// sends after our answer.
 	if metadata {
 		if err := m.db.lockTransaction(tid, ttid, approvePack); err != nil {
+			// Not durable (a database server gone away): the transaction
+			// is not locked here, and AskFinalTID must not say it is, or a
+			// client would take as committed what verification drops.
+			m.lock()
+			t.tid = 0
+			for oid := range t.stores {
+				if m.mu.readLocks[oid] == ttid {
+					delete(m.mu.readLocks, oid)
+				}
+			}
+			m.executeReads()
+			m.unlock()
 			return fmt.Errorf("lock %v: %w", ttid, err)
 		}
 	}

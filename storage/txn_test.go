@@ -27,6 +27,7 @@ type fakeDB struct {
 	locked    map[proto.Tid]proto.Tid // ttid -> tid (ttrans.tid)
 	committed map[proto.Tid]proto.Tid // ttid -> tid of trans rows
 	undoPack  bool
+	lockErr   error // returned by lockTransaction
 }
 
 // write waits for the disk when ttid's writes stall, then locks db.
@@ -126,6 +127,9 @@ func (db *fakeDB) storeTransaction(ttid proto.Tid, objs []tempObject, meta *txnM
 func (db *fakeDB) lockTransaction(tid, ttid proto.Tid, approvePack bool) error {
 	db.write(ttid)
 	defer db.mu.Unlock()
+	if db.lockErr != nil {
+		return db.lockErr
+	}
 	db.locked[ttid] = tid
 	return nil
 }
@@ -535,6 +539,34 @@ func TestVoteAndLockAreWritten(t *testing.T) {
 	}
 	if tid, _ := h.m.finalTID(12); tid != proto.InvalidTid {
 		t.Fatalf("finalTID of unknown = %v", tid)
+	}
+}
+
+// A lock that could not be written (the database server went away) leaves
+// the transaction unlocked: AskFinalTID must not report the tid a client
+// would take as committed, and its oids are readable again.
+func TestFailedLockIsNotLocked(t *testing.T) {
+	h := newHarness(t)
+	h.store(client1, 10, 1, 0, "a")
+	if err := h.m.vote(client1, 10, &txnMeta{Oids: []proto.Oid{1}}); err != nil {
+		t.Fatal(err)
+	}
+	h.db.lockErr = errors.New("server gone")
+	if err := h.m.lockTxn(10, 11, false); !errors.Is(err, h.db.lockErr) {
+		t.Fatalf("lock: %v", err)
+	}
+	if tid, err := h.m.finalTID(10); tid != proto.InvalidTid || err != nil {
+		t.Errorf("finalTID after a failed lock = %v, %v; want none", tid, err)
+	}
+	h.m.lock()
+	_, readLocked := h.m.mu.readLocks[1]
+	h.m.unlock()
+	if readLocked {
+		t.Error("oid 1 still read-locked after a failed lock")
+	}
+	h.db.lockErr = nil
+	if err := h.m.lockTxn(10, 11, false); err != nil {
+		t.Fatalf("lock again: %v", err)
 	}
 }
 

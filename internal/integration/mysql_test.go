@@ -1,0 +1,96 @@
+//go:build integration
+
+package integration
+
+import (
+	"database/sql"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	drv "github.com/go-sql-driver/mysql"
+)
+
+// startMariaDB starts a private MariaDB server with ../shared/peers'
+// mariadb.sh in a directory of the test and creates databases names; it is
+// stopped at the end of the test. It returns the server's directory and
+// socket. Without mariadbd (outside CI), the test is skipped.
+func startMariaDB(t *testing.T, p *peers, names ...string) (dir, sock string) {
+	t.Helper()
+	if _, err := exec.LookPath("mariadbd"); err != nil {
+		if _, err := os.Stat("/usr/sbin/mariadbd"); err != nil && os.Getenv("CI") != "true" {
+			t.Skip("no mariadbd: MariaDB is not installed (.ci/run installs it)")
+		}
+	}
+	// A short path: the socket's must stay under 108 bytes.
+	dir, err := os.MkdirTemp("", "neo-it-mdb-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(p.dir, "mariadb.sh")
+	t.Cleanup(func() {
+		if out, err := exec.Command(script, "stop", dir).CombinedOutput(); err != nil {
+			t.Errorf("mariadb.sh stop: %v\n%s", err, out)
+		}
+		os.RemoveAll(dir)
+	})
+	cmd := exec.Command(script, "start", dir)
+	cmd.Env = append(os.Environ(), "MARIADB_DATABASES="+strings.Join(names, " "))
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("mariadb.sh start %s: %v", dir, err)
+	}
+	return dir, strings.TrimSpace(lastLine(string(out)))
+}
+
+// TestGoClusterMySQLRestart restarts the MariaDB server of our two MySQL
+// storages while our client commits in a loop: commits in flight may fail,
+// none acknowledged is lost, and the cluster serves again by itself once
+// the server is back (neoppod's storages die with "MySQL server has gone
+// away" there).
+func TestGoClusterMySQLRestart(t *testing.T) {
+	p := needPeers(t)
+	c := newGoFoCluster(t, "gcmy", 1)
+	c.p = p
+	dbs := []string{fmt.Sprintf("%s_0", c.name), fmt.Sprintf("%s_1", c.name)}
+	dir, sock := startMariaDB(t, p, dbs...)
+	c.startMaster(0, "go")
+	for i, db := range dbs {
+		c.node(fmt.Sprintf("storage%d", i), "go", "neostorage", "--bind", "127.0.0.1:0", "--adapter", "MySQL",
+			"--database", "root@"+db+sock)
+	}
+	c.node("admin", "go", "neoadmin", "--bind", c.admin)
+
+	l := startLoop(t, c.masters, c.name, clientLogger(t, c.dir))
+	l.waitAcks(l.first, 20, "commits before the restart")
+	restarted := time.Now()
+	if out, err := exec.Command(filepath.Join(p.dir, "mariadb.sh"), "restart", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mariadb.sh restart: %v\n%s", err, out)
+	}
+	back := time.Now()
+	first := l.waitAcks(back, 1, "first commit after the restart")
+	t.Logf("server down for %v; first commit %v after it was back", back.Sub(restarted).Round(time.Millisecond),
+		first.at.Sub(back).Round(time.Millisecond))
+	l.waitAcks(back, 20, "commits after the restart")
+	l.check(c.masters, c.name)
+
+	// Both databases hold the committed rows (1 replica).
+	cfg := drv.NewConfig()
+	cfg.User, cfg.Net, cfg.Addr = "root", "unix", sock
+	conn, err := drv.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(conn)
+	defer db.Close()
+	for _, name := range dbs {
+		var n int
+		if err := db.QueryRow("SELECT COUNT(*) FROM " + name + ".trans").Scan(&n); err != nil || n < 40 {
+			t.Errorf("%s: %d transactions, %v", name, n, err)
+		}
+	}
+}
