@@ -26,6 +26,9 @@
 //	POST /api/v1/check     {"partitions": [0, 3], "source": "S1", "min_tid": "...", "max_tid": "..."}
 //	                       (no partitions: all; no source: upstream; tids optional)
 //
+// Reads, and the dashboard, are open to whoever reaches the --http
+// address, as neoctl's port is: bind it to a trusted interface.
+//
 // Answers are JSON; a failure is {"error": "..."} with a 4xx status for a
 // bad request (malformed JSON, unknown state or node, partitions out of
 // range, refused by the master) and 502 when the admin cannot be asked.

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neogo/neo/client"
 	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/internal/nodehttp"
 )
@@ -88,7 +89,21 @@ func TestDashboardInBrowser(t *testing.T) {
 		},
 	})
 
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cl := c.Open(t, client.Config{})
+	oid, err := cl.NewOID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := neotest.Commit(ctx, cl, oid, 0, []byte("page")); err != nil {
+		t.Fatal(err)
+	}
+
 	dom := render(t, browser, srv.URL()+"/", "running")
+	if !regexp.MustCompile(`last commit 0x[0-9a-f]{16} \([-0-9 :.]+ UTC, \d+ s ago\)`).MatchString(dom) {
+		t.Errorf("page does not show the last commit:\n%s", dom)
+	}
 	if !strings.Contains(dom, `<span id="state" class="RUNNING">RUNNING</span>`) {
 		t.Errorf("page does not show RUNNING:\n%s", dom)
 	}

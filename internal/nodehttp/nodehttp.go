@@ -98,6 +98,7 @@ func New(opts Options) *Handler {
 	h.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(), // go_build_info: the binary's module version
 		nodeCollector{h},
 	)
 	h.net = newNetMetrics(h.reg)
