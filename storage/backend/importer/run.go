@@ -88,6 +88,7 @@ func (im *Importer) importAll(ctx context.Context) error {
 	var readErr, compErr error
 	wg.Add(2)
 	go func() {
+		lowPriority()
 		defer wg.Done()
 		defer close(read)
 		if readErr = im.readBatches(ctx, curs, ltid, read); readErr != nil {
@@ -95,6 +96,7 @@ func (im *Importer) importAll(ctx context.Context) error {
 		}
 	}()
 	go func() {
+		lowPriority()
 		defer wg.Done()
 		defer close(compressed)
 		if compErr = im.compressBatches(ctx, read, compressed); compErr != nil {
@@ -103,6 +105,26 @@ func (im *Importer) importAll(ctx context.Context) error {
 	}()
 	p := progress{start: time.Now(), total: total, every: im.opts.ProgressInterval, log: im.log}
 	p.last = p.start
+	var commitErr error
+	committed := make(chan struct{})
+	go func() {
+		lowPriority()
+		defer close(committed)
+		commitErr = im.commitBatches(ctx, cancel, compressed, &p)
+	}()
+	<-committed
+	wg.Wait()
+	for _, err := range []error{readErr, compErr, commitErr} {
+		if err != nil {
+			return err
+		}
+	}
+	return im.importEnd(ctx, ltid, &p)
+}
+
+// commitBatches commits the batches in order, each with the tid it ends
+// at, and logs the progress. After an error it drains the pipeline.
+func (im *Importer) commitBatches(ctx context.Context, cancel context.CancelFunc, compressed <-chan *batch, p *progress) error {
 	var commitErr error
 	for b := range compressed {
 		if commitErr != nil {
@@ -120,12 +142,11 @@ func (im *Importer) importAll(ctx context.Context) error {
 		p.bytes += b.bytes
 		p.maybeLog()
 	}
-	wg.Wait()
-	for _, err := range []error{readErr, compErr, commitErr} {
-		if err != nil {
-			return err
-		}
-	}
+	return commitErr
+}
+
+// importEnd records the end of the import.
+func (im *Importer) importEnd(ctx context.Context, ltid proto.Tid, p *progress) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -269,6 +290,7 @@ func (im *Importer) compressBatches(ctx context.Context, in <-chan *batch, out c
 		for k := range workers {
 			wg.Add(1)
 			go func() {
+				lowPriority()
 				defer wg.Done()
 				// Interleaved, so that big records spread.
 				for i := k; i < len(b.records); i += workers {
