@@ -15,6 +15,10 @@ import (
 	"github.com/neogo/neo/proto"
 )
 
+// errDeleted marks a load that found a deletion: the iterator reports it
+// as a record without data.
+var errDeleted = errors.New("object creation undone or deleted")
+
 // zeroHash is the checksum of "no data" (deletion, creation undone).
 var zeroHash [sha1.Size]byte
 
@@ -216,7 +220,7 @@ func (c *Client) loadFrom(ctx context.Context, nid proto.NodeID, oid proto.Oid, 
 func decodeObject(nid proto.NodeID, ans *proto.AnswerObject) (Object, error) {
 	obj := Object{Serial: ans.Serial, NextSerial: ans.NextSerial, DataSerial: ans.DataSerial}
 	if len(ans.Data) == 0 && bytes.Equal(ans.Checksum, zeroHash[:]) {
-		return Object{}, fmt.Errorf("oid %v serial %v: object creation undone or deleted: %w", ans.Oid, ans.Serial, proto.ErrOidDoesNotExist)
+		return Object{}, fmt.Errorf("oid %v serial %v: %w: %w", ans.Oid, ans.Serial, errDeleted, proto.ErrOidDoesNotExist)
 	}
 	if sum := sha1.Sum(ans.Data); !bytes.Equal(sum[:], ans.Checksum) {
 		return Object{}, &ChecksumError{Oid: ans.Oid, Serial: ans.Serial, Node: nid}

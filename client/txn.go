@@ -80,6 +80,7 @@ type Txn struct {
 		stored     map[proto.Oid]bool
 		written    map[uint32]map[proto.NodeID]bool // partition → nodes that answered a store
 		lockless   map[uint32]map[proto.NodeID]bool // partition → nodes that answered ZERO_TID
+		deleted    map[proto.Oid]uint32             // deleted oid → its partition
 	}
 }
 
@@ -100,6 +101,18 @@ func (t *Txn) TTID() proto.Tid { return t.ttid }
 // Begin starts a transaction. It waits for a master connection while the
 // client reconnects, within ctx.
 func (c *Client) Begin(ctx context.Context) (*Txn, error) {
+	return c.begin(ctx, proto.InvalidTid)
+}
+
+// BeginAt starts a transaction that commits with tid exactly, as when
+// copying a database (protocol.md AskBeginTransaction): tid must be
+// greater than the last committed tid and no other transaction may be in
+// progress, else the master refuses.
+func (c *Client) BeginAt(ctx context.Context, tid proto.Tid) (*Txn, error) {
+	return c.begin(ctx, tid)
+}
+
+func (c *Client) begin(ctx context.Context, tid proto.Tid) (*Txn, error) {
 	if c.cfg.ReadOnly {
 		return nil, ErrReadOnly
 	}
@@ -109,7 +122,7 @@ func (c *Client) Begin(ctx context.Context) (*Txn, error) {
 			return nil, fmt.Errorf("client: begin: %w", err)
 		}
 		var ans proto.AnswerBeginTransaction
-		err = mc.link.Ask(ctx, &proto.AskBeginTransaction{Tid: proto.InvalidTid}, &ans)
+		err = mc.link.Ask(ctx, &proto.AskBeginTransaction{Tid: tid}, &ans)
 		if err != nil {
 			if ctx.Err() == nil && errors.Is(err, neonet.ErrClosed) {
 				continue // the master was lost: wait for the next one
@@ -159,13 +172,30 @@ func (t *Txn) checkStateLocked(op string, want txnState) error {
 // Vote, or within a millisecond (neonet's StartQueued). data may be
 // reused when Store returns.
 func (t *Txn) Store(ctx context.Context, oid proto.Oid, serial proto.Tid, data []byte) error {
+	return t.store(ctx, oid, serial, data, false)
+}
+
+// Delete stores a deletion of oid ("creation undone"), based on revision
+// serial: a record without data, whose partition the master is told at
+// Finish; other clients are not invalidated for it (cluster.md §6.3).
+func (t *Txn) Delete(ctx context.Context, oid proto.Oid, serial proto.Tid) error {
+	return t.store(ctx, oid, serial, nil, true)
+}
+
+func (t *Txn) store(ctx context.Context, oid proto.Oid, serial proto.Tid, data []byte, del bool) error {
 	// The request and the compressed data are pooled: neonet encodes
 	// them before StartQueued returns.
-	comp, payload, buf := compress(data)
-	defer releaseCompressed(buf)
 	sr := storeReqs.Get().(*storeReq)
 	defer sr.release()
-	sr.sum = sha1.Sum(payload)
+	var comp uint8
+	payload := []byte{}
+	sr.sum = zeroHash // "no data"
+	if !del {
+		var buf *bytes.Buffer
+		comp, payload, buf = compress(data)
+		defer releaseCompressed(buf)
+		sr.sum = sha1.Sum(payload)
+	}
 	sr.req = proto.AskStoreObject{Oid: oid, Serial: serial, Compression: comp, Checksum: sr.sum[:],
 		Data: payload, DataSerial: proto.InvalidTid, TTid: t.ttid}
 	req := &sr.req
@@ -212,6 +242,14 @@ func (t *Txn) Store(ctx context.Context, oid proto.Oid, serial proto.Tid, data [
 	if !t.mu.stored[oid] {
 		t.mu.stored[oid] = true
 		t.mu.oids = append(t.mu.oids, oid)
+	}
+	if del {
+		if t.mu.deleted == nil {
+			t.mu.deleted = map[proto.Oid]uint32{}
+		}
+		t.mu.deleted[oid] = part
+	} else {
+		delete(t.mu.deleted, oid)
 	}
 	return nil
 }
@@ -517,9 +555,22 @@ func (t *Txn) Finish(ctx context.Context) (proto.Tid, error) {
 	c.mu.finishing++
 	c.mu.Unlock()
 
+	// Deleted oids are not invalidated: only their partitions are told.
+	oids, deleted := t.mu.oids, []uint32{}
+	if len(t.mu.deleted) > 0 {
+		oids = nil
+		for _, oid := range t.mu.oids {
+			if part, ok := t.mu.deleted[oid]; ok {
+				deleted = append(deleted, part)
+			} else {
+				oids = append(oids, oid)
+			}
+		}
+		oids = nonNilOids(oids)
+	}
 	var ans proto.AnswerTransactionFinished
-	call, err := t.mc.link.Start(&proto.AskFinishTransaction{TTid: t.ttid, OidList: t.mu.oids,
-		Deleted: []uint32{}, Checked: []uint32{}}, &ans)
+	call, err := t.mc.link.Start(&proto.AskFinishTransaction{TTid: t.ttid, OidList: oids,
+		Deleted: deleted, Checked: []uint32{}}, &ans)
 	if err == nil {
 		if h := c.hooks().finishSent; h != nil {
 			h(t.mc.link)
@@ -535,7 +586,7 @@ func (t *Txn) Finish(ctx context.Context) (proto.Tid, error) {
 	c.mu.Lock()
 	c.mu.finishing--
 	if err == nil {
-		c.emitLocked(Invalidation{Tid: tid, Oids: slices.Clone(t.mu.oids)})
+		c.emitLocked(Invalidation{Tid: tid, Oids: slices.Clone(oids)})
 	}
 	if c.mu.finishing == 0 {
 		c.flushHeldLocked()
@@ -701,6 +752,13 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
+}
+
+func nonNilOids(o []proto.Oid) []proto.Oid {
+	if o == nil {
+		return []proto.Oid{}
+	}
+	return o
 }
 
 func sortedNIDs[V any](m map[proto.NodeID]V) []proto.NodeID {
