@@ -82,6 +82,9 @@ type Parser struct {
 	Prog        string // the command's name, which starts every message
 	Description string // shown by -h
 	Options     []*Option
+	// Positionals name required positional arguments, in order, each
+	// with its help; Parse returns them by name.
+	Positionals [][2]string
 
 	// Warnings are set by Parse: keys of the config file's section that
 	// no option reads. They are not errors: neoppod ignores them.
@@ -106,13 +109,23 @@ func (p *Parser) Usage() string {
 			fmt.Fprintf(&b, " [%s]", n)
 		}
 	}
+	for _, a := range p.Positionals {
+		fmt.Fprintf(&b, " %s", a[0])
+	}
 	return b.String()
 }
 
 // Help writes the usage line and one line per option, as -h does.
 func (p *Parser) Help(w io.Writer) {
 	fmt.Fprintln(w, p.Usage())
-	fmt.Fprintf(w, "\n%s\n\noptions:\n  -h, --help            show this help message and exit\n", p.Description)
+	fmt.Fprintf(w, "\n%s\n", p.Description)
+	if len(p.Positionals) > 0 {
+		fmt.Fprintf(w, "\npositional arguments:\n")
+		for _, a := range p.Positionals {
+			fmt.Fprintf(w, "  %-22s%s\n", a[0], a[1])
+		}
+	}
+	fmt.Fprintf(w, "\noptions:\n  -h, --help            show this help message and exit\n")
 	for _, o := range p.Options {
 		n := "--" + o.Long
 		if o.Short != "" {
@@ -185,7 +198,7 @@ func (p *Parser) lookupShort(c string) *Option {
 // file.
 func (p *Parser) Parse(args []string, stdout io.Writer) (map[string]string, error) {
 	given := map[string]string{}
-	var unknown []string
+	var unknown, pos []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		var o *Option
@@ -193,7 +206,13 @@ func (p *Parser) Parse(args []string, stdout io.Writer) (map[string]string, erro
 		hasVal := false
 		switch {
 		case a == "--":
-			unknown = append(unknown, args[i+1:]...)
+			for _, a := range args[i+1:] {
+				if len(pos) < len(p.Positionals) {
+					pos = append(pos, a)
+				} else {
+					unknown = append(unknown, a)
+				}
+			}
 			i = len(args)
 			continue
 		case strings.HasPrefix(a, "--"):
@@ -224,7 +243,11 @@ func (p *Parser) Parse(args []string, stdout io.Writer) (map[string]string, erro
 				val, hasVal = strings.TrimPrefix(a[2:], "="), true
 			}
 		default:
-			unknown = append(unknown, a)
+			if len(pos) < len(p.Positionals) {
+				pos = append(pos, a)
+			} else {
+				unknown = append(unknown, a)
+			}
 			continue
 		}
 		if o == nil {
@@ -321,6 +344,13 @@ func (p *Parser) Parse(args []string, stdout io.Writer) (map[string]string, erro
 			if _, ok := values[o.key()]; !ok {
 				missing = append(missing, o.names())
 			}
+		}
+	}
+	for i, a := range p.Positionals {
+		if i < len(pos) {
+			values[a[0]] = pos[i]
+		} else {
+			missing = append(missing, a[0])
 		}
 	}
 	if len(missing) > 0 {

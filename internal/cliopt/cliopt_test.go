@@ -287,3 +287,23 @@ func TestFail(t *testing.T) {
 		t.Errorf("status %d stderr %q", st, errb.String())
 	}
 }
+
+// Positional arguments are returned by name, named in the usage and the
+// help, and required.
+func TestPositionals(t *testing.T) {
+	p := &Parser{Prog: "tool", Options: []*Option{{Short: "q", Long: "quiet", Kind: Bool}},
+		Positionals: [][2]string{{"source", "from"}, {"destination", "to"}}}
+	v, err := p.Parse([]string{"a", "-q", "--", "-b"}, new(strings.Builder))
+	if err != nil || v["source"] != "a" || v["destination"] != "-b" || v["quiet"] != "true" {
+		t.Errorf("Parse = %v, %v", v, err)
+	}
+	if _, err := p.Parse([]string{"a"}, new(strings.Builder)); err == nil || !strings.Contains(err.Error(), "required: destination") {
+		t.Errorf("one positional: %v", err)
+	}
+	if _, err := p.Parse([]string{"a", "b", "c"}, new(strings.Builder)); err == nil || !strings.Contains(err.Error(), "unrecognized arguments: c") {
+		t.Errorf("three positionals: %v", err)
+	}
+	if u := p.Usage(); !strings.HasSuffix(u, "[-q] source destination") {
+		t.Errorf("Usage = %q", u)
+	}
+}

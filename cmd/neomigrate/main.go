@@ -1,0 +1,399 @@
+// Command neomigrate copies a FileStorage (Data.fs) into a NEO cluster,
+// or a NEO cluster into a FileStorage, with neoppod's command line
+// (cluster.md §9.6):
+//
+//	neomigrate -c CLUSTER [-q] [-l LOGFILE] [--ca CA --cert CERT --key KEY] SOURCE DESTINATION
+//
+// If SOURCE is an existing file, it is read as a FileStorage and copied
+// into the cluster whose masters are DESTINATION; else SOURCE names the
+// masters of the cluster copied into the FileStorage DESTINATION.
+// Transactions keep their tids and metadata. Undo records become plain
+// data on the way into NEO (the client cannot restore back-pointers); on
+// the way out they become FileStorage back-pointers again whenever the
+// data is the same, as ZODB's copyTransactionsFrom does.
+//
+// Unlike neoppod's, an interrupted copy resumes: transactions up to the
+// destination's last tid are skipped.
+//
+// Exit status: 0 on success, 1 when the copy failed (the reason is on
+// stderr), 2 for invalid options.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/filestorage"
+	"github.com/neogo/neo/internal/cliopt"
+	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/proto"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	status := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(status)
+}
+
+const description = `NEO <-> FileStorage conversion tool
+
+If SOURCE is an existing file, it is read as a FileStorage (Data.fs) and
+its transactions are copied, with their tids and metadata, into the NEO
+cluster named by -c whose masters are DESTINATION ("HOST:PORT ...").
+Otherwise SOURCE names the masters of the cluster copied into the
+FileStorage DESTINATION (created if missing). The Importer storage
+backend is the faster way into NEO. A copy that was interrupted resumes
+after the destination's last transaction. Progress goes to stderr.`
+
+func parser() *cliopt.Parser {
+	return &cliopt.Parser{
+		Prog:        "neomigrate",
+		Description: description,
+		Options: []*cliopt.Option{
+			{Short: "l", Long: "logfile", Kind: cliopt.Path, Help: "log debugging information to this file"},
+			{Long: "ca", Kind: cliopt.Path, Help: "(SSL) certificate authority in PEM format"},
+			{Long: "cert", Kind: cliopt.Path, Help: "(SSL) certificate in PEM format"},
+			{Long: "key", Kind: cliopt.Path, Help: "(SSL) private key in PEM format"},
+			{Short: "c", Long: "cluster", Required: true, Help: "the NEO cluster name"},
+			{Short: "q", Long: "quiet", Kind: cliopt.Bool, Help: "print nothing to standard output, nor progress"},
+		},
+		Positionals: [][2]string{
+			{"source", "the source database: a Data.fs, or masters"},
+			{"destination", "the destination database: masters, or a Data.fs"},
+		},
+	}
+}
+
+// importWarning is printed, as by neoppod, before a copy into NEO.
+const importWarning = "WARNING: This is not the recommended way to import data to NEO:" +
+	" you should use the Importer backend instead.\n" +
+	"NEO also does not implement IStorageRestoreable interface, which" +
+	" means that undo information is not preserved when using this tool:" +
+	" conflict resolution could happen when undoing an old transaction."
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	p := parser()
+	values, status, ok := p.ParseCommandLine(args, stdout, stderr)
+	if !ok {
+		return status
+	}
+	tlsCfg, err := cliopt.LoadTLS(values)
+	if err != nil {
+		return p.Fail(stderr, err)
+	}
+	var log *slog.Logger
+	if values["logfile"] != "" {
+		l, closeLog, err := p.Logger(values["logfile"], stderr)
+		if err != nil {
+			return p.Fail(stderr, err)
+		}
+		defer closeLog()
+		log = l
+	} else {
+		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	m := &migration{
+		source: values["source"], dest: values["destination"], cluster: values["cluster"],
+		quiet: values["quiet"] != "", tls: tlsCfg, log: log, stdout: stdout, stderr: stderr,
+	}
+	if err := m.run(ctx); err != nil {
+		return p.Fail(stderr, err)
+	}
+	return 0
+}
+
+type migration struct {
+	source, dest, cluster string
+	quiet                 bool
+	tls                   *neonet.TLSConfig
+	log                   *slog.Logger
+	stdout, stderr        io.Writer
+	progress              *progress
+}
+
+func (m *migration) run(ctx context.Context) error {
+	_, err := os.Stat(m.source)
+	toNEO := err == nil
+	if toNEO && !m.quiet {
+		fmt.Fprintln(m.stdout, importWarning)
+	}
+	if !m.quiet {
+		fmt.Fprintf(m.stdout, "Migrating from %s to %s\n", m.source, m.dest)
+	}
+	start := time.Now()
+	m.progress = newProgress(m.stderr, m.quiet, start)
+	if toNEO {
+		err = m.fileToNEO(ctx)
+	} else {
+		err = m.neoToFile(ctx)
+	}
+	m.progress.done()
+	if err != nil {
+		return err
+	}
+	if !m.quiet {
+		fmt.Fprintf(m.stdout, "Migration done in %3.5f\n", time.Since(start).Seconds())
+	}
+	return nil
+}
+
+// openClient connects to the cluster whose masters are masters.
+func (m *migration) openClient(ctx context.Context, masters string, readOnly bool) (*client.Client, error) {
+	cfg := client.Config{Masters: strings.Fields(masters), Cluster: m.cluster, Logger: m.log, ReadOnly: readOnly}
+	if m.tls != nil {
+		cfg.TLS = m.tls
+	}
+	c, err := client.Open(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %q at %s: %w", m.cluster, masters, err)
+	}
+	return c, nil
+}
+
+// fileToNEO copies the Data.fs source into the cluster at dest.
+func (m *migration) fileToNEO(ctx context.Context) error {
+	src, err := filestorage.Open(m.source, filestorage.Options{ReadOnly: true, NoIndex: true, Logger: m.log})
+	if err != nil {
+		return fmt.Errorf("source %s: %w", m.source, err)
+	}
+	defer src.Close()
+	c, err := m.openClient(ctx, m.dest, false)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	last, err := c.LastTid(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster %q at %s: last tid: %w", m.cluster, m.dest, err)
+	}
+	if last != proto.ZeroTid {
+		fmt.Fprintf(m.stderr, "neomigrate: the cluster has transactions up to %v: copying only those after it\n", last)
+	}
+	// The serial each store is based on: the previous revision of the
+	// oid in the source.
+	serials := map[proto.Oid]proto.Tid{}
+	it := src.Iterate(0)
+	for {
+		ftxn, err := it.NextTxn()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("source %s: %w", m.source, err)
+		}
+		tid := ftxn.Tid
+		if tid <= last {
+			for {
+				r, err := it.NextData()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return fmt.Errorf("source %s: transaction %v: %w", m.source, tid, err)
+				}
+				serials[r.Oid] = tid
+			}
+			continue
+		}
+		if err := m.commit(ctx, c, it, ftxn, serials); err != nil {
+			return fmt.Errorf("copy transaction %v of %s to cluster %q: %w", tid, m.source, m.cluster, err)
+		}
+	}
+}
+
+// commit copies the transaction ftxn, whose records it reads from it.
+func (m *migration) commit(ctx context.Context, c *client.Client, it *filestorage.TxnIter, ftxn *filestorage.Txn, serials map[proto.Oid]proto.Tid) error {
+	tid := ftxn.Tid
+	txn, err := c.BeginAt(ctx, tid)
+	if err != nil {
+		return err
+	}
+	txn.User = append([]byte{}, ftxn.User...)
+	txn.Description = append([]byte{}, ftxn.Description...)
+	txn.Extension = append([]byte{}, ftxn.Extension...)
+	var size int64
+	for {
+		r, err := it.NextData()
+		if err == io.EOF {
+			break
+		}
+		if err == nil {
+			if r.Data == nil {
+				err = txn.Delete(ctx, r.Oid, serials[r.Oid])
+			} else {
+				err = txn.Store(ctx, r.Oid, serials[r.Oid], r.Data)
+				size += int64(len(r.Data))
+			}
+		}
+		if err != nil {
+			txn.Abort(ctx)
+			return err
+		}
+		serials[r.Oid] = tid
+	}
+	if err := txn.Vote(ctx); err != nil {
+		txn.Abort(ctx)
+		return err
+	}
+	got, err := txn.Finish(ctx)
+	if err != nil {
+		return err
+	}
+	if got != tid {
+		return fmt.Errorf("committed as %v", got)
+	}
+	m.progress.add(size)
+	return nil
+}
+
+// neoToFile copies the cluster at source into the Data.fs dest.
+func (m *migration) neoToFile(ctx context.Context) error {
+	c, err := m.openClient(ctx, m.source, true)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var raw *os.File
+	dst, err := filestorage.Open(m.dest, filestorage.Options{Create: true, Logger: m.log,
+		OpenFile: func(name string, flag int, perm os.FileMode) (filestorage.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			if err != nil {
+				return nil, err
+			}
+			raw = f
+			return &lazySync{File: f}, nil
+		}})
+	if err != nil {
+		return fmt.Errorf("destination %s: %w", m.dest, err)
+	}
+	var start proto.Tid
+	if last := dst.LastTid(); last != proto.ZeroTid {
+		start = last + 1
+		fmt.Fprintf(m.stderr, "neomigrate: %s has transactions up to %v: copying only those after it\n", m.dest, last)
+	}
+	err = m.copyToFile(ctx, c, dst, start)
+	if serr := raw.Sync(); err == nil && serr != nil {
+		err = fmt.Errorf("destination %s: %w", m.dest, serr)
+	}
+	if cerr := dst.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("destination %s: %w", m.dest, cerr)
+	}
+	return err
+}
+
+func (m *migration) copyToFile(ctx context.Context, c *client.Client, dst *filestorage.Storage, start proto.Tid) error {
+	it := c.Iterate(start, proto.InvalidTid)
+	for {
+		txn, err := it.Next(ctx)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("cluster %q at %s: %w", m.cluster, m.source, err)
+		}
+		meta := filestorage.TxnMeta{Tid: txn.Tid, User: txn.User, Description: txn.Description, Extension: txn.Extension}
+		if txn.Packed {
+			meta.Status = filestorage.StatusPacked
+		}
+		if err := writeTxn(dst, meta, txn.Records); err != nil {
+			return fmt.Errorf("copy transaction %v to %s: %w", txn.Tid, m.dest, err)
+		}
+		var size int64
+		for _, r := range txn.Records {
+			size += int64(len(r.Data))
+		}
+		m.progress.add(size)
+	}
+}
+
+// writeTxn appends one transaction to dst. A record of an undo becomes a
+// back-pointer when its data is that of the revision it names (ZODB's
+// restore with prev_txn).
+func writeTxn(dst *filestorage.Storage, meta filestorage.TxnMeta, recs []client.Record) error {
+	w, err := dst.Begin(meta)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		fr := filestorage.Record{Oid: r.Oid, Data: r.Data}
+		if r.DataSerial != proto.InvalidTid && !r.Deleted() {
+			fr.DataTid = r.DataSerial
+		}
+		if !r.Deleted() && len(r.Data) == 0 {
+			err = fmt.Errorf("oid %v: empty data, which FileStorage cannot tell from a deletion", r.Oid)
+		} else {
+			err = w.Store(fr)
+		}
+		if err != nil {
+			w.Abort()
+			return err
+		}
+	}
+	return w.Commit()
+}
+
+// lazySync makes the destination's fsyncs (two per transaction) at most
+// one a second: a copy is redone from the last transaction when it
+// fails, and the file is synced at the end.
+type lazySync struct {
+	filestorage.File
+	last time.Time
+}
+
+func (f *lazySync) Sync() error {
+	if time.Since(f.last) < time.Second {
+		return nil
+	}
+	f.last = time.Now()
+	return f.File.Sync()
+}
+
+// progress reports transactions and bytes copied on stderr, every few
+// seconds and at the end.
+type progress struct {
+	w      io.Writer
+	quiet  bool
+	start  time.Time
+	next   time.Time
+	txns   int64
+	bytes  int64
+	report bool
+}
+
+const progressEvery = 5 * time.Second
+
+func newProgress(w io.Writer, quiet bool, start time.Time) *progress {
+	return &progress{w: w, quiet: quiet, start: start, next: start.Add(progressEvery)}
+}
+
+func (p *progress) add(size int64) {
+	p.txns++
+	p.bytes += size
+	if now := time.Now(); !p.quiet && now.After(p.next) {
+		p.next = now.Add(progressEvery)
+		p.print(now)
+		p.report = true
+	}
+}
+
+func (p *progress) print(now time.Time) {
+	secs := now.Sub(p.start).Seconds()
+	fmt.Fprintf(p.w, "neomigrate: %d transactions, %.1f MB copied in %.0f s (%.1f MB/s, %.0f transactions/s)\n",
+		p.txns, float64(p.bytes)/1e6, secs, float64(p.bytes)/1e6/secs, float64(p.txns)/secs)
+}
+
+// done prints the totals if progress was reported.
+func (p *progress) done() {
+	if p.report {
+		p.print(time.Now())
+	}
+}
