@@ -171,6 +171,9 @@ func TestMain(m *testing.M) {
 	if neoctlBuild.dir != "" {
 		os.RemoveAll(neoctlBuild.dir)
 	}
+	if neomigrateBuild.dir != "" {
+		os.RemoveAll(neomigrateBuild.dir)
+	}
 	os.Exit(code)
 }
 
