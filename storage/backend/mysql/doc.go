@@ -61,6 +61,30 @@
 // package and cmd/neostorage. The conformance suite of package backendtest
 // runs on InnoDB, and on RocksDB when the server has it.
 //
+// # Measured
+//
+// scripts/neobench, our cluster and neoppod's on the same MariaDB 10.11
+// server (2 storages, 1 replica, 12 partitions, InnoDB with
+// innodb_flush_log_at_trx_commit=1), 3 rounds, medians, on the 2-core
+// machine shared with other work (load average 6-10):
+//
+//	NEO_ADAPTER=MySQL NEO_DB_SOCKET=$S NEOBENCH_ROUNDS=3 scripts/neobench --phase-seconds 8
+//
+//	                     Go/MariaDB   neoppod/MariaDB  ratio   Go/SQLite
+//	populate objects/s       2578          641          3.63      6864
+//	cold loads/s, 1 thr     10124         1178          5.02     12117
+//	cold loads/s, 4 thr     13586         1632          7.52     21528
+//	warm loads/s, 1 thr     14429         1037         13.9      11318
+//	small commits/s            67           59          1.21       339
+//
+// (neoppod populated a quarter of the objects within the time bound, so
+// its loads ran on a smaller database.) A small commit costs three
+// InnoDB commits, each syncing the redo log: the vote, the lock and the
+// unlock, where SQLite syncs once (backend's doc says why); InnoDB has no
+// per-transaction durability setting, and readers on other connections
+// must see the unlock, so it cannot be deferred as neoppod, whose one
+// connection sees its own uncommitted rows, defers it.
+//
 // # Deferred deletions
 //
 // neoppod may leave data ids to prune in table todel; opening the
