@@ -1,7 +1,6 @@
 package master
 
 import (
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -37,8 +36,8 @@ type Config struct {
 	Autostart int
 	// NID forces the master's own node id (testing); 0: allocate M1...
 	NID proto.NodeID
-	// UpstreamCluster and UpstreamMasters name the cluster to back up.
-	// Backup mode is not implemented yet; they are validated only.
+	// UpstreamCluster and UpstreamMasters name the cluster to back up
+	// (cluster.md §8.9).
 	UpstreamCluster string
 	UpstreamMasters []proto.Addr
 	// Backup goes to BACKINGUP instead of RUNNING for an empty cluster.
@@ -68,25 +67,24 @@ func (c *Config) Validate() error {
 		return err
 	}
 	c.Bind, c.Partitions, c.Logger = cc.Bind, cc.Partitions, cc.Logger
-	if c.UpstreamCluster != "" && c.UpstreamCluster == c.Cluster {
-		return fmt.Errorf("%w: UpstreamCluster: upstream cluster name must be different from cluster name", ErrConfig)
-	}
 	return nil
 }
 
 // core returns the configuration of the master's state machine.
 func (c *Config) core() core.Config {
 	return core.Config{
-		Cluster:        c.Cluster,
-		Bind:           c.Bind,
-		Masters:        c.Masters,
-		SaveMasterList: c.DynamicMasterList != "",
-		Partitions:     c.Partitions,
-		Replicas:       c.Replicas,
-		Autostart:      c.Autostart,
-		NID:            c.NID,
-		Backup:         c.Backup,
-		Logger:         c.Logger,
-		Now:            c.Now,
+		Cluster:         c.Cluster,
+		Bind:            c.Bind,
+		Masters:         c.Masters,
+		SaveMasterList:  c.DynamicMasterList != "",
+		Partitions:      c.Partitions,
+		Replicas:        c.Replicas,
+		Autostart:       c.Autostart,
+		NID:             c.NID,
+		Backup:          c.Backup,
+		UpstreamCluster: c.UpstreamCluster,
+		UpstreamMasters: c.UpstreamMasters,
+		Logger:          c.Logger,
+		Now:             c.Now,
 	}
 }

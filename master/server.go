@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/neogo/neo/internal/masterlink"
 	"github.com/neogo/neo/master/core"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
@@ -51,10 +52,12 @@ type Server struct {
 // one of the driver's own (linkOpened).
 type event any
 
-// linkOpened: an accepted link, or a dialed one that connected.
+// linkOpened: an accepted link, or a dialed one that connected;
+// upstream: the link to the upstream primary master, identified.
 type linkOpened struct {
-	id   core.ConnID
-	link *neonet.Link
+	id       core.ConnID
+	link     *neonet.Link
+	upstream bool
 }
 
 // connectLimit is the delay between two connection attempts to one
@@ -107,6 +110,8 @@ type linkState struct {
 	q       []core.Effect
 	aborted bool
 	done    chan struct{} // closed when the abort (and its flush) is over
+	// cancel, for the upstream link, ends its search for the primary.
+	cancel context.CancelFunc
 }
 
 // Run listens and serves until ctx ends, Shutdown is called or the cluster
@@ -144,9 +149,6 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	s.log.Info("master listening", "addr", cfg.Bind.String(), "uuid", m.NID().String(), "cluster", cfg.Cluster)
-	if cfg.UpstreamCluster != "" || cfg.Backup {
-		s.log.Warn("backup mode is not implemented")
-	}
 	close(s.ready)
 
 	links := map[core.ConnID]*linkState{}
@@ -162,7 +164,7 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 			next++
 			select {
-			case s.events <- linkOpened{next, link}:
+			case s.events <- linkOpened{id: next, link: link}:
 			case <-ctx.Done():
 				link.Close()
 				return
@@ -219,6 +221,7 @@ func (s *Server) Run(ctx context.Context) error {
 			// A dialed link connected: start it with its queued effects,
 			// even when aborted meanwhile (the writer then closes it).
 			l := links[lo.id]
+			live := l != nil
 			if l == nil {
 				l = closing[lo.id]
 			}
@@ -227,7 +230,12 @@ func (s *Server) Run(ctx context.Context) error {
 				continue
 			}
 			_, early = s.startLink(ctx, lo.id, lo.link, l, early)
-			continue
+			if !lo.upstream || !live {
+				continue
+			}
+			// The core learns the upstream link is up before the
+			// packets it received (early, handled next).
+			ev = core.UpstreamAccepted{Conn: lo.id}
 		}
 		if c, ok := ev.(core.Closed); ok {
 			delete(links, c.Conn)
@@ -246,6 +254,10 @@ func (s *Server) Run(ctx context.Context) error {
 				lastDial[e.Addr] = at
 				links[e.Conn] = &linkState{done: make(chan struct{})}
 				s.dial(ctx, e.Conn, e.Addr, at.Sub(now))
+			case core.DialUpstream:
+				uctx, ucancel := context.WithCancel(ctx)
+				links[e.Conn] = &linkState{done: make(chan struct{}), cancel: ucancel}
+				s.dialUpstream(uctx, ctx, e.Conn)
 			case core.Send, core.Reply, core.Ask, core.Abort:
 				if l := links[e.Conn]; l != nil {
 					s.perform(ctx, e.Conn, l, e)
@@ -313,9 +325,44 @@ func (s *Server) dial(ctx context.Context, id core.ConnID, addr proto.Addr, dela
 		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 		link, err := neonet.Dial(dctx, "tcp", addr.String(), s.netcfg)
 		cancel()
-		var ev event = linkOpened{id, link}
+		var ev event = linkOpened{id: id, link: link}
 		if err != nil {
 			s.log.Debug("connection to a master failed", "addr", addr.String(), "err", err)
+			ev = core.Closed{Conn: id}
+		}
+		select {
+		case s.events <- ev:
+		case <-ctx.Done():
+			if link != nil {
+				link.Close()
+			}
+		}
+	}()
+}
+
+// dialUpstream finds the upstream primary master and identifies to it
+// as the master of a backup cluster (cluster.md §8.9), in the
+// background, until it succeeds or uctx ends: the link comes back to
+// the loop as linkOpened, the end of the search as [core.Closed].
+func (s *Server) dialUpstream(uctx, ctx context.Context, id core.ConnID) {
+	var masters []string
+	for _, a := range s.cfg.UpstreamMasters {
+		masters = append(masters, a.String())
+	}
+	d := &masterlink.Dialer{
+		Masters: func() []string { return masters },
+		Net:     neonet.Config{Logger: s.log, TLS: s.cfg.TLS, DeliverPing: true},
+		Delay:   connectLimit,
+		Logger:  s.log.With("upstream", s.cfg.UpstreamCluster),
+	}
+	req := &proto.RequestIdentification{NodeType: proto.CLIENT, ClusterName: s.cfg.UpstreamCluster,
+		Extra: proto.Dict{{Key: "backup", Value: []byte(s.cfg.Cluster)}}}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		link, _, err := d.Dial(uctx, req)
+		var ev event = linkOpened{id: id, link: link, upstream: true}
+		if err != nil {
 			ev = core.Closed{Conn: id}
 		}
 		select {
@@ -389,6 +436,11 @@ func (s *Server) perform(ctx context.Context, id core.ConnID, l *linkState, e co
 	}
 	link := l.link
 	if link == nil {
+		if e.Kind == core.Abort && l.cancel != nil {
+			l.aborted = true
+			l.cancel() // the search ends with a Closed event
+			return
+		}
 		l.q = append(l.q, e)
 		return
 	}

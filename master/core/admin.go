@@ -165,9 +165,17 @@ func (c *Machine) setClusterState(st proto.ClusterState, ack func(string)) error
 		if len(c.tm.txns) > 0 || len(c.identified(proto.CLIENT)) > 0 {
 			return denied(fmt.Sprintf("Can not switch to %s state with pending transactions or connected clients", st))
 		}
-		return denied("No upstream cluster to backup defined in configuration")
+		if !c.upstreamConfigured() {
+			return denied("No upstream cluster to backup defined in configuration")
+		}
+		ack("Cluster state changed")
+		c.wantState, c.wantChange = st, true
 	case proto.STOPPING_BACKUP:
-		return denied("Can not switch to this state")
+		if c.state != proto.BACKINGUP && c.state != proto.STARTING_BACKUP {
+			return denied("Can not switch to this state")
+		}
+		ack("Cluster state changed")
+		c.wantState, c.wantChange = st, true
 	default:
 		return denied("Invalid state requested")
 	}
@@ -175,8 +183,21 @@ func (c *Machine) setClusterState(st proto.ClusterState, ack func(string)) error
 }
 
 func (c *Machine) changeRequested(st proto.ClusterState) {
-	if st == proto.STOPPING {
+	switch st {
+	case proto.STOPPING:
 		c.enterStopping()
+	case proto.STARTING_BACKUP:
+		switch c.state {
+		case proto.RUNNING:
+			c.enterStartingBackup(true)
+		case proto.STOPPING_BACKUP:
+			c.bk.stopAt = proto.InvalidTid
+			c.changeClusterState(roleStartingBackup)
+		}
+	case proto.STOPPING_BACKUP:
+		if c.state == proto.BACKINGUP || c.state == proto.STARTING_BACKUP {
+			c.enterStoppingBackup()
+		}
 	}
 }
 

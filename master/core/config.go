@@ -35,8 +35,11 @@ type Config struct {
 	// NID forces the master's own node id (testing); 0: allocate M1...
 	NID proto.NodeID
 	// Backup goes to BACKINGUP instead of RUNNING for an empty cluster.
-	// Backup mode is not implemented: the machine then exits.
 	Backup bool
+	// UpstreamCluster and UpstreamMasters name the cluster to back up
+	// (cluster.md §8.9); the driver dials the masters ([DialUpstream]).
+	UpstreamCluster string
+	UpstreamMasters []proto.Addr
 	// Logger receives the machine's log; nil discards it.
 	Logger *slog.Logger
 	// Now returns the current time; the driver passes its clock (the
@@ -74,6 +77,9 @@ func (c *Config) Validate() error {
 		if t, ok := c.NID.Type(); !ok || t != proto.MASTER {
 			return fmt.Errorf("%w: NID: %v is not a master node id", ErrConfig, c.NID)
 		}
+	}
+	if c.UpstreamCluster != "" && c.UpstreamCluster == c.Cluster {
+		return fmt.Errorf("%w: UpstreamCluster: upstream cluster name must be different from cluster name", ErrConfig)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

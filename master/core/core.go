@@ -49,10 +49,16 @@ type Closed struct{ Conn ConnID }
 // Tick tells the core that time passed; it reads the time from its clock.
 type Tick struct{}
 
+// UpstreamAccepted tells that the upstream primary master accepted our
+// identification on the link of a [DialUpstream] effect.
+type UpstreamAccepted struct{ Conn ConnID }
+
 func (Recv) isEvent()   {}
 func (Answer) isEvent() {}
 func (Closed) isEvent() {}
 func (Tick) isEvent()   {}
+
+func (UpstreamAccepted) isEvent() {}
 
 // EffectKind says what an [Effect] asks the driver to do.
 type EffectKind uint8
@@ -81,9 +87,18 @@ const (
 	// ends with a [Closed] event. The driver delays an attempt until 1 s
 	// after the previous attempt to the same address (cluster.md §1.1.1).
 	Dial
+	// DialUpstream opens link Conn to the primary master of the upstream
+	// cluster (backup mode, cluster.md §8.9): the driver finds it among
+	// the upstream masters (following NotPrimaryMaster) and identifies
+	// as a client with extra.backup = our cluster name, retrying until
+	// it succeeds or the link is aborted. Its acceptance comes as an
+	// [UpstreamAccepted] event, then what the upstream master sends as
+	// [Recv] events; the end of the link, or of an aborted search, as a
+	// [Closed] event.
+	DialUpstream
 )
 
-var effectNames = [...]string{"", "send", "reply", "ask", "abort", "stop-listening", "exit", "save-masters", "dial"}
+var effectNames = [...]string{"", "send", "reply", "ask", "abort", "stop-listening", "exit", "save-masters", "dial", "dial-upstream"}
 
 func (k EffectKind) String() string { return effectNames[k] }
 
@@ -298,6 +313,7 @@ type Machine struct {
 
 	rec recovery
 	ver verification
+	bk  backup // backup mode (backup.go)
 
 	deferred []Recv // delayed requests (AskBeginTransaction, FailedVote)
 
@@ -343,6 +359,7 @@ func New(cfg Config) (*Machine, error) {
 		pm:          newPackManager(),
 		backupTid:   proto.InvalidTid,
 		truncateTid: proto.InvalidTid,
+		bk:          newBackup(),
 		ready:       map[proto.NodeID]uint64{},
 		starting:    map[proto.NodeID]bool{},
 		state:       proto.ClusterState(255),
@@ -388,6 +405,14 @@ func (c *Machine) Step(ev Event) []Effect {
 	}
 	switch ev := ev.(type) {
 	case Recv:
+		if ev.Conn == c.bk.conn && ev.Conn != 0 {
+			if _, ok := ev.Msg.(*proto.Ping); ok {
+				c.out = append(c.out, Effect{Kind: Reply, Conn: ev.Conn, MsgID: ev.MsgID, Msg: &proto.Pong{}})
+			} else {
+				c.upstreamRecv(ev)
+			}
+			break
+		}
 		if _, ok := ev.Msg.(*proto.Ping); ok {
 			// Answered in turn with what the core sent before: neoppod's
 			// client pings the master to be sure it has every
@@ -403,13 +428,23 @@ func (c *Machine) Step(ev Event) []Effect {
 			c.part.recv(c, ev)
 		}
 	case Answer:
+		if ev.Conn == c.bk.conn && ev.Conn != 0 {
+			c.upstreamAnswer(ev)
+			break
+		}
 		if k := c.conns[ev.Conn]; k != nil && k.peer != nil {
 			c.answerDialed(k, ev)
 		} else {
 			c.answer(ev)
 		}
 	case Closed:
+		if ev.Conn == c.bk.conn && ev.Conn != 0 {
+			c.upstreamClosed(ev.Conn)
+			break
+		}
 		c.closed(ev.Conn)
+	case UpstreamAccepted:
+		c.upstreamAccepted(ev.Conn)
 	case Tick:
 	}
 	c.settle()
@@ -744,10 +779,12 @@ func (c *Machine) changeClusterState(r *role) {
 }
 
 // sameStorageHandler: the service handler serves storages in RUNNING and
-// STOPPING alike, so no switch happens between them.
+// STOPPING alike, and in the backup states alike, so no switch happens
+// between them. Entering backup mode from RUNNING does restart the
+// storages (StartOperation(backup=true)).
 func sameStorageHandler(a, b *role) bool {
 	svc := func(r *role) bool { return r == roleRunning || r == roleStopping }
-	return a == b || svc(a) && svc(b)
+	return a == b || svc(a) && svc(b) || isBackupRole(a) && isBackupRole(b)
 }
 
 // --- event dispatch ------------------------------------------------------
@@ -837,7 +874,11 @@ func (c *Machine) dispatch(n *node, ev Recv) error {
 			LastTid: c.tm.lastTid(c.lastTransaction), LastOid: c.tm.lastOid, FirstTid: c.tm.firstTid})
 		return nil
 	case *proto.AskLastTransaction:
-		c.replyTo(n.conn.id, ev.MsgID, &proto.AnswerLastTransaction{Tid: c.lastTransaction})
+		tid := c.lastTransaction
+		if n.Type == proto.CLIENT && c.inBackup() {
+			tid = c.readOnlyTid()
+		}
+		c.replyTo(n.conn.id, ev.MsgID, &proto.AnswerLastTransaction{Tid: tid})
 		return nil
 	case *proto.FlushLog:
 		_ = m
@@ -1113,6 +1154,7 @@ func (c *Machine) playPrimary() {
 // storages become pending.
 func (c *Machine) leaveOperation(truncate proto.Tid) {
 	c.log.Error("No longer operational")
+	c.dropUpstream()
 	c.startupAllowed = c.truncateTid == proto.InvalidTid && truncate == proto.InvalidTid
 	c.pm.reset()
 	c.readiness = 0

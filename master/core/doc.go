@@ -32,5 +32,7 @@
 // under way (hold.go), and keeps a client's link when it refers to a
 // transaction begun on a previous primary.
 //
-// Not implemented yet: backup mode.
+// Backup mode (cluster.md §8.9) is backup.go: the master follows an
+// upstream cluster as its client ([DialUpstream]) and orders storages
+// to replicate from it.
 package core

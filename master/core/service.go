@@ -1,13 +1,10 @@
 package core
 
 import (
-	"errors"
 	"slices"
 
 	"github.com/neogo/neo/proto"
 )
-
-var errBackupUnsupported = errors.New("master: backup mode is not implemented")
 
 // roleRunning serves clients and storages (cluster.md §6).
 var roleRunning = &role{
@@ -70,7 +67,9 @@ func serviceStorageMsg(c *Machine, n *node, r Recv) error {
 	case *proto.AskUnfinishedTransactions:
 		var ttids []proto.Tid
 		last := c.lastTransaction
-		if c.backupTid == proto.InvalidTid {
+		if c.inBackup() {
+			last = c.readOnlyTid()
+		} else {
 			ttids = c.tm.registerForNotification(n.NID)
 		}
 		c.log.Debug("unfinished transactions", "node", n.String(), "max_tid", last.String(), "ttids", ttids)
@@ -79,6 +78,9 @@ func serviceStorageMsg(c *Machine, n *node, r Recv) error {
 	case *proto.NotifyPartitionCorrupted:
 		c.log.Error("partition corrupted", "partition", m.Partition, "nodes", m.NIDList)
 	case *proto.NotifyReplicationDone:
+		if c.inBackup() {
+			return c.backupReplicationDone(n, m)
+		}
 		changes, err := c.pt.SetUpToDate(n.NID, m.Offset)
 		if err != nil {
 			return protocolError(err.Error())

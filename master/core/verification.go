@@ -217,7 +217,7 @@ func verificationProgress(c *Machine) {
 		case phasePackOrders:
 			v.phase = phaseDone
 			if c.cfg.Backup && c.lastTransaction == proto.ZeroTid || c.backupTid != proto.InvalidTid {
-				c.exit(errBackupUnsupported)
+				c.enterStartingBackup(false)
 				return
 			}
 			c.enterRunning()

@@ -1,0 +1,313 @@
+package core
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/neogo/neo/proto"
+)
+
+func upAddr(port uint16) proto.Addr { return proto.Addr{Host: "127.0.0.2", Port: port} }
+
+// replicates returns the Replicate packets sent to cn.
+func replicates(effects []Effect, cn ConnID) []*proto.Replicate {
+	var out []*proto.Replicate
+	for _, e := range effects {
+		if m, ok := e.Msg.(*proto.Replicate); ok && e.Conn == cn && e.Kind == Send {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// backupHarness starts an empty backup cluster of 2 storages (4
+// partitions, 1 replica) with --backup, up to BACKINGUP, connected to
+// an upstream of 2 storages (partition p on upstream storage p%2) whose
+// last tid is last. It returns the harness, the storage links and the
+// upstream link.
+func backupHarness(t *testing.T, last proto.Tid) (*harness, []ConnID, ConnID) {
+	t.Helper()
+	h := newHarness(t, func(c *Config) {
+		c.Autostart = 2
+		c.Backup = true
+		c.UpstreamCluster = "up"
+		c.UpstreamMasters = []proto.Addr{upAddr(10000)}
+	})
+	storages, _ := h.startCluster(2)
+	if st := h.c.ClusterState(); st != proto.STARTING_BACKUP {
+		t.Fatalf("state %v, want STARTING_BACKUP", st)
+	}
+	var up ConnID
+	for _, e := range h.all {
+		if e.Kind == DialUpstream {
+			up = e.Conn
+		}
+	}
+	if up == 0 {
+		t.Fatalf("no upstream dial:\n%s", dump(h.all))
+	}
+	for _, s := range storages {
+		if so := mustFind[*proto.StartOperation](t, h.all, s); !so.Backup {
+			t.Fatalf("StartOperation without backup to c%d", s)
+		}
+		h.recv(s, &proto.NotifyReady{})
+	}
+	if st := h.c.ClusterState(); st != proto.STARTING_BACKUP {
+		t.Fatalf("state %v before the upstream is reached", st)
+	}
+	h.step(UpstreamAccepted{Conn: up})
+	if st := h.c.ClusterState(); st != proto.BACKINGUP {
+		t.Fatalf("state %v, want BACKINGUP", st)
+	}
+	ask := asks[*proto.AskLastTransaction](h.out)[up]
+	if ask.Msg == nil {
+		t.Fatalf("no AskLastTransaction upstream:\n%s", dump(h.out))
+	}
+	h.recv(up, &proto.NotifyNodeInformation{NodeList: []proto.NodeInfo{
+		{Type: proto.STORAGE, NID: proto.NewNodeID(proto.STORAGE, 1), Addr: upAddr(30000), State: proto.NODE_RUNNING},
+		{Type: proto.STORAGE, NID: proto.NewNodeID(proto.STORAGE, 2), Addr: upAddr(30001), State: proto.NODE_RUNNING},
+	}})
+	rows := make([][]proto.CellInfo, 4)
+	for p := range rows {
+		rows[p] = []proto.CellInfo{{NID: proto.NewNodeID(proto.STORAGE, uint32(1+p%2)), State: proto.UP_TO_DATE}}
+	}
+	h.recv(up, &proto.SendPartitionTable{PTid: 1, NumReplicas: 0, Rows: rows})
+	h.recv(up, &proto.InvalidatePartitions{Tid: last - 1, PartitionList: []uint32{0}}) // before the answer: ignored
+	h.step(Answer{Conn: up, Tag: ask.Tag, Msg: &proto.AnswerLastTransaction{Tid: last}})
+	return h, storages, up
+}
+
+func TestBackupFollowsUpstream(t *testing.T) {
+	const t0 = proto.Tid(100)
+	h, storages, up := backupHarness(t, t0)
+	c := h.c
+	// Each partition: its primary replicates from the upstream storage
+	// holding it, up to the upstream last tid.
+	primaries := map[uint32]ConnID{}
+	for _, s := range storages {
+		for _, r := range replicates(h.out, s) {
+			if r.Tid != t0 || r.UpstreamName != "up" {
+				t.Fatalf("replicate %+v, want from up to %v", r, t0)
+			}
+			for _, src := range r.SourceDict {
+				if want := upAddr(30000 + uint16(src.Partition%2)); src.Addr != want {
+					t.Fatalf("partition %d from %v, want %v", src.Partition, src.Addr, want)
+				}
+				primaries[src.Partition] = s
+			}
+		}
+	}
+	if len(primaries) != 4 {
+		t.Fatalf("primaries %v:\n%s", primaries, dump(h.out))
+	}
+	if c.backupTid != proto.ZeroTid {
+		t.Fatalf("backup tid %v before any replication", c.backupTid)
+	}
+	// A commit upstream touching partition 1 (tid 110: partition 2 too).
+	h.recv(up, &proto.InvalidatePartitions{Tid: 110, PartitionList: []uint32{1}})
+	// Primaries report; their partners replicate from them.
+	for p := uint32(0); p < 4; p++ {
+		h.recv(primaries[p], &proto.NotifyReplicationDone{Offset: p, Tid: t0})
+		other := storages[0]
+		if other == primaries[p] {
+			other = storages[1]
+		}
+		rs := replicates(h.out, other)
+		want := proto.Tid(110)
+		if p == 1 || p == 2 {
+			want = 109 // 110 is not replicated yet
+		}
+		if len(rs) != 1 || rs[0].Tid != want || rs[0].UpstreamName != "" || len(rs[0].SourceDict) != 1 ||
+			rs[0].SourceDict[0].Partition != p {
+			t.Fatalf("partition %d: to the secondary %s", p, dump(h.out))
+		}
+		// Partitions touched by 110 are ordered again from upstream.
+		if rs := replicates(h.out, primaries[p]); (p == 1 || p == 2) != (len(rs) == 1) || len(rs) == 1 && rs[0].Tid != 110 {
+			t.Fatalf("partition %d: to the primary %s", p, dump(h.out))
+		}
+	}
+	if c.backupTid != 109 {
+		t.Fatalf("cluster backup tid %v, want 109", c.backupTid)
+	}
+	// Read-only clients see min/min: the secondaries did nothing yet.
+	cl, _ := h.identify(proto.CLIENT, 0, 0, proto.Dict{{Key: "read_only", Value: true}})
+	h.recv(cl, &proto.AskLastTransaction{})
+	if a := mustFind[*proto.AnswerLastTransaction](t, h.out, cl); a.Tid != 0 {
+		t.Fatalf("client sees %v, want 0", a.Tid)
+	}
+	// A read-write client is refused.
+	h.next++
+	h.recv(h.next, &proto.RequestIdentification{NodeType: proto.CLIENT, ClusterName: "test"})
+	if e := mustFind[*proto.Error](t, h.out, h.next); e.Code != proto.READ_ONLY_ACCESS {
+		t.Fatalf("read-write client: %v", e)
+	}
+	// Secondaries done; primaries of 1, 2 done with 110.
+	for p := uint32(0); p < 4; p++ {
+		other := storages[0]
+		if other == primaries[p] {
+			other = storages[1]
+		}
+		tid := proto.Tid(110)
+		if p == 1 || p == 2 {
+			tid = 109
+			h.recv(primaries[p], &proto.NotifyReplicationDone{Offset: p, Tid: 110})
+		}
+		h.recv(other, &proto.NotifyReplicationDone{Offset: p, Tid: tid})
+	}
+	// Secondaries of 1, 2 replicate 110 from their primary.
+	for p := uint32(1); p <= 2; p++ {
+		other := storages[0]
+		if other == primaries[p] {
+			other = storages[1]
+		}
+		h.recv(other, &proto.NotifyReplicationDone{Offset: p, Tid: 110})
+	}
+	if c.backupTid != 110 || c.readOnlyTid() != 110 {
+		t.Fatalf("backup tids %v %v, want 110", c.backupTid, c.readOnlyTid())
+	}
+	// A commit touching partition 3 only (tid 111: partition 3): cells
+	// of other partitions are told there is nothing new.
+	h.recv(up, &proto.InvalidatePartitions{Tid: 111, PartitionList: []uint32{3}})
+	for _, s := range storages {
+		var nothing []uint32
+		for _, r := range replicates(h.out, s) {
+			if r.UpstreamName == "" && r.Tid == 111 {
+				for _, src := range r.SourceDict {
+					if src.Addr.IsZero() {
+						nothing = append(nothing, src.Partition)
+					}
+				}
+			}
+		}
+		slices.Sort(nothing)
+		if !slices.Equal(nothing, []uint32{0, 1, 2}) {
+			t.Fatalf("c%d told nothing new for %v:\n%s", s, nothing, dump(h.out))
+		}
+	}
+	if rs := replicates(h.out, primaries[3]); len(rs) != 2 || rs[1].Tid != 111 || rs[1].UpstreamName != "up" {
+		t.Fatalf("partition 3 primary:\n%s", dump(h.out))
+	}
+	// Leaving backup mode: the cluster backup tid is 110 (partition 3
+	// lags), below the last tid ordered (111): truncation at 110.
+	h.recv(cl, &proto.AskLastIDs{}) // refused to clients, link kept
+	adm, _ := h.identify(proto.ADMIN, 0, 9999, nil)
+	h.recv(adm, &proto.SetClusterState{State: proto.STOPPING_BACKUP})
+	if e := mustFind[*proto.Error](t, h.out, adm); e.Code != proto.ACK {
+		t.Fatalf("STOPPING_BACKUP: %v", e)
+	}
+	if st := c.ClusterState(); st != proto.RECOVERING {
+		t.Fatalf("state %v, want RECOVERING (every cell at 110 already)", st)
+	}
+	for _, s := range storages {
+		if tr := mustFind[*proto.Truncate](t, h.out, s); tr.Tid != 110 {
+			t.Fatalf("truncate at %v, want 110", tr.Tid)
+		}
+	}
+	aborted := false
+	for _, e := range h.out {
+		aborted = aborted || e.Kind == Abort && e.Conn == up
+	}
+	if !aborted {
+		t.Fatalf("upstream link kept:\n%s", dump(h.out))
+	}
+}
+
+// Losing the upstream master goes back to STARTING_BACKUP and
+// disconnects clients; the new link re-checks every partition.
+func TestBackupUpstreamLost(t *testing.T) {
+	h, storages, up := backupHarness(t, 100)
+	cl, _ := h.identify(proto.CLIENT, 0, 0, proto.Dict{{Key: "read_only", Value: true}})
+	h.step(Closed{Conn: up})
+	if st := h.c.ClusterState(); st != proto.STARTING_BACKUP {
+		t.Fatalf("state %v", st)
+	}
+	var up2 ConnID
+	for _, e := range h.out {
+		if e.Kind == DialUpstream {
+			up2 = e.Conn
+		}
+		if e.Kind == Abort && e.Conn == cl {
+			cl = 0
+		}
+	}
+	if up2 == 0 || up2 == up || cl != 0 {
+		t.Fatalf("no redial or client kept:\n%s", dump(h.out))
+	}
+	h.step(UpstreamAccepted{Conn: up2})
+	ask := asks[*proto.AskLastTransaction](h.out)[up2]
+	h.recv(up2, &proto.NotifyNodeInformation{NodeList: []proto.NodeInfo{
+		{Type: proto.STORAGE, NID: proto.NewNodeID(proto.STORAGE, 1), Addr: upAddr(30000), State: proto.NODE_RUNNING},
+	}})
+	rows := make([][]proto.CellInfo, 4)
+	for p := range rows {
+		rows[p] = []proto.CellInfo{{NID: proto.NewNodeID(proto.STORAGE, 1), State: proto.UP_TO_DATE}}
+	}
+	h.recv(up2, &proto.SendPartitionTable{PTid: 1, Rows: rows})
+	h.step(Answer{Conn: up2, Tag: ask.Tag, Msg: &proto.AnswerLastTransaction{Tid: 120}})
+	n := 0
+	for _, s := range storages {
+		for _, r := range replicates(h.out, s) {
+			if r.Tid != 120 || r.UpstreamName != "up" {
+				t.Fatalf("replicate %+v", r)
+			}
+			n += len(r.SourceDict)
+		}
+	}
+	if n != 4 {
+		t.Fatalf("%d partitions ordered, want 4:\n%s", n, dump(h.out))
+	}
+}
+
+// An upstream whose last tid is below ours was truncated: backup mode
+// is left.
+func TestBackupUpstreamTruncated(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Autostart = 1
+		c.UpstreamCluster = "up"
+		c.UpstreamMasters = []proto.Addr{upAddr(10000)}
+	})
+	storages, _ := h.startCluster(1)
+	h.c.lastTransaction = 200 // as if recovered from the storages
+	h.recv(storages[0], &proto.NotifyReady{})
+	adm, _ := h.identify(proto.ADMIN, 0, 9999, nil)
+	h.recv(adm, &proto.SetClusterState{State: proto.STARTING_BACKUP})
+	if e := mustFind[*proto.Error](t, h.out, adm); e.Code != proto.ACK || h.c.ClusterState() != proto.STARTING_BACKUP {
+		t.Fatalf("STARTING_BACKUP: %v, state %v", e, h.c.ClusterState())
+	}
+	if so := mustFind[*proto.StartOperation](t, h.out, storages[0]); !so.Backup {
+		t.Fatal("storage not restarted in backup mode")
+	}
+	var up ConnID
+	for _, e := range h.out {
+		if e.Kind == DialUpstream {
+			up = e.Conn
+		}
+	}
+	h.recv(storages[0], &proto.NotifyReady{})
+	h.step(UpstreamAccepted{Conn: up})
+	ask := asks[*proto.AskLastTransaction](h.out)[up]
+	h.step(Answer{Conn: up, Tag: ask.Tag, Msg: &proto.AnswerLastTransaction{Tid: 150}})
+	// Every cell is at 200 already: leaving is immediate, nothing to cut.
+	if st := h.c.ClusterState(); st != proto.RECOVERING {
+		t.Fatalf("state %v, want RECOVERING", st)
+	}
+	if tr := mustFind[*proto.Truncate](t, h.out, storages[0]); tr.Tid != 200 || !h.c.startupAllowed {
+		t.Fatalf("truncate %v, startup allowed %v", tr.Tid, h.c.startupAllowed)
+	}
+}
+
+// Backup mode without an upstream: refused by neoctl, and --backup exits.
+func TestBackupWithoutUpstream(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Autostart = 1 })
+	h.startCluster(1)
+	adm, _ := h.identify(proto.ADMIN, 0, 9999, nil)
+	h.recv(adm, &proto.SetClusterState{State: proto.STARTING_BACKUP})
+	if e := mustFind[*proto.Error](t, h.out, adm); e.Code != proto.DENIED {
+		t.Fatalf("STARTING_BACKUP without upstream: %v", e)
+	}
+	h = newHarness(t, func(c *Config) { c.Autostart = 1; c.Backup = true })
+	h.startCluster(1)
+	if !h.c.Exited() {
+		t.Fatalf("--backup without upstream did not exit, state %v", h.c.ClusterState())
+	}
+}
