@@ -238,6 +238,11 @@ func (s *Server) Run(ctx context.Context) error {
 			ev = core.UpstreamAccepted{Conn: lo.id}
 		}
 		if c, ok := ev.(core.Closed); ok {
+			for _, l := range []*linkState{links[c.Conn], closing[c.Conn]} {
+				if l != nil && l.cancel != nil {
+					l.cancel()
+				}
+			}
 			delete(links, c.Conn)
 			delete(closing, c.Conn)
 		}

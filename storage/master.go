@@ -91,6 +91,9 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 
 	case *proto.NotifyClusterInformation:
 		n.log.Info("cluster state", "cluster_state", m.State)
+		if st.replicator != nil {
+			st.replicator.stoppingBackup(m.State == proto.STOPPING_BACKUP)
+		}
 		return nil
 
 	case *proto.AskRecovery:
@@ -223,6 +226,10 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		if st.replicator == nil {
 			st.replicator = n.startReplicator(ctx, r.Link, n.txnManager())
 		}
+		if m.Backup {
+			return st.replicator.startBackup(ctx)
+		}
+		st.replicator.stopBackup()
 		return nil
 
 	case *proto.StopOperation:
@@ -295,7 +302,10 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		return nil
 
 	case *proto.Replicate:
-		n.log.Warn("not implemented, ignored", "msg", proto.MsgName(r.Msg.NEOMsgCode()))
+		if st.replicator == nil {
+			return fmt.Errorf("%w: Replicate before StartOperation", proto.ErrProtocol)
+		}
+		st.replicator.order(m)
 		return nil
 	}
 	return fmt.Errorf("%w: unexpected packet %s from the master", proto.ErrProtocol, proto.MsgName(r.Msg.NEOMsgCode()))

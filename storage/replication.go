@@ -57,6 +57,9 @@ type replicator struct {
 	mu struct {
 		sync.Mutex
 		parts map[uint32]*replicaState
+		// bk is the replication from upstream of a backup cluster
+		// (backup.go); nil outside backup mode.
+		bk *backupReplica
 		// ended collects, while an AskUnfinishedTransactions is in
 		// flight (nil otherwise), the transactions the master said
 		// ended (tid, or 0 if aborted): the answer is delivered to
@@ -65,12 +68,15 @@ type replicator struct {
 		ended map[proto.Tid]proto.Tid
 	}
 	sources map[string]*storageLink // by address; used by the goroutine only
+	// upstream are the links to upstream storages (backup.go), by
+	// cluster@address; used by the goroutine only.
+	upstream map[string]*storageLink
 }
 
 func (n *Node) startReplicator(ctx context.Context, master *neonet.Link, tm *txnManager) *replicator {
 	ctx, cancel := context.WithCancel(ctx)
 	r := &replicator{n: n, master: master, tm: tm, wake: make(chan struct{}, 1), cancel: cancel,
-		done: make(chan struct{}), sources: map[string]*storageLink{}}
+		done: make(chan struct{}), sources: map[string]*storageLink{}, upstream: map[string]*storageLink{}}
 	r.mu.parts = map[uint32]*replicaState{}
 	go func() {
 		defer close(r.done)
@@ -92,6 +98,7 @@ func (r *replicator) kick() {
 func (r *replicator) stop() {
 	r.cancel()
 	<-r.done
+	r.closeUpstream()
 }
 
 // transactionFinished is told about NotifyTransactionFinished (tid != 0)
@@ -144,7 +151,7 @@ func (r *replicator) loop(ctx context.Context) {
 
 // step registers newly outdated partitions, replicates what is behind and
 // reports what is done.
-func (r *replicator) step(ctx context.Context) error {
+func (r *replicator) step(ctx context.Context) (err error) {
 	n := r.n
 	n.mu.Lock()
 	var outdated []uint32
@@ -168,6 +175,13 @@ func (r *replicator) step(ctx context.Context) error {
 		}
 	}
 	r.mu.Unlock()
+	defer func() {
+		// Replication from upstream goes on whatever happens to the
+		// internal one.
+		if berr := r.backupStep(ctx); err == nil {
+			err = berr
+		}
+	}()
 
 	if len(fresh) > 0 {
 		if err := r.register(ctx, fresh); err != nil {
@@ -214,6 +228,7 @@ func (r *replicator) step(ctx context.Context) error {
 			}
 			r.mu.Unlock()
 			n.log.Info("partition replicated", "partition", p, "tid", upTo)
+			r.replicatedInternally(p, upTo)
 			if err := r.master.Send(&proto.NotifyReplicationDone{Offset: p, Tid: upTo}); err != nil {
 				return err
 			}
@@ -353,6 +368,15 @@ func (r *replicator) replicate(ctx context.Context, p uint32, upTo proto.Tid) er
 	if minTid > upTo {
 		return nil
 	}
+	return r.fetchRange(ctx, l, p, minTid, upTo, true)
+}
+
+// fetchRange fetches from l what partition p lacks in [minTid, upTo]:
+// transactions then objects, in chunks. With resume, the cell's resume
+// point is saved after each chunk of objects (an OUT_OF_DATE cell);
+// a readable cell of a backup cluster keeps its resume point in memory.
+func (r *replicator) fetchRange(ctx context.Context, l *storageLink, p uint32, minTid, upTo proto.Tid, resume bool) error {
+	db := r.n.db
 	// Transactions.
 	first := true
 	for from := minTid; ; {
@@ -417,6 +441,9 @@ func (r *replicator) replicate(ctx context.Context, p uint32, upTo proto.Tid) er
 		cellTid := upTo
 		if a.NextTid != proto.InvalidTid && a.NextTid > 0 {
 			cellTid = a.NextTid - 1
+		}
+		if !resume {
+			cellTid = proto.InvalidTid
 		}
 		if len(adds)+len(del) >= yieldEvery {
 			r.n.prio.yield(ctx)
