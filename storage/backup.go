@@ -349,3 +349,37 @@ func (r *replicator) closeUpstream() {
 		delete(r.upstream, k)
 	}
 }
+
+// backupCut returns the tid up to which the cell of partition(x) has all
+// data, in backup mode; persisted (the node's backup tid) if unknown.
+func (n *Node) backupCut(x uint64, persisted proto.Tid) proto.Tid {
+	n.mu.Lock()
+	var p uint32
+	ok := n.mu.pt != nil
+	if ok {
+		p = n.mu.pt.partition(x)
+	}
+	n.mu.Unlock()
+	if !ok {
+		return persisted
+	}
+	return n.backupCutPartition(p, persisted)
+}
+
+// backupCutPartition is backupCut for partition p.
+func (n *Node) backupCutPartition(p uint32, persisted proto.Tid) proto.Tid {
+	n.mu.Lock()
+	r := n.mu.replicator
+	n.mu.Unlock()
+	if r == nil {
+		return persisted
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if bk := r.mu.bk; bk != nil {
+		if d, ok := bk.done[p]; ok {
+			return d
+		}
+	}
+	return persisted
+}

@@ -264,16 +264,19 @@ func (c *clientConn) readOnly(ctx context.Context, r *neonet.Request) (bool, err
 	if err != nil {
 		return true, err
 	}
-	b := meta.BackupTid
-	if b == proto.InvalidTid {
+	if meta.BackupTid == proto.InvalidTid {
 		return false, nil
 	}
+	// Each partition is cut where its cell has all data: the node's
+	// backup tid is only the smallest of these.
+	cut := func(x uint64) proto.Tid { return c.n.backupCut(x, meta.BackupTid) }
 	switch m := r.Msg.(type) {
 	case *proto.AskTransactionInformation:
-		if m.Tid > b {
+		if b := cut(uint64(m.Tid)); m.Tid > b {
 			return true, &proto.Error{Code: proto.TID_NOT_FOUND, Message: "tids > " + b.String() + " are not fully fetched yet"}
 		}
 	case *proto.AskObject:
+		b := cut(uint64(m.Oid))
 		switch {
 		case m.At != proto.InvalidTid:
 			if m.At > b {
@@ -285,7 +288,7 @@ func (c *clientConn) readOnly(ctx context.Context, r *neonet.Request) (bool, err
 			m.Before = b + 1
 		}
 	case *proto.AskTIDsFrom:
-		m.MaxTid = min(m.MaxTid, b)
+		m.MaxTid = min(m.MaxTid, c.n.backupCutPartition(m.Partition, meta.BackupTid))
 	}
 	return false, nil
 }

@@ -16,6 +16,7 @@
 //	db.go           the transaction manager's view of the backend
 //	feed.go         feeding side of replication and replica checks
 //	replication.go  replica side: bringing OUT_OF_DATE cells up to date
+//	backup.go       backup cluster: replicating from the upstream cluster
 //	pack.go         processing approved pack orders
 //	pt.go           the node's copy of the partition table
 //

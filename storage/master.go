@@ -77,6 +77,9 @@ func (st *masterState) stopPacker() {
 		st.packer = nil
 	}
 	if st.replicator != nil {
+		st.replicator.n.mu.Lock()
+		st.replicator.n.mu.replicator = nil
+		st.replicator.n.mu.Unlock()
 		st.replicator.stop()
 		st.replicator = nil
 	}
@@ -225,6 +228,9 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		}
 		if st.replicator == nil {
 			st.replicator = n.startReplicator(ctx, r.Link, n.txnManager())
+			n.mu.Lock()
+			n.mu.replicator = st.replicator
+			n.mu.Unlock()
 		}
 		if m.Backup {
 			return st.replicator.startBackup(ctx)

@@ -109,6 +109,9 @@ type Node struct {
 		links       map[*neonet.Link]proto.NodeID // identified incoming links
 		lastPackID  proto.Tid
 		clusterDone bool
+		// replicator is the one running while operational (backup
+		// reads are cut where its cells are complete).
+		replicator *replicator
 	}
 }
 
