@@ -418,17 +418,14 @@ func (c *Machine) forgetPassed(p uint32) {
 	c.bk.tids[p] = l[i:]
 }
 
-// primaryCell returns the cell of p that replicates from upstream,
-// choosing a new one if needed: the ready readable cell with the
-// greatest backup tid.
+// primaryCell returns the cell of p that replicates from upstream: the
+// ready readable cell with the greatest backup tid, the current primary
+// among equals. A secondary only replicates up to its primary's backup
+// tid, so the primary must be the most advanced cell, which it stops
+// being when a cell that was primary before comes back (STOPPING_BACKUP
+// waits for every cell to reach the most advanced one).
 func (c *Machine) primaryCell(p uint32) (proto.NodeID, bool) {
-	if nid, ok := c.bk.primary[p]; ok {
-		if cl, ok := c.pt.Cell(p, nid); ok && cl.Readable() && c.isReady(nid) {
-			if _, ok := c.bk.cells[cellKey{p, nid}]; ok {
-				return nid, true
-			}
-		}
-	}
+	cur, hasCur := c.bk.primary[p]
 	best, found := proto.NodeID(0), false
 	var bestTid proto.Tid
 	cells := c.pt.ReadableCells(p)
@@ -439,7 +436,7 @@ func (c *Machine) primaryCell(p uint32) (proto.NodeID, bool) {
 		if !ok || !c.isReady(cl.NID) {
 			continue
 		}
-		if !found || bt > bestTid {
+		if !found || bt > bestTid || bt == bestTid && hasCur && cl.NID == cur {
 			best, bestTid, found = cl.NID, bt, true
 		}
 	}

@@ -311,3 +311,62 @@ func TestBackupWithoutUpstream(t *testing.T) {
 		t.Fatalf("--backup without upstream did not exit, state %v", h.c.ClusterState())
 	}
 }
+
+// A storage lost while backing up: its partitions get a new primary,
+// which replicates from upstream; the node's cells are out of date and,
+// once it is back, replicate internally up to the min/min backup tid.
+func TestBackupNodeLost(t *testing.T) {
+	h, storages, _ := backupHarness(t, 100)
+	lost := storages[0]
+	var lostParts []uint32
+	for _, r := range replicates(h.out, lost) {
+		for _, s := range r.SourceDict {
+			lostParts = append(lostParts, s.Partition)
+		}
+	}
+	if len(lostParts) == 0 {
+		t.Fatalf("no partition on c%d", lost)
+	}
+	h.step(Closed{Conn: lost})
+	if st := h.c.ClusterState(); st != proto.BACKINGUP {
+		t.Fatalf("state %v", st)
+	}
+	got := map[uint32]bool{}
+	for _, r := range replicates(h.out, storages[1]) {
+		if r.Tid != 100 || r.UpstreamName != "up" {
+			t.Fatalf("replicate %+v", r)
+		}
+		for _, s := range r.SourceDict {
+			got[s.Partition] = true
+		}
+	}
+	for _, p := range lostParts {
+		if !got[p] {
+			t.Fatalf("partition %d not ordered to the surviving cell:\n%s", p, dump(h.out))
+		}
+	}
+	// Every partition done on the survivor.
+	for p := uint32(0); p < 4; p++ {
+		h.recv(storages[1], &proto.NotifyReplicationDone{Offset: p, Tid: 100})
+	}
+	if h.c.backupTid != 100 {
+		t.Fatalf("backup tid %v", h.c.backupTid)
+	}
+	// The node comes back: out of date, it replicates up to 100.
+	s, _ := h.identify(proto.STORAGE, h.c.conns[storages[1]].node.NID-1, 20000, nil)
+	mustFind[*proto.StartOperation](t, h.out, s)
+	h.recv(s, &proto.NotifyReady{})
+	h.recv(s, &proto.AskUnfinishedTransactions{Offsets: []uint32{0, 1, 2, 3}})
+	if a := mustFind[*proto.AnswerUnfinishedTransactions](t, h.out, s); a.MaxTid != 100 || len(a.TTidList) != 0 {
+		t.Fatalf("unfinished transactions: %+v", a)
+	}
+	for p := uint32(0); p < 4; p++ {
+		h.recv(s, &proto.NotifyReplicationDone{Offset: p, Tid: 100})
+		if cl, _ := h.c.pt.Cell(p, h.c.conns[s].node.NID); cl.State != proto.UP_TO_DATE {
+			t.Fatalf("partition %d: cell %v", p, cl.State)
+		}
+	}
+	if _, lo := h.c.clusterBackupTids(); lo != 100 {
+		t.Fatalf("min/min %v", lo)
+	}
+}
