@@ -196,6 +196,7 @@ func (r *replicator) backupStep(ctx context.Context) error {
 	r.mu.Unlock()
 
 	var firstErr error
+	progress := false
 	for _, p := range parts {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -233,7 +234,11 @@ func (r *replicator) backupStep(ctx context.Context) error {
 			if err := r.master.Send(&proto.NotifyReplicationDone{Offset: p, Tid: o.upTo}); err != nil {
 				return err
 			}
+			progress = true
 		}
+	}
+	if progress && r.packKick != nil {
+		r.packKick() // orders may wait for this progress
 	}
 	return cmpErr(firstErr, r.saveBackupTid(ctx, false))
 }
@@ -382,4 +387,23 @@ func (n *Node) backupCutPartition(p uint32, persisted proto.Tid) proto.Tid {
 		}
 	}
 	return persisted
+}
+
+// backupPast tells whether the cell of partition p may apply pack order
+// id: always outside backup mode, else once it has all data up to id.
+func (n *Node) backupPast(p uint32, id proto.Tid) bool {
+	n.mu.Lock()
+	r := n.mu.replicator
+	n.mu.Unlock()
+	if r == nil {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	bk := r.mu.bk
+	if bk == nil {
+		return true
+	}
+	d, ok := bk.done[p]
+	return ok && d >= id
 }

@@ -227,7 +227,11 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 			st.packer = n.startPacker(ctx, r.Link)
 		}
 		if st.replicator == nil {
-			st.replicator = n.startReplicator(ctx, r.Link, n.txnManager())
+			var kick func()
+			if pk := st.packer; pk != nil {
+				kick = pk.kick
+			}
+			st.replicator = n.startReplicator(ctx, r.Link, n.txnManager(), kick)
 			n.mu.Lock()
 			n.mu.replicator = st.replicator
 			n.mu.Unlock()

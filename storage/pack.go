@@ -114,8 +114,15 @@ func (p *packer) pass(ctx context.Context) error {
 			oids = nil
 		}
 		n.log.Info("packing", "id", o.ID, "pack_tid", o.PackTid, "partial", o.Partial)
+		waiting := false
 		for _, c := range cells {
 			if c.State != proto.UP_TO_DATE || c.Pack >= o.ID {
+				continue
+			}
+			if !n.backupPast(c.Partition, o.ID) {
+				// A backup cell packs once replicated past the order
+				// (cluster.md §8.9); the replicator kicks us then.
+				waiting = true
 				continue
 			}
 			if err := p.packPartition(ctx, c.Partition, o.PackTid, oids); err != nil {
@@ -127,6 +134,9 @@ func (p *packer) pass(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("record pack %v of partition %d: %w", o.ID, c.Partition, err)
 			}
+		}
+		if waiting {
+			return p.notifyCompleted(cells)
 		}
 	}
 }

@@ -71,11 +71,13 @@ type replicator struct {
 	// upstream are the links to upstream storages (backup.go), by
 	// cluster@address; used by the goroutine only.
 	upstream map[string]*storageLink
+	// packKick, if set, tells the packer that backup cells progressed.
+	packKick func()
 }
 
-func (n *Node) startReplicator(ctx context.Context, master *neonet.Link, tm *txnManager) *replicator {
+func (n *Node) startReplicator(ctx context.Context, master *neonet.Link, tm *txnManager, packKick func()) *replicator {
 	ctx, cancel := context.WithCancel(ctx)
-	r := &replicator{n: n, master: master, tm: tm, wake: make(chan struct{}, 1), cancel: cancel,
+	r := &replicator{n: n, master: master, tm: tm, wake: make(chan struct{}, 1), cancel: cancel, packKick: packKick,
 		done: make(chan struct{}), sources: map[string]*storageLink{}, upstream: map[string]*storageLink{}}
 	r.mu.parts = map[uint32]*replicaState{}
 	go func() {

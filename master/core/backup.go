@@ -20,6 +20,7 @@ package core
 
 import (
 	"errors"
+	"slices"
 
 	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
@@ -47,6 +48,7 @@ type backup struct {
 	conn     ConnID
 	accepted bool
 	lastTag  uint64
+	packTag  uint64 // our AskPackOrders
 	// tracking: the upstream last tid was answered, invalidations count.
 	tracking bool
 	last     proto.Tid // last upstream tid tracked
@@ -237,7 +239,7 @@ func (c *Machine) upstreamClosed(k ConnID) {
 	if k != c.bk.conn {
 		return
 	}
-	c.bk.conn, c.bk.accepted, c.bk.tracking = 0, false, false
+	c.bk.conn, c.bk.accepted, c.bk.tracking, c.bk.packTag = 0, false, false, 0
 	c.bk.upNodes = map[proto.NodeID]upstreamNode{}
 	c.bk.upPT = nil
 	if c.state != proto.BACKINGUP {
@@ -255,7 +257,7 @@ func (c *Machine) upstreamClosed(k ConnID) {
 func (c *Machine) dropUpstream() {
 	if c.bk.conn != 0 {
 		c.out = append(c.out, Effect{Kind: Abort, Conn: c.bk.conn})
-		c.bk.conn, c.bk.accepted, c.bk.tracking = 0, false, false
+		c.bk.conn, c.bk.accepted, c.bk.tracking, c.bk.packTag = 0, false, false, 0
 	}
 }
 
@@ -301,7 +303,12 @@ func (c *Machine) upstreamRecv(ev Recv) {
 		c.resendUpstreamOrders()
 	case *proto.InvalidatePartitions:
 		c.upstreamCommitted(m.Tid, m.PartitionList)
-	case *proto.NotifyClusterInformation, *proto.NotifyPackSigned, *proto.InvalidateObjects:
+	case *proto.NotifyPackSigned:
+		// The orders may be new to us: learn them, then relay.
+		if c.bk.tracking && len(m.Approved)+len(m.Rejected) > 0 {
+			c.askUpstreamPackOrders(slices.Min(slices.Concat(m.Approved, m.Rejected)))
+		}
+	case *proto.NotifyClusterInformation, *proto.InvalidateObjects:
 	default:
 		c.log.Debug("ignored packet from the upstream master", "msg", proto.MsgName(ev.Msg.NEOMsgCode()))
 	}
@@ -309,7 +316,19 @@ func (c *Machine) upstreamRecv(ev Recv) {
 
 // upstreamAnswer handles the answer to AskLastTransaction.
 func (c *Machine) upstreamAnswer(ev Answer) {
-	if ev.Conn != c.bk.conn || ev.Tag != c.bk.lastTag || c.state != proto.BACKINGUP {
+	if ev.Conn != c.bk.conn || c.state != proto.BACKINGUP {
+		return
+	}
+	if ev.Tag == c.bk.packTag {
+		c.bk.packTag = 0
+		if m, ok := ev.Msg.(*proto.AnswerPackOrders); ok {
+			c.upstreamPackOrders(m)
+		} else {
+			c.log.Warn("upstream refused AskPackOrders", "answer", msgString(ev.Msg))
+		}
+		return
+	}
+	if ev.Tag != c.bk.lastTag {
 		return
 	}
 	m, ok := ev.Msg.(*proto.AnswerLastTransaction)
@@ -340,6 +359,45 @@ func (c *Machine) upstreamAnswer(ev Answer) {
 	}
 	clear(c.bk.sent)
 	c.log.Info("backing up", "upstream_last_tid", m.Tid.String(), "backup_tid", c.backupTid.String())
+	c.askUpstreamPackOrders(c.backupTid)
+}
+
+// askUpstreamPackOrders asks the upstream master for its pack orders
+// from id on: their signatures are relayed to our storages once known
+// (cluster.md §8.9: the orders themselves come with the transactions).
+func (c *Machine) askUpstreamPackOrders(id proto.Tid) {
+	if c.bk.packTag != 0 {
+		return // the answer will say it all; ask again after it if needed
+	}
+	c.nextTag++
+	c.bk.packTag = c.nextTag
+	c.out = append(c.out, Effect{Kind: Ask, Conn: c.bk.conn, Tag: c.bk.packTag, Msg: &proto.AskPackOrders{PackID: id}})
+}
+
+// upstreamPackOrders records the upstream's pack orders and relays
+// their signatures to our ready storages; their packers then ask us for
+// the orders (AskPackOrders).
+func (c *Machine) upstreamPackOrders(m *proto.AnswerPackOrders) {
+	approved, rejected := []proto.Tid{}, []proto.Tid{}
+	for _, o := range m.PackOrderList {
+		c.pm.add(o)
+		if a, ok := o.Approved.Get(); ok {
+			if a {
+				approved = append(approved, o.ID)
+			} else {
+				rejected = append(rejected, o.ID)
+			}
+		}
+	}
+	if len(approved)+len(rejected) == 0 {
+		return
+	}
+	sig := &proto.NotifyPackSigned{Approved: approved, Rejected: rejected}
+	for _, nid := range sortedNIDs(c.readySet(^uint64(0))) {
+		if n := c.byNID(nid); n != nil {
+			c.send(n, sig)
+		}
+	}
 }
 
 // upstreamCommitted is an upstream commit of tid touching parts.

@@ -370,3 +370,33 @@ func TestBackupNodeLost(t *testing.T) {
 		t.Fatalf("min/min %v", lo)
 	}
 }
+
+// Pack orders of the upstream: learnt from the upstream master, their
+// signatures relayed to our storages, which then ask us for them.
+func TestBackupPackOrders(t *testing.T) {
+	h, storages, up := backupHarness(t, 100)
+	ask := asks[*proto.AskPackOrders](h.all)[up]
+	if ask.Msg == nil || ask.Msg.(*proto.AskPackOrders).PackID != 0 {
+		t.Fatalf("no AskPackOrders(backup tid) upstream:\n%s", dump(h.all))
+	}
+	order := proto.PackOrder{ID: 90, PackTid: 80, Approved: proto.Some(true)}
+	h.step(Answer{Conn: up, Tag: ask.Tag, Msg: &proto.AnswerPackOrders{PackOrderList: []proto.PackOrder{order}}})
+	for _, s := range storages {
+		if m := mustFind[*proto.NotifyPackSigned](t, h.out, s); !slices.Equal(m.Approved, []proto.Tid{90}) {
+			t.Fatalf("relayed %+v", m)
+		}
+	}
+	h.recv(storages[0], &proto.AskPackOrders{PackID: 1})
+	if a := mustFind[*proto.AnswerPackOrders](t, h.out, storages[0]); len(a.PackOrderList) != 1 || a.PackOrderList[0].PackTid != 80 {
+		t.Fatalf("storage asked pack orders: %+v", a)
+	}
+	// A new order signed upstream: learnt before it is relayed.
+	h.recv(up, &proto.NotifyPackSigned{Approved: []proto.Tid{120}, Rejected: []proto.Tid{}})
+	ask = asks[*proto.AskPackOrders](h.out)[up]
+	if ask.Msg == nil || ask.Msg.(*proto.AskPackOrders).PackID != 120 {
+		t.Fatalf("new order not asked upstream:\n%s", dump(h.out))
+	}
+	if _, ok := find[*proto.NotifyPackSigned](h.out, storages[0]); ok {
+		t.Fatal("relayed before the order is known")
+	}
+}
