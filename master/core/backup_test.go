@@ -400,3 +400,49 @@ func TestBackupPackOrders(t *testing.T) {
 		t.Fatal("relayed before the order is known")
 	}
 }
+
+// A backup cluster restarting resumes backup mode: the storages report
+// their backup tid, each cell starts from its node's.
+func TestBackupRestartResumes(t *testing.T) {
+	h := newHarness(t, func(c *Config) {
+		c.Partitions = 2
+		c.UpstreamCluster = "up"
+		c.UpstreamMasters = []proto.Addr{upAddr(10000)}
+	})
+	nid1, nid2 := proto.NewNodeID(proto.STORAGE, 1), proto.NewNodeID(proto.STORAGE, 2)
+	rows := [][]proto.CellInfo{
+		{{NID: nid1, State: proto.UP_TO_DATE}, {NID: nid2, State: proto.UP_TO_DATE}},
+		{{NID: nid1, State: proto.UP_TO_DATE}, {NID: nid2, State: proto.UP_TO_DATE}},
+	}
+	backupTids := map[proto.NodeID]proto.Tid{nid1: 50, nid2: 40}
+	var effects []Effect
+	for i, nid := range []proto.NodeID{nid1, nid2} {
+		_, got := h.identify(proto.STORAGE, nid, uint16(20000+i), nil)
+		effects = append(effects, h.answerAll(h.out, func(ConnID, proto.Msg) proto.Msg {
+			return &proto.AnswerRecovery{PTid: 3, BackupTid: backupTids[got], TruncateTid: proto.InvalidTid}
+		})...)
+	}
+	effects = h.answerAll(effects, func(_ ConnID, req proto.Msg) proto.Msg {
+		if _, ok := req.(*proto.AskPartitionTable); ok {
+			return &proto.AnswerPartitionTable{PTid: 3, NumReplicas: 1, Rows: rows}
+		}
+		return nil
+	})
+	for range 4 {
+		effects = h.answerAll(effects, func(_ ConnID, req proto.Msg) proto.Msg {
+			if _, ok := req.(*proto.AskLockedTransactions); ok {
+				t.Fatal("a backup cluster verifies locked transactions")
+			}
+			if _, ok := req.(*proto.AskLastIDs); ok {
+				return &proto.AnswerLastIDs{LastTid: 60, LastOid: 1, FirstTid: 1}
+			}
+			return emptyStorage(0, req)
+		})
+	}
+	if st := h.c.ClusterState(); st != proto.STARTING_BACKUP {
+		t.Fatalf("state %v, want STARTING_BACKUP", st)
+	}
+	if bt, lo := h.c.clusterBackupTids(); bt != 50 || lo != 40 {
+		t.Fatalf("backup tids %v %v, want 50 40", bt, lo)
+	}
+}
