@@ -289,7 +289,19 @@ func (r *replicator) upstreamLink(ctx context.Context, cluster string, addr prot
 			return l, nil
 		}
 	}
-	n := r.n
+	sl, err := r.n.dialUpstreamStorage(ctx, cluster, addr)
+	if err != nil {
+		return nil, err
+	}
+	r.upstream[key] = sl
+	r.n.log.Info("connected to upstream storage", "addr", addr.String(), "upstream", cluster)
+	return sl, nil
+}
+
+// dialUpstreamStorage connects to the storage of the upstream cluster
+// at addr: an anonymous identification with the upstream cluster's name
+// (protocol.md §5.6). The caller closes the link.
+func (n *Node) dialUpstreamStorage(ctx context.Context, cluster string, addr proto.Addr) (*storageLink, error) {
 	sl := newStorageLink(n, 0)
 	l, err := neonet.Dial(ctx, "tcp", addr.String(), neonet.Config{Logger: n.log, TLS: n.cfg.TLS, Handler: sl.received})
 	if err != nil {
@@ -305,8 +317,6 @@ func (r *replicator) upstreamLink(ctx context.Context, cluster string, addr prot
 		return nil, fmt.Errorf("upstream %s is a %v, not a storage", addr, acc.NodeType)
 	}
 	sl.Link = l
-	r.upstream[key] = sl
-	n.log.Info("connected to upstream storage", "addr", addr.String(), "upstream", cluster)
 	return sl, nil
 }
 

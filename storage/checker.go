@@ -31,10 +31,6 @@ type checkPeer struct {
 func (n *Node) check(ctx context.Context, master *neonet.Link, tm *txnManager, m *proto.CheckPartition) {
 	p := m.Partition
 	log := n.log.With("partition", p)
-	if m.Source.UpstreamName != "" {
-		log.Error("failed to start checking partition: checking against an upstream cluster is not supported")
-		return
-	}
 	n.mu.Lock()
 	self := n.mu.nid
 	var s proto.CellState
@@ -69,7 +65,17 @@ func (n *Node) check(ctx context.Context, master *neonet.Link, tm *txnManager, m
 		peers = append(peers, &checkPeer{nid: nid, link: l.Link})
 	}
 	var source *checkPeer
-	if !m.Source.Addr.IsZero() {
+	if m.Source.UpstreamName != "" {
+		// Backup cluster: the upstream's cell is the reference.
+		sl, err := n.dialUpstreamStorage(ctx, m.Source.UpstreamName, m.Source.Addr)
+		if err != nil {
+			log.Error("failed to start checking partition (unavailable upstream source)", "err", err)
+			return
+		}
+		defer sl.Close()
+		source = &checkPeer{link: sl.Link}
+		peers = append(peers, source)
+	} else if !m.Source.Addr.IsZero() {
 		if m.Source.Addr == n.addr {
 			source = peers[0]
 		}

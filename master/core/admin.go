@@ -268,12 +268,28 @@ func (c *Machine) setNodeState(nid proto.NodeID, st proto.NodeState, ack func(st
 }
 
 // checkReplicas asks one storage per partition to check its cell against
-// the other readable cells (neoctl check, cluster.md §8.6). Backup mode
-// (checking against the upstream cluster) is not supported.
+// the other readable cells (neoctl check, cluster.md §8.6), and in backup
+// mode against a readable cell of the upstream cluster too, which is
+// then the reference.
 func (c *Machine) checkReplicas(m *proto.CheckReplicas) {
+	backup := c.inBackup() && c.bk.upPT != nil
 	maxTid := m.MaxTid
 	if maxTid == proto.InvalidTid {
 		maxTid = c.lastTransaction
+		if backup {
+			// What every readable cell of the given partitions has.
+			maxTid = proto.MaxTid
+			for _, ps := range m.PartitionDict {
+				if ps.Partition >= c.pt.NumPartitions() {
+					continue
+				}
+				for _, cl := range c.pt.ReadableCells(ps.Partition) {
+					if bt, ok := c.bk.cells[cellKey{ps.Partition, cl.NID}]; ok {
+						maxTid = min(maxTid, bt)
+					}
+				}
+			}
+		}
 	}
 	if m.MinTid > maxTid {
 		c.log.Warn("nothing to check", "min_tid", m.MinTid.String(), "max_tid", maxTid.String())
@@ -285,7 +301,15 @@ func (c *Machine) checkReplicas(m *proto.CheckReplicas) {
 			continue
 		}
 		cells := c.pt.ReadableCells(ps.Partition)
-		if len(cells) <= 1 {
+		var src proto.UpstreamSource
+		if backup {
+			if u, ok := c.bk.upNodes[ps.Source]; ok && ps.Source != 0 {
+				src = proto.UpstreamSource{UpstreamName: c.cfg.UpstreamCluster, Addr: u.addr}
+			} else if addr, ok := c.upstreamSource(ps.Partition, map[proto.NodeID]int{}); ok {
+				src = proto.UpstreamSource{UpstreamName: c.cfg.UpstreamCluster, Addr: addr}
+			}
+		}
+		if len(cells) == 0 || len(cells) == 1 && src.UpstreamName == "" {
 			continue
 		}
 		// Prefer a node that already checks another partition.
@@ -300,8 +324,7 @@ func (c *Machine) checkReplicas(m *proto.CheckReplicas) {
 		if !found {
 			checking[nid] = true
 		}
-		var src proto.UpstreamSource
-		if ps.Source != 0 {
+		if ps.Source != 0 && src.UpstreamName == "" {
 			if sn := c.byNID(ps.Source); sn != nil {
 				src.Addr = sn.Addr
 			}

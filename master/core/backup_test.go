@@ -446,3 +446,25 @@ func TestBackupRestartResumes(t *testing.T) {
 		t.Fatalf("backup tids %v %v, want 50 40", bt, lo)
 	}
 }
+
+// neoctl check of a backup cluster: against an upstream cell, up to what
+// every cell of the partitions has.
+func TestBackupCheckReplicas(t *testing.T) {
+	h, storages, _ := backupHarness(t, 100)
+	for _, s := range storages {
+		for p := uint32(0); p < 4; p++ {
+			h.recv(s, &proto.NotifyReplicationDone{Offset: p, Tid: 100})
+		}
+	}
+	adm, _ := h.identify(proto.ADMIN, 0, 9999, nil)
+	h.recv(adm, &proto.CheckReplicas{PartitionDict: []proto.CheckSource{{Partition: 1}}, MinTid: 0, MaxTid: proto.InvalidTid})
+	var got *proto.CheckPartition
+	for _, s := range storages {
+		if m, ok := find[*proto.CheckPartition](h.out, s); ok {
+			got = m
+		}
+	}
+	if got == nil || got.Partition != 1 || got.Source.UpstreamName != "up" || got.Source.Addr != upAddr(30001) || got.MaxTid != 100 {
+		t.Fatalf("check order %+v:\n%s", got, dump(h.out))
+	}
+}
