@@ -413,6 +413,9 @@ func (c *Machine) Step(ev Event) []Effect {
 			}
 			break
 		}
+		if ev.Conn&DialedConn != 0 && c.conns[ev.Conn] == nil {
+			break // a link we dialed and dropped (the upstream one)
+		}
 		if _, ok := ev.Msg.(*proto.Ping); ok {
 			// Answered in turn with what the core sent before: neoppod's
 			// client pings the master to be sure it has every
