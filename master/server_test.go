@@ -17,6 +17,12 @@ import (
 // fakeStorage identifies to the master and answers its requests like an
 // empty storage, until ctx ends.
 func fakeStorage(ctx context.Context, t *testing.T, addr proto.Addr, port uint16) {
+	fakeStorageOf(ctx, t, "srv", addr, port, nil)
+}
+
+// fakeStorageOf is fakeStorage for a cluster of the given name; seen, if
+// set, is given every packet of the master.
+func fakeStorageOf(ctx context.Context, t *testing.T, cluster string, addr proto.Addr, port uint16, seen func(proto.Msg)) {
 	link, err := neonet.Dial(ctx, "tcp", addr.String(), neonet.Config{})
 	if err != nil {
 		t.Errorf("dial: %v", err)
@@ -25,7 +31,7 @@ func fakeStorage(ctx context.Context, t *testing.T, addr proto.Addr, port uint16
 	defer link.Close()
 	var acc proto.AcceptIdentification
 	if err := link.Ask(ctx, &proto.RequestIdentification{NodeType: proto.STORAGE, Addr: proto.Addr{Host: "127.0.0.1", Port: port},
-		ClusterName: "srv", Extra: proto.Dict{{Key: "devpath", Value: []proto.Value{}}, {Key: "new_nid", Value: []proto.Value{}}}}, &acc); err != nil {
+		ClusterName: cluster, Extra: proto.Dict{{Key: "devpath", Value: []proto.Value{}}, {Key: "new_nid", Value: []proto.Value{}}}}, &acc); err != nil {
 		t.Errorf("identify: %v", err)
 		return
 	}
@@ -33,6 +39,9 @@ func fakeStorage(ctx context.Context, t *testing.T, addr proto.Addr, port uint16
 		r, err := link.Recv(ctx)
 		if err != nil {
 			return
+		}
+		if seen != nil {
+			seen(r.Msg)
 		}
 		var a proto.Msg
 		switch r.Msg.(type) {
