@@ -78,6 +78,11 @@ type Config struct {
 	// CacheSize is the size in bytes of each storage's object cache
 	// (objcache.Wrap, as neostorage's --cache-size); 0: no cache.
 	CacheSize int64
+	// UpstreamCluster and UpstreamMasters ("host:port"), when set, make
+	// the cluster a backup of that cluster (cluster.md §8.9): a new
+	// cluster starts in backup mode (neomaster --backup).
+	UpstreamCluster string
+	UpstreamMasters []string
 	// Logger returns the logger of a node, by name; it is called at each
 	// start of the node. Nil discards every log.
 	Logger func(node string) (*slog.Logger, error)
@@ -369,6 +374,16 @@ func (c *Cluster) startMaster(ctx context.Context, n *node, log *slog.Logger) er
 	}
 	if c.cfg.Masters > 1 {
 		cfg.Masters = slices.Clone(c.masters)
+	}
+	if c.cfg.UpstreamCluster != "" {
+		cfg.UpstreamCluster, cfg.Backup = c.cfg.UpstreamCluster, true
+		for _, m := range c.cfg.UpstreamMasters {
+			a, err := master.ParseAddr(m, 0)
+			if err != nil {
+				return fmt.Errorf("upstream master: %w", err)
+			}
+			cfg.UpstreamMasters = append(cfg.UpstreamMasters, a)
+		}
 	}
 	srv, err := master.NewServer(cfg)
 	if err != nil {

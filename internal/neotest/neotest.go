@@ -61,6 +61,10 @@ type Options struct {
 	CacheSize int64
 	// HTTP, if set, gives the nodes their HTTP side (inproc.Config.HTTP).
 	HTTP func(node string) *nodehttp.Handler
+	// Upstream, if set, makes the cluster a backup of that one
+	// (cluster.md §8.9), started in backup mode; Start does not wait
+	// for it to be RUNNING then.
+	Upstream *Cluster
 }
 
 // Node names, for [Cluster.Stop] and [Cluster.Restart].
@@ -93,18 +97,25 @@ func Start(tb testing.TB, o Options) *Cluster {
 	if o.Partitions == 0 {
 		o.Partitions = 1
 	}
+	var upName string
+	var upMasters []string
+	if o.Upstream != nil {
+		upName, upMasters = o.Upstream.Name(), o.Upstream.Masters()
+	}
 	ic, err := inproc.New(inproc.Config{
-		Name:       fmt.Sprintf("neotest%d", clusters.Add(1)),
-		Dir:        tb.TempDir(),
-		Masters:    o.Masters,
-		Storages:   o.Storages,
-		Replicas:   o.Replicas,
-		Partitions: o.Partitions,
-		Admin:      o.Admin,
-		TLS:        o.TLS,
-		CacheSize:  o.CacheSize,
-		HTTP:       o.HTTP,
-		Logger:     func(node string) (*slog.Logger, error) { return Logger().With("node", node), nil },
+		Name:            fmt.Sprintf("neotest%d", clusters.Add(1)),
+		Dir:             tb.TempDir(),
+		Masters:         o.Masters,
+		Storages:        o.Storages,
+		Replicas:        o.Replicas,
+		Partitions:      o.Partitions,
+		Admin:           o.Admin,
+		TLS:             o.TLS,
+		CacheSize:       o.CacheSize,
+		HTTP:            o.HTTP,
+		UpstreamCluster: upName,
+		UpstreamMasters: upMasters,
+		Logger:          func(node string) (*slog.Logger, error) { return Logger().With("node", node), nil },
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -116,7 +127,7 @@ func Start(tb testing.TB, o Options) *Cluster {
 	if err := ic.Start(ctx); err != nil {
 		tb.Fatalf("start cluster: %v", err)
 	}
-	if o.Admin {
+	if o.Admin && o.Upstream == nil {
 		if err := ic.WaitRunning(ctx); err != nil {
 			tb.Fatal(err)
 		}

@@ -1,0 +1,417 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/ctl"
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage/backend"
+	_ "github.com/neogo/neo/storage/backend/sqlite"
+)
+
+// Tests of backup clusters (cluster.md §8.9): a cluster of our nodes
+// backs up another one under write load, through the loss of a storage
+// on either side, then leaves backup mode; its data must then equal the
+// upstream's, record by record.
+
+// bkWait bounds the waits for the backup to catch up.
+const bkWait = 60 * time.Second
+
+// newBackupCluster starts an empty cluster of the given kind in backup
+// mode (--backup) of up, and waits until it is BACKINGUP with every cell
+// UP_TO_DATE.
+func newBackupCluster(t *testing.T, kind string, up *slCluster, storages, replicas int) *slCluster {
+	t.Helper()
+	ports := freePorts(t, 2)
+	c := &slCluster{
+		foCluster: &foCluster{t: t, p: up.p, bin: up.bin, dir: filepath.Join(up.dir, "backup"),
+			name:    fmt.Sprintf("bk%d", ports[0]),
+			masters: []string{fmt.Sprintf("127.0.0.1:%d", ports[0])},
+			admin:   fmt.Sprintf("127.0.0.1:%d", ports[1]), procs: map[string]*goProc{}},
+		kind: kind, partitions: up.partitions, replicas: replicas,
+	}
+	if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.stop)
+	c.node("master", kind, "neomaster", "--bind", c.masters[0], "--partitions", strconv.Itoa(up.partitions),
+		"--replicas", strconv.Itoa(replicas), "--autostart", strconv.Itoa(storages),
+		"--backup", "--upstream-cluster", up.name, "--upstream-masters", up.masters[0])
+	for i := range storages {
+		c.startStorage(i)
+	}
+	c.node("admin", kind, "neoadmin", "--bind", c.admin)
+	c.waitPT("backup cluster BACKINGUP with every cell UP_TO_DATE", slWait, func(v ptView) bool {
+		return v.state == proto.BACKINGUP && len(v.storages) == storages && v.allUpToDate()
+	})
+	return c
+}
+
+// ids returns the admin's last tid and backup tid (neoctl print ids).
+func (c *slCluster) ids(ctx context.Context) (last, backup proto.Tid, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	cl, err := ctl.Dial(ctx, ctl.Config{Addr: c.admin})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cl.Close()
+	li, err := cl.LastIDs(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	rec, err := cl.Recovery(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	return li.LastTid, rec.BackupTid, nil
+}
+
+// waitBackupTid waits until the backup tid of c is at least tid.
+func (c *slCluster) waitBackupTid(what string, tid proto.Tid) {
+	c.t.Helper()
+	var last proto.Tid
+	var lastErr error
+	deadline := time.Now().Add(bkWait)
+	for time.Now().Before(deadline) {
+		_, bt, err := c.ids(c.t.Context())
+		if err == nil && bt != proto.InvalidTid && bt >= tid {
+			return
+		}
+		last, lastErr = bt, err
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("%s: backup tid %v, want >= %v after %v (last error %v); files in %s", what, last, tid, bkWait, lastErr, c.dir)
+}
+
+// setState asks the admin for a cluster state change.
+func (c *slCluster) setState(st proto.ClusterState) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(c.t.Context(), 5*time.Second)
+	defer cancel()
+	cl, err := ctl.Dial(ctx, ctl.Config{Addr: c.admin})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := cl.SetClusterState(ctx, st); err != nil {
+		c.t.Fatalf("set cluster %v: %v", st, err)
+	}
+}
+
+// Our backup cluster of our cluster.
+func TestBackupGoOfGo(t *testing.T) { testBackup(t, "go", "go") }
+
+// Our backup cluster of neoppod's cluster.
+func TestBackupGoOfPy(t *testing.T) { testBackup(t, "py", "go") }
+
+// Neoppod's backup cluster of our cluster.
+func TestBackupPyOfGo(t *testing.T) { testBackup(t, "go", "py") }
+
+// testBackup: under a write load on the upstream cluster (of kind
+// upKind), a backup cluster (bkKind) catches up, through the kill -9
+// and restart of a storage on either side; it reaches the upstream's
+// last tid, serves read-only clients up to it, and STOPPING_BACKUP
+// brings it to RUNNING with the upstream's data, record by record.
+func testBackup(t *testing.T, upKind, bkKind string) {
+	up := newSLCluster(t, upKind, 2, 1, 12)
+	loop := startLoop(t, up.masters, up.name, clientLogger(t, up.dir))
+	loop.waitAcks(time.Time{}, 20, "upstream commits before the backup")
+	bk := newBackupCluster(t, bkKind, up, 2, 1)
+	first := loop.waitAcks(time.Now(), 20, "upstream commits while backing up")
+	bk.waitBackupTid("backup catching up", first.tid)
+
+	// A backup storage killed and restarted during the load.
+	bk.kill9(storageName(1))
+	bk.waitPT("backup storage lost", slWait, func(v ptView) bool {
+		return v.state == proto.BACKINGUP && !v.allUpToDate()
+	})
+	a := loop.waitAcks(time.Now(), 10, "upstream commits while a backup storage is down")
+	bk.waitBackupTid("backup with a storage down", a.tid)
+	bk.startStorage(1)
+	bk.waitPT("backup storage back", slWait, func(v ptView) bool {
+		return v.state == proto.BACKINGUP && v.allUpToDate()
+	})
+	// An upstream storage killed and restarted during the load.
+	up.kill9(storageName(0))
+	a = loop.waitAcks(time.Now(), 10, "upstream commits while an upstream storage is down")
+	bk.waitBackupTid("backup with an upstream storage down", a.tid)
+	up.startStorage(0)
+	up.waitPT("upstream storage back", slWait, func(v ptView) bool {
+		return v.state == proto.RUNNING && v.allUpToDate()
+	})
+	a = loop.waitAcks(time.Now(), 10, "upstream commits after the upstream storage came back")
+	loop.stop()
+
+	ctx := t.Context()
+	upLast, _, err := up.ids(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if upLast < a.tid {
+		t.Fatalf("upstream last tid %v below an acknowledged commit %v", upLast, a.tid)
+	}
+	bk.waitBackupTid("backup reaching the upstream's last tid", upLast)
+	// Every cell of the backup equals the upstream's.
+	bk.checkAll()
+
+	// A read-only client of the backup sees what was acknowledged, and
+	// cannot write.
+	// Its last tid is the min/min backup tid, learnt when it connects
+	// (a backup master sends no invalidation): wait for every cell.
+	var ro *client.Client
+	for deadline := time.Now().Add(bkWait); ; {
+		ro, err = client.Open(ctx, client.Config{Masters: bk.masters, Cluster: bk.name, ReadOnly: true,
+			Logger: clientLogger(t, bk.dir)})
+		if err != nil {
+			t.Fatalf("read-only client of the backup: %v", err)
+		}
+		last, err := ro.LastTid(ctx)
+		if err != nil || last > upLast {
+			t.Fatalf("read-only client: last tid %v (%v), upstream %v", last, err, upLast)
+		}
+		if last == upLast {
+			break
+		}
+		ro.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("read-only client: last tid %v, not %v after %v", last, upLast, bkWait)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	obj, err := ro.Load(ctx, a.oid, proto.InvalidTid)
+	if err != nil || string(obj.Data) != a.data || obj.Serial != a.tid {
+		t.Fatalf("read-only load of %v: %q at %v (%v), want %q at %v", a.oid, obj.Data, obj.Serial, err, a.data, a.tid)
+	}
+	if _, err := ro.Begin(ctx); err == nil {
+		t.Fatal("read-only client of a backup cluster began a transaction")
+	}
+	ro.Close()
+
+	bk.setState(proto.STOPPING_BACKUP)
+	bk.waitPT("backup cluster RUNNING after STOPPING_BACKUP", slWait, func(v ptView) bool {
+		return v.state == proto.RUNNING && v.allUpToDate()
+	})
+	bkLast, bt, err := bk.ids(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bkLast != upLast || bt != proto.InvalidTid {
+		t.Fatalf("former backup: last tid %v backup tid %v, want %v and none", bkLast, bt, upLast)
+	}
+	up.stop()
+	bk.stop()
+	want := dumpCluster(t, up)
+	got := dumpCluster(t, bk)
+	for p := range up.partitions {
+		w, g := want[uint32(p)], got[uint32(p)]
+		if !slices.Equal(w, g) {
+			t.Errorf("partition %d differs: upstream %d records, backup %d; first difference:\n%s", p, len(w), len(g), firstDiff(w, g))
+		}
+	}
+	t.Logf("upstream and backup equal: %d partitions, last tid %v", len(want), upLast)
+}
+
+// dumpCluster reads, from the databases of the stopped cluster c, every
+// transaction and object record of each partition, from one storage
+// with a readable cell of it, as lines.
+func dumpCluster(t *testing.T, c *slCluster) map[uint32][]string {
+	t.Helper()
+	ctx := t.Context()
+	out := map[uint32][]string{}
+	for i := 0; ; i++ {
+		path := filepath.Join(c.dir, storageName(i)+".sqlite")
+		if _, err := os.Stat(path); err != nil {
+			break
+		}
+		db, err := backend.Open(ctx, path, backend.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta, err := db.Meta(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, cells, err := db.PartitionTable(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cl := range cells {
+			if cl.NID != meta.NID || !cl.State.Readable() {
+				continue
+			}
+			if _, done := out[cl.Partition]; done {
+				continue
+			}
+			out[cl.Partition] = dumpPartition(t, db, cl.Partition)
+		}
+		db.Close()
+	}
+	if len(out) != c.partitions {
+		t.Fatalf("%s: %d partitions readable in the databases, want %d", c.name, len(out), c.partitions)
+	}
+	return out
+}
+
+func dumpPartition(t *testing.T, db backend.Backend, p uint32) []string {
+	t.Helper()
+	ctx := t.Context()
+	var lines []string
+	tids, err := db.TIDsFrom(ctx, p, proto.ZeroTid, proto.MaxTid, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tid := range tids {
+		m, err := db.Transaction(ctx, tid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, fmt.Sprintf("txn %v user=%q desc=%q ext=%x packed=%v oids=%v", tid, m.User, m.Description, m.Ext, m.Packed, m.Oids))
+	}
+	keys, err := db.ObjectsFrom(ctx, p, proto.ZeroTid, proto.MaxTid, proto.ZeroOid, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		o, err := db.Load(ctx, k.Oid, k.Tid, proto.InvalidTid)
+		if err != nil && !errors.Is(err, backend.ErrOidDoesNotExist) {
+			t.Fatal(err)
+		}
+		if o == nil {
+			lines = append(lines, fmt.Sprintf("obj %v@%v deleted", k.Oid, k.Tid))
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("obj %v@%v next=%v comp=%d sum=%x data=%x data_serial=%v",
+			k.Oid, k.Tid, o.NextSerial, o.Compression, o.Checksum, o.Data, o.DataSerial))
+	}
+	return lines
+}
+
+func firstDiff(a, b []string) string {
+	for i := range max(len(a), len(b)) {
+		var x, y string
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			return fmt.Sprintf("  #%d upstream: %s\n  #%d backup:   %s", i, x, i, y)
+		}
+	}
+	return ""
+}
+
+// TestBackupLag measures the backup lag (upstream commit acknowledged →
+// backup tid past it) of our backup cluster and of neoppod's, both
+// backing up one cluster of ours under one write load.
+func TestBackupLag(t *testing.T) {
+	up := newSLCluster(t, "go", 2, 1, 12)
+	goBk := newBackupCluster(t, "go", up, 2, 1)
+	pyBk := newBackupCluster(t, "py", up, 2, 1)
+	loop := startLoop(t, up.masters, up.name, clientLogger(t, up.dir))
+	type watch struct {
+		name string
+		c    *slCluster
+		seen []bkSample
+	}
+	ws := []*watch{{name: "go", c: goBk}, {name: "py", c: pyBk}}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	for _, w := range ws {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			w.seen = pollBackupTid(ctx, w.c.admin)
+		}()
+	}
+	const n = 300
+	loop.waitAcks(time.Time{}, n, "commits under watch")
+	loop.stop()
+	upLast, _, err := up.ids(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range ws {
+		w.c.waitBackupTid(w.name+" backup catching up", upLast)
+	}
+	cancel()
+	for range ws {
+		<-done
+	}
+	loop.mu.Lock()
+	acks := slices.Clone(loop.acks)
+	loop.mu.Unlock()
+	for _, w := range ws {
+		lags := backupLags(acks, w.seen)
+		if len(lags) < len(acks)*9/10 {
+			t.Fatalf("%s: lag known for %d of %d commits", w.name, len(lags), len(acks))
+		}
+		slices.Sort(lags)
+		pct := func(q float64) time.Duration { return lags[min(len(lags)-1, int(q*float64(len(lags))))] }
+		t.Logf("backup lag %s: n=%d p50=%v p99=%v max=%v", w.name, len(lags), pct(0.50), pct(0.99), lags[len(lags)-1])
+	}
+}
+
+// bkSample is the backup tid an admin reported at a time.
+type bkSample struct {
+	at  time.Time
+	tid proto.Tid
+}
+
+// pollBackupTid asks the admin for the backup tid as often as it
+// answers, until ctx ends, and returns each change with its time.
+func pollBackupTid(ctx context.Context, admin string) []bkSample {
+	var out []bkSample
+	for ctx.Err() == nil {
+		cl, err := ctl.Dial(ctx, ctl.Config{Addr: admin})
+		if err != nil {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		for ctx.Err() == nil {
+			rec, err := cl.Recovery(ctx)
+			if err != nil {
+				break
+			}
+			if rec.BackupTid != proto.InvalidTid && (len(out) == 0 || rec.BackupTid > out[len(out)-1].tid) {
+				out = append(out, bkSample{time.Now(), rec.BackupTid})
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		cl.Close()
+	}
+	return out
+}
+
+// backupLags returns, for each acknowledged commit, the time from its
+// acknowledgement to the first sample past it (none if never seen).
+func backupLags(acks []gcAck, seen []bkSample) []time.Duration {
+	var lags []time.Duration
+	for _, a := range acks {
+		i, _ := slices.BinarySearchFunc(seen, a.tid, func(s bkSample, tid proto.Tid) int {
+			if s.tid < tid {
+				return -1
+			}
+			if s.tid > tid {
+				return 1
+			}
+			return 0
+		})
+		if i < len(seen) {
+			lags = append(lags, max(0, seen[i].at.Sub(a.at)))
+		}
+	}
+	return lags
+}
