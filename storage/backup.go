@@ -307,8 +307,12 @@ func (n *Node) dialUpstreamStorage(ctx context.Context, cluster string, addr pro
 	if err != nil {
 		return nil, fmt.Errorf("dial upstream storage %s: %w", addr, err)
 	}
+	n.mu.Lock()
+	ts := n.mu.nodes.SelfIDTimestamp()
+	n.mu.Unlock()
 	var acc proto.AcceptIdentification
-	if err := l.Ask(ctx, &proto.RequestIdentification{NodeType: proto.STORAGE, ClusterName: cluster, Extra: proto.Dict{}}, &acc); err != nil {
+	if err := l.Ask(ctx, &proto.RequestIdentification{NodeType: proto.STORAGE, Addr: n.addr, ClusterName: cluster,
+		IDTimestamp: ts, Extra: proto.Dict{}}, &acc); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("identify to upstream storage %s: %w", addr, err)
 	}

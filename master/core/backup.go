@@ -55,6 +55,10 @@ type backup struct {
 
 	upNodes map[proto.NodeID]upstreamNode
 	upPT    *parttab.Table
+	// upAdmin is the upstream admin that monitors us (told to our
+	// admin with NotifyUpstreamAdmin); told is the admin told, if any.
+	upAdmin proto.Addr
+	told    proto.NodeID
 
 	// cells maps each readable cell to its backup tid.
 	cells map[cellKey]proto.Tid
@@ -253,6 +257,29 @@ func (c *Machine) upstreamClosed(k ConnID) {
 	c.changeClusterState(roleStartingBackup)
 }
 
+// tellUpstreamAdmin tells our admin with the smallest id the address of
+// the upstream admin that monitors this backup cluster (protocol.md
+// §5.17), when either changes.
+func (c *Machine) tellUpstreamAdmin() {
+	var addr proto.Addr
+	for _, nid := range sortedNIDs(keysSet(c.bk.upNodes)) {
+		if u := c.bk.upNodes[nid]; u.typ == proto.ADMIN && u.state == proto.NODE_RUNNING && !u.addr.IsZero() {
+			addr = u.addr
+			break
+		}
+	}
+	admins := c.identified(proto.ADMIN)
+	if addr.IsZero() || len(admins) == 0 {
+		c.bk.upAdmin, c.bk.told = addr, 0
+		return
+	}
+	if addr == c.bk.upAdmin && admins[0].NID == c.bk.told {
+		return
+	}
+	c.bk.upAdmin, c.bk.told = addr, admins[0].NID
+	c.send(admins[0], &proto.NotifyUpstreamAdmin{Addr: addr})
+}
+
 // dropUpstream closes the upstream link.
 func (c *Machine) dropUpstream() {
 	if c.bk.conn != 0 {
@@ -276,6 +303,7 @@ func (c *Machine) upstreamRecv(ev Recv) {
 			c.bk.upNodes[e.NID] = upstreamNode{typ: e.Type, addr: e.Addr, state: e.State}
 		}
 		c.resendUpstreamOrders()
+		c.tellUpstreamAdmin()
 	case *proto.SendPartitionTable:
 		if uint32(len(m.Rows)) != c.pt.NumPartitions() {
 			c.log.Error("inconsistent number of partitions", "upstream", len(m.Rows), "own", c.pt.NumPartitions())

@@ -468,3 +468,22 @@ func TestBackupCheckReplicas(t *testing.T) {
 		t.Fatalf("check order %+v:\n%s", got, dump(h.out))
 	}
 }
+
+// The upstream admin monitoring this backup is told to our admin.
+func TestBackupUpstreamAdmin(t *testing.T) {
+	h, _, up := backupHarness(t, 100)
+	adm, _ := h.identify(proto.ADMIN, 0, 9999, nil)
+	if _, ok := find[*proto.NotifyUpstreamAdmin](h.out, adm); ok {
+		t.Fatal("told of an upstream admin before there is one")
+	}
+	h.recv(up, &proto.NotifyNodeInformation{NodeList: []proto.NodeInfo{
+		{Type: proto.ADMIN, NID: proto.NewNodeID(proto.ADMIN, 1), Addr: upAddr(9999), State: proto.NODE_RUNNING}}})
+	if m := mustFind[*proto.NotifyUpstreamAdmin](t, h.out, adm); m.Addr != upAddr(9999) {
+		t.Fatalf("upstream admin %v", m.Addr)
+	}
+	h.recv(up, &proto.NotifyNodeInformation{NodeList: []proto.NodeInfo{
+		{Type: proto.STORAGE, NID: proto.NewNodeID(proto.STORAGE, 1), Addr: upAddr(30000), State: proto.NODE_RUNNING}}})
+	if _, ok := find[*proto.NotifyUpstreamAdmin](h.out, adm); ok {
+		t.Fatal("told again with nothing new")
+	}
+}

@@ -1119,6 +1119,9 @@ func (c *Machine) identify(k *conn, msgID uint32, req *proto.RequestIdentificati
 	case proto.CLIENT, proto.ADMIN:
 		c.sendPartitionTable(n)
 	}
+	if n.Type == proto.ADMIN && c.inBackup() {
+		c.tellUpstreamAdmin()
+	}
 	return nil
 }
 
