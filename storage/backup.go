@@ -43,8 +43,11 @@ type backupReplica struct {
 	done     map[uint32]proto.Tid // readable partitions: all data <= done
 	orders   map[uint32]backupOrder
 	stopping bool // STOPPING_BACKUP: no more fetching from upstream
-	// cancel ends the fetch from upstream in progress, if any.
-	cancel context.CancelFunc
+	// cancel ends the fetch from upstream in progress, if any, of
+	// partition fetching from fetchingFrom.
+	cancel       context.CancelFunc
+	fetching     uint32
+	fetchingFrom proto.Addr
 
 	saved   proto.Tid // backup tid last persisted
 	savedAt time.Time
@@ -152,6 +155,10 @@ func (r *replicator) order(m *proto.Replicate) {
 			continue
 		}
 		bk.orders[s.Partition] = backupOrder{upTo: m.Tid, upstream: m.UpstreamName, addr: s.Addr}
+		if bk.cancel != nil && bk.fetching == s.Partition && bk.fetchingFrom != s.Addr {
+			// Another source: the master saw the one in use go.
+			bk.cancel()
+		}
 	}
 	r.mu.Unlock()
 	r.kick()
@@ -206,7 +213,7 @@ func (r *replicator) backupStep(ctx context.Context) error {
 		done := bk.done[p]
 		fctx, cancel := context.WithCancel(ctx)
 		if o.upstream != "" {
-			bk.cancel = cancel
+			bk.cancel, bk.fetching, bk.fetchingFrom = cancel, p, o.addr
 		}
 		r.mu.Unlock()
 		var err error
