@@ -231,11 +231,17 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 			if pk := st.packer; pk != nil {
 				kick = pk.kick
 			}
-			st.replicator = n.startReplicator(ctx, r.Link, n.txnManager(), kick)
+			rp, err := n.startReplicator(ctx, r.Link, n.txnManager(), kick, m.Backup)
+			if err != nil {
+				return err
+			}
+			st.replicator = rp
 			n.mu.Lock()
-			n.mu.replicator = st.replicator
+			n.mu.replicator = rp
 			n.mu.Unlock()
+			return nil
 		}
+		// Operating already: the cluster enters or leaves backup mode.
 		if m.Backup {
 			return st.replicator.startBackup(ctx)
 		}

@@ -75,17 +75,25 @@ type replicator struct {
 	packKick func()
 }
 
-func (n *Node) startReplicator(ctx context.Context, master *neonet.Link, tm *txnManager, packKick func()) *replicator {
-	ctx, cancel := context.WithCancel(ctx)
-	r := &replicator{n: n, master: master, tm: tm, wake: make(chan struct{}, 1), cancel: cancel, packKick: packKick,
+// startReplicator starts the replicator of an operation period; with
+// backup, in backup mode from the start, before any internal replication
+// may make a cell readable.
+func (n *Node) startReplicator(ctx context.Context, master *neonet.Link, tm *txnManager, packKick func(), backup bool) (*replicator, error) {
+	r := &replicator{n: n, master: master, tm: tm, wake: make(chan struct{}, 1), packKick: packKick,
 		done: make(chan struct{}), sources: map[string]*storageLink{}, upstream: map[string]*storageLink{}}
 	r.mu.parts = map[uint32]*replicaState{}
+	if backup {
+		if err := r.startBackup(ctx); err != nil {
+			return nil, err
+		}
+	}
+	ctx, r.cancel = context.WithCancel(ctx)
 	go func() {
 		defer close(r.done)
 		r.loop(ctx)
 	}()
 	r.kick()
-	return r
+	return r, nil
 }
 
 func (r *replicator) kick() {
