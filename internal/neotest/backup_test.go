@@ -57,9 +57,38 @@ func TestBackup(t *testing.T) {
 	write(10)
 	bk := neotest.Start(t, neotest.Options{Storages: 2, Replicas: 1, Partitions: 4, Admin: true, Upstream: up})
 	waitState(t, ctx, bk, proto.BACKINGUP)
-	write(20)
+	write(10)
+	// A backup storage, then an upstream one, stop and come back.
+	bk.Stop(neotest.Storage(1))
+	write(5)
+	bk.Restart(neotest.Storage(1))
+	up.Stop(neotest.Storage(0))
+	write(5)
+	up.Restart(neotest.Storage(0))
+	write(5)
 	last := revs[len(revs)-1].tid
 	bctl := bk.Ctl(t)
+	// Every cell of the backup back to UP_TO_DATE and at the last tid.
+	for {
+		pt, err := bctl.PartitionList(ctx, 0, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := true
+		for _, row := range pt.RowList {
+			for _, c := range row {
+				all = all && c.State == proto.UP_TO_DATE
+			}
+		}
+		if all {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("backup cells not all UP_TO_DATE: %v", pt.RowList)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	for {
 		rec, err := bctl.Recovery(ctx)
 		if err != nil {
@@ -77,8 +106,25 @@ func TestBackup(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	// Read-only clients see every commit; read-write ones are refused.
-	ro := bk.Open(t, client.Config{ReadOnly: true})
+	// Read-only clients see every commit once every cell has it: their
+	// last tid is the min/min backup tid when they connect.
+	var ro *client.Client
+	for {
+		ro = bk.Open(t, client.Config{ReadOnly: true})
+		got, err := ro.LastTid(ctx)
+		if err != nil || got > last {
+			t.Fatalf("read-only client: last tid %v (%v), upstream %v", got, err, last)
+		}
+		if got == last {
+			break
+		}
+		ro.Close()
+		select {
+		case <-ctx.Done():
+			t.Fatalf("read-only client: last tid %v, want %v", got, last)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 	for _, r := range revs {
 		obj, err := ro.Load(ctx, r.oid, proto.InvalidTid)
 		if err != nil || string(obj.Data) != r.data || obj.Serial != r.tid {
