@@ -160,6 +160,9 @@ type Client struct {
 		txns      map[proto.Tid]*Txn // by ttid, for NotifyDeadlock
 		watchers  map[*watcher]struct{}
 		closed    bool
+		// refused is why the master refused us for good (a read-write
+		// client of a backup cluster): every wait for it fails so.
+		refused error
 	}
 }
 
@@ -251,8 +254,11 @@ func (c *Client) NID() proto.NodeID {
 func (c *Client) waitMaster(ctx context.Context) (*masterConn, error) {
 	for {
 		c.mu.Lock()
-		mc, ready, closed := c.mu.master, c.mu.ready, c.mu.closed
+		mc, ready, closed, refused := c.mu.master, c.mu.ready, c.mu.closed, c.mu.refused
 		c.mu.Unlock()
+		if refused != nil {
+			return nil, refused
+		}
 		if closed {
 			return nil, ErrClosed
 		}
@@ -289,7 +295,13 @@ func (c *Client) run() {
 	for {
 		mc, err := c.connect(c.ctx)
 		if err != nil {
-			return // closing
+			if !errors.Is(err, ErrClosed) {
+				c.mu.Lock()
+				c.mu.refused = err
+				close(c.mu.ready) // wakes the waits
+				c.mu.Unlock()
+			}
+			return
 		}
 		select {
 		case <-mc.link.Done():
@@ -342,6 +354,9 @@ func (c *Client) connect(ctx context.Context) (*masterConn, error) {
 		Delay:    reconnectDelay,
 		MaxDelay: maxReconnectDelay,
 		Learned:  c.learnMasters,
+		// A backup cluster only serves read-only clients (cluster.md
+		// §8.9): waiting would not change that.
+		Fatal: func(err error) bool { return !c.cfg.ReadOnly && errors.Is(err, proto.ErrReadOnlyAccess) },
 		Ready: func(ctx context.Context, link *neonet.Link, acc *proto.AcceptIdentification) (err error) {
 			mc, err = c.follow(ctx, link, acc)
 			return err
@@ -355,6 +370,9 @@ func (c *Client) connect(ctx context.Context) (*masterConn, error) {
 		Extra:       extra,
 	})
 	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, proto.ErrReadOnlyAccess) {
+			return nil, fmt.Errorf("client: %w: the cluster is a backup cluster, it serves read-only clients only", err)
+		}
 		return nil, ErrClosed
 	}
 	return mc, nil

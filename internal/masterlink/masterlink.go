@@ -91,6 +91,10 @@ type Dialer struct {
 	// checks there that the cluster is operational, a storage saves the
 	// node id the master gave.
 	Ready func(ctx context.Context, link *neonet.Link, acc *proto.AcceptIdentification) error
+	// Fatal, if set, tells the failures of an attempt that end the
+	// search: Dial returns them (a read-write client that a backup
+	// cluster refuses with READ_ONLY_ACCESS). Others are retried.
+	Fatal func(err error) bool
 	// Logger receives failures and redirections; nil discards them.
 	Logger *slog.Logger
 
@@ -165,6 +169,10 @@ func (d *Dialer) Dial(ctx context.Context, req *proto.RequestIdentification) (*n
 		}
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
+		}
+		if d.Fatal != nil && d.Fatal(err) {
+			log.Error("the master refused our identification for good", "master", addr, "err", err)
+			return nil, nil, err
 		}
 		var npm *notPrimaryError
 		if errors.As(err, &npm) {

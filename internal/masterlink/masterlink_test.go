@@ -447,3 +447,19 @@ func TestStaleRedirects(t *testing.T) {
 			attempt{a.addr, 200 * ms}, attempt{b.addr, 200 * ms})
 	})
 }
+
+// TestFatal: a failure that Fatal picks ends the search with it.
+func TestFatal(t *testing.T) {
+	m := newFakeMaster(t, refuse(proto.NOT_READY), refuse(proto.READ_ONLY_ACCESS), welcome)
+	synctest.Test(t, func(t *testing.T) {
+		d := &Dialer{Masters: fixed(m.addr), Fatal: func(err error) bool { return errors.Is(err, proto.ErrReadOnlyAccess) }}
+		attempts := record(d)
+		_, _, err := d.Dial(t.Context(), &proto.RequestIdentification{NodeType: proto.CLIENT, ClusterName: "test"})
+		if !errors.Is(err, proto.ErrReadOnlyAccess) {
+			t.Fatalf("Dial: %v, want READ_ONLY_ACCESS", err)
+		}
+		if n := len(attempts()); n != 2 {
+			t.Fatalf("%d attempts, want 2", n)
+		}
+	})
+}

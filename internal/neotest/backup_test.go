@@ -2,6 +2,7 @@ package neotest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -132,6 +133,12 @@ func TestBackup(t *testing.T) {
 		}
 	}
 	ro.Close()
+	if cl, err := client.Open(ctx, client.Config{Masters: bk.Masters(), Cluster: bk.Name()}); !errors.Is(err, proto.ErrReadOnlyAccess) {
+		if cl != nil {
+			cl.Close()
+		}
+		t.Fatalf("read-write client of a backup cluster: %v, want READ_ONLY_ACCESS", err)
+	}
 	if _, err := bctl.SetClusterState(ctx, proto.STOPPING_BACKUP); err != nil {
 		t.Fatal(err)
 	}
