@@ -100,8 +100,24 @@ func (c *Client) follow(ctx context.Context, link *neonet.Link, acc *proto.Accep
 // AskLastTransaction rather than Ping: the master answers it in turn
 // with its notifications, while a Pong may be sent by the link layer
 // ahead of notifications the master has queued (our master does so).
+//
+// A backup cluster sends its read-only clients no invalidation (cluster.md
+// §8.9): the answer, its backup tid, is what they may read up to, every
+// object possibly changed since the last one.
 func (mc *masterConn) barrier(ctx context.Context) error {
-	return mc.link.Ask(ctx, &proto.AskLastTransaction{}, &proto.AnswerLastTransaction{})
+	var last proto.AnswerLastTransaction
+	if err := mc.link.Ask(ctx, &proto.AskLastTransaction{}, &last); err != nil {
+		return err
+	}
+	c := mc.c
+	if c.cfg.ReadOnly {
+		c.mu.Lock()
+		if c.mu.master == mc && last.Tid > c.mu.readTid {
+			c.emitLocked(Invalidation{Tid: last.Tid, All: true})
+		}
+		c.mu.Unlock()
+	}
+	return nil
 }
 
 // nodeStates gives the node states for parttab; callers hold Client.mu.

@@ -168,14 +168,16 @@ func testBackup(t *testing.T, upKind, bkKind string) {
 
 	// A read-only client of the backup sees what was acknowledged, and
 	// cannot write.
-	// Its last tid is the min/min backup tid, learnt when it connects
-	// (a backup master sends no invalidation): wait for every cell.
-	var ro *client.Client
+	// Its last tid is the min/min backup tid, learnt at each Sync (a
+	// backup master sends no invalidation): wait for every cell.
+	ro, err := client.Open(ctx, client.Config{Masters: bk.masters, Cluster: bk.name, ReadOnly: true,
+		Logger: clientLogger(t, bk.dir)})
+	if err != nil {
+		t.Fatalf("read-only client of the backup: %v", err)
+	}
 	for deadline := time.Now().Add(bkWait); ; {
-		ro, err = client.Open(ctx, client.Config{Masters: bk.masters, Cluster: bk.name, ReadOnly: true,
-			Logger: clientLogger(t, bk.dir)})
-		if err != nil {
-			t.Fatalf("read-only client of the backup: %v", err)
+		if err := ro.Sync(ctx); err != nil {
+			t.Fatal(err)
 		}
 		last, err := ro.LastTid(ctx)
 		if err != nil || last > upLast {
@@ -184,7 +186,6 @@ func testBackup(t *testing.T, upKind, bkKind string) {
 		if last == upLast {
 			break
 		}
-		ro.Close()
 		if time.Now().After(deadline) {
 			t.Fatalf("read-only client: last tid %v, not %v after %v", last, upLast, bkWait)
 		}
