@@ -48,7 +48,8 @@ type backup struct {
 	conn     ConnID
 	accepted bool
 	lastTag  uint64
-	packTag  uint64 // our AskPackOrders
+	packTag  uint64    // our AskPackOrders
+	packNext proto.Tid // orders to ask for after its answer; InvalidTid: none
 	// tracking: the upstream last tid was answered, invalidations count.
 	tracking bool
 	last     proto.Tid // last upstream tid tracked
@@ -75,7 +76,7 @@ type backup struct {
 }
 
 func newBackup() backup {
-	return backup{upNodes: map[proto.NodeID]upstreamNode{}, cells: map[cellKey]proto.Tid{},
+	return backup{packNext: proto.InvalidTid, upNodes: map[proto.NodeID]upstreamNode{}, cells: map[cellKey]proto.Tid{},
 		tids: map[uint32][]proto.Tid{}, primary: map[uint32]proto.NodeID{}, sent: map[cellKey]proto.Tid{}}
 }
 
@@ -243,7 +244,7 @@ func (c *Machine) upstreamClosed(k ConnID) {
 	if k != c.bk.conn {
 		return
 	}
-	c.bk.conn, c.bk.accepted, c.bk.tracking, c.bk.packTag = 0, false, false, 0
+	c.bk.conn, c.bk.accepted, c.bk.tracking, c.bk.packTag, c.bk.packNext = 0, false, false, 0, proto.InvalidTid
 	c.bk.upNodes = map[proto.NodeID]upstreamNode{}
 	c.bk.upPT = nil
 	if c.state != proto.BACKINGUP {
@@ -284,7 +285,7 @@ func (c *Machine) tellUpstreamAdmin() {
 func (c *Machine) dropUpstream() {
 	if c.bk.conn != 0 {
 		c.out = append(c.out, Effect{Kind: Abort, Conn: c.bk.conn})
-		c.bk.conn, c.bk.accepted, c.bk.tracking, c.bk.packTag = 0, false, false, 0
+		c.bk.conn, c.bk.accepted, c.bk.tracking, c.bk.packTag, c.bk.packNext = 0, false, false, 0, proto.InvalidTid
 	}
 }
 
@@ -354,6 +355,10 @@ func (c *Machine) upstreamAnswer(ev Answer) {
 		} else {
 			c.log.Warn("upstream refused AskPackOrders", "answer", msgString(ev.Msg))
 		}
+		if next := c.bk.packNext; next != proto.InvalidTid {
+			c.bk.packNext = proto.InvalidTid
+			c.askUpstreamPackOrders(next)
+		}
 		return
 	}
 	if ev.Tag != c.bk.lastTag {
@@ -395,7 +400,9 @@ func (c *Machine) upstreamAnswer(ev Answer) {
 // (cluster.md §8.9: the orders themselves come with the transactions).
 func (c *Machine) askUpstreamPackOrders(id proto.Tid) {
 	if c.bk.packTag != 0 {
-		return // the answer will say it all; ask again after it if needed
+		// The answer may come from before these orders: ask after it.
+		c.bk.packNext = min(c.bk.packNext, id)
+		return
 	}
 	c.nextTag++
 	c.bk.packTag = c.nextTag

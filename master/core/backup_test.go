@@ -399,6 +399,19 @@ func TestBackupPackOrders(t *testing.T) {
 	if _, ok := find[*proto.NotifyPackSigned](h.out, storages[0]); ok {
 		t.Fatal("relayed before the order is known")
 	}
+	// Another one while asking: asked again after the answer.
+	h.recv(up, &proto.NotifyPackSigned{Approved: []proto.Tid{130}, Rejected: []proto.Tid{}})
+	if _, ok := asks[*proto.AskPackOrders](h.out)[up]; ok {
+		t.Fatal("asked twice at once")
+	}
+	o120 := proto.PackOrder{ID: 120, PackTid: 110, Approved: proto.Some(true)}
+	h.step(Answer{Conn: up, Tag: ask.Tag, Msg: &proto.AnswerPackOrders{PackOrderList: []proto.PackOrder{o120}}})
+	if m := mustFind[*proto.NotifyPackSigned](t, h.out, storages[0]); !slices.Equal(m.Approved, []proto.Tid{120}) {
+		t.Fatalf("relayed %+v", m)
+	}
+	if a := asks[*proto.AskPackOrders](h.out)[up]; a.Msg == nil || a.Msg.(*proto.AskPackOrders).PackID != 130 {
+		t.Fatalf("not asked again for 130:\n%s", dump(h.out))
+	}
 }
 
 // A backup cluster restarting resumes backup mode: the storages report
