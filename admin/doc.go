@@ -22,7 +22,9 @@
 //
 // The health of the cluster (state, cells per state, nodes down, last tid)
 // is summarised for neoctl's "print summary" and, with e-mail recipients
-// configured, sent by e-mail when it changes. Monitoring backup clusters
-// through their admins (protocol.md §5.17) is not implemented: their
-// names are announced to the master, but their admins are refused.
+// configured, sent by e-mail when it changes. The admin of a backup
+// cluster reports that health to the upstream admin its master names
+// (protocol.md §5.17, upstream.go); monitoring backups, on the upstream
+// side, is not implemented: their names are announced to the master,
+// but their admins are refused.
 package admin

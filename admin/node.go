@@ -53,6 +53,9 @@ type Node struct {
 		ctx    context.Context       // Run's context, for work started by handlers
 		done   bool                  // Run is returning: start nothing new
 		mailer *mailer               // nil without e-mail notifications
+		// reporter reports to the upstream admin that monitors this
+		// (backup) cluster; nil if none (upstream.go).
+		reporter *reporter
 	}
 }
 
@@ -243,6 +246,7 @@ func (ml *masterLink) apply(m proto.Msg) {
 	ok, err := n.mu.v.apply(m)
 	if ok && err == nil {
 		n.mu.mailer.changed(n.mu.v.monitor(), true)
+		n.mu.reporter.changed()
 	}
 	n.mu.Unlock()
 	if nn, isNodes := m.(*proto.NotifyNodeInformation); isNodes && err == nil {
@@ -265,14 +269,15 @@ func (ml *masterLink) apply(m proto.Msg) {
 	case ok:
 		n.log.Debug("master update", "msg", fmt.Sprintf("%T", m))
 	default:
-		switch m.(type) {
+		switch m := m.(type) {
 		case *proto.FlushLog:
 			// Our log is not buffered: nothing to flush.
 		case *proto.NotifyUpstreamAdmin:
-			// Reporting to the admin of an upstream cluster is not
-			// implemented: this cluster's health is only told to neoctl
-			// and by e-mail.
-			n.log.Info("ignoring upstream admin", "msg", m)
+			n.mu.Lock()
+			if !n.mu.done {
+				n.setUpstreamAdminLocked(m.Addr)
+			}
+			n.mu.Unlock()
 		default:
 			n.log.Warn("unexpected packet from the master", "msg", fmt.Sprintf("%T", m))
 		}
