@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -415,4 +416,65 @@ func backupLags(acks []gcAck, seen []bkSample) []time.Duration {
 		}
 	}
 	return lags
+}
+
+// Our backup cluster of a neoppod cluster, monitored by a neoppod admin
+// of the upstream (--monitor-backup): our master tells our admin where
+// that admin is, ours reports to it, and its summary shows the backup
+// up to date; our STOPPING_BACKUP brings the backup to RUNNING.
+func TestBackupMonitoredByNeoppod(t *testing.T) {
+	p := needPeers(t)
+	bin := goClusterBin(t)
+	up := startCluster(t, p, 1, 0, 4)
+	ports := freePorts(t, 3)
+	bk := &cluster{p: p, name: fmt.Sprintf("bk%d", ports[0]), dir: testDir(t),
+		master: fmt.Sprintf("127.0.0.1:%d", ports[0]), admin: fmt.Sprintf("127.0.0.1:%d", ports[1])}
+	monitor := &cluster{p: p, name: up.name, dir: bk.dir, master: up.master, admin: fmt.Sprintf("127.0.0.1:%d", ports[2])}
+	p.spawn(t, bk.dir, "monitor", "neoadmin", "--cluster", up.name, "--masters", up.master,
+		"--bind", monitor.admin, "--monitor-backup", bk.name, "--logfile", filepath.Join(bk.dir, "monitor.log"))
+	var procs []*goProc
+	t.Cleanup(func() { stopProcs(t, procs) })
+	common := []string{"--cluster", bk.name, "--masters", bk.master}
+	procs = append(procs, startProc(t, bk.dir, "master", nil, filepath.Join(bin, "neomaster"), append(common,
+		"--bind", bk.master, "--partitions", "4", "--replicas", "0", "--autostart", "1", "--backup",
+		"--upstream-cluster", up.name, "--upstream-masters", up.master, "--logfile", filepath.Join(bk.dir, "master.log"))...))
+	procs = append(procs, startProc(t, bk.dir, "storage", nil, filepath.Join(bin, "neostorage"), append(common,
+		"--bind", "127.0.0.1:0", "--adapter", "SQLite", "--database", filepath.Join(bk.dir, "storage.sqlite"),
+		"--logfile", filepath.Join(bk.dir, "storage.log"))...))
+	procs = append(procs, startProc(t, bk.dir, "admin", nil, filepath.Join(bin, "neoadmin"), append(common,
+		"--bind", bk.admin, "--logfile", filepath.Join(bk.dir, "admin.log"))...))
+	bk.waitFor(t, "BACKINGUP", func() bool { return bk.gon(t, "print", "cluster").stdout == "BACKINGUP\n" })
+
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.spawnPy(t, up.dir, "client", filepath.Join(root, "internal", "integration", "testdata", "client.py"),
+		up.master, up.name, "0")
+	var last string
+	up.waitFor(t, "client committed", func() bool {
+		out, _ := os.ReadFile(filepath.Join(up.dir, "client.out"))
+		f := strings.Fields(string(out))
+		if len(f) >= 3 && f[0] == "TIDS" {
+			last = f[2]
+			return true
+		}
+		return false
+	})
+	bk.waitFor(t, "backup up to date", func() bool {
+		return strings.HasPrefix(bk.gon(t, "print", "ids").stdout, "backup_tid = 0x"+strings.TrimLeft(last, "0")+" ")
+	})
+	monitor.waitFor(t, "monitor sees the backup up to date", func() bool {
+		return strings.Contains(monitor.py(t, "print", "summary").stdout, "ltid="+last+"; lag=")
+	})
+	if r := bk.gon(t, "set", "cluster", "STOPPING_BACKUP"); r.stdout != "Cluster state changed\n" || r.code != 0 {
+		t.Fatalf("set cluster STOPPING_BACKUP:\n%s", r)
+	}
+	bk.waitFor(t, "RUNNING", func() bool { return bk.gon(t, "print", "cluster").stdout == "RUNNING\n" })
+	monitor.waitFor(t, "monitor sees the backup RUNNING", func() bool {
+		return strings.Contains(monitor.py(t, "print", "summary").stdout, "\n    RUNNING;")
+	})
+	if ids := bk.gon(t, "print", "ids").stdout; !strings.Contains(ids, "last_tid = 0x"+strings.TrimLeft(last, "0")+" ") {
+		t.Fatalf("former backup: %s, want last tid %s", ids, last)
+	}
 }
