@@ -21,6 +21,11 @@ func waitState(t *testing.T, ctx context.Context, c *neotest.Cluster, st proto.C
 		if s, ok := got.Get(); err == nil && ok && s == st {
 			return
 		}
+		if err != nil {
+			// NOT_READY before the admin reached its master closes
+			// the link.
+			cl = c.Ctl(t)
+		}
 		select {
 		case <-ctx.Done():
 			t.Fatalf("cluster state %v (%v), want %v", got, err, st)
