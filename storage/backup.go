@@ -51,7 +51,13 @@ type backupReplica struct {
 
 	saved   proto.Tid // backup tid last persisted
 	savedAt time.Time
+	// failed is when the order of a partition last failed: it is tried
+	// again backupRetry later, or at once when the master replaces it.
+	failed map[uint32]time.Time
 }
+
+// backupRetry is the pause before an order that failed is tried again.
+const backupRetry = time.Second
 
 // startBackup enters backup mode (StartOperation(backup=true)): the
 // backup tid is the last tid if the database was not a backup one yet;
@@ -83,7 +89,8 @@ func (r *replicator) startBackup(ctx context.Context) error {
 			return fmt.Errorf("storage: save backup tid: %w", err)
 		}
 	}
-	bk := &backupReplica{done: map[uint32]proto.Tid{}, orders: map[uint32]backupOrder{}, saved: meta.BackupTid}
+	bk := &backupReplica{done: map[uint32]proto.Tid{}, orders: map[uint32]backupOrder{}, saved: meta.BackupTid,
+		failed: map[uint32]time.Time{}}
 	for _, p := range readable {
 		bk.done[p] = meta.BackupTid
 	}
@@ -129,6 +136,7 @@ func (r *replicator) stoppingBackup(stopping bool) {
 
 // order records a Replicate order of the master.
 func (r *replicator) order(m *proto.Replicate) {
+	kick := false
 	r.mu.Lock()
 	bk := r.mu.bk
 	if bk == nil {
@@ -155,13 +163,17 @@ func (r *replicator) order(m *proto.Replicate) {
 			continue
 		}
 		bk.orders[s.Partition] = backupOrder{upTo: m.Tid, upstream: m.UpstreamName, addr: s.Addr}
+		delete(bk.failed, s.Partition)
+		kick = true
 		if bk.cancel != nil && bk.fetching == s.Partition && bk.fetchingFrom != s.Addr {
 			// Another source: the master saw the one in use go.
 			bk.cancel()
 		}
 	}
 	r.mu.Unlock()
-	r.kick()
+	if kick {
+		r.kick()
+	}
 }
 
 // replicatedInternally: an OUT_OF_DATE cell of p replicated up to tid
@@ -202,7 +214,6 @@ func (r *replicator) backupStep(ctx context.Context) error {
 	parts := slices.Sorted(maps.Keys(bk.orders))
 	r.mu.Unlock()
 
-	var firstErr error
 	progress := false
 	for _, p := range parts {
 		if ctx.Err() != nil {
@@ -211,6 +222,10 @@ func (r *replicator) backupStep(ctx context.Context) error {
 		r.mu.Lock()
 		o, ok := bk.orders[p]
 		done := bk.done[p]
+		if at, failed := bk.failed[p]; failed && time.Since(at) < backupRetry {
+			r.mu.Unlock()
+			continue
+		}
 		fctx, cancel := context.WithCancel(ctx)
 		if o.upstream != "" {
 			bk.cancel, bk.fetching, bk.fetchingFrom = cancel, p, o.addr
@@ -232,8 +247,13 @@ func (r *replicator) backupStep(ctx context.Context) error {
 		r.mu.Unlock()
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+				r.mu.Lock()
+				if cur, ok := bk.orders[p]; ok && cur == o {
+					bk.failed[p] = time.Now()
+				}
+				r.mu.Unlock()
+				// Logged here, not returned: the other orders go on.
 				n.log.Warn("replication from upstream", "partition", p, "source", o.addr.String(), "upstream", o.upstream, "err", err)
-				firstErr = cmpErr(firstErr, err)
 			}
 			continue
 		}
@@ -247,14 +267,7 @@ func (r *replicator) backupStep(ctx context.Context) error {
 	if progress && r.packKick != nil {
 		r.packKick() // orders may wait for this progress
 	}
-	return cmpErr(firstErr, r.saveBackupTid(ctx, false))
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
+	return r.saveBackupTid(ctx, false)
 }
 
 // fetchOrder fetches partition p from minTid to o.upTo from the source

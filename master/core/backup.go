@@ -36,6 +36,13 @@ type upstreamNode struct {
 	state proto.NodeState
 }
 
+// sentOrder is a replication ordered to a cell: up to tid, from the
+// primary cell on node from (0: from upstream).
+type sentOrder struct {
+	tid  proto.Tid
+	from proto.NodeID
+}
+
 type cellKey struct {
 	p   uint32
 	nid proto.NodeID
@@ -68,16 +75,15 @@ type backup struct {
 	tids map[uint32][]proto.Tid
 	// primary is, per partition, the cell that replicates from upstream.
 	primary map[uint32]proto.NodeID
-	// sent are the replications ordered and not reported done, by cell:
-	// the tid ordered.
-	sent map[cellKey]proto.Tid
+	// sent are the replications ordered and not reported done, by cell.
+	sent map[cellKey]sentOrder
 	// stopAt: STOPPING_BACKUP waits for every readable cell to reach it.
 	stopAt proto.Tid
 }
 
 func newBackup() backup {
 	return backup{packNext: proto.InvalidTid, upNodes: map[proto.NodeID]upstreamNode{}, cells: map[cellKey]proto.Tid{},
-		tids: map[uint32][]proto.Tid{}, primary: map[uint32]proto.NodeID{}, sent: map[cellKey]proto.Tid{}}
+		tids: map[uint32][]proto.Tid{}, primary: map[uint32]proto.NodeID{}, sent: map[cellKey]sentOrder{}}
 }
 
 // The backup roles serve storages as RUNNING does, plus the backup
@@ -571,8 +577,8 @@ func (c *Machine) upstreamSource(p uint32, uses map[proto.NodeID]int) (proto.Add
 // are in progress: an upstream node or cell changed, the source may be
 // gone.
 func (c *Machine) resendUpstreamOrders() {
-	for k := range c.bk.sent {
-		if c.bk.primary[k.p] == k.nid {
+	for k, o := range c.bk.sent {
+		if o.from == 0 {
 			delete(c.bk.sent, k)
 		}
 	}
@@ -585,6 +591,15 @@ func (c *Machine) triggerBackup() {
 		return
 	}
 	fromUpstream := c.state == proto.BACKINGUP && c.bk.tracking
+	// An order from a cell that can no longer feed it is void.
+	for k, o := range c.bk.sent {
+		if o.from == 0 {
+			continue
+		}
+		if cl, ok := c.pt.Cell(k.p, o.from); !ok || !cl.Readable() || !c.isReady(o.from) {
+			delete(c.bk.sent, k)
+		}
+	}
 	type order struct {
 		tid      proto.Tid
 		upstream string
@@ -615,7 +630,7 @@ func (c *Machine) triggerBackup() {
 				}
 				if addr, ok := c.upstreamSource(p, uses[pnid]); ok {
 					tid := l[len(l)-1]
-					c.bk.sent[pk] = tid
+					c.bk.sent[pk] = sentOrder{tid: tid}
 					c.lastTransaction = max(c.lastTransaction, tid)
 					add(pnid, tid, c.cfg.UpstreamCluster, proto.ReplicateSource{Partition: p, Addr: addr})
 				}
@@ -631,7 +646,7 @@ func (c *Machine) triggerBackup() {
 			if _, busy := c.bk.sent[k]; busy {
 				continue
 			}
-			c.bk.sent[k] = pbt
+			c.bk.sent[k] = sentOrder{tid: pbt, from: pnid}
 			add(cl.NID, pbt, "", proto.ReplicateSource{Partition: p, Addr: paddr})
 		}
 	}
@@ -688,8 +703,10 @@ func (c *Machine) backupReplicationDone(n *node, m *proto.NotifyReplicationDone)
 }
 
 func backupStorageLost(c *Machine, n *node) {
-	for k := range c.bk.sent {
-		if k.nid == n.NID {
+	// Its orders, and those it was the source of, are void: the cells
+	// replicating from it get a new source.
+	for k, o := range c.bk.sent {
+		if k.nid == n.NID || o.from == n.NID {
 			delete(c.bk.sent, k)
 		}
 	}

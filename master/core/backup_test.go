@@ -500,3 +500,36 @@ func TestBackupUpstreamAdmin(t *testing.T) {
 		t.Fatal("told again with nothing new")
 	}
 }
+
+// A cell replicating from a primary that is lost is ordered again, from
+// upstream now that it is the primary.
+func TestBackupSourceLost(t *testing.T) {
+	h, storages, up := backupHarness(t, 100)
+	primaries := map[uint32]ConnID{}
+	for _, s := range storages {
+		for _, r := range replicates(h.out, s) {
+			for _, src := range r.SourceDict {
+				primaries[src.Partition] = s
+			}
+		}
+	}
+	h.recv(up, &proto.InvalidatePartitions{Tid: 110, PartitionList: []uint32{0}})
+	h.recv(primaries[0], &proto.NotifyReplicationDone{Offset: 0, Tid: 100})
+	other := storages[0]
+	if other == primaries[0] {
+		other = storages[1]
+	}
+	if rs := replicates(h.out, other); len(rs) != 1 || rs[0].UpstreamName != "" || rs[0].SourceDict[0].Addr.IsZero() {
+		t.Fatalf("secondary not ordered from the primary:\n%s", dump(h.out))
+	}
+	h.step(Closed{Conn: primaries[0]})
+	found := false
+	for _, r := range replicates(h.out, other) {
+		for _, src := range r.SourceDict {
+			found = found || src.Partition == 0 && r.UpstreamName == "up" && r.Tid == 110
+		}
+	}
+	if !found {
+		t.Fatalf("partition 0 not ordered from upstream to the survivor:\n%s", dump(h.out))
+	}
+}
