@@ -37,6 +37,11 @@ import (
 // fetchCount is the chunk size of replication fetches (neoppod: 1000).
 const fetchCount = 1000
 
+// upstreamFetchTimeout bounds the wait for the answer of an upstream
+// storage to one fetch: it delays a fetch only while a transaction is
+// being locked, which takes milliseconds.
+const upstreamFetchTimeout = 10 * time.Second
+
 // replicaState is the replication state of one OUT_OF_DATE partition.
 type replicaState struct {
 	upTo     proto.Tid              // replicate up to this tid
@@ -482,7 +487,19 @@ func (r *replicator) fetch(ctx context.Context, l *storageLink, req, resp proto.
 	// stream, and the link's reader keeps them (storageLink.received)
 	// before it delivers the answer: once the answer is in, they are all
 	// kept.
-	waitErr := call.Wait(ctx)
+	wctx := ctx
+	if l.nid == 0 {
+		// An upstream storage (backup): one that never answers must
+		// not stop the backup (the link is closed, the order retried).
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, upstreamFetchTimeout)
+		defer cancel()
+	}
+	waitErr := call.Wait(wctx)
+	if l.nid == 0 && ctx.Err() == nil && wctx.Err() != nil {
+		l.Close()
+		waitErr = fmt.Errorf("no answer from the upstream storage at %s in %v: %w", l.RemoteAddr(), upstreamFetchTimeout, waitErr)
+	}
 	for _, m := range l.takeAdds(call.ID()) {
 		add(m)
 	}
