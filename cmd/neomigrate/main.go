@@ -33,13 +33,16 @@ import (
 	"github.com/neogo/neo/client"
 	"github.com/neogo/neo/filestorage"
 	"github.com/neogo/neo/internal/cliopt"
+	"github.com/neogo/neo/internal/cpuprof"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProf := cpuprof.Start(os.Stderr)
 	status := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stopProf()
 	stop()
 	os.Exit(status)
 }
