@@ -287,10 +287,12 @@ func iterDump(t *testing.T, p *peers, master, name string) string {
 }
 
 // neologHas reports whether neoppod's log file (an SQLite database) has a
-// record containing s, read with neoppod's neolog.
+// record containing s (read directly: neoppod's neolog fails on some logs).
 func neologHas(t *testing.T, p *peers, log, s string) bool {
-	r := p.script(t, "neolog", log)
-	return strings.Contains(r.stdout, s)
+	r := run(t, p.env(), p.py, "-c", `import sqlite3, sys
+c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
+print(1 if c.execute("select 1 from log where msg like ?", ("%" + sys.argv[2] + "%",)).fetchone() else 0)`, log, s)
+	return strings.TrimSpace(r.stdout) == "1"
 }
 
 // TestImporterSameAsNeoppod: the same Data.fs (written by ZODB) imported
