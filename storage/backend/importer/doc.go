@@ -44,5 +44,14 @@
 // truncation below ltid, or with writeback, is refused.
 //
 // import_rate, an option of the first section that neoppod ignores, caps
-// the bytes of source read per second (0, the default: no cap).
+// the bytes of source read per second (0, the default: no cap). The
+// import's goroutines run on threads of their own at nice 19.
+//
+// Speed (scripts/importer-bench, a 1.15 GB Data.fs of 65,000 transactions
+// and 342,000 objects, on this project's 2-CPU machine while other work
+// kept its load at 7 to 15): 37 to 41 MB of Data.fs per CPU second of the
+// storage (neoppod's Importer: 6.4), 17 to 20 MB/s of wall time
+// (neoppod: 1.6); loads during the import as fast as after it (p50 0.16
+// to 0.33 ms through neoppod's client); anonymous RSS 89 MB for a 230 MB
+// file, 111 MB for 1.15 GB.
 package importer
