@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -382,6 +383,16 @@ func TestCommit(t *testing.T) {
 	}
 	for _, s := range storages {
 		mustFind[*proto.NotifyUnlockInformation](t, effects, s)
+	}
+	// The storages are told to unlock before the client hears of its
+	// commit: neoppod's storage answers the client's next AskTIDs (an
+	// undoLog) without waiting for an unlock still on its way.
+	answered := slices.IndexFunc(effects, func(e Effect) bool { _, ok := e.Msg.(*proto.AnswerTransactionFinished); return ok })
+	if last := slices.IndexFunc(effects, func(e Effect) bool {
+		_, ok := e.Msg.(*proto.NotifyUnlockInformation)
+		return ok && e.Conn == storages[1]
+	}); last > answered {
+		t.Fatalf("NotifyUnlockInformation after AnswerTransactionFinished:\n%s", dump(effects))
 	}
 	effects = h.recv(client, &proto.AskLastTransaction{})
 	if lt := mustFind[*proto.AnswerLastTransaction](t, effects, client); lt.Tid != tid {

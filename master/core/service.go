@@ -402,6 +402,15 @@ func (c *Machine) unlockPending() {
 
 // committed is neoppod's onTransactionCommitted.
 func (c *Machine) committed(t *txn) {
+	// The storages are told first: the committing client's next request
+	// (an undoLog, say) goes on another link, and neoppod's storage
+	// answers AskTIDs without waiting for a transaction being unlocked,
+	// so the unlock should be on its way before the client can ask.
+	for _, nid := range sortedNIDs(t.involved) {
+		if n := c.byNID(nid); n != nil {
+			c.send(n, &proto.NotifyUnlockInformation{TTid: t.ttid})
+		}
+	}
 	inv := &proto.InvalidateObjects{Tid: t.tid, OidList: t.oids}
 	if inv.OidList == nil {
 		inv.OidList = []proto.Oid{}
@@ -413,11 +422,6 @@ func (c *Machine) committed(t *txn) {
 			c.send(cl, &proto.InvalidatePartitions{Tid: t.tid, PartitionList: t.partitions})
 		} else {
 			c.send(cl, inv)
-		}
-	}
-	for _, nid := range sortedNIDs(t.involved) {
-		if n := c.byNID(nid); n != nil {
-			c.send(n, &proto.NotifyUnlockInformation{TTid: t.ttid})
 		}
 	}
 	if p := c.pm.packs[t.tid]; p != nil && p.Approved.Valid && p.Approved.V {
