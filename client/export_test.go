@@ -113,3 +113,11 @@ func (c *Client) HoldNextFinishForTest(sent chan<- struct{}, hold <-chan struct{
 		<-hold
 	}
 }
+
+// SetIterChunkForTest sets how many tids Iterate asks of a partition at
+// once, until restore.
+func SetIterChunkForTest(n int) (restore func()) {
+	old := iterChunk
+	iterChunk = n
+	return func() { iterChunk = old }
+}

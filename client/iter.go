@@ -41,12 +41,26 @@ func (r *Record) Deleted() bool { return r.Data == nil }
 // (AskTIDsFrom), metadata from AskTransactionInformation, and each
 // listed oid's record from AskObject at the transaction's tid. Oids
 // listed without a record at that tid (pack, readCurrent) are skipped.
-// Not safe for concurrent use.
+// The next transactions are read ahead, in parallel: a copy is bound by
+// round trips, not by the bytes. Close ends the reads ahead of an
+// iteration not followed to its end. Not safe for concurrent use.
 type TxnIter struct {
 	c           *Client
 	start, stop proto.Tid
-	parts       []partTids // by partition; nil until the first Next
+	parts       []partTids      // by partition; nil until the first Next
+	ahead       []*txnRead      // transactions being read, in tid order
+	ctx         context.Context // of the reads ahead
+	cancel      context.CancelFunc
+	eof         bool // no tid left
 	err         error
+}
+
+// txnRead is a transaction read ahead: txn and err are set when done
+// is closed.
+type txnRead struct {
+	done chan struct{}
+	txn  *TxnInfo
+	err  error
 }
 
 // partTids is the window of tids fetched from one partition.
@@ -57,10 +71,13 @@ type partTids struct {
 }
 
 // iterChunk is how many tids are asked of a partition at once.
-const iterChunk = 1000
+var iterChunk = 1000
 
 // iterLoads bounds the object loads of one transaction in flight.
 const iterLoads = 16
+
+// iterAhead is how many transactions are read ahead.
+const iterAhead = 16
 
 // Iterate returns an iterator over the transactions with start ≤ tid ≤
 // stop; stop = proto.InvalidTid means the last tid at the first Next.
@@ -77,22 +94,68 @@ func (it *TxnIter) Next(ctx context.Context) (*TxnInfo, error) {
 	txn, err := it.next(ctx)
 	if err != nil {
 		it.err = err
+		it.Close()
 	}
 	return txn, err
 }
 
+// Close stops the reads ahead; Next then fails.
+func (it *TxnIter) Close() {
+	if it.cancel != nil {
+		it.cancel()
+	}
+	if it.err == nil {
+		it.err = errors.New("client: iterate: iterator closed")
+	}
+}
+
 func (it *TxnIter) next(ctx context.Context) (*TxnInfo, error) {
+	if it.ctx == nil {
+		// The reads ahead outlive one Next: they end with Close.
+		it.ctx, it.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	}
+	for len(it.ahead) < iterAhead && !it.eof {
+		part, tid, err := it.nextTid(ctx)
+		if err == io.EOF {
+			it.eof = true
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		r := &txnRead{done: make(chan struct{})}
+		it.ahead = append(it.ahead, r)
+		go func() {
+			defer close(r.done)
+			r.txn, r.err = it.c.readTxn(it.ctx, part, tid)
+		}()
+	}
+	if len(it.ahead) == 0 {
+		return nil, io.EOF
+	}
+	r := it.ahead[0]
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("client: iterate: %w", context.Cause(ctx))
+	}
+	it.ahead = it.ahead[1:]
+	return r.txn, r.err
+}
+
+// nextTid returns the next tid to read and its partition, or io.EOF.
+func (it *TxnIter) nextTid(ctx context.Context) (uint32, proto.Tid, error) {
 	if it.parts == nil {
 		if it.stop == proto.InvalidTid {
 			last, err := it.c.LastTid(ctx)
 			if err != nil {
-				return nil, fmt.Errorf("client: iterate: %w", err)
+				return 0, 0, fmt.Errorf("client: iterate: %w", err)
 			}
 			it.stop = last
 		}
 		pt, err := it.c.partTable(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("client: iterate: %w", err)
+			return 0, 0, fmt.Errorf("client: iterate: %w", err)
 		}
 		it.parts = make([]partTids, pt.NumPartitions())
 		for i := range it.parts {
@@ -105,7 +168,7 @@ func (it *TxnIter) next(ctx context.Context) (*TxnInfo, error) {
 		p := &it.parts[i]
 		if len(p.tids) == 0 && !p.done {
 			if err := it.fetch(ctx, uint32(i)); err != nil {
-				return nil, err
+				return 0, 0, err
 			}
 		}
 		if len(p.tids) > 0 && (best < 0 || p.tids[0] < it.parts[best].tids[0]) {
@@ -113,18 +176,18 @@ func (it *TxnIter) next(ctx context.Context) (*TxnInfo, error) {
 		}
 	}
 	if best < 0 {
-		return nil, io.EOF
+		return 0, 0, io.EOF
 	}
 	tid := it.parts[best].tids[0]
 	it.parts[best].tids = it.parts[best].tids[1:]
-	return it.c.readTxn(ctx, uint32(best), tid)
+	return uint32(best), tid, nil
 }
 
 // fetch refills the window of partition part.
 func (it *TxnIter) fetch(ctx context.Context, part uint32) error {
 	p := &it.parts[part]
 	var ans proto.AnswerTIDsFrom
-	req := &proto.AskTIDsFrom{MinTid: p.next, MaxTid: it.stop, Length: iterChunk, Partition: part}
+	req := &proto.AskTIDsFrom{MinTid: p.next, MaxTid: it.stop, Length: uint32(iterChunk), Partition: part}
 	if err := it.c.askPartition(ctx, part, req, &ans); err != nil {
 		return fmt.Errorf("client: iterate: tids of partition %d from %v: %w", part, p.next, err)
 	}

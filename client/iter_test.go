@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 
@@ -110,4 +111,49 @@ func TestBeginAtIterate(t *testing.T) {
 	t.Run("all", func(t *testing.T) { check(t, cl.Iterate(0, proto.InvalidTid), txns) })
 	t.Run("range", func(t *testing.T) { check(t, cl.Iterate(base+6, base+101), txns[1:4]) })
 	t.Run("empty", func(t *testing.T) { check(t, cl.Iterate(base+7, base+99), nil) })
+}
+
+// Many transactions, over several windows of tids per partition and more
+// than are read ahead, come back in order, each with its record; Close
+// ends an iteration.
+func TestIterateMany(t *testing.T) {
+	defer client.SetIterChunkForTest(7)()
+	c := neotest.Start(t, neotest.Options{Partitions: 3})
+	cl := c.Open(t, client.Config{})
+	ctx := opContext(t)
+	const n = 60
+	var tids []proto.Tid
+	serial := proto.ZeroTid
+	for i := range n {
+		tid, err := neotest.Commit(ctx, cl, 1, serial, []byte(fmt.Sprint("revision ", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tids = append(tids, tid)
+		serial = tid
+	}
+	it := cl.Iterate(0, proto.InvalidTid)
+	for i := 0; ; i++ {
+		txn, err := it.Next(ctx)
+		if err == io.EOF {
+			if i != n {
+				t.Fatalf("%d transactions; want %d", i, n)
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if txn.Tid != tids[i] || len(txn.Records) != 1 || string(txn.Records[0].Data) != fmt.Sprint("revision ", i) {
+			t.Fatalf("transaction %d = %v %+v; want %v", i, txn.Tid, txn.Records, tids[i])
+		}
+	}
+	it = cl.Iterate(tids[10], tids[40])
+	if txn, err := it.Next(ctx); err != nil || txn.Tid != tids[10] {
+		t.Fatalf("Next = %v, %v; want %v", txn, err, tids[10])
+	}
+	it.Close()
+	if _, err := it.Next(ctx); err == nil {
+		t.Error("Next after Close: no error")
+	}
 }
