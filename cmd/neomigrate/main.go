@@ -21,6 +21,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -207,14 +208,16 @@ func (m *migration) fileToNEO(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := m.commit(ctx, c, it, ftxn, serials); err != nil {
+		if err := m.commit(ctx, c, it, ftxn, serials, last != proto.ZeroTid); err != nil {
 			return fmt.Errorf("copy transaction %v of %s to cluster %q: %w", tid, m.source, m.cluster, err)
 		}
 	}
 }
 
 // commit copies the transaction ftxn, whose records it reads from it.
-func (m *migration) commit(ctx context.Context, c *client.Client, it *filestorage.TxnIter, ftxn *filestorage.Txn, serials map[proto.Oid]proto.Tid) error {
+// An oid not seen in the source yet is new unless the cluster had
+// transactions before (inCluster): then its serial is the cluster's.
+func (m *migration) commit(ctx context.Context, c *client.Client, it *filestorage.TxnIter, ftxn *filestorage.Txn, serials map[proto.Oid]proto.Tid, inCluster bool) error {
 	tid := ftxn.Tid
 	txn, err := c.BeginAt(ctx, tid)
 	if err != nil {
@@ -229,11 +232,15 @@ func (m *migration) commit(ctx context.Context, c *client.Client, it *filestorag
 		if err == io.EOF {
 			break
 		}
+		var serial proto.Tid
+		if err == nil {
+			serial, err = prevSerial(ctx, c, r.Oid, serials, inCluster)
+		}
 		if err == nil {
 			if r.Data == nil {
-				err = txn.Delete(ctx, r.Oid, serials[r.Oid])
+				err = txn.Delete(ctx, r.Oid, serial)
 			} else {
-				err = txn.Store(ctx, r.Oid, serials[r.Oid], r.Data)
+				err = txn.Store(ctx, r.Oid, serial, r.Data)
 				size += int64(len(r.Data))
 			}
 		}
@@ -256,6 +263,21 @@ func (m *migration) commit(ctx context.Context, c *client.Client, it *filestorag
 	}
 	m.progress.add(size)
 	return nil
+}
+
+// prevSerial is the serial a store of oid is based on.
+func prevSerial(ctx context.Context, c *client.Client, oid proto.Oid, serials map[proto.Oid]proto.Tid, inCluster bool) (proto.Tid, error) {
+	if s, ok := serials[oid]; ok || !inCluster {
+		return s, nil
+	}
+	obj, err := c.Load(ctx, oid, proto.InvalidTid)
+	switch {
+	case err == nil:
+		return obj.Serial, nil
+	case errors.Is(err, proto.ErrOidDoesNotExist), errors.Is(err, proto.ErrOidNotFound):
+		return proto.ZeroTid, nil
+	}
+	return 0, err
 }
 
 // neoToFile copies the cluster at source into the Data.fs dest.
@@ -295,6 +317,7 @@ func (m *migration) neoToFile(ctx context.Context) error {
 
 func (m *migration) copyToFile(ctx context.Context, c *client.Client, dst *filestorage.Storage, start proto.Tid) error {
 	it := c.Iterate(start, proto.InvalidTid)
+	defer it.Close()
 	for {
 		txn, err := it.Next(ctx)
 		if err == io.EOF {

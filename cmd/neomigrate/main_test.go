@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neogo/neo/client"
 	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/internal/peerpy"
+	"github.com/neogo/neo/proto"
 )
 
 // zodbfs runs ZODB's FileStorage through filestorage's test script.
@@ -133,5 +135,32 @@ func TestErrors(t *testing.T) {
 	status, stdout, _ := migrate(t, "--help")
 	if status != 0 || !strings.Contains(stdout, "positional arguments:\n  source") {
 		t.Errorf("--help: status %d, stdout %q", status, stdout)
+	}
+}
+
+// A copy into a cluster that has objects already bases its stores on
+// their current serials (as neoppod's importFrom does), not on "new
+// object": the root of the Data.fs lands on the cluster's root.
+func TestImportIntoNonEmpty(t *testing.T) {
+	peerpy.Require(t)
+	c := neotest.Start(t, neotest.Options{Partitions: 2})
+	cl := c.Open(t, client.Config{})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	before, err := neotest.Commit(ctx, cl, 0, proto.ZeroTid, []byte("the cluster's root"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "Data.fs") // its tids come after the commit's
+	zodbfs(t, "gen", src)
+	if status, stdout, stderr := migrate(t, "-q", "-c", c.Name(), src, c.MasterAddr()); status != 0 {
+		t.Fatalf("import: status %d\n%s%s", status, stdout, stderr)
+	}
+	obj, err := cl.Load(ctx, 0, before+1)
+	if err != nil || string(obj.Data) != "the cluster's root" {
+		t.Errorf("root before the copy: %q, %v", obj.Data, err)
+	}
+	if obj.NextSerial == proto.InvalidTid {
+		t.Error("the copy did not write the root")
 	}
 }
