@@ -156,7 +156,19 @@ func (m *migration) openClient(ctx context.Context, masters string, readOnly boo
 	if m.tls != nil {
 		cfg.TLS = m.tls
 	}
+	// Like neoppod, wait for the cluster as long as it takes, but say so.
+	opened, said := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(said)
+		select {
+		case <-opened:
+		case <-time.After(5 * time.Second):
+			fmt.Fprintf(m.stderr, "neomigrate: waiting for cluster %q at %s to be operational...\n", m.cluster, masters)
+		}
+	}()
 	c, err := client.Open(ctx, cfg)
+	close(opened)
+	<-said
 	if err != nil {
 		return nil, fmt.Errorf("cluster %q at %s: %w", m.cluster, masters, err)
 	}
