@@ -36,11 +36,13 @@ var (
 	// ErrLocked: another process has the database open (neoppod exits with
 	// "error: database is locked").
 	ErrLocked = errors.New("backend: database is locked")
-	// ErrDowngrade: the database was written by a newer schema version.
-	ErrDowngrade = errors.New("backend: the database can not be downgraded")
+	// ErrDowngrade: the database was written by a newer schema version
+	// (neoppod's message).
+	ErrDowngrade = errors.New("The database can not be downgraded.") //nolint:staticcheck // neoppod's text
 	// ErrUnfinished: the database schema needs an upgrade step that requires
 	// empty temporary tables.
-	ErrUnfinished = errors.New("backend: database has unfinished transactions")
+	// neoppod's message.
+	ErrUnfinished = errors.New("The database can not be upgraded because you have unfinished transactions. Use an older version of NEO to verify them.") //nolint:staticcheck // neoppod's text
 	// ErrClosed: the backend was closed.
 	ErrClosed = errors.New("backend: closed")
 )

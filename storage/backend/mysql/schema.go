@@ -118,12 +118,15 @@ func (db *DB) setup(ctx context.Context, dedup bool) error {
 		return fmt.Errorf("read schema version: %w", err)
 	default:
 		version, _ := strconv.Atoi(v.String)
-		switch {
-		case version > backend.SchemaVersion:
-			return fmt.Errorf("schema version %d: %w", version, backend.ErrDowngrade)
-		case version < backend.SchemaVersion:
-			// TODO(#13): the upgrade steps of cluster.md §8.12.
-			return fmt.Errorf("schema version %d: upgrade to %d is not implemented", version, backend.SchemaVersion)
+		if version != backend.SchemaVersion {
+			u := sqlbackend.Upgrader{Tx: conn, Schema: schema(db.engine, false), HasTable: func(ctx context.Context, table string) (bool, error) {
+				var n int
+				err := conn.QueryRowContext(ctx, `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema=DATABASE() AND table_name=?`, table).Scan(&n)
+				return n > 0, err
+			}}
+			if err := u.Upgrade(ctx, version); err != nil {
+				return err
+			}
 		}
 	}
 	for _, q := range schema(db.engine, fresh && dedup) {

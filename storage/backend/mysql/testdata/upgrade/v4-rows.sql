@@ -1,0 +1,17 @@
+-- The rows of v0..v3.sql once upgraded to format version 4 (cluster.md
+-- §8.12), loaded into a database our backend created.
+INSERT INTO config VALUES ('name', 'test');
+INSERT INTO config VALUES ('nid', '1');
+INSERT INTO config VALUES ('ptid', '5');
+INSERT INTO config VALUES ('replicas', '1');
+INSERT INTO obj VALUES (0, 0, 1000, 0, NULL);
+INSERT INTO obj VALUES (1, 1, 1000, 281474976710656, NULL);
+INSERT INTO obj VALUES (0, 0, 1001, NULL, 1000);
+INSERT INTO trans VALUES (0, 1000, 0, X'00000000000000000000000000000001', X'75736572', X'6669727374', X'', 999);
+INSERT INTO trans VALUES (1, 1001, 0, X'0000000000000000', X'', X'756e646f', X'', 1001);
+INSERT INTO data VALUES (0, X'1c1b0a2b5e4e7d6c8f4d3b3a2a1a0a9a8a7a6a5a', 0, X'6f626a656374207a65726f');
+INSERT INTO data VALUES (281474976710656, X'2c2b0a2b5e4e7d6c8f4d3b3a2a1a0a9a8a7a6a5a', 1, X'789c4b2d4a0400029f0137');
+INSERT INTO pt VALUES (0, 1, -1, 0);
+INSERT INTO pt VALUES (0, 2, -2, NULL);
+INSERT INTO pt VALUES (1, 1, 0, 0);
+INSERT INTO pt VALUES (1, 2, -3, NULL);
