@@ -66,9 +66,6 @@ func TestBeginAtIterate(t *testing.T) {
 			t.Fatalf("Finish = %v, %v; want %v", tid, err, tx.tid)
 		}
 	}
-	if _, err := cl.BeginAt(ctx, txns[0].tid); err == nil {
-		t.Error("BeginAt a tid below the last one: no error")
-	}
 	if _, err := cl.LoadSerial(ctx, 2, base+100); !errors.Is(err, proto.ErrOidDoesNotExist) {
 		t.Errorf("LoadSerial of the deletion: %v; want OID_DOES_NOT_EXIST", err)
 	}
@@ -111,6 +108,13 @@ func TestBeginAtIterate(t *testing.T) {
 	t.Run("all", func(t *testing.T) { check(t, cl.Iterate(0, proto.InvalidTid), txns) })
 	t.Run("range", func(t *testing.T) { check(t, cl.Iterate(base+6, base+101), txns[1:4]) })
 	t.Run("empty", func(t *testing.T) { check(t, cl.Iterate(base+7, base+99), nil) })
+
+	// Last: the master closes the link of a client whose BeginAt it
+	// refuses, and a read racing with that loss would fail with
+	// ErrMasterLost (seen once in a full -race run).
+	if _, err := cl.BeginAt(ctx, txns[0].tid); err == nil {
+		t.Error("BeginAt a tid below the last one: no error")
+	}
 }
 
 // Many transactions, over several windows of tids per partition and more
