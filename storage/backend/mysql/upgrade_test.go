@@ -116,6 +116,48 @@ func TestUpgrade(t *testing.T) {
 	}
 }
 
+// MySQL commits each DDL statement: an upgrade that died in a rebuild is
+// resumed when the database is opened again.
+func TestUpgradeResumed(t *testing.T) {
+	needServer(t)
+	fresh := t.TempDir() + "/fresh"
+	b, err := open(t, fresh, backend.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	loadDump(t, dbName(fresh), "v4-rows.sql")
+	want := describe(t, dbName(fresh))
+	for _, c := range []struct{ name, dump, crash string }{
+		// Died while filling the new obj table: it is built again.
+		{"filling", "v1.sql", "CREATE TABLE _new_obj (x INT);\nINSERT INTO _new_obj VALUES (1);\n"},
+		// Died between dropping pt and renaming the new one at step 4:
+		// the new one is taken.
+		{"renaming", "v3.sql", "CREATE TABLE _new_pt (\n`partition` SMALLINT UNSIGNED NOT NULL,\n" +
+			"nid INT NOT NULL,\ntid BIGINT NOT NULL,\npack BIGINT UNSIGNED,\n" +
+			"PRIMARY KEY (`partition`, nid)) ENGINE=InnoDB;\n" +
+			"INSERT INTO _new_pt SELECT *, IF(nid=1, 0, NULL) FROM pt;\nDROP TABLE pt;\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := t.TempDir() + "/" + c.name
+			name := dbName(path)
+			createDB(t, name)
+			loadDump(t, name, c.dump)
+			loadSQL(t, name, c.crash)
+			b, err := open(t, path, backend.Options{})
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+			compare(t, describe(t, name), want)
+		})
+	}
+}
+
 // An upgrade from format 0 is refused while ttrans or tobj has rows, a
 // newer format always; both with neoppod's messages, the database left
 // as it was.
