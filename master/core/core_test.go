@@ -523,6 +523,32 @@ func TestStorageLossDuringCommit(t *testing.T) {
 	mustFind[*proto.StopOperation](t, effects, client)
 }
 
+// Every storage of a transaction lost before it locked: the cluster
+// leaves operation and the transaction is not committed (nobody has it);
+// neoppod leaves operation before it stops waiting for the storage. Seen
+// with MySQL storages whose server restarted: both failed their lock
+// write, and the client was told the commit was done.
+func TestAllStoragesLostBeforeLocking(t *testing.T) {
+	h, storages, client := runningCluster(t)
+	ttid := mustFind[*proto.AnswerBeginTransaction](t, h.recv(client, &proto.AskBeginTransaction{Tid: proto.InvalidTid}), client).TTid
+	if locks := asks[*proto.AskLockInformation](h.recv(client, &proto.AskFinishTransaction{TTid: ttid, OidList: []proto.Oid{5}})); len(locks) != 2 {
+		t.Fatalf("lock requests: %v", locks)
+	}
+	// The first loss leaves a replica of every partition: the master
+	// waits for the other storage's lock.
+	effects := h.step(Closed{Conn: storages[1]})
+	if _, ok := find[*proto.AnswerTransactionFinished](effects, client); ok {
+		t.Fatalf("finished with a storage still to lock:\n%s", dump(effects))
+	}
+	effects = h.step(Closed{Conn: storages[0]})
+	if _, ok := find[*proto.AnswerTransactionFinished](effects, client); ok {
+		t.Fatalf("finished although no storage locked:\n%s", dump(effects))
+	}
+	if h.c.ClusterState() != proto.RECOVERING {
+		t.Fatalf("state %v after losing every storage", h.c.ClusterState())
+	}
+}
+
 func TestStopping(t *testing.T) {
 	h, storages, client := runningCluster(t)
 	admin, _ := h.identify(proto.ADMIN, 0, 9999, nil)

@@ -53,6 +53,14 @@ func serviceStorageJoined(c *Machine, n *node, new bool) {
 func serviceStorageLost(c *Machine, n *node) {
 	c.storageLostInService(n)
 	c.setStorageNotReady(n.NID)
+	if c.stopOp {
+		// Leaving operation (the table is no longer operational, or a
+		// truncation): transactions must not stop waiting for this
+		// storage's lock, or one that no storage locked would be
+		// reported committed. Verification settles them from what the
+		// storages locked, as neoppod's StoppedOperation does.
+		return
+	}
 	c.storageLostForTxns(n.NID)
 	c.updateCompletedPack()
 }
