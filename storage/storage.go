@@ -217,11 +217,13 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		n.wg.Wait()
 	}()
 
+	var pause relinkPause
 	for {
 		link, err := n.connectMaster(ctx)
 		if err != nil {
 			return err
 		}
+		linked := time.Now()
 		err = n.serveMaster(ctx, link)
 		link.Close()
 		n.stopOperation()
@@ -236,6 +238,15 @@ func (n *Node) Run(ctx context.Context) (err error) {
 			return ctx.Err()
 		}
 		n.log.Warn("lost the primary master", "err", err)
+		if d := pause.after(time.Since(linked)); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+		}
 	}
 }
 
