@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"os/signal"
@@ -32,6 +31,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/neogo/neo/internal/bytesize"
 	"github.com/neogo/neo/internal/cliopt"
 	"github.com/neogo/neo/internal/cpuprof"
 	"github.com/neogo/neo/neonet"
@@ -150,7 +150,7 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 	if err != nil {
 		return fmt.Errorf("--bind: %w", err)
 	}
-	cacheSize, err := parseSize(opts["cache_size"])
+	cacheSize, err := bytesize.Parse(opts["cache_size"])
 	if err != nil {
 		return fmt.Errorf("--cache-size: %w", err)
 	}
@@ -313,30 +313,4 @@ func parseNID(s string) (proto.NodeID, error) {
 		return proto.NodeID(i), nil
 	}
 	return proto.ParseNodeID(s)
-}
-
-// parseSize parses a byte count with an optional K, M or G suffix (powers
-// of 1024, case-insensitive, optionally followed by B or iB).
-func parseSize(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	t = strings.TrimSuffix(strings.TrimSuffix(t, "B"), "I")
-	shift := 0
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'K':
-			shift = 10
-		case 'M':
-			shift = 20
-		case 'G':
-			shift = 30
-		}
-		if shift != 0 {
-			t = t[:n-1]
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > math.MaxInt64>>shift {
-		return 0, fmt.Errorf("invalid size %q", s)
-	}
-	return n << shift, nil
 }

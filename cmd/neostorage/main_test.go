@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/neogo/neo/internal/bytesize"
 )
 
 func TestParseAddr(t *testing.T) {
@@ -93,15 +95,15 @@ func TestParseSize(t *testing.T) {
 		{in: "1.5G", bad: true},
 		{in: "9999999999G", bad: true},
 	} {
-		got, err := parseSize(tc.in)
+		got, err := bytesize.Parse(tc.in)
 		if tc.bad {
 			if err == nil {
-				t.Errorf("parseSize(%q) = %d, want an error", tc.in, got)
+				t.Errorf("bytesize.Parse(%q) = %d, want an error", tc.in, got)
 			}
 			continue
 		}
 		if err != nil || got != tc.want {
-			t.Errorf("parseSize(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+			t.Errorf("bytesize.Parse(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/neogo/neo/filestorage"
 	"github.com/neogo/neo/importconf"
+	"github.com/neogo/neo/internal/bytesize"
 	"github.com/neogo/neo/pickleref"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
@@ -41,26 +42,11 @@ const (
 const rateOption = "import_rate"
 
 func parseRate(s string) (int64, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	shift := 0
-	if n := len(t); n > 0 {
-		switch t[n-1] {
-		case 'K':
-			shift = 10
-		case 'M':
-			shift = 20
-		case 'G':
-			shift = 30
-		}
-		if shift != 0 {
-			t = t[:n-1]
-		}
+	n, err := bytesize.Parse(s)
+	if err != nil {
+		return 0, fmt.Errorf("not a number of bytes per second: %w", err)
 	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 || n > 1<<62>>shift {
-		return 0, fmt.Errorf("not a number of bytes per second")
-	}
-	return n << shift, nil
+	return n, nil
 }
 
 // Options tune an Importer.
