@@ -38,8 +38,9 @@
 // the background, as ZODB's copyTransactionsFrom writes them; Close makes
 // a last pass. The setup keeps ltid, so they are not imported back.
 //
-// While importing, Transaction and TIDsFrom (a client's iterator) see the
-// transactions not imported yet in the sources. History, undo lookups,
+// While importing, Transaction, TIDsFrom (a client's iterator) and TIDs
+// (AskTIDs, newest first) see the transactions not imported yet in the
+// sources. History, undo lookups,
 // pack and serving as a replication source answer BACKEND_NOT_IMPLEMENTED;
 // truncation below ltid, or with writeback, is refused.
 //

@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -617,16 +618,9 @@ func (im *Importer) TIDsFrom(ctx context.Context, partition uint32, minTid, maxT
 	if im.done.Load() || maxTid <= imported || minTid > im.ltid {
 		return im.Backend.TIDsFrom(ctx, partition, minTid, maxTid, length)
 	}
-	_, _, cells, err := im.Backend.PartitionTable(ctx)
+	np, err := im.numPartitions(ctx)
 	if err != nil {
 		return nil, err
-	}
-	var np uint32
-	for _, c := range cells {
-		np = max(np, c.Partition+1)
-	}
-	if np == 0 {
-		return nil, backend.ErrNoPartitionTable
 	}
 	tids, err := im.Backend.TIDsFrom(ctx, partition, minTid, maxTid, length)
 	if err != nil {
@@ -663,4 +657,69 @@ func (im *Importer) TIDsFrom(ctx context.Context, partition uint32, minTid, maxT
 		tids = tids[:length]
 	}
 	return tids, nil
+}
+
+// numPartitions is the number of partitions of the node's table.
+func (im *Importer) numPartitions(ctx context.Context) (uint32, error) {
+	_, _, cells, err := im.Backend.PartitionTable(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var np uint32
+	for _, c := range cells {
+		np = max(np, c.Partition+1)
+	}
+	if np == 0 {
+		return 0, backend.ErrNoPartitionTable
+	}
+	return np, nil
+}
+
+// TIDs implements [backend.Backend] (AskTIDs, newest first): while
+// importing, the tids not imported yet come from the sources, between
+// the new commits and the imported ones.
+func (im *Importer) TIDs(ctx context.Context, offset, length int, partitions []uint32) ([]proto.Tid, error) {
+	imported := proto.Tid(im.tid.Load())
+	if im.done.Load() || imported >= im.ltid || length <= 0 {
+		return im.Backend.TIDs(ctx, offset, length, partitions)
+	}
+	np, err := im.numPartitions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	want := map[uint32]bool{}
+	for _, p := range partitions {
+		want[p] = true
+	}
+	// The first offset+length of each part are enough for the merge.
+	n := offset + length
+	tids, err := im.Backend.TIDs(ctx, 0, n, partitions)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range im.sources {
+		it := s.fs.IterateBackward()
+		for k := 0; k < n; {
+			t, err := it.NextTxn()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("importer: tids of source %s: %w", s.name, err)
+			}
+			if t.Tid <= imported {
+				break
+			}
+			if t.Tid <= im.ltid && want[backend.Partition(t.Tid, np)] {
+				tids = append(tids, t.Tid)
+				k++
+			}
+		}
+	}
+	slices.SortFunc(tids, func(a, b proto.Tid) int { return cmp.Compare(b, a) })
+	tids = slices.Compact(tids)
+	if offset >= len(tids) {
+		return nil, nil
+	}
+	return tids[offset:min(len(tids), n)], nil
 }

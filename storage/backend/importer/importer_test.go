@@ -388,6 +388,28 @@ func TestImportReads(t *testing.T) {
 				}
 			}
 		}
+		// AskTIDs, newest first: imported or not yet.
+		all := []uint32{0, 1, 2, 3}
+		var newest []proto.Tid
+		for i := len(h) - 1; i >= 0; i-- {
+			newest = append(newest, h[i].tid)
+		}
+		for _, q := range []struct{ offset, length int }{{0, 1000}, {0, 5}, {3, 4}, {len(h) - 2, 10}, {len(h), 3}} {
+			got, err := im.TIDs(e.ctx, q.offset, q.length, all)
+			w := newest[min(q.offset, len(newest)):min(q.offset+q.length, len(newest))]
+			if err != nil || !slices.Equal(got, w) {
+				t.Errorf("tids offset %d length %d: %v %v, want %v", q.offset, q.length, got, err, w)
+			}
+		}
+		var p1 []proto.Tid
+		for _, x := range newest {
+			if backend.Partition(x, np) == 1 {
+				p1 = append(p1, x)
+			}
+		}
+		if got, err := im.TIDs(e.ctx, 0, 1000, []uint32{1}); err != nil || !slices.Equal(got, p1) {
+			t.Errorf("tids of partition 1: %v %v, want %v", got, err, p1)
+		}
 		// A transaction not imported yet is read from the source.
 		m, err := im.Transaction(e.ctx, h[21].tid)
 		if err != nil || string(m.User) != h[21].user || len(m.Oids) != len(h[21].recs) {
@@ -467,6 +489,10 @@ func TestCommitDuringImport(t *testing.T) {
 		if lt, err := im.LastObjectTid(e.ctx, oid); err != nil || lt != r.Serial {
 			t.Errorf("last serial of %v: %v %v", oid, lt, err)
 		}
+	}
+	// AskTIDs: the new commits, then the source's not imported yet.
+	if got, err := im.TIDs(e.ctx, 0, 3, []uint32{0, 1, 2, 3}); err != nil || !slices.Equal(got, []proto.Tid{n2, n1, ltid}) {
+		t.Errorf("newest tids: %v %v, want %v", got, err, []proto.Tid{n2, n1, ltid})
 	}
 	check := func() {
 		// Every read up to ltid equals the source's, next serials
