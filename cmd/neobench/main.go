@@ -6,6 +6,7 @@
 //
 //	neobench --masters "127.0.0.1:21600" --cluster NAME [-n N] [-s S] [-k K]
 //	         [-l L] [-t T] [-c C] [--phase-seconds SEC] [--label L] [--json]
+//	         [--pids FILE] [--fsync-dir DIR]
 //
 // The phases are those of neoppod's zbench.py (see usage), so that their
 // JSON lines can be compared field by field; scripts/neobench runs it on
@@ -42,8 +43,13 @@ const usage = `usage: neobench --masters "HOST:PORT ..." --cluster NAME [options
 
 Storage benchmark of a NEO cluster (Go or neoppod nodes) through NEO's
 native Go client. The phases, each bounded by its count and by
---phase-seconds, are those of neoppod's zbench.py:
+--phase-seconds, are those of neoppod's zbench.py, after the yardsticks:
 
+  yardstick     the machine's raw limits, measured in the same run: a
+                loopback TCP round trip to another process (a request of
+                32 bytes, an answer of S bytes: a load without any server
+                work; rtt_p50_us), and an append of S bytes + fsync to a
+                file in --fsync-dir (fsync_p50_us)
   populate      N new objects of S incompressible bytes, K per transaction
                 (NewOID, Store, Vote, Finish): commits/s, objects/s, latency
                 of a commit
@@ -66,6 +72,12 @@ commits_per_s / objects_per_s / loads_per_s, p50_us, p99_us, ...), and
 the client's own CPU time per operation (client_cpu_us_per_op) and as a
 share of the wall time (client_share; 1 = one core busy throughout),
 which tell whether the client, rather than the cluster, bounds a figure.
+With --pids, each line also gives the CPU time of the cluster's nodes
+during the phase (servers_cpu_ms, and servers_cpu_us_per_op), and "total"
+theirs over the whole run. The ratios to the raw limits: p50_per_rtt (of
+the load passes: p50 / raw round trip) and p50_per_commit_limit (of
+small_commit: p50 / (3 raw round trips + 1 raw fsync), a commit's least
+cost: store, vote, finish, one durable write).
 
 options:
   --masters ADDRS        master address(es), "host:port", separated by spaces
@@ -85,6 +97,12 @@ options:
   --json                 one JSON line per metric instead of a table
   --debug                client log at debug level on stderr
   --cpuprofile FILE      write a CPU profile of the whole run (go tool pprof)
+  --pids FILE            the cluster's processes, "PID NAME" lines (the pids
+                         file of neo-py-cluster.sh): their CPU time per phase
+                         (utime+stime, from /proc/PID/stat)
+  --fsync-dir DIR        where the raw fsync is timed: a directory on the
+                         storages' filesystem (default: the system's
+                         temporary directory)
   -h, --help             this help
 
 exit status: 0 success, 1 benchmark failure (cluster unreachable, failed
@@ -111,6 +129,8 @@ type options struct {
 	json           bool
 	debug          bool
 	cpuProfile     string
+	pids           string
+	fsyncDir       string
 }
 
 // parseArgs parses args; a usage error is a *[cliopt.UsageError], and -h
@@ -134,6 +154,8 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.BoolVar(&o.json, "json", false, "JSON lines")
 	fs.BoolVar(&o.debug, "debug", false, "client debug log")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "CPU profile of the client")
+	fs.StringVar(&o.pids, "pids", "", "pids file of the cluster's nodes")
+	fs.StringVar(&o.fsyncDir, "fsync-dir", os.TempDir(), "directory of the raw fsync")
 	if err := cliopt.ParseFlags(fs, args, usage, out); err != nil {
 		return nil, err
 	}
@@ -202,13 +224,23 @@ type record struct {
 	// share of the phase's wall time (1 = one core busy all along).
 	ClientCPUus *float64 `json:"client_cpu_us_per_op,omitempty"`
 	ClientShare *float64 `json:"client_share,omitempty"`
-	Errors      *int     `json:"errors,omitempty"`
-	FirstError  *string  `json:"first_error,omitempty"`
-	Complete    *bool    `json:"complete,omitempty"`
-	OK          *bool    `json:"ok,omitempty"`
-	Objects     int      `json:"objects"`
-	Size        int      `json:"size"`
-	TxnObjects  int      `json:"txn_objects"`
+	// CPU time of the cluster's nodes (--pids) during the phase.
+	ServersCPUms      *float64 `json:"servers_cpu_ms,omitempty"`
+	ServersCPUusPerOp *float64 `json:"servers_cpu_us_per_op,omitempty"`
+	// The raw limits (metric yardstick) and the ratios to them.
+	RTTp50us          *float64 `json:"rtt_p50_us,omitempty"`
+	RTTp99us          *float64 `json:"rtt_p99_us,omitempty"`
+	FsyncP50us        *float64 `json:"fsync_p50_us,omitempty"`
+	FsyncP99us        *float64 `json:"fsync_p99_us,omitempty"`
+	P50perRTT         *float64 `json:"p50_per_rtt,omitempty"`
+	P50perCommitLimit *float64 `json:"p50_per_commit_limit,omitempty"`
+	Errors            *int     `json:"errors,omitempty"`
+	FirstError        *string  `json:"first_error,omitempty"`
+	Complete          *bool    `json:"complete,omitempty"`
+	OK                *bool    `json:"ok,omitempty"`
+	Objects           int      `json:"objects"`
+	Size              int      `json:"size"`
+	TxnObjects        int      `json:"txn_objects"`
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -235,8 +267,7 @@ func latencies(lat []time.Duration) (p50, p99, mean *int64) {
 	}
 	slices.Sort(lat)
 	pct := func(q float64) *int64 {
-		i := min(len(lat)-1, int(q*float64(len(lat)-1)+0.5))
-		return ptr(lat[i].Microseconds())
+		return ptr(lat[rank(len(lat), q)].Microseconds())
 	}
 	var sum time.Duration
 	for _, d := range lat {
@@ -265,6 +296,42 @@ func (r *record) clientCPU(cpu, el time.Duration, ops int) {
 	}
 }
 
+// meter measures a phase: its wall time, the client's CPU time and the
+// nodes' CPU time.
+type meter struct {
+	t0          time.Time
+	client, srv time.Duration
+	b           *bench
+}
+
+func (b *bench) meter() (*meter, error) {
+	srv, err := serversCPU(b.nodes)
+	if err != nil {
+		return nil, err
+	}
+	return &meter{t0: time.Now(), client: cpuTime(), srv: srv, b: b}, nil
+}
+
+// stop fills r's elapsed time and CPU fields for ops operations.
+func (m *meter) stop(r *record, ops int) error {
+	el, cpu := time.Since(m.t0), cpuTime()-m.client
+	r.ElapsedS = round(el.Seconds(), 3)
+	r.clientCPU(cpu, el, ops)
+	if len(m.b.nodes) == 0 {
+		return nil
+	}
+	srv, err := serversCPU(m.b.nodes)
+	if err != nil {
+		return err
+	}
+	srv -= m.srv
+	r.ServersCPUms = ptr(round(float64(srv.Microseconds())/1000, 1))
+	if ops > 0 {
+		r.ServersCPUusPerOp = ptr(round(float64(srv.Microseconds())/float64(ops), 1))
+	}
+	return nil
+}
+
 // bench is one benchmark run.
 type bench struct {
 	o        *options
@@ -277,6 +344,9 @@ type bench struct {
 	serial   map[proto.Oid]proto.Tid
 	warmOid  proto.Oid
 	header   bool
+	nodes    []node // --pids
+	// The raw limits measured by yardstick.
+	rttP50, fsyncP50 time.Duration
 }
 
 func newBench(o *options, out, progress io.Writer, log *slog.Logger) *bench {
@@ -318,8 +388,13 @@ func (b *bench) emit(r record) error {
 	}
 	if !b.header {
 		b.header = true
-		fmt.Fprintf(b.out, "%-13s %3s %7s %9s %11s %-10s %8s %8s %9s %6s\n",
-			"metric", "thr", "n", "elapsed_s", "rate", "unit", "p50_us", "p99_us", "cpu_us/op", "errors")
+		fmt.Fprintf(b.out, "%-13s %3s %7s %9s %11s %-10s %8s %8s %9s %9s %6s\n",
+			"metric", "thr", "n", "elapsed_s", "rate", "unit", "p50_us", "p99_us", "cpu_us/op", "srv_cpu_ms", "errors")
+	}
+	if r.Metric == "yardstick" {
+		_, err := fmt.Fprintf(b.out, "%-13s raw round trip p50 %.1f us p99 %.1f us; raw append+fsync p50 %.1f us p99 %.1f us\n",
+			r.Metric, *r.RTTp50us, *r.RTTp99us, *r.FsyncP50us, *r.FsyncP99us)
+		return err
 	}
 	num := func(p *int64) string {
 		if p == nil {
@@ -335,7 +410,7 @@ func (b *bench) emit(r record) error {
 	case r.CommitsPerS != nil:
 		rt, unit = r.CommitsPerS, "commits/s"
 	}
-	cols := []string{"-", "-", "-", "-"}
+	cols := []string{"-", "-", "-", "-", "-"}
 	if r.N != nil {
 		cols[0] = strconv.Itoa(*r.N)
 	}
@@ -355,8 +430,11 @@ func (b *bench) emit(r record) error {
 	if r.ClientCPUus != nil {
 		cols[3] = strconv.FormatFloat(*r.ClientCPUus, 'f', 1, 64)
 	}
-	_, err := fmt.Fprintf(b.out, "%-13s %3s %7s %9.3f %11s %-10s %8s %8s %9s %6s\n",
-		r.Metric, thr, cols[0], r.ElapsedS, cols[1], unit, num(r.P50us), num(r.P99us), cols[3], cols[2])
+	if r.ServersCPUms != nil {
+		cols[4] = strconv.FormatFloat(*r.ServersCPUms, 'f', 0, 64)
+	}
+	_, err := fmt.Fprintf(b.out, "%-13s %3s %7s %9.3f %11s %-10s %8s %8s %9s %9s %6s\n",
+		r.Metric, thr, cols[0], r.ElapsedS, cols[1], unit, num(r.P50us), num(r.P99us), cols[3], cols[4], cols[2])
 	if err == nil && r.ObjectsPerS != nil {
 		_, err = fmt.Fprintf(b.out, "%-13s %3s %7s %9s %11.1f %s\n", "", "", "", "", *r.ObjectsPerS, "objects/s")
 	}
@@ -409,6 +487,38 @@ func commit(ctx context.Context, c *client.Client, oids []proto.Oid, serials []p
 	return tid, nil
 }
 
+// us is d in µs.
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// pctUs is the nearest-rank percentile q of the sorted lat in µs,
+// rounded to 0.1.
+func pctUs(lat []time.Duration, q float64) *float64 {
+	return ptr(round(us(lat[rank(len(lat), q)]), 1))
+}
+
+// rank is the index of the nearest-rank percentile q of n sorted values
+// (zbench.py's).
+func rank(n int, q float64) int { return min(n-1, int(q*float64(n-1)+0.5)) }
+
+// yardstick measures the machine's raw limits (see usage).
+func (b *bench) yardstick(ctx context.Context) error {
+	b.logf("yardstick: %d raw round trips, %d raw appends + fsyncs in %s", rttCount, fsyncCount, b.o.fsyncDir)
+	rtt, err := rawRTT(ctx, b.o.size)
+	if err != nil {
+		return err
+	}
+	fsync, err := rawFsync(b.o.fsyncDir, b.o.size)
+	if err != nil {
+		return err
+	}
+	slices.Sort(rtt)
+	slices.Sort(fsync)
+	r := record{Metric: "yardstick", RTTp50us: pctUs(rtt, .5), RTTp99us: pctUs(rtt, .99),
+		FsyncP50us: pctUs(fsync, .5), FsyncP99us: pctUs(fsync, .99)}
+	b.rttP50, b.fsyncP50 = rtt[rank(len(rtt), .5)], fsync[rank(len(fsync), .5)]
+	return b.emit(r)
+}
+
 // populate stores the objects, K per transaction.
 func (b *bench) populate(ctx context.Context, c *client.Client) error {
 	o := b.o
@@ -417,7 +527,10 @@ func (b *bench) populate(ctx context.Context, c *client.Client) error {
 	deadline := time.Now().Add(o.phase())
 	var lat []time.Duration
 	n := 0
-	t0, c0 := time.Now(), cpuTime()
+	m, err := b.meter()
+	if err != nil {
+		return err
+	}
 	for n < o.objects && time.Now().Before(deadline) {
 		k := min(o.txnObjects, o.objects-n)
 		oids := make([]proto.Oid, k)
@@ -442,12 +555,14 @@ func (b *bench) populate(ctx context.Context, c *client.Client) error {
 		}
 		n += k
 	}
-	el, cpu := time.Since(t0), cpuTime()-c0
+	el := time.Since(m.t0)
 	p50, p99, mean := latencies(lat)
-	r := record{Metric: "populate", Commits: ptr(len(lat)), N: ptr(n), ElapsedS: round(el.Seconds(), 3),
+	r := record{Metric: "populate", Commits: ptr(len(lat)), N: ptr(n),
 		CommitsPerS: rate(len(lat), el), ObjectsPerS: rate(n, el), P50us: p50, P99us: p99, MeanUs: mean,
 		Complete: ptr(n == o.objects)}
-	r.clientCPU(cpu, el, len(lat))
+	if err := m.stop(&r, len(lat)); err != nil {
+		return err
+	}
 	return b.emit(r)
 }
 
@@ -517,15 +632,25 @@ func (b *bench) loadPass(ctx context.Context, c *client.Client, metric string, o
 			b.loadLoop(ctx, c, part, before, &lats[i], deadline, &errs)
 		})
 	}
-	t0, c0 := time.Now(), cpuTime()
+	m, err := b.meter()
+	if err != nil {
+		close(start)
+		wg.Wait()
+		return false, err
+	}
 	close(start)
 	wg.Wait()
-	el, cpu := time.Since(t0), cpuTime()-c0
+	el := time.Since(m.t0)
 	lat := slices.Concat(lats...)
 	p50, p99, mean := latencies(lat)
-	r := record{Metric: metric, Threads: threads, N: ptr(len(lat)), ElapsedS: round(el.Seconds(), 3),
+	r := record{Metric: metric, Threads: threads, N: ptr(len(lat)),
 		LoadsPerS: rate(len(lat), el), P50us: p50, P99us: p99, MeanUs: mean, Errors: ptr(errs.n)}
-	r.clientCPU(cpu, el, len(lat))
+	if err := m.stop(&r, len(lat)); err != nil {
+		return false, err
+	}
+	if p50 != nil && b.rttP50 > 0 {
+		r.P50perRTT = ptr(round(float64(*p50)/us(b.rttP50), 2))
+	}
 	if errs.n > 0 {
 		r.FirstError = ptr(errs.first)
 	}
@@ -539,7 +664,10 @@ func (b *bench) smallCommits(ctx context.Context, c *client.Client, oids []proto
 	defer cancel()
 	deadline := time.Now().Add(o.phase())
 	var lat []time.Duration
-	t0, c0 := time.Now(), cpuTime()
+	m, err := b.meter()
+	if err != nil {
+		return err
+	}
 	for _, oid := range oids[:min(o.smallCommits, len(oids))] {
 		data := b.payload()
 		t1 := time.Now()
@@ -553,11 +681,16 @@ func (b *bench) smallCommits(ctx context.Context, c *client.Client, oids []proto
 			break
 		}
 	}
-	el, cpu := time.Since(t0), cpuTime()-c0
+	el := time.Since(m.t0)
 	p50, p99, mean := latencies(lat)
-	r := record{Metric: "small_commit", N: ptr(len(lat)), ElapsedS: round(el.Seconds(), 3),
+	r := record{Metric: "small_commit", N: ptr(len(lat)),
 		CommitsPerS: rate(len(lat), el), P50us: p50, P99us: p99, MeanUs: mean}
-	r.clientCPU(cpu, el, len(lat))
+	if err := m.stop(&r, len(lat)); err != nil {
+		return err
+	}
+	if limit := 3*b.rttP50 + b.fsyncP50; p50 != nil && limit > 0 {
+		r.P50perCommitLimit = ptr(round(float64(*p50)/us(limit), 2))
+	}
 	return b.emit(r)
 }
 
@@ -581,9 +714,23 @@ func (b *bench) fresh(ctx context.Context) (*client.Client, error) {
 // the error that stopped the benchmark if any.
 func (b *bench) run(ctx context.Context) (bool, error) {
 	o := b.o
-	t0 := time.Now()
+	if o.pids != "" {
+		nodes, err := readPids(o.pids)
+		if err != nil {
+			return false, fmt.Errorf("--pids: %w", err)
+		}
+		b.nodes = nodes
+	}
+	total, err := b.meter()
+	if err != nil {
+		return false, err
+	}
 	c, err := b.open(ctx)
 	if err != nil {
+		return false, err
+	}
+	if err := b.yardstick(ctx); err != nil {
+		c.Close()
 		return false, err
 	}
 	b.logf("populate: %d objects x %d bytes, %d per transaction", o.objects, o.size, o.txnObjects)
@@ -636,7 +783,12 @@ func (b *bench) run(ctx context.Context) (bool, error) {
 			return false, err
 		}
 	}
-	return ok, b.emit(record{Metric: "total", ElapsedS: round(time.Since(t0).Seconds(), 3), OK: ptr(ok)})
+	r := record{Metric: "total", OK: ptr(ok)}
+	if err := total.stop(&r, 0); err != nil {
+		return false, err
+	}
+	r.ClientCPUus, r.ClientShare = nil, nil
+	return ok, b.emit(r)
 }
 
 // run is main without os.Exit: it returns the exit status.
@@ -677,6 +829,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func main() {
+	if size, ok := os.LookupEnv(echoEnv); ok {
+		if err := echoServe(size, os.Stdout); err != nil {
+			fmt.Fprintf(os.Stderr, "neobench echo process: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -28,6 +28,19 @@ const (
 	runTimeout   = 2 * time.Minute
 )
 
+// TestMain lets the test binary be neobench's echo process, as the
+// command is (rawRTT starts its own executable).
+func TestMain(m *testing.M) {
+	if size, ok := os.LookupEnv(echoEnv); ok {
+		if err := echoServe(size, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
 func TestParseArgs(t *testing.T) {
 	base := []string{"--masters", "127.0.0.1:1", "--cluster", "c"}
 	tests := []struct {
@@ -160,6 +173,11 @@ type line struct {
 	FirstError  string   `json:"first_error"`
 	Complete    *bool    `json:"complete"`
 	OK          *bool    `json:"ok"`
+	ServersCPU  *float64 `json:"servers_cpu_ms"`
+	RTTp50us    *float64 `json:"rtt_p50_us"`
+	FsyncP50us  *float64 `json:"fsync_p50_us"`
+	PerRTT      *float64 `json:"p50_per_rtt"`
+	PerCommit   *float64 `json:"p50_per_commit_limit"`
 }
 
 func TestRunJSON(t *testing.T) {
@@ -167,8 +185,15 @@ func TestRunJSON(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
+	// The cluster runs in this process: its CPU time is that of the
+	// "nodes" of --pids.
+	pids := filepath.Join(t.TempDir(), "pids")
+	if err := os.WriteFile(pids, fmt.Appendf(nil, "%d self\n", os.Getpid()), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	args := []string{"--masters", c.MasterAddr(), "--cluster", c.Name(), "-n", "45", "-s", "300", "-k", "10",
-		"-l", "12", "-t", "3", "-c", "7", "--phase-seconds", "60", "--label", "test", "--json"}
+		"-l", "12", "-t", "3", "-c", "7", "--phase-seconds", "60", "--label", "test", "--json",
+		"--pids", pids, "--fsync-dir", t.TempDir()}
 	if code := run(ctx, args, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit status %d; stderr:\n%s", code, stderr.String())
 	}
@@ -187,14 +212,17 @@ func TestRunJSON(t *testing.T) {
 		if l.Bench != "neobench" || l.Label != "test" || l.ElapsedS == nil {
 			t.Errorf("line %q: want bench neobench, label test, elapsed_s", sc.Text())
 		}
-		if l.Metric != "total" && (l.ClientCPUus == nil || *l.ClientCPUus <= 0 || l.ClientShare == nil || *l.ClientShare <= 0) {
+		if l.Metric != "yardstick" && l.ServersCPU == nil {
+			t.Errorf("line %q: want the servers' CPU time", sc.Text())
+		}
+		if l.Metric != "total" && l.Metric != "yardstick" && (l.ClientCPUus == nil || *l.ClientCPUus <= 0 || l.ClientShare == nil || *l.ClientShare <= 0) {
 			t.Errorf("line %q: want the client's CPU time", sc.Text())
 		}
 		k := key{l.Metric, l.Threads}
 		got[k] = l
 		order = append(order, k)
 	}
-	want := []key{{"populate", 0}, {"load_cold", 1}, {"load_cold", 3}, {"load_warm", 1}, {"load_warm", 3},
+	want := []key{{"yardstick", 0}, {"populate", 0}, {"load_cold", 1}, {"load_cold", 3}, {"load_warm", 1}, {"load_warm", 3},
 		{"small_commit", 0}, {"total", 0}}
 	if fmt.Sprint(order) != fmt.Sprint(want) {
 		t.Fatalf("metrics %v, want %v", order, want)
@@ -205,15 +233,18 @@ func TestRunJSON(t *testing.T) {
 		pop.P50us == nil || pop.P99us == nil || *pop.P99us < *pop.P50us {
 		t.Errorf("populate: %+v", pop)
 	}
-	for _, k := range want[1:5] {
+	if y := got[key{"yardstick", 0}]; y.RTTp50us == nil || *y.RTTp50us <= 0 || y.FsyncP50us == nil || *y.FsyncP50us <= 0 {
+		t.Errorf("yardstick: %+v", y)
+	}
+	for _, k := range want[2:6] {
 		l := got[k]
 		if l.N == nil || *l.N != 12 || l.Errors == nil || *l.Errors != 0 || l.LoadsPerS == nil || *l.LoadsPerS <= 0 ||
-			l.P50us == nil || l.P99us == nil {
+			l.P50us == nil || l.P99us == nil || l.PerRTT == nil {
 			t.Errorf("%v: %+v (first error %q)", k, l, l.FirstError)
 		}
 	}
 	sc7 := got[key{"small_commit", 0}]
-	if sc7.N == nil || *sc7.N != 7 || sc7.CommitsPerS == nil || *sc7.CommitsPerS <= 0 || sc7.P50us == nil {
+	if sc7.N == nil || *sc7.N != 7 || sc7.CommitsPerS == nil || *sc7.CommitsPerS <= 0 || sc7.P50us == nil || sc7.PerCommit == nil {
 		t.Errorf("small_commit: %+v", sc7)
 	}
 	if tot := got[key{"total", 0}]; tot.OK == nil || !*tot.OK {
@@ -291,7 +322,7 @@ func TestRunTable(t *testing.T) {
 		t.Errorf("--cpuprofile: no profile written (%v)", err)
 	}
 	out := stdout.String()
-	for _, s := range []string{"metric", "populate", "objects/s", "load_cold", "load_warm", "small_commit", "total", " ok", "cpu_us/op"} {
+	for _, s := range []string{"metric", "raw round trip p50", "populate", "objects/s", "load_cold", "load_warm", "small_commit", "total", " ok", "cpu_us/op"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("table lacks %q:\n%s", s, out)
 		}
@@ -344,5 +375,33 @@ func TestLoadLoopChecks(t *testing.T) {
 	}
 	if l.Errors == nil || *l.Errors != 2 || !strings.HasPrefix(l.FirstError, "bad ") || *l.N != 5 {
 		t.Errorf("tampered: %s", out.String())
+	}
+}
+
+func TestReadPids(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct{ text, want, err string }{
+		{text: "12 master\n13 storage_0\n\n14\n", want: "[{12 master} {13 storage_0} {14 14}]"},
+		{text: "x master\n", err: `:1: "x master" is not`},
+		{text: "12 a b\n", err: "is not"},
+		{text: "\n", err: "no process"},
+	} {
+		p := filepath.Join(dir, "pids")
+		if err := os.WriteFile(p, []byte(tt.text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		nodes, err := readPids(p)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: err = %v, want %q", tt.text, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(nodes) != tt.want {
+			t.Errorf("%q: %v, %v; want %s", tt.text, nodes, err, tt.want)
+		}
+	}
+	if _, err := serversCPU([]node{{pid: -1, name: "gone"}}); err == nil || !strings.Contains(err.Error(), "node gone (pid -1)") {
+		t.Errorf("CPU of a missing node: err = %v", err)
 	}
 }
