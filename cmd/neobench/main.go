@@ -48,8 +48,9 @@ native Go client. The phases, each bounded by its count and by
   yardstick     the machine's raw limits, measured in the same run: a
                 loopback TCP round trip to another process (a request of
                 32 bytes, an answer of S bytes: a load without any server
-                work; rtt_p50_us), and an append of S bytes + fsync to a
-                file in --fsync-dir (fsync_p50_us)
+                work; rtt_p50_us, and its CPU time in this process,
+                client_cpu_us_per_op), and an append of S bytes + fsync to
+                a file in --fsync-dir (fsync_p50_us)
   populate      N new objects of S incompressible bytes, K per transaction
                 (NewOID, Store, Vote, Finish): commits/s, objects/s, latency
                 of a commit
@@ -392,8 +393,8 @@ func (b *bench) emit(r record) error {
 			"metric", "thr", "n", "elapsed_s", "rate", "unit", "p50_us", "p99_us", "cpu_us/op", "srv_cpu_ms", "errors")
 	}
 	if r.Metric == "yardstick" {
-		_, err := fmt.Fprintf(b.out, "%-13s raw round trip p50 %.1f us p99 %.1f us; raw append+fsync p50 %.1f us p99 %.1f us\n",
-			r.Metric, *r.RTTp50us, *r.RTTp99us, *r.FsyncP50us, *r.FsyncP99us)
+		_, err := fmt.Fprintf(b.out, "%-13s raw round trip p50 %.1f us p99 %.1f us (%.1f us CPU); raw append+fsync p50 %.1f us p99 %.1f us\n",
+			r.Metric, *r.RTTp50us, *r.RTTp99us, *r.ClientCPUus, *r.FsyncP50us, *r.FsyncP99us)
 		return err
 	}
 	num := func(p *int64) string {
@@ -503,7 +504,7 @@ func rank(n int, q float64) int { return min(n-1, int(q*float64(n-1)+0.5)) }
 // yardstick measures the machine's raw limits (see usage).
 func (b *bench) yardstick(ctx context.Context) error {
 	b.logf("yardstick: %d raw round trips, %d raw appends + fsyncs in %s", rttCount, fsyncCount, b.o.fsyncDir)
-	rtt, err := rawRTT(ctx, b.o.size)
+	rtt, rttCPU, err := rawRTT(ctx, b.o.size)
 	if err != nil {
 		return err
 	}
@@ -514,7 +515,7 @@ func (b *bench) yardstick(ctx context.Context) error {
 	slices.Sort(rtt)
 	slices.Sort(fsync)
 	r := record{Metric: "yardstick", RTTp50us: pctUs(rtt, .5), RTTp99us: pctUs(rtt, .99),
-		FsyncP50us: pctUs(fsync, .5), FsyncP99us: pctUs(fsync, .99)}
+		FsyncP50us: pctUs(fsync, .5), FsyncP99us: pctUs(fsync, .99), ClientCPUus: ptr(round(us(rttCPU), 1))}
 	b.rttP50, b.fsyncP50 = rtt[rank(len(rtt), .5)], fsync[rank(len(fsync), .5)]
 	return b.emit(r)
 }

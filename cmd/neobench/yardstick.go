@@ -34,11 +34,12 @@ const (
 // rawRTT starts this program again as an echo process and times round
 // trips to it over loopback TCP: a request of rttRequest bytes, an answer
 // of size bytes, which is what a load is on the wire without any server
-// work. It returns the latencies.
-func rawRTT(ctx context.Context, size int) ([]time.Duration, error) {
+// work. It returns the latencies and this process's CPU time per round
+// trip: the least a client's load can cost it.
+func rawRTT(ctx context.Context, size int) ([]time.Duration, time.Duration, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("raw round trip: %w", err)
+		return nil, 0, fmt.Errorf("raw round trip: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -47,22 +48,22 @@ func rawRTT(ctx context.Context, size int) ([]time.Duration, error) {
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, fmt.Errorf("raw round trip: %w", err)
+		return nil, 0, fmt.Errorf("raw round trip: %w", err)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("raw round trip: start echo process %s: %w", exe, err)
+		return nil, 0, fmt.Errorf("raw round trip: start echo process %s: %w", exe, err)
 	}
 	defer cmd.Wait()
 	defer cmd.Process.Kill()
 	addr, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
-		return nil, fmt.Errorf("raw round trip: echo process %s gave no address: %w", exe, err)
+		return nil, 0, fmt.Errorf("raw round trip: echo process %s gave no address: %w", exe, err)
 	}
 	addr = strings.TrimSpace(addr)
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("raw round trip: %w", err)
+		return nil, 0, fmt.Errorf("raw round trip: %w", err)
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
@@ -70,19 +71,23 @@ func rawRTT(ctx context.Context, size int) ([]time.Duration, error) {
 	}
 	req, ans := make([]byte, rttRequest), make([]byte, size)
 	lat := make([]time.Duration, 0, rttCount)
+	var cpu0 time.Duration
 	for i := range rttWarm + rttCount {
+		if i == rttWarm {
+			cpu0 = cpuTime()
+		}
 		t0 := time.Now()
 		if _, err := conn.Write(req); err != nil {
-			return nil, fmt.Errorf("raw round trip to %s: %w", addr, err)
+			return nil, 0, fmt.Errorf("raw round trip to %s: %w", addr, err)
 		}
 		if _, err := io.ReadFull(conn, ans); err != nil {
-			return nil, fmt.Errorf("raw round trip to %s: %w", addr, err)
+			return nil, 0, fmt.Errorf("raw round trip to %s: %w", addr, err)
 		}
 		if i >= rttWarm {
 			lat = append(lat, time.Since(t0))
 		}
 	}
-	return lat, nil
+	return lat, (cpuTime() - cpu0) / rttCount, nil
 }
 
 // echoServe is the echo process of rawRTT: it listens on a loopback
