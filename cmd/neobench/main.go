@@ -6,7 +6,7 @@
 //
 //	neobench --masters "127.0.0.1:21600" --cluster NAME [-n N] [-s S] [-k K]
 //	         [-l L] [-t T] [-c C] [--phase-seconds SEC] [--label L] [--json]
-//	         [--pids FILE] [--fsync-dir DIR]
+//	         [-w W] [--pids FILE] [--fsync-dir DIR]
 //
 // The phases are those of neoppod's zbench.py (see usage), so that their
 // JSON lines can be compared field by field; scripts/neobench runs it on
@@ -62,6 +62,11 @@ native Go client. The phases, each bounded by its count and by
                 the storages' caches are warm
   small_commit  C transactions of 1 object each, the update of an existing
                 object with its known serial: commits/s, latency
+  commit_goroutines  W committers at once (-w) through one client, each
+                updating its own objects, one per transaction, C commits
+                in all: aggregate commits/s, latency (p99: the tail that
+                concurrent committers meet)
+  commit_clients     the same through W clients, one committer each
 
 Loads ask for the revision current when the pass starts (before = last
 tid + 1). Every loaded object is compared with what was stored (data and
@@ -90,7 +95,10 @@ options:
   -l L                   loads per load pass (default 10000; at most half of
                          the objects populated, minus one)
   -t T                   goroutines of the parallel load passes (default 4)
-  -c C                   small commits (default 1000; 0 skips the phase)
+  -c C                   small commits (default 1000; 0 skips the phase),
+                         and commits of each concurrent phase
+  -w W                   committers of the concurrent phases (default 16;
+                         0 skips them)
   --phase-seconds SEC    time bound of each phase (default 25)
   --connect-timeout D    how long to wait for the cluster (default 30s)
   --seed SEED            seed of the samples and payloads (default 1)
@@ -123,6 +131,7 @@ type options struct {
 	loads          int
 	threads        int
 	smallCommits   int
+	committers     int
 	phaseSeconds   float64
 	connectTimeout time.Duration
 	seed           uint64
@@ -148,6 +157,7 @@ func parseArgs(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.loads, "l", 10000, "loads per load pass")
 	fs.IntVar(&o.threads, "t", 4, "goroutines of the parallel load passes")
 	fs.IntVar(&o.smallCommits, "c", 1000, "small commits")
+	fs.IntVar(&o.committers, "w", 16, "concurrent committers")
 	fs.Float64Var(&o.phaseSeconds, "phase-seconds", 25, "time bound of each phase")
 	fs.DurationVar(&o.connectTimeout, "connect-timeout", 30*time.Second, "how long to wait for the cluster")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the samples and payloads")
@@ -187,6 +197,11 @@ func (o *options) check() error {
 		return &cliopt.UsageError{Msg: fmt.Sprintf("-t %d: at least one goroutine is needed", o.threads)}
 	case o.smallCommits < 0:
 		return &cliopt.UsageError{Msg: fmt.Sprintf("-c %d: cannot be negative", o.smallCommits)}
+	case o.committers < 0:
+		return &cliopt.UsageError{Msg: fmt.Sprintf("-w %d: cannot be negative", o.committers)}
+	case o.smallCommits > 0 && o.committers > o.objects-1:
+		// One object warms the clients; each committer needs its own.
+		return &cliopt.UsageError{Msg: fmt.Sprintf("-w %d: more committers than objects to update (-n %d, minus one)", o.committers, o.objects)}
 	case !(o.phaseSeconds > 0) || math.IsInf(o.phaseSeconds, 0):
 		return &cliopt.UsageError{Msg: fmt.Sprintf("--phase-seconds %v: must be positive", o.phaseSeconds)}
 	case o.connectTimeout <= 0:
@@ -389,11 +404,11 @@ func (b *bench) emit(r record) error {
 	}
 	if !b.header {
 		b.header = true
-		fmt.Fprintf(b.out, "%-13s %3s %7s %9s %11s %-10s %8s %8s %9s %9s %6s\n",
+		fmt.Fprintf(b.out, "%-17s %3s %7s %9s %11s %-10s %8s %8s %9s %9s %6s\n",
 			"metric", "thr", "n", "elapsed_s", "rate", "unit", "p50_us", "p99_us", "cpu_us/op", "srv_cpu_ms", "errors")
 	}
 	if r.Metric == "yardstick" {
-		_, err := fmt.Fprintf(b.out, "%-13s raw round trip p50 %.1f us p99 %.1f us (%.1f us CPU); raw append+fsync p50 %.1f us p99 %.1f us\n",
+		_, err := fmt.Fprintf(b.out, "%-17s raw round trip p50 %.1f us p99 %.1f us (%.1f us CPU); raw append+fsync p50 %.1f us p99 %.1f us\n",
 			r.Metric, *r.RTTp50us, *r.RTTp99us, *r.ClientCPUus, *r.FsyncP50us, *r.FsyncP99us)
 		return err
 	}
@@ -434,10 +449,10 @@ func (b *bench) emit(r record) error {
 	if r.ServersCPUms != nil {
 		cols[4] = strconv.FormatFloat(*r.ServersCPUms, 'f', 0, 64)
 	}
-	_, err := fmt.Fprintf(b.out, "%-13s %3s %7s %9.3f %11s %-10s %8s %8s %9s %9s %6s\n",
+	_, err := fmt.Fprintf(b.out, "%-17s %3s %7s %9.3f %11s %-10s %8s %8s %9s %9s %6s\n",
 		r.Metric, thr, cols[0], r.ElapsedS, cols[1], unit, num(r.P50us), num(r.P99us), cols[3], cols[4], cols[2])
 	if err == nil && r.ObjectsPerS != nil {
-		_, err = fmt.Fprintf(b.out, "%-13s %3s %7s %9s %11.1f %s\n", "", "", "", "", *r.ObjectsPerS, "objects/s")
+		_, err = fmt.Fprintf(b.out, "%-17s %3s %7s %9s %11.1f %s\n", "", "", "", "", *r.ObjectsPerS, "objects/s")
 	}
 	return err
 }
@@ -695,6 +710,93 @@ func (b *bench) smallCommits(ctx context.Context, c *client.Client, oids []proto
 	return b.emit(r)
 }
 
+// concurrentCommits runs o.committers committers at once, through the
+// clients cs (one shared by all, or one each), each updating its own
+// objects of oids in turn, one per transaction, o.smallCommits commits in
+// all; it emits metric with the aggregate rate and the latencies.
+func (b *bench) concurrentCommits(ctx context.Context, metric string, cs []*client.Client, oids []proto.Oid) error {
+	o := b.o
+	w := o.committers
+	ctx, cancel := context.WithTimeout(ctx, o.phase()+phaseSlack)
+	defer cancel()
+	deadline := time.Now().Add(o.phase())
+	type committer struct {
+		oids    []proto.Oid
+		serials []proto.Tid
+		data    [][]byte
+		lat     []time.Duration
+		err     error
+	}
+	// Disjoint objects: the committers never conflict.
+	per := len(oids) / w
+	if per == 0 {
+		return fmt.Errorf("%s: -w %d committers need as many objects, only %d (raise -n)", metric, w, len(oids))
+	}
+	ws := make([]*committer, w)
+	for i := range ws {
+		m := &committer{oids: oids[i*per : (i+1)*per]}
+		for _, oid := range m.oids {
+			m.serials = append(m.serials, b.serial[oid])
+			m.data = append(m.data, b.payload())
+		}
+		ws[i] = m
+	}
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, m := range ws {
+		c := cs[i%len(cs)]
+		n := o.smallCommits / w
+		if i < o.smallCommits%w {
+			n++
+		}
+		wg.Go(func() {
+			<-start
+			for j := range n {
+				k := j % len(m.oids)
+				t1 := time.Now()
+				tid, err := commit(ctx, c, m.oids[k:k+1], m.serials[k:k+1], m.data[k:k+1])
+				if err != nil {
+					m.err = fmt.Errorf("%s: commit %d of committer %d: %w", metric, j+1, i, err)
+					return
+				}
+				m.lat = append(m.lat, time.Since(t1))
+				m.serials[k] = tid
+				if time.Now().After(deadline) {
+					return
+				}
+			}
+		})
+	}
+	mt, err := b.meter()
+	if err != nil {
+		close(start)
+		wg.Wait()
+		return err
+	}
+	close(start)
+	wg.Wait()
+	el := time.Since(mt.t0)
+	var lat []time.Duration
+	for _, m := range ws {
+		if m.err != nil {
+			return m.err
+		}
+		lat = append(lat, m.lat...)
+		for k, oid := range m.oids {
+			if m.serials[k] != b.serial[oid] {
+				b.serial[oid], b.expected[oid] = m.serials[k], m.data[k]
+			}
+		}
+	}
+	p50, p99, mean := latencies(lat)
+	r := record{Metric: metric, Threads: w, N: ptr(len(lat)),
+		CommitsPerS: rate(len(lat), el), P50us: p50, P99us: p99, MeanUs: mean}
+	if err := mt.stop(&r, len(lat)); err != nil {
+		return err
+	}
+	return b.emit(r)
+}
+
 // fresh opens a new client and warms its connections with one load,
 // outside the measurements.
 func (b *bench) fresh(ctx context.Context) (*client.Client, error) {
@@ -779,9 +881,38 @@ func (b *bench) run(ctx context.Context) (bool, error) {
 		}
 		b.rand.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
 		err = b.smallCommits(ctx, c, pool)
+		if err == nil && o.committers > 0 {
+			b.logf("concurrent commits: %d by %d goroutines through one client", o.smallCommits, o.committers)
+			err = b.concurrentCommits(ctx, "commit_goroutines", []*client.Client{c}, pool)
+		}
 		c.Close()
 		if err != nil {
 			return false, err
+		}
+		if o.committers > 0 {
+			b.logf("concurrent commits: %d by %d clients", o.smallCommits, o.committers)
+			cs := make([]*client.Client, 0, o.committers)
+			for range o.committers {
+				c, err := b.fresh(ctx)
+				if err != nil {
+					err = fmt.Errorf("client %d of commit_clients: %w", len(cs)+1, err)
+				} else {
+					cs = append(cs, c)
+				}
+				if err != nil {
+					for _, c := range cs {
+						c.Close()
+					}
+					return false, err
+				}
+			}
+			err = b.concurrentCommits(ctx, "commit_clients", cs, pool)
+			for _, c := range cs {
+				c.Close()
+			}
+			if err != nil {
+				return false, err
+			}
 		}
 	}
 	r := record{Metric: "total", OK: ptr(ok)}

@@ -67,6 +67,8 @@ func TestParseArgs(t *testing.T) {
 		{args: append(base, "-l", "0"), wantErr: "-l 0"},
 		{args: append(base, "-t", "0"), wantErr: "-t 0"},
 		{args: append(base, "-c", "-1"), wantErr: "-c -1"},
+		{args: append(base, "-w", "-1"), wantErr: "-w -1"},
+		{args: append(base, "-n", "16"), wantErr: "-w 16: more committers than objects"},
 		{args: append(base, "--phase-seconds", "0"), wantErr: "--phase-seconds"},
 		{args: append(base, "--phase-seconds", "NaN"), wantErr: "--phase-seconds"},
 		{args: append(base, "--connect-timeout", "0s"), wantErr: "--connect-timeout"},
@@ -192,7 +194,7 @@ func TestRunJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := []string{"--masters", c.MasterAddr(), "--cluster", c.Name(), "-n", "45", "-s", "300", "-k", "10",
-		"-l", "12", "-t", "3", "-c", "7", "--phase-seconds", "60", "--label", "test", "--json",
+		"-l", "12", "-t", "3", "-c", "7", "-w", "3", "--phase-seconds", "60", "--label", "test", "--json",
 		"--pids", pids, "--fsync-dir", t.TempDir()}
 	if code := run(ctx, args, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit status %d; stderr:\n%s", code, stderr.String())
@@ -223,7 +225,7 @@ func TestRunJSON(t *testing.T) {
 		order = append(order, k)
 	}
 	want := []key{{"yardstick", 0}, {"populate", 0}, {"load_cold", 1}, {"load_cold", 3}, {"load_warm", 1}, {"load_warm", 3},
-		{"small_commit", 0}, {"total", 0}}
+		{"small_commit", 0}, {"commit_goroutines", 3}, {"commit_clients", 3}, {"total", 0}}
 	if fmt.Sprint(order) != fmt.Sprint(want) {
 		t.Fatalf("metrics %v, want %v", order, want)
 	}
@@ -247,6 +249,11 @@ func TestRunJSON(t *testing.T) {
 	if sc7.N == nil || *sc7.N != 7 || sc7.CommitsPerS == nil || *sc7.CommitsPerS <= 0 || sc7.P50us == nil || sc7.PerCommit == nil {
 		t.Errorf("small_commit: %+v", sc7)
 	}
+	for _, k := range want[7:9] {
+		if l := got[k]; l.N == nil || *l.N != 7 || l.CommitsPerS == nil || *l.CommitsPerS <= 0 || l.P99us == nil {
+			t.Errorf("%v: %+v", k, l)
+		}
+	}
 	if tot := got[key{"total", 0}]; tot.OK == nil || !*tot.OK {
 		t.Errorf("total: %+v", tot)
 	}
@@ -263,8 +270,12 @@ func TestRunJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := singleObjectTxns(ctx, t, cl, last); n != 7 {
-		t.Errorf("%d objects are alone in their last transaction, want the 7 of the small commits", n)
+	// The small commits were real updates, and so were the concurrent
+	// ones: 7 by 3 goroutines, 7 by 3 clients, each committer updating
+	// its own objects; an object updated by more than one phase counts
+	// once.
+	if n := singleObjectTxns(ctx, t, cl, last); n < 7 || n > 21 {
+		t.Errorf("%d objects are alone in their last transaction, want from 7 to 21", n)
 	}
 }
 
@@ -313,7 +324,7 @@ func TestRunTable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
 	prof := filepath.Join(t.TempDir(), "cpu.prof")
-	args := []string{"--masters", c.MasterAddr(), "--cluster", c.Name(), "-n", "9", "-s", "10", "-k", "4", "-l", "100", "-t", "2", "-c", "2",
+	args := []string{"--masters", c.MasterAddr(), "--cluster", c.Name(), "-n", "9", "-s", "10", "-k", "4", "-l", "100", "-t", "2", "-c", "2", "-w", "2",
 		"--cpuprofile", prof}
 	if code := run(ctx, args, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit status %d; stderr:\n%s", code, stderr.String())
@@ -322,7 +333,7 @@ func TestRunTable(t *testing.T) {
 		t.Errorf("--cpuprofile: no profile written (%v)", err)
 	}
 	out := stdout.String()
-	for _, s := range []string{"metric", "raw round trip p50", "populate", "objects/s", "load_cold", "load_warm", "small_commit", "total", " ok", "cpu_us/op"} {
+	for _, s := range []string{"metric", "raw round trip p50", "populate", "commit_goroutines", "commit_clients", "objects/s", "load_cold", "load_warm", "small_commit", "total", " ok", "cpu_us/op"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("table lacks %q:\n%s", s, out)
 		}
@@ -340,7 +351,7 @@ func TestLoadLoopChecks(t *testing.T) {
 	c := neotest.Start(t, neotest.Options{Storages: 1, Partitions: 2})
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
-	o, err := parseArgs([]string{"--masters", c.MasterAddr(), "--cluster", c.Name(), "-n", "5", "-s", "20", "--json"}, io.Discard)
+	o, err := parseArgs([]string{"--masters", c.MasterAddr(), "--cluster", c.Name(), "-n", "5", "-s", "20", "-w", "2", "--json"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
