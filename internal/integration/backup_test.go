@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -112,22 +114,25 @@ func (c *slCluster) setState(st proto.ClusterState) {
 }
 
 // Our backup cluster of our cluster.
-func TestBackupGoOfGo(t *testing.T) { testBackup(t, "go", "go", true) }
+func TestBackupGoOfGo(t *testing.T) { testBackup(t, "go", "go", killBoth) }
 
 // Our backup cluster of neoppod's cluster.
-func TestBackupGoOfPy(t *testing.T) { testBackup(t, "py", "go", true) }
+func TestBackupGoOfPy(t *testing.T) { testBackup(t, "py", "go", killBoth) }
 
-// Neoppod's backup cluster of our cluster, without storage losses:
-// neoppod's backup stalls after the kill -9 of a storage on either side
-// (not understood yet, issue 12).
-func TestBackupPyOfGo(t *testing.T) { testBackup(t, "go", "py", false) }
+// Neoppod's backup cluster of our cluster. Only the upstream storage is
+// killed: a neoppod backup storage killed with SIGKILL loses object
+// records it had fetched (its commits are deferred) yet resumes past
+// them, and neoppod's backup of neoppod's cluster loses them the same
+// way (seen with this test's iterator comparison, 1 run in 3).
+func TestBackupPyOfGo(t *testing.T) { testBackup(t, "go", "py", killUpstream) }
 
 // testBackup: under a write load on the upstream cluster (of kind
-// upKind), a backup cluster (bkKind) catches up, through the kill -9
-// and restart of a storage on either side; it reaches the upstream's
-// last tid, serves read-only clients up to it, and STOPPING_BACKUP
-// brings it to RUNNING with the upstream's data, record by record.
-func testBackup(t *testing.T, upKind, bkKind string, kills bool) {
+// upKind), a backup cluster (bkKind) catches up through kills (kill
+// returns the last commit it waited for); it reaches the upstream's
+// last tid, serves read-only clients (ours and neoppod's) up to it, and
+// STOPPING_BACKUP brings it to RUNNING with the upstream's data, record
+// by record.
+func testBackup(t *testing.T, upKind, bkKind string, kill func(*testing.T, *slCluster, *slCluster, *gcLoop)) {
 	up := newSLCluster(t, upKind, 2, 1, 12)
 	loop := startLoop(t, up.masters, up.name, clientLogger(t, up.dir))
 	loop.waitAcks(time.Time{}, 20, "upstream commits before the backup")
@@ -141,11 +146,8 @@ func testBackup(t *testing.T, upKind, bkKind string, kills bool) {
 	first := loop.waitAcks(time.Now(), 20, "upstream commits while backing up")
 	bk.waitBackupTid("backup catching up", first.tid)
 
-	a := first
-	if kills {
-		a = killBoth(t, up, bk, loop)
-	}
-	a = loop.waitAcks(time.Now(), 10, "upstream commits at the end")
+	kill(t, up, bk, loop)
+	a := loop.waitAcks(time.Now(), 10, "upstream commits at the end")
 	loop.stop()
 
 	ctx := t.Context()
@@ -193,6 +195,7 @@ func testBackup(t *testing.T, upKind, bkKind string, kills bool) {
 		t.Fatal("read-only client of a backup cluster began a transaction")
 	}
 	ro.Close()
+	readOnlyNeoppod(t, bk, upLast, a.oid, a.tid)
 
 	bk.setState(proto.STOPPING_BACKUP)
 	bk.waitPT("backup cluster RUNNING after STOPPING_BACKUP", slWait, func(v ptView) bool {
@@ -205,6 +208,7 @@ func testBackup(t *testing.T, upKind, bkKind string, kills bool) {
 	if bkLast != upLast || bt != proto.InvalidTid {
 		t.Fatalf("former backup: last tid %v backup tid %v, want %v and none", bkLast, bt, upLast)
 	}
+	sameIterators(t, up, bk, upLast)
 	up.stop()
 	bk.stop()
 	if upKind != "go" || bkKind != "go" {
@@ -488,10 +492,17 @@ func TestBackupMonitoredByNeoppod(t *testing.T) {
 
 // killBoth kills with SIGKILL and restarts a storage of the backup, then
 // one of the upstream, under the write load, each time waiting for the
-// backup to follow; it returns the last commit waited for.
-func killBoth(t *testing.T, up, bk *slCluster, loop *gcLoop) gcAck {
+// backup to follow.
+func killBoth(t *testing.T, up, bk *slCluster, loop *gcLoop) {
 	t.Helper()
-	// A backup storage killed and restarted during the load.
+	killBackup(t, up, bk, loop)
+	killUpstream(t, up, bk, loop)
+}
+
+// killBackup kills with SIGKILL and restarts a storage of the backup
+// under the write load, waiting for the backup to follow.
+func killBackup(t *testing.T, up, bk *slCluster, loop *gcLoop) {
+	t.Helper()
 	bk.kill9(storageName(1))
 	bk.waitPT("backup storage lost", slWait, func(v ptView) bool {
 		return v.state == proto.BACKINGUP && !v.allUpToDate()
@@ -502,13 +513,99 @@ func killBoth(t *testing.T, up, bk *slCluster, loop *gcLoop) gcAck {
 	bk.waitPT("backup storage back", slWait, func(v ptView) bool {
 		return v.state == proto.BACKINGUP && v.allUpToDate()
 	})
-	// An upstream storage killed and restarted during the load.
+}
+
+// killUpstream kills with SIGKILL and restarts a storage of the upstream
+// under the write load, waiting for the backup to follow.
+func killUpstream(t *testing.T, up, bk *slCluster, loop *gcLoop) {
+	t.Helper()
 	up.kill9(storageName(0))
-	a = loop.waitAcks(time.Now(), 10, "upstream commits while an upstream storage is down")
+	a := loop.waitAcks(time.Now(), 10, "upstream commits while an upstream storage is down")
 	bk.waitBackupTid("backup with an upstream storage down", a.tid)
 	up.startStorage(0)
 	up.waitPT("upstream storage back", slWait, func(v ptView) bool {
 		return v.state == proto.RUNNING && v.allUpToDate()
 	})
-	return a
+}
+
+// sameIterators compares, record by record, the transaction iterators of
+// the upstream and of the former backup (both RUNNING) up to last: our
+// client's Iterate, and ZODB's iterator through neoppod's client.
+func sameIterators(t *testing.T, up, bk *slCluster, last proto.Tid) {
+	t.Helper()
+	ctx := t.Context()
+	open := func(c *slCluster) *client.TxnIter {
+		cl, err := client.Open(ctx, client.Config{Masters: c.masters, Cluster: c.name, ReadOnly: true,
+			Logger: clientLogger(t, c.dir)})
+		if err != nil {
+			t.Fatalf("client of %s: %v", c.name, err)
+		}
+		t.Cleanup(func() { cl.Close() })
+		return cl.Iterate(proto.ZeroTid, last)
+	}
+	ui, bi := open(up), open(bk)
+	defer ui.Close()
+	defer bi.Close()
+	n := 0
+	for ; ; n++ {
+		u, uerr := ui.Next(ctx)
+		b, berr := bi.Next(ctx)
+		if errors.Is(uerr, io.EOF) && errors.Is(berr, io.EOF) {
+			break
+		}
+		if uerr != nil || berr != nil {
+			t.Fatalf("transaction #%d: upstream %v, backup %v", n, uerr, berr)
+		}
+		if got, want := fmt.Sprintf("%+v", *b), fmt.Sprintf("%+v", *u); got != want {
+			t.Fatalf("transaction #%d differs:\n  upstream %s\n  backup   %s", n, want, got)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no transaction iterated")
+	}
+	pu, pb := iterDump(t, up.p, up.masters[0], up.name), iterDump(t, bk.p, bk.masters[0], bk.name)
+	if pu != pb {
+		a, b := strings.Split(pu, "\n"), strings.Split(pb, "\n")
+		t.Fatalf("neoppod's iterator differs (%d vs %d lines):\n%s", len(a), len(b), firstDiff(a, b))
+	}
+	t.Logf("iterators equal: %d transactions (our client), %d lines (neoppod's)", n, strings.Count(pu, "\n"))
+}
+
+// readOnlyPy checks, through neoppod's client with read_only, a backup
+// cluster: its last tid is at most argv[3], oid argv[4] loads with
+// serial argv[5], and a commit fails with ReadOnlyError.
+const readOnlyPy = `
+import sys
+from binascii import unhexlify
+from ZODB.POSException import ReadOnlyError
+from neo.client.Storage import Storage
+masters, name, maxtid, oid, serial = sys.argv[1:6]
+st = Storage(master_nodes=masters, name=name, read_only=True)
+last = st.lastTransaction()
+assert last <= unhexlify(maxtid), (last.hex(), maxtid)
+data, s = st.load(unhexlify(oid))
+assert s == unhexlify(serial), (s.hex(), serial)
+try:
+    st.tpc_begin(__import__('transaction').Transaction())
+except ReadOnlyError:
+    print('READONLY', last.hex())
+else:
+    sys.exit('tpc_begin accepted on a read-only backup')
+st.close()
+`
+
+// readOnlyNeoppod runs readOnlyPy against the backup cluster bk.
+func readOnlyNeoppod(t *testing.T, bk *slCluster, maxTid proto.Tid, oid proto.Oid, serial proto.Tid) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), goClientTimeout)
+	defer cancel()
+	hex := func(x uint64) string { return fmt.Sprintf("%016x", x) }
+	cmd := exec.CommandContext(ctx, bk.p.py, "-c", readOnlyPy, bk.masters[0], bk.name, hex(uint64(maxTid)), hex(uint64(oid)), hex(uint64(serial)))
+	cmd.Env = append(os.Environ(), bk.p.env()...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || !strings.HasPrefix(string(out), "READONLY ") {
+		t.Fatalf("neoppod's read-only client of the backup: %v\n%s%s", err, out, stderr.String())
+	}
 }
