@@ -3,7 +3,7 @@
 // they are imported in the background into its real backend.
 //
 // The configuration is neoppod's importer.conf (package importconf): the
-// first section names the destination backend (SQLite here), the others
+// first section names the destination backend (SQLite or MySQL), the others
 // the source databases, merged into one oid space with the renumbering of
 // package pickleref when there are several.
 //

@@ -195,7 +195,7 @@ func OpenConfig(ctx context.Context, conf *importconf.Config, opts Options) (_ *
 	}
 	var ok bool
 	if im.target, ok = im.Backend.(backend.BulkImporter); !ok {
-		return nil, fmt.Errorf("importer: destination %s %q: this backend cannot be the Importer's destination yet (it lacks backend.BulkImporter; SQLite has it)", conf.Main.Adapter, dsn)
+		return nil, fmt.Errorf("importer: destination %s %q: this backend cannot be the Importer's destination yet (it lacks backend.BulkImporter; SQLite and MySQL have it)", conf.Main.Adapter, dsn)
 	}
 	if err := im.setup(ctx); err != nil {
 		return nil, err

@@ -48,6 +48,21 @@ func SetConfig(ctx context.Context, tx Tx, key string, value *string) error {
 	return nil
 }
 
+// SetConfigs writes the config rows of m, deleting those whose value is
+// "" ([backend.BulkImporter]'s convention).
+func SetConfigs(ctx context.Context, tx Tx, m map[string]string) error {
+	for k, v := range m {
+		var value *string
+		if v != "" {
+			value = &v
+		}
+		if err := SetConfig(ctx, tx, k, value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // SetMeta writes the fields of m that [backend.Backend.SetMeta] saves.
 func SetMeta(ctx context.Context, tx Tx, m backend.Meta) error {
 	for _, kv := range m.ConfigValues() {

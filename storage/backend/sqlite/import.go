@@ -32,16 +32,7 @@ func (db *DB) ImportTransactions(ctx context.Context, txns []backend.TxnMeta, re
 		if err := db.importRecords(ctx, tx, np, records); err != nil {
 			return err
 		}
-		for k, v := range config {
-			var value *string
-			if v != "" { // "" deletes
-				value = &v
-			}
-			if err := sqlbackend.SetConfig(ctx, tx, k, value); err != nil {
-				return err
-			}
-		}
-		return nil
+		return sqlbackend.SetConfigs(ctx, tx, config)
 	})
 	if err != nil {
 		return fmt.Errorf("import %d transactions, %d records: %w", len(txns), len(records), err)
