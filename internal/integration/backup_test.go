@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -608,4 +609,117 @@ func readOnlyNeoppod(t *testing.T, bk *slCluster, maxTid proto.Tid, oid proto.Oi
 	if err != nil || !strings.HasPrefix(string(out), "READONLY ") {
 		t.Fatalf("neoppod's read-only client of the backup: %v\n%s%s", err, out, stderr.String())
 	}
+}
+
+// neoctl check of our backup cluster against its upstream (§8.9): clean
+// after catching up; then an object record deleted from the database of
+// a backup storage (stopped meanwhile) is reported by the check (the
+// master logs it: CORRUPTED cells are experimental, §8.6).
+func TestBackupCheck(t *testing.T) {
+	up := newSLCluster(t, "go", 2, 1, 4)
+	loop := startLoop(t, up.masters, up.name, clientLogger(t, up.dir))
+	loop.waitAcks(time.Time{}, 20, "upstream commits")
+	loop.stop()
+	upLast, _, err := up.ids(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bk := newBackupCluster(t, "go", up, 2, 1)
+	bk.waitBackupTid("backup caught up", upLast)
+	bk.checkBackup(upLast, 0, 1, 2, 3)
+	if corrupted := bk.logLines("master", `msg="partition corrupted"`); len(corrupted) > 0 {
+		t.Fatalf("check of a clean backup: %s", corrupted)
+	}
+
+	// A record of storage1 lost while it is stopped.
+	name := storageName(1)
+	stopProcs(t, []*goProc{bk.procs[name]})
+	delete(bk.procs, name)
+	db, err := sql.Open("sqlite", filepath.Join(bk.dir, name+".sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p uint32
+	var oid, tid int64
+	if err := db.QueryRow("SELECT partition, oid, tid FROM obj ORDER BY tid DESC LIMIT 1").Scan(&p, &oid, &tid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("DELETE FROM obj WHERE partition=? AND oid=? AND tid=?", p, oid, tid); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	bk.startStorage(1)
+	bk.waitPT("backup storage back", slWait, func(v ptView) bool {
+		return v.state == proto.BACKINGUP && v.allUpToDate()
+	})
+	bk.checkBackup(upLast, p)
+	var nid string
+	for _, l := range bk.logLines(name, `msg="identified to the primary master"`) {
+		nid = l[strings.LastIndex(l, " nid=")+len(" nid="):]
+	}
+	corrupted := bk.logLines("master", `msg="partition corrupted"`)
+	if len(corrupted) != 1 || !strings.HasSuffix(corrupted[0], fmt.Sprintf(" partition=%d nodes=[%s]", p, nid)) {
+		t.Fatalf("record %x@%x of partition %d deleted from %s: master reports %q", oid, tid, p, name, corrupted)
+	}
+	t.Logf("deleted record reported: %s", corrupted[0])
+}
+
+// checkBackup runs neoctl check of the partitions of backup cluster c
+// until each is checked up to maxTid or found corrupted (a check covers
+// what every cell has, which may be less while a cell catches up).
+func (c *slCluster) checkBackup(maxTid proto.Tid, parts ...uint32) {
+	c.t.Helper()
+	args := []string{"check"}
+	for _, p := range parts {
+		args = append(args, fmt.Sprintf("%d:", p))
+	}
+	deadline := time.Now().Add(slWait)
+	for {
+		const outcome = `msg="partition c` // checked, or corrupted
+		before := len(c.logLines("storage", outcome))
+		c.neoctl(args...)
+		done := map[uint32]bool{}
+		for time.Now().Before(deadline) {
+			lines := c.logLines("storage", outcome)
+			for _, l := range lines[min(before, len(lines)):] {
+				for _, p := range parts {
+					if strings.Contains(l, fmt.Sprintf(" partition=%d ", p)) {
+						done[p] = strings.Contains(l, "max_tid="+maxTid.String()) || strings.Contains(l, "corrupted")
+					}
+				}
+			}
+			if len(done) == len(parts) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		all := len(done) == len(parts)
+		for _, ok := range done {
+			all = all && ok
+		}
+		if all {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("check of %v not done up to %v after %v: %v; files in %s", parts, maxTid, slWait, done, c.dir)
+		}
+	}
+}
+
+// logLines returns the lines containing s in the logs of the nodes of c
+// whose name starts with prefix.
+func (c *slCluster) logLines(prefix, s string) []string {
+	var out []string
+	for name := range c.procs {
+		if !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		data, _ := os.ReadFile(filepath.Join(c.dir, name+".log"))
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.Contains(l, s) {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
 }
