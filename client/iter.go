@@ -301,7 +301,7 @@ func (c *Client) askPartition(ctx context.Context, part uint32, req, ans proto.M
 		c.mu.Lock()
 		var cand []proto.NodeID
 		if c.mu.master == mc && mc.pt != nil {
-			cand = c.readCandidatesLocked(mc.pt, part, time.Now())
+			cand = c.readCandidatesLocked(nil, mc.pt, part, time.Now())
 		}
 		c.mu.Unlock()
 		for _, nid := range cand {

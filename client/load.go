@@ -107,6 +107,7 @@ func (c *Client) load(ctx context.Context, oid proto.Oid, at, before proto.Tid) 
 	}
 	var lastErr error
 	failures := 0
+	var candBuf [4]proto.NodeID // replicas + 1 cells fit: no allocation
 	for round := 0; ; round++ {
 		c.mu.Lock()
 		var cand []proto.NodeID
@@ -114,7 +115,7 @@ func (c *Client) load(ctx context.Context, oid proto.Oid, at, before proto.Tid) 
 		filled := c.mu.master == mc && mc.pt != nil
 		if filled {
 			part = mc.pt.OidPartition(oid)
-			cand = c.readCandidatesLocked(mc.pt, part, time.Now())
+			cand = c.readCandidatesLocked(candBuf[:0], mc.pt, part, time.Now())
 		}
 		c.mu.Unlock()
 		if !filled {
@@ -124,11 +125,14 @@ func (c *Client) load(ctx context.Context, oid proto.Oid, at, before proto.Tid) 
 		sums := 0
 		for _, nid := range cand {
 			obj, err := c.loadFrom(ctx, nid, oid, at, before)
+			if err == nil {
+				return obj, nil
+			}
+			// Declared here, not before: errors.As makes them escape,
+			// which would cost two allocations to every load.
 			var ce *ChecksumError
 			var perr *proto.Error
 			switch {
-			case err == nil:
-				return obj, nil
 			case errors.As(err, &ce):
 				badSum = ce
 				sums++

@@ -219,15 +219,12 @@ func (mc *masterConn) handle(r *neonet.Request) {
 	}
 }
 
-// storageNodeForRead returns the candidates to read partition part, in
+// readCandidatesLocked returns the candidates to read partition part, in
 // the order to try them (cluster.md §7.2): readable cells, shuffled, the
-// nodes that failed recently last (the oldest failure first).
-func (c *Client) readCandidatesLocked(pt *parttab.Table, part uint32, now time.Time) []proto.NodeID {
-	cells := pt.ReadableCells(part)
-	nids := make([]proto.NodeID, 0, len(cells))
-	for _, cell := range cells {
-		nids = append(nids, cell.NID)
-	}
+// nodes that failed recently last (the oldest failure first). They are
+// in dst's array if it is big enough (a load's stack, no allocation).
+func (c *Client) readCandidatesLocked(dst []proto.NodeID, pt *parttab.Table, part uint32, now time.Time) []proto.NodeID {
+	nids := pt.AppendReadableNodes(dst[:0], part)
 	if len(nids) > 1 {
 		randShuffle(nids)
 		slices.SortStableFunc(nids, func(a, b proto.NodeID) int {

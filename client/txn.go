@@ -630,7 +630,7 @@ func (c *Client) finalTID(ctx context.Context, ttid proto.Tid, cause error) (pro
 		c.mu.Lock()
 		var cand []proto.NodeID
 		if pt, _ := c.stateLocked(); pt != nil {
-			cand = c.readCandidatesLocked(pt, pt.TidPartition(ttid), time.Now())
+			cand = c.readCandidatesLocked(nil, pt, pt.TidPartition(ttid), time.Now())
 		}
 		c.mu.Unlock()
 		for _, nid := range cand {

@@ -409,6 +409,10 @@ func TestReadableCellsAndOffsets(t *testing.T) {
 	if got := tab.ReadableCells(0); !slices.Equal(got, []Cell{{1, proto.UP_TO_DATE}, {3, proto.FEEDING}}) {
 		t.Errorf("ReadableCells(0) = %v", got)
 	}
+	buf := []proto.NodeID{9}
+	if got := tab.AppendReadableNodes(buf, 0); !slices.Equal(got, []proto.NodeID{9, 1, 3}) {
+		t.Errorf("AppendReadableNodes([9], 0) = %v", got)
+	}
 	if got := tab.ReadableOffsets(2); !slices.Equal(got, []uint32{1}) {
 		t.Errorf("ReadableOffsets(S2) = %v", got)
 	}

@@ -211,6 +211,18 @@ func (t *Table) ReadableCells(offset uint32) []Cell {
 	return cells
 }
 
+// AppendReadableNodes appends to dst the nodes of the readable cells of
+// partition offset: ReadableCells without an allocation, for the reads
+// of a client.
+func (t *Table) AppendReadableNodes(dst []proto.NodeID, offset uint32) []proto.NodeID {
+	for _, c := range t.rows[offset] {
+		if c.Readable() {
+			dst = append(dst, c.NID)
+		}
+	}
+	return dst
+}
+
 // Cell returns the cell of node nid in partition offset.
 func (t *Table) Cell(offset uint32, nid proto.NodeID) (Cell, bool) {
 	if i := t.index(offset, nid); i >= 0 {
