@@ -43,8 +43,12 @@ type Config struct {
 	ReconnectDelay time.Duration
 	// Logger receives the node's events; nil discards them.
 	Logger *slog.Logger
-	// NetObserver, if set, is told of the traffic of every link (metrics).
+	// NetObserver, if set, is told of the traffic of every link (metrics,
+	// the log file's packets).
 	NetObserver neonet.Observer
+	// FlushLog, if set, writes out the buffered records of the node's log
+	// file: called on FlushLog (neoctl flush_log), on its own goroutine.
+	FlushLog func()
 }
 
 // MonitorConfig is neoadmin's --monitor-* and --smtp* options (cluster.md

@@ -59,6 +59,9 @@ func (n *Node) serveCtl(req *neonet.Request) {
 		return
 	case *proto.FlushLog:
 		n.mu.Unlock()
+		if n.cfg.FlushLog != nil {
+			go n.cfg.FlushLog()
+		}
 		if err := master.Send(&proto.FlushLog{}); err != nil {
 			n.log.Debug("forward FlushLog", "err", err)
 		}

@@ -271,7 +271,9 @@ func (ml *masterLink) apply(m proto.Msg) {
 	default:
 		switch m := m.(type) {
 		case *proto.FlushLog:
-			// Our log is not buffered: nothing to flush.
+			if n.cfg.FlushLog != nil {
+				go n.cfg.FlushLog()
+			}
 		case *proto.NotifyUpstreamAdmin:
 			n.mu.Lock()
 			if !n.mu.done {

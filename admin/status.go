@@ -1,8 +1,11 @@
 package admin
 
 import (
+	"fmt"
 	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
+	"log/slog"
+	"strings"
 )
 
 // Status is a snapshot of the admin's view of the cluster, for health
@@ -38,4 +41,25 @@ func (n *Node) Status() Status {
 		st.PTid, st.NumReplicas, st.Rows = v.pt.PTid(), v.pt.NumReplicas(), v.pt.Rows()
 	}
 	return st
+}
+
+// LogState logs the admin's view of the cluster (SIGRTMIN+2): primary,
+// cluster state, node table and partition table.
+func (n *Node) LogState(log *slog.Logger) {
+	st := n.Status()
+	cs := "None"
+	if s, ok := st.ClusterState.Get(); ok {
+		cs = s.String()
+	}
+	log.Info("state", "primary", st.Primary.String(), "cluster_state", cs, "ptid", uint64(st.PTid), "replicas", st.NumReplicas)
+	for _, e := range st.Nodes {
+		log.Info("node", "nid", e.NID.String(), "type", e.Type.String(), "addr", e.Addr.String(), "state", e.State.String())
+	}
+	for p, row := range st.Rows {
+		cells := make([]string, len(row))
+		for i, c := range row {
+			cells[i] = fmt.Sprintf("%s:%s", c.NID, c.State)
+		}
+		log.Info("partition", "offset", p, "cells", strings.Join(cells, " "))
+	}
 }

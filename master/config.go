@@ -46,8 +46,12 @@ type Config struct {
 	TLS *neonet.TLSConfig
 	// Logger receives the node's log; nil discards it.
 	Logger *slog.Logger
-	// NetObserver, if set, is told of the traffic of every link (metrics).
+	// NetObserver, if set, is told of the traffic of every link (metrics,
+	// the log file's packets).
 	NetObserver neonet.Observer
+	// FlushLog, if set, writes out the buffered records of the node's log
+	// file: called on FlushLog (neoctl flush_log), on its own goroutine.
+	FlushLog func()
 	// Now returns the current time; nil means time.Now. It feeds the
 	// master's monotonic clock (node timestamps) and TID generation.
 	Now func() time.Time

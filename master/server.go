@@ -276,6 +276,10 @@ func (s *Server) Run(ctx context.Context) error {
 				if err := saveMasterList(cfg.DynamicMasterList, e.Masters); err != nil {
 					s.log.Error("failed saving the list of master nodes", "path", cfg.DynamicMasterList, "err", err)
 				}
+			case core.FlushLog:
+				if cfg.FlushLog != nil {
+					go cfg.FlushLog() // off the loop: it writes the file
+				}
 			case core.StopListening:
 				ln.Close()
 				listening = false

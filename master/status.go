@@ -1,6 +1,8 @@
 package master
 
 import (
+	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/neogo/neo/master/core"
@@ -43,4 +45,18 @@ func (s *Server) publish(m *core.Machine) {
 	if old == nil || *old != st {
 		s.status.Store(&st)
 	}
+}
+
+// LogState logs the master's state (SIGRTMIN+2): its id, the cluster
+// state, its tables' counters, the transactions in progress, last ids.
+func (s *Server) LogState(log *slog.Logger) {
+	st, ok := s.Status()
+	if !ok {
+		log.Info("state: not running")
+		return
+	}
+	x := st.Stats
+	log.Info("state", "nid", st.NID.String(), "cluster_state", st.ClusterState.String(), "primary", x.Primary,
+		"nodes_by_type_and_state", fmt.Sprint(x.Nodes), "cells_by_state", fmt.Sprint(x.Cells), "partitions", x.Partitions,
+		"transactions", x.Transactions, "last_tid", x.LastTid.String(), "last_oid", x.LastOid.String())
 }

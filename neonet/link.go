@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/neogo/neo/proto"
 )
 
 // This file holds the link's lifecycle: creation, close and errors. The
@@ -133,6 +135,10 @@ type Link struct {
 
 	obs *observing // nil without Config.Observer
 
+	// peerID is the node id of the peer once the node knows it (see
+	// [Link.SetPeerID]), for the node's log; 0 until then.
+	peerID atomic.Int32
+
 	// Lifecycle.
 	closing atomic.Bool   // set once, under mu, when the close starts
 	done    chan struct{} // closed when the reader and writer goroutines have exited
@@ -171,6 +177,7 @@ func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
 	l.wmu.cond.L = &l.wmu.Mutex
 	if cfg.Observer != nil {
 		l.obs = &observing{obs: cfg.Observer, serving: make(map[uint32]served)}
+		l.obs.pl, _ = cfg.Observer.(PacketLogger)
 		cfg.Observer.LinkOpened()
 	}
 	l.mu.pending = make(map[uint32]*Call)
@@ -195,6 +202,13 @@ func (l *Link) RemoteAddr() net.Addr { return l.conn.RemoteAddr() }
 func (l *Link) String() string {
 	return l.conn.LocalAddr().String() + "-" + l.conn.RemoteAddr().String()
 }
+
+// SetPeerID records the node id of the peer, once the identification
+// told it, so that the node's log names the peer of each packet.
+func (l *Link) SetPeerID(id proto.NodeID) { l.peerID.Store(int32(id)) }
+
+// PeerID returns the id given to [Link.SetPeerID], 0 before.
+func (l *Link) PeerID() proto.NodeID { return proto.NodeID(l.peerID.Load()) }
 
 // Done returns a channel closed once the link is closed and its
 // goroutines have exited.

@@ -213,7 +213,7 @@ func (l *Link) dispatch(frame []byte) bool {
 		return false
 	}
 	if l.obs != nil {
-		l.obs.received(id, code, len(frame))
+		l.obs.received(l, id, code, args, len(frame))
 	}
 	if code&proto.ResponseMask != 0 {
 		return l.dispatchAnswer(id, code, args)

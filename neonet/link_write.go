@@ -119,7 +119,7 @@ func (l *Link) appendLocked(id uint32, m proto.Msg) {
 	n := len(l.wmu.buf)
 	l.wmu.buf = proto.AppendPacket(l.wmu.buf, id, m)
 	if l.obs != nil {
-		l.obs.sent(id, m.NEOMsgCode(), len(l.wmu.buf)-n)
+		l.obs.sent(l, id, m.NEOMsgCode(), l.wmu.buf[n:])
 	}
 }
 

@@ -29,6 +29,94 @@ type Observer interface {
 	LinkClosed()
 }
 
+// PacketLogger is an Observer that also records each packet itself (the
+// node's log, package internal/nodelog): the link it went through,
+// whether it was sent, its id, code and msgpack arguments. args is only
+// valid during the call. Like the Observer's, LogPacket is called under
+// the link's locks and must be cheap and never block.
+type PacketLogger interface {
+	Observer
+	LogPacket(l *Link, sent bool, id uint32, code uint16, args []byte)
+}
+
+// Observers returns an Observer telling each of obs (nil ones skipped)
+// what the links tell it; a PacketLogger among them gets the packets too.
+// It returns nil for none, the observer itself for one.
+func Observers(obs ...Observer) Observer {
+	var m multiObserver
+	for _, o := range obs {
+		if o == nil {
+			continue
+		}
+		m.all = append(m.all, o)
+		if pl, ok := o.(PacketLogger); ok {
+			m.loggers = append(m.loggers, pl)
+		}
+	}
+	switch {
+	case len(m.all) == 0:
+		return nil
+	case len(m.all) == 1:
+		return m.all[0]
+	case len(m.loggers) == 0:
+		return m.all
+	}
+	return &m
+}
+
+// observerList fans out the Observer calls.
+type observerList []Observer
+
+func (s observerList) PacketSent(code uint16, size int) {
+	for _, o := range s {
+		o.PacketSent(code, size)
+	}
+}
+
+func (s observerList) PacketReceived(code uint16, size int) {
+	for _, o := range s {
+		o.PacketReceived(code, size)
+	}
+}
+
+func (s observerList) RequestServed(code uint16, d time.Duration) {
+	for _, o := range s {
+		o.RequestServed(code, d)
+	}
+}
+
+func (s observerList) LinkOpened() {
+	for _, o := range s {
+		o.LinkOpened()
+	}
+}
+
+func (s observerList) LinkClosed() {
+	for _, o := range s {
+		o.LinkClosed()
+	}
+}
+
+// multiObserver is an observerList with packet loggers among them.
+type multiObserver struct {
+	all     observerList
+	loggers []PacketLogger
+}
+
+func (m *multiObserver) PacketSent(code uint16, size int)     { m.all.PacketSent(code, size) }
+func (m *multiObserver) PacketReceived(code uint16, size int) { m.all.PacketReceived(code, size) }
+func (m *multiObserver) RequestServed(code uint16, d time.Duration) {
+	m.all.RequestServed(code, d)
+}
+func (m *multiObserver) LinkOpened() { m.all.LinkOpened() }
+func (m *multiObserver) LinkClosed() { m.all.LinkClosed() }
+
+func (m *multiObserver) LogPacket(l *Link, sent bool, id uint32, code uint16, args []byte) {
+	for _, pl := range m.loggers {
+		pl.LogPacket(l, sent, id, code, args)
+	}
+}
+
 // maxServing bounds the requests of the peer a link remembers the receipt
 // of: a request never answered (Truncate, which the master sends as a
 // notification) must not grow the table without end. Past it, requests
@@ -44,6 +132,7 @@ type served struct {
 // observing is a link's state for its Observer.
 type observing struct {
 	obs Observer
+	pl  PacketLogger // obs, if it is one
 	mu  sync.Mutex
 	// serving maps the ids of the peer's requests being served to their
 	// receipt; the answer carries the same id.
@@ -52,8 +141,11 @@ type observing struct {
 
 // received records a received packet; a request is remembered until its
 // answer is sent.
-func (o *observing) received(id uint32, code uint16, size int) {
+func (o *observing) received(l *Link, id uint32, code uint16, args []byte, size int) {
 	o.obs.PacketReceived(code, size)
+	if o.pl != nil {
+		o.pl.LogPacket(l, false, id, code, args)
+	}
 	if code&proto.ResponseMask != 0 {
 		return
 	}
@@ -69,8 +161,13 @@ func (o *observing) received(id uint32, code uint16, size int) {
 }
 
 // sent records a sent packet; an answer ends the request of the same id.
-func (o *observing) sent(id uint32, code uint16, size int) {
-	o.obs.PacketSent(code, size)
+func (o *observing) sent(l *Link, id uint32, code uint16, packet []byte) {
+	o.obs.PacketSent(code, len(packet))
+	if o.pl != nil {
+		if _, _, args, err := proto.DecodeHeader(packet); err == nil {
+			o.pl.LogPacket(l, true, id, code, args)
+		}
+	}
 	if code&proto.ResponseMask == 0 {
 		return
 	}

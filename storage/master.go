@@ -299,7 +299,13 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		}
 		return nil
 
-	case *proto.AnswerUnfinishedTransactions, *proto.NotifyRepair, *proto.FlushLog:
+	case *proto.FlushLog:
+		if n.cfg.FlushLog != nil {
+			go n.cfg.FlushLog()
+		}
+		return nil
+
+	case *proto.AnswerUnfinishedTransactions, *proto.NotifyRepair:
 		return nil
 
 	case *proto.CheckPartition:

@@ -1,6 +1,10 @@
 package storage
 
 import (
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/neogo/neo/proto"
@@ -40,4 +44,17 @@ func (n *Node) Status() Status {
 		}
 	}
 	return st
+}
+
+// LogState logs the node's state (SIGRTMIN+2): its id, whether it is
+// operational, its cells by state and its counters.
+func (n *Node) LogState(log *slog.Logger) {
+	st := n.Status()
+	cells := make([]string, 0, len(st.Cells))
+	for s, c := range st.Cells {
+		cells = append(cells, fmt.Sprintf("%s:%d", s, c))
+	}
+	slices.Sort(cells)
+	log.Info("state", "nid", st.NID.String(), "operational", st.Operational, "cells", strings.Join(cells, ","),
+		"conflicts", st.Conflicts, "deadlocks", st.Deadlocks)
 }

@@ -43,8 +43,12 @@ type Config struct {
 	// ReconnectDelay is the pause between two attempts to reach the same
 	// master. Zero means DefaultReconnectDelay.
 	ReconnectDelay time.Duration
-	// NetObserver, if set, is told of the traffic of every link (metrics).
+	// NetObserver, if set, is told of the traffic of every link (metrics,
+	// the log file's packets).
 	NetObserver neonet.Observer
+	// FlushLog, if set, writes out the buffered records of the node's log
+	// file: called on FlushLog (neoctl flush_log), on its own goroutine.
+	FlushLog func()
 }
 
 // Validate checks the configuration and names the faulty field.

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
@@ -97,9 +96,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Options: adminOptions(),
 		Role:    "admin",
 		Config:  configFromOptions,
-		New: func(cfg admin.Config, log *slog.Logger, h *nodehttp.Handler) (cliopt.Node, error) {
+		New: func(cfg admin.Config, nl *cliopt.NodeLog, h *nodehttp.Handler) (cliopt.Node, error) {
+			log := nl.Logger
 			cfg.Logger = log
-			cfg.NetObserver = h.NetObserver()
+			cfg.NetObserver = nl.Observer(h.NetObserver())
+			cfg.FlushLog = nl.Flush
 			n, err := admin.NewNode(cfg)
 			if err == nil && h != nil {
 				h.SetAdmin(n)

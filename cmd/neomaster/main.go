@@ -16,7 +16,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
@@ -103,9 +102,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Options: masterOptions(),
 		Role:    "master",
 		Config:  configFromOptions,
-		New: func(cfg master.Config, log *slog.Logger, h *nodehttp.Handler) (cliopt.Node, error) {
-			cfg.Logger = log
-			cfg.NetObserver = h.NetObserver()
+		New: func(cfg master.Config, nl *cliopt.NodeLog, h *nodehttp.Handler) (cliopt.Node, error) {
+			cfg.Logger = nl.Logger
+			cfg.NetObserver = nl.Observer(h.NetObserver())
+			cfg.FlushLog = nl.Flush
 			s, err := master.NewServer(cfg)
 			if err == nil {
 				h.SetMaster(s)

@@ -96,12 +96,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var log *slog.Logger
 	if values["logfile"] != "" {
-		l, closeLog, err := p.Logger(values["logfile"], stderr)
+		nl, err := p.Logger(values["logfile"], stderr)
 		if err != nil {
 			return p.Fail(stderr, err)
 		}
-		defer closeLog()
-		log = l
+		defer nl.Close()
+		defer nl.HandleSignals(ctx, nil)()
+		log = nl.Logger
 	} else {
 		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}

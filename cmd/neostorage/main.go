@@ -97,11 +97,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 // runStorage runs the node; an error is also logged, so that the log file
 // says why the node exited.
 func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err error) {
-	log, closeLog, err := p.Logger(opts["logfile"], stderr)
+	nl, err := p.Logger(opts["logfile"], stderr)
 	if err != nil {
 		return fmt.Errorf("open log file: %w", err)
 	}
-	defer closeLog()
+	defer nl.Close()
+	defer nl.PreMortem(nil)
+	log := nl.Logger
 	if _, ok := opts["logfile"]; ok {
 		defer func() {
 			if err != nil {
@@ -206,7 +208,8 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 		DisablePack:           disablePack,
 		DisableDropPartitions: disableDrop,
 		Logger:                log.With("cluster", opts["cluster"]),
-		NetObserver:           h.NetObserver(),
+		NetObserver:           nl.Observer(h.NetObserver()),
+		FlushLog:              nl.Flush,
 	})
 	if err != nil {
 		db.Close()
@@ -219,6 +222,7 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 		return err
 	}
 	defer stopHTTP()
+	defer nl.HandleSignals(ctx, node.LogState)()
 	err = node.Run(ctx)
 	switch {
 	case errors.Is(err, storage.ErrOtherCluster):

@@ -2,7 +2,9 @@ package cliopt
 
 import (
 	"bytes"
+	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -251,22 +253,41 @@ func TestUnknownConfigKey(t *testing.T) {
 		t.Errorf("warnings %q, stderr %q", p.Warnings, errb.String())
 	}
 	logfile := filepath.Join(t.TempDir(), "neo.log")
-	log, closeLog, err := p.Logger(logfile, &errb, "node", "test")
+	errb.Reset()
+	log, err := p.Logger(logfile, &errb, "node", "test")
 	if err != nil {
 		t.Fatal(err)
 	}
 	log.Info("started")
-	if err := closeLog(); err != nil {
+	if err := log.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(logfile)
-	if !strings.Contains(string(b), "level=WARN msg=\""+w+"\" node=test\n") || !strings.Contains(string(b), "msg=started node=test\n") {
-		t.Errorf("log file:\n%s", b)
+	if !strings.Contains(errb.String(), "level=WARN msg=\""+w+"\" node=test\n") || !strings.Contains(errb.String(), "msg=started node=test\n") {
+		t.Errorf("stderr:\n%s", errb.String())
+	}
+	db, err := sql.Open("sqlite", logfile) // the driver nodelog uses
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT level, msg FROM log ORDER BY date")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got string
+	for rows.Next() {
+		var level int
+		var msg string
+		rows.Scan(&level, &msg)
+		got += fmt.Sprintf("%d|%s\n", level, msg)
+	}
+	if want := "30|" + w + " node=test\n20|started node=test\n"; got != want {
+		t.Errorf("log file:\n%s\nwant\n%s", got, want)
 	}
 }
 
 func TestLoggerOpenError(t *testing.T) {
-	_, _, err := testParser().Logger(filepath.Join(t.TempDir(), "no", "dir.log"), &bytes.Buffer{})
+	_, err := testParser().Logger(filepath.Join(t.TempDir(), "no", "dir.log"), &bytes.Buffer{})
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("err %v, want not exist", err)
 	}

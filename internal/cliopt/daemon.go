@@ -8,9 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/neogo/neo/internal/nodehttp"
+	"github.com/neogo/neo/internal/nodelog"
 	"github.com/neogo/neo/neonet"
 )
 
@@ -46,30 +48,74 @@ func (p *Parser) Fail(stderr io.Writer, err error) int {
 	return 1
 }
 
-// Logger returns the daemon's logger: text lines appended to logfile, or
-// written to stderr when logfile is "", at debug level when the
-// environment sets NEO_DEBUG. The logger has attrs, and has logged the
-// parser's warnings, so that the log file says them too. closeLog closes the
-// log file.
-func (p *Parser) Logger(logfile string, stderr io.Writer, attrs ...any) (log *slog.Logger, closeLog func() error, err error) {
-	w, closeLog := stderr, func() error { return nil }
-	if logfile != "" {
-		f, err := os.OpenFile(logfile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return nil, nil, err
-		}
-		w, closeLog = f, f.Close
-	}
+// NodeLog is a command's log: a slog.Logger writing readable text to
+// stderr and, with -l PATH, every record to the log file in neoppod's
+// SQLite format (package nodelog).
+type NodeLog struct {
+	*slog.Logger
+	File *nodelog.Log // nil without a log file
+}
+
+// Logger returns the command's log: text lines on stderr (at debug level
+// when the environment sets NEO_DEBUG, else info) and, when logfile is not
+// "", every record in that log file. The logger has attrs, and has logged
+// the parser's warnings, so that the log file says them too. The caller
+// closes it.
+func (p *Parser) Logger(logfile string, stderr io.Writer, attrs ...any) (*NodeLog, error) {
 	level := slog.LevelInfo
 	if os.Getenv("NEO_DEBUG") != "" {
 		level = slog.LevelDebug
 	}
-	log = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With(attrs...)
-	for _, m := range p.Warnings {
-		log.Warn(m)
+	var h slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	l := &NodeLog{}
+	if logfile != "" {
+		f, err := nodelog.Open(logfile, nodelog.Options{})
+		if err != nil {
+			return nil, err
+		}
+		l.File, h = f, f.Handler(h)
 	}
-	return log, closeLog, nil
+	l.Logger = slog.New(h).With(attrs...)
+	for _, m := range p.Warnings {
+		l.Warn(m)
+	}
+	return l, nil
 }
+
+// Observer returns obs (which may be nil) combined with the recording of
+// every packet in the log file, if any: what to give the node's links.
+func (l *NodeLog) Observer(obs neonet.Observer) neonet.Observer {
+	if l.File == nil {
+		return obs
+	}
+	return neonet.Observers(obs, l.File.Observer())
+}
+
+// Flush writes the records buffered for the log file (neoctl flush_log).
+func (l *NodeLog) Flush() { l.File.Flush() }
+
+// HandleSignals handles the log signals (SIGRTMIN...SIGRTMIN+2, package
+// nodelog) until stop is called; dump, if not nil, logs the node's state.
+func (l *NodeLog) HandleSignals(ctx context.Context, dump func(*slog.Logger)) (stop func()) {
+	return nodelog.HandleSignals(ctx, l.File, l.Logger, dump)
+}
+
+// PreMortem logs, at error level (which writes the log file out), why the
+// node ends: err, and the panic being recovered if any, with its stack;
+// neoppod's "Pre-mortem data". A panic is raised again.
+func (l *NodeLog) PreMortem(err error) {
+	if r := recover(); r != nil {
+		l.Error("Pre-mortem data:", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		l.Close()
+		panic(r)
+	}
+	if err != nil {
+		l.Error("Pre-mortem data:", "err", err)
+	}
+}
+
+// Close writes the buffered records and closes the log file.
+func (l *NodeLog) Close() error { return l.File.Close() }
 
 // ServerOptions returns the options that neoppod's server nodes (master,
 // admin) take before their own, in neoppod's order (its BaseApplication
@@ -154,6 +200,12 @@ type Node interface {
 	Run(ctx context.Context) error
 }
 
+// StateDumper is a Node that can log its state (links, node table,
+// partition table, transactions), on SIGRTMIN+2.
+type StateDumper interface {
+	LogState(log *slog.Logger)
+}
+
 // Daemon is the run of a daemon whose config says everything it needs
 // (neomaster, neoadmin): parse the command line, make the config, open
 // the log, make the node and run it until it stops.
@@ -164,11 +216,11 @@ type Daemon[C any] struct {
 	// Config turns the option values into the node's config and the
 	// path of its log file ("" for stderr).
 	Config func(values map[string]string) (cfg C, logfile string, err error)
-	// New makes the node of cfg, which logs to log. With --http, h is
-	// the node's HTTP side, to give its links as observer
-	// ([nodehttp.Handler.NetObserver]) and to attach the node to; else
-	// h is nil, which both accept.
-	New func(cfg C, log *slog.Logger, h *nodehttp.Handler) (Node, error)
+	// New makes the node of cfg, which logs to log, whose links have
+	// log.Observer(h.NetObserver()) as observer, and which flushes log
+	// on FlushLog. With --http, h is the node's HTTP side, to attach
+	// the node to; else h is nil, which its methods accept.
+	New func(cfg C, log *NodeLog, h *nodehttp.Handler) (Node, error)
 	// Stopped, if not nil, says which errors of the node's Run are a
 	// normal end of the daemon, besides nil and [context.Canceled].
 	Stopped func(err error) bool
@@ -189,13 +241,15 @@ func (d *Daemon[C]) Run(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return p.Fail(stderr, err)
 	}
-	log, closeLog, err := p.Logger(logfile, stderr, "node", d.Role, "cluster", values["cluster"])
+	nl, err := p.Logger(logfile, stderr, "node", d.Role, "cluster", values["cluster"])
 	if err != nil {
 		return p.Fail(stderr, err)
 	}
-	defer closeLog()
+	defer nl.Close()
+	defer nl.PreMortem(nil)
+	log := nl.Logger
 	h := NewHTTP(values)
-	node, err := d.New(cfg, log, h)
+	node, err := d.New(cfg, nl, h)
 	if err != nil {
 		log.Error(d.Role+" not started", "err", err)
 		return p.Fail(stderr, err)
@@ -206,11 +260,17 @@ func (d *Daemon[C]) Run(ctx context.Context, args []string, stdout, stderr io.Wr
 		return p.Fail(stderr, err)
 	}
 	defer stopHTTP()
+	var dump func(*slog.Logger)
+	if sd, ok := node.(StateDumper); ok {
+		dump = sd.LogState
+	}
+	defer nl.HandleSignals(ctx, dump)()
 	err = node.Run(ctx)
 	if err == nil || errors.Is(err, context.Canceled) || d.Stopped != nil && d.Stopped(err) {
 		return 0
 	}
 	log.Error(d.Role+" stopped", "err", err)
+	nl.PreMortem(err)
 	return p.Fail(stderr, err)
 }
 

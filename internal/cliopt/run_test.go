@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"log/slog"
 	"strings"
 	"testing"
 
@@ -29,7 +28,7 @@ func testDaemon(newErr, runErr error) *Daemon[string] {
 			}
 			return v["cluster"], v["logfile"], nil
 		},
-		New: func(cfg string, log *slog.Logger, _ *nodehttp.Handler) (Node, error) {
+		New: func(cfg string, log *NodeLog, _ *nodehttp.Handler) (Node, error) {
 			if newErr != nil {
 				return nil, newErr
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -96,9 +97,12 @@ const (
 	// [Recv] events; the end of the link, or of an aborted search, as a
 	// [Closed] event.
 	DialUpstream
+	// FlushLog asks to write out the buffered records of the node's log
+	// file (a FlushLog was received).
+	FlushLog
 )
 
-var effectNames = [...]string{"", "send", "reply", "ask", "abort", "stop-listening", "exit", "save-masters", "dial", "dial-upstream"}
+var effectNames = [...]string{"", "send", "reply", "ask", "abort", "stop-listening", "exit", "save-masters", "dial", "dial-upstream", "flush-log"}
 
 func (k EffectKind) String() string { return effectNames[k] }
 
@@ -506,6 +510,17 @@ func (c *Machine) send(n *node, m proto.Msg) {
 	}
 }
 
+// flushLog relays a FlushLog received on link from to every other link,
+// then asks the driver to flush our log, as neoppod's master does.
+func (c *Machine) flushLog(from ConnID) {
+	for _, id := range slices.Sorted(maps.Keys(c.conns)) {
+		if k := c.conns[id]; id != from && !k.aborted {
+			c.out = append(c.out, Effect{Kind: Send, Conn: id, Msg: &proto.FlushLog{}})
+		}
+	}
+	c.out = append(c.out, Effect{Kind: FlushLog})
+}
+
 func (c *Machine) replyTo(cn ConnID, msgID uint32, m proto.Msg) {
 	if k := c.conns[cn]; k != nil && !k.aborted {
 		c.out = append(c.out, Effect{Kind: Reply, Conn: cn, MsgID: msgID, Msg: m})
@@ -858,7 +873,7 @@ func (c *Machine) runDeferred() {
 // dispatch routes a packet from an identified node to its handler.
 func (c *Machine) dispatch(n *node, ev Recv) error {
 	// Requests every handler answers (neoppod's MasterHandler).
-	switch m := ev.Msg.(type) {
+	switch ev.Msg.(type) {
 	case *proto.AskClusterState:
 		c.replyTo(n.conn.id, ev.MsgID, &proto.AnswerClusterState{State: proto.Some(c.state)})
 		return nil
@@ -884,7 +899,7 @@ func (c *Machine) dispatch(n *node, ev Recv) error {
 		c.replyTo(n.conn.id, ev.MsgID, &proto.AnswerLastTransaction{Tid: tid})
 		return nil
 	case *proto.FlushLog:
-		_ = m
+		c.flushLog(n.conn.id)
 		return nil
 	}
 	switch n.Type {

@@ -233,6 +233,7 @@ func (c *Machine) recvDialed(k *conn, ev Recv) {
 	case *proto.Ping:
 		c.replyTo(k.id, ev.MsgID, &proto.Pong{})
 	case *proto.FlushLog:
+		c.out = append(c.out, Effect{Kind: FlushLog})
 	default:
 		c.log.Warn("unexpected packet from a master", "addr", k.peer.Addr.String(), "msg", proto.MsgName(ev.Msg.NEOMsgCode()))
 		e := proto.Error{Code: proto.PROTOCOL_ERROR, Message: "unexpected packet"}

@@ -1,0 +1,34 @@
+package nodelog
+
+import (
+	"time"
+
+	"github.com/neogo/neo/neonet"
+)
+
+// Observer returns the links' observer that records every packet sent and
+// received in the log (see [neonet.PacketLogger]); combine it with other
+// observers with [neonet.Observers].
+func (l *Log) Observer() neonet.Observer { return (*packetObserver)(l) }
+
+// packetObserver is a Log seen as a link observer: it only logs packets.
+type packetObserver Log
+
+func (o *packetObserver) PacketSent(uint16, int)              {}
+func (o *packetObserver) PacketReceived(uint16, int)          {}
+func (o *packetObserver) RequestServed(uint16, time.Duration) {}
+func (o *packetObserver) LinkOpened()                         {}
+func (o *packetObserver) LinkClosed()                         {}
+
+// LogPacket queues the packet with a copy of its arguments, unless they
+// are larger than the limit ([Options.MaxPacket]).
+func (o *packetObserver) LogPacket(link *neonet.Link, sent bool, id uint32, code uint16, args []byte) {
+	l := (*Log)(o)
+	r := record{date: unixNow(), packet: true, sent: sent, id: id, code: code, peer: link.PeerID(), addr: link.RemoteAddr()}
+	if len(args) > l.maxPacket {
+		r.nbody = true
+	} else {
+		r.body = append([]byte(nil), args...)
+	}
+	l.add(r)
+}

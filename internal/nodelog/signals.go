@@ -1,0 +1,60 @@
+package nodelog
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// SIGRTMIN as the C library (glibc) numbers it, and Python and kill(1)
+// with it: neoppod's and neolog's "SIGRTMIN" (signals 32 and 33 are the
+// C library's own). Go's syscall package names no real-time signal.
+const sigRTMin = syscall.Signal(34)
+
+// The log signals of cluster.md §10.2.
+const (
+	SigFlush  = sigRTMin     // write the buffered records to the file
+	SigReopen = sigRTMin + 1 // reopen the file (rotation by rename)
+	SigDump   = sigRTMin + 2 // log the node's state
+)
+
+// HandleSignals handles the log signals until ctx ends or stop is called:
+// SigFlush flushes l, SigReopen reopens it, SigDump calls dump (if not
+// nil), which logs the node's state to log. l may be nil (no log file):
+// the signals are still caught, since their default action would kill the
+// process. Every command running a node calls it once.
+func HandleSignals(ctx context.Context, l *Log, log *slog.Logger, dump func(*slog.Logger)) (stop func()) {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, SigFlush, SigReopen, SigDump)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-ch:
+				switch s {
+				case SigFlush:
+					l.Flush()
+				case SigReopen:
+					if err := l.Reopen(); err != nil {
+						log.Error("reopen log", "err", err)
+					}
+				case SigDump:
+					if dump != nil {
+						dump(log)
+					}
+				}
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		cancel()
+		<-done
+	}
+}
