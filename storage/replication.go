@@ -242,7 +242,8 @@ func (r *replicator) step(ctx context.Context) (err error) {
 				st.notified = true
 			}
 			r.mu.Unlock()
-			n.log.Info("partition replicated", "partition", p, "tid", upTo)
+			n.log.Info("partition replicated", "partition", p, "tid", upTo,
+				"replicated_txns", n.stats.replTxns.Load(), "replicated_objects", n.stats.replObjs.Load())
 			r.replicatedInternally(p, upTo)
 			if err := r.master.Send(&proto.NotifyReplicationDone{Offset: p, Tid: upTo}); err != nil {
 				return err
@@ -415,6 +416,9 @@ func (r *replicator) fetchRange(ctx context.Context, l *storageLink, p uint32, m
 		}
 		r.n.wmu.Lock()
 		err = db.ReplicateTransactions(ctx, p, adds, a.TidList)
+		if err == nil {
+			r.n.stats.replTxns.Add(uint64(len(adds)))
+		}
 		if err == nil && first && a.CompletedPack != proto.InvalidTid {
 			err = db.SetPartitionPacked(ctx, p, a.CompletedPack, true)
 		}
@@ -469,6 +473,7 @@ func (r *replicator) fetchRange(ctx context.Context, l *storageLink, p uint32, m
 		if err != nil {
 			return err
 		}
+		r.n.stats.replObjs.Add(uint64(len(adds)))
 		if a.NextTid == proto.InvalidTid {
 			return nil
 		}

@@ -14,6 +14,9 @@ import (
 type nodeStats struct {
 	conflicts atomic.Uint64 // stores answered with a conflict
 	deadlocks atomic.Uint64 // NotifyDeadlock sent (deadlock avoidances)
+	// Transactions and object revisions added by replication: what a
+	// clone (§8.11) or a restarted node had to fetch.
+	replTxns, replObjs atomic.Uint64
 }
 
 // Status is a snapshot of a storage node, for health checks and metrics.
@@ -27,11 +30,15 @@ type Status struct {
 	// Conflicts counts the stores answered with a conflict and Deadlocks
 	// the deadlock avoidances (NotifyDeadlock sent), since the start.
 	Conflicts, Deadlocks uint64
+	// ReplicatedTxns and ReplicatedObjects count the transactions and
+	// object revisions added by replication since the start.
+	ReplicatedTxns, ReplicatedObjects uint64
 }
 
 // Status returns a snapshot of the node.
 func (n *Node) Status() Status {
-	st := Status{Conflicts: n.stats.conflicts.Load(), Deadlocks: n.stats.deadlocks.Load()}
+	st := Status{Conflicts: n.stats.conflicts.Load(), Deadlocks: n.stats.deadlocks.Load(),
+		ReplicatedTxns: n.stats.replTxns.Load(), ReplicatedObjects: n.stats.replObjs.Load()}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	st.NID, st.Operational = n.mu.nid, n.mu.operational

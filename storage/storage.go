@@ -49,6 +49,12 @@ type Config struct {
 	// FlushLog, if set, writes out the buffered records of the node's log
 	// file: called on FlushLog (neoctl flush_log), on its own goroutine.
 	FlushLog func()
+	// NewNID: the database is a raw copy of another node's; ask the master
+	// for a new NID and OUT_OF_DATE cells on the copied node's partitions,
+	// take the copied cells over, and return ErrShutdown when the master
+	// says the node is DOWN (cluster.md §8.11). Restarted without it, the
+	// node replicates only what the copy lacks.
+	NewNID bool
 }
 
 // Validate checks the configuration and names the faulty field.
@@ -76,6 +82,9 @@ var (
 	// ErrErased: the master told the node it is UNKNOWN: the database
 	// was erased (neoctl drop).
 	ErrErased = errors.New("storage: dropped by the master, database erased")
+	// ErrEmpty: NewNID on a database where the copied node has no cell
+	// (neoppod's message).
+	ErrEmpty = errors.New("database is empty")
 )
 
 // Node is a storage node. Its shared state is guarded by mu; the master
@@ -84,7 +93,9 @@ var (
 type Node struct {
 	cfg Config
 	log *slog.Logger
-	db  backend.Backend
+	// cloned lists the partitions of the copied node (Config.NewNID).
+	cloned []uint32
+	db     backend.Backend
 	// cached is db's in-memory read path, if it has one (object cache).
 	cached backend.CachedLoader
 	wmu    sync.Mutex // serialises writes to db
@@ -240,6 +251,9 @@ func (n *Node) Run(ctx context.Context) (err error) {
 			return err
 		case ctx.Err() != nil:
 			return ctx.Err()
+		case n.cfg.NewNID && n.NID() != 0:
+			// Identifying again would ask for yet another NID.
+			return fmt.Errorf("storage: master link lost after getting the new node id %s (restart without --new-nid): %w", n.NID(), err)
 		}
 		n.log.Warn("lost the primary master", "err", err)
 		if d := pause.after(time.Since(linked)); d > 0 {
@@ -293,9 +307,19 @@ func (n *Node) loadConfig(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if n.cfg.NewNID {
+		if pt != nil && m.NID != 0 {
+			n.cloned = pt.AssignedOffsets(m.NID)
+		}
+		if len(n.cloned) == 0 {
+			return ErrEmpty
+		}
+		n.log.Info("cloned database: asking for a new node id", "copied_nid", m.NID, "partitions", n.cloned)
+		m.NID = 0
+	}
 	n.mu.Lock()
 	n.mu.nid = m.NID
-	if n.mu.nid == 0 {
+	if n.mu.nid == 0 && !n.cfg.NewNID {
 		n.mu.nid = n.cfg.NID
 	}
 	n.mu.pt = pt
@@ -348,7 +372,7 @@ func (n *Node) connectMaster(ctx context.Context) (*neonet.Link, error) {
 			return n.identified(ctx, nid, acc, link)
 		},
 	}
-	link, _, err := d.Dial(ctx, &proto.RequestIdentification{
+	req := &proto.RequestIdentification{
 		NodeType:    proto.STORAGE,
 		NID:         nid,
 		Addr:        n.addr,
@@ -357,7 +381,18 @@ func (n *Node) connectMaster(ctx context.Context) (*neonet.Link, error) {
 			{Key: "devpath", Value: []proto.Value{}},
 			{Key: "new_nid", Value: []proto.Value{}},
 		},
-	})
+	}
+	if n.cfg.NewNID {
+		// Without address nor NID: the master refuses it while
+		// RECOVERING (the dialer retries) and gives a new NID, DOWN.
+		req.Addr = proto.Addr{}
+		parts := make([]proto.Value, len(n.cloned))
+		for i, p := range n.cloned {
+			parts[i] = int64(p)
+		}
+		req.Extra[1].Value = parts
+	}
+	link, _, err := d.Dial(ctx, req)
 	return link, err
 }
 
@@ -368,13 +403,24 @@ func (n *Node) identified(ctx context.Context, nid proto.NodeID, acc *proto.Acce
 		n.log.Info("got node id", "nid", acc.YourNID)
 		n.wmu.Lock()
 		m, err := n.db.Meta(ctx)
+		old := m.NID
 		if err == nil {
 			m.NID = acc.YourNID
-			err = n.db.SetMeta(ctx, m)
+			err = n.db.SetMeta(ctx, m) // takes over the cells of old
 		}
 		n.wmu.Unlock()
 		if err != nil {
 			return fmt.Errorf("storage: save node id: %w", err)
+		}
+		if old != 0 {
+			pt, err := n.loadPT(ctx)
+			if err != nil {
+				return err
+			}
+			n.mu.Lock()
+			n.mu.pt = pt
+			n.mu.Unlock()
+			n.log.Info("cells taken over", "from", old, "nid", acc.YourNID)
 		}
 	}
 	n.mu.Lock()

@@ -76,7 +76,7 @@ func parser() *cliopt.Parser {
 			{Long: "disable-drop-partitions", Kind: cliopt.Bool, Help: "do not delete data of discarded cells"},
 			{Long: "disable-pack", Kind: cliopt.Bool, Help: "do not process any pack order"},
 			{Short: "i", Long: "nid", Kind: cliopt.String, Help: "specify an NID to use for this process (testing purpose)"},
-			{Long: "new-nid", Kind: cliopt.Bool, Help: "request a new NID for a cloned node, then exit (not supported)"},
+			{Long: "new-nid", Kind: cliopt.Bool, Help: "the database is a raw copy of another node's: request a new NID and cells on the copied node's partitions, then exit; restarted without it, the node replicates only what changed since the copy"},
 			{Long: "reset", Kind: cliopt.Bool, Help: "remove an existing database if any, and exit"},
 		}, cliopt.HTTPOptions()...),
 	}
@@ -116,9 +116,7 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 	if err != nil {
 		return err
 	}
-	if _, ok := opts["new_nid"]; ok {
-		return errors.New("--new-nid is not supported yet")
-	}
+	_, newNID := opts["new_nid"]
 	var tlsCfg *neonet.TLSConfig
 	ca, hasCA := opts["ca"]
 	cert, hasCert := opts["cert"]
@@ -210,6 +208,7 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 		Logger:                log.With("cluster", opts["cluster"]),
 		NetObserver:           nl.Observer(h.NetObserver()),
 		FlushLog:              nl.Flush,
+		NewNID:                newNID,
 	})
 	if err != nil {
 		db.Close()

@@ -56,6 +56,7 @@ func TestCommandLine(t *testing.T) {
 		{"reset from config file", []string{"-f", conf, "--reset"}, 0, ""},
 		{"bad cache size", []string{"-c", "x", "-d", "y", "--cache-size", "12X"}, 1, `--cache-size: invalid size "12X"`},
 		{"bad cache size from config file", []string{"-f", badConf}, 1, `--cache-size: invalid size "lots"`},
+		{"new nid on an empty database", []string{"-c", "x", "-m", "127.0.0.1:1", "-d", filepath.Join(dir, "empty.sqlite"), "--new-nid"}, 1, "database is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errOut strings.Builder

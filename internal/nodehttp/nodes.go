@@ -44,6 +44,10 @@ var (
 		"Stores answered with a conflict.", nil, nil)
 	descStorageDeadlocks = prometheus.NewDesc("neo_storage_deadlock_avoidances_total",
 		"Deadlock avoidances: NotifyDeadlock sent to a client.", nil, nil)
+	descStorageReplTxns = prometheus.NewDesc("neo_storage_replicated_transactions_total",
+		"Transactions added by replication (fetched from another storage).", nil, nil)
+	descStorageReplObjs = prometheus.NewDesc("neo_storage_replicated_objects_total",
+		"Object revisions added by replication (fetched from another storage).", nil, nil)
 	descCacheHits = prometheus.NewDesc("neo_storage_cache_hits_total",
 		"Loads answered from the object cache.", nil, nil)
 	descCacheMisses = prometheus.NewDesc("neo_storage_cache_misses_total",
@@ -185,6 +189,8 @@ func (h *Handler) SetStorage(n *storage.Node, db backend.Backend, files ...strin
 			}
 			counter(ch, descStorageConflicts, st.Conflicts)
 			counter(ch, descStorageDeadlocks, st.Deadlocks)
+			counter(ch, descStorageReplTxns, st.ReplicatedTxns)
+			counter(ch, descStorageReplObjs, st.ReplicatedObjects)
 			if cs, ok := objcache.StatsOf(db); ok {
 				counter(ch, descCacheHits, cs.Hits)
 				counter(ch, descCacheMisses, cs.Misses)

@@ -223,6 +223,8 @@ type Backend interface {
 	Meta(ctx context.Context) (Meta, error)
 	// SetMeta saves the configuration fields Name, NID, BackupTid and
 	// TruncateTid (PTID and NumReplicas are saved by ChangePartitionTable).
+	// A NID replacing another one takes over the saved cells of the old
+	// NID with their resume points (a clone, cluster.md §8.11).
 	SetMeta(ctx context.Context, m Meta) error
 
 	// PartitionTable returns the saved table: ptid, replicas and cells

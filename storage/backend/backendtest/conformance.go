@@ -29,6 +29,7 @@ func RunConformance(t *testing.T, open Opener) {
 		{"fresh database has empty config", testFresh},
 		{"config and partition table persist across reopen", testConfigReopen},
 		{"own cell out of date keeps resume point", testOwnCellOutOfDate},
+		{"new nid takes over the cells of the old one", testNewNID},
 		{"vote lock unlock", testVoteLockUnlock},
 		{"abort drops temporary rows and data", testAbort},
 		{"load latest serial before", testLoad},
@@ -167,6 +168,51 @@ func testOwnCellOutOfDate(t *testing.T, open Opener) {
 	e.must(err)
 	if c := cells[1]; c.State != proto.UP_TO_DATE || c.Tid != 0 || c.Pack != 0x10 {
 		t.Errorf("own cell = %+v, want up to date, pack lowered to 0x10", c)
+	}
+}
+
+// testNewNID: a clone given a new NID (cluster.md §8.11) keeps the copied
+// cells, resume point and pack id included, under its new NID; the cells
+// of other nodes stay, and a readable cell made OUT_OF_DATE for the new
+// NID resumes after what the copy holds.
+func testNewNID(t *testing.T, open Opener) {
+	e := newEnv(t, open, backend.Options{})
+	other := proto.NewNodeID(proto.STORAGE, 2)
+	clone := proto.NewNodeID(proto.STORAGE, 3)
+	e.commit(0x11, rec(1, []byte("a")))
+	e.must(e.b.ChangePartitionTable(e.ctx, 2, 1, []backend.CellChange{
+		{Partition: 0, NID: other, State: proto.UP_TO_DATE},
+		{Partition: 2, NID: Me, State: proto.OUT_OF_DATE},
+		{Partition: 3, NID: clone, State: proto.OUT_OF_DATE}, // a stale row of the new NID
+	}, false))
+	e.must(e.b.SetCellTid(e.ctx, 2, 0x7))
+	m, err := e.b.Meta(e.ctx)
+	e.must(err)
+	m.NID = clone
+	e.must(e.b.SetMeta(e.ctx, m))
+	e.reopen()
+	if m, err := e.b.Meta(e.ctx); err != nil || m.NID != clone {
+		t.Errorf("meta after new nid = %+v, %v", m, err)
+	}
+	_, _, cells, err := e.b.PartitionTable(e.ctx)
+	e.must(err)
+	want := []backend.Cell{
+		{Partition: 0, NID: other, State: proto.UP_TO_DATE, Pack: none},
+		{Partition: 0, NID: clone, State: proto.UP_TO_DATE, Pack: 0},
+		{Partition: 1, NID: clone, State: proto.UP_TO_DATE, Pack: 0},
+		{Partition: 2, NID: clone, State: proto.OUT_OF_DATE, Tid: 0x7, Pack: 0},
+		{Partition: 3, NID: clone, State: proto.UP_TO_DATE, Pack: 0},
+	}
+	if !slices.Equal(cells, want) {
+		t.Errorf("cells after new nid:\n%v\nwant\n%v", cells, want)
+	}
+	// The master adds the clone's cells OUT_OF_DATE: replication resumes
+	// after the last tid of the copy.
+	e.must(e.b.ChangePartitionTable(e.ctx, 3, 1, []backend.CellChange{{Partition: 1, NID: clone, State: proto.OUT_OF_DATE}}, false))
+	_, _, cells, err = e.b.PartitionTable(e.ctx)
+	e.must(err)
+	if c := cells[2]; c.NID != clone || c.State != proto.OUT_OF_DATE || c.Tid != 0x11 {
+		t.Errorf("clone's cell 1 = %+v, want OUT_OF_DATE resuming after 0x11", c)
 	}
 }
 

@@ -63,12 +63,34 @@ func SetConfigs(ctx context.Context, tx Tx, m map[string]string) error {
 	return nil
 }
 
-// SetMeta writes the fields of m that [backend.Backend.SetMeta] saves.
+// SetMeta writes the fields of m that [backend.Backend.SetMeta] saves; a
+// new NID replacing another takes over that node's cells (§8.11).
 func SetMeta(ctx context.Context, tx Tx, m backend.Meta) error {
+	old, err := Meta(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if old.NID != 0 && m.NID != 0 && old.NID != m.NID {
+		if err := moveCells(ctx, tx, old.NID, m.NID); err != nil {
+			return err
+		}
+	}
 	for _, kv := range m.ConfigValues() {
 		if err := SetConfig(ctx, tx, kv.Key, kv.Value); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// moveCells gives the pt rows of node from to node to, states, resume
+// points and pack ids unchanged: a clone's copied cells become its own.
+func moveCells(ctx context.Context, tx Tx, from, to proto.NodeID) error {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM pt WHERE nid=?", to); err != nil {
+		return fmt.Errorf("move cells of %s to %s: %w", from, to, err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE pt SET nid=? WHERE nid=?", to, from); err != nil {
+		return fmt.Errorf("move cells of %s to %s: %w", from, to, err)
 	}
 	return nil
 }
