@@ -194,7 +194,9 @@ func (n *Node) answerMonitor(ctx context.Context, req *neonet.Request, master *n
 	n.mu.Lock()
 	extra := n.mu.mailer.failure()
 	n.mu.Unlock()
-	if err := req.Reply(monitorAnswer(mon, extra)); err != nil {
+	a := monitorAnswer(mon, extra)
+	a.Summary += n.storageReports(ctx)
+	if err := req.Reply(a); err != nil {
 		n.log.Debug("reply to neoctl", "err", err)
 	}
 }

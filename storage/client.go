@@ -49,6 +49,10 @@ func (n *Node) serveIncoming(ctx context.Context, link *neonet.Link) {
 		link.Abort()
 		return
 	}
+	if req.NodeType == proto.ADMIN {
+		n.serveAdmin(ctx, link, r)
+		return
+	}
 	nid, tm, err := n.identify(ctx, link, req)
 	if err != nil {
 		n.log.Info("identification refused", "peer", link.RemoteAddr(), "nid", req.NID, "err", err)

@@ -158,8 +158,15 @@ func TestImporterClusterReads(t *testing.T) {
 		t.Fatal("imported before the reads started: import_rate not applied")
 	}
 	c.checkReads(p, loads, "during the import")
+	// The progress, through the admin: in neoctl's summary.
+	if r := run(t, nil, ourNeoctl(t), "-a", c.admin, "print", "summary"); !strings.Contains(r.stdout, "; S1: importing ") {
+		t.Errorf("neoctl print summary during the import: %q, want the storage's progress\n%s", r.stdout, r.stderr)
+	}
 	c.waitLog(allImported, 1, 60*time.Second)
 	c.checkReads(p, loads, "after the import")
+	if r := run(t, nil, ourNeoctl(t), "-a", c.admin, "print", "summary"); r.code != 0 || strings.Contains(r.stdout, "importing") {
+		t.Errorf("neoctl print summary after the import: %q %v, want no progress\n%s", r.stdout, r.code, r.stderr)
+	}
 }
 
 // TestImporterKill9: kill -9 of the storage mid-import (after some import

@@ -359,6 +359,37 @@ type BulkImporter interface {
 	ImportConfig(ctx context.Context, key string) (value string, ok bool, err error)
 }
 
+// ImportReporter is an optional [Backend] interface of a backend that
+// imports data in the background (the Importer): the storage node answers
+// an admin's AskMonitorInformation with its report, which neoctl's
+// "print summary" shows.
+type ImportReporter interface {
+	// ImportProgress is a one-line report of the import, "" when none
+	// runs.
+	ImportProgress() string
+}
+
+// Unwrapper is a [Backend] over another one, such as a cache.
+type Unwrapper interface {
+	Unwrap() Backend
+}
+
+// ImportProgress is the report of b's [ImportReporter], or of the
+// backends b wraps; "" if none.
+func ImportProgress(b Backend) string {
+	for b != nil {
+		if r, ok := b.(ImportReporter); ok {
+			return r.ImportProgress()
+		}
+		u, ok := b.(Unwrapper)
+		if !ok {
+			break
+		}
+		b = u.Unwrap()
+	}
+	return ""
+}
+
 // Stats counts rows; a backend may implement StatsReporter (tests,
 // operators).
 type Stats struct {

@@ -82,7 +82,8 @@ type Importer struct {
 	first   proto.Tid // first tid of the sources, InvalidTid if none
 	rate    int64     // import_rate: bytes of source per second, 0 = no limit
 
-	tid     atomic.Uint64 // last tid imported (0: none)
+	tid     atomic.Uint64            // last tid imported (0: none)
+	prog    atomic.Pointer[progress] // of the import running, nil before
 	done    atomic.Bool
 	newOids newOids
 
@@ -339,6 +340,19 @@ func (im *Importer) allImported() {
 // done.
 func (im *Importer) Imported() (proto.Tid, bool) {
 	return proto.Tid(im.tid.Load()), im.done.Load()
+}
+
+// ImportProgress implements [backend.ImportReporter]: "" once all is
+// imported.
+func (im *Importer) ImportProgress() string {
+	if im.done.Load() {
+		return ""
+	}
+	p := im.prog.Load()
+	if p == nil {
+		return "import not started: waiting for the partition table"
+	}
+	return p.report(time.Now())
 }
 
 // LastSourceTid is the last tid of the sources: commits get greater tids.

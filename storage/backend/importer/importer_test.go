@@ -11,6 +11,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/neogo/neo/pickleref"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/objcache"
 	_ "github.com/neogo/neo/storage/backend/sqlite"
 )
 
@@ -361,6 +363,9 @@ func TestImportReads(t *testing.T) {
 			t.Fatalf("stop before %v: imported up to %v (done %v)", stop, got, done)
 		}
 		checkAll(t, e.ctx, im, o, nil)
+		if r := backend.ImportProgress(im); !strings.HasPrefix(r, "importing ") || !strings.Contains(r, " left") {
+			t.Errorf("progress while importing: %q", r)
+		}
 		if _, err := im.History(e.ctx, 1, 0, 10); !errors.Is(err, proto.ErrBackendNotImplemented) {
 			t.Errorf("history while importing: %v, want BACKEND_NOT_IMPLEMENTED", err)
 		}
@@ -422,6 +427,9 @@ func TestImportReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkAll(t, e.ctx, im, o, nil)
+	if r := backend.ImportProgress(objcache.Wrap(im, 1<<20)); r != "" {
+		t.Errorf("progress after the import, through a cache: %q, want none", r)
+	}
 	st, err := im.Stats(e.ctx)
 	nrec := 0
 	for _, x := range h {

@@ -103,14 +103,15 @@ func (im *Importer) importAll(ctx context.Context) error {
 			cancel()
 		}
 	}()
-	p := progress{start: time.Now(), total: total, every: im.opts.ProgressInterval, log: im.log}
+	p := &progress{start: time.Now(), total: total, every: im.opts.ProgressInterval, log: im.log}
 	p.last = p.start
+	im.prog.Store(p)
 	var commitErr error
 	committed := make(chan struct{})
 	go func() {
 		lowPriority()
 		defer close(committed)
-		commitErr = im.commitBatches(ctx, cancel, compressed, &p)
+		commitErr = im.commitBatches(ctx, cancel, compressed, p)
 	}()
 	<-committed
 	wg.Wait()
@@ -119,7 +120,7 @@ func (im *Importer) importAll(ctx context.Context) error {
 			return err
 		}
 	}
-	return im.importEnd(ctx, ltid, &p)
+	return im.importEnd(ctx, ltid, p)
 }
 
 // commitBatches commits the batches in order, each with the tid it ends
@@ -138,8 +139,7 @@ func (im *Importer) commitBatches(ctx context.Context, cancel context.CancelFunc
 		}
 		im.tid.Store(uint64(b.last))
 		im.log.Debug("importer: committed", "tid", b.last, "transactions", len(b.txns), "records", len(b.records))
-		p.txns += int64(len(b.txns))
-		p.bytes += b.bytes
+		p.add(int64(len(b.txns)), b.bytes)
 		p.maybeLog()
 	}
 	return commitErr
@@ -164,9 +164,10 @@ func (im *Importer) importEnd(ctx context.Context, ltid proto.Tid, p *progress) 
 		im.tid.Store(uint64(im.ltid))
 	}
 	im.done.Store(true)
+	txns, bytes := p.done()
 	el := time.Since(p.start).Seconds()
-	im.log.Info("importer: import done", "transactions", p.txns, "bytes", p.bytes, "seconds", fmt.Sprintf("%.1f", el),
-		"MB/s", fmt.Sprintf("%.1f", float64(p.bytes)/1e6/max(el, 1e-9)))
+	im.log.Info("importer: import done", "transactions", txns, "bytes", bytes, "seconds", fmt.Sprintf("%.1f", el),
+		"MB/s", fmt.Sprintf("%.1f", float64(bytes)/1e6/max(el, 1e-9)))
 	im.allImported()
 	return nil
 }
@@ -320,32 +321,78 @@ func (im *Importer) compressBatches(ctx context.Context, in <-chan *batch, out c
 	return nil
 }
 
-// progress logs the import's advance at a steady pace.
+// progress is the import's advance, logged at a steady pace and
+// reported to the admin (ImportProgress).
 type progress struct {
-	start, last time.Time
-	every       time.Duration
-	txns        int64
-	bytes       int64 // of source transactions imported
-	total       int64
-	log         interface {
+	start time.Time
+	every time.Duration
+	total int64 // bytes of source transactions to import
+	log   interface {
 		Info(msg string, args ...any)
 	}
+
+	mu    sync.Mutex
+	last  time.Time // of the last log line
+	txns  int64
+	bytes int64 // of source transactions imported
+}
+
+func (p *progress) add(txns, bytes int64) {
+	p.mu.Lock()
+	p.txns += txns
+	p.bytes += bytes
+	p.mu.Unlock()
+}
+
+func (p *progress) done() (txns, bytes int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.txns, p.bytes
+}
+
+// rate returns the bytes per second so far and the time left, -1 when
+// unknown.
+func (p *progress) rate(now time.Time) (txns, bytes int64, perSec float64, left time.Duration) {
+	txns, bytes = p.done()
+	perSec = float64(bytes) / max(now.Sub(p.start).Seconds(), 1e-9)
+	left = -1
+	if perSec > 0 {
+		left = time.Duration(float64(p.total-bytes) / perSec * float64(time.Second)).Round(time.Second)
+	}
+	return txns, bytes, perSec, left
 }
 
 func (p *progress) maybeLog() {
 	now := time.Now()
+	p.mu.Lock()
 	if now.Sub(p.last) < p.every {
+		p.mu.Unlock()
 		return
 	}
 	p.last = now
-	el := now.Sub(p.start).Seconds()
-	rate := float64(p.bytes) / el
-	left := "unknown"
-	if rate > 0 {
-		left = time.Duration(float64(p.total-p.bytes) / rate * float64(time.Second)).Round(time.Second).String()
+	p.mu.Unlock()
+	txns, bytes, perSec, left := p.rate(now)
+	l := "unknown"
+	if left >= 0 {
+		l = left.String()
 	}
-	p.log.Info("importer: progress", "transactions", p.txns, "bytes", p.bytes, "of", p.total,
-		"MB/s", fmt.Sprintf("%.1f", rate/1e6), "left", left)
+	p.log.Info("importer: progress", "transactions", txns, "bytes", bytes, "of", p.total,
+		"MB/s", fmt.Sprintf("%.1f", perSec/1e6), "left", l)
+}
+
+// report is the one-line form of ImportProgress.
+func (p *progress) report(now time.Time) string {
+	txns, bytes, perSec, left := p.rate(now)
+	pct := 100.0
+	if p.total > 0 {
+		pct = 100 * float64(bytes) / float64(p.total)
+	}
+	l := "unknown"
+	if left >= 0 {
+		l = left.String()
+	}
+	return fmt.Sprintf("importing %.1f%%: %d transactions, %.1f of %.1f MB, %.1f MB/s, %s left",
+		pct, txns, float64(bytes)/1e6, float64(p.total)/1e6, perSec/1e6, l)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -99,6 +99,9 @@ type cache struct {
 	afterLoad func(oid proto.Oid)
 }
 
+// Unwrap implements [backend.Unwrapper].
+func (c *cache) Unwrap() backend.Backend { return c.b }
+
 // statsCache is a cache over a backend implementing StatsReporter.
 type statsCache struct {
 	*cache
