@@ -136,7 +136,7 @@ func (r *replicator) stoppingBackup(stopping bool) {
 
 // order records a Replicate order of the master.
 func (r *replicator) order(m *proto.Replicate) {
-	kick := false
+	kick, advanced := false, false
 	r.mu.Lock()
 	bk := r.mu.bk
 	if bk == nil {
@@ -156,7 +156,10 @@ func (r *replicator) order(m *proto.Replicate) {
 				r.n.log.Debug("no-data order while replicating ignored", "partition", s.Partition, "tid", m.Tid)
 				continue
 			}
-			bk.done[s.Partition] = max(done, m.Tid)
+			if m.Tid > done {
+				bk.done[s.Partition] = m.Tid
+				advanced = true
+			}
 			continue
 		}
 		if bk.stopping && m.UpstreamName != "" {
@@ -173,6 +176,11 @@ func (r *replicator) order(m *proto.Replicate) {
 	r.mu.Unlock()
 	if kick {
 		r.kick()
+	}
+	if advanced && r.packKick != nil {
+		// A pack order may wait for this cell (backupPast); no fetch
+		// will report progress for it.
+		r.packKick()
 	}
 }
 

@@ -40,3 +40,26 @@ func TestBackupOrders(t *testing.T) {
 		t.Fatal("order from upstream accepted in STOPPING_BACKUP")
 	}
 }
+
+// A cell advanced by an order without data (nothing new in its
+// partition, e.g. after a pack transaction stored elsewhere) kicks the
+// packer: a pack order waiting for that cell (backupPast) would
+// otherwise wait for the next fetch, which may never come.
+func TestBackupNoDataOrderKicksPacker(t *testing.T) {
+	kicks := 0
+	r := &replicator{n: &Node{}, wake: make(chan struct{}, 1), packKick: func() { kicks++ }}
+	r.n.log = slog.New(slog.DiscardHandler)
+	r.mu.bk = &backupReplica{done: map[uint32]proto.Tid{0: 10, 1: 10}, orders: map[uint32]backupOrder{}}
+	r.n.mu.replicator = r
+	if r.n.backupPast(0, 20) {
+		t.Fatal("cell at 10 past pack order 20")
+	}
+	r.order(&proto.Replicate{Tid: 20, SourceDict: []proto.ReplicateSource{{Partition: 0}}})
+	if !r.n.backupPast(0, 20) || kicks != 1 {
+		t.Fatalf("after a no-data order to 20: past=%v, packer kicked %d times, want once", r.n.backupPast(0, 20), kicks)
+	}
+	r.order(&proto.Replicate{Tid: 20, SourceDict: []proto.ReplicateSource{{Partition: 0}}})
+	if kicks != 1 {
+		t.Fatalf("an order that advances nothing kicked the packer (%d kicks)", kicks)
+	}
+}

@@ -39,7 +39,11 @@ const fetchCount = 1000
 
 // upstreamFetchTimeout bounds the wait for the answer of an upstream
 // storage to one fetch: it delays a fetch only while a transaction is
-// being locked, which takes milliseconds.
+// being locked, which takes milliseconds. A safety net, for a storage of
+// another cluster (maybe neoppod's) that hangs: the fetch fails with a
+// warning, the link is closed and the order retried. No such hang is
+// known: the backup stall once blamed on it was a test waiting for an
+// aborted ttid (internal/integration, ids).
 const upstreamFetchTimeout = 10 * time.Second
 
 // replicaState is the replication state of one OUT_OF_DATE partition.
