@@ -96,8 +96,8 @@ func testNewNID(t *testing.T, masterKind, adapter string) {
 		clone = newNID(before, v)
 		return v.state == proto.RUNNING && clone != 0 && v.storages[clone].State == proto.DOWN && v.cells(clone)[proto.OUT_OF_DATE] == 4
 	})
-	if data, _ := os.ReadFile(filepath.Join(c.dir, "clone.log")); !strings.Contains(string(data), "cells taken over") {
-		t.Fatalf("clone.log: no cells taken over; files in %s", c.dir)
+	if !strings.Contains(string(c.logText("clone")), "cells taken over") {
+		t.Fatalf("clone: no cells taken over in its log; files in %s", c.dir)
 	}
 
 	// Written after the copy: all the clone must fetch.
@@ -226,9 +226,8 @@ func (c *slCluster) term(name string) {
 func (c *slCluster) waitLog(name, re string) {
 	c.t.Helper()
 	rx := regexp.MustCompile(re)
-	c.waitPT(name+".log: "+re, slWait, func(ptView) bool {
-		data, _ := os.ReadFile(filepath.Join(c.dir, name+".log"))
-		return rx.Match(data)
+	c.waitPT(name+" log: "+re, slWait, func(ptView) bool {
+		return rx.Match(c.logText(name))
 	})
 }
 
@@ -236,13 +235,10 @@ func (c *slCluster) waitLog(name, re string) {
 // replicated, from its last "partition replicated" log line.
 func (c *slCluster) replicated(name string) (txns, objs int) {
 	c.t.Helper()
-	data, err := os.ReadFile(filepath.Join(c.dir, name+".log"))
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	data := c.logText(name)
 	m := regexp.MustCompile(`msg="partition replicated".* replicated_txns=(\d+) replicated_objects=(\d+)`).FindAllSubmatch(data, -1)
 	if len(m) == 0 {
-		c.t.Fatalf("%s.log: no partition replicated", name)
+		c.t.Fatalf("%s: no partition replicated in its log", name)
 	}
 	last := m[len(m)-1]
 	txns, _ = strconv.Atoi(string(last[1]))

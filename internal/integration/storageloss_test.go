@@ -541,7 +541,7 @@ func (c *slCluster) checkAll() {
 	for {
 		done := map[string]bool{}
 		for name := range c.procs {
-			data, _ := os.ReadFile(filepath.Join(c.dir, name+".log"))
+			data := c.logText(name)
 			if strings.Contains(string(data), "partition corrupted") {
 				c.t.Fatalf("%s: a replica check found differences; files in %s", name, c.dir)
 			}
@@ -636,14 +636,21 @@ func (c *slCluster) checkKeyRange(prefix string, first, n int, present bool) {
 	}
 }
 
+// logText returns what node name wrote to stderr (NAME.out): the text of
+// its log, since its -l file is neoppod's SQLite format.
+func (c *foCluster) logText(name string) []byte {
+	data, err := os.ReadFile(filepath.Join(c.dir, name+".out"))
+	if err != nil && !os.IsNotExist(err) {
+		c.t.Fatal(err)
+	}
+	return data
+}
+
 // nidOf returns the NID of our storage i, from the last "got node id"
 // line of its log.
 func (c *slCluster) nidOf(i int) proto.NodeID {
 	c.t.Helper()
-	data, err := os.ReadFile(filepath.Join(c.dir, storageName(i)+".log"))
-	if err != nil {
-		c.t.Fatal(err)
-	}
+	data := c.logText(storageName(i))
 	m := regexp.MustCompile(`msg="got node id".* nid=(\S+)`).FindAllStringSubmatch(string(data), -1)
 	if len(m) == 0 {
 		c.t.Fatalf("%s.log: no node id", storageName(i))
