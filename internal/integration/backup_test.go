@@ -718,8 +718,7 @@ func (c *slCluster) logLines(prefix, s string) []string {
 		if !strings.HasPrefix(name, prefix) {
 			continue
 		}
-		data, _ := os.ReadFile(filepath.Join(c.dir, name+".log"))
-		for _, l := range strings.Split(string(data), "\n") {
+		for _, l := range strings.Split(string(c.logText(name)), "\n") {
 			if strings.Contains(l, s) {
 				out = append(out, l)
 			}
