@@ -1,6 +1,7 @@
 package filestorage
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -77,7 +78,8 @@ type Storage struct {
 	magic    string
 	tail     *Tail
 
-	wmu sync.Mutex // held by the open writing transaction (Begin..Commit/Abort)
+	wmu  sync.Mutex    // held by the open writing transaction (Begin..Commit/Abort)
+	wbuf *bufio.Writer // of the open writing transaction, reused (under wmu)
 
 	mu struct {
 		sync.RWMutex

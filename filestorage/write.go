@@ -98,7 +98,15 @@ func (s *Storage) Begin(m TxnMeta) (*TxnWriter, error) {
 	}
 	// The real status is set at commit: until then the transaction is
 	// unfinished, and Len is 0 until the records are all there.
-	t.w = bufio.NewWriterSize(io.NewOffsetWriter(s.f, end), 256<<10)
+	// One buffer for every transaction (they are appended one at a
+	// time): a new one per transaction cost an export through
+	// neomigrate a fifth of its CPU, mostly zeroing memory.
+	if s.wbuf == nil {
+		s.wbuf = bufio.NewWriterSize(io.NewOffsetWriter(s.f, end), 256<<10)
+	} else {
+		s.wbuf.Reset(io.NewOffsetWriter(s.f, end))
+	}
+	t.w = s.wbuf
 	var hb [TxnHeaderLen]byte
 	t.h.Encode(hb[:])
 	t.write(hb[:])
