@@ -67,6 +67,10 @@ type Txn struct {
 
 	// Metadata sent with the vote (AskStoreTransaction).
 	User, Description, Extension []byte
+	// Pack, if valid, makes the commit a pack order (neoppod's
+	// Storage.pack): history before PackTid is packed away, of the Oids
+	// only if listed. It must be set before Vote.
+	Pack proto.Opt[proto.PackRequest]
 
 	mu struct {
 		sync.Mutex
@@ -405,7 +409,7 @@ func (t *Txn) vote(ctx context.Context) error {
 			continue
 		}
 		call, err := link.Start(&proto.AskStoreTransaction{TTid: t.ttid, User: nonNil(t.User),
-			Description: nonNil(t.Description), Extension: nonNil(t.Extension), OidList: t.mu.oids}, &proto.AnswerStoreTransaction{})
+			Description: nonNil(t.Description), Extension: nonNil(t.Extension), OidList: t.mu.oids, Pack: t.Pack}, &proto.AnswerStoreTransaction{})
 		if err != nil {
 			t.failLocked(cell.NID, link, err)
 			continue
@@ -570,7 +574,7 @@ func (t *Txn) Finish(ctx context.Context) (proto.Tid, error) {
 	}
 	var ans proto.AnswerTransactionFinished
 	call, err := t.mc.link.Start(&proto.AskFinishTransaction{TTid: t.ttid, OidList: oids,
-		Deleted: deleted, Checked: []uint32{}}, &ans)
+		Deleted: deleted, Checked: []uint32{}, Pack: t.Pack}, &ans)
 	if err == nil {
 		if h := c.hooks().finishSent; h != nil {
 			h(t.mc.link)

@@ -101,6 +101,15 @@ func (n *Node) check(ctx context.Context, master *neonet.Link, tm *txnManager, m
 		return
 	}
 
+	// Progress: through the partition's own tids from the first one.
+	prog := Progress{Partition: p, To: m.MaxTid, Passes: 2}
+	if first, err := n.db.TIDsFrom(ctx, p, m.MinTid, m.MaxTid, 1); err == nil && len(first) > 0 {
+		prog.From = first[0]
+	}
+	n.work.checking(prog)
+	outcome := checkAborted
+	defer func() { n.work.checkEnded(p, outcome) }()
+
 	nextTid, nextOid, serials := m.MinTid, proto.ZeroOid, false
 	for {
 		answers := make(map[*checkPeer]string, len(peers))
@@ -149,6 +158,7 @@ func (n *Node) check(ctx context.Context, master *neonet.Link, tm *txnManager, m
 				}
 			}
 			peers = keep
+			outcome = checkCorrupted // whatever happens next
 			log.Warn("partition corrupted", "nids", bad)
 			if err := master.Send(&proto.NotifyPartitionCorrupted{Partition: p, NIDList: bad}); err != nil {
 				return
@@ -166,16 +176,24 @@ func (n *Node) check(ctx context.Context, master *neonet.Link, tm *txnManager, m
 		if !serials {
 			if count < checkCount {
 				nextTid, nextOid, serials = m.MinTid, proto.ZeroOid, true
+				prog.Pass, prog.Pos = 1, 0
 			} else {
 				nextTid = lastTid + 1
+				prog.Pos = lastTid
 			}
+			n.work.checking(prog)
 			continue
 		}
 		if count < checkCount {
 			log.Info("partition checked", "min_tid", m.MinTid, "max_tid", m.MaxTid)
+			if outcome != checkCorrupted {
+				outcome = checkOK
+			}
 			return
 		}
 		nextTid, nextOid = lastTid, lastOid+1
+		prog.Pos = lastTid
+		n.work.checking(prog)
 	}
 }
 

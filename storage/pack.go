@@ -59,6 +59,7 @@ func (p *packer) loop(ctx context.Context) {
 		if err := p.pass(ctx); err != nil && ctx.Err() == nil {
 			p.n.log.Error("pack", "err", err)
 		}
+		p.n.work.update(func(w *work) { w.pack = PackProgress{} }) // nothing running
 	}
 }
 
@@ -114,11 +115,18 @@ func (p *packer) pass(ctx context.Context) error {
 			oids = nil
 		}
 		n.log.Info("packing", "id", o.ID, "pack_tid", o.PackTid, "partial", o.Partial)
+		prog := PackProgress{ID: o.ID, PackTid: o.PackTid}
+		for _, c := range cells {
+			if c.State == proto.UP_TO_DATE && c.Pack < o.ID {
+				prog.Partitions++
+			}
+		}
 		waiting := false
 		for _, c := range cells {
 			if c.State != proto.UP_TO_DATE || c.Pack >= o.ID {
 				continue
 			}
+			n.work.update(func(w *work) { w.pack = prog })
 			if !n.backupPast(c.Partition, o.ID) {
 				// A backup cell packs once replicated past the order
 				// (cluster.md §8.9); the replicator kicks us then.
@@ -134,6 +142,8 @@ func (p *packer) pass(ctx context.Context) error {
 			if err != nil {
 				return fmt.Errorf("record pack %v of partition %d: %w", o.ID, c.Partition, err)
 			}
+			prog.Done++
+			n.work.update(func(w *work) { w.pack = prog; w.stats.PackedPartitions++ })
 		}
 		if waiting {
 			return p.notifyCompleted(cells)

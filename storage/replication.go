@@ -52,6 +52,9 @@ type replicaState struct {
 	pending  map[proto.Tid]struct{} // listed ttids not finished yet
 	done     proto.Tid              // replicated up to this tid (0: nothing yet)
 	notified bool                   // NotifyReplicationDone sent
+	// from is the first tid replicated (0: none yet), pos how far the
+	// fetch in progress went: for Status only.
+	from, pos proto.Tid
 }
 
 // replicator owns the replication of the node's OUT_OF_DATE cells.
@@ -317,7 +320,7 @@ func (r *replicator) addParts(parts []uint32, a *proto.AnswerUnfinishedTransacti
 		}
 	}
 	for _, p := range parts {
-		st := &replicaState{upTo: upTo, pending: map[proto.Tid]struct{}{}, done: resume[p]}
+		st := &replicaState{upTo: upTo, pending: map[proto.Tid]struct{}{}, done: resume[p], from: resume[p]}
 		for _, ttid := range pending {
 			st.pending[ttid] = struct{}{}
 		}
@@ -418,6 +421,9 @@ func (r *replicator) fetchRange(ctx context.Context, l *storageLink, p uint32, m
 		if len(adds)+len(a.TidList) >= yieldEvery {
 			r.n.prio.yield(ctx) // client requests go first (priority.go)
 		}
+		if resume && len(adds) > 0 {
+			r.advanced(p, adds[0].Tid, 0)
+		}
 		r.n.wmu.Lock()
 		err = db.ReplicateTransactions(ctx, p, adds, a.TidList)
 		if err == nil {
@@ -478,6 +484,9 @@ func (r *replicator) fetchRange(ctx context.Context, l *storageLink, p uint32, m
 			return err
 		}
 		r.n.stats.replObjs.Add(uint64(len(adds)))
+		if resume {
+			r.advanced(p, 0, cellTid)
+		}
 		if a.NextTid == proto.InvalidTid {
 			return nil
 		}
@@ -526,6 +535,37 @@ func (r *replicator) fetch(ctx context.Context, l *storageLink, req, resp proto.
 		return waitErr
 	}
 	return nil
+}
+
+// advanced records, for Status, the first tid fetched of partition p
+// (if not 0 and none was) and the tid its fetch reached (if not 0).
+func (r *replicator) advanced(p uint32, first, pos proto.Tid) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.mu.parts[p]
+	if st == nil {
+		return
+	}
+	if st.from == 0 {
+		st.from = first
+	}
+	st.pos = max(st.pos, pos)
+}
+
+// progress returns the progress of the partitions being replicated,
+// by partition.
+func (r *replicator) progress() []Progress {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var l []Progress
+	for _, p := range slices.Sorted(maps.Keys(r.mu.parts)) {
+		st := r.mu.parts[p]
+		if st.notified {
+			continue
+		}
+		l = append(l, Progress{Partition: p, From: st.from, Pos: max(st.done, st.pos), To: st.upTo})
+	}
+	return l
 }
 
 func groupKeys(keys []backend.ObjectKey) []proto.SerialOids {

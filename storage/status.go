@@ -3,6 +3,7 @@ package storage
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -33,12 +34,30 @@ type Status struct {
 	// ReplicatedTxns and ReplicatedObjects count the transactions and
 	// object revisions added by replication since the start.
 	ReplicatedTxns, ReplicatedObjects uint64
+	// Replicating are the partitions being replicated from another
+	// storage (OUT_OF_DATE cells), Checking those being checked, by
+	// partition; Pack is the pack order running (ID 0: none).
+	Replicating, Checking []Progress
+	Pack                  PackProgress
+	WorkStats
 }
 
 // Status returns a snapshot of the node.
 func (n *Node) Status() Status {
 	st := Status{Conflicts: n.stats.conflicts.Load(), Deadlocks: n.stats.deadlocks.Load(),
 		ReplicatedTxns: n.stats.replTxns.Load(), ReplicatedObjects: n.stats.replObjs.Load()}
+	n.work.update(func(w *work) {
+		for _, p := range slices.Sorted(maps.Keys(w.checks)) {
+			st.Checking = append(st.Checking, w.checks[p])
+		}
+		st.Pack, st.WorkStats = w.pack, w.stats
+	})
+	n.mu.Lock()
+	rp := n.mu.replicator
+	n.mu.Unlock()
+	if rp != nil {
+		st.Replicating = rp.progress() // not under n.mu: the replicator takes it
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	st.NID, st.Operational = n.mu.nid, n.mu.operational

@@ -108,6 +108,7 @@ type Node struct {
 	prio    clientPriority // client requests in progress, for replication to yield to
 	dials   storageDials   // silent dials to other storages (ha_dial.go)
 	stats   nodeStats      // counters for metrics (status.go)
+	work    work           // progress of checks and packs (progress.go)
 
 	stopOnce sync.Once
 	stop     chan struct{} // closed by Shutdown

@@ -28,13 +28,25 @@
 // neo_master_primary, neo_cluster_nodes{type,state},
 // neo_cluster_cells{state}, neo_cluster_partitions,
 // neo_master_transactions, neo_last_commit_timestamp_seconds,
-// neo_last_oid (its tables are read about once a second).
+// neo_last_oid (its tables are read about once a second); in a backup
+// cluster, neo_backup_upstream_last_commit_timestamp_seconds and
+// neo_backup_lag_seconds.
 //
 // Storage: neo_storage_operational, neo_storage_cells{state},
 // neo_storage_conflicts_total, neo_storage_deadlock_avoidances_total,
 // neo_storage_cache_{hits,misses,evictions}_total,
 // neo_storage_cache_entries, neo_storage_cache_bytes,
-// neo_storage_database_bytes (SQLite).
+// neo_storage_database_bytes (SQLite); background work:
+// neo_storage_replicating_partitions,
+// neo_storage_replication_progress_ratio{partition} and
+// neo_storage_replication_lag_seconds{partition} (while a partition is
+// replicated), neo_storage_replicated_{transactions,objects}_total,
+// neo_storage_check_progress_ratio{partition},
+// neo_storage_checks_total{result}, neo_storage_pack_running,
+// neo_storage_pack_progress_ratio, neo_storage_packed_partitions_total,
+// and with the Importer backend neo_storage_import_progress_ratio and
+// neo_storage_import_done. Progress ratios are shares of the commit-time
+// span to go through (storage.Progress).
 //
 // Admin: neo_admin_primary_connected, and its view of the cluster:
 // neo_cluster_state, neo_cluster_nodes, neo_cluster_cells,

@@ -33,6 +33,10 @@ var (
 		"Time of the last committed transaction (its tid), in seconds since the epoch.", nil, nil)
 	descLastOid = prometheus.NewDesc("neo_last_oid",
 		"Last object id given to a client.", nil, nil)
+	descBackupUpstream = prometheus.NewDesc("neo_backup_upstream_last_commit_timestamp_seconds",
+		"Backup cluster: time of the upstream's last commit (its tid) this master knows of, in seconds since the epoch.", nil, nil)
+	descBackupLag = prometheus.NewDesc("neo_backup_lag_seconds",
+		"Backup cluster: commit time between the upstream's last commit and what every partition has backed up (0 when caught up).", nil, nil)
 
 	descStorageOperational = prometheus.NewDesc("neo_storage_operational",
 		"1 once the master started operation on this storage, else 0.", nil, nil)
@@ -151,6 +155,14 @@ func (h *Handler) SetMaster(s *master.Server) {
 				gauge(ch, descLastCommit, float64(proto.TidTime(cs.LastTid).UnixNano())/1e9)
 			}
 			gauge(ch, descLastOid, float64(cs.LastOid))
+			if cs.Backup && cs.BackupTid != 0 {
+				lag := 0.0
+				if cs.UpstreamTid > cs.BackupTid {
+					lag = proto.TidTime(cs.UpstreamTid).Sub(proto.TidTime(cs.BackupTid)).Seconds()
+				}
+				gauge(ch, descBackupLag, lag)
+				gauge(ch, descBackupUpstream, float64(proto.TidTime(cs.UpstreamTid).UnixNano())/1e9)
+			}
 		},
 	})
 }
@@ -187,6 +199,7 @@ func (h *Handler) SetStorage(n *storage.Node, db backend.Backend, files ...strin
 			if len(files) > 0 {
 				gauge(ch, descStorageDBBytes, float64(filesSize(files)))
 			}
+			collectWork(ch, &st, db)
 			counter(ch, descStorageConflicts, st.Conflicts)
 			counter(ch, descStorageDeadlocks, st.Deadlocks)
 			counter(ch, descStorageReplTxns, st.ReplicatedTxns)

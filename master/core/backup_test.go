@@ -129,6 +129,11 @@ func TestBackupFollowsUpstream(t *testing.T) {
 	if c.backupTid != 109 {
 		t.Fatalf("cluster backup tid %v, want 109", c.backupTid)
 	}
+	// What the backup lag metric reads: the upstream's commit, and
+	// what every partition has.
+	if st := c.Stats(); !st.Backup || st.UpstreamTid != 110 || st.BackupTid != 109 {
+		t.Fatalf("Stats: backup %v, upstream tid %v, backup tid %v; want true, 110, 109", st.Backup, st.UpstreamTid, st.BackupTid)
+	}
 	// Read-only clients see min/min: the secondaries did nothing yet.
 	cl, _ := h.identify(proto.CLIENT, 0, 0, proto.Dict{{Key: "read_only", Value: true}})
 	h.recv(cl, &proto.AskLastTransaction{})

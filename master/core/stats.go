@@ -20,6 +20,11 @@ type Stats struct {
 	// LastTid is the last committed tid, LastOid the last oid given.
 	LastTid proto.Tid
 	LastOid proto.Oid
+	// Backup: the cluster is in backup mode and tracks its upstream's
+	// commits; UpstreamTid is the last one it knows of, BackupTid the
+	// tid up to which every partition has a cell that has it all.
+	Backup                 bool
+	UpstreamTid, BackupTid proto.Tid
 }
 
 // Stats returns the core's counters. It walks the node and partition
@@ -30,6 +35,9 @@ func (c *Machine) Stats() Stats {
 		Transactions: len(c.tm.txns),
 		LastTid:      c.lastTransaction,
 		LastOid:      c.tm.lastOid,
+	}
+	if c.inBackup() && c.bk.tracking && c.backupTid != proto.InvalidTid {
+		s.Backup, s.UpstreamTid, s.BackupTid = true, c.bk.last, c.backupTid
 	}
 	for _, n := range c.nodes.List(nil) {
 		if int(n.Type) < len(s.Nodes) && int(n.State) < len(s.Nodes[0]) {

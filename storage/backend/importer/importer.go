@@ -358,6 +358,10 @@ func (im *Importer) ImportProgress() string {
 // LastSourceTid is the last tid of the sources: commits get greater tids.
 func (im *Importer) LastSourceTid() proto.Tid { return im.ltid }
 
+// FirstSourceTid is the first tid of the sources, InvalidTid if they are
+// empty (progress metrics).
+func (im *Importer) FirstSourceTid() proto.Tid { return im.first }
+
 // Close stops the import and closes the sources and the destination.
 func (im *Importer) Close() error {
 	im.closeOnce.Do(func() {
