@@ -12,7 +12,14 @@ import (
 type packManager struct {
 	maxCompleted proto.Tid // InvalidTid: none
 	packs        map[proto.Tid]*packOrder
+	// done are the last orders completed here, for backup masters
+	// (dumpForBackup): our storages may complete an order before a
+	// backup master, told it was signed, asks for it.
+	done []proto.PackOrder
 }
+
+// keptDone is how many completed orders are kept for backup masters.
+const keptDone = 16
 
 type packOrder struct {
 	proto.PackOrder
@@ -28,6 +35,7 @@ func newPackManager() *packManager {
 func (pm *packManager) reset() {
 	pm.maxCompleted = proto.InvalidTid
 	pm.packs = map[proto.Tid]*packOrder{}
+	pm.done = nil
 }
 
 // add records an order learned from a storage.
@@ -79,6 +87,19 @@ func (pm *packManager) dump(packID proto.Tid, onlyFirstApproved bool) []proto.Pa
 	return out
 }
 
+// dumpForBackup answers a backup master's AskPackOrders: the orders
+// from packID on, those completed here included (the backup replicates
+// them and packs once past them, cluster.md §8.9).
+func (pm *packManager) dumpForBackup(packID proto.Tid) []proto.PackOrder {
+	var out []proto.PackOrder
+	for _, o := range pm.done {
+		if o.ID >= packID {
+			out = append(out, o)
+		}
+	}
+	return append(out, pm.dump(packID, false)...)
+}
+
 func (pm *packManager) approvedRejected(min proto.Tid) (approved, rejected []proto.Tid) {
 	if pm.maxCompleted != proto.InvalidTid && pm.maxCompleted != 0 && min <= pm.maxCompleted {
 		approved = append(approved, pm.maxCompleted)
@@ -103,6 +124,10 @@ func (pm *packManager) completed(packID proto.Tid) []reply {
 	for _, id := range sortedTids(pm.packs) {
 		if id <= packID {
 			done = append(done, pm.packs[id].waiters...)
+			pm.done = append(pm.done, pm.packs[id].PackOrder)
+			if len(pm.done) > keptDone {
+				pm.done = slices.Delete(pm.done, 0, len(pm.done)-keptDone)
+			}
 			delete(pm.packs, id)
 			if pm.maxCompleted == proto.InvalidTid || pm.maxCompleted < id {
 				pm.maxCompleted = id

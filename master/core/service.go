@@ -200,8 +200,8 @@ func (c *Machine) clientMsg(n *node, r Recv) error {
 		c.tm.remove(m.TTid)
 		c.notifyAborted(m.TTid, involved)
 		c.runDeferred()
-	case *proto.AskPackOrders:
-		c.replyTo(id, r.MsgID, &proto.AnswerPackOrders{PackOrderList: c.pm.dump(m.PackID, false)})
+	case *proto.AskPackOrders: // a backup master (Cb → M)
+		c.replyTo(id, r.MsgID, &proto.AnswerPackOrders{PackOrderList: c.pm.dumpForBackup(m.PackID)})
 	case *proto.WaitForPack:
 		if p := c.pm.packs[m.Tid]; p != nil {
 			p.waiters = append(p.waiters, reply{id, r.MsgID})
