@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -126,6 +127,28 @@ func (c *importerCluster) waitLog(s string, n int, timeout time.Duration) {
 	}
 }
 
+// importedRe is the count of imported transactions in neoctl's summary.
+var importedRe = regexp.MustCompile(`S1: importing [0-9.]+%: ([0-9]+) transactions`)
+
+// waitImported waits until neoctl's summary reports n transactions
+// imported (the storage's log is flushed only on warnings).
+func (c *importerCluster) waitImported(n int, timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		r := run(c.t, nil, ourNeoctl(c.t), "-a", c.admin, "print", "summary")
+		if m := importedRe.FindStringSubmatch(r.stdout); m != nil {
+			if k, _ := strconv.Atoi(m[1]); k >= n {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("not %d transactions imported after %v: %s %s", n, timeout, r.stdout, r.stderr)
+		}
+		time.Sleep(pollInterval)
+	}
+}
+
 // checkReads runs importerClientPy on the loads of zodbfs.py.
 func (c *importerCluster) checkReads(p *peers, loads []byte, when string) {
 	c.t.Helper()
@@ -176,11 +199,13 @@ func TestImporterClusterReads(t *testing.T) {
 // FileStorage's.
 func TestImporterKill9(t *testing.T) {
 	p := needPeers(t)
-	c, fs, loads := newImporterCluster(t, p, "200K")
+	// Slow enough that the import cannot end before the kill however
+	// slow the machine (1.2 MB at 10 KB/s), at full speed after it.
+	c, fs, loads := newImporterCluster(t, p, "10K")
 	c.start()
 	acked := revisions{}
 	c.goCluster.commitTxns(p, 3, 3, "during", acked)
-	c.waitLog("importer: committed", 2, 30*time.Second)
+	c.waitImported(2, 60*time.Second)
 	if strings.Contains(c.storageLog(), allImported) {
 		t.Fatal("import done before the kill")
 	}
@@ -213,6 +238,13 @@ func TestImporterKill9(t *testing.T) {
 	}
 	t.Logf("killed with the import at %016x of %s", imported, lastTid)
 
+	conf, err := os.ReadFile(c.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(c.conf, bytes.Replace(conf, []byte("import_rate=10K"), []byte("import_rate=0"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	c.start()
 	c.waitLog(allImported, 1, 90*time.Second)
 	c.checkReads(p, loads, "after a kill -9 and the import")
