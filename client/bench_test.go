@@ -3,11 +3,15 @@ package client_test
 import (
 	"context"
 	"math/rand/v2"
+	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/neogo/neo/client"
 	"github.com/neogo/neo/internal/neotest"
+	"github.com/neogo/neo/internal/nodelog"
 	"github.com/neogo/neo/proto"
 )
 
@@ -27,8 +31,12 @@ func benchData(seed uint64) []byte {
 // loadSetup starts a cluster of one storage, commits benchObjects
 // objects of 1 KiB and reads them once (warm storage).
 func loadSetup(b *testing.B) (*client.Client, []proto.Oid) {
+	return loadSetupWith(b, neotest.Options{Storages: 1, Partitions: 4})
+}
+
+func loadSetupWith(b *testing.B, o neotest.Options) (*client.Client, []proto.Oid) {
 	b.Helper()
-	c := neotest.Start(b, neotest.Options{Storages: 1, Partitions: 4})
+	c := neotest.Start(b, o)
 	cl := c.Open(b, client.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
@@ -113,6 +121,101 @@ func BenchmarkCommit(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// nodeLogs returns the neotest option giving every node a log file, as
+// -l of the daemons does (every record and packet in the RAM buffer,
+// written out on warnings), in a temporary directory.
+func nodeLogs(b *testing.B) func(string) *nodelog.Log {
+	dir := b.TempDir()
+	return func(node string) *nodelog.Log {
+		l, err := nodelog.Open(filepath.Join(dir, node+".log"), nodelog.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { l.Close() })
+		return l
+	}
+}
+
+// BenchmarkLoadLog measures what a log file on every node (-l of the
+// daemons: every record and packet into the RAM buffer) costs a load:
+// two clusters, one without (off) and one with (on) the logs, loaded in
+// turn so that the machine's load changes hit both alike. It reports the
+// CPU time of the process per load of each (all nodes and the client
+// are in it) and their ratio on/off; benchstat summarises them.
+func BenchmarkLoadLog(b *testing.B) {
+	offCl, offOids := loadSetupWith(b, neotest.Options{Storages: 1, Partitions: 4})
+	onCl, onOids := loadSetupWith(b, neotest.Options{Storages: 1, Partitions: 4, Log: nodeLogs(b)})
+	ctx := context.Background()
+	i := 0
+	pairedCPU(b, func(on bool) {
+		cl, oids := offCl, offOids
+		if on {
+			cl, oids = onCl, onOids
+		}
+		if _, err := cl.Load(ctx, oids[i/2%len(oids)], proto.InvalidTid); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	})
+}
+
+// BenchmarkCommitLog is BenchmarkLoadLog for a commit of one new 1 KiB
+// object (BenchmarkCommit).
+func BenchmarkCommitLog(b *testing.B) {
+	off := neotest.Start(b, neotest.Options{Storages: 1, Partitions: 4}).Open(b, client.Config{})
+	on := neotest.Start(b, neotest.Options{Storages: 1, Partitions: 4, Log: nodeLogs(b)}).Open(b, client.Config{})
+	ctx := context.Background()
+	data := benchData(0)
+	pairedCPU(b, func(logged bool) {
+		cl := off
+		if logged {
+			cl = on
+		}
+		oid, err := cl.NewOID(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := neotest.Commit(ctx, cl, oid, proto.ZeroTid, data); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
+// pairedCPU runs op(false) and op(true) in turn (either first as often)
+// and reports the process's CPU time per op of each, and their ratio.
+func pairedCPU(b *testing.B, op func(on bool)) {
+	var cpu [2]time.Duration
+	timed := func(on bool) {
+		t0 := cpuTime()
+		op(on)
+		d := cpuTime() - t0
+		if on {
+			cpu[1] += d
+		} else {
+			cpu[0] += d
+		}
+	}
+	b.ReportAllocs()
+	n := 0
+	for ; b.Loop(); n++ {
+		first := n%2 == 0
+		timed(first)
+		timed(!first)
+	}
+	off, on := float64(cpu[0])/float64(n), float64(cpu[1])/float64(n)
+	b.ReportMetric(off, "off-cpu-ns/op")
+	b.ReportMetric(on, "on-cpu-ns/op")
+	b.ReportMetric(on/off, "on/off")
+}
+
+// cpuTime returns the CPU time (user and system) of the process, every
+// node and the client: wall time means little on a loaded machine.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkPopulate is one transaction storing 100 new 1 KiB objects

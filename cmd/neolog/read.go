@@ -128,7 +128,7 @@ func openSource(o *options, path string) (*source, error) {
 	if _, err := os.Stat(dbPath); err != nil {
 		return nil, err // never create an empty log
 	}
-	db, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

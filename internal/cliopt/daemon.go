@@ -56,9 +56,9 @@ type NodeLog struct {
 	File *nodelog.Log // nil without a log file
 }
 
-// Logger returns the command's log: text lines on stderr (at debug level
-// when the environment sets NEO_DEBUG, else info) and, when logfile is not
-// "", every record in that log file. The logger has attrs, and has logged
+// Logger returns the command's log: text lines on stderr and, when
+// logfile is not "", records and every packet in that log file; both at
+// debug level when the environment sets NEO_DEBUG, else info. The logger has attrs, and has logged
 // the parser's warnings, so that the log file says them too. The caller
 // closes it.
 func (p *Parser) Logger(logfile string, stderr io.Writer, attrs ...any) (*NodeLog, error) {
@@ -69,7 +69,7 @@ func (p *Parser) Logger(logfile string, stderr io.Writer, attrs ...any) (*NodeLo
 	var h slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
 	l := &NodeLog{}
 	if logfile != "" {
-		f, err := nodelog.Open(logfile, nodelog.Options{})
+		f, err := nodelog.Open(logfile, nodelog.Options{Level: level})
 		if err != nil {
 			return nil, err
 		}

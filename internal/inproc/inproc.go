@@ -41,6 +41,7 @@ import (
 	"github.com/neogo/neo/ctl"
 	"github.com/neogo/neo/internal/adminhttp"
 	"github.com/neogo/neo/internal/nodehttp"
+	"github.com/neogo/neo/internal/nodelog"
 	"github.com/neogo/neo/master"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
@@ -91,6 +92,10 @@ type Config struct {
 	// observes its links with it and attaches itself to it. Returning the
 	// same handler at each start keeps the node's series across restarts.
 	HTTP func(node string) *nodehttp.Handler
+	// Log returns the log file (package nodelog) of a node, by name, or
+	// nil for none; it is called at each start of the node, whose
+	// records and packets then go to it too, as with -l of a daemon.
+	Log func(node string) *nodelog.Log
 }
 
 // Node names (see the package documentation).
@@ -181,6 +186,10 @@ type node struct {
 	db      backend.Backend // a storage's backend in its current run
 
 	http *nodehttp.Handler // of the current run, set and read by start only; nil without Config.HTTP
+	// obs observes the links of the current run (http's, the log's) and
+	// flushLog flushes its log file; set and read by start only.
+	obs      neonet.Observer
+	flushLog func()
 }
 
 // New checks cfg and prepares a cluster; [Cluster.Start] starts it.
@@ -345,6 +354,13 @@ func (c *Cluster) start(ctx context.Context, n *node) error {
 	if c.cfg.HTTP != nil {
 		n.http = c.cfg.HTTP(n.name)
 	}
+	n.obs, n.flushLog = n.http.NetObserver(), nil
+	if c.cfg.Log != nil {
+		if l := c.cfg.Log(n.name); l != nil {
+			log = slog.New(l.Handler(log.Handler()))
+			n.obs, n.flushLog = neonet.Observers(n.obs, l.Observer()), l.Flush
+		}
+	}
 	var err error
 	switch n.typ {
 	case proto.MASTER:
@@ -370,7 +386,8 @@ func (c *Cluster) startMaster(ctx context.Context, n *node, log *slog.Logger) er
 		TLS:        c.cfg.TLS,
 		Logger:     log,
 
-		NetObserver: n.http.NetObserver(),
+		NetObserver: n.obs,
+		FlushLog:    n.flushLog,
 	}
 	if c.cfg.Masters > 1 {
 		cfg.Masters = slices.Clone(c.masters)
@@ -422,7 +439,8 @@ func (c *Cluster) startStorage(ctx context.Context, n *node, log *slog.Logger) e
 		TLS:     c.cfg.TLS,
 		Logger:  log,
 
-		NetObserver: n.http.NetObserver(),
+		NetObserver: n.obs,
+		FlushLog:    n.flushLog,
 	})
 	if err == nil {
 		n.http.SetStorage(node, db, path)
@@ -450,7 +468,8 @@ func (c *Cluster) startAdmin(ctx context.Context, n *node, log *slog.Logger) err
 		TLS:     c.cfg.TLS,
 		Logger:  log,
 
-		NetObserver: n.http.NetObserver(),
+		NetObserver: n.obs,
+		FlushLog:    n.flushLog,
 	})
 	if err != nil {
 		return err

@@ -31,6 +31,7 @@ import (
 	"github.com/neogo/neo/ctl"
 	"github.com/neogo/neo/internal/inproc"
 	"github.com/neogo/neo/internal/nodehttp"
+	"github.com/neogo/neo/internal/nodelog"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
@@ -61,6 +62,8 @@ type Options struct {
 	CacheSize int64
 	// HTTP, if set, gives the nodes their HTTP side (inproc.Config.HTTP).
 	HTTP func(node string) *nodehttp.Handler
+	// Log, if set, gives the nodes a log file (inproc.Config.Log).
+	Log func(node string) *nodelog.Log
 	// Upstream, if set, makes the cluster a backup of that one
 	// (cluster.md §8.9), started in backup mode; Start does not wait
 	// for it to be RUNNING then.
@@ -113,6 +116,7 @@ func Start(tb testing.TB, o Options) *Cluster {
 		TLS:             o.TLS,
 		CacheSize:       o.CacheSize,
 		HTTP:            o.HTTP,
+		Log:             o.Log,
 		UpstreamCluster: upName,
 		UpstreamMasters: upMasters,
 		Logger:          func(node string) (*slog.Logger, error) { return Logger().With("node", node), nil },

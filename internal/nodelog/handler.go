@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// Handler returns a slog.Handler that records every record (all levels)
-// in the log and passes those next enables to next (the readable text on
-// stderr), which may be nil.
+// Handler returns a slog.Handler that records the records of level
+// [Options.Level] and above in the log and passes those next enables to
+// next (the readable text on stderr), which may be nil.
 func (l *Log) Handler(next slog.Handler) slog.Handler {
 	return &handler{log: l, next: next}
 }
@@ -24,9 +24,17 @@ type handler struct {
 	attrs  string // " k=v" of WithAttrs, already formatted
 }
 
-func (h *handler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *handler) Enabled(ctx context.Context, level slog.Level) bool {
+	return level >= h.log.level.Level() || h.next != nil && h.next.Enabled(ctx, level)
+}
 
 func (h *handler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < h.log.level.Level() {
+		if h.next != nil && h.next.Enabled(ctx, r.Level) {
+			return h.next.Handle(ctx, r)
+		}
+		return nil
+	}
 	var b strings.Builder
 	b.WriteString(r.Message)
 	b.WriteString(h.attrs)
@@ -34,12 +42,9 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 		appendAttr(&b, h.prefix, a)
 		return true
 	})
-	rec := record{date: unixTime(r.Time), level: pyLevel(r.Level), msg: b.String()}
-	if r.PC != 0 {
-		f, _ := runtime.CallersFrames([]uintptr{r.PC}).Next()
-		rec.pathname, rec.lineno = sourcePath(f), f.Line
-	}
-	h.log.add(rec)
+	// The source line is found from pc when the record is written: most
+	// records leave the buffer unwritten.
+	h.log.add(record{date: unixTime(r.Time), level: pyLevel(r.Level), msg: b.String(), pc: r.PC})
 	if h.next != nil && h.next.Enabled(ctx, r.Level) {
 		return h.next.Handle(ctx, r)
 	}
@@ -122,6 +127,15 @@ func unixTime(t time.Time) float64 {
 		return unixNow()
 	}
 	return float64(t.UnixNano()) / 1e9
+}
+
+// source returns the source file and line of a record's pc.
+func source(pc uintptr) (pathname string, line int) {
+	if pc == 0 {
+		return "", 0
+	}
+	f, _ := runtime.CallersFrames([]uintptr{pc}).Next()
+	return sourcePath(f), f.Line
 }
 
 // sourcePath returns the record's source file relative to the module,

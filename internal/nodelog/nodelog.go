@@ -19,6 +19,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"os"
@@ -44,6 +45,15 @@ const (
 	levelError   = 40
 )
 
+// chunkLen is the number of records of a chunk of the buffer: records
+// are appended without copying the older ones, and dropped a chunk at a
+// time.
+const chunkLen = 256
+
+// arenaSize is the size of the blocks the packet bodies are copied into:
+// one allocation for many packets. A larger body gets its own.
+const arenaSize = 64 << 10
+
 // recordOverhead is what we count for one record in the buffer besides
 // its text and body: the struct and the slice slot.
 const recordOverhead = 128
@@ -57,6 +67,12 @@ type Options struct {
 	// MaxPacket bounds the packet bodies recorded: a larger one is
 	// recorded without its body (NULL). 0 means DefaultMaxPacket.
 	MaxPacket int
+	// Level is the lowest level of the slog records recorded: nil means
+	// slog.LevelInfo. neoppod records its debug messages too; ours cost
+	// the commit path about 3% more (client/bench_test.go's
+	// BenchmarkCommitLog), so they are recorded only when asked
+	// (NEO_DEBUG for the daemons). Packets are always recorded.
+	Level slog.Leveler
 }
 
 // record is one row to be: of the log table, or of the packet table when
@@ -68,7 +84,8 @@ type record struct {
 
 	// log
 	level    int
-	pathname string
+	pc       uintptr // of the call that logged it, for its source line
+	pathname string  // the source file and line, if not from pc
 	lineno   int
 	msg      string
 
@@ -82,7 +99,7 @@ type record struct {
 	nbody bool // body omitted (too large)
 }
 
-func (r *record) size() int { return recordOverhead + len(r.msg) + len(r.pathname) + len(r.body) }
+func (r *record) size() int { return recordOverhead + len(r.msg) + len(r.body) }
 
 // nodeKey is a row of the node table: what neoppod keys its node ids
 // with (its logger's name, which is always NULL for us).
@@ -95,14 +112,16 @@ type nodeKey struct {
 type Log struct {
 	maxBuffer int
 	maxPacket int
+	level     slog.Leveler
 
 	// mu guards the buffer and the node's identity; it is held only to
 	// queue or take records, never during a write.
-	mu    sync.Mutex
-	queue []record
-	head  int // queue[head:] are the records kept
-	size  int
-	node  nodeKey
+	mu     sync.Mutex
+	chunks [][]record // the records kept, oldest first, in chunks of chunkLen
+	head   int        // chunks[0][head:] are the oldest kept
+	size   int
+	node   nodeKey
+	arena  []byte // where packet bodies are copied, arenaSize at a time
 
 	// wmu guards the file and serialises the writes.
 	wmu         sync.Mutex
@@ -117,7 +136,10 @@ type Log struct {
 
 // Open opens (creating it if needed) the log file at path.
 func Open(path string, opts Options) (*Log, error) {
-	l := &Log{maxBuffer: opts.MaxBuffer, maxPacket: opts.MaxPacket, path: path}
+	l := &Log{maxBuffer: opts.MaxBuffer, maxPacket: opts.MaxPacket, level: opts.Level, path: path}
+	if l.level == nil {
+		l.level = slog.LevelInfo
+	}
 	if l.maxBuffer == 0 {
 		l.maxBuffer = DefaultMaxBuffer
 	}
@@ -140,7 +162,8 @@ func (l *Log) open() error {
 		return err
 	}
 	f.Close()
-	db, err := sql.Open("sqlite", "file:"+l.path)
+	// A reader (neolog) may hold the file a moment: wait, as neoppod retries.
+	db, err := sql.Open("sqlite", "file:"+l.path+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		return fmt.Errorf("log file %s: %w", l.path, err)
 	}
@@ -240,25 +263,30 @@ func (l *Log) SetNode(cluster string, nid proto.NodeID) {
 
 // add queues r, dropping the oldest records past the buffer's size, and
 // writes the queue out at once when r is a warning or worse, or when
-// there is no buffer.
+// there is no buffer. A packet's body is copied: the caller's is only
+// valid during the call.
 func (l *Log) add(r record) {
 	l.mu.Lock()
+	if r.body != nil {
+		r.body = l.copyBody(r.body)
+	}
 	if r.node == (nodeKey{}) {
 		r.node = l.node
 	}
-	l.queue = append(l.queue, r)
+	if n := len(l.chunks); n == 0 || len(l.chunks[n-1]) == chunkLen {
+		l.chunks = append(l.chunks, make([]record, 0, chunkLen))
+	}
+	last := &l.chunks[len(l.chunks)-1]
+	*last = append(*last, r)
 	l.size += r.size()
 	flush := l.maxBuffer < 0 || !r.packet && r.level >= levelWarning
-	if !flush {
-		for l.size > l.maxBuffer && l.head < len(l.queue) {
-			l.size -= l.queue[l.head].size()
-			l.queue[l.head] = record{}
-			l.head++
-		}
-		if l.head > len(l.queue)/2 && l.head > 1024 {
-			n := copy(l.queue, l.queue[l.head:])
-			clear(l.queue[n:])
-			l.queue, l.head = l.queue[:n], 0
+	for !flush && l.size > l.maxBuffer {
+		first := l.chunks[0]
+		l.size -= first[l.head].size()
+		first[l.head] = record{}
+		if l.head++; l.head == len(first) {
+			l.chunks[0] = nil
+			l.chunks, l.head = l.chunks[1:], 0
 		}
 	}
 	l.mu.Unlock()
@@ -267,11 +295,28 @@ func (l *Log) add(r record) {
 	}
 }
 
-// take returns the buffered records and empties the buffer.
-func (l *Log) take() []record {
+// copyBody returns a copy of b in the arena; l.mu must be held.
+func (l *Log) copyBody(b []byte) []byte {
+	if len(b) > arenaSize/4 {
+		return append([]byte(nil), b...)
+	}
+	if cap(l.arena)-len(l.arena) < len(b) {
+		l.arena = make([]byte, 0, arenaSize)
+	}
+	n := len(l.arena)
+	l.arena = append(l.arena, b...)
+	return l.arena[n:len(l.arena):len(l.arena)]
+}
+
+// take returns the buffered records, oldest first, and empties the
+// buffer.
+func (l *Log) take() [][]record {
 	l.mu.Lock()
-	q := l.queue[l.head:]
-	l.queue, l.head, l.size = nil, 0, 0
+	q := l.chunks
+	if len(q) > 0 {
+		q[0] = q[0][l.head:]
+	}
+	l.chunks, l.head, l.size = nil, 0, 0
 	l.mu.Unlock()
 	return q
 }
@@ -292,8 +337,8 @@ func (l *Log) Flush() {
 // flushLocked writes the records taken from the buffer in one
 // transaction; wmu must be held.
 func (l *Log) flushLocked() error {
-	q := l.take()
-	if len(q) == 0 || l.closed {
+	chunks := l.take()
+	if len(chunks) == 0 || l.closed {
 		return nil
 	}
 	tx, err := l.db.Begin()
@@ -309,6 +354,16 @@ func (l *Log) flushLocked() error {
 	if err != nil {
 		return err
 	}
+	for _, q := range chunks {
+		if err := l.writeChunk(tx, insLog, insPacket, q); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// writeChunk inserts the records of q; wmu must be held.
+func (l *Log) writeChunk(tx *sql.Tx, insLog, insPacket *sql.Stmt, q []record) error {
 	for i := range q {
 		r := &q[i]
 		node, err := l.nodeRow(tx, r.node)
@@ -322,6 +377,9 @@ func (l *Log) flushLocked() error {
 			})
 			l.wroteAnyPkt = true
 		} else {
+			if r.pc != 0 {
+				r.pathname, r.lineno = source(r.pc)
+			}
 			err = insertUnique(&l.lastLog, r.date, func(date float64) error {
 				_, err := insLog.Exec(date, node, r.level, r.pathname, r.lineno, r.msg)
 				return err
@@ -331,7 +389,7 @@ func (l *Log) flushLocked() error {
 			return err
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
 // insertUnique inserts a row at date, made later than *last and bumped to

@@ -28,7 +28,10 @@ func (o *packetObserver) LogPacket(link *neonet.Link, sent bool, id uint32, code
 	if len(args) > l.maxPacket {
 		r.nbody = true
 	} else {
-		r.body = append([]byte(nil), args...)
+		r.body = args // copied by add
+		if r.body == nil {
+			r.body = []byte{}
+		}
 	}
 	l.add(r)
 }
