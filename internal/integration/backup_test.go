@@ -726,3 +726,137 @@ func (c *slCluster) logLines(prefix, s string) []string {
 	}
 	return out
 }
+
+// packPy writes three revisions of one object through neoppod's client
+// (mode "write": prints "REVS <oid> <tid1> <tid2> <tid3> <root tid>", the
+// last field the root's first revision) or packs the
+// database at the current time (mode "pack": prints "PACKED <tid>", the
+// pack transaction).
+const packPy = `
+import sys, time
+from neo.client.Storage import Storage
+from persistent.mapping import PersistentMapping
+from ZODB.serialize import referencesf
+import ZODB, transaction
+masters, name, mode = sys.argv[1:4]
+s = Storage(master_nodes=masters, name=name)
+if mode == 'write':
+    db = ZODB.DB(s)
+    c = db.open(); r = c.root()
+    root0 = r._p_serial.hex()
+    r['p'] = PersistentMapping(); transaction.commit()
+    tids = []
+    for i in range(3):
+        r['p']['v'] = i; transaction.commit(); tids.append(r['p']._p_serial.hex())
+    print('REVS', r['p']._p_oid.hex(), *tids, root0, flush=True)
+    db.close()
+else:
+    time.sleep(0.01)
+    s.pack(time.time(), referencesf)
+    print('PACKED', s.lastTransaction().hex(), flush=True)
+    s.close()
+`
+
+// runPackPy runs packPy and returns the fields of its output line.
+func runPackPy(t *testing.T, c *slCluster, mode string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), goClientTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.p.py, "-c", packPy, c.masters[0], c.name, mode)
+	cmd.Env = append(os.Environ(), c.p.env()...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s through neoppod's client: %v\n%s%s", mode, err, out, stderr.String())
+	}
+	return strings.Fields(string(out))
+}
+
+// Pack during backup (§8.9): the upstream's pack order reaches our backup
+// cluster, which applies it once it has all data up to the pack: the old
+// revisions go there too, and the former backup iterates as the
+// upstream.
+func TestBackupPack(t *testing.T) {
+	up := newSLCluster(t, "go", 2, 1, 4)
+	bk := newBackupCluster(t, "go", up, 2, 1)
+	revs := runPackPy(t, up, "write")
+	if len(revs) != 6 || revs[0] != "REVS" {
+		t.Fatalf("write: %q", revs)
+	}
+	parse := func(s string) uint64 {
+		x, err := strconv.ParseUint(s, 16, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	oid, first, last, root0 := proto.Oid(parse(revs[1])), proto.Tid(parse(revs[2])), proto.Tid(parse(revs[4])), proto.Tid(parse(revs[5]))
+	bk.waitBackupTid("backup of the revisions", last)
+	ctx := t.Context()
+	open := func(c *slCluster) *client.Client {
+		cl, err := client.Open(ctx, client.Config{Masters: c.masters, Cluster: c.name, ReadOnly: true,
+			Logger: clientLogger(t, c.dir)})
+		if err != nil {
+			t.Fatalf("client of %s: %v", c.name, err)
+		}
+		t.Cleanup(func() { cl.Close() })
+		return cl
+	}
+	upc, bkc := open(up), open(bk)
+	// Every cell has the revisions once the read-only client's last tid
+	// (min over cells, not the admin's min/max) passes them.
+	for deadline := time.Now().Add(bkWait); ; time.Sleep(50 * time.Millisecond) {
+		if err := bkc.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if l, err := bkc.LastTid(ctx); err == nil && l >= last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read-only client of the backup: last tid not %v after %v", last, bkWait)
+		}
+	}
+	if o, err := bkc.LoadSerial(ctx, oid, first); err != nil || o.Serial != first {
+		t.Fatalf("backup before the pack: revision %v of %v: %v %v", first, oid, o.Serial, err)
+	}
+
+	packed := runPackPy(t, up, "pack")
+	if len(packed) != 2 || packed[0] != "PACKED" {
+		t.Fatalf("pack: %q", packed)
+	}
+	packTid := proto.Tid(parse(packed[1]))
+	// The old revisions go (the last one stays), upstream then in the
+	// backup, in the partitions of both objects (each packs on its own).
+	gone := func(what string, cl *client.Client) {
+		deadline := time.Now().Add(bkWait)
+		for _, r := range []struct {
+			oid proto.Oid
+			tid proto.Tid
+		}{{oid, first}, {0, root0}} {
+			for {
+				_, err := cl.LoadSerial(ctx, r.oid, r.tid)
+				if errors.Is(err, proto.ErrOidNotFound) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: revision %v of %v still there %v after the pack at %v (%v)", what, r.tid, r.oid, bkWait, packTid, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+	gone("upstream", upc)
+	bk.waitBackupTid("backup past the pack", packTid)
+	gone("backup", bkc)
+	if o, err := bkc.LoadSerial(ctx, oid, last); err != nil || o.Serial != last {
+		t.Fatalf("backup after the pack: revision %v of %v: %v %v", last, oid, o.Serial, err)
+	}
+	upc.Close()
+	bkc.Close()
+	bk.setState(proto.STOPPING_BACKUP)
+	bk.waitPT("backup cluster RUNNING after STOPPING_BACKUP", slWait, func(v ptView) bool {
+		return v.state == proto.RUNNING && v.allUpToDate()
+	})
+	sameIterators(t, up, bk, packTid)
+}
