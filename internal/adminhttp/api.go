@@ -12,6 +12,9 @@
 //	                                (rows [min, max), max 0: to the end; cells of node only)
 //	GET  /api/v1/ids                {"last_oid", "last_tid", "last_tid_time", "backup_tid", "last_ptid"}
 //	GET  /api/v1/summary            {"summary", "warnings", "problems"}
+//	GET  /api/v1/progress           {"nodes": {NAME: {"replicating", "checking", "pack", "import",
+//	                                "backup_lag_seconds"}}, "commits", "loads", "at", "peers"}
+//	                                (from the nodes' metrics, when the admin has them: [API.SetPeers])
 //
 // Writes (POST, JSON body), refused with 403 unless the request comes
 // from loopback or, on HTTPS (a cluster with TLS), with a client
@@ -32,7 +35,12 @@
 // Answers are JSON; a failure is {"error": "..."} with a 4xx status for a
 // bad request (malformed JSON, unknown state or node, partitions out of
 // range, refused by the master) and 502 when the admin cannot be asked.
-// The dashboard at / reads the API every 2 s.
+// The dashboard at / reads the API every 2 s: cluster state, nodes,
+// partition table, progress bars (replication from the partition table,
+// and from the nodes' metrics when it has them: replication per
+// partition, check, pack, import), commit and load rates, backup lag;
+// the write actions are forms, each confirmed in the page before it is
+// posted.
 package adminhttp
 
 import (
@@ -67,8 +75,9 @@ type API struct {
 	dial func(ctx context.Context) (*ctl.Client, error)
 	log  *slog.Logger
 
-	mu sync.Mutex
-	cl *ctl.Client // nil until dialed, and again after a failure
+	mu    sync.Mutex
+	cl    *ctl.Client // nil until dialed, and again after a failure
+	peers Peers       // see SetPeers
 }
 
 // New returns the API of the admin that dial connects to (as neoctl).
@@ -108,6 +117,7 @@ func (a *API) Register(mux Mux) {
 	post("nodes/{nid}/drop", func(r *http.Request, c *ctl.Client) (any, error) { return a.setNode(r, c, proto.UNKNOWN) })
 	post("truncate", a.truncate)
 	post("check", a.check)
+	mux.Handle("GET /api/v1/progress", http.HandlerFunc(a.getProgress))
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("%s %s: no such API", r.Method, r.URL.Path))
 	})
@@ -577,12 +587,7 @@ func Attach(h *nodehttp.Handler, n *admin.Node, tls *neonet.TLSConfig, log *slog
 	if h == nil {
 		return
 	}
-	a := h.Shared(apiKey{}, func() any {
-		a := New(nil, log)
-		a.Register(h)
-		return a
-	}).(*API)
-	a.setDial(func(ctx context.Context) (*ctl.Client, error) {
+	apiOf(h, log).setDial(func(ctx context.Context) (*ctl.Client, error) {
 		select {
 		case <-n.Ready():
 		case <-ctx.Done():
@@ -593,6 +598,23 @@ func Attach(h *nodehttp.Handler, n *admin.Node, tls *neonet.TLSConfig, log *slog
 }
 
 type apiKey struct{}
+
+// apiOf returns the API served on h, registering it at the first call.
+func apiOf(h *nodehttp.Handler, log *slog.Logger) *API {
+	return h.Shared(apiKey{}, func() any {
+		a := New(nil, log)
+		a.Register(h)
+		return a
+	}).(*API)
+}
+
+// AttachPeers makes peers the source of the progress served on h (see
+// [API.SetPeers]). A nil h does nothing.
+func AttachPeers(h *nodehttp.Handler, peers Peers) {
+	if h != nil {
+		apiOf(h, nil).SetPeers(peers)
+	}
+}
 
 // setDial makes dial the way to the admin from now on.
 func (a *API) setDial(dial func(ctx context.Context) (*ctl.Client, error)) {

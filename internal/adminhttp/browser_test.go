@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/neogo/neo/client"
 	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/internal/nodehttp"
@@ -172,5 +174,104 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	if got := cells(dom, down); strings.Join(got, " ") != "OUT_OF_DATE OUT_OF_DATE OUT_OF_DATE OUT_OF_DATE" {
 		t.Errorf("cells of the stopped %s: %v, want 4 OUT_OF_DATE", down, got)
+	}
+	// Its cells are to be replicated again: the replication bar.
+	replBar := regexp.MustCompile(`<div class="bar" data-kind="replication"><label>Replication: (\d+) of (\d+) cells up to date</label><progress max="1" value="[0-9.]+"></progress>`)
+	if m := replBar.FindStringSubmatch(dom); m == nil || m[1] != "4" || m[2] != "8" {
+		t.Errorf("page does not show the replication bar at 4 of 8 cells (%v):\n%s", m, dom)
+	}
+
+	// The storage back: it catches up and the bar goes.
+	c.Restart(neotest.Storage(1))
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var pt struct {
+			Rows []struct{ Cells []struct{ NID, State string } }
+		}
+		getJSON("pt", &pt)
+		n := 0
+		for _, r := range pt.Rows {
+			for _, c := range r.Cells {
+				if c.State == "UP_TO_DATE" {
+					n++
+				}
+			}
+		}
+		if n == 8 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after the restart: pt %v", pt)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	dom = render(t, browser, srv.URL()+"/", "storage-back")
+	if replBar.MatchString(dom) {
+		t.Errorf("replication bar still shown once every cell is UP_TO_DATE:\n%s", dom)
+	}
+}
+
+// TestDashboardAction runs a write action from the page, as a user on a
+// phone would (Chromium driven over its DevTools protocol, at a phone's
+// viewport): the check of every partition, confirmed in the page, is
+// accepted from loopback and its answer shown.
+func TestDashboardAction(t *testing.T) {
+	browser := chromium(t)
+	h := nodehttp.New(nodehttp.Options{})
+	srv, err := nodehttp.Listen(t.Context(), "127.0.0.1:0", h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	neotest.Start(t, neotest.Options{
+		Storages: 2, Replicas: 1, Partitions: 4, Admin: true,
+		HTTP: func(node string) *nodehttp.Handler {
+			if node == neotest.Admin {
+				return h
+			}
+			return nil
+		},
+	})
+	alloc, cancel := chromedp.NewExecAllocator(t.Context(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.UserDataDir(t.TempDir()))...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	type css = chromedp.CSS
+	step := func(what string, a chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, a); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	text := func(sel css) string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Text(sel))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return v
+	}
+	step("phone viewport", chromedp.EmulateViewport(412, 900, chromedp.EmulateMobile))
+	step("load", chromedp.Navigate(srv.URL()+"/"))
+	step("RUNNING shown", chromedp.WaitVisible(css(`#state.RUNNING`)))
+	step("check submitted", chromedp.Click(css(`form[data-path="check"] button`)))
+	step("confirmation shown", chromedp.WaitVisible(css(`#confirm-yes`)))
+	confirm := text(`#confirm-text`)
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	if err != nil {
+		t.Fatal(err)
+	}
+	step("confirmed", chromedp.Click(css(`#confirm-yes`)))
+	step("answer shown", chromedp.WaitVisible(css(`#result.ok`)))
+	result := text(`#result`)
+	if err := os.WriteFile(filepath.Join(t.ArtifactDir(), "confirm-check.jpg"), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("confirmation %q, answer %q", confirm, result)
+	if confirm != "Really check the replicas?" || !strings.HasPrefix(result, "check: ") {
+		t.Errorf("confirmation %q, result %q", confirm, result)
 	}
 }

@@ -37,6 +37,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/neogo/neo/admin"
 	"github.com/neogo/neo/ctl"
 	"github.com/neogo/neo/internal/adminhttp"
@@ -457,6 +459,24 @@ func (c *Cluster) startStorage(ctx context.Context, n *node, log *slog.Logger) e
 	return err
 }
 
+// registries returns the metrics of the nodes that have an HTTP side,
+// by name: the admin's dashboard shows their progress.
+func (c *Cluster) registries() map[string]prometheus.Gatherer {
+	c.mu.Lock()
+	names := make([]string, 0, len(c.mu.nodes))
+	for _, n := range c.mu.nodes {
+		names = append(names, n.name)
+	}
+	c.mu.Unlock()
+	m := map[string]prometheus.Gatherer{}
+	for _, name := range names {
+		if h := c.cfg.HTTP(name); h != nil {
+			m[name] = h.Registry()
+		}
+	}
+	return m
+}
+
 func (c *Cluster) startAdmin(ctx context.Context, n *node, log *slog.Logger) error {
 	c.mu.Lock()
 	bind := n.addr
@@ -477,6 +497,7 @@ func (c *Cluster) startAdmin(ctx context.Context, n *node, log *slog.Logger) err
 	if n.http != nil {
 		n.http.SetAdmin(adm)
 		adminhttp.Attach(n.http, adm, c.cfg.TLS, log)
+		adminhttp.AttachPeers(n.http, c.registries)
 	}
 	done, err := c.spawn(n, adm.Run)
 	if err != nil {
