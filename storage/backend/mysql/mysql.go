@@ -136,7 +136,14 @@ func open(ctx context.Context, p Params, opts backend.Options) (_ *DB, err error
 	if err != nil {
 		return nil, err
 	}
-	db.w = sql.OpenDB(connector)
+	// The write connection sends a commit's statements together (batchTx).
+	wcfg := cfg.Clone()
+	wcfg.MultiStatements = true
+	wconnector, err := mysql.NewConnector(wcfg)
+	if err != nil {
+		return nil, err
+	}
+	db.w = sql.OpenDB(wconnector)
 	db.w.SetMaxOpenConns(1)
 	db.w.SetMaxIdleConns(1)
 	db.r = sql.OpenDB(connector)

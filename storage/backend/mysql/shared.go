@@ -86,7 +86,7 @@ func (db *DB) SetPartitionPacked(ctx context.Context, partition uint32, id proto
 
 // LockTransaction implements [backend.Backend].
 func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approvePack bool) error {
-	if err := db.write(ctx, func(tx *sql.Tx) error { return sqlbackend.LockTx(ctx, tx, ttid, tid, approvePack) }); err != nil {
+	if err := db.writeCommit(ctx, func(tx *batchTx) error { return sqlbackend.LockTx(ctx, tx, ttid, tid, approvePack) }); err != nil {
 		return fmt.Errorf("lock %s as %s: %w", ttid, tid, err)
 	}
 	return nil
@@ -94,7 +94,7 @@ func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approveP
 
 // UnlockTransaction implements [backend.Backend].
 func (db *DB) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error {
-	if err := db.write(ctx, func(tx *sql.Tx) error { return sqlbackend.UnlockTx(ctx, tx, ttid, tid) }); err != nil {
+	if err := db.writeCommit(ctx, func(tx *batchTx) error { return sqlbackend.UnlockTx(ctx, tx, ttid, tid) }); err != nil {
 		return fmt.Errorf("unlock %s as %s: %w", ttid, tid, err)
 	}
 	return nil

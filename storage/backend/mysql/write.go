@@ -22,7 +22,7 @@ const errDupEntry = 1062 // ER_DUP_ENTRY
 
 // nextDataID returns the next free data id of partition (ids are
 // partition<<48 + n); db.mu must be held.
-func (db *DB) nextDataID(ctx context.Context, tx *sql.Tx, partition uint32) (int64, error) {
+func (db *DB) nextDataID(ctx context.Context, tx sqlbackend.Tx, partition uint32) (int64, error) {
 	if id := db.mu.nextID[partition]; id != 0 {
 		return id, nil
 	}
@@ -86,7 +86,7 @@ func readBig(ctx context.Context, q sqlbackend.Querier, header []byte) ([]byte, 
 
 // storeBig writes a value of bigValue bytes or more in bigdata rows of
 // consecutive ids and returns the data.value that points to them.
-func storeBig(ctx context.Context, tx *sql.Tx, data []byte) ([]byte, error) {
+func storeBig(ctx context.Context, tx sqlbackend.Tx, data []byte) ([]byte, error) {
 	var first int64
 	for off := 0; off < len(data); off += bigChunk {
 		chunk := data[off:min(off+bigChunk, len(data))]
@@ -111,7 +111,7 @@ func storeBig(ctx context.Context, tx *sql.Tx, data []byte) ([]byte, error) {
 
 // insertData stores a data row and returns its id; with dedup an
 // identical row is reused. db.mu must be held.
-func (db *DB) insertData(ctx context.Context, tx *sql.Tx, partition uint32, r *backend.Record) (int64, error) {
+func (db *DB) insertData(ctx context.Context, tx sqlbackend.Tx, partition uint32, r *backend.Record) (int64, error) {
 	value, compression := r.Data, r.Compression
 	big := len(value) >= bigValue
 	if big {
@@ -159,7 +159,7 @@ func (db *DB) insertData(ctx context.Context, tx *sql.Tx, partition uint32, r *b
 
 // sameData returns id, the data row with r's hash, after checking that it
 // holds r's bytes: a real SHA-1 collision must not lose data.
-func (db *DB) sameData(ctx context.Context, tx *sql.Tx, r *backend.Record, id int64, stored []byte, big bool) (int64, error) {
+func (db *DB) sameData(ctx context.Context, tx sqlbackend.Tx, r *backend.Record, id int64, stored []byte, big bool) (int64, error) {
 	if big {
 		var err error
 		if stored, err = readBig(ctx, tx, stored); err != nil {
@@ -175,7 +175,7 @@ func (db *DB) sameData(ctx context.Context, tx *sql.Tx, r *backend.Record, id in
 // undoDataID returns, for an undo record, the data id of the revision it
 // points to (nil for no data) and true, or false if that revision is gone
 // and r carries data of its own.
-func undoDataID(ctx context.Context, tx *sql.Tx, partition uint32, r *backend.Record) (any, bool, error) {
+func undoDataID(ctx context.Context, tx sqlbackend.Tx, partition uint32, r *backend.Record) (any, bool, error) {
 	var id sql.NullInt64
 	err := tx.QueryRowContext(ctx, "SELECT data_id FROM obj WHERE `partition`=? AND oid=? AND tid=?",
 		partition, int64(r.Oid), int64(r.DataSerial)).Scan(&id)
@@ -195,7 +195,7 @@ func undoDataID(ctx context.Context, tx *sql.Tx, partition uint32, r *backend.Re
 
 // storeData returns the data id (nil for no data) of record r: reused from
 // the revision an undo points to, or newly stored.
-func (db *DB) storeData(ctx context.Context, tx *sql.Tx, np uint32, r *backend.Record) (any, error) {
+func (db *DB) storeData(ctx context.Context, tx sqlbackend.Tx, np uint32, r *backend.Record) (any, error) {
 	partition := backend.Partition(r.Oid, np)
 	if r.DataSerial != proto.InvalidTid {
 		id, ok, err := undoDataID(ctx, tx, partition, r)
@@ -214,7 +214,7 @@ func (db *DB) storeData(ctx context.Context, tx *sql.Tx, np uint32, r *backend.R
 // statement cost a round trip per record.
 type batch struct {
 	ctx    context.Context
-	tx     *sql.Tx
+	tx     sqlbackend.Tx
 	prefix string // "INSERT INTO t VALUES "
 	row    string // "(?, ?, ...)"
 	max    int    // bytes of query
@@ -222,7 +222,7 @@ type batch struct {
 	size   int
 }
 
-func newBatch(ctx context.Context, tx *sql.Tx, prefix string, cols, maxPacket int) *batch {
+func newBatch(ctx context.Context, tx sqlbackend.Tx, prefix string, cols, maxPacket int) *batch {
 	return &batch{ctx: ctx, tx: tx, prefix: prefix, row: "(?" + strings.Repeat(", ?", cols-1) + ")",
 		max: maxPacket - len(prefix) - 1024}
 }
@@ -264,7 +264,7 @@ func (b *batch) flush() error {
 // records that carry new data, with multi-row INSERTs; db.mu must be held.
 // Undo records, big values and, with deduplication, every record take the
 // row-by-row path of storeData.
-func (db *DB) storeRecords(ctx context.Context, tx *sql.Tx, np uint32, ttid proto.Tid, records []backend.Record) error {
+func (db *DB) storeRecords(ctx context.Context, tx sqlbackend.Tx, np uint32, ttid proto.Tid, records []backend.Record) error {
 	type dataRow struct {
 		id int64
 		r  *backend.Record
@@ -321,7 +321,7 @@ func (db *DB) StoreTransaction(ctx context.Context, ttid proto.Tid, records []ba
 	if err != nil {
 		return fmt.Errorf("vote %s: %w", ttid, err)
 	}
-	err = db.writeTx(ctx, func(tx *sql.Tx) error {
+	store := func(tx sqlbackend.Tx) error {
 		if err := db.storeRecords(ctx, tx, np, ttid, records); err != nil {
 			return err
 		}
@@ -338,7 +338,15 @@ func (db *DB) StoreTransaction(ctx context.Context, ttid proto.Tid, records []ba
 			}
 		}
 		return nil
-	})
+	}
+	if db.dedup || slices.ContainsFunc(records, func(r backend.Record) bool {
+		return r.DataSerial != proto.InvalidTid || !r.HasData() || len(r.Data) >= bigValue
+	}) {
+		// storeData's paths need answers: one round trip per statement.
+		err = db.writeTx(ctx, func(tx *sql.Tx) error { return store(tx) })
+	} else {
+		err = db.writeBatch(ctx, func(tx *batchTx) error { return store(tx) })
+	}
 	if err != nil {
 		return fmt.Errorf("vote %s (%d records): %w", ttid, len(records), err)
 	}

@@ -63,14 +63,12 @@ func UnlockTx(ctx context.Context, tx Tx, ttid, tid proto.Tid) error {
 	if tid == ttid {
 		return nil
 	}
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pack WHERE tid=?`, int64(ttid)).Scan(&n); err != nil || n == 0 {
+	// The pack order of ttid, if any, replaces one at tid; statements
+	// only, no query, so that a backend can send them all at once.
+	if _, err := tx.ExecContext(ctx, `REPLACE INTO pack SELECT ?, approved, partial, oids, pack_tid FROM pack WHERE tid=?`, int64(tid), int64(ttid)); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM pack WHERE tid=?`, int64(tid)); err != nil {
-		return err
-	}
-	_, err := tx.ExecContext(ctx, `UPDATE pack SET tid=? WHERE tid=?`, int64(tid), int64(ttid))
+	_, err := tx.ExecContext(ctx, `DELETE FROM pack WHERE tid=?`, int64(ttid))
 	return err
 }
 
