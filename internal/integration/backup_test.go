@@ -661,7 +661,13 @@ func TestBackupCheck(t *testing.T) {
 	for _, l := range bk.logLines(name, `msg="identified to the primary master"`) {
 		nid = l[strings.LastIndex(l, " nid=")+len(" nid="):]
 	}
-	corrupted := bk.logLines("master", `msg="partition corrupted"`)
+	// The storage logs before it reports: wait for the master's line.
+	var corrupted []string
+	for deadline := time.Now().Add(slWait); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if corrupted = bk.logLines("master", `msg="partition corrupted"`); len(corrupted) > 0 {
+			break
+		}
+	}
 	if len(corrupted) != 1 || !strings.HasSuffix(corrupted[0], fmt.Sprintf(" partition=%d nodes=[%s]", p, nid)) {
 		t.Fatalf("record %x@%x of partition %d deleted from %s: master reports %q", oid, tid, p, name, corrupted)
 	}
