@@ -59,9 +59,12 @@ func packetLines(o *options, id uint32, code uint16, peer string, body []byte) [
 	if !isNodes && !isError && o.decode == 0 {
 		return lines
 	}
-	n, err := m.NEOMsgDecode(body)
-	if err == nil && n != len(body) {
-		err = fmt.Errorf("%d bytes after the arguments", len(body)-n)
+	err := decode(m, body)
+	if err != nil {
+		// A log of neoppod's may hold enums as msgpack exts.
+		if u, uerr := unwrapExt(body); uerr == nil {
+			err = decode(m, u)
+		}
 	}
 	if err != nil {
 		return append(lines, "Can't decode packet")
@@ -83,6 +86,15 @@ func packetLines(o *options, id uint32, code uint16, peer string, body []byte) [
 		lines[0] += " \t| " + s
 	}
 	return lines
+}
+
+// decode decodes the arguments body into m, which must take all of it.
+func decode(m proto.Msg, body []byte) error {
+	n, err := m.NEOMsgDecode(body)
+	if err == nil && n != len(body) {
+		err = fmt.Errorf("%d bytes after the arguments", len(body)-n)
+	}
+	return err
 }
 
 // nodeListLines formats a node list as neoppod's formatNodeList: sorted by

@@ -14,9 +14,8 @@ import (
 
 // pyLogScript writes a log file with neoppod's own logger, as a neoppod
 // node does: records of each level, a multi-line one, and packets (a
-// node list, requests and answers). Not an Error: neoppod's logger
-// records its code as a msgpack ext (an enum), which our neolog does not
-// decode yet.
+// node list, requests, answers, an Error, whose code neoppod's logger
+// records as a msgpack ext).
 const pyLogScript = `
 import sys
 from neo.lib import logging
@@ -41,6 +40,7 @@ packet(Packets.NotifyNodeInformation(1765000000.25, [
     (NodeTypes.STORAGE, (b'127.0.0.1', 24700), 1, NodeStates.PENDING, 1765000000.123456)]), 3, s1, True)
 packet(Packets.AskLastIDs(), 4, s1, True)
 packet(Packets.AnswerLastIDs(None, None, None), 4, s1, False)
+packet(Packets.Error(ErrorCodes.NOT_READY, 'not ready'), 5, s1, False)
 packet(Packets.AskObject(1, None, None), 5, Conn(None, (b'127.0.0.1', 24702)), False)
 logging.warning('two\nlines')
 logging.error('an error')
