@@ -73,7 +73,8 @@ options:
   --master-port PORT     master port; 0 picks a free one (default 0)
   --admin-port PORT      admin port, for neoctl -a; 0 picks a free one (default 0)
   --http HOST:PORT       serve the nodes' /NODE/metrics, /NODE/readyz (Prometheus,
-                         health) and /readyz of all there (default: none)
+                         health), /readyz of all and the admin's web dashboard
+                         (/admin/, its URL printed) there (default: none)
   --start-timeout D      how long to wait for RUNNING (default 1m)
   --stop-timeout D       how long a clean stop may take before the nodes are
                          stopped at once (default 30s)
