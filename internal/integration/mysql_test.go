@@ -5,10 +5,14 @@ package integration
 import (
 	"database/sql"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,4 +111,60 @@ func TestGoClusterMySQLRestart(t *testing.T) {
 			t.Errorf("%s: %d transactions, %v", name, n, err)
 		}
 	}
+}
+
+// TestGoClusterMySQLKill9 kills with SIGKILL, at once, every node of a Go
+// cluster on MySQL storages and their MariaDB server while our client
+// commits in a loop, then restarts them all: every acknowledged commit is
+// there (cluster.md §6.10: vote and lock are durable before the client's
+// commit returns; InnoDB recovers its log).
+func TestGoClusterMySQLKill9(t *testing.T) {
+	p := needPeers(t)
+	c := newGoFoCluster(t, "gck9", 1)
+	c.p = p
+	dbs := []string{fmt.Sprintf("%s_0", c.name), fmt.Sprintf("%s_1", c.name)}
+	dir, sock := startMariaDB(t, p, dbs...)
+	start := func() {
+		c.startMaster(0, "go")
+		for i, db := range dbs {
+			c.node(fmt.Sprintf("storage%d", i), "go", "neostorage", "--bind", "127.0.0.1:0", "--adapter", "MySQL",
+				"--database", "root@"+db+sock)
+		}
+		c.node("admin", "go", "neoadmin", "--bind", c.admin)
+	}
+	start()
+	l := startLoop(t, c.masters, c.name, clientLogger(t, c.dir))
+	l.waitAcks(l.first, 30, "commits before the kill")
+
+	pidData, err := os.ReadFile(filepath.Join(dir, "mariadbd.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pidData)))
+	if err != nil {
+		t.Fatalf("mariadbd.pid: %v", err)
+	}
+	procs := slices.Collect(maps.Values(c.procs))
+	syscall.Kill(pid, syscall.SIGKILL)
+	for _, pr := range procs {
+		pr.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	for _, pr := range procs {
+		<-pr.done
+		delete(c.procs, pr.name)
+	}
+	for syscall.Kill(pid, 0) == nil {
+		time.Sleep(10 * time.Millisecond) // mariadbd is not our child: polled until gone
+	}
+	l.stop()
+	l.mu.Lock()
+	acked := len(l.acks)
+	l.mu.Unlock()
+
+	if out, err := exec.Command(filepath.Join(p.dir, "mariadb.sh"), "start", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mariadb.sh start after SIGKILL: %v\n%s", err, out)
+	}
+	start()
+	t.Logf("%d commits acknowledged before the kill", acked)
+	l.check(c.masters, c.name)
 }
