@@ -103,6 +103,7 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 	}
 	defer nl.Close()
 	defer nl.PreMortem(nil)
+	nl.File.SetCluster(opts["cluster"])
 	log := nl.Logger
 	if _, ok := opts["logfile"]; ok {
 		defer func() {

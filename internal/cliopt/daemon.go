@@ -247,6 +247,7 @@ func (d *Daemon[C]) Run(ctx context.Context, args []string, stdout, stderr io.Wr
 	}
 	defer nl.Close()
 	defer nl.PreMortem(nil)
+	nl.File.SetCluster(values["cluster"])
 	log := nl.Logger
 	h := NewHTTP(values)
 	node, err := d.New(cfg, nl, h)

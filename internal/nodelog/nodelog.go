@@ -116,12 +116,13 @@ type Log struct {
 
 	// mu guards the buffer and the node's identity; it is held only to
 	// queue or take records, never during a write.
-	mu     sync.Mutex
-	chunks [][]record // the records kept, oldest first, in chunks of chunkLen
-	head   int        // chunks[0][head:] are the oldest kept
-	size   int
-	node   nodeKey
-	arena  []byte // where packet bodies are copied, arenaSize at a time
+	mu      sync.Mutex
+	chunks  [][]record // the records kept, oldest first, in chunks of chunkLen
+	head    int        // chunks[0][head:] are the oldest kept
+	size    int
+	node    nodeKey // the node's identity once it knows its id
+	cluster string
+	arena   []byte // where packet bodies are copied, arenaSize at a time
 
 	// wmu guards the file and serialises the writes.
 	wmu         sync.Mutex
@@ -248,11 +249,22 @@ func setup(db *sql.DB) error {
 // unixNow returns the time as the log stores it.
 func unixNow() float64 { return float64(time.Now().UnixNano()) / 1e9 }
 
-// SetNode records the node's identity, which the records that follow
-// refer to (node table): neoppod logs it as "Node ID: S1".
-func (l *Log) SetNode(cluster string, nid proto.NodeID) {
-	k := nodeKey{cluster, nid}
+// SetCluster records the name of the node's cluster, for the node table.
+// A nil Log does nothing.
+func (l *Log) SetCluster(name string) {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
+	l.cluster = name
+	l.mu.Unlock()
+}
+
+// setNID records the node's id, which the records that follow refer to
+// (node table): neoppod logs it as "Node ID: S1".
+func (l *Log) setNID(nid proto.NodeID) {
+	l.mu.Lock()
+	k := nodeKey{l.cluster, nid}
 	changed := l.node != k
 	l.node = k
 	l.mu.Unlock()
