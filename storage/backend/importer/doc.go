@@ -49,10 +49,11 @@
 // import's goroutines run on threads of their own at nice 19.
 //
 // Speed (scripts/importer-bench, a 1.15 GB Data.fs of 65,000 transactions
-// and 342,000 objects, on this project's 2-CPU machine while other work
-// kept its load at 7 to 15): 37 to 41 MB of Data.fs per CPU second of the
-// storage (neoppod's Importer: 6.4), 17 to 20 MB/s of wall time
-// (neoppod: 1.6); loads during the import as fast as after it (p50 0.16
-// to 0.33 ms through neoppod's client); anonymous RSS 89 MB for a 230 MB
-// file, 111 MB for 1.15 GB.
+// and 342,000 objects, on this project's 2-CPU machine shared with other
+// work, load 15 to 30): 36 MB of Data.fs per CPU second of the storage
+// (neoppod's Importer: 5.5 in the same session), 8.7 to 10 MB/s of wall
+// time (neoppod: 0.6), where SQLite's writes and zlib take about equal
+// parts; loads during the import as fast as after it (p50 0.24 and 0.42
+// ms through neoppod's client; neoppod's: 7.1 and 0.7); anonymous RSS
+// about 100 MB, as for a 230 MB file.
 package importer
