@@ -20,6 +20,12 @@
 // transaction is visible to loads as soon as UnlockTransaction returns.
 // Queries carry their arguments inline (the driver's interpolateParams):
 // one round trip each, where server-side prepared statements cost three.
+// The commit path goes further (batchTx, on the write connection that
+// allows multi-statements): a vote of plain records, a lock or an unlock
+// is BEGIN, its statements and COMMIT in one round trip, a query sending
+// what is pending first. On a loaded machine every round trip wakes a
+// server thread, and that, more than the redo log's fsync, made a small
+// commit slow.
 //
 // # Durability
 //

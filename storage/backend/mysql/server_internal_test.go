@@ -390,3 +390,38 @@ func TestServerRestartUnderLoad(t *testing.T) {
 	t.Logf("%d commits acknowledged, %d unlocked; %d failed calls during the restart, the first and last:\n%s\n%s",
 		len(acked), len(unlocked), len(failures), failures[0], failures[len(failures)-1])
 }
+
+// A batch whose middle statement fails leaves nothing: the statements
+// before it are rolled back, those after it never run, and the connection
+// serves the next batch, in which a query sees what was sent before it.
+func TestBatchAtomic(t *testing.T) {
+	db, admin, name := testDB(t, backend.Options{})
+	ctx := t.Context()
+	err := db.writeCommit(ctx, func(tx *batchTx) error {
+		tx.ExecContext(ctx, `INSERT INTO config VALUES ('b1', 'x')`)
+		tx.ExecContext(ctx, `INSERT INTO nosuchtable VALUES (1)`)
+		_, err := tx.ExecContext(ctx, `INSERT INTO config VALUES ('b2', 'x')`)
+		return err
+	})
+	if err == nil {
+		t.Fatal("batch with a failing statement: no error")
+	}
+	if n := count(t, admin, "SELECT COUNT(*) FROM "+name+".config WHERE name IN ('b1', 'b2')"); n != 0 {
+		t.Errorf("%d rows of a failed batch committed", n)
+	}
+	err = db.writeCommit(ctx, func(tx *batchTx) error {
+		tx.ExecContext(ctx, `INSERT INTO config VALUES ('b3', 'y')`)
+		var v string
+		if err := tx.QueryRowContext(ctx, `SELECT value FROM config WHERE name='b3'`).Scan(&v); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO config VALUES ('b4', ?)`, v)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, admin, "SELECT COUNT(*) FROM "+name+".config WHERE name IN ('b3', 'b4') AND value='y'"); n != 2 {
+		t.Errorf("%d rows of 2 committed", n)
+	}
+}
