@@ -34,6 +34,9 @@ type Config struct {
 	TLS *neonet.TLSConfig
 	// Logger receives debug traces of the exchange; nil discards them.
 	Logger *slog.Logger
+	// Observer, if set, observes the link to the admin (neoctl -l
+	// records its packets).
+	Observer neonet.Observer
 }
 
 // Client is a connection to an admin node. It is safe for concurrent use,
@@ -52,7 +55,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("addr", cfg.Addr)
-	link, err := neonet.Dial(ctx, "tcp", cfg.Addr, neonet.Config{Logger: log, TLS: cfg.TLS})
+	link, err := neonet.Dial(ctx, "tcp", cfg.Addr, neonet.Config{Logger: log, TLS: cfg.TLS, Observer: cfg.Observer})
 	if err != nil {
 		log.Debug("connection to admin failed", "err", err)
 		// As neoppod's neoctl: "not connected" until TCP and TLS are set

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/neogo/neo/ctl"
+	"github.com/neogo/neo/internal/nodelog"
 	"github.com/neogo/neo/neonet"
 )
 
@@ -111,17 +112,18 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 		return &invalidCommandError{args}
 	}
 
-	logger := slog.New(slog.DiscardHandler)
+	e := &env{out: m.Stdout, cfg: ctl.Config{Logger: slog.New(slog.DiscardHandler)}}
 	if logfile != "" {
-		f, err := os.OpenFile(logfile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		// neoppod's neoctl -l writes each record at once (no buffer):
+		// it exits before anyone could ask it to flush.
+		f, err := nodelog.Open(logfile, nodelog.Options{MaxBuffer: -1, Level: slog.LevelDebug})
 		if err != nil {
 			return fmt.Errorf("open log file: %w", err)
 		}
 		defer f.Close()
-		logger = slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug})).
-			With("node", "neoctl", "pid", os.Getpid())
+		e.cfg.Logger = slog.New(f.Handler(nil)).With("pid", os.Getpid())
+		e.cfg.Observer = f.Observer()
 	}
-	e := &env{out: m.Stdout, cfg: ctl.Config{Logger: logger}}
 	var err error
 	if e.cfg.Addr, err = resolveAddr(ctx, addr); err != nil {
 		return err
@@ -140,10 +142,10 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 			e.client.Close()
 		}
 	}()
-	logger.Debug("run", "args", args)
+	e.cfg.Logger.Debug("run", "args", args)
 	err = cmd.run(ctx, e, rest)
 	if err != nil {
-		logger.Debug("failed", "args", args, "err", err)
+		e.cfg.Logger.Debug("failed", "args", args, "err", err)
 	}
 	return err
 }
@@ -212,6 +214,7 @@ options:
   -h, --help            print this help and exit
   -l LOGFILE, --logfile LOGFILE
                         write a debug log of the exchange to LOGFILE
+                        (neoppod's SQLite log, every packet; read it with neolog)
   --ca CA               TLS: certificate authority, PEM
   --cert CERT           TLS: this node's certificate, PEM
   --key KEY             TLS: this node's private key, PEM
