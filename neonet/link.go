@@ -178,6 +178,7 @@ func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
 	if cfg.Observer != nil {
 		l.obs = &observing{obs: cfg.Observer, serving: make(map[uint32]served)}
 		l.obs.pl, _ = cfg.Observer.(PacketLogger)
+		l.obs.po, _ = cfg.Observer.(PeerObserver)
 		cfg.Observer.LinkOpened()
 	}
 	l.mu.pending = make(map[uint32]*Call)
@@ -261,7 +262,7 @@ func (l *Link) shutdown(cause error, flush bool) {
 	l.mu.Unlock()
 	l.signalRecv()
 	if l.obs != nil {
-		l.obs.obs.LinkClosed()
+		l.obs.closed()
 	}
 
 	if flush {

@@ -39,6 +39,22 @@ type PacketLogger interface {
 	LogPacket(l *Link, sent bool, id uint32, code uint16, args []byte)
 }
 
+// PeerObserver is an Observer also told of the type of a link's peer
+// once the identification tells it (the peer's RequestIdentification, or
+// its AcceptIdentification), and of the end of such a link: links by
+// peer type. Its methods are called as the Observer's.
+type PeerObserver interface {
+	Observer
+	LinkIdentified(peer proto.NodeType)
+	IdentifiedLinkClosed(peer proto.NodeType)
+}
+
+// The codes of the packets that tell a link's peer type.
+var (
+	codeRequestIdentification = (&proto.RequestIdentification{}).NEOMsgCode()
+	codeAcceptIdentification  = (&proto.AcceptIdentification{}).NEOMsgCode()
+)
+
 // Observers returns an Observer telling each of obs (nil ones skipped)
 // what the links tell it; a PacketLogger among them gets the packets too.
 // It returns nil for none, the observer itself for one.
@@ -52,13 +68,16 @@ func Observers(obs ...Observer) Observer {
 		if pl, ok := o.(PacketLogger); ok {
 			m.loggers = append(m.loggers, pl)
 		}
+		if po, ok := o.(PeerObserver); ok {
+			m.peers = append(m.peers, po)
+		}
 	}
 	switch {
 	case len(m.all) == 0:
 		return nil
 	case len(m.all) == 1:
 		return m.all[0]
-	case len(m.loggers) == 0:
+	case len(m.loggers) == 0 && len(m.peers) == 0:
 		return m.all
 	}
 	return &m
@@ -97,10 +116,24 @@ func (s observerList) LinkClosed() {
 	}
 }
 
-// multiObserver is an observerList with packet loggers among them.
+// multiObserver is an observerList with packet loggers or peer
+// observers among them.
 type multiObserver struct {
 	all     observerList
 	loggers []PacketLogger
+	peers   []PeerObserver
+}
+
+func (m *multiObserver) LinkIdentified(peer proto.NodeType) {
+	for _, po := range m.peers {
+		po.LinkIdentified(peer)
+	}
+}
+
+func (m *multiObserver) IdentifiedLinkClosed(peer proto.NodeType) {
+	for _, po := range m.peers {
+		po.IdentifiedLinkClosed(peer)
+	}
 }
 
 func (m *multiObserver) PacketSent(code uint16, size int)     { m.all.PacketSent(code, size) }
@@ -133,7 +166,12 @@ type served struct {
 type observing struct {
 	obs Observer
 	pl  PacketLogger // obs, if it is one
+	po  PeerObserver // obs, if it is one
 	mu  sync.Mutex
+	// peer is the peer's type once identified (identified set), until
+	// the link closes (ended set): for po.
+	peer              proto.NodeType
+	identified, ended bool
 	// serving maps the ids of the peer's requests being served to their
 	// receipt; the answer carries the same id.
 	serving map[uint32]served
@@ -145,6 +183,9 @@ func (o *observing) received(l *Link, id uint32, code uint16, args []byte, size 
 	o.obs.PacketReceived(code, size)
 	if o.pl != nil {
 		o.pl.LogPacket(l, false, id, code, args)
+	}
+	if o.po != nil && (code == codeRequestIdentification || code == codeAcceptIdentification) {
+		o.identify(code, args)
 	}
 	if code&proto.ResponseMask != 0 {
 		return
@@ -158,6 +199,46 @@ func (o *observing) received(l *Link, id uint32, code uint16, args []byte, size 
 		o.serving[id] = served{code, now}
 	}
 	o.mu.Unlock()
+}
+
+// identify tells po the peer's type from its identification packet,
+// once per link.
+func (o *observing) identify(code uint16, args []byte) {
+	var t proto.NodeType
+	if code == codeRequestIdentification {
+		var m proto.RequestIdentification
+		if _, err := m.NEOMsgDecode(args); err != nil {
+			return
+		}
+		t = m.NodeType
+	} else {
+		var m proto.AcceptIdentification
+		if _, err := m.NEOMsgDecode(args); err != nil {
+			return
+		}
+		t = m.NodeType
+	}
+	o.mu.Lock()
+	tell := !o.identified && !o.ended
+	if tell {
+		o.peer, o.identified = t, true
+		o.po.LinkIdentified(t) // under o.mu: ordered with closed's call
+	}
+	o.mu.Unlock()
+}
+
+// closed tells the observer that the link is closing.
+func (o *observing) closed() {
+	o.obs.LinkClosed()
+	if o.po == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.ended = true
+	if o.identified {
+		o.po.IdentifiedLinkClosed(o.peer)
+	}
 }
 
 // sent records a sent packet; an answer ends the request of the same id.

@@ -21,6 +21,7 @@ type netMetrics struct {
 	served                   *prometheus.HistogramVec
 	links                    prometheus.Gauge
 	linksOpened              prometheus.Counter
+	peerLinks                [4]prometheus.Gauge // by peer type
 
 	// byCode[answer][code&^ResponseMask], created at first use; codes
 	// beyond the table share other.
@@ -69,8 +70,30 @@ func newNetMetrics(reg prometheus.Registerer) *netMetrics {
 	m.linksOpened = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "neo_net_links_opened_total", Help: "Links to other nodes established (accepted or dialed).",
 	})
-	reg.MustRegister(m.sent, m.received, m.sentBytes, m.receivedBytes, m.served, m.links, m.linksOpened)
+	peerLinks := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "neo_net_peer_links", Help: "Links to other nodes open now, by the peer's type (once identified).",
+	}, []string{"peer"})
+	for _, t := range nodeTypes {
+		if int(t) < len(m.peerLinks) {
+			m.peerLinks[t] = peerLinks.WithLabelValues(t.String())
+		}
+	}
+	reg.MustRegister(m.sent, m.received, m.sentBytes, m.receivedBytes, m.served, m.links, m.linksOpened, peerLinks)
 	return m
+}
+
+var _ neonet.PeerObserver = (*netMetrics)(nil)
+
+func (m *netMetrics) LinkIdentified(peer proto.NodeType) {
+	if int(peer) < len(m.peerLinks) {
+		m.peerLinks[peer].Inc()
+	}
+}
+
+func (m *netMetrics) IdentifiedLinkClosed(peer proto.NodeType) {
+	if int(peer) < len(m.peerLinks) {
+		m.peerLinks[peer].Dec()
+	}
 }
 
 var _ neonet.Observer = (*netMetrics)(nil)

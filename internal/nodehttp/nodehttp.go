@@ -22,6 +22,7 @@
 //	neo_net_sent_bytes_total, neo_net_received_bytes_total
 //	neo_request_duration_seconds     histogram: receipt of a peer's request to its answer
 //	neo_net_links, neo_net_links_opened_total
+//	neo_net_peer_links{peer}         links open now by peer type, once identified
 //	go_*, process_*                  Go runtime and process
 //
 // Master: neo_cluster_state{state} (1 for the current one),

@@ -307,8 +307,9 @@ func TestNodeHTTP(t *testing.T) {
 	if body := waitReady(t, s1, http.StatusServiceUnavailable); !strings.Contains(body, "not operational") {
 		t.Errorf("stopped storage: /readyz %q", body)
 	}
-	if m := scrape(t, s1); m["neo_net_links"] != 0 {
-		t.Errorf("stopped storage: %v links open", m["neo_net_links"])
+	if m := scrape(t, s1); m["neo_net_links"] != 0 || m[`neo_net_peer_links{peer="MASTER"}`] != 0 || m[`neo_net_peer_links{peer="CLIENT"}`] != 0 {
+		t.Errorf("stopped storage: %v links open, %v to the master, %v to clients", m["neo_net_links"],
+			m[`neo_net_peer_links{peer="MASTER"}`], m[`neo_net_peer_links{peer="CLIENT"}`])
 	}
 	c.Stop(nodes[1])
 	if body := waitReady(t, master, http.StatusServiceUnavailable); !strings.Contains(body, "not RUNNING") {

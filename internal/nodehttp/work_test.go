@@ -60,6 +60,16 @@ func TestWorkMetrics(t *testing.T) {
 	}
 	s1 := urls[storages[1]]
 	before := scrape(t, s1)
+	// Links by peer type: the master, the client, the other storage at
+	// most (replication).
+	for series, want := range map[string][2]float64{
+		`neo_net_peer_links{peer="MASTER"}`: {1, 1}, `neo_net_peer_links{peer="CLIENT"}`: {1, 1},
+		`neo_net_peer_links{peer="STORAGE"}`: {0, 1}, `neo_net_peer_links{peer="ADMIN"}`: {0, 0},
+	} {
+		if got, ok := before[series]; !ok || got < want[0] || got > want[1] {
+			t.Errorf("S1: %s = %v (present %v), want %v to %v", series, got, ok, want[0], want[1])
+		}
+	}
 
 	// waitFor polls url until cond holds of its metrics.
 	waitFor := func(url, what string, cond func(m map[string]float64) bool) map[string]float64 {
