@@ -44,9 +44,9 @@ func errorsOneLine(t *testing.T, r result, code int, usage bool, want string) {
 	if r.code != code {
 		t.Errorf("exit status %d, want %d\n%s", r.code, code, r)
 	}
-	var lines []string // without the warnings, checked by the caller
+	var lines []string // without the warnings, checked by the caller, and the log's text
 	for _, l := range strings.Split(strings.TrimRight(r.stderr, "\n"), "\n") {
-		if !strings.Contains(l, ": warning: ") {
+		if !strings.Contains(l, ": warning: ") && !strings.HasPrefix(l, "time=") {
 			lines = append(lines, l)
 		}
 	}
@@ -187,13 +187,13 @@ func TestErrorsWrongCluster(t *testing.T) {
 
 	refused := regexp.MustCompile(`level=ERROR .*refused.*invalid cluster name`)
 	for _, n := range []string{"storage_0", "admin"} {
-		l := errorsWaitLog(t, filepath.Join(c.dir, n+".log"), refused)
+		l := errorsWaitLog(t, filepath.Join(c.dir, n+".out"), refused)
 		t.Logf("%s: %s", n, l)
 		if !strings.Contains(l, "cluster="+other) || !strings.Contains(l, c.master) {
 			t.Errorf("%s: the refusal does not name our cluster %s and the master %s: %s", n, other, c.master, l)
 		}
 	}
-	l := errorsWaitLog(t, filepath.Join(c.dir, "master.log"), regexp.MustCompile(`level=WARN .*cluster name`))
+	l := errorsWaitLog(t, filepath.Join(c.dir, "master.out"), regexp.MustCompile(`level=WARN .*cluster name`))
 	t.Logf("master: %s", l)
 	if !strings.Contains(l, other) {
 		t.Errorf("master: the refusal does not name the peer's cluster %s: %s", other, l)
@@ -232,7 +232,7 @@ func TestErrorsVersionMismatch(t *testing.T) {
 	if want := hs[:5]; len(got) > 6 || !bytes.HasPrefix(got, want) {
 		t.Errorf("master sent %x to a peer of another version, want its handshake only", got)
 	}
-	l := errorsWaitLog(t, filepath.Join(c.dir, "master.log"), regexp.MustCompile(`level=WARN .*version mismatch`))
+	l := errorsWaitLog(t, filepath.Join(c.dir, "master.out"), regexp.MustCompile(`level=WARN .*version mismatch`))
 	t.Logf("master: %s", l)
 	if !strings.Contains(l, fmt.Sprint(proto.Version+1)) || !strings.Contains(l, fmt.Sprint(proto.Version)) {
 		t.Errorf("master: the log line does not give both versions: %s", l)
@@ -260,7 +260,7 @@ func TestErrorsVersionMismatch(t *testing.T) {
 	}()
 	c.spawn("storage_x", "neostorage", "--cluster", c.name, "--masters", ln.Addr().String(), "--bind", "127.0.0.1:0",
 		"--database", filepath.Join(c.dir, "storage_x.sqlite"), "--logfile", filepath.Join(c.dir, "storage_x.log"))
-	l = errorsWaitLog(t, filepath.Join(c.dir, "storage_x.log"), regexp.MustCompile(`level=ERROR .*version mismatch`))
+	l = errorsWaitLog(t, filepath.Join(c.dir, "storage_x.out"), regexp.MustCompile(`level=ERROR .*version mismatch`))
 	t.Logf("storage: %s", l)
 	if !strings.Contains(l, ln.Addr().String()) || !strings.Contains(l, fmt.Sprintf("version %d", proto.Version+1)) {
 		t.Errorf("storage: the log line does not name the master and its version: %s", l)
@@ -302,9 +302,11 @@ func TestErrorsDatabaseOfAnotherCluster(t *testing.T) {
 	if len(after) != len(entries)+1 { // + other.log
 		t.Errorf("the refused storage left files behind: %v, was %v", after, entries)
 	}
-	data, _ := os.ReadFile(log)
-	if !bytes.Contains(data, []byte("level=ERROR")) || !bytes.Contains(data, []byte(other)) {
-		t.Errorf("the log file does not say why the storage exited:\n%s", data)
+	if !strings.Contains(r.stderr, "level=ERROR") || !strings.Contains(r.stderr, other) {
+		t.Errorf("the log does not say why the storage exited:\n%s", r.stderr)
+	}
+	if data, _ := os.ReadFile(log); !bytes.Contains(data, []byte(other)) {
+		t.Errorf("the log file (SQLite) does not say why the storage exited")
 	}
 }
 
@@ -456,7 +458,7 @@ func TestErrorsFullDisk(t *testing.T) {
 	ballast := errorsFill(t, mnt)
 	commit(1<<20, false)
 	errorsAlive(t, c, "storage_0")
-	errorsWaitLog(t, filepath.Join(c.dir, "storage_0.log"), regexp.MustCompile(`level=ERROR .*(full|space)`))
+	errorsWaitLog(t, filepath.Join(c.dir, "storage_0.out"), regexp.MustCompile(`level=ERROR .*(full|space)`))
 
 	if err := os.Remove(ballast); err != nil {
 		t.Fatal(err)

@@ -109,9 +109,11 @@ func (c *importerCluster) start() {
 	c.waitRunning()
 }
 
-// storageLog returns the storage's log.
+// storageLog returns the text of the storage's log, on its stderr
+// (storage.out): its -l file is neoppod's SQLite format, records in RAM
+// until a warning.
 func (c *importerCluster) storageLog() string {
-	b, _ := os.ReadFile(filepath.Join(c.dir, "storage.log"))
+	b, _ := os.ReadFile(filepath.Join(c.dir, "storage.out"))
 	return string(b)
 }
 

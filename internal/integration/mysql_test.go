@@ -86,7 +86,7 @@ func TestGoClusterMySQLRestart(t *testing.T) {
 	// their database and dropped the link: with no pause before the next
 	// try they did so about once a millisecond (338 identifications for a
 	// 1.7 s outage), flooding the logs.
-	mlog, err := os.ReadFile(filepath.Join(c.dir, "master0.log"))
+	mlog, err := os.ReadFile(filepath.Join(c.dir, "master0.out")) // the log's text on stderr
 	if err != nil {
 		t.Fatal(err)
 	}
