@@ -61,6 +61,9 @@ demo: build ## start a Go cluster (neosimple), write and read ZODB objects with 
 conformance-quick: build ## ZODB conformance, quick subset (29 tests, ~2 min), on Go clusters vs neoppod's baseline
 	./scripts/conformance quick
 
+conformance-importer: build ## ZODB conformance, quick subset, on a Go cluster whose storage is the Importer backend (empty source) vs neoppod's baseline
+	CONF_IMPORTER=1 CONF_NAME=conf-importer ./scripts/conformance quick
+
 conformance-mixed: build ## ZODB conformance, quick subset, on both mixed Go/neoppod clusters (~4 min) vs neoppod's baseline
 	./scripts/conformance mixed
 
