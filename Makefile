@@ -6,7 +6,7 @@ BIN := $(CURDIR)/bin
 FUZZTIME ?= 10s
 
 .PHONY: help build test unit integration mysql fuzz-short fuzz vet lint generate check-generate golden check-golden bench demo clean \
-	conformance-quick conformance-mixed conformance zbench
+	conformance-quick conformance-mixed conformance-importer conformance zbench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
