@@ -6,13 +6,18 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
 
+// storageTimeout bounds the wait for the storages' reports: a storage that
+// hangs must not hold neoctl's summary for long.
+const storageTimeout = 5 * time.Second
+
 // storageReports asks every running storage, in parallel and within
-// monitorTimeout, what it does in the background that the master does not
+// storageTimeout, what it does in the background that the master does not
 // know (today the Importer backend's progress), and returns it as
 // summary parts, "; S1: importing ...". Storages of neoppod refuse an
 // admin's link: they, and storages that do not answer in time, report
@@ -26,7 +31,7 @@ func (n *Node) storageReports(ctx context.Context) string {
 		}
 	}
 	n.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, monitorTimeout)
+	ctx, cancel := context.WithTimeout(ctx, storageTimeout)
 	defer cancel()
 	reports := make([]string, len(storages))
 	var wg sync.WaitGroup
