@@ -71,25 +71,30 @@
 //
 // scripts/neobench, our cluster and neoppod's on the same MariaDB 10.11
 // server (2 storages, 1 replica, 12 partitions, InnoDB with
-// innodb_flush_log_at_trx_commit=1), 3 rounds, medians, on the 2-core
-// machine shared with other work (load average 6-10):
+// innodb_flush_log_at_trx_commit=1), 3 rounds, medians (ratio: median of
+// the per-round ratios), on the 2-core machine shared with other work
+// (load average 12-15):
 //
-//	NEO_ADAPTER=MySQL NEO_DB_SOCKET=$S NEOBENCH_ROUNDS=3 scripts/neobench --phase-seconds 8
+//	NEO_ADAPTER=MySQL NEO_DB_SOCKET=$S NEOBENCH_ROUNDS=3 scripts/neobench -n 5000 -l 2000 -c 500 -w 0
 //
 //	                     Go/MariaDB   neoppod/MariaDB  ratio   Go/SQLite
-//	populate objects/s       2578          641          3.63      6864
-//	cold loads/s, 1 thr     10124         1178          5.02     12117
-//	cold loads/s, 4 thr     13586         1632          7.52     21528
-//	warm loads/s, 1 thr     14429         1037         13.9      11318
-//	small commits/s            67           59          1.21       339
+//	populate objects/s       1618          259          6.05      8926
+//	cold loads/s, 1 thr     13192          690         21.9      17243
+//	cold loads/s, 4 thr     11192          705         27.3      19370
+//	small commits/s          53.5         52.9          0.98       343
+//	small commit p50, ms      9.8         14.2          0.64       2.2
 //
-// (neoppod populated a quarter of the objects within the time bound, so
-// its loads ran on a smaller database.) A small commit costs three
-// InnoDB commits, each syncing the redo log: the vote, the lock and the
-// unlock, where SQLite syncs once (backend's doc says why); InnoDB has no
-// per-transaction durability setting, and readers on other connections
-// must see the unlock, so it cannot be deferred as neoppod, whose one
-// connection sees its own uncommitted rows, defers it.
+// Small commits vary most with the load (per-round ratios 0.61..2.36).
+// Per one-object commit (SHOW GLOBAL STATUS deltas, both storages): ours
+// 6 InnoDB commits and 5.7 data fsyncs, neoppod's 4 and 3.7: a commit
+// here is three InnoDB commits per storage, each syncing the redo log
+// (the vote, the lock and the unlock) where SQLite syncs once (backend's
+// doc says why). InnoDB has no per-transaction durability setting, and
+// readers on other connections must see the unlock, so it cannot be
+// deferred as neoppod, whose one connection sees its own uncommitted
+// rows, defers it. Sending each of them in one round trip (batchTx) took
+// our nodes' CPU per small commit from 5.0 to 2.5 ms and its p50 from
+// 26 to 16 ms in an A/B run.
 //
 // # Deferred deletions
 //
