@@ -39,17 +39,17 @@ func call(t *testing.T, method, url, body string) (int, map[string]any) {
 	return resp.StatusCode, v
 }
 
-// TestAPI runs the API of an in-process cluster's admin: the reads
-// mirror neoctl's, bad requests get 4xx with a message, writes are
-// refused from a non-loopback peer, the dashboard is served whole.
-func TestAPI(t *testing.T) {
+// adminCluster starts a cluster of 2 storages, 1 replica, 4 partitions
+// and an admin whose HTTP side it serves, and returns that side and its
+// URL.
+func adminCluster(t *testing.T) (*neotest.Cluster, *nodehttp.Handler, string) {
+	t.Helper()
 	h := nodehttp.New(nodehttp.Options{})
 	srv, err := nodehttp.Listen(t.Context(), "127.0.0.1:0", h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	api := srv.URL() + "/api/v1/"
 	c := neotest.Start(t, neotest.Options{
 		Storages: 2, Replicas: 1, Partitions: 4, Admin: true,
 		HTTP: func(node string) *nodehttp.Handler {
@@ -59,6 +59,15 @@ func TestAPI(t *testing.T) {
 			return nil
 		},
 	})
+	return c, h, srv.URL()
+}
+
+// TestAPI runs the API of an in-process cluster's admin: the reads
+// mirror neoctl's, bad requests get 4xx with a message, writes are
+// refused from a non-loopback peer, the dashboard is served whole.
+func TestAPI(t *testing.T) {
+	c, h, url := adminCluster(t)
+	api := url + "/api/v1/"
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	cl := c.Open(t, client.Config{})
@@ -169,7 +178,7 @@ func TestAPI(t *testing.T) {
 	}
 
 	// The dashboard: one page, nothing from elsewhere.
-	resp, err := http.Get(srv.URL() + "/")
+	resp, err := http.Get(url + "/")
 	if err != nil {
 		t.Fatal(err)
 	}

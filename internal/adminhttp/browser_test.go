@@ -17,7 +17,6 @@ import (
 
 	"github.com/neogo/neo/client"
 	"github.com/neogo/neo/internal/neotest"
-	"github.com/neogo/neo/internal/nodehttp"
 )
 
 // chromium returns the path of a Chromium to run headless: $NEO_CHROMIUM,
@@ -75,21 +74,7 @@ func cells(dom, nid string) []string {
 // stopped, its node DOWN and its cells OUT_OF_DATE.
 func TestDashboardInBrowser(t *testing.T) {
 	browser := chromium(t)
-	h := nodehttp.New(nodehttp.Options{})
-	srv, err := nodehttp.Listen(t.Context(), "127.0.0.1:0", h, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	c := neotest.Start(t, neotest.Options{
-		Storages: 2, Replicas: 1, Partitions: 4, Admin: true,
-		HTTP: func(node string) *nodehttp.Handler {
-			if node == neotest.Admin {
-				return h
-			}
-			return nil
-		},
-	})
+	c, _, url := adminCluster(t)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -102,7 +87,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dom := render(t, browser, srv.URL()+"/", "running")
+	dom := render(t, browser, url+"/", "running")
 	if !regexp.MustCompile(`last commit 0x[0-9a-f]{16} \([-0-9 :.]+ UTC, \d+ s ago\)`).MatchString(dom) {
 		t.Errorf("page does not show the last commit:\n%s", dom)
 	}
@@ -128,7 +113,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	// apart): only then is the page expected to show both.
 	c.Stop(neotest.Storage(1))
 	getJSON := func(path string, v any) {
-		resp, err := http.Get(srv.URL() + "/api/v1/" + path)
+		resp, err := http.Get(url + "/api/v1/" + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +153,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	dom = render(t, browser, srv.URL()+"/", "storage-down")
+	dom = render(t, browser, url+"/", "storage-down")
 	if want := fmt.Sprintf(`<td>%s</td><td>STORAGE</td><td class="node-DOWN">DOWN</td>`, down); !strings.Contains(dom, want) {
 		t.Errorf("page does not show %s DOWN:\n%s", down, dom)
 	}
@@ -205,7 +190,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	dom = render(t, browser, srv.URL()+"/", "storage-back")
+	dom = render(t, browser, url+"/", "storage-back")
 	if replBar.MatchString(dom) {
 		t.Errorf("replication bar still shown once every cell is UP_TO_DATE:\n%s", dom)
 	}
@@ -217,21 +202,7 @@ func TestDashboardInBrowser(t *testing.T) {
 // accepted from loopback and its answer shown.
 func TestDashboardAction(t *testing.T) {
 	browser := chromium(t)
-	h := nodehttp.New(nodehttp.Options{})
-	srv, err := nodehttp.Listen(t.Context(), "127.0.0.1:0", h, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	neotest.Start(t, neotest.Options{
-		Storages: 2, Replicas: 1, Partitions: 4, Admin: true,
-		HTTP: func(node string) *nodehttp.Handler {
-			if node == neotest.Admin {
-				return h
-			}
-			return nil
-		},
-	})
+	_, _, url := adminCluster(t)
 	alloc, cancel := chromedp.NewExecAllocator(t.Context(), append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.UserDataDir(t.TempDir()))...)
 	defer cancel()
@@ -255,7 +226,7 @@ func TestDashboardAction(t *testing.T) {
 		return v
 	}
 	step("phone viewport", chromedp.EmulateViewport(412, 900, chromedp.EmulateMobile))
-	step("load", chromedp.Navigate(srv.URL()+"/"))
+	step("load", chromedp.Navigate(url+"/"))
 	step("RUNNING shown", chromedp.WaitVisible(css(`#state.RUNNING`)))
 	step("check submitted", chromedp.Click(css(`form[data-path="check"] button`)))
 	step("confirmation shown", chromedp.WaitVisible(css(`#confirm-yes`)))

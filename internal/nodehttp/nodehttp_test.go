@@ -123,6 +123,29 @@ func promtoolCheck(t *testing.T, url, body string) {
 	}
 }
 
+// serve serves a new handler on a free loopback port until the test ends,
+// and returns it with its URL.
+func serve(t *testing.T, opts nodehttp.Options) (*nodehttp.Handler, string) {
+	t.Helper()
+	h := nodehttp.New(opts)
+	srv, err := nodehttp.Listen(t.Context(), "127.0.0.1:0", h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return h, srv.URL()
+}
+
+// only is neotest.Options.HTTP giving h to node name, nothing to others.
+func only(name string, h *nodehttp.Handler) func(string) *nodehttp.Handler {
+	return func(node string) *nodehttp.Handler {
+		if node == name {
+			return h
+		}
+		return nil
+	}
+}
+
 // sum adds the series of several scrapes.
 func sum(scrapes []map[string]float64, series string) float64 {
 	var s float64
@@ -142,13 +165,7 @@ func TestNodeHTTP(t *testing.T) {
 	handlers := map[string]*nodehttp.Handler{}
 	urls := map[string]string{}
 	for _, name := range nodes {
-		h := nodehttp.New(nodehttp.Options{Pprof: name == neotest.Master(0)})
-		srv, err := nodehttp.Listen(t.Context(), "127.0.0.1:0", h, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { srv.Close() })
-		handlers[name], urls[name] = h, srv.URL()
+		handlers[name], urls[name] = serve(t, nodehttp.Options{Pprof: name == neotest.Master(0)})
 	}
 	master, s0, s1, admin := urls[nodes[0]], urls[nodes[1]], urls[nodes[2]], urls[nodes[3]]
 
@@ -336,21 +353,8 @@ func TestNodeHTTP(t *testing.T) {
 // one's client (NotifyDeadlock), which neo_storage_deadlock_avoidances_total
 // counts.
 func TestDeadlockAvoidanceCounted(t *testing.T) {
-	h := nodehttp.New(nodehttp.Options{})
-	srv, err := nodehttp.Listen(t.Context(), "127.0.0.1:0", h, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	storage := srv.URL()
-	c := neotest.Start(t, neotest.Options{
-		HTTP: func(node string) *nodehttp.Handler {
-			if node == neotest.Storage(0) {
-				return h
-			}
-			return nil
-		},
-	})
+	h, storage := serve(t, nodehttp.Options{})
+	c := neotest.Start(t, neotest.Options{HTTP: only(neotest.Storage(0), h)})
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
 	cl1, cl2 := c.Open(t, client.Config{}), c.Open(t, client.Config{})

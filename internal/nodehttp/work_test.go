@@ -20,13 +20,7 @@ func TestWorkMetrics(t *testing.T) {
 	urls := map[string]string{}
 	handlers := map[string]*nodehttp.Handler{}
 	for _, name := range storages {
-		h := nodehttp.New(nodehttp.Options{})
-		srv, err := nodehttp.Listen(t.Context(), "127.0.0.1:0", h, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { srv.Close() })
-		handlers[name], urls[name] = h, srv.URL()
+		handlers[name], urls[name] = serve(t, nodehttp.Options{})
 	}
 	c := neotest.Start(t, neotest.Options{
 		Storages: 2, Replicas: 1, Partitions: 4, Admin: true,
@@ -160,23 +154,11 @@ func TestWorkMetrics(t *testing.T) {
 // commit as soon as it is told of it, and the lag back at 0 once every
 // partition has it.
 func TestBackupLagMetric(t *testing.T) {
-	h := nodehttp.New(nodehttp.Options{})
-	srv, err := nodehttp.Listen(t.Context(), "127.0.0.1:0", h, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	master := srv.URL()
+	h, master := serve(t, nodehttp.Options{})
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
 	up := neotest.Start(t, neotest.Options{Storages: 1, Partitions: 2})
-	neotest.Start(t, neotest.Options{Storages: 1, Partitions: 2, Upstream: up,
-		HTTP: func(node string) *nodehttp.Handler {
-			if node == neotest.Master(0) {
-				return h
-			}
-			return nil
-		}})
+	neotest.Start(t, neotest.Options{Storages: 1, Partitions: 2, Upstream: up, HTTP: only(neotest.Master(0), h)})
 	cl := up.Open(t, client.Config{})
 	for i := range 3 {
 		oid, err := cl.NewOID(ctx)
