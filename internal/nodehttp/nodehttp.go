@@ -37,7 +37,8 @@
 // neo_storage_conflicts_total, neo_storage_deadlock_avoidances_total,
 // neo_storage_cache_{hits,misses,evictions}_total,
 // neo_storage_cache_entries, neo_storage_cache_bytes,
-// neo_storage_database_bytes (SQLite); background work:
+// neo_storage_database_bytes (SQLite: its files; MySQL: its tables, as
+// the server estimates them); background work:
 // neo_storage_replicating_partitions,
 // neo_storage_replication_progress_ratio{partition} and
 // neo_storage_replication_lag_seconds{partition} (while a partition is

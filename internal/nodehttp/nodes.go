@@ -1,12 +1,14 @@
 package nodehttp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -198,6 +200,8 @@ func (h *Handler) SetStorage(n *storage.Node, db backend.Backend, files ...strin
 			}
 			if len(files) > 0 {
 				gauge(ch, descStorageDBBytes, float64(filesSize(files)))
+			} else if n, ok := serverSize(db); ok {
+				gauge(ch, descStorageDBBytes, float64(n))
 			}
 			collectWork(ch, &st, db)
 			counter(ch, descStorageConflicts, st.Conflicts)
@@ -251,6 +255,28 @@ func (h *Handler) SetAdmin(n *admin.Node) {
 			gauge(ch, descClusterPartitions, float64(len(st.Rows)))
 		},
 	})
+}
+
+// serverSizeTimeout bounds the question of a scrape to a database server.
+const serverSizeTimeout = time.Second
+
+// serverSize returns the size of a database on a server (MySQL), looking
+// behind wrappers (the object cache); false if db tells none.
+func serverSize(db backend.Backend) (int64, bool) {
+	for db != nil {
+		if sr, ok := db.(backend.SizeReporter); ok {
+			ctx, cancel := context.WithTimeout(context.Background(), serverSizeTimeout)
+			defer cancel()
+			n, err := sr.Size(ctx)
+			return n, err == nil
+		}
+		u, ok := db.(backend.Unwrapper)
+		if !ok {
+			break
+		}
+		db = u.Unwrap()
+	}
+	return 0, false
 }
 
 // filesSize returns the size of files and of their write-ahead logs

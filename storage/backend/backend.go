@@ -401,6 +401,14 @@ type StatsReporter interface {
 	Stats(ctx context.Context) (Stats, error)
 }
 
+// SizeReporter is an optional [Backend] interface: a database on a
+// server (MySQL) tells the bytes its tables take, data and indexes, as
+// the server estimates them; a file database's size is that of its
+// files (neo_storage_database_bytes).
+type SizeReporter interface {
+	Size(ctx context.Context) (int64, error)
+}
+
 // Partition returns the partition of a tid or oid given the number of
 // partitions (protocol.md §4.1).
 func Partition[T ~uint64](x T, np uint32) uint32 { return uint32(uint64(x) % uint64(np)) }

@@ -72,6 +72,20 @@ type DB struct {
 
 var _ backend.Backend = (*DB)(nil)
 
+var _ backend.SizeReporter = (*DB)(nil)
+
+// Size returns the bytes of the database's tables, data and indexes, as
+// information_schema estimates them.
+func (db *DB) Size(ctx context.Context) (int64, error) {
+	var n int64
+	err := db.r.QueryRowContext(ctx, "SELECT CAST(COALESCE(SUM(data_length + index_length), 0) AS SIGNED)"+
+		" FROM information_schema.tables WHERE table_schema = DATABASE()").Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("mysql: size of database %s: %w", db.params.Database, err)
+	}
+	return n, nil
+}
+
 // Open opens the database named by dsn ("mysql:" and neoppod's --database
 // syntax), creating the schema in an empty database.
 func Open(ctx context.Context, dsn string, opts backend.Options) (backend.Backend, error) {

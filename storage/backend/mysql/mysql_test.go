@@ -45,3 +45,21 @@ func TestConformanceRocksDB(t *testing.T) {
 		return open(t, path, opts)
 	})
 }
+
+// TestSize: the database's size, which neo_storage_database_bytes reports
+// for a MySQL storage, counts its tables.
+func TestSize(t *testing.T) {
+	db, err := open(t, t.Name(), backend.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	n, err := db.(backend.SizeReporter).Size(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each of neoppod's tables takes at least a page of 16 KiB.
+	if n < 16<<10 {
+		t.Errorf("Size %d bytes, want at least 16 KiB", n)
+	}
+}
