@@ -39,16 +39,10 @@ func TestNewNID(t *testing.T) {
 }
 
 func testNewNID(t *testing.T, masterKind, adapter string) {
-	p := needPeers(t)
-	ports := freePorts(t, 2)
-	c := &slCluster{
-		foCluster: &foCluster{t: t, p: p, bin: goClusterBin(t), dir: testDir(t),
-			name:    fmt.Sprintf("nn%d", ports[0]),
-			masters: []string{fmt.Sprintf("127.0.0.1:%d", ports[0])},
-			admin:   fmt.Sprintf("127.0.0.1:%d", ports[1]), procs: map[string]*goProc{}},
-		kind: "go", partitions: 4, replicas: 0,
-	}
-	t.Cleanup(c.stop)
+	// Our storages (kind "go": checkAll reads their logs), masterKind's
+	// master and admin.
+	c := slClusterOf(t, "nn", "go", 0, 4)
+	p := c.p
 	var db *cloneDB
 	if adapter == "MySQL" {
 		db = newMySQLCloneDB(t, p, c.name)

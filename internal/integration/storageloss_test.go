@@ -50,16 +50,7 @@ type slCluster struct {
 // RUNNING with every storage in the partition table.
 func newSLCluster(t *testing.T, kind string, storages, replicas, partitions int) *slCluster {
 	t.Helper()
-	p := needPeers(t)
-	ports := freePorts(t, 2)
-	c := &slCluster{
-		foCluster: &foCluster{t: t, p: p, bin: goClusterBin(t), dir: testDir(t),
-			name:    fmt.Sprintf("sl%d", ports[0]),
-			masters: []string{fmt.Sprintf("127.0.0.1:%d", ports[0])},
-			admin:   fmt.Sprintf("127.0.0.1:%d", ports[1]), procs: map[string]*goProc{}},
-		kind: kind, partitions: partitions, replicas: replicas,
-	}
-	t.Cleanup(c.stop)
+	c := slClusterOf(t, "sl", kind, replicas, partitions)
 	c.node("master", kind, "neomaster", "--bind", c.masters[0], "--partitions", strconv.Itoa(partitions),
 		"--replicas", strconv.Itoa(replicas), "--autostart", strconv.Itoa(storages))
 	for i := range storages {
@@ -69,6 +60,24 @@ func newSLCluster(t *testing.T, kind string, storages, replicas, partitions int)
 	c.waitPT("cluster RUNNING with every cell UP_TO_DATE", slWait, func(v ptView) bool {
 		return v.state == proto.RUNNING && len(v.storages) == storages && v.allUpToDate()
 	})
+	return c
+}
+
+// slClusterOf returns a cluster of the given kind, not started, named
+// prefix and its master's port; its processes are stopped at the end of
+// the test.
+func slClusterOf(t *testing.T, prefix, kind string, replicas, partitions int) *slCluster {
+	t.Helper()
+	p := needPeers(t)
+	ports := freePorts(t, 2)
+	c := &slCluster{
+		foCluster: &foCluster{t: t, p: p, bin: goClusterBin(t), dir: testDir(t),
+			name:    fmt.Sprintf("%s%d", prefix, ports[0]),
+			masters: []string{fmt.Sprintf("127.0.0.1:%d", ports[0])},
+			admin:   fmt.Sprintf("127.0.0.1:%d", ports[1]), procs: map[string]*goProc{}},
+		kind: kind, partitions: partitions, replicas: replicas,
+	}
+	t.Cleanup(c.stop)
 	return c
 }
 
