@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
@@ -21,6 +20,10 @@ import (
 // master and relays the master's answer under neoctl's message id.
 func (n *Node) serveCtl(req *neonet.Request) {
 	n.mu.Lock()
+	if b := n.backupLocked(req.Link); b != nil {
+		n.serveBackupLocked(b, req)
+		return
+	}
 	v, master, ctx := n.mu.v, n.mu.master, n.mu.ctx
 	if master == nil || n.mu.done {
 		n.mu.Unlock()
@@ -75,17 +78,7 @@ func (n *Node) serveCtl(req *neonet.Request) {
 		n.forward(ctx, req, master)
 		return
 	case *proto.RequestIdentification:
-		n.mu.Unlock()
-		// Only the admins of monitored backup clusters identify to us
-		// (protocol.md §5.17), which is not implemented yet.
-		msg := "reject non-admin node"
-		if m.NodeType == proto.ADMIN {
-			msg = fmt.Sprintf("unknown backup cluster %q", m.ClusterName)
-			if slices.Contains(n.cfg.Monitor.Backups, m.ClusterName) {
-				msg = fmt.Sprintf("monitoring of backup cluster %q is not implemented", m.ClusterName)
-			}
-		}
-		n.replyAbort(req, &proto.Error{Code: proto.PROTOCOL_ERROR, Message: msg})
+		n.identifyBackupLocked(req, m)
 		return
 	default:
 		n.mu.Unlock()
@@ -191,10 +184,17 @@ func (n *Node) answerMonitor(ctx context.Context, req *neonet.Request, master *n
 			return
 		}
 	}
+	qctx, cancel := context.WithTimeout(ctx, monitorTimeout)
+	n.askBackupTids(qctx)
+	cancel()
 	n.mu.Lock()
 	extra := n.mu.mailer.failure()
+	backups := make([]*backupMon, len(n.mu.backups))
+	for i, b := range n.mu.backups {
+		backups[i] = &b.mon
+	}
+	a := monitorAnswer(mon, backups, n.cfg.Monitor.MaxLag, extra)
 	n.mu.Unlock()
-	a := monitorAnswer(mon, extra)
 	a.Summary += n.storageReports(ctx)
 	if err := req.Reply(a); err != nil {
 		n.log.Debug("reply to neoctl", "err", err)

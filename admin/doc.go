@@ -24,7 +24,8 @@
 // is summarised for neoctl's "print summary" and, with e-mail recipients
 // configured, sent by e-mail when it changes. The admin of a backup
 // cluster reports that health to the upstream admin its master names
-// (protocol.md §5.17, upstream.go); monitoring backups, on the upstream
-// side, is not implemented: their names are announced to the master,
-// but their admins are refused.
+// (protocol.md §5.17, upstream.go); on the upstream side, the admins of
+// the backups named in Config.Monitor.Backups identify on the neoctl
+// listener and the summary shows each backup and its lag (backuplink.go,
+// backupmon.go). E-mails still cover this cluster only.
 package admin

@@ -155,7 +155,7 @@ func TestMailerFailure(t *testing.T) {
 		t.Fatalf("failure %q", f)
 	}
 	// neoctl's summary reports it as a problem.
-	a := monitorAnswer(Monitor{ClusterState: proto.Some(proto.RUNNING), PTSummary: map[proto.CellState]int{proto.UP_TO_DATE: 1}}, f)
+	a := monitorAnswer(Monitor{ClusterState: proto.Some(proto.RUNNING), PTSummary: map[proto.CellState]int{proto.UP_TO_DATE: 1}}, nil, 0, f)
 	if len(a.Problems) != 1 || !strings.Contains(a.Summary, "could not be sent") {
 		t.Errorf("answer %+v", a)
 	}

@@ -24,8 +24,8 @@ const (
 )
 
 // Monitor is the health of one cluster as an admin sees it: what it keeps
-// for its own cluster and, once backups are monitored (protocol.md §5.17),
-// for each backup cluster from its NotifyMonitorInformation.
+// for its own cluster and, for each monitored backup (protocol.md §5.17),
+// from its NotifyMonitorInformation (backupmon.go).
 type Monitor struct {
 	ClusterState proto.Opt[proto.ClusterState] // unset: not known
 	// PTSummary counts the cells per state; nil without partition table.
@@ -64,6 +64,16 @@ func (m Monitor) Severity() Severity {
 // The last tid is appended only when the cluster is operational and the
 // tid is known.
 func (m Monitor) Summary() string {
+	s := m.stateSummary()
+	if t, ok := m.shownTid(); ok {
+		s += fmt.Sprintf("; ltid=%016x (%s)", uint64(t), proto.FormatTidTime(t))
+	}
+	return s
+}
+
+// stateSummary is the summary without the tid: the state, the cell
+// counts and the nodes down.
+func (m Monitor) stateSummary() string {
 	var b strings.Builder
 	if s, ok := m.ClusterState.Get(); ok {
 		b.WriteString(s.String())
@@ -81,37 +91,45 @@ func (m Monitor) Summary() string {
 	if m.Down > 0 {
 		fmt.Fprintf(&b, "; DOWN=%d", m.Down)
 	}
-	if m.Operational() {
-		tid := m.LastTid
-		if m.ClusterState.V == proto.BACKINGUP {
-			tid = m.BackupTid
-		}
-		if t, ok := tid.Get(); ok {
-			fmt.Fprintf(&b, "; ltid=%016x (%s)", uint64(t), proto.FormatTidTime(t))
-		}
-	}
 	return b.String()
 }
 
-// monitorAnswer builds AnswerMonitorInformation for the main cluster: the
-// lists name the clusters in warning or problem state, nil standing for
-// this one. extra (the report of a failed e-mail notification) is appended
-// to the summary and makes it a problem.
-func monitorAnswer(m Monitor, extra string) *proto.AnswerMonitorInformation {
-	a := &proto.AnswerMonitorInformation{
-		Warnings: []proto.Opt[string]{},
-		Problems: []proto.Opt[string]{},
-		Summary:  m.Summary() + extra,
+// monitorAnswer builds AnswerMonitorInformation: the summary of this
+// cluster then, for each monitored backup, an empty line, its name and
+// its indented summary; the lists name the clusters in warning or problem
+// state (sorted), nil standing for this one first. extra (the report of a
+// failed e-mail notification) is appended to the summary and makes this
+// cluster a problem. The backups' Lagging is updated.
+func monitorAnswer(m Monitor, backups []*backupMon, maxLag float64, extra string) *proto.AnswerMonitorInformation {
+	var lists [3][]proto.Opt[string]
+	body := []string{m.Summary()}
+	var upstream proto.Opt[proto.Tid]
+	if t, ok := m.shownTid(); ok {
+		upstream = proto.Some(t)
+	}
+	for _, b := range backups {
+		s, sev := b.summary(upstream, maxLag)
+		body = append(body, "", b.Name, s)
+		lists[sev] = append(lists[sev], proto.Some(b.Name))
+	}
+	for _, l := range lists[1:] {
+		slices.SortFunc(l, func(a, b proto.Opt[string]) int { return strings.Compare(a.V, b.V) })
 	}
 	sev := m.Severity()
 	if extra != "" {
 		sev = SeverityProblem
 	}
-	switch sev {
-	case SeverityWarning:
-		a.Warnings = append(a.Warnings, proto.Opt[string]{})
-	case SeverityProblem:
-		a.Problems = append(a.Problems, proto.Opt[string]{})
+	lists[sev] = slices.Insert(lists[sev], 0, proto.Opt[string]{})
+	a := &proto.AnswerMonitorInformation{
+		Warnings: lists[SeverityWarning],
+		Problems: lists[SeverityProblem],
+		Summary:  strings.Join(body, "\n") + extra,
+	}
+	if a.Warnings == nil {
+		a.Warnings = []proto.Opt[string]{}
+	}
+	if a.Problems == nil {
+		a.Problems = []proto.Opt[string]{}
 	}
 	return a
 }

@@ -71,7 +71,7 @@ func TestMonitorAnswer(t *testing.T) {
 		{"a failed e-mail makes a problem", ok, "\n\nfailed", none, nilName, "RUNNING; UP_TO_DATE=1\n\nfailed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a := monitorAnswer(tc.m, tc.extra)
+			a := monitorAnswer(tc.m, nil, 0, tc.extra)
 			if !reflect.DeepEqual(a.Warnings, tc.warn) || !reflect.DeepEqual(a.Problems, tc.pbm) || a.Summary != tc.summary {
 				t.Errorf("got %+v", a)
 			}

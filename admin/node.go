@@ -56,6 +56,9 @@ type Node struct {
 		// reporter reports to the upstream admin that monitors this
 		// (backup) cluster; nil if none (upstream.go).
 		reporter *reporter
+		// backups are the monitored backup clusters, in the order of
+		// Config.Monitor.Backups (backuplink.go).
+		backups []*backupConn
 	}
 }
 
@@ -84,6 +87,9 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n.mu.v = newView()
 	n.mu.ctl = map[*neonet.Link]bool{}
+	for _, b := range cfg.Monitor.Backups {
+		n.mu.backups = append(n.mu.backups, &backupConn{mon: backupMon{Name: b}})
+	}
 	if len(cfg.Monitor.Emails) > 0 {
 		n.mu.mailer = newMailer(cfg.Cluster, cfg.Monitor, log)
 	}

@@ -3,8 +3,12 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -326,9 +330,10 @@ func TestServeNeoctl(t *testing.T) {
 		defer cancel()
 		must(t, call.Wait(ctx))
 		a := call.Answer().(*proto.AnswerMonitorInformation)
-		want := "RUNNING; OUT_OF_DATE=2, UP_TO_DATE=6; ltid=0000000000000000 (1900-01-01 00:00:00)"
-		if a.Summary != want || len(a.Warnings) != 1 || a.Warnings[0].Valid || len(a.Problems) != 0 {
-			t.Errorf("got %+v, want warning [nil] and %q", a, want)
+		// The monitored backup, whose admin is not connected, is a problem.
+		want := "RUNNING; OUT_OF_DATE=2, UP_TO_DATE=6; ltid=0000000000000000 (1900-01-01 00:00:00)\n\nbk\n    None"
+		if a.Summary != want || len(a.Warnings) != 1 || a.Warnings[0].Valid || len(a.Problems) != 1 || a.Problems[0] != proto.Some("bk") {
+			t.Errorf("got %+v, want warning [nil], problem [bk] and %q", a, want)
 		}
 	})
 
@@ -434,11 +439,12 @@ func TestInconsistentMaster(t *testing.T) {
 	waitConnected(t, n, proto.VERIFYING)
 }
 
-// TestBackupAdminRefused: monitoring backups through their admins is not
-// implemented; their identification is refused as neoppod refuses an
-// unknown one.
-func TestBackupAdminRefused(t *testing.T) {
-	_, n, _, _ := runningAdmin(t, Config{Monitor: MonitorConfig{Backups: []string{"bk"}}})
+// TestBackupAdmin: the admin of a monitored backup cluster identifies on
+// the neoctl listener (others are refused as neoppod refuses them), its
+// reports are merged and "print summary" shows it, with its lag behind
+// this cluster, asking it its tids.
+func TestBackupAdmin(t *testing.T) {
+	_, n, _, master := runningAdmin(t, Config{Monitor: MonitorConfig{Backups: []string{"bk"}, MaxLag: 1}})
 	for _, tc := range []struct {
 		typ  proto.NodeType
 		name string
@@ -446,7 +452,6 @@ func TestBackupAdminRefused(t *testing.T) {
 	}{
 		{proto.STORAGE, "bk", "reject non-admin node"},
 		{proto.ADMIN, "other", `unknown backup cluster "other"`},
-		{proto.ADMIN, "bk", `monitoring of backup cluster "bk" is not implemented`},
 	} {
 		c := ctl(t, n)
 		err := ask(t, c, &proto.RequestIdentification{NodeType: tc.typ, ClusterName: tc.name}, &proto.AcceptIdentification{})
@@ -456,6 +461,80 @@ func TestBackupAdminRefused(t *testing.T) {
 		}
 		waitClosed(t, c)
 	}
+
+	t0 := time.Date(2026, 12, 7, 21, 0, 0, 500, time.UTC)
+	mainTid := proto.TidFromTime(t0)
+	var backupTid atomic.Uint64
+	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+	defer cancel()
+	bk, err := neonet.Dial(ctx, "tcp", n.Addr().String(), neonet.Config{Handler: func(r *neonet.Request) {
+		switch r.Msg.(type) {
+		case *proto.AskRecovery:
+			r.Reply(&proto.AnswerRecovery{PTid: 1, BackupTid: proto.Tid(backupTid.Load()), TruncateTid: proto.InvalidTid})
+		case *proto.AskLastTransaction:
+			r.Reply(&proto.AnswerLastTransaction{Tid: mainTid})
+		}
+	}})
+	must(t, err)
+	defer bk.Close()
+	must(t, ask(t, bk, &proto.RequestIdentification{NodeType: proto.ADMIN, ClusterName: "bk", Extra: proto.Dict{}}, &proto.AcceptIdentification{}))
+	err = ask(t, ctl(t, n), &proto.RequestIdentification{NodeType: proto.ADMIN, ClusterName: "bk"}, &proto.AcceptIdentification{})
+	if !errors.Is(err, proto.ErrProtocol) || !strings.Contains(err.Error(), "already connected") {
+		t.Errorf("second admin of bk: got %v, want already connected", err)
+	}
+
+	c := ctl(t, n)
+	summary := func() *proto.AnswerMonitorInformation {
+		t.Helper()
+		call, err := c.Start(&proto.AskMonitorInformation{}, nil)
+		must(t, err)
+		r := recv(t, master)
+		must(t, r.Reply(&proto.AnswerLastTransaction{Tid: mainTid}))
+		ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+		defer cancel()
+		must(t, call.Wait(ctx))
+		return call.Answer().(*proto.AnswerMonitorInformation)
+	}
+	// waitBackup polls the summary until the backup's part is want.
+	waitBackup := func(want string, warn, pbm []proto.Opt[string]) {
+		t.Helper()
+		for {
+			a := summary()
+			_, got, _ := strings.Cut(a.Summary, "\n")
+			if got == want && slices.Equal(a.Warnings, warn) && slices.Equal(a.Problems, pbm) {
+				return
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("backup part %q warnings %#v problems %#v\nwant %q %#v %#v", got, a.Warnings, a.Problems, want, warn, pbm)
+			}
+			time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+		}
+	}
+	// This cluster has an OUT_OF_DATE cell: it is always a warning.
+	none, bkName := []proto.Opt[string]{}, []proto.Opt[string]{proto.Some("bk")}
+	me, meBk := []proto.Opt[string]{{}}, []proto.Opt[string]{{}, proto.Some("bk")}
+	waitBackup("\nbk\n    None", me, bkName)
+
+	backupTid.Store(uint64(proto.TidFromTime(t0.Add(-2500 * time.Millisecond))))
+	must(t, bk.Send(&proto.NotifyMonitorInformation{Info: proto.Dict{
+		{Key: "cluster_state", Value: proto.BACKINGUP},
+		{Key: "down", Value: int64(0)},
+		{Key: "pt_summary", Value: proto.Map{{Key: proto.UP_TO_DATE, Value: int64(2)}}},
+	}}))
+	waitBackup(fmt.Sprintf("\nbk\n    BACKINGUP; UP_TO_DATE=2; ltid=%016x; lag=2.5", backupTid.Load()), meBk, none)
+
+	backupTid.Store(uint64(mainTid))
+	waitBackup(fmt.Sprintf("\nbk\n    BACKINGUP; UP_TO_DATE=2; ltid=%016x; lag=0.0", uint64(mainTid)), me, none)
+	// Behind within the same microsecond.
+	backupTid.Store(uint64(mainTid - 1))
+	waitBackup(fmt.Sprintf("\nbk\n    BACKINGUP; UP_TO_DATE=2; ltid=%016x; lag=ε", uint64(mainTid-1)), me, none)
+
+	must(t, bk.Send(&proto.NotifyMonitorInformation{Info: proto.Dict{{Key: "down", Value: int64(1)}}}))
+	waitBackup(fmt.Sprintf("\nbk\n    BACKINGUP; UP_TO_DATE=2; DOWN=1; ltid=%016x; lag=ε", uint64(mainTid-1)), me, bkName)
+
+	// A lost backup admin is unknown again.
+	bk.Close()
+	waitBackup("\nbk\n    None", me, bkName)
 }
 
 // TestStoppingRelaysAnswer: a master that answers STOPPING and closes at

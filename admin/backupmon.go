@@ -1,0 +1,169 @@
+package admin
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/neogo/neo/proto"
+)
+
+// backupMon is what the upstream admin knows of one monitored backup
+// cluster (cluster.md §8.9, §9.4): the health its admin reports
+// (NotifyMonitorInformation) and the tids asked to it for a summary.
+type backupMon struct {
+	Name string
+	Monitor
+	// Lagging is whether the backup was late at the last summary that
+	// could compare it with this cluster; it is kept across summaries
+	// that cannot (this cluster or the backup not operational).
+	Lagging bool
+}
+
+// mergeInfo applies the keys of a NotifyMonitorInformation to m and
+// reports whether something changed. Unknown keys are ignored, as newer
+// admins may report more.
+func (m *Monitor) mergeInfo(info proto.Dict) (changed bool, err error) {
+	for _, it := range info {
+		switch it.Key {
+		case "cluster_state":
+			var s proto.Opt[proto.ClusterState]
+			switch v := it.Value.(type) {
+			case nil:
+			case proto.ClusterState:
+				s = proto.Some(v)
+			default:
+				return changed, fmt.Errorf("cluster_state: %T %v is not a cluster state", it.Value, it.Value)
+			}
+			if s != m.ClusterState {
+				m.ClusterState, changed = s, true
+				// Tids asked in another state say nothing of this one.
+				m.LastTid, m.BackupTid = proto.Opt[proto.Tid]{}, proto.Opt[proto.Tid]{}
+			}
+		case "down":
+			d, err := infoInt(it.Value)
+			if err != nil {
+				return changed, fmt.Errorf("down: %w", err)
+			}
+			if d != m.Down {
+				m.Down, changed = d, true
+			}
+		case "pt_summary":
+			var pt map[proto.CellState]int
+			switch v := it.Value.(type) {
+			case nil:
+			case proto.Map:
+				pt = make(map[proto.CellState]int, len(v))
+				for _, c := range v {
+					s, ok := c.Key.(proto.CellState)
+					if !ok {
+						return changed, fmt.Errorf("pt_summary: key %T %v is not a cell state", c.Key, c.Key)
+					}
+					n, err := infoInt(c.Value)
+					if err != nil {
+						return changed, fmt.Errorf("pt_summary[%v]: %w", s, err)
+					}
+					pt[s] = n
+				}
+			default:
+				return changed, fmt.Errorf("pt_summary: %T %v is not a map", it.Value, it.Value)
+			}
+			if !samePT(pt, m.PTSummary) {
+				m.PTSummary, changed = pt, true
+			}
+		}
+	}
+	return changed, nil
+}
+
+func infoInt(v proto.Value) (int, error) {
+	switch v := v.(type) {
+	case int64:
+		return int(v), nil
+	case uint64:
+		return int(v), nil
+	}
+	return 0, fmt.Errorf("%T %v is not an integer", v, v)
+}
+
+func samePT(a, b map[proto.CellState]int) bool {
+	if (a == nil) != (b == nil) || len(a) != len(b) {
+		return false
+	}
+	for s, n := range a {
+		if m, ok := b[s]; !ok || m != n {
+			return false
+		}
+	}
+	return true
+}
+
+// shownTid is the tid a summary shows: the backup tid when BACKINGUP,
+// else the last tid; none when not operational or not known.
+func (m Monitor) shownTid() (proto.Tid, bool) {
+	if !m.Operational() {
+		return 0, false
+	}
+	if m.ClusterState.V == proto.BACKINGUP {
+		return m.BackupTid.Get()
+	}
+	return m.LastTid.Get()
+}
+
+// summary is the backup's indented summary line and its severity, given
+// the tid this cluster's summary shows (upstream, if any) and the most a
+// backup may lag (seconds). A BACKINGUP backup compared with upstream
+// shows `; lag=<seconds>` instead of its tid's date, `lag=ε` when it is
+// behind by less than a microsecond; it updates b.Lagging.
+func (b *backupMon) summary(upstream proto.Opt[proto.Tid], maxLag float64) (string, Severity) {
+	s := b.stateSummary()
+	if tid, ok := b.shownTid(); ok {
+		s = b.Monitor.stateSummary() + "; ltid=" + fmt.Sprintf("%016x", uint64(tid))
+		up, upOk := upstream.Get()
+		if upOk && b.ClusterState.V == proto.BACKINGUP {
+			us := tidMicros(up) - tidMicros(tid)
+			var lag string
+			if us != 0 || tid >= up {
+				sec := float64(us) / 1e6
+				lag, b.Lagging = pyFloat(sec), maxLag < sec
+			} else {
+				lag, b.Lagging = "ε", maxLag <= 0
+			}
+			s += "; lag=" + lag
+		} else {
+			s += " (" + proto.FormatTidTime(tid) + ")"
+		}
+	}
+	sev := SeverityOK
+	switch {
+	case b.Down > 0 || !b.Operational():
+		sev = SeverityProblem
+	case len(b.PTSummary) != 1 || b.PTSummary[proto.UP_TO_DATE] == 0,
+		b.ClusterState.V != proto.BACKINGUP, b.Lagging:
+		sev = SeverityWarning
+	}
+	return "    " + s, sev
+}
+
+// tidMicros is the tid's time in microseconds, truncated as neoppod's
+// datetimeFromTID.
+func tidMicros(tid proto.Tid) int64 {
+	return proto.TidTime(tid).Truncate(time.Microsecond).UnixMicro()
+}
+
+// pyFloat formats f as Python's repr does (the lag neoppod prints):
+// shortest round-trip digits, fixed notation with at least one decimal
+// for exponents in [-4, 16), else scientific.
+func pyFloat(f float64) string {
+	e := strconv.FormatFloat(f, 'e', -1, 64)
+	exp, _ := strconv.Atoi(e[strings.IndexByte(e, 'e')+1:])
+	if exp < -4 || exp >= 16 {
+		return e
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.ContainsRune(s, '.') {
+		s += ".0"
+	}
+	return s
+}
