@@ -495,6 +495,40 @@ func TestBackupMonitoredByNeoppod(t *testing.T) {
 	}
 }
 
+// Our upstream admin monitoring a backup cluster (--monitor-backup), ours
+// or neoppod's: the backup's admin reports to it, and neoctl print
+// summary on the upstream shows the backup's name, state and lag (0.0:
+// in sync). The admin is started last: the backup master learns it from
+// the upstream master's node notifications.
+func TestBackupMonitoredByOurs(t *testing.T) {
+	for _, kind := range []string{"go", "py"} {
+		t.Run(kind, func(t *testing.T) {
+			up := newSLCluster(t, "go", 1, 0, 4)
+			loop := startLoop(t, up.masters, up.name, clientLogger(t, up.dir))
+			loop.waitAcks(time.Time{}, 3, "upstream commits")
+			loop.stop()
+			last, _, err := up.ids(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			bk := newBackupCluster(t, kind, up, 1, 0)
+			bk.waitBackupTid("backup up to date", last)
+			mon := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+			up.node("monitor", "go", "neoadmin", "--bind", mon, "--monitor-backup", bk.name)
+
+			want := fmt.Sprintf("# {}\nRUNNING; UP_TO_DATE=4; ltid=%016x (%s)\n\n%s\n    BACKINGUP; UP_TO_DATE=4; ltid=%016x; lag=0.0\n",
+				uint64(last), proto.FormatTidTime(last), bk.name, uint64(last))
+			var r result
+			for deadline := time.Now().Add(bkWait); time.Now().Before(deadline); time.Sleep(pollInterval) {
+				if r = run(t, nil, ourNeoctl(t), "-a", mon, "print", "summary"); r.stdout == want {
+					return
+				}
+			}
+			t.Fatalf("print summary on the upstream:\n%s\nwant stdout:\n%s", r, want)
+		})
+	}
+}
+
 // killBoth kills with SIGKILL and restarts a storage of the backup, then
 // one of the upstream, under the write load, each time waiting for the
 // backup to follow.
