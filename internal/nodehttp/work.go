@@ -38,9 +38,9 @@ var (
 		"1 once the Importer backend imported everything, else 0 (Importer backend only).", nil, nil)
 )
 
-// importer is what the Importer backend tells of its import
+// importSource is what the Importer backend tells of its import
 // (storage/backend/importer).
-type importer interface {
+type importSource interface {
 	Imported() (proto.Tid, bool)
 	FirstSourceTid() proto.Tid
 	LastSourceTid() proto.Tid
@@ -48,9 +48,9 @@ type importer interface {
 
 // importerOf returns db's Importer, looking behind wrappers (the object
 // cache).
-func importerOf(db backend.Backend) (importer, bool) {
+func importerOf(db backend.Backend) (importSource, bool) {
 	for db != nil {
-		if im, ok := db.(importer); ok {
+		if im, ok := db.(importSource); ok {
 			return im, true
 		}
 		u, ok := db.(backend.Unwrapper)
