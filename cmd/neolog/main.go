@@ -45,7 +45,9 @@ options:
                         custom date format, according to strftime(3)
   -f, --follow          output appended data as the file grows
   -F PID, --flush PID   with -f, tell process PID to flush logs (SIGRTMIN)
-                        approximately every N seconds (see -s)
+                        approximately every N seconds (see -s); our nodes
+                        ignore SIGRTMIN (Go cannot catch it): use
+                        neoctl flush_log
   -n NODE, --node NODE  only show log entries from the given node (only
                         useful for logs produced by threaded tests), special
                         value '-' hides the column

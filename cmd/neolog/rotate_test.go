@@ -101,16 +101,34 @@ func peersOf(t *testing.T, path string) map[string]int {
 	return n
 }
 
+// countLog returns how many records of the log file at path have a
+// message LIKE pattern.
+func countLog(t *testing.T, path, pattern string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM log WHERE msg LIKE ?", pattern).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return n
+}
+
 // TestRotation renames the log of a running neomaster and sends it
 // SIGRTMIN+1: each packet it received is recorded once, those before the
 // signal in the renamed file, those after the new file appeared in it.
 // neoctl flush_log (a FlushLog from an admin) writes them out.
+// SIGRTMIN does not kill it; SIGRTMIN+2 logs its state.
 func TestRotation(t *testing.T) {
 	dir := t.TempDir()
 	logfile := filepath.Join(dir, "master.log")
 	cmd, addr := startMaster(t, logfile)
 	const n = 20
 	var before, after []string
+	var flusher *neonet.Link // the last admin's link, for FlushLog
 	for i := range 2 * n {
 		if i == n {
 			if err := os.Rename(logfile, logfile+".1"); err != nil {
@@ -133,6 +151,7 @@ func TestRotation(t *testing.T) {
 		if i < 2*n-1 {
 			l.Close()
 		} else {
+			flusher = l
 			defer l.Close()
 			if err := l.Send(&proto.FlushLog{}); err != nil {
 				t.Fatal(err)
@@ -164,6 +183,19 @@ func TestRotation(t *testing.T) {
 	}
 	if len(old) != n || len(got) != n {
 		t.Errorf("renamed file: %d peers, new file: %d; want %d each", len(old), len(got), n)
+	}
+	// SIGRTMIN, which Go cannot catch, does not kill it; SIGRTMIN+2 logs
+	// the master's state, a FlushLog writes it out (sent again until it
+	// is there: the signal and the packet race).
+	cmd.Process.Signal(nodelog.SigFlush)
+	cmd.Process.Signal(nodelog.SigDump)
+	for deadline := time.Now().Add(30 * time.Second); countLog(t, logfile, "state %nid=M1 cluster_state=RECOVERING%") != 1; time.Sleep(20 * time.Millisecond) {
+		if err := flusher.Send(&proto.FlushLog{}); err != nil {
+			t.Fatalf("master gone after SIGRTMIN: %v", err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no state in the log after SIGRTMIN+2 and FlushLog")
+		}
 	}
 	// Stopped cleanly, the master writes the rest out.
 	cmd.Process.Signal(syscall.SIGTERM)

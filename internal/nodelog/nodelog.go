@@ -6,7 +6,7 @@
 // Records (slog records through [Log.Handler], packets through the link
 // observer [Log.Observer]) are kept in a RAM ring buffer of about 16 MiB
 // and written to the file only on a record of level WARNING or above,
-// [Log.Flush] (SIGRTMIN, neoctl flush_log, a crash) and [Log.Close]; the
+// [Log.Flush] (neoctl flush_log, a crash; SIGRTMIN is ignored, see HandleSignals) and [Log.Close]; the
 // oldest records are dropped when the buffer is full. [Log.Reopen]
 // (SIGRTMIN+1) starts a new file at the same path after a rename.
 //

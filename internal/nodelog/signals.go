@@ -15,19 +15,23 @@ const sigRTMin = syscall.Signal(34)
 
 // The log signals of cluster.md §10.2.
 const (
-	SigFlush  = sigRTMin     // write the buffered records to the file
+	SigFlush  = sigRTMin     // neoppod: write the buffered records out; ignored by ours (see ignoreSIGRTMIN)
 	SigReopen = sigRTMin + 1 // reopen the file (rotation by rename)
 	SigDump   = sigRTMin + 2 // log the node's state
 )
 
 // HandleSignals handles the log signals until ctx ends or stop is called:
-// SigFlush flushes l, SigReopen reopens it, SigDump calls dump (if not
-// nil), which logs the node's state to log. l may be nil (no log file):
-// the signals are still caught, since their default action would kill the
+// SigReopen reopens l, SigDump calls dump (if not nil), which logs the
+// node's state to log. SigFlush, which a Go program cannot catch, is
+// ignored: flush with neoctl flush_log. l may be nil (no log file): the
+// signals are still handled, since their default action would kill the
 // process. Every command running a node calls it once.
 func HandleSignals(ctx context.Context, l *Log, log *slog.Logger, dump func(*slog.Logger)) (stop func()) {
+	if err := ignoreSIGRTMIN(); err != nil {
+		log.Warn("cannot ignore SIGRTMIN", "err", err)
+	}
 	ch := make(chan os.Signal, 4)
-	signal.Notify(ch, SigFlush, SigReopen, SigDump)
+	signal.Notify(ch, SigReopen, SigDump)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -38,8 +42,6 @@ func HandleSignals(ctx context.Context, l *Log, log *slog.Logger, dump func(*slo
 				return
 			case s := <-ch:
 				switch s {
-				case SigFlush:
-					l.Flush()
 				case SigReopen:
 					if err := l.Reopen(); err != nil {
 						log.Error("reopen log", "err", err)
