@@ -91,7 +91,8 @@ func (n *Node) serveBackupLocked(b *backupConn, req *neonet.Request) {
 
 // askBackupTids asks the admins of the operational backups their tids
 // (the backup tid when BACKINGUP, and the last tid), for the summary; a
-// backup admin that does not answer before ctx ends is dropped.
+// backup admin that does not answer before ctx ends is dropped (after
+// monitorTimeout: neoppod's MONITOR_TIMEOUT).
 func (n *Node) askBackupTids(ctx context.Context) {
 	type query struct {
 		b     *backupConn
@@ -122,9 +123,15 @@ func (n *Node) askBackupTids(ctx context.Context) {
 			}
 		}
 		if err != nil {
-			n.log.Warn("backup admin did not answer monitoring questions: dropping it", "backup", q.b.mon.Name, "err", err)
-			q.link.Close()
-			continue
+			// An error answer (its master lost) makes the tids unknown
+			// rather than stale; an admin that does not answer is of no
+			// use.
+			if ctx.Err() != nil {
+				n.log.Warn("backup admin did not answer monitoring questions: dropping it", "backup", q.b.mon.Name, "err", err)
+				q.link.Close()
+				continue
+			}
+			n.log.Debug("monitoring questions to a backup admin", "backup", q.b.mon.Name, "err", err)
 		}
 		n.mu.Lock()
 		if q.b.link == q.link && q.b.mon.ClusterState == q.state {

@@ -465,11 +465,16 @@ func TestBackupAdmin(t *testing.T) {
 	t0 := time.Date(2026, 12, 7, 21, 0, 0, 500, time.UTC)
 	mainTid := proto.TidFromTime(t0)
 	var backupTid atomic.Uint64
+	var notReady atomic.Bool // the backup admin has lost its master
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	defer cancel()
 	bk, err := neonet.Dial(ctx, "tcp", n.Addr().String(), neonet.Config{Handler: func(r *neonet.Request) {
 		switch r.Msg.(type) {
 		case *proto.AskRecovery:
+			if notReady.Load() {
+				r.Reply(&proto.Error{Code: proto.NOT_READY, Message: notConnected})
+				return
+			}
 			r.Reply(&proto.AnswerRecovery{PTid: 1, BackupTid: proto.Tid(backupTid.Load()), TruncateTid: proto.InvalidTid})
 		case *proto.AskLastTransaction:
 			r.Reply(&proto.AnswerLastTransaction{Tid: mainTid})
@@ -531,6 +536,15 @@ func TestBackupAdmin(t *testing.T) {
 
 	must(t, bk.Send(&proto.NotifyMonitorInformation{Info: proto.Dict{{Key: "down", Value: int64(1)}}}))
 	waitBackup(fmt.Sprintf("\nbk\n    BACKINGUP; UP_TO_DATE=2; DOWN=1; ltid=%016x; lag=ε", uint64(mainTid-1)), me, bkName)
+
+	// An error answer leaves the tids unknown; the link stays.
+	notReady.Store(true)
+	waitBackup("\nbk\n    BACKINGUP; UP_TO_DATE=2; DOWN=1", me, bkName)
+	select {
+	case <-bk.Done():
+		t.Fatal("backup admin dropped after an error answer")
+	default:
+	}
 
 	// A lost backup admin is unknown again.
 	bk.Close()
