@@ -148,6 +148,15 @@ func (c *TLSConfig) serverConfig() *tls.Config {
 	return tc
 }
 
+// HTTPClientConfig is the TLS setup for reading another node's HTTP side
+// (an admin reading the storages' /metrics): the peer's chain verified
+// against the cluster's CA, our certificate sent when asked.
+func (c *TLSConfig) HTTPClientConfig() *tls.Config {
+	tc := c.clientConfig()
+	tc.MaxVersion = 0
+	return tc
+}
+
 // HTTPServerConfig is the TLS setup of a node's HTTP side (package
 // nodehttp): the node's certificate; a client certificate is asked for
 // but optional, and when given it must chain to the cluster's CA, as a

@@ -6,15 +6,17 @@
 //	         [--monitor-maxlag SECONDS] [--monitor-email ADDR]... [--monitor-backup NAME]...
 //	         [--smtp HOST[:PORT]] [--smtp-tls] [--smtp-auth USER:PASS]
 //	         [-l LOGFILE] [--ca CA --cert CERT --key KEY] [-f FILE [-s SECTION]]
-//	         [--http HOST:PORT [--http-pprof]]
+//	         [--http HOST:PORT [--http-pprof] [--http-peers NAME=URL,...]]
 //
 // --http (ours, not neoppod's) serves /healthz, /readyz and /metrics
-// (package internal/nodehttp). A bad command line exits with status 2, a configuration error with 1.
+// (package internal/nodehttp) and the dashboard; --http-peers names the
+// other nodes' /metrics, from which the dashboard shows their progress. A bad command line exits with status 2, a configuration error with 1.
 // The admin exits with status 0 when the cluster is shut down.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -44,6 +46,7 @@ func adminOptions() *cliopt.Parser {
 			{Long: "smtp-tls", Kind: cliopt.Bool, Help: "use STARTTLS"},
 			{Long: "smtp-auth", Help: "SMTP credentials"},
 			{Short: "i", Long: "nid", Kind: cliopt.Int, Help: "specify an NID to use for this process (testing purpose)"},
+			{Long: "http-peers", Multiple: true, Help: "other nodes' metrics for the dashboard's progress bars and rates: NAME=URL of each node's /metrics (its --http), comma-separated or repeated; needs --http"},
 		}),
 	}
 }
@@ -92,10 +95,23 @@ func configFromOptions(v map[string]string) (admin.Config, string, error) {
 
 // run is main without os.Exit: it returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var peers map[string]string
 	d := cliopt.Daemon[admin.Config]{
 		Options: adminOptions(),
 		Role:    "admin",
-		Config:  configFromOptions,
+		Config: func(v map[string]string) (admin.Config, string, error) {
+			cfg, logfile, err := configFromOptions(v)
+			if err != nil {
+				return cfg, logfile, err
+			}
+			if peers, err = adminhttp.ParsePeerTargets(cliopt.Lines(v["http_peers"])); err != nil {
+				return cfg, logfile, fmt.Errorf("--http-peers: %w", err)
+			}
+			if len(peers) > 0 && strings.TrimSpace(v["http"]) == "" {
+				return cfg, logfile, errors.New("--http-peers needs --http: the dashboard shows what it reads")
+			}
+			return cfg, logfile, nil
+		},
 		New: func(cfg admin.Config, nl *cliopt.NodeLog, h *nodehttp.Handler) (cliopt.Node, error) {
 			log := nl.Logger
 			cfg.Logger = log
@@ -105,6 +121,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			if err == nil && h != nil {
 				h.SetAdmin(n)
 				adminhttp.Attach(h, n, cfg.TLS, log)
+				if len(peers) > 0 {
+					var tc *tls.Config
+					if cfg.TLS != nil {
+						tc = cfg.TLS.HTTPClientConfig()
+					}
+					adminhttp.AttachPeers(h, adminhttp.ScrapePeers(peers, tc))
+				}
 			}
 			return n, err
 		},

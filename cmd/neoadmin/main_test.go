@@ -87,6 +87,8 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"-c", "x", "--monitor-maxlag", "soon"}, 2, "invalid float value"},
 		{[]string{"-c", "x", "--ca", "ca.pem"}, 1, "To enable encryption, 3 files must be provided"},
 		{[]string{"-c", "x", "--smtp-auth", "nopass"}, 1, "USER:PASS"},
+		{[]string{"-c", "x", "--http-peers", "S1=http://127.0.0.1:1/metrics"}, 1, "--http-peers needs --http"},
+		{[]string{"-c", "x", "--http", "127.0.0.1:0", "--http-peers", "S1"}, 1, "--http-peers: peer \"S1\": expected NAME=URL"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(t.Context(), tc.args, &out, &errb)
