@@ -45,7 +45,7 @@ type checkResult struct {
 // records start in it.
 type nodeLog struct {
 	name, path string
-	python     bool    // SQLite log (neoppod), else text (ours)
+	python     bool    // SQLite log (neoppod), else text (our stderr)
 	offset     int64   // text: size before the check
 	since      float64 // SQLite: UNIX time before the check
 }
@@ -121,7 +121,13 @@ func runCheck(ctx context.Context, cl *cluster, script string) checkResult {
 		default:
 			continue
 		}
+		// Our nodes' -l file is neoppod's SQLite format too, but keeps
+		// INFO records in RAM until a warning or flush_log (SIGRTMIN can't
+		// be caught by Go): their stderr has every INFO record at once.
 		l := &nodeLog{name: name, path: filepath.Join(cl.dir, name+".log"), python: !cl.isGo(role)}
+		if !l.python {
+			l.path = filepath.Join(cl.dir, name+".out")
+		}
 		l.offset = fileSize(l.path)
 		l.since = float64(time.Now().UnixNano()) / 1e9
 		logs = append(logs, l)
