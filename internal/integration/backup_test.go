@@ -461,22 +461,7 @@ func TestBackupMonitoredByNeoppod(t *testing.T) {
 		"--bind", bk.admin, "--logfile", filepath.Join(bk.dir, "admin.log"))...))
 	bk.waitFor(t, "BACKINGUP", func() bool { return bk.gon(t, "print", "cluster").stdout == "BACKINGUP\n" })
 
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.spawnPy(t, up.dir, "client", filepath.Join(root, "internal", "integration", "testdata", "client.py"),
-		up.master, up.name, "0")
-	var last string
-	up.waitFor(t, "client committed", func() bool {
-		out, _ := os.ReadFile(filepath.Join(up.dir, "client.out"))
-		f := strings.Fields(string(out))
-		if len(f) >= 3 && f[0] == "TIDS" {
-			last = f[2]
-			return true
-		}
-		return false
-	})
+	last := pyClientCommits(t, p, up, "0")[1]
 	bk.waitFor(t, "backup up to date", func() bool {
 		return strings.HasPrefix(bk.gon(t, "print", "ids").stdout, "backup_tid = 0x"+strings.TrimLeft(last, "0")+" ")
 	})

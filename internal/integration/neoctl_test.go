@@ -304,22 +304,7 @@ func TestNeoctlTLS(t *testing.T) {
 func TestNeoctlClientAndTruncate(t *testing.T) {
 	p := needPeers(t)
 	c := startCluster(t, p, 2, 1, 4)
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.spawnPy(t, c.dir, "client", filepath.Join(root, "internal", "integration", "testdata", "client.py"),
-		c.master, c.name, "120")
-	var tids []string
-	c.waitFor(t, "client committed", func() bool {
-		out, _ := os.ReadFile(filepath.Join(c.dir, "client.out"))
-		f := strings.Fields(string(out))
-		if len(f) >= 3 && f[0] == "TIDS" {
-			tids = f[1:3]
-			return true
-		}
-		return false
-	})
+	tids := pyClientCommits(t, p, c, "120")
 	for _, args := range [][]string{
 		{"print", "node"},
 		{"print", "node", "client"},
@@ -367,22 +352,7 @@ func TestNeoctlBackup(t *testing.T) {
 		"--logfile", filepath.Join(bk.dir, "admin.log"))...)
 	bk.waitFor(t, "BACKINGUP", func() bool { return bk.py(t, "print", "cluster").stdout == "BACKINGUP\n" })
 
-	root, err := moduleRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.spawnPy(t, up.dir, "client", filepath.Join(root, "internal", "integration", "testdata", "client.py"),
-		up.master, up.name, "0")
-	var last string
-	up.waitFor(t, "client committed", func() bool {
-		out, _ := os.ReadFile(filepath.Join(up.dir, "client.out"))
-		f := strings.Fields(string(out))
-		if len(f) >= 3 && f[0] == "TIDS" {
-			last = f[2]
-			return true
-		}
-		return false
-	})
+	last := pyClientCommits(t, p, up, "0")[1]
 	bk.waitFor(t, "backup up to date", func() bool {
 		return strings.HasPrefix(bk.py(t, "print", "ids").stdout, "backup_tid = 0x"+strings.TrimLeft(last, "0")+" ")
 	})
@@ -405,4 +375,28 @@ func TestNeoctlBackup(t *testing.T) {
 	sameOutput(t, bk, "print", "ids")
 	sameOutput(t, bk, "print", "summary")
 	sameOutput(t, monitor, "print", "summary")
+}
+
+// pyClientCommits runs testdata/client.py on c (neoppod's client: two
+// commits, then it stays connected for hold seconds) and returns the tids
+// of its two commits once made.
+func pyClientCommits(t *testing.T, p *peers, c *cluster, hold string) []string {
+	t.Helper()
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.spawnPy(t, c.dir, "client", filepath.Join(root, "internal", "integration", "testdata", "client.py"),
+		c.master, c.name, hold)
+	var tids []string
+	c.waitFor(t, "client committed", func() bool {
+		out, _ := os.ReadFile(filepath.Join(c.dir, "client.out"))
+		f := strings.Fields(string(out))
+		if len(f) >= 3 && f[0] == "TIDS" {
+			tids = f[1:3]
+			return true
+		}
+		return false
+	})
+	return tids
 }
