@@ -334,19 +334,28 @@ func (s *Server) dial(ctx context.Context, id core.ConnID, addr proto.Addr, dela
 		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
 		link, err := neonet.Dial(dctx, "tcp", addr.String(), s.netcfg)
 		cancel()
-		var ev event = linkOpened{id: id, link: link}
 		if err != nil {
 			s.log.Debug("connection to a master failed", "addr", addr.String(), "err", err)
-			ev = core.Closed{Conn: id}
 		}
-		select {
-		case s.events <- ev:
-		case <-ctx.Done():
-			if link != nil {
-				link.Close()
-			}
-		}
+		s.dialed(ctx, linkOpened{id: id, link: link}, err)
 	}()
+}
+
+// dialed hands the outcome of dialing o.id to the loop: o when the dial
+// succeeded, [core.Closed] when it failed (err). A link the loop can no
+// longer take, ctx having ended, is closed.
+func (s *Server) dialed(ctx context.Context, o linkOpened, err error) {
+	var ev event = o
+	if err != nil {
+		ev = core.Closed{Conn: o.id}
+	}
+	select {
+	case s.events <- ev:
+	case <-ctx.Done():
+		if o.link != nil {
+			o.link.Close()
+		}
+	}
 }
 
 // dialUpstream finds the upstream primary master and identifies to it
@@ -370,17 +379,7 @@ func (s *Server) dialUpstream(uctx, ctx context.Context, id core.ConnID) {
 	go func() {
 		defer s.wg.Done()
 		link, _, err := d.Dial(uctx, req)
-		var ev event = linkOpened{id: id, link: link, upstream: true}
-		if err != nil {
-			ev = core.Closed{Conn: id}
-		}
-		select {
-		case s.events <- ev:
-		case <-ctx.Done():
-			if link != nil {
-				link.Close()
-			}
-		}
+		s.dialed(ctx, linkOpened{id: id, link: link, upstream: true}, err)
 	}()
 }
 
