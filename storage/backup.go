@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
 )
 
@@ -70,12 +71,7 @@ func (r *replicator) startBackup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	n.mu.Lock()
-	var readable []uint32
-	if pt := n.mu.pt; pt != nil {
-		readable = pt.ReadableOffsets(n.mu.nid)
-	}
-	n.mu.Unlock()
+	readable := n.ownOffsets((*parttab.Table).ReadableOffsets)
 	if meta.BackupTid == proto.InvalidTid {
 		ids, err := n.db.LastIDs(ctx, readable)
 		if err != nil {
@@ -198,12 +194,7 @@ func (r *replicator) replicatedInternally(p uint32, tid proto.Tid) {
 // backup tid.
 func (r *replicator) backupStep(ctx context.Context) error {
 	n := r.n
-	n.mu.Lock()
-	var assigned []uint32
-	if pt := n.mu.pt; pt != nil {
-		assigned = pt.AssignedOffsets(n.mu.nid)
-	}
-	n.mu.Unlock()
+	assigned := n.ownOffsets((*parttab.Table).AssignedOffsets)
 	r.mu.Lock()
 	bk := r.mu.bk
 	if bk == nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
 )
@@ -507,11 +508,7 @@ func (c *clientConn) handle(ctx context.Context, r *neonet.Request) error {
 		}
 		var parts []uint32
 		if m.Partition == invalidPartition {
-			n.mu.Lock()
-			if n.mu.pt != nil {
-				parts = n.mu.pt.ReadableOffsets(n.mu.nid)
-			}
-			n.mu.Unlock()
+			parts = n.ownOffsets((*parttab.Table).ReadableOffsets)
 		} else {
 			if err := c.readablePartitionNumber(m.Partition); err != nil {
 				return err

@@ -173,12 +173,7 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		return n.askLastIDs(ctx, r)
 
 	case *proto.AskPackOrders:
-		n.mu.Lock()
-		var parts []uint32
-		if pt := n.mu.pt; pt != nil {
-			parts = pt.AssignedOffsets(n.mu.nid)
-		}
-		n.mu.Unlock()
+		parts := n.ownOffsets((*parttab.Table).AssignedOffsets)
 		orders, err := n.db.PackOrders(ctx, m.PackID, parts)
 		if err != nil {
 			return err

@@ -11,6 +11,17 @@ import (
 	"github.com/neogo/neo/storage/backend"
 )
 
+// ownOffsets reads, under the node's lock, the partitions that which
+// selects for the node itself in its table; none before it has one.
+func (n *Node) ownOffsets(which func(*parttab.Table, proto.NodeID) []uint32) []uint32 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mu.pt == nil {
+		return nil
+	}
+	return which(n.mu.pt.Table, n.mu.nid)
+}
+
 // ptable is the node's copy of the partition table: a [parttab.Table]
 // with the bounds-checked queries the node makes about its own cells.
 // Not safe for concurrent use: the node guards it with its mutex.

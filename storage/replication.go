@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
 )
@@ -175,13 +176,7 @@ func (r *replicator) loop(ctx context.Context) {
 // reports what is done.
 func (r *replicator) step(ctx context.Context) (err error) {
 	n := r.n
-	n.mu.Lock()
-	var outdated []uint32
-	if pt := n.mu.pt; pt != nil {
-		outdated = pt.OutdatedOffsets(n.mu.nid)
-	}
-	n.mu.Unlock()
-
+	outdated := n.ownOffsets((*parttab.Table).OutdatedOffsets)
 	r.mu.Lock()
 	isOut := map[uint32]bool{}
 	var fresh []uint32
