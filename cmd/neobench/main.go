@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -80,7 +81,8 @@ share of the wall time (client_share; 1 = one core busy throughout),
 which tell whether the client, rather than the cluster, bounds a figure.
 With --pids, each line also gives the CPU time of the cluster's nodes
 during the phase (servers_cpu_ms, and servers_cpu_us_per_op), and "total"
-theirs over the whole run. The ratios to the raw limits: p50_per_rtt (of
+theirs over the whole run, with each node's peak RSS (peak_rss_mib, by
+name). The ratios to the raw limits: p50_per_rtt (of
 the load passes: p50 / raw round trip) and p50_per_commit_limit (of
 small_commit: p50 / (3 raw round trips + 1 raw fsync), a commit's least
 cost: store, vote, finish, one durable write).
@@ -108,7 +110,8 @@ options:
   --cpuprofile FILE      write a CPU profile of the whole run (go tool pprof)
   --pids FILE            the cluster's processes, "PID NAME" lines (the pids
                          file of neo-py-cluster.sh): their CPU time per phase
-                         (utime+stime, from /proc/PID/stat)
+                         (utime+stime, from /proc/PID/stat), and each one's
+                         peak RSS at the end (VmHWM of /proc/PID/status)
   --fsync-dir DIR        where the raw fsync is timed: a directory on the
                          storages' filesystem (default: the system's
                          temporary directory)
@@ -250,13 +253,15 @@ type record struct {
 	FsyncP99us        *float64 `json:"fsync_p99_us,omitempty"`
 	P50perRTT         *float64 `json:"p50_per_rtt,omitempty"`
 	P50perCommitLimit *float64 `json:"p50_per_commit_limit,omitempty"`
-	Errors            *int     `json:"errors,omitempty"`
-	FirstError        *string  `json:"first_error,omitempty"`
-	Complete          *bool    `json:"complete,omitempty"`
-	OK                *bool    `json:"ok,omitempty"`
-	Objects           int      `json:"objects"`
-	Size              int      `json:"size"`
-	TxnObjects        int      `json:"txn_objects"`
+	// Peak RSS of each node (--pids; VmHWM), in MiB, at the end of the run.
+	PeakRSSMiB map[string]float64 `json:"peak_rss_mib,omitempty"`
+	Errors     *int               `json:"errors,omitempty"`
+	FirstError *string            `json:"first_error,omitempty"`
+	Complete   *bool              `json:"complete,omitempty"`
+	OK         *bool              `json:"ok,omitempty"`
+	Objects    int                `json:"objects"`
+	Size       int                `json:"size"`
+	TxnObjects int                `json:"txn_objects"`
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -356,6 +361,7 @@ type bench struct {
 	log      *slog.Logger
 	rand     *rand.Rand
 	noise    []byte // incompressible payload material (NEO compresses)
+	next     int    // offset in noise of the next payload
 	expected map[proto.Oid][]byte
 	serial   map[proto.Oid]proto.Tid
 	warmOid  proto.Oid
@@ -372,7 +378,12 @@ func newBench(o *options, out, progress io.Writer, log *slog.Logger) *bench {
 	var seed [32]byte
 	seed[0] = byte(o.seed)
 	noise := rand.NewChaCha8(seed)
-	b.noise = make([]byte, max(1<<20, 2*o.size))
+	// One offset per payload, each a distinct window of the noise: no
+	// two objects share their data (a storage stores equal data once,
+	// which would shrink a scale benchmark's database). Payloads: the
+	// objects, the small commits, and the two concurrent phases' one per
+	// object at most.
+	b.noise = make([]byte, max(1<<20, 2*o.size)+3*o.objects+o.smallCommits)
 	noise.Read(b.noise)
 	return b
 }
@@ -381,12 +392,13 @@ func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(b.progress, "neobench: "+format+"\n", args...)
 }
 
-// payload returns S bytes of noise from a random offset: a slice of
+// payload returns S bytes of noise from the next offset: a slice of
 // b.noise, which nothing writes (Store does not keep or change its data),
 // not a copy, so that the client's CPU per operation counts no copying of
 // the benchmark's own.
 func (b *bench) payload() []byte {
-	off := b.rand.IntN(len(b.noise) - b.o.size + 1)
+	off := b.next % (len(b.noise) - b.o.size + 1)
+	b.next++
 	return b.noise[off : off+b.o.size : off+b.o.size]
 }
 
@@ -451,6 +463,11 @@ func (b *bench) emit(r record) error {
 	}
 	_, err := fmt.Fprintf(b.out, "%-17s %3s %7s %9.3f %11s %-10s %8s %8s %9s %9s %6s\n",
 		r.Metric, thr, cols[0], r.ElapsedS, cols[1], unit, num(r.P50us), num(r.P99us), cols[3], cols[4], cols[2])
+	for _, name := range slices.Sorted(maps.Keys(r.PeakRSSMiB)) {
+		if err == nil {
+			_, err = fmt.Fprintf(b.out, "%-17s peak RSS of %s: %.1f MiB\n", "", name, r.PeakRSSMiB[name])
+		}
+	}
 	if err == nil && r.ObjectsPerS != nil {
 		_, err = fmt.Fprintf(b.out, "%-17s %3s %7s %9s %11.1f %s\n", "", "", "", "", *r.ObjectsPerS, "objects/s")
 	}
@@ -920,6 +937,13 @@ func (b *bench) run(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	r.ClientCPUus, r.ClientShare = nil, nil
+	if len(b.nodes) > 0 {
+		rss, err := peakRSS(b.nodes)
+		if err != nil {
+			return false, err
+		}
+		r.PeakRSSMiB = rss
+	}
 	return ok, b.emit(r)
 }
 

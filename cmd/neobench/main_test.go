@@ -158,28 +158,29 @@ func TestLatencies(t *testing.T) {
 
 // line is the part of a JSON line the tests check.
 type line struct {
-	Bench       string   `json:"bench"`
-	Label       string   `json:"label"`
-	Metric      string   `json:"metric"`
-	Threads     int      `json:"threads"`
-	N           *int     `json:"n"`
-	ElapsedS    *float64 `json:"elapsed_s"`
-	CommitsPerS *float64 `json:"commits_per_s"`
-	ObjectsPerS *float64 `json:"objects_per_s"`
-	LoadsPerS   *float64 `json:"loads_per_s"`
-	P50us       *int64   `json:"p50_us"`
-	P99us       *int64   `json:"p99_us"`
-	ClientCPUus *float64 `json:"client_cpu_us_per_op"`
-	ClientShare *float64 `json:"client_share"`
-	Errors      *int     `json:"errors"`
-	FirstError  string   `json:"first_error"`
-	Complete    *bool    `json:"complete"`
-	OK          *bool    `json:"ok"`
-	ServersCPU  *float64 `json:"servers_cpu_ms"`
-	RTTp50us    *float64 `json:"rtt_p50_us"`
-	FsyncP50us  *float64 `json:"fsync_p50_us"`
-	PerRTT      *float64 `json:"p50_per_rtt"`
-	PerCommit   *float64 `json:"p50_per_commit_limit"`
+	Bench       string             `json:"bench"`
+	Label       string             `json:"label"`
+	Metric      string             `json:"metric"`
+	Threads     int                `json:"threads"`
+	N           *int               `json:"n"`
+	ElapsedS    *float64           `json:"elapsed_s"`
+	CommitsPerS *float64           `json:"commits_per_s"`
+	ObjectsPerS *float64           `json:"objects_per_s"`
+	LoadsPerS   *float64           `json:"loads_per_s"`
+	P50us       *int64             `json:"p50_us"`
+	P99us       *int64             `json:"p99_us"`
+	ClientCPUus *float64           `json:"client_cpu_us_per_op"`
+	ClientShare *float64           `json:"client_share"`
+	Errors      *int               `json:"errors"`
+	FirstError  string             `json:"first_error"`
+	Complete    *bool              `json:"complete"`
+	OK          *bool              `json:"ok"`
+	ServersCPU  *float64           `json:"servers_cpu_ms"`
+	RTTp50us    *float64           `json:"rtt_p50_us"`
+	FsyncP50us  *float64           `json:"fsync_p50_us"`
+	PerRTT      *float64           `json:"p50_per_rtt"`
+	PerCommit   *float64           `json:"p50_per_commit_limit"`
+	PeakRSS     map[string]float64 `json:"peak_rss_mib"`
 }
 
 func TestRunJSON(t *testing.T) {
@@ -254,7 +255,7 @@ func TestRunJSON(t *testing.T) {
 			t.Errorf("%v: %+v", k, l)
 		}
 	}
-	if tot := got[key{"total", 0}]; tot.OK == nil || !*tot.OK {
+	if tot := got[key{"total", 0}]; tot.OK == nil || !*tot.OK || len(tot.PeakRSS) != 1 || tot.PeakRSS["self"] <= 0 {
 		t.Errorf("total: %+v", tot)
 	}
 	for _, s := range []string{"populate: 45 objects x 300 bytes", "load_warm threads=3", "small commits: 7"} {
@@ -414,5 +415,24 @@ func TestReadPids(t *testing.T) {
 	}
 	if _, err := serversCPU([]node{{pid: -1, name: "gone"}}); err == nil || !strings.Contains(err.Error(), "node gone (pid -1)") {
 		t.Errorf("CPU of a missing node: err = %v", err)
+	}
+}
+
+func TestPayloadsDistinct(t *testing.T) {
+	// A storage keeps equal data once: distinct payloads make the
+	// database as big as -n x -s says. The noise is small for small -n:
+	// every payload of a run, not just the populated ones, is checked.
+	o := &options{objects: 3000, size: 700, smallCommits: 50}
+	b := newBench(o, io.Discard, io.Discard, slog.New(slog.DiscardHandler))
+	seen := map[string]int{}
+	for i := range 3*o.objects + o.smallCommits {
+		p := b.payload()
+		if len(p) != o.size {
+			t.Fatalf("payload %d: %d bytes, want %d", i, len(p), o.size)
+		}
+		if j, dup := seen[string(p)]; dup {
+			t.Fatalf("payload %d equals payload %d", i, j)
+		}
+		seen[string(p)] = i
 	}
 }

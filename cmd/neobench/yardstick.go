@@ -195,3 +195,16 @@ func serversCPU(nodes []node) (time.Duration, error) {
 	}
 	return sum, nil
 }
+
+// peakRSS returns each node's peak RSS in MiB, by name.
+func peakRSS(nodes []node) (map[string]float64, error) {
+	rss := map[string]float64{}
+	for _, n := range nodes {
+		b, err := procstat.PeakRSS(n.pid)
+		if err != nil {
+			return nil, fmt.Errorf("peak RSS of node %s (pid %d): %w", n.name, n.pid, err)
+		}
+		rss[n.name] = round(float64(b)/(1<<20), 1)
+	}
+	return rss, nil
+}

@@ -48,3 +48,35 @@ func parseCPU(data []byte, path string) (time.Duration, error) {
 	}
 	return time.Duration(ticks) * clockTick, nil
 }
+
+// PeakRSS returns the peak resident set size of process pid (VmHWM of
+// /proc/PID/status): what the process needed at most, whenever it was.
+func PeakRSS(pid int) (int64, error) {
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return parsePeakRSS(data, path)
+}
+
+// parsePeakRSS returns VmHWM in bytes from the contents of a status file,
+// where it is a line "VmHWM:<blanks>N kB".
+func parsePeakRSS(data []byte, path string) (int64, error) {
+	for line := range bytes.Lines(data) {
+		rest, ok := bytes.CutPrefix(line, []byte("VmHWM:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) != 2 || string(f[1]) != "kB" {
+			return 0, fmt.Errorf("%s: VmHWM %q is not \"N kB\"", path, bytes.TrimSpace(rest))
+		}
+		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+		if err != nil || kb < 0 {
+			return 0, fmt.Errorf("%s: VmHWM %q is not a size in kB", path, f[0])
+		}
+		return kb << 10, nil
+	}
+	return 0, fmt.Errorf("%s: no VmHWM line (a kernel thread?)", path)
+}
