@@ -234,6 +234,7 @@ func runStorage(p *cliopt.Parser, opts map[string]string, stderr io.Writer) (err
 		log.Info("exit on signal")
 		return nil
 	}
+	nl.PreMortem(err)
 	return err
 }
 

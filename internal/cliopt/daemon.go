@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/neogo/neo/internal/nodehttp"
@@ -79,6 +78,9 @@ func (p *Parser) Logger(logfile string, stderr io.Writer, attrs ...any) (*NodeLo
 	for _, m := range p.Warnings {
 		l.Warn(m)
 	}
+	if err := l.File.CatchCrashes(); err != nil {
+		l.Warn("crash reports will not reach the log file", "err", err)
+	}
 	return l, nil
 }
 
@@ -101,16 +103,22 @@ func (l *NodeLog) HandleSignals(ctx context.Context, dump func(*slog.Logger)) (s
 }
 
 // PreMortem logs, at error level (which writes the log file out), why the
-// node ends: err, and the panic being recovered if any, with its stack;
-// neoppod's "Pre-mortem data". A panic is raised again.
+// node ends: err, or the panic being recovered with its stack, and the
+// stacks of every goroutine (what the node was doing); neoppod's
+// "Pre-mortem data". A panic is raised again. A panic of another
+// goroutine kills the process without a deferred call: the runtime's
+// report goes to the log at its next start ([nodelog.Log.CatchCrashes]).
 func (l *NodeLog) PreMortem(err error) {
+	// The stacks in the message, not an attribute: neolog then shows
+	// them as the runtime prints them, one frame a line. The current
+	// goroutine's, with the panic's frames, comes first.
 	if r := recover(); r != nil {
-		l.Error("Pre-mortem data:", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		l.Error("Pre-mortem data:\n"+nodelog.AllStacks(), "panic", fmt.Sprint(r))
 		l.Close()
 		panic(r)
 	}
 	if err != nil {
-		l.Error("Pre-mortem data:", "err", err)
+		l.Error("Pre-mortem data:\n"+nodelog.AllStacks(), "err", err)
 	}
 }
 

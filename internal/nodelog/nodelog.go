@@ -135,7 +135,9 @@ type Log struct {
 	wroteAnyPkt bool // a packet was written to this file
 }
 
-// Open opens (creating it if needed) the log file at path.
+// Open opens (creating it if needed) the log file at path. A crash
+// report that the runtime left beside it ([Log.CatchCrashes]) is moved
+// into it.
 func Open(path string, opts Options) (*Log, error) {
 	l := &Log{maxBuffer: opts.MaxBuffer, maxPacket: opts.MaxPacket, level: opts.Level, path: path}
 	if l.level == nil {
@@ -149,6 +151,9 @@ func Open(path string, opts Options) (*Log, error) {
 	}
 	if err := l.open(); err != nil {
 		return nil, err
+	}
+	if err := l.importCrash(); err != nil {
+		fmt.Fprintf(os.Stderr, "log file %s: %v\n", l.path, err)
 	}
 	return l, nil
 }
