@@ -45,6 +45,10 @@ type gcLoop struct {
 	cl     *client.Client
 	cancel context.CancelFunc
 	done   chan struct{}
+	// quit asks the loop to end after the commit in progress; quitOnce
+	// closes it.
+	quit     chan struct{}
+	quitOnce sync.Once
 
 	mu       sync.Mutex
 	acks     []gcAck
@@ -76,7 +80,8 @@ func startLoop(t *testing.T, masters []string, name string, log *slog.Logger) *g
 		t.Fatalf("open client: %v", err)
 	}
 	lctx, lcancel := context.WithCancel(t.Context())
-	l := &gcLoop{t: t, cl: cl, cancel: lcancel, done: make(chan struct{}), kick: make(chan struct{}, 1), first: time.Now()}
+	l := &gcLoop{t: t, cl: cl, cancel: lcancel, done: make(chan struct{}), quit: make(chan struct{}),
+		kick: make(chan struct{}, 1), first: time.Now()}
 	go l.run(lctx)
 	t.Cleanup(l.stop)
 	return l
@@ -85,6 +90,11 @@ func startLoop(t *testing.T, masters []string, name string, log *slog.Logger) *g
 func (l *gcLoop) run(ctx context.Context) {
 	defer close(l.done)
 	for i := 1; ctx.Err() == nil; i++ {
+		select {
+		case <-l.quit:
+			return
+		default:
+		}
 		data := fmt.Sprintf("value %d", i)
 		oid, tid, err := l.commit(ctx, data)
 		if err != nil {
@@ -208,14 +218,27 @@ func (l *gcLoop) lastErrs(n int) []string {
 	return l.errs[max(0, len(l.errs)-n):]
 }
 
-// stop ends the loop and closes its client.
+// gcQuitGrace is how long stop lets the commit in progress end before
+// it cancels it.
+const gcQuitGrace = 10 * time.Second
+
+// stop ends the loop and closes its client. The commit in progress is
+// let end first: one cancelled in tpc_finish still commits on the master,
+// after stop returned, and a test reading the last tid then would see it
+// change (TestBackupCheck, once in CI).
 func (l *gcLoop) stop() {
-	l.cancel()
+	l.quitOnce.Do(func() { close(l.quit) })
 	select {
 	case <-l.done:
-	case <-time.After(gcOpTimeout):
-		l.t.Errorf("commit loop still running %v after stop", gcOpTimeout)
+	case <-time.After(gcQuitGrace):
+		l.cancel()
+		select {
+		case <-l.done:
+		case <-time.After(gcOpTimeout):
+			l.t.Errorf("commit loop still running %v after stop", gcOpTimeout)
+		}
 	}
+	l.cancel()
 	l.cl.Close()
 }
 

@@ -156,6 +156,7 @@ func TestGoClusterMySQLKill9(t *testing.T) {
 	for syscall.Kill(pid, 0) == nil {
 		time.Sleep(10 * time.Millisecond) // mariadbd is not our child: polled until gone
 	}
+	l.cancel() // nothing to wait for: every server is dead
 	l.stop()
 	l.mu.Lock()
 	acked := len(l.acks)
