@@ -28,7 +28,7 @@ integration: build ## multi-process tests against real neoppod nodes (needs ../s
 mysql: ## MySQL backend and neostorage -a MySQL tests on one private MariaDB server (mariadb.sh installs Debian's mariadb-server if missing; RocksDB too if mariadb-plugin-rocksdb is installed)
 	@d=$$(mktemp -d /tmp/neo-mysql.XXXXXX) && \
 	s=$$(MARIADB_ARGS=$$([ -e /usr/lib/mysql/plugin/ha_rocksdb.so ] && echo --plugin-load-add=ha_rocksdb) $(PEERS_DIR)/mariadb.sh start $$d | tail -1) || exit 1; \
-	NEO_PEERS=$(PEERS_DIR) NEO_MYSQL_SOCKET=$$s $(GO) test -race -count=1 ./storage/backend/mysql/... ./cmd/neostorage/ && \
+	NEO_PEERS=$(PEERS_DIR) NEO_MYSQL_SOCKET=$$s $(GO) test -race -count=1 ./storage/backend/mysql/... ./cmd/neostorage/ ./internal/mysqltest/ && \
 	NEO_MYSQL_SOCKET=$$s $(GO) test -race -count=1 -run TestMySQL ./storage/backend/importer/; st=$$?; \
 	$(PEERS_DIR)/mariadb.sh stop $$d; rm -rf $$d; exit $$st
 

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"database/sql"
-	"os"
 	"strings"
 	"testing"
 
-	drv "github.com/go-sql-driver/mysql"
-
+	"github.com/neogo/neo/internal/mysqltest"
 	"github.com/neogo/neo/storage/backend"
 )
 
@@ -17,25 +14,11 @@ import (
 // creates the schema in place of what was there, and a database in use
 // is refused as neoppod refuses it.
 func TestMySQLAdapter(t *testing.T) {
-	sock := os.Getenv("NEO_MYSQL_SOCKET")
-	if sock == "" {
-		t.Skip("NEO_MYSQL_SOCKET not set: no MariaDB server (make mysql starts one)")
-	}
-	cfg := drv.NewConfig()
-	cfg.User, cfg.Net, cfg.Addr = "root", "unix", sock
-	c, err := drv.NewConnector(cfg)
-	if err != nil {
+	const name = "neot_cmd_neostorage"
+	sock, admin := mysqltest.DB(t, name)
+	if _, err := admin.Exec("CREATE TABLE " + name + ".obj (x INT)"); err != nil {
 		t.Fatal(err)
 	}
-	admin := sql.OpenDB(c)
-	defer admin.Close()
-	const name = "neot_cmd_neostorage"
-	for _, q := range []string{"DROP DATABASE IF EXISTS " + name, "CREATE DATABASE " + name, "CREATE TABLE " + name + ".obj (x INT)"} {
-		if _, err := admin.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer admin.Exec("DROP DATABASE IF EXISTS " + name)
 	dbArg := "root@" + name + sock
 	var out, errOut strings.Builder
 	if st := run([]string{"-c", "x", "-a", "MySQL", "-d", dbArg, "--reset"}, &out, &errOut); st != 0 {

@@ -1,14 +1,11 @@
 package importer
 
 import (
-	"database/sql"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
-	drv "github.com/go-sql-driver/mysql"
-
+	"github.com/neogo/neo/internal/mysqltest"
 	"github.com/neogo/neo/pickleref"
 	"github.com/neogo/neo/proto"
 	_ "github.com/neogo/neo/storage/backend/mysql" // the destination
@@ -19,25 +16,8 @@ import (
 // reads equal FileStorage's; reopened, the import resumes and ends with
 // every transaction and record once.
 func TestMySQLDestination(t *testing.T) {
-	sock := os.Getenv("NEO_MYSQL_SOCKET")
-	if sock == "" {
-		t.Skip("NEO_MYSQL_SOCKET not set: no MariaDB server (make mysql starts one)")
-	}
-	cfg := drv.NewConfig()
-	cfg.User, cfg.Net, cfg.Addr = "root", "unix", sock
-	c, err := drv.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := sql.OpenDB(c)
-	defer admin.Close()
 	const name = "neot_importer"
-	for _, q := range []string{"DROP DATABASE IF EXISTS " + name, "CREATE DATABASE " + name} {
-		if _, err := admin.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer admin.Exec("DROP DATABASE IF EXISTS " + name)
+	sock, _ := mysqltest.DB(t, name)
 	conf := strings.Replace(singleConf, "adapter=SQLite\ndatabase=%s/neo.sqlite", fmt.Sprintf("adapter=MySQL\ndatabase=root@%s%s\n#%%s", name, sock), 1)
 
 	h := history(0x03e0000000000000)
