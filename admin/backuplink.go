@@ -58,6 +58,7 @@ func (n *Node) identifyBackupLocked(req *neonet.Request, m *proto.RequestIdentif
 				if b.link == link {
 					// What it reported is unknown from now on.
 					b.link, b.mon = nil, backupMon{Name: b.mon.Name}
+					n.mu.mailer.changed()
 				}
 			})
 			n.mu.Unlock()
@@ -81,7 +82,10 @@ func (n *Node) serveBackupLocked(b *backupConn, req *neonet.Request) {
 		n.log.Debug("ignored packet from a backup admin", "backup", b.mon.Name, "msg", proto.MsgName(req.Msg.NEOMsgCode()))
 		return
 	}
-	_, err := b.mon.mergeInfo(m.Info)
+	changed, err := b.mon.mergeInfo(m.Info)
+	if changed {
+		n.mu.mailer.changed()
+	}
 	n.mu.Unlock()
 	if err != nil {
 		n.log.Error("bad monitor information from a backup admin: dropping it", "backup", b.mon.Name, "err", err)
@@ -139,4 +143,24 @@ func (n *Node) askBackupTids(ctx context.Context) {
 		}
 		n.mu.Unlock()
 	}
+}
+
+// mailHealth evaluates the health of this cluster and of the monitored
+// backups for the e-mail notifications: what print summary shows, once
+// the tids it shows were asked. A tid that cannot be asked is not shown.
+// Not connected to a primary master, only this cluster is a problem.
+func (n *Node) mailHealth(ctx context.Context) health {
+	n.mu.Lock()
+	master, mon := n.mu.master, n.mu.v.monitor()
+	n.mu.Unlock()
+	if master == nil {
+		return notConnectedHealth()
+	}
+	mon, _ = n.askMasterTids(ctx, master, mon)
+	qctx, cancel := context.WithTimeout(ctx, monitorTimeout)
+	n.askBackupTids(qctx)
+	cancel()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return healthOf(mon, n.backupMonsLocked(), n.cfg.Monitor.MaxLag)
 }

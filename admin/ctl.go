@@ -145,58 +145,80 @@ func (n *Node) forward(ctx context.Context, req *neonet.Request, master *neonet.
 	}()
 }
 
-// answerMonitor answers AskMonitorInformation. While the cluster is
-// operational the last tid (and in backup mode the backup tid) is asked to
-// the master first, as the summary shows it; a master that does not
-// answer within monitorTimeout is dropped.
+// answerMonitor answers AskMonitorInformation: the summary of this
+// cluster and the monitored backups, once the tids it shows were asked
+// (askMasterTids, askBackupTids); a master that does not answer is
+// dropped and neoctl told NOT_READY.
 func (n *Node) answerMonitor(ctx context.Context, req *neonet.Request, master *neonet.Link, mon Monitor) {
-	if mon.Operational() {
-		qctx, cancel := context.WithTimeout(ctx, monitorTimeout)
-		defer cancel()
-		var err error
-		if s, _ := mon.ClusterState.Get(); s == proto.BACKINGUP {
-			var rec proto.AnswerRecovery
-			if err = master.Ask(qctx, &proto.AskRecovery{}, &rec); err == nil && rec.BackupTid != proto.InvalidTid {
-				mon.BackupTid = proto.Some(rec.BackupTid)
-			}
-		}
-		var last proto.AnswerLastTransaction
-		if err == nil {
-			if err = master.Ask(qctx, &proto.AskLastTransaction{}, &last); err == nil {
-				mon.LastTid = proto.Some(last.Tid)
-			}
-		}
-		switch {
-		case err == nil:
-			n.mu.Lock()
-			if n.mu.master == master && n.mu.v.clusterState == mon.ClusterState {
-				n.mu.v.lastTid, n.mu.v.backupTid = mon.LastTid, mon.BackupTid
-			}
-			n.mu.Unlock()
-		case ctx.Err() != nil:
-			return
-		case qctx.Err() != nil:
-			n.log.Error("the master did not answer monitoring questions: dropping it", "timeout", monitorTimeout)
-			master.Close()
-		}
-		if err != nil {
+	mon, err := n.askMasterTids(ctx, master, mon)
+	if err != nil {
+		if ctx.Err() == nil {
 			n.replyAbort(req, &proto.Error{Code: proto.NOT_READY, Message: notConnected})
-			return
 		}
+		return
 	}
 	qctx, cancel := context.WithTimeout(ctx, monitorTimeout)
 	n.askBackupTids(qctx)
 	cancel()
 	n.mu.Lock()
-	extra := n.mu.mailer.failure()
-	backups := make([]*backupMon, len(n.mu.backups))
-	for i, b := range n.mu.backups {
-		backups[i] = &b.mon
-	}
-	a := monitorAnswer(mon, backups, n.cfg.Monitor.MaxLag, extra)
+	a := n.monitorAnswerLocked(mon, n.mu.mailer.failure())
 	n.mu.Unlock()
 	a.Summary += n.storageReports(ctx)
 	if err := req.Reply(a); err != nil {
 		n.log.Debug("reply to neoctl", "err", err)
 	}
+}
+
+// askMasterTids returns mon, this cluster's health, with the tids a
+// summary shows asked to the master while the cluster is operational:
+// the last tid and, in backup mode, the backup tid. They are kept in the
+// view. A master that does not answer within monitorTimeout is dropped.
+func (n *Node) askMasterTids(ctx context.Context, master *neonet.Link, mon Monitor) (Monitor, error) {
+	if !mon.Operational() {
+		return mon, nil
+	}
+	qctx, cancel := context.WithTimeout(ctx, monitorTimeout)
+	defer cancel()
+	var err error
+	if s, _ := mon.ClusterState.Get(); s == proto.BACKINGUP {
+		var rec proto.AnswerRecovery
+		if err = master.Ask(qctx, &proto.AskRecovery{}, &rec); err == nil && rec.BackupTid != proto.InvalidTid {
+			mon.BackupTid = proto.Some(rec.BackupTid)
+		}
+	}
+	var last proto.AnswerLastTransaction
+	if err == nil {
+		if err = master.Ask(qctx, &proto.AskLastTransaction{}, &last); err == nil {
+			mon.LastTid = proto.Some(last.Tid)
+		}
+	}
+	switch {
+	case err == nil:
+		n.mu.Lock()
+		if n.mu.master == master && n.mu.v.clusterState == mon.ClusterState {
+			n.mu.v.lastTid, n.mu.v.backupTid = mon.LastTid, mon.BackupTid
+		}
+		n.mu.Unlock()
+	case ctx.Err() == nil && qctx.Err() != nil:
+		n.log.Error("the master did not answer monitoring questions: dropping it", "timeout", monitorTimeout)
+		master.Close()
+	}
+	return mon, err
+}
+
+// monitorAnswerLocked is the answer to AskMonitorInformation for mon, this
+// cluster's health, and the monitored backups (whose Lagging it updates),
+// with extra appended (see monitorAnswer). n.mu is held.
+func (n *Node) monitorAnswerLocked(mon Monitor, extra string) *proto.AnswerMonitorInformation {
+	return monitorAnswer(mon, n.backupMonsLocked(), n.cfg.Monitor.MaxLag, extra)
+}
+
+// backupMonsLocked returns what is known of the monitored backups. n.mu
+// is held.
+func (n *Node) backupMonsLocked() []*backupMon {
+	backups := make([]*backupMon, len(n.mu.backups))
+	for i, b := range n.mu.backups {
+		backups[i] = &b.mon
+	}
+	return backups
 }

@@ -27,5 +27,8 @@
 // (protocol.md §5.17, upstream.go); on the upstream side, the admins of
 // the backups named in Config.Monitor.Backups identify on the neoctl
 // listener and the summary shows each backup and its lag (backuplink.go,
-// backupmon.go). E-mails still cover this cluster only.
+// backupmon.go). The e-mails (mail.go) carry the same summary, backups
+// included, when a cluster changes state, cells or nodes down or a backup
+// starts or stops lagging (--monitor-maxlag), which is checked again
+// every 10 minutes while this cluster and a backup are operational.
 package admin

@@ -91,7 +91,7 @@ func NewNode(cfg Config) (*Node, error) {
 		n.mu.backups = append(n.mu.backups, &backupConn{mon: backupMon{Name: b}})
 	}
 	if len(cfg.Monitor.Emails) > 0 {
-		n.mu.mailer = newMailer(cfg.Cluster, cfg.Monitor, log)
+		n.mu.mailer = newMailer(cfg.Cluster, cfg.Monitor, log, n.mailHealth)
 	}
 	return n, nil
 }
@@ -251,7 +251,7 @@ func (ml *masterLink) apply(m proto.Msg) {
 	n.mu.Lock()
 	ok, err := n.mu.v.apply(m)
 	if ok && err == nil {
-		n.mu.mailer.changed(n.mu.v.monitor(), true)
+		n.mu.mailer.changed()
 		n.mu.reporter.changed()
 	}
 	n.mu.Unlock()
@@ -322,7 +322,7 @@ func (n *Node) followMaster(ctx context.Context, ml *masterLink, acc *proto.Acce
 	s, ok := n.mu.v.clusterState.Get()
 	n.mu.v.disconnected()
 	n.mu.master = nil
-	n.mu.mailer.changed(n.mu.v.monitor(), false)
+	n.mu.mailer.changed()
 	return ok && s == proto.STOPPING
 }
 
