@@ -176,7 +176,6 @@ func TestMailerBackups(t *testing.T) {
 	expect("NEO monitoring: PROBLEM (bk, other)", upLine(50*time.Second), "", "bk", "    None", "", "other", "    None")
 }
 
-
 func TestMailerFailure(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
