@@ -81,8 +81,8 @@ share of the wall time (client_share; 1 = one core busy throughout),
 which tell whether the client, rather than the cluster, bounds a figure.
 With --pids, each line also gives the CPU time of the cluster's nodes
 during the phase (servers_cpu_ms, and servers_cpu_us_per_op), and "total"
-theirs over the whole run, with each node's peak RSS (peak_rss_mib, by
-name). The ratios to the raw limits: p50_per_rtt (of
+theirs over the whole run, with each node's CPU time (nodes_cpu_ms, by
+name) and peak RSS (peak_rss_mib). The ratios to the raw limits: p50_per_rtt (of
 the load passes: p50 / raw round trip) and p50_per_commit_limit (of
 small_commit: p50 / (3 raw round trips + 1 raw fsync), a commit's least
 cost: store, vote, finish, one durable write).
@@ -253,6 +253,8 @@ type record struct {
 	FsyncP99us        *float64 `json:"fsync_p99_us,omitempty"`
 	P50perRTT         *float64 `json:"p50_per_rtt,omitempty"`
 	P50perCommitLimit *float64 `json:"p50_per_commit_limit,omitempty"`
+	// CPU time of each node (--pids) over the run, in ms, by name.
+	NodesCPUms map[string]float64 `json:"nodes_cpu_ms,omitempty"`
 	// Peak RSS of each node (--pids; VmHWM), in MiB, at the end of the run.
 	PeakRSSMiB map[string]float64 `json:"peak_rss_mib,omitempty"`
 	Errors     *int               `json:"errors,omitempty"`
@@ -465,7 +467,7 @@ func (b *bench) emit(r record) error {
 		r.Metric, thr, cols[0], r.ElapsedS, cols[1], unit, num(r.P50us), num(r.P99us), cols[3], cols[4], cols[2])
 	for _, name := range slices.Sorted(maps.Keys(r.PeakRSSMiB)) {
 		if err == nil {
-			_, err = fmt.Fprintf(b.out, "%-17s peak RSS of %s: %.1f MiB\n", "", name, r.PeakRSSMiB[name])
+			_, err = fmt.Fprintf(b.out, "%-17s %s: peak RSS %.1f MiB, CPU %.0f ms\n", "", name, r.PeakRSSMiB[name], r.NodesCPUms[name])
 		}
 	}
 	if err == nil && r.ObjectsPerS != nil {
@@ -845,6 +847,10 @@ func (b *bench) run(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	nodes0, err := nodesCPU(b.nodes)
+	if err != nil {
+		return false, err
+	}
 	c, err := b.open(ctx)
 	if err != nil {
 		return false, err
@@ -943,6 +949,14 @@ func (b *bench) run(ctx context.Context) (bool, error) {
 			return false, err
 		}
 		r.PeakRSSMiB = rss
+		nodes1, err := nodesCPU(b.nodes)
+		if err != nil {
+			return false, err
+		}
+		r.NodesCPUms = map[string]float64{}
+		for name, cpu := range nodes1 {
+			r.NodesCPUms[name] = round(float64((cpu-nodes0[name]).Microseconds())/1000, 1)
+		}
 	}
 	return ok, b.emit(r)
 }

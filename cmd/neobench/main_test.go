@@ -181,6 +181,7 @@ type line struct {
 	PerRTT      *float64           `json:"p50_per_rtt"`
 	PerCommit   *float64           `json:"p50_per_commit_limit"`
 	PeakRSS     map[string]float64 `json:"peak_rss_mib"`
+	NodesCPU    map[string]float64 `json:"nodes_cpu_ms"`
 }
 
 func TestRunJSON(t *testing.T) {
@@ -255,7 +256,8 @@ func TestRunJSON(t *testing.T) {
 			t.Errorf("%v: %+v", k, l)
 		}
 	}
-	if tot := got[key{"total", 0}]; tot.OK == nil || !*tot.OK || len(tot.PeakRSS) != 1 || tot.PeakRSS["self"] <= 0 {
+	if tot := got[key{"total", 0}]; tot.OK == nil || !*tot.OK || len(tot.PeakRSS) != 1 || tot.PeakRSS["self"] <= 0 ||
+		len(tot.NodesCPU) != 1 || tot.NodesCPU["self"] <= 0 {
 		t.Errorf("total: %+v", tot)
 	}
 	for _, s := range []string{"populate: 45 objects x 300 bytes", "load_warm threads=3", "small commits: 7"} {

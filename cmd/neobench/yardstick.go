@@ -185,15 +185,25 @@ func readPids(path string) ([]node, error) {
 // serversCPU returns the CPU time used so far by all of nodes; zero if
 // there are none (no --pids).
 func serversCPU(nodes []node) (time.Duration, error) {
+	byName, err := nodesCPU(nodes)
 	var sum time.Duration
+	for _, cpu := range byName {
+		sum += cpu
+	}
+	return sum, err
+}
+
+// nodesCPU returns the CPU time used so far by each of nodes, by name.
+func nodesCPU(nodes []node) (map[string]time.Duration, error) {
+	byName := map[string]time.Duration{}
 	for _, n := range nodes {
 		cpu, err := procstat.CPU(n.pid)
 		if err != nil {
-			return 0, fmt.Errorf("CPU time of node %s (pid %d): %w", n.name, n.pid, err)
+			return nil, fmt.Errorf("CPU time of node %s (pid %d): %w", n.name, n.pid, err)
 		}
-		sum += cpu
+		byName[n.name] += cpu
 	}
-	return sum, nil
+	return byName, nil
 }
 
 // peakRSS returns each node's peak RSS in MiB, by name.
