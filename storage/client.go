@@ -301,14 +301,14 @@ func (c *clientConn) readOnly(ctx context.Context, r *neonet.Request) (bool, err
 // maxLinkLoads is the number of concurrent loads per link.
 const maxLinkLoads = 8
 
-// async runs f in its own goroutine once fewer than maxLinkLoads run for
+// async runs f in a goroutine of its own (of n.pool) once fewer than maxLinkLoads run for
 // this link, blocking the caller meanwhile (back pressure on the link).
 func (c *clientConn) async(f func()) {
 	c.loads <- struct{}{}
-	go func() {
+	c.n.pool.run(func() {
 		defer func() { <-c.loads }()
 		f()
-	}()
+	})
 }
 
 // inline runs f in the caller's goroutine once fewer than maxLinkLoads
@@ -364,14 +364,14 @@ func (c *clientConn) respond(r *neonet.Request, m proto.Msg, err error, nowait b
 }
 
 // vote votes ttid and answers once its rows are written, in a goroutine
-// of its own: the other threads of the client, which share this link,
+// of its own (of n.pool): the other threads of the client, which share this link,
 // need not wait for the disk.
 func (c *clientConn) vote(r *neonet.Request, ttid proto.Tid, meta *txnMeta, answer proto.Msg) error {
 	write, err := c.tm.startVote(c.nid, ttid, meta)
 	if err != nil {
 		return err
 	}
-	go func() { c.reply(r, answer, write()) }()
+	c.n.pool.run(func() { c.reply(r, answer, write()) })
 	return nil
 }
 

@@ -104,6 +104,7 @@ type Node struct {
 	addr proto.Addr
 
 	wg      sync.WaitGroup // goroutines serving incoming links, background jobs
+	pool    workers        // goroutines of votes and parallel loads
 	checkMu sync.Mutex     // replica checks run one at a time
 	prio    clientPriority // client requests in progress, for replication to yield to
 	dials   storageDials   // silent dials to other storages (ha_dial.go)
@@ -198,6 +199,7 @@ func addrOf(a net.Addr) (proto.Addr, error) {
 // ([ErrShutdown], [ErrErased]); it closes the backend before returning.
 func (n *Node) Run(ctx context.Context) (err error) {
 	defer close(n.stopped)
+	defer n.pool.close()
 	defer func() {
 		if cerr := n.db.Close(); cerr != nil && err == nil {
 			err = cerr
