@@ -82,7 +82,8 @@ which tell whether the client, rather than the cluster, bounds a figure.
 With --pids, each line also gives the CPU time of the cluster's nodes
 during the phase (servers_cpu_ms, and servers_cpu_us_per_op), and "total"
 theirs over the whole run, with each node's CPU time (nodes_cpu_ms, by
-name) and peak RSS (peak_rss_mib). The ratios to the raw limits: p50_per_rtt (of
+name) peak RSS (peak_rss_mib), and resident memory at the end,
+anonymous (rss_anon_mib) and mapped file pages (rss_file_mib). The ratios to the raw limits: p50_per_rtt (of
 the load passes: p50 / raw round trip) and p50_per_commit_limit (of
 small_commit: p50 / (3 raw round trips + 1 raw fsync), a commit's least
 cost: store, vote, finish, one durable write).
@@ -111,7 +112,8 @@ options:
   --pids FILE            the cluster's processes, "PID NAME" lines (the pids
                          file of neo-py-cluster.sh): their CPU time per phase
                          (utime+stime, from /proc/PID/stat), and each one's
-                         peak RSS at the end (VmHWM of /proc/PID/status)
+                         memory at the end (/proc/PID/status: VmHWM, RssAnon,
+                         RssFile)
   --fsync-dir DIR        where the raw fsync is timed: a directory on the
                          storages' filesystem (default: the system's
                          temporary directory)
@@ -257,6 +259,10 @@ type record struct {
 	NodesCPUms map[string]float64 `json:"nodes_cpu_ms,omitempty"`
 	// Peak RSS of each node (--pids; VmHWM), in MiB, at the end of the run.
 	PeakRSSMiB map[string]float64 `json:"peak_rss_mib,omitempty"`
+	// The resident anonymous memory (heap, stacks) and mapped file pages
+	// (page cache, e.g. SQLite's mmap) of each node at the end, in MiB.
+	RSSAnonMiB map[string]float64 `json:"rss_anon_mib,omitempty"`
+	RSSFileMiB map[string]float64 `json:"rss_file_mib,omitempty"`
 	Errors     *int               `json:"errors,omitempty"`
 	FirstError *string            `json:"first_error,omitempty"`
 	Complete   *bool              `json:"complete,omitempty"`
@@ -467,7 +473,8 @@ func (b *bench) emit(r record) error {
 		r.Metric, thr, cols[0], r.ElapsedS, cols[1], unit, num(r.P50us), num(r.P99us), cols[3], cols[4], cols[2])
 	for _, name := range slices.Sorted(maps.Keys(r.PeakRSSMiB)) {
 		if err == nil {
-			_, err = fmt.Fprintf(b.out, "%-17s %s: peak RSS %.1f MiB, CPU %.0f ms\n", "", name, r.PeakRSSMiB[name], r.NodesCPUms[name])
+			_, err = fmt.Fprintf(b.out, "%-17s %s: CPU %.0f ms, peak RSS %.1f MiB, at the end anonymous %.1f MiB + file pages %.1f MiB\n",
+				"", name, r.NodesCPUms[name], r.PeakRSSMiB[name], r.RSSAnonMiB[name], r.RSSFileMiB[name])
 		}
 	}
 	if err == nil && r.ObjectsPerS != nil {
@@ -944,11 +951,11 @@ func (b *bench) run(ctx context.Context) (bool, error) {
 	}
 	r.ClientCPUus, r.ClientShare = nil, nil
 	if len(b.nodes) > 0 {
-		rss, err := peakRSS(b.nodes)
+		peak, anon, file, err := nodesMemory(b.nodes)
 		if err != nil {
 			return false, err
 		}
-		r.PeakRSSMiB = rss
+		r.PeakRSSMiB, r.RSSAnonMiB, r.RSSFileMiB = peak, anon, file
 		nodes1, err := nodesCPU(b.nodes)
 		if err != nil {
 			return false, err

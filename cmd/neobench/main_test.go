@@ -182,6 +182,7 @@ type line struct {
 	PerCommit   *float64           `json:"p50_per_commit_limit"`
 	PeakRSS     map[string]float64 `json:"peak_rss_mib"`
 	NodesCPU    map[string]float64 `json:"nodes_cpu_ms"`
+	RSSAnon     map[string]float64 `json:"rss_anon_mib"`
 }
 
 func TestRunJSON(t *testing.T) {
@@ -257,7 +258,7 @@ func TestRunJSON(t *testing.T) {
 		}
 	}
 	if tot := got[key{"total", 0}]; tot.OK == nil || !*tot.OK || len(tot.PeakRSS) != 1 || tot.PeakRSS["self"] <= 0 ||
-		len(tot.NodesCPU) != 1 || tot.NodesCPU["self"] <= 0 {
+		len(tot.NodesCPU) != 1 || tot.NodesCPU["self"] <= 0 || tot.RSSAnon["self"] <= 0 {
 		t.Errorf("total: %+v", tot)
 	}
 	for _, s := range []string{"populate: 45 objects x 300 bytes", "load_warm threads=3", "small commits: 7"} {

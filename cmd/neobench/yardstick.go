@@ -206,15 +206,17 @@ func nodesCPU(nodes []node) (map[string]time.Duration, error) {
 	return byName, nil
 }
 
-// peakRSS returns each node's peak RSS in MiB, by name.
-func peakRSS(nodes []node) (map[string]float64, error) {
-	rss := map[string]float64{}
+// nodesMemory returns each node's memory figures (procstat.Memory) in
+// MiB, by name: peak RSS, and the resident anonymous and file pages.
+func nodesMemory(nodes []node) (peak, anon, file map[string]float64, err error) {
+	peak, anon, file = map[string]float64{}, map[string]float64{}, map[string]float64{}
+	mib := func(b int64) float64 { return round(float64(b)/(1<<20), 1) }
 	for _, n := range nodes {
-		b, err := procstat.PeakRSS(n.pid)
+		m, err := procstat.ReadMemory(n.pid)
 		if err != nil {
-			return nil, fmt.Errorf("peak RSS of node %s (pid %d): %w", n.name, n.pid, err)
+			return nil, nil, nil, fmt.Errorf("memory of node %s (pid %d): %w", n.name, n.pid, err)
 		}
-		rss[n.name] = round(float64(b)/(1<<20), 1)
+		peak[n.name], anon[n.name], file[n.name] = mib(m.PeakRSS), mib(m.RSSAnon), mib(m.RSSFile)
 	}
-	return rss, nil
+	return peak, anon, file, nil
 }

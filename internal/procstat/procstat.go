@@ -49,34 +49,57 @@ func parseCPU(data []byte, path string) (time.Duration, error) {
 	return time.Duration(ticks) * clockTick, nil
 }
 
-// PeakRSS returns the peak resident set size of process pid (VmHWM of
-// /proc/PID/status): what the process needed at most, whenever it was.
-func PeakRSS(pid int) (int64, error) {
+// Memory is what /proc/PID/status says of a process's memory, in bytes.
+type Memory struct {
+	// PeakRSS is the peak resident set size (VmHWM): what the process
+	// held at most, whenever it was, its mapped file pages included.
+	PeakRSS int64
+	// RSSAnon and RSSFile split the current resident set: the process's
+	// own memory (heap, stacks), and the pages of mapped files (e.g.
+	// SQLite's mmap of its database), which are the kernel's page cache,
+	// clean, shared and reclaimable.
+	RSSAnon, RSSFile int64
+}
+
+// ReadMemory returns the memory figures of process pid.
+func ReadMemory(pid int) (Memory, error) {
 	path := fmt.Sprintf("/proc/%d/status", pid)
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, err
+		return Memory{}, err
 	}
-	return parsePeakRSS(data, path)
+	return parseMemory(data, path)
 }
 
-// parsePeakRSS returns VmHWM in bytes from the contents of a status file,
-// where it is a line "VmHWM:<blanks>N kB".
-func parsePeakRSS(data []byte, path string) (int64, error) {
+// parseMemory reads the contents of a status file, where each figure is
+// a line "Key:<blanks>N kB".
+func parseMemory(data []byte, path string) (Memory, error) {
+	var m Memory
+	fields := []struct {
+		key string
+		v   *int64
+	}{{"VmHWM:", &m.PeakRSS}, {"RssAnon:", &m.RSSAnon}, {"RssFile:", &m.RSSFile}}
+	found := 0
 	for line := range bytes.Lines(data) {
-		rest, ok := bytes.CutPrefix(line, []byte("VmHWM:"))
-		if !ok {
-			continue
+		for _, f := range fields {
+			rest, ok := bytes.CutPrefix(line, []byte(f.key))
+			if !ok {
+				continue
+			}
+			w := bytes.Fields(rest)
+			if len(w) != 2 || string(w[1]) != "kB" {
+				return m, fmt.Errorf("%s: %s %q is not \"N kB\"", path, f.key, bytes.TrimSpace(rest))
+			}
+			kb, err := strconv.ParseInt(string(w[0]), 10, 64)
+			if err != nil || kb < 0 {
+				return m, fmt.Errorf("%s: %s %q is not a size in kB", path, f.key, w[0])
+			}
+			*f.v = kb << 10
+			found++
 		}
-		f := bytes.Fields(rest)
-		if len(f) != 2 || string(f[1]) != "kB" {
-			return 0, fmt.Errorf("%s: VmHWM %q is not \"N kB\"", path, bytes.TrimSpace(rest))
-		}
-		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
-		if err != nil || kb < 0 {
-			return 0, fmt.Errorf("%s: VmHWM %q is not a size in kB", path, f[0])
-		}
-		return kb << 10, nil
 	}
-	return 0, fmt.Errorf("%s: no VmHWM line (a kernel thread?)", path)
+	if found != len(fields) {
+		return m, fmt.Errorf("%s: %d of the lines VmHWM, RssAnon, RssFile (a kernel thread?)", path, found)
+	}
+	return m, nil
 }

@@ -49,36 +49,37 @@ func TestCPUSelf(t *testing.T) {
 	}
 }
 
-func TestParsePeakRSS(t *testing.T) {
-	status := "Name:\tneostorage\nVmPeak:\t 1300000 kB\nVmHWM:\t   81920 kB\nVmRSS:\t   40000 kB\n"
-	got, err := parsePeakRSS([]byte(status), "status")
+func TestParseMemory(t *testing.T) {
+	status := "Name:\tneostorage\nVmPeak:\t 1300000 kB\nVmHWM:\t   81920 kB\nVmRSS:\t   40000 kB\nRssAnon:\t   30000 kB\nRssFile:\t   10000 kB\n"
+	got, err := parseMemory([]byte(status), "status")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := int64(81920 << 10); got != want {
-		t.Errorf("peak RSS = %d, want %d", got, want)
+	if want := (Memory{PeakRSS: 81920 << 10, RSSAnon: 30000 << 10, RSSFile: 10000 << 10}); got != want {
+		t.Errorf("memory = %+v, want %+v", got, want)
 	}
-	for _, bad := range []string{"Name:\tx\nVmRSS:\t1 kB\n", "VmHWM:\t12 MB\n", "VmHWM:\tx kB\n", "VmHWM:\n"} {
-		if _, err := parsePeakRSS([]byte(bad), "status"); err == nil || !strings.Contains(err.Error(), "status:") {
+	for _, bad := range []string{"Name:\tx\nVmRSS:\t1 kB\n", "VmHWM:\t12 MB\nRssAnon:\t1 kB\nRssFile:\t1 kB\n",
+		"VmHWM:\tx kB\n", "VmHWM:\n", "VmHWM:\t1 kB\nRssAnon:\t1 kB\n"} {
+		if _, err := parseMemory([]byte(bad), "status"); err == nil || !strings.Contains(err.Error(), "status:") {
 			t.Errorf("%q: err = %v, want an error naming the file", bad, err)
 		}
 	}
 }
 
-func TestPeakRSSSelf(t *testing.T) {
+func TestMemorySelf(t *testing.T) {
 	// This process holds at least the slice it has just touched.
 	buf := make([]byte, 8<<20)
 	for i := range buf {
 		buf[i] = byte(i)
 	}
-	rss, err := PeakRSS(os.Getpid())
+	m, err := ReadMemory(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rss < int64(len(buf)) {
-		t.Errorf("peak RSS %d < the %d bytes just written", rss, len(buf))
+	if m.PeakRSS < int64(len(buf)) || m.RSSAnon < int64(len(buf)) {
+		t.Errorf("memory %+v: less than the %d bytes just written", m, len(buf))
 	}
-	if _, err := PeakRSS(-1); err == nil {
-		t.Error("PeakRSS(-1): no error")
+	if _, err := ReadMemory(-1); err == nil {
+		t.Error("ReadMemory(-1): no error")
 	}
 }
