@@ -50,13 +50,25 @@ func newEnv(t testing.TB, open Opener, opts backend.Options) *env {
 			e.b.Close()
 		}
 	})
-	e.must(e.b.SetMeta(e.ctx, backend.Meta{Name: "test", NID: Me, BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid}))
-	var cells []backend.CellChange
-	for p := uint32(0); p < NP; p++ {
-		cells = append(cells, backend.CellChange{Partition: p, NID: Me, State: proto.UP_TO_DATE})
-	}
-	e.must(e.b.ChangePartitionTable(e.ctx, 1, 0, cells, true))
+	e.must(Setup(e.ctx, e.b, "test", NP))
 	return e
+}
+
+// Setup makes b, a new database, node [Me]'s in cluster name, with a
+// partition table (ptid 1, no replica) of np partitions all UP_TO_DATE
+// on Me: where the tests of a backend start from.
+func Setup(ctx context.Context, b backend.Backend, name string, np uint32) error {
+	if err := b.SetMeta(ctx, backend.Meta{Name: name, NID: Me, BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid}); err != nil {
+		return fmt.Errorf("set up database of cluster %s: %w", name, err)
+	}
+	cells := make([]backend.CellChange, np)
+	for p := range np {
+		cells[p] = backend.CellChange{Partition: p, NID: Me, State: proto.UP_TO_DATE}
+	}
+	if err := b.ChangePartitionTable(ctx, 1, 0, cells, true); err != nil {
+		return fmt.Errorf("set up %d partitions of cluster %s: %w", np, name, err)
+	}
+	return nil
 }
 
 // reopen closes the backend (if open) and opens it again.

@@ -15,7 +15,7 @@ import (
 	"github.com/neogo/neo/filestorage"
 	"github.com/neogo/neo/importconf"
 	"github.com/neogo/neo/proto"
-	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/backendtest"
 )
 
 // Benchmarks of the import. A Data.fs of NEO_IMPORT_BENCH_MB (default 32)
@@ -154,12 +154,7 @@ func BenchmarkImport(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				im.SetMeta(ctx, backend.Meta{Name: "bench", NID: me, BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid})
-				var cells []backend.CellChange
-				for p := uint32(0); p < 12; p++ {
-					cells = append(cells, backend.CellChange{Partition: p, NID: me, State: proto.UP_TO_DATE})
-				}
-				if err := im.ChangePartitionTable(ctx, 1, 0, cells, true); err != nil {
+				if err := backendtest.Setup(ctx, im, "bench", 12); err != nil {
 					b.Fatal(err)
 				}
 				if err := im.Wait(ctx); err != nil {
@@ -201,12 +196,7 @@ func BenchmarkLoad(b *testing.B) {
 			}
 			defer im.Close()
 			if _, _, cells, _ := im.PartitionTable(ctx); len(cells) == 0 {
-				im.SetMeta(ctx, backend.Meta{Name: "bench", NID: me, BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid})
-				var cells []backend.CellChange
-				for p := uint32(0); p < 12; p++ {
-					cells = append(cells, backend.CellChange{Partition: p, NID: me, State: proto.UP_TO_DATE})
-				}
-				if err := im.ChangePartitionTable(ctx, 1, 0, cells, true); err != nil {
+				if err := backendtest.Setup(ctx, im, "bench", 12); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -18,8 +18,8 @@ import (
 
 	"github.com/neogo/neo/filestorage"
 	"github.com/neogo/neo/importconf"
-	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/backendtest"
 )
 
 // crashChildEnv names the directory of the import a re-executed test
@@ -49,12 +49,7 @@ func crashOpen(t *testing.T, dir, rate string, log *slog.Logger, progress time.D
 		t.Fatal(err)
 	}
 	if _, _, cells, _ := im.PartitionTable(e.ctx); len(cells) == 0 {
-		im.SetMeta(e.ctx, backend.Meta{Name: "test", NID: me, BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid})
-		var cells []backend.CellChange
-		for p := uint32(0); p < np; p++ {
-			cells = append(cells, backend.CellChange{Partition: p, NID: me, State: proto.UP_TO_DATE})
-		}
-		if err := im.ChangePartitionTable(e.ctx, 1, 0, cells, true); err != nil {
+		if err := backendtest.Setup(e.ctx, im, "test", np); err != nil {
 			t.Fatal(err)
 		}
 	}

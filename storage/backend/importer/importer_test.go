@@ -20,13 +20,12 @@ import (
 	"github.com/neogo/neo/pickleref"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/backendtest"
 	"github.com/neogo/neo/storage/backend/objcache"
 	_ "github.com/neogo/neo/storage/backend/sqlite"
 )
 
 const np = 4
-
-var me = proto.NewNodeID(proto.STORAGE, 1)
 
 // rec is a ZODB record: a PersistentMapping holding a reference to ref
 // (with a class hint) and payload.
@@ -163,14 +162,7 @@ func (e *env) open(stopBefore proto.Tid) *Importer {
 		e.t.Fatal(err)
 	}
 	if _, _, cells, _ := im.PartitionTable(e.ctx); len(cells) == 0 {
-		if err := im.SetMeta(e.ctx, backend.Meta{Name: "test", NID: me, BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid}); err != nil {
-			e.t.Fatal(err)
-		}
-		var cells []backend.CellChange
-		for p := uint32(0); p < np; p++ {
-			cells = append(cells, backend.CellChange{Partition: p, NID: me, State: proto.UP_TO_DATE})
-		}
-		if err := im.ChangePartitionTable(e.ctx, 1, 0, cells, true); err != nil {
+		if err := backendtest.Setup(e.ctx, im, "test", np); err != nil {
 			e.t.Fatal(err)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/neogo/neo/internal/peerpy"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/backendtest"
 )
 
 // ServerEnv is the environment of mariadb.sh start for the tests' server:
@@ -64,15 +65,7 @@ func testDB(t *testing.T, opts backend.Options) (*DB, *sql.DB, string) {
 	db := b.(*DB)
 	t.Cleanup(func() { db.Close() })
 	ctx := t.Context()
-	me := proto.NewNodeID(proto.STORAGE, 1)
-	if err := db.SetMeta(ctx, backend.Meta{Name: "t", NID: me, BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid}); err != nil {
-		t.Fatal(err)
-	}
-	var cells []backend.CellChange
-	for p := uint32(0); p < 4; p++ {
-		cells = append(cells, backend.CellChange{Partition: p, NID: me, State: proto.UP_TO_DATE})
-	}
-	if err := db.ChangePartitionTable(ctx, 1, 0, cells, true); err != nil {
+	if err := backendtest.Setup(ctx, db, "t", 4); err != nil {
 		t.Fatal(err)
 	}
 	return db, admin, name

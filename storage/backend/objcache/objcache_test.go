@@ -69,7 +69,7 @@ func TestWrapZeroIsIdentity(t *testing.T) {
 // np is the number of partitions of the test databases.
 const np = 4
 
-var me = proto.NewNodeID(proto.STORAGE, 1)
+var me = backendtest.Me // the node of backendtest.Setup
 
 // fixture is a cache over SQLite with np readable partitions.
 type fixture struct {
@@ -89,8 +89,7 @@ func newFixture(t testing.TB, maxBytes int64) *fixture {
 	f := &fixture{t: t, ctx: context.Background(), raw: raw, b: Wrap(raw, maxBytes)}
 	f.c = f.b.(*statsCache).cache
 	t.Cleanup(func() { f.b.Close() })
-	f.must(f.b.SetMeta(f.ctx, backend.Meta{Name: "t", NID: me, BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid}))
-	f.must(f.b.ChangePartitionTable(f.ctx, 1, 0, cells(np), true))
+	f.must(backendtest.Setup(f.ctx, f.b, "t", np))
 	return f
 }
 

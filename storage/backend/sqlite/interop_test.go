@@ -10,6 +10,7 @@ import (
 
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/backendtest"
 	"github.com/neogo/neo/storage/backend/sqlite"
 )
 
@@ -59,13 +60,7 @@ func TestPythonReadsOurDatabase(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	me := proto.NewNodeID(proto.STORAGE, 1)
-	must(b.SetMeta(ctx, backend.Meta{Name: "c", NID: me, BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid}))
-	var cells []backend.CellChange
-	for p := uint32(0); p < 4; p++ {
-		cells = append(cells, backend.CellChange{Partition: p, NID: me, State: proto.UP_TO_DATE})
-	}
-	must(b.ChangePartitionTable(ctx, 1, 0, cells, true))
+	must(backendtest.Setup(ctx, b, "c", 4))
 	r := func(oid proto.Oid, d string) backend.Record {
 		return backend.Record{Oid: oid, Data: []byte(d), Checksum: sha1.Sum([]byte(d)), DataSerial: proto.InvalidTid}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/backendtest"
 )
 
 // One sync per commit on a node holding the metadata: the vote commits
@@ -20,11 +21,7 @@ func TestVoteSyncPolicy(t *testing.T) {
 	}
 	defer b.Close()
 	db := b.(*DB)
-	me := proto.NewNodeID(proto.STORAGE, 1)
-	if err := b.SetMeta(ctx, backend.Meta{Name: "t", NID: me, BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.ChangePartitionTable(ctx, 1, 0, []backend.CellChange{{Partition: 0, NID: me, State: proto.UP_TO_DATE}}, true); err != nil {
+	if err := backendtest.Setup(ctx, b, "t", 1); err != nil {
 		t.Fatal(err)
 	}
 	data := []byte("data")

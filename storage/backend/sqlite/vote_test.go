@@ -8,6 +8,7 @@ import (
 
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
+	"github.com/neogo/neo/storage/backend/backendtest"
 )
 
 // A vote inserts its rows in chunks of 64, 32, ... 1: every count around
@@ -28,16 +29,8 @@ func testVoteChunks(t *testing.T, dedup bool, n int) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	me := proto.NewNodeID(proto.STORAGE, 1)
-	if err := b.SetMeta(ctx, backend.Meta{Name: "t", NID: me, BackupTid: proto.InvalidTid, TruncateTid: proto.InvalidTid}); err != nil {
-		t.Fatal(err)
-	}
 	const np = 3
-	var cells []backend.CellChange
-	for p := uint32(0); p < np; p++ {
-		cells = append(cells, backend.CellChange{Partition: p, NID: me, State: proto.UP_TO_DATE})
-	}
-	if err := b.ChangePartitionTable(ctx, 1, 0, cells, true); err != nil {
+	if err := backendtest.Setup(ctx, b, "t", np); err != nil {
 		t.Fatal(err)
 	}
 	commit := func(ttid proto.Tid, recs []backend.Record) {
