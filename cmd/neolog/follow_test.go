@@ -1,35 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/neogo/neo/internal/nodelog"
+	"github.com/neogo/neo/internal/syncbuf"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestFollow: with -f, records written after the start are printed, each
 // once, until neolog is stopped.
@@ -43,7 +24,7 @@ func TestFollow(t *testing.T) {
 	log := slog.New(l.Handler(nil))
 	log.Info("first")
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out syncbuf.Buffer
 	status := make(chan int, 1)
 	go func() { status <- run(ctx, []string{"-f", "-s", "0.02", path}, &out, &out) }()
 	wait := func(s string) {

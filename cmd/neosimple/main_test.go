@@ -11,12 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/neogo/neo/ctl"
 	"github.com/neogo/neo/internal/cliopt"
+	"github.com/neogo/neo/internal/syncbuf"
 	"github.com/neogo/neo/proto"
 )
 
@@ -87,36 +87,18 @@ func TestBadDir(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of run.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // instance is one neosimple run in this process.
 type instance struct {
 	sig    chan os.Signal
 	code   chan int
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	env    map[string]string
 }
 
 // startInstance runs neosimple on dir and waits for DIR/cluster.env.
 func startInstance(t *testing.T, dir string, args ...string) *instance {
 	t.Helper()
-	in := &instance{sig: make(chan os.Signal, 1), code: make(chan int, 1), stderr: &syncBuffer{}}
+	in := &instance{sig: make(chan os.Signal, 1), code: make(chan int, 1), stderr: &syncbuf.Buffer{}}
 	go func() {
 		in.code <- run(append([]string{"-d", dir, "--start-timeout", "30s"}, args...), in.sig, io.Discard, in.stderr)
 	}()

@@ -11,13 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/neogo/neo/filestorage"
 	"github.com/neogo/neo/importconf"
+	"github.com/neogo/neo/internal/syncbuf"
 	"github.com/neogo/neo/storage/backend"
 	"github.com/neogo/neo/storage/backend/backendtest"
 )
@@ -146,29 +146,11 @@ func TestKill9(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination for a test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // The import logs its progress at a steady pace, then the end.
 func TestProgressLog(t *testing.T) {
 	dir := t.TempDir()
 	writeBigFS(t, filepath.Join(dir, "root.fs"), 1)
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
 	im := crashOpen(t, dir, "2M", log, 50*time.Millisecond)
 	defer im.Close()
