@@ -1,6 +1,7 @@
 # Reads a database written by a Go backend with neoppod's backend of the
 # same adapter (SQLite by default, or argv[2]) and prints what it sees
-# (TestPythonReadsOurDatabase of packages sqlite and mysql).
+# (backendtest.PyRead: TestPythonReadsOurDatabase of packages sqlite and
+# mysql).
 import sys
 from neo.storage.database import buildDatabaseManager
 from neo.lib.util import p64, u64, dump
