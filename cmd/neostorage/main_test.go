@@ -99,3 +99,17 @@ func TestSqliteFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestMemoryLimit(t *testing.T) {
+	// The object cache plus the headroom, unless GOMEMLIMIT is set: the
+	// runtime then applies the environment's own.
+	if got, ok := memoryLimit(64<<20, ""); !ok || got != 64<<20+memHeadroom {
+		t.Errorf("memoryLimit(64M, \"\") = %d, %v; want %d, true", got, ok, 64<<20+memHeadroom)
+	}
+	if got, ok := memoryLimit(0, ""); !ok || got != memHeadroom {
+		t.Errorf("memoryLimit(0, \"\") = %d, %v; want %d, true", got, ok, memHeadroom)
+	}
+	if _, ok := memoryLimit(64<<20, "1GiB"); ok {
+		t.Error("memoryLimit with GOMEMLIMIT set: a limit of ours")
+	}
+}
