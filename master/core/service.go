@@ -350,7 +350,8 @@ func (c *Machine) finish(n *node, msgID uint32, m *proto.AskFinishTransaction) e
 	if pack != nil {
 		approve = c.pm.newOrder(t.tid, pack.Oids, pack.PackTid)
 	}
-	c.log.Debug("finish transaction", "ttid", m.TTid.String(), "tid", t.tid.String())
+	// The ids, not their String(): formatted only if debug is on.
+	c.log.Debug("finish transaction", "ttid", m.TTid, "tid", t.tid)
 	for _, sn := range lockNodes {
 		c.ask(sn, &proto.AskLockInformation{TTid: m.TTid, Tid: t.tid, ApprovePack: approve})
 	}
@@ -446,8 +447,9 @@ func (c *Machine) committed(t *txn) {
 		}
 	}
 	fin := &proto.NotifyTransactionFinished{TTid: t.ttid, MaxTid: t.tid}
-	c.log.Debug("transaction committed", "ttid", t.ttid.String(), "tid", t.tid.String(), "notify", sortedNIDs(t.notify))
-	for _, nid := range sortedNIDs(t.notify) {
+	notify := sortedNIDs(t.notify)
+	c.log.Debug("transaction committed", "ttid", t.ttid, "tid", t.tid, "notify", notify)
+	for _, nid := range notify {
 		if n := c.byNID(nid); n != nil {
 			c.send(n, fin)
 		}
