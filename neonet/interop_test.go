@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neogo/neo/internal/testca"
 	"github.com/neogo/neo/proto"
 )
 
@@ -97,13 +98,13 @@ func TestInteropNeoppod(t *testing.T) {
 			cfg := Config{Logger: log}
 			var tlsFiles []string
 			if useTLS {
-				ca := newTestCA(t)
-				certPEM, keyPEM, _ := ca.issue(t, "node")
+				ca := testca.New(t, "CA")
+				certPEM, keyPEM, _ := ca.Issue(t, "node")
 				dir := t.TempDir()
 				for _, f := range []struct {
 					name string
 					b    []byte
-				}{{"ca.crt", ca.pem}, {"node.crt", certPEM}, {"node.key", keyPEM}} {
+				}{{"ca.crt", ca.PEM}, {"node.crt", certPEM}, {"node.key", keyPEM}} {
 					p := filepath.Join(dir, f.name)
 					if err := os.WriteFile(p, f.b, 0o600); err != nil {
 						t.Fatal(err)

@@ -5,13 +5,15 @@ import (
 	"net"
 	"syscall"
 	"testing"
+
+	"github.com/neogo/neo/internal/testca"
 )
 
 // Both ends set neoppod's socket options (§1.1): TCP_NODELAY, keepalive
 // idle 60 s, interval 10 s, 3 probes; plain and under TLS.
 func TestSocketOptions(t *testing.T) {
-	ca := newTestCA(t)
-	for _, cfg := range []Config{{}, {TLS: ca.node(t, ca.pem)}} {
+	ca := testca.New(t, "CA")
+	for _, cfg := range []Config{{}, {TLS: nodeTLS(t, ca, ca.PEM)}} {
 		cli, srv := pair(t, "tcp4", cfg, cfg)
 		for _, l := range []*Link{cli, srv} {
 			conn := l.conn

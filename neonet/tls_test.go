@@ -2,107 +2,25 @@ package neonet
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/neogo/neo/internal/testca"
 	"github.com/neogo/neo/proto"
 )
 
-// testCA is a throw-away certificate authority, made at test time.
-type testCA struct {
-	cert   *x509.Certificate
-	key    *ecdsa.PrivateKey
-	pem    []byte
-	serial int64
-}
-
-func newTestCA(t testing.TB) *testCA {
+// nodeTLS returns the TLS config of a node whose certificate ca issued,
+// with trust anchored in trust.
+func nodeTLS(t testing.TB, ca *testca.CA, trust []byte, eku ...x509.ExtKeyUsage) *TLSConfig {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), serial: 1}
-}
-
-// issue makes a node certificate with the given extended key usages (none:
-// no EKU extension, as in neoppod's test certificate).
-func (ca *testCA) issue(t testing.TB, cn string, eku ...x509.ExtKeyUsage) (certPEM, keyPEM []byte, serial *big.Int) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca.serial++
-	serial = big.NewInt(ca.serial)
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  eku,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), serial
-}
-
-// crl returns a PEM CRL revoking the given serials.
-func (ca *testCA) crl(t testing.TB, revoked ...*big.Int) []byte {
-	t.Helper()
-	tmpl := &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Hour), NextUpdate: time.Now().Add(time.Hour)}
-	for _, s := range revoked {
-		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
-			x509.RevocationListEntry{SerialNumber: s, RevocationTime: time.Now().Add(-time.Minute)})
-	}
-	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.cert, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
-}
-
-// node returns the TLS config of a node whose certificate ca issued, with
-// trust anchored in trust.
-func (ca *testCA) node(t testing.TB, trust []byte, eku ...x509.ExtKeyUsage) *TLSConfig {
-	t.Helper()
-	certPEM, keyPEM, _ := ca.issue(t, "node", eku...)
+	certPEM, keyPEM, _ := ca.Issue(t, "node", eku...)
 	c, err := NewTLSConfig(trust, certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +30,7 @@ func (ca *testCA) node(t testing.TB, trust []byte, eku ...x509.ExtKeyUsage) *TLS
 
 // Both ends authenticate; TLS 1.2; the NEO stream runs inside.
 func TestTLSMutualAuth(t *testing.T) {
-	ca := newTestCA(t)
+	ca := testca.New(t, "CA")
 	for _, tc := range []struct {
 		name string
 		eku  []x509.ExtKeyUsage
@@ -123,7 +41,7 @@ func TestTLSMutualAuth(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			log, _ := testLogger(t)
-			cfg := Config{Logger: log, TLS: ca.node(t, ca.pem, tc.eku...)}
+			cfg := Config{Logger: log, TLS: nodeTLS(t, ca, ca.PEM, tc.eku...)}
 			cli, srv := pair(t, "tcp4", cfg, cfg)
 			ctx := testCtx(t)
 			if err := cli.Ask(ctx, &proto.Ping{}, &proto.Pong{}); err != nil {
@@ -149,8 +67,8 @@ func TestTLSMutualAuth(t *testing.T) {
 // A plain peer talking to a TLS listener is closed at its first byte; a
 // TLS peer talking to a plain listener fails the NEO handshake.
 func TestTLSVersusPlain(t *testing.T) {
-	ca := newTestCA(t)
-	tlsCfg := ca.node(t, ca.pem)
+	ca := testca.New(t, "CA")
+	tlsCfg := nodeTLS(t, ca, ca.PEM)
 
 	t.Run("plain to tls", func(t *testing.T) {
 		log, rec := testLogger(t)
@@ -187,21 +105,21 @@ func TestTLSVersusPlain(t *testing.T) {
 // Certificates not chaining to the CA, revoked ones, and missing ones are
 // refused, on either side.
 func TestTLSRejects(t *testing.T) {
-	ca := newTestCA(t)
-	other := newTestCA(t)
-	good := ca.node(t, ca.pem)
-	revokedPEM, revokedKey, serial := ca.issue(t, "revoked")
-	withCRL := append(append([]byte{}, ca.pem...), ca.crl(t, serial)...)
+	ca := testca.New(t, "CA")
+	other := testca.New(t, "CA")
+	good := nodeTLS(t, ca, ca.PEM)
+	revokedPEM, revokedKey, serial := ca.Issue(t, "revoked")
+	withCRL := append(append([]byte{}, ca.PEM...), ca.CRL(t, serial)...)
 
 	for _, tc := range []struct {
 		name     string
 		cli, srv *TLSConfig
 	}{
-		{"client cert from another CA", other.node(t, ca.pem), good},
-		{"server cert from another CA", good, other.node(t, ca.pem)},
-		{"client trusts another CA", ca.node(t, other.pem), good},
-		{"revoked client cert", fromPEM(t, ca.pem, revokedPEM, revokedKey), trusting(t, withCRL, good)},
-		{"revoked server cert", trusting(t, withCRL, good), fromPEM(t, ca.pem, revokedPEM, revokedKey)},
+		{"client cert from another CA", nodeTLS(t, other, ca.PEM), good},
+		{"server cert from another CA", good, nodeTLS(t, other, ca.PEM)},
+		{"client trusts another CA", nodeTLS(t, ca, other.PEM), good},
+		{"revoked client cert", fromPEM(t, ca.PEM, revokedPEM, revokedKey), trusting(t, withCRL, good)},
+		{"revoked server cert", trusting(t, withCRL, good), fromPEM(t, ca.PEM, revokedPEM, revokedKey)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			log, rec := testLogger(t)
@@ -262,8 +180,8 @@ func trusting(t testing.TB, caPEM []byte, c *TLSConfig) *TLSConfig {
 
 // LoadTLS reads --ca --cert --key files.
 func TestLoadTLS(t *testing.T) {
-	ca := newTestCA(t)
-	certPEM, keyPEM, _ := ca.issue(t, "node")
+	ca := testca.New(t, "CA")
+	certPEM, keyPEM, _ := ca.Issue(t, "node")
 	dir := t.TempDir()
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
@@ -272,7 +190,7 @@ func TestLoadTLS(t *testing.T) {
 		}
 		return p
 	}
-	caFile, certFile, keyFile := write("ca.crt", append(ca.pem, ca.crl(t)...)), write("node.crt", certPEM), write("node.key", keyPEM)
+	caFile, certFile, keyFile := write("ca.crt", append(ca.PEM, ca.CRL(t)...)), write("node.crt", certPEM), write("node.key", keyPEM)
 	c, err := LoadTLS(caFile, certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)

@@ -1,13 +1,8 @@
 package adminhttp_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,72 +11,16 @@ import (
 
 	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/internal/nodehttp"
-	"github.com/neogo/neo/neonet"
+	"github.com/neogo/neo/internal/testca"
 )
-
-// testCA is a certificate authority made for one test.
-type testCA struct {
-	cert   *x509.Certificate
-	key    *ecdsa.PrivateKey
-	der    []byte
-	serial int64
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true, IsCA: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key, der: der, serial: 1}
-}
-
-// issue returns a certificate of the CA (TLS client and server) and the
-// node setup that holds it.
-func (ca *testCA) issue(t *testing.T, name string) (tls.Certificate, *neonet.TLSConfig) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca.serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(ca.serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
-	return cert, &neonet.TLSConfig{Roots: roots, Cert: cert}
-}
 
 // TestAPITLS: on a cluster with TLS the admin's HTTP side is HTTPS; a
 // client certificate is optional, but one of another CA is refused at
 // the handshake; a write from afar passes with a certificate of the
 // cluster, not without.
 func TestAPITLS(t *testing.T) {
-	ca := newTestCA(t, "neo test ca")
-	_, nodeTLS := ca.issue(t, "cluster")
+	ca := testca.New(t, "neo test ca")
+	nodeTLS := neotest.NodeTLS(t, ca, "cluster")
 	h := nodehttp.New(nodehttp.Options{})
 	srv, err := nodehttp.ListenTLS(t.Context(), "127.0.0.1:0", h, nodeTLS.HTTPServerConfig(), nil)
 	if err != nil {
@@ -110,8 +49,8 @@ func TestAPITLS(t *testing.T) {
 		}
 		return &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 30 * time.Second}
 	}
-	operator, _ := ca.issue(t, "operator")
-	stranger, _ := newTestCA(t, "other ca").issue(t, "stranger")
+	operator := neotest.NodeTLS(t, ca, "operator").Cert
+	stranger := neotest.NodeTLS(t, testca.New(t, "other ca"), "stranger").Cert
 	for _, tc := range []struct {
 		name string
 		cert *tls.Certificate

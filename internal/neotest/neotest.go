@@ -32,6 +32,7 @@ import (
 	"github.com/neogo/neo/internal/inproc"
 	"github.com/neogo/neo/internal/nodehttp"
 	"github.com/neogo/neo/internal/nodelog"
+	"github.com/neogo/neo/internal/testca"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
@@ -260,4 +261,16 @@ func Commit(ctx context.Context, cl *client.Client, oid proto.Oid, serial proto.
 		return 0, err
 	}
 	return txn.Finish(ctx)
+}
+
+// NodeTLS is the TLS setup of a node holding a certificate that ca issues
+// for name, loaded as a node loads its --ca, --cert and --key files.
+func NodeTLS(tb testing.TB, ca *testca.CA, name string) *neonet.TLSConfig {
+	tb.Helper()
+	caFile, certFile, keyFile := ca.Files(tb, name)
+	c, err := neonet.LoadTLS(caFile, certFile, keyFile)
+	if err != nil {
+		tb.Fatalf("TLS of %s: %v", name, err)
+	}
+	return c
 }
