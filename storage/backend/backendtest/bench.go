@@ -1,6 +1,7 @@
 package backendtest
 
 import (
+	"context"
 	"crypto/sha1"
 	"errors"
 	"math/rand/v2"
@@ -172,6 +173,10 @@ func benchCommit(b *testing.B, open Opener, n, lo, hi int) {
 		}
 	}
 	b.SetBytes(int64(size / batch))
+	// A node's requests carry a cancellable context (the node's own, a
+	// link's), which a driver may watch at a cost: so do these.
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
 	b.ReportAllocs()
 	defer cpuTime(b)()
 	i := 0
@@ -179,13 +184,13 @@ func benchCommit(b *testing.B, open Opener, n, lo, hi int) {
 		recs := pool[i%batch]
 		ttid := benchTid(i)
 		meta := &backend.TxnMeta{TTid: ttid, User: []byte("bench"), Oids: oidsOf(recs)}
-		if err := e.b.StoreTransaction(e.ctx, ttid, recs, meta); err != nil {
+		if err := e.b.StoreTransaction(ctx, ttid, recs, meta); err != nil {
 			b.Fatal(err)
 		}
-		if err := e.b.LockTransaction(e.ctx, ttid, ttid, false); err != nil {
+		if err := e.b.LockTransaction(ctx, ttid, ttid, false); err != nil {
 			b.Fatal(err)
 		}
-		if err := e.b.UnlockTransaction(e.ctx, ttid, ttid); err != nil {
+		if err := e.b.UnlockTransaction(ctx, ttid, ttid); err != nil {
 			b.Fatal(err)
 		}
 		i++

@@ -76,6 +76,7 @@ func (db *DB) SetPartitionPacked(ctx context.Context, partition uint32, id proto
 
 // LockTransaction implements [backend.Backend].
 func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approvePack bool) error {
+	ctx = short(ctx)
 	if err := db.write(ctx, true, func(tx *wtx) error { return sqlbackend.LockTx(ctx, tx, ttid, tid, approvePack) }); err != nil {
 		return fmt.Errorf("lock %s as %s: %w", ttid, tid, err)
 	}
@@ -85,6 +86,7 @@ func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approveP
 // UnlockTransaction implements [backend.Backend]. The commit is not
 // synced: if lost, verification replays it from the locked ttrans row.
 func (db *DB) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error {
+	ctx = short(ctx)
 	if err := db.write(ctx, false, func(tx *wtx) error { return sqlbackend.UnlockTx(ctx, tx, ttid, tid) }); err != nil {
 		return fmt.Errorf("unlock %s as %s: %w", ttid, tid, err)
 	}
@@ -111,6 +113,7 @@ func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) erro
 
 // AbortTransaction implements [backend.Backend].
 func (db *DB) AbortTransaction(ctx context.Context, ttid proto.Tid) error {
+	ctx = short(ctx)
 	if err := db.write(ctx, false, func(tx *wtx) error { return dialect.AbortTransaction(ctx, tx, ttid) }); err != nil {
 		return fmt.Errorf("abort %s: %w", ttid, err)
 	}
