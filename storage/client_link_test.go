@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 
 	"github.com/neogo/neo/neonet"
@@ -21,20 +20,8 @@ func TestClientLinkLoads(t *testing.T) {
 	const client = proto.NodeID(-0x20<<24 + 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 4*waitDeadline)
 	defer cancel()
-	db, err := backend.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), backend.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.ChangePartitionTable(ctx, 1, 0, []backend.CellChange{{Partition: 0, NID: self, State: proto.UP_TO_DATE}}, true); err != nil {
-		t.Fatal(err)
-	}
-	n, err := New(Config{Cluster: "c", Masters: []string{"127.0.0.1:1"}, Backend: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.mu.nid = self
-	if n.mu.pt, err = loadPTable(1, 0, [][]parttab.Cell{{{NID: self, State: proto.UP_TO_DATE}}}); err != nil {
+	n := newTestNode(t, ctx, self, 0, parttab.Cell{NID: self, State: proto.UP_TO_DATE})
+	if err := n.db.ChangePartitionTable(ctx, 1, 0, []backend.CellChange{{Partition: 0, NID: self, State: proto.UP_TO_DATE}}, true); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.notifyNodeInformation(ctx, &proto.NotifyNodeInformation{Timestamp: 10, NodeList: []proto.NodeInfo{

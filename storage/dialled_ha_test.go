@@ -2,13 +2,11 @@ package storage
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
-	"github.com/neogo/neo/storage/backend"
 )
 
 // A storage that keeps a link we dialled (neoppod uses one link both
@@ -20,19 +18,7 @@ func TestDialledLinkServesPeerRequests(t *testing.T) {
 	defer cancel()
 	const self, peer = proto.NodeID(1), proto.NodeID(2)
 
-	db, err := backend.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), backend.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := New(Config{Cluster: "c", Masters: []string{"127.0.0.1:1"}, Backend: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	n.mu.nid = self
-	if n.mu.pt, err = loadPTable(1, 1, [][]parttab.Cell{{{NID: self, State: proto.UP_TO_DATE}, {NID: peer, State: proto.UP_TO_DATE}}}); err != nil {
-		t.Fatal(err)
-	}
+	n := newTestNode(t, ctx, self, 1, parttab.Cell{NID: self, State: proto.UP_TO_DATE}, parttab.Cell{NID: peer, State: proto.UP_TO_DATE})
 	n.mu.operational = true
 	n.mu.tm = newTxnManager(txnConfig{DB: newFakeDB()})
 	t.Cleanup(func() {

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -23,20 +22,8 @@ type feedNode struct {
 
 func newFeedNode(t *testing.T, ctx context.Context) *feedNode {
 	t.Helper()
-	db, err := backend.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), backend.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := New(Config{Cluster: "c", Masters: []string{"127.0.0.1:1"}, Backend: db})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
 	const self, checker = proto.NodeID(1), proto.NodeID(2)
-	n.mu.nid = self
-	if n.mu.pt, err = loadPTable(1, 1, [][]parttab.Cell{{{NID: self, State: proto.UP_TO_DATE}, {NID: checker, State: proto.UP_TO_DATE}}}); err != nil {
-		t.Fatal(err)
-	}
+	n := newTestNode(t, ctx, self, 1, parttab.Cell{NID: self, State: proto.UP_TO_DATE}, parttab.Cell{NID: checker, State: proto.UP_TO_DATE})
 	f := &feedNode{n: n, expired: make(chan time.Time, 1)}
 	n.prio.expired = f.expired
 

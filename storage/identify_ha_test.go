@@ -3,14 +3,12 @@ package storage
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/parttab"
 	"github.com/neogo/neo/proto"
-	"github.com/neogo/neo/storage/backend"
 )
 
 // A client that identifies while the master already announced us RUNNING
@@ -40,19 +38,7 @@ func TestIdentifyWaitsForOperation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 4*waitDeadline)
 			defer cancel()
-			db, err := backend.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), backend.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			n, err := New(Config{Cluster: "c", Masters: []string{"127.0.0.1:1"}, Backend: db})
-			if err != nil {
-				t.Fatal(err)
-			}
-			n.mu.nid = self
-			if n.mu.pt, err = loadPTable(1, 0, [][]parttab.Cell{{{NID: self, State: proto.UP_TO_DATE}}}); err != nil {
-				t.Fatal(err)
-			}
+			n := newTestNode(t, ctx, self, 0, parttab.Cell{NID: self, State: proto.UP_TO_DATE})
 			notify := func() {
 				err := n.notifyNodeInformation(ctx, &proto.NotifyNodeInformation{Timestamp: 10, NodeList: []proto.NodeInfo{
 					{Type: proto.STORAGE, NID: self, Addr: proto.Addr{Host: "127.0.0.1", Port: 2}, State: tc.state, IDTimestamp: proto.Some(9.0)},

@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -43,6 +45,27 @@ func TestPartitionTableAdapter(t *testing.T) {
 	if got := npt.OutdatedOffsets(s2); !slices.Equal(got, []uint32{0}) {
 		t.Fatalf("outdated offsets of S2: %v", got)
 	}
+}
+
+// newTestNode returns node self of cluster "c", whose master is not
+// reachable, on a new SQLite database closed when t ends: its partition
+// table (ptid 1, nr replicas) has one partition, of cells.
+func newTestNode(t *testing.T, ctx context.Context, self proto.NodeID, nr int, cells ...parttab.Cell) *Node {
+	t.Helper()
+	db, err := backend.Open(ctx, filepath.Join(t.TempDir(), "db.sqlite"), backend.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	n, err := New(Config{Cluster: "c", Masters: []string{"127.0.0.1:1"}, Backend: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.mu.nid = self
+	if n.mu.pt, err = loadPTable(1, nr, [][]parttab.Cell{cells}); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // nopBackend satisfies Config validation; identification never reaches it.
