@@ -45,14 +45,7 @@ func (db *DB) Load(ctx context.Context, oid proto.Oid, at, before proto.Tid) (*b
 	var hash []byte
 	err = row.Scan(&serial, &valueTid, &compression, &hash, &o.Data, &next)
 	if errors.Is(err, sql.ErrNoRows) {
-		var exists bool
-		if err := db.r.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM obj WHERE `partition`=? AND oid=?)", p, int64(oid)).Scan(&exists); err != nil {
-			return nil, fmt.Errorf("load oid %s: %w", oid, err)
-		}
-		err = backend.ErrOidDoesNotExist
-		if exists {
-			err = backend.ErrOidNotFound
-		}
+		err = sqlbackend.LoadMissing(ctx, db.r, p, oid)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load oid %s at %s before %s: %w", oid, at, before, err)

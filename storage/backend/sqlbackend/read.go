@@ -10,6 +10,20 @@ import (
 	"github.com/neogo/neo/storage/backend"
 )
 
+// LoadMissing is the error of a load of oid, in partition p, that found
+// no record: [backend.ErrOidNotFound] when oid has records, none of them
+// the one asked for, else [backend.ErrOidDoesNotExist].
+func LoadMissing(ctx context.Context, q Querier, p uint32, oid proto.Oid) error {
+	var exists bool
+	if err := q.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM obj WHERE `partition`=? AND oid=?)", p, int64(oid)).Scan(&exists); err != nil {
+		return fmt.Errorf("whether oid %s has records: %w", oid, err)
+	}
+	if exists {
+		return backend.ErrOidNotFound
+	}
+	return backend.ErrOidDoesNotExist
+}
+
 // History implements [backend.Backend] with np partitions.
 func (d *Dialect) History(ctx context.Context, q Querier, np uint32, oid proto.Oid, offset, length int) ([]backend.HistoryEntry, error) {
 	rows, err := q.QueryContext(ctx, "SELECT o.tid, COALESCE("+d.DataSize+", 0)"+
