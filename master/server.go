@@ -52,6 +52,10 @@ type Server struct {
 // one of the driver's own (linkOpened).
 type event any
 
+// inspect runs f on the loop's goroutine, which owns the machine (the
+// state dump); f must not block.
+type inspect struct{ f func(*core.Machine) }
+
 // linkOpened: an accepted link, or a dialed one that connected;
 // upstream: the link to the upstream primary master, identified.
 type linkOpened struct {
@@ -212,6 +216,10 @@ func (s *Server) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return ctx.Err()
 			}
+		}
+		if in, ok := ev.(inspect); ok {
+			in.f(m)
+			continue
 		}
 		if lo, ok := ev.(linkOpened); ok {
 			if lo.id&core.DialedConn == 0 {

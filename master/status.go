@@ -1,8 +1,10 @@
 package master
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/neogo/neo/master/core"
@@ -47,8 +49,33 @@ func (s *Server) publish(m *core.Machine) {
 	}
 }
 
+// Transactions returns the transactions in progress, by ttid, asked to
+// Run's loop; an error if Run is not running or ctx ends first.
+func (s *Server) Transactions(ctx context.Context) ([]core.TxnInfo, error) {
+	ch := make(chan []core.TxnInfo, 1)
+	select {
+	case s.events <- inspect{func(m *core.Machine) { ch <- m.Transactions() }}:
+	case <-s.stop:
+		return nil, ErrServerClosed
+	case <-ctx.Done():
+		return nil, fmt.Errorf("ask the transactions in progress: %w", ctx.Err())
+	}
+	select {
+	case txns := <-ch:
+		return txns, nil
+	case <-s.stop:
+		return nil, ErrServerClosed
+	case <-ctx.Done():
+		return nil, fmt.Errorf("ask the transactions in progress: %w", ctx.Err())
+	}
+}
+
+// dumpTimeout bounds the wait of the state dump for the loop.
+const dumpTimeout = 5 * time.Second
+
 // LogState logs the master's state (SIGRTMIN+2): its id, the cluster
-// state, its tables' counters, the transactions in progress, last ids.
+// state, its tables' counters, last ids, then each transaction in
+// progress.
 func (s *Server) LogState(log *slog.Logger) {
 	st, ok := s.Status()
 	if !ok {
@@ -59,4 +86,21 @@ func (s *Server) LogState(log *slog.Logger) {
 	log.Info("state", "nid", st.NID.String(), "cluster_state", st.ClusterState.String(), "primary", x.Primary,
 		"nodes_by_type_and_state", fmt.Sprint(x.Nodes), "cells_by_state", fmt.Sprint(x.Cells), "partitions", x.Partitions,
 		"transactions", x.Transactions, "last_tid", x.LastTid.String(), "last_oid", x.LastOid.String())
+	ctx, cancel := context.WithTimeout(context.Background(), dumpTimeout)
+	defer cancel()
+	txns, err := s.Transactions(ctx)
+	if err != nil {
+		log.Warn("state: transactions not dumped", "err", err)
+		return
+	}
+	log.Info("transactions", "count", len(txns))
+	now := time.Now()
+	for _, t := range txns {
+		locking := make([]string, len(t.Locking))
+		for i, nid := range t.Locking {
+			locking[i] = nid.String()
+		}
+		log.Info("transaction", "ttid", t.TTid.String(), "tid", t.Tid.String(), "client", t.Client.String(), "state", t.State,
+			"age", now.Sub(t.Born).Round(time.Millisecond).String(), "locking", strings.Join(locking, ","))
+	}
 }

@@ -179,7 +179,11 @@ func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
 		l.obs = &observing{obs: cfg.Observer, serving: make(map[uint32]served)}
 		l.obs.pl, _ = cfg.Observer.(PacketLogger)
 		l.obs.po, _ = cfg.Observer.(PeerObserver)
+		l.obs.lt, _ = cfg.Observer.(LinkTracker)
 		cfg.Observer.LinkOpened()
+		if l.obs.lt != nil {
+			l.obs.lt.LinkStarted(l)
+		}
 	}
 	l.mu.pending = make(map[uint32]*Call)
 	l.mu.handler = cfg.Handler
@@ -262,7 +266,7 @@ func (l *Link) shutdown(cause error, flush bool) {
 	l.mu.Unlock()
 	l.signalRecv()
 	if l.obs != nil {
-		l.obs.closed()
+		l.obs.closed(l)
 	}
 
 	if flush {

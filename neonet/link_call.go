@@ -3,6 +3,7 @@ package neonet
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/neogo/neo/proto"
 )
@@ -27,6 +28,11 @@ type Call struct {
 	err    error
 
 	abandoned bool // guarded by link.mu: Wait gave up, drop the answer
+
+	// since is when the request was sent, for the node's state dump
+	// (Link.Info); set only on links with an Observer, which pay for
+	// the clock.
+	since time.Time
 
 	onDone func(*Call) // see PostFunc
 }
@@ -96,6 +102,9 @@ func (l *Link) PostFunc(req, resp proto.Msg, f func(*Call)) (*Call, error) {
 // id of our counter that no call holds. On error, wmu is not held.
 func (l *Link) lockCall(req proto.Msg, c *Call) error {
 	c.link, c.reqCode, c.done = l, req.NEOMsgCode(), make(chan struct{})
+	if l.obs != nil {
+		c.since = time.Now()
+	}
 	var err error
 	if c.ansCode, err = answerCode(c.reqCode, c.resp); err != nil {
 		return err

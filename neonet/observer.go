@@ -49,6 +49,15 @@ type PeerObserver interface {
 	IdentifiedLinkClosed(peer proto.NodeType)
 }
 
+// LinkTracker is an Observer also told of each link itself, once it is
+// established and once it starts closing: the node's state dump lists
+// its links ([Link.Info]). Its methods are called as the Observer's.
+type LinkTracker interface {
+	Observer
+	LinkStarted(l *Link)
+	LinkEnded(l *Link)
+}
+
 // The codes of the packets that tell a link's peer type.
 var (
 	codeRequestIdentification = (&proto.RequestIdentification{}).NEOMsgCode()
@@ -71,13 +80,16 @@ func Observers(obs ...Observer) Observer {
 		if po, ok := o.(PeerObserver); ok {
 			m.peers = append(m.peers, po)
 		}
+		if lt, ok := o.(LinkTracker); ok {
+			m.trackers = append(m.trackers, lt)
+		}
 	}
 	switch {
 	case len(m.all) == 0:
 		return nil
 	case len(m.all) == 1:
 		return m.all[0]
-	case len(m.loggers) == 0 && len(m.peers) == 0:
+	case len(m.loggers) == 0 && len(m.peers) == 0 && len(m.trackers) == 0:
 		return m.all
 	}
 	return &m
@@ -116,12 +128,25 @@ func (s observerList) LinkClosed() {
 	}
 }
 
-// multiObserver is an observerList with packet loggers or peer
-// observers among them.
+// multiObserver is an observerList with packet loggers, peer observers
+// or link trackers among them.
 type multiObserver struct {
-	all     observerList
-	loggers []PacketLogger
-	peers   []PeerObserver
+	all      observerList
+	loggers  []PacketLogger
+	peers    []PeerObserver
+	trackers []LinkTracker
+}
+
+func (m *multiObserver) LinkStarted(l *Link) {
+	for _, lt := range m.trackers {
+		lt.LinkStarted(l)
+	}
+}
+
+func (m *multiObserver) LinkEnded(l *Link) {
+	for _, lt := range m.trackers {
+		lt.LinkEnded(l)
+	}
 }
 
 func (m *multiObserver) LinkIdentified(peer proto.NodeType) {
@@ -167,6 +192,7 @@ type observing struct {
 	obs Observer
 	pl  PacketLogger // obs, if it is one
 	po  PeerObserver // obs, if it is one
+	lt  LinkTracker  // obs, if it is one
 	mu  sync.Mutex
 	// peer is the peer's type once identified (identified set), until
 	// the link closes (ended set): for po.
@@ -184,7 +210,7 @@ func (o *observing) received(l *Link, id uint32, code uint16, args []byte, size 
 	if o.pl != nil {
 		o.pl.LogPacket(l, false, id, code, args)
 	}
-	if o.po != nil && (code == codeRequestIdentification || code == codeAcceptIdentification) {
+	if (o.po != nil || o.lt != nil) && (code == codeRequestIdentification || code == codeAcceptIdentification) {
 		o.identify(code, args)
 	}
 	if code&proto.ResponseMask != 0 {
@@ -201,8 +227,8 @@ func (o *observing) received(l *Link, id uint32, code uint16, args []byte, size 
 	o.mu.Unlock()
 }
 
-// identify tells po the peer's type from its identification packet,
-// once per link.
+// identify learns the peer's type from its identification packet, and
+// tells po, once per link.
 func (o *observing) identify(code uint16, args []byte) {
 	var t proto.NodeType
 	if code == codeRequestIdentification {
@@ -222,14 +248,19 @@ func (o *observing) identify(code uint16, args []byte) {
 	tell := !o.identified && !o.ended
 	if tell {
 		o.peer, o.identified = t, true
-		o.po.LinkIdentified(t) // under o.mu: ordered with closed's call
+		if o.po != nil {
+			o.po.LinkIdentified(t) // under o.mu: ordered with closed's call
+		}
 	}
 	o.mu.Unlock()
 }
 
-// closed tells the observer that the link is closing.
-func (o *observing) closed() {
+// closed tells the observer that link l is closing.
+func (o *observing) closed(l *Link) {
 	o.obs.LinkClosed()
+	if o.lt != nil {
+		o.lt.LinkEnded(l)
+	}
 	if o.po == nil {
 		return
 	}

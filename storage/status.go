@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/neogo/neo/proto"
 )
@@ -72,8 +73,21 @@ func (n *Node) Status() Status {
 	return st
 }
 
+// Transactions returns the transactions being committed on the node, by
+// ttid; none while it is not operational.
+func (n *Node) Transactions() []TxnInfo {
+	n.mu.Lock()
+	tm := n.mu.tm
+	n.mu.Unlock()
+	if tm == nil {
+		return nil
+	}
+	return tm.snapshot()
+}
+
 // LogState logs the node's state (SIGRTMIN+2): its id, whether it is
-// operational, its cells by state and its counters.
+// operational, its cells by state and its counters, then each
+// transaction being committed.
 func (n *Node) LogState(log *slog.Logger) {
 	st := n.Status()
 	cells := make([]string, 0, len(st.Cells))
@@ -83,4 +97,11 @@ func (n *Node) LogState(log *slog.Logger) {
 	slices.Sort(cells)
 	log.Info("state", "nid", st.NID.String(), "operational", st.Operational, "cells", strings.Join(cells, ","),
 		"conflicts", st.Conflicts, "deadlocks", st.Deadlocks)
+	txns := n.Transactions()
+	log.Info("transactions", "count", len(txns))
+	now := time.Now()
+	for _, t := range txns {
+		log.Info("transaction", "ttid", t.TTid.String(), "tid", t.Tid.String(), "client", t.Client.String(), "state", t.State,
+			"age", now.Sub(t.Born).Round(time.Millisecond).String(), "objects", t.Objects, "locks", t.Locks)
+	}
 }

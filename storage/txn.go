@@ -1103,3 +1103,42 @@ func (m *txnManager) isLockedTidNow(tid proto.Tid) bool {
 	defer m.unlock()
 	return m.isLockedTid(tid)
 }
+
+// TxnInfo is a transaction being committed on the node, for its state
+// dump (SIGRTMIN+2).
+type TxnInfo struct {
+	TTid   proto.Tid
+	Tid    proto.Tid // final tid once locked, 0 before
+	Client proto.NodeID
+	// State: "storing" (before the vote), "voted", "locked" (final tid
+	// known, waiting for the unlock).
+	State string
+	Born  time.Time
+	// Objects counts the objects stored or checked, Locks the write
+	// locks held.
+	Objects, Locks int
+}
+
+// snapshot returns the transactions being committed, by ttid.
+func (m *txnManager) snapshot() []TxnInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	locks := map[proto.Tid]int{}
+	for _, ttid := range m.mu.writeLocks {
+		locks[ttid]++
+	}
+	out := make([]TxnInfo, 0, len(m.mu.txns))
+	for _, t := range m.mu.txns {
+		i := TxnInfo{TTid: t.ttid, Tid: t.tid, Client: t.client, State: "storing", Born: t.born,
+			Objects: len(t.serials), Locks: locks[t.ttid]}
+		switch {
+		case t.tid != 0:
+			i.State = "locked"
+		case t.voted != 0:
+			i.State = "voted"
+		}
+		out = append(out, i)
+	}
+	slices.SortFunc(out, func(a, b TxnInfo) int { return cmp.Compare(a.TTid, b.TTid) })
+	return out
+}

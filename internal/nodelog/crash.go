@@ -41,7 +41,21 @@ func (l *Log) CatchCrashes() error {
 	if err := debug.SetCrashOutput(f, debug.CrashOptions{}); err != nil {
 		return fmt.Errorf("crash output %s: %w", f.Name(), err)
 	}
+	l.wmu.Lock()
+	l.crashPath = f.Name()
+	l.wmu.Unlock()
 	return nil
+}
+
+// removeCrashFile removes the crash output of a node that did not crash
+// (at Close), unless something was written to it; wmu is held.
+func (l *Log) removeCrashFile() {
+	if l.crashPath == "" {
+		return
+	}
+	if fi, err := os.Stat(l.crashPath); err == nil && fi.Size() == 0 {
+		os.Remove(l.crashPath)
+	}
 }
 
 // importCrash moves a crash report left at PATH.crash into the log, as

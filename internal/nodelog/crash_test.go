@@ -95,3 +95,23 @@ func crash(path string) {
 func blockedGoroutine(c chan struct{}) { <-c }
 
 func crashingGoroutine(chan struct{}) { panic("crash on purpose") }
+
+// TestCrashFileRemoved: a node that stops without crashing leaves no
+// crash file.
+func TestCrashFileRemoved(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "n.log")
+	l, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CatchCrashes(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + crashSuffix); err != nil {
+		t.Fatalf("no crash output: %v", err)
+	}
+	l.Close()
+	if _, err := os.Stat(path + crashSuffix); !os.IsNotExist(err) {
+		t.Errorf("crash file left after a clean close: %v", err)
+	}
+}

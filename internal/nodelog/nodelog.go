@@ -124,6 +124,8 @@ type Log struct {
 	cluster string
 	arena   []byte // where packet bodies are copied, arenaSize at a time
 
+	links linkSet // the node's links, for the state dump
+
 	// wmu guards the file and serialises the writes.
 	wmu         sync.Mutex
 	path        string
@@ -132,7 +134,8 @@ type Log struct {
 	lastLog     float64 // date of the last log row written, to keep them unique
 	lastPacket  float64
 	closed      bool
-	wroteAnyPkt bool // a packet was written to this file
+	wroteAnyPkt bool   // a packet was written to this file
+	crashPath   string // the runtime's crash output (CatchCrashes), "" if not set
 }
 
 // Open opens (creating it if needed) the log file at path. A crash
@@ -541,5 +544,6 @@ func (l *Log) Close() error {
 	}
 	err := l.flushLocked()
 	l.closed = true
+	l.removeCrashFile()
 	return errors.Join(err, l.db.Close())
 }

@@ -35,7 +35,8 @@ func (l *Log) identified(link *neonet.Link, sent bool, args []byte) {
 	}
 }
 
-// packetObserver is a Log seen as a link observer: it only logs packets.
+// packetObserver is a Log seen as a link observer: it logs packets and
+// keeps the set of links.
 type packetObserver Log
 
 func (o *packetObserver) PacketSent(uint16, int)              {}
@@ -43,6 +44,11 @@ func (o *packetObserver) PacketReceived(uint16, int)          {}
 func (o *packetObserver) RequestServed(uint16, time.Duration) {}
 func (o *packetObserver) LinkOpened()                         {}
 func (o *packetObserver) LinkClosed()                         {}
+
+// LinkStarted and LinkEnded keep the set of links of the state dump
+// ([Log.LogLinks]).
+func (o *packetObserver) LinkStarted(link *neonet.Link) { o.links.add(link) }
+func (o *packetObserver) LinkEnded(link *neonet.Link)   { o.links.remove(link) }
 
 // LogPacket queues the packet with a copy of its arguments, unless they
 // are larger than the limit ([Options.MaxPacket]).

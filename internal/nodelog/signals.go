@@ -22,7 +22,7 @@ const (
 
 // HandleSignals handles the log signals until ctx ends or stop is called:
 // SigReopen reopens l, SigDump calls dump (if not nil), which logs the
-// node's state to log. SigFlush, which a Go program cannot catch, is
+// node's state to log, then logs the node's links ([Log.LogLinks]). SigFlush, which a Go program cannot catch, is
 // ignored: flush with neoctl flush_log. l may be nil (no log file): the
 // signals are still handled, since their default action would kill the
 // process. Every command running a node calls it once.
@@ -50,6 +50,7 @@ func HandleSignals(ctx context.Context, l *Log, log *slog.Logger, dump func(*slo
 					if dump != nil {
 						dump(log)
 					}
+					l.LogLinks(log)
 				}
 			}
 		}

@@ -1,6 +1,13 @@
 package core
 
-import "github.com/neogo/neo/proto"
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/neogo/neo/proto"
+)
 
 // Stats is what the master's metrics and health checks read of the core.
 // It is comparable, so that the driver republishes it only when it
@@ -55,4 +62,38 @@ func (c *Machine) Stats() Stats {
 		}
 	}
 	return s
+}
+
+// TxnInfo is a transaction in progress, for the master's state dump
+// (SIGRTMIN+2).
+type TxnInfo struct {
+	TTid proto.Tid
+	Tid  proto.Tid // final tid once AskFinishTransaction was accepted, 0 before
+	// Client is 0 once the transaction is orphaned (client lost after
+	// its finish).
+	Client proto.NodeID
+	// State: "begun" (stores and votes), "locking" (finishing, waiting
+	// for Locking's AnswerInformationLocked), "locked" (waiting for the
+	// transactions before it in the commit queue).
+	State   string
+	Born    time.Time
+	Locking []proto.NodeID
+}
+
+// Transactions returns the transactions in progress, by ttid.
+func (c *Machine) Transactions() []TxnInfo {
+	out := make([]TxnInfo, 0, len(c.tm.txns))
+	for _, t := range c.tm.txns {
+		i := TxnInfo{TTid: t.ttid, Tid: t.tid, Client: t.client, State: "begun", Born: t.born}
+		if t.tid != 0 {
+			i.State = "locked"
+			if len(t.locking) > 0 {
+				i.State = "locking"
+				i.Locking = slices.Sorted(maps.Keys(t.locking))
+			}
+		}
+		out = append(out, i)
+	}
+	slices.SortFunc(out, func(a, b TxnInfo) int { return cmp.Compare(a.TTid, b.TTid) })
+	return out
 }

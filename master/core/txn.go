@@ -14,6 +14,7 @@ type txn struct {
 	ttid proto.Tid
 	tid  proto.Tid // final tid; 0 until AskFinishTransaction was accepted
 
+	born       time.Time    // when it began, for the state dump
 	client     proto.NodeID // 0 once orphaned (client lost after finish)
 	finishConn ConnID       // connection and id of AskFinishTransaction
 	finishID   uint32
@@ -130,6 +131,7 @@ func (tm *txnManager) begin(client proto.NodeID, readiness uint64, tid proto.Tid
 	}
 	tm.txns[tid] = &txn{
 		ttid:      tid,
+		born:      now,
 		client:    client,
 		readiness: readiness,
 		notify:    map[proto.NodeID]bool{},
