@@ -103,6 +103,9 @@ func (c *Client) storage(ctx context.Context, nid proto.NodeID) (*neonet.Link, e
 func (c *Client) dialStorage(ctx context.Context, nid proto.NodeID, addr string, self proto.NodeID, ts proto.Opt[float64]) (*neonet.Link, error) {
 	cfg := c.ncfg
 	cfg.Handler = c.handleStorage
+	// Loads and commits wait for their answers: reading them on the
+	// waiting goroutine saves a hand-off per round trip.
+	cfg.CallerReads = true
 	link, err := neonet.Dial(ctx, "tcp", addr, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("storage %v: %w", nid, err)

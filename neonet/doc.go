@@ -49,6 +49,15 @@
 // (see queue.go). Locks: wmu (write side) is taken before mu
 // (shared state), never the reverse.
 //
+// One goroutine at a time reads the socket: the reader goroutine, or,
+// on links with [Config.CallerReads], a goroutine waiting in [Call.Wait]
+// when no other reads, which then dispatches what arrives up to its own
+// answer (handler included) and gives the role back: a serial caller's
+// round trip then wakes one goroutine, not two. The reader goroutine
+// takes the role back when callers leave it unused (link_read.go). Reads
+// and writes of plain sockets are non-blocking system calls that skip the
+// runtime's blocking-call bookkeeping (sockio_linux.go).
+//
 // Incoming requests and notifications go to [Config.Handler], called on the
 // reader goroutine, or, without a handler, to an unbounded queue read by
 // [Link.Recv]: the reader never blocks on the owner, so answers keep

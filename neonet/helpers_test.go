@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,6 +19,11 @@ import (
 
 // testTimeout bounds every wait of the tests.
 const testTimeout = 10 * time.Second
+
+// allCallerReads runs the tests and benchmarks with Config.CallerReads on
+// every link they make through listen and pair (go test ./neonet -args
+// -callerreads): the tests of the link layer then check that mode too.
+var allCallerReads = flag.Bool("callerreads", false, "links of listen and pair with Config.CallerReads")
 
 func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
@@ -119,6 +125,7 @@ func listen(t testing.TB, network string, cfg Config) *Listener {
 	if network == "tcp6" {
 		addr = "[::1]:0"
 	}
+	cfg.CallerReads = cfg.CallerReads || *allCallerReads
 	ln, err := Listen(t.Context(), network, addr, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -145,6 +152,7 @@ func pair(t testing.TB, network string, ccfg, scfg Config) (cli, srv *Link) {
 	t.Helper()
 	ln := listen(t, network, scfg)
 	ctx := testCtx(t)
+	ccfg.CallerReads = ccfg.CallerReads || *allCallerReads
 	cli, err := Dial(ctx, network, ln.Addr().String(), ccfg)
 	if err != nil {
 		t.Fatal(err)

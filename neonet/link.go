@@ -57,7 +57,8 @@ type Config struct {
 	// written to be flushed. Zero means 5 s.
 	AbortTimeout time.Duration
 	// Handler, if set, receives incoming requests and notifications on the
-	// link's reader goroutine, in arrival order. It must not wait for
+	// link's reader goroutine (or a caller reading, see CallerReads), in
+	// arrival order. It must not wait for
 	// answers on the same link (the reader would not read them) nor write
 	// large amounts: hand such work to another goroutine. Without a
 	// Handler they are queued for [Link.Recv] until [Link.SetHandler].
@@ -70,6 +71,16 @@ type Config struct {
 	// Observer, if set, is told of every packet sent and received and of
 	// the time each request of the peer took to be answered (metrics).
 	Observer Observer
+	// CallerReads lets a goroutine waiting in [Call.Wait] read the socket
+	// itself, when no other goroutine does, instead of being handed its
+	// answer by the link's reader goroutine: a round trip then wakes one
+	// goroutine, as a plain read does, instead of two (with GOMAXPROCS > 1
+	// each hand-off also wakes an idle thread). The Handler then runs on
+	// whichever goroutine reads; the packets received up to the answer go
+	// to it on the waiting goroutine. Between calls, packets that nobody
+	// waits for are read within [callerReadLinger]. For links whose
+	// goroutines wait for answers one at a time (a client's loads).
+	CallerReads bool
 }
 
 func (c Config) withDefaults() Config {
@@ -100,18 +111,24 @@ const (
 // over one socket. See the package documentation for ids, concurrency and
 // close semantics. A Link is created by [Dial] or [Listener.Accept].
 //
-// Each side has its own owner: the reader goroutine owns the read buffer,
-// wmu guards the send side, mu the state both sides and the close share.
-// Lock order: wmu before mu, never the reverse.
+// Each side has its own owner: the holder of the read role (rtoken: the
+// reader goroutine, or a caller with [Config.CallerReads]) owns the read
+// state, wmu guards the send side, mu the state both sides and the close
+// share. Lock order: wmu before mu, never the reverse.
 type Link struct {
 	conn net.Conn
 	log  *slog.Logger
 
-	// Receive side (link_read.go), owned by the reader goroutine.
+	// Receive side (link_read.go). rs is owned by the holder of the
+	// read role: rtoken (capacity 1) holds the role while nobody reads.
 	maxPacket   int
 	deliverPing bool
-	leftover    []byte      // bytes received behind the peer's handshake
-	burst       atomic.Bool // more input is buffered behind the packet being dispatched; senders read it
+	rs          readState
+	rtoken      chan struct{}
+	callerReads bool
+	rtakes      atomic.Uint64 // with callerReads: how many times a caller took the role
+	rkick       chan struct{} // with callerReads: the reader goroutine is to take the role at once (cap 1)
+	burst       atomic.Bool   // more input is buffered behind the packet being dispatched; senders read it
 	// recvReady holds a token while Recv has something to see: a queued
 	// request, the close, or a handler set. A Recv that leaves with the
 	// condition still true passes the token on.
@@ -165,7 +182,9 @@ func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
 		log:          cfg.Logger.With("conn", conn.LocalAddr().String()+"-"+conn.RemoteAddr().String()),
 		maxPacket:    cfg.MaxPacketSize,
 		deliverPing:  cfg.DeliverPing,
-		leftover:     leftover,
+		rtoken:       make(chan struct{}, 1),
+		callerReads:  cfg.CallerReads,
+		rkick:        make(chan struct{}, 1),
 		recvReady:    make(chan struct{}, 1),
 		wkick:        make(chan struct{}, 1),
 		wstop:        make(chan struct{}),
@@ -175,6 +194,7 @@ func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
 		done:         make(chan struct{}),
 	}
 	l.wmu.cond.L = &l.wmu.Mutex
+	l.rs.init(leftover, cfg.MaxPacketSize)
 	if cfg.Observer != nil {
 		l.obs = &observing{obs: cfg.Observer, serving: make(map[uint32]served)}
 		l.obs.pl, _ = cfg.Observer.(PacketLogger)
@@ -190,8 +210,8 @@ func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
 	return l
 }
 
-// start starts the reader and writer goroutines. The reader closes
-// [Link.Done] once both have exited.
+// start starts the reader and writer goroutines, the reader holding the
+// read role. The reader closes [Link.Done] once both have exited.
 func (l *Link) start() {
 	go l.readLoop()
 	go l.writeLoop()

@@ -45,6 +45,16 @@ func (c *Call) complete() {
 	}
 }
 
+// isDone reports whether c is done.
+func (c *Call) isDone() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Err returns the error of a call that is done (see [Link.Ask]).
 func (c *Call) Err() error { return c.err }
 
@@ -161,12 +171,25 @@ func answerCode(code uint16, resp proto.Msg) (uint16, error) {
 // [Link.Ask]. If ctx ends first, the request is forgotten: its answer will
 // be dropped when it comes. Call Wait once.
 func (c *Call) Wait(ctx context.Context) error {
+	l := c.link
+	if l.callerReads {
+		// Read the answer ourselves when nobody reads (Config.CallerReads),
+		// until the link closes: then the close completes c.
+		for ctx.Err() == nil && !l.closing.Load() {
+			select {
+			case <-c.done:
+				return c.err
+			case <-l.rtoken:
+				l.readFor(ctx, c)
+			case <-ctx.Done():
+			}
+		}
+	}
 	select {
 	case <-c.done:
 		return c.err
 	case <-ctx.Done():
 	}
-	l := c.link
 	l.mu.Lock()
 	if l.mu.pending[c.id] == c {
 		c.abandoned = true

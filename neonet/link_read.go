@@ -3,7 +3,10 @@ package neonet
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"time"
 
 	"github.com/neogo/neo/proto"
 )
@@ -134,24 +137,155 @@ const (
 	bigFrame = 16 << 10
 )
 
-// readLoop is the link's reader goroutine: it cuts frames from the stream
-// and dispatches them, until the link closes.
+// readState is the receive side's buffer: frames are cut from buf[r:w];
+// err is the socket's read error, reported once the frames before it are
+// dispatched. It is owned by the holder of the read role.
+type readState struct {
+	buf      []byte
+	r, w     int
+	scan     proto.FrameScanner
+	err      error
+	answered bool // with callerReads: a call waited for was completed
+}
+
+// init starts the buffer with the bytes received behind the handshake.
+func (rs *readState) init(leftover []byte, maxPacket int) {
+	rs.buf = make([]byte, max(readBufSize, len(leftover)))
+	rs.w = copy(rs.buf, leftover)
+	rs.scan = proto.FrameScanner{MaxSize: maxPacket}
+}
+
+// callerReadLinger is how often, with [Config.CallerReads], the reader
+// goroutine looks whether callers still read the socket, once it gave
+// the role up: it takes the role again when it finds it free and not
+// taken by a caller since the last look. Packets nobody waits for
+// (notifications, the close) are thus read within two lingers. Callers
+// do not arm a timer themselves: arming one wakes an idle thread. A
+// variable for the tests.
+var callerReadLinger = time.Millisecond
+
+// How the holder of the read role stopped reading.
+type readEnd int
+
+const (
+	readClosed  readEnd = iota // the link is closed: the reader exits
+	readUntil                  // the condition of the holder became true
+	readTimeout                // the read deadline passed (a caller's ctx ended)
+)
+
+// readLoop is the link's reader goroutine: it holds the read role from
+// the start, cuts frames from the stream and dispatches them, until the
+// link closes. With callerReads, it gives the role up once a call waited
+// for is answered, and takes it again once no caller took it for a
+// callerReadLinger (or at once when a caller left input in the buffer).
 func (l *Link) readLoop() {
 	defer func() {
 		<-l.wdone // the close that stopped us also stops the writer
 		close(l.done)
 	}()
-	buf := make([]byte, max(readBufSize, len(l.leftover)))
-	r, w := 0, copy(buf, l.leftover)
-	l.leftover = nil
-	scan := proto.FrameScanner{MaxSize: l.maxPacket}
-	var rerr error
+	var linger *time.Timer
 	for {
-		for r < w {
-			size, err := scan.Scan(buf[r:w])
+		switch l.read(l.answeredWaiter) {
+		case readClosed:
+			return // holding the role: nobody reads any more
+		case readTimeout:
+			l.conn.SetReadDeadline(time.Time{}) // a caller's, set late: not ours
+			continue
+		}
+		l.releaseRead()
+		if linger == nil {
+			linger = time.NewTimer(callerReadLinger)
+		} else {
+			linger.Reset(callerReadLinger)
+		}
+		for taken := false; !taken; {
+			takes := l.rtakes.Load()
+			select {
+			case <-linger.C:
+				linger.Reset(callerReadLinger)
+				if l.rtakes.Load() != takes {
+					continue // callers read
+				}
+			case <-l.rkick:
+			case <-l.wstop:
+				// Closed: wait for a caller reading to give the role
+				// up, so that nothing is dispatched once Done is closed.
+				linger.Stop()
+				<-l.rtoken
+				return
+			}
+			select {
+			case <-l.rtoken:
+				taken = true
+				linger.Stop()
+				l.rs.answered = false // a caller's
+			default: // a caller reads
+			}
+		}
+	}
+}
+
+// answeredWaiter tells the reader goroutine of a callerReads link to give
+// the role up: a call waited for got its answer, its caller will ask more.
+func (l *Link) answeredWaiter() bool {
+	if !l.rs.answered {
+		return false
+	}
+	l.rs.answered = false
+	return true
+}
+
+// releaseRead gives the read role up (its holder had it from rtoken or
+// from the start); if input is buffered or the link is closing, the
+// reader goroutine takes it at once, else within two callerReadLingers
+// unless a caller takes it first.
+func (l *Link) releaseRead() {
+	l.burst.Store(false)
+	more := l.rs.r < l.rs.w || l.rs.err != nil
+	l.rtoken <- struct{}{}
+	if more || l.closing.Load() {
+		select {
+		case l.rkick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// readFor reads the socket for the call c, by its waiting goroutine,
+// which took the read role: until c is done or ctx ends. It gives the
+// role up when it returns.
+func (l *Link) readFor(ctx context.Context, c *Call) {
+	l.rtakes.Add(1)
+	defer l.releaseRead()
+	var stop func() bool
+	if ctx.Done() != nil {
+		// A read deadline in the past wakes the Read. Set late (stop
+		// returned false), it is met by the next holder, who resets it.
+		stop = context.AfterFunc(ctx, func() { l.conn.SetReadDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
+	for !c.isDone() {
+		if l.read(c.isDone) != readTimeout {
+			return
+		}
+		l.conn.SetReadDeadline(time.Time{})
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// read, by the holder of the read role, dispatches the frames received,
+// reading the socket when no complete frame is buffered, until until()
+// is true after a dispatch, the read deadline passes, or the link closes.
+func (l *Link) read(until func() bool) readEnd {
+	rs := &l.rs
+	for {
+		for rs.r < rs.w {
+			size, err := rs.scan.Scan(rs.buf[rs.r:rs.w])
 			if err != nil {
 				l.shutdown(fmt.Errorf("%w: %w", ErrProtocol, err), false)
-				return
+				return readClosed
 			}
 			if size == 0 {
 				break
@@ -160,45 +294,53 @@ func (l *Link) readLoop() {
 			// must never be overwritten.
 			var frame []byte
 			if size >= bigFrame {
-				frame = buf[r : r+size]
-				nbuf := make([]byte, max(readBufSize, w-r-size))
-				w = copy(nbuf, buf[r+size:w])
-				r, buf = 0, nbuf
+				frame = rs.buf[rs.r : rs.r+size]
+				nbuf := make([]byte, max(readBufSize, rs.w-rs.r-size))
+				rs.w = copy(nbuf, rs.buf[rs.r+size:rs.w])
+				rs.r, rs.buf = 0, nbuf
 			} else {
-				frame = bytes.Clone(buf[r : r+size])
-				r += size
+				frame = bytes.Clone(rs.buf[rs.r : rs.r+size])
+				rs.r += size
 			}
-			l.burst.Store(r < w)
+			l.burst.Store(rs.r < rs.w)
 			if !l.dispatch(frame) {
-				return
+				return readClosed
+			}
+			if until() {
+				return readUntil
 			}
 		}
-		if rerr != nil {
-			l.shutdown(rerr, false)
-			return
+		if rs.err != nil {
+			l.shutdown(rs.err, false)
+			return readClosed
 		}
-		if r == w {
-			r, w = 0, 0
-		} else if w == len(buf) {
-			if r > 0 {
-				w = copy(buf, buf[r:w])
-				r = 0
+		if rs.r == rs.w {
+			rs.r, rs.w = 0, 0
+		} else if rs.w == len(rs.buf) {
+			if rs.r > 0 {
+				rs.w = copy(rs.buf, rs.buf[rs.r:rs.w])
+				rs.r = 0
 			} else {
 				// A frame bigger than buf: the scanner guarantees it
 				// fits in maxPacket.
-				nbuf := make([]byte, min(2*len(buf), l.maxPacket))
-				if len(nbuf) <= len(buf) {
+				nbuf := make([]byte, min(2*len(rs.buf), l.maxPacket))
+				if len(nbuf) <= len(rs.buf) {
 					l.shutdown(fmt.Errorf("%w: packet larger than %d bytes", ErrProtocol, l.maxPacket), false)
-					return
+					return readClosed
 				}
-				copy(nbuf, buf[:w])
-				buf = nbuf
+				copy(nbuf, rs.buf[:rs.w])
+				rs.buf = nbuf
 			}
 		}
 		l.burst.Store(false)
-		var n int
-		n, rerr = l.conn.Read(buf[w:])
-		w += n
+		n, err := l.readSock(rs.buf[rs.w:])
+		rs.w += n
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && !l.closing.Load() {
+				return readTimeout
+			}
+			rs.err = err
+		}
 	}
 }
 
@@ -313,6 +455,9 @@ func (l *Link) dispatchAnswer(id uint32, code uint16, args []byte) bool {
 		return false
 	}
 	c.complete()
+	if l.callerReads && c.onDone == nil {
+		l.rs.answered = true
+	}
 	if !ok {
 		l.shutdown(c.err, false)
 	}

@@ -146,7 +146,7 @@ func (l *Link) writeLocked(id uint32, m proto.Msg) error {
 	}
 	buf := l.takeBuf()
 	l.wmu.Unlock()
-	_, err := l.conn.Write(buf)
+	_, err := l.writeSock(buf)
 	l.endWrite(buf, err)
 	if err != nil {
 		return l.writeFailed(id, m, err)
@@ -252,7 +252,7 @@ func (l *Link) writeLoop() {
 		for len(l.wmu.buf) > 0 {
 			buf := l.takeBuf()
 			l.wmu.Unlock()
-			_, err = l.conn.Write(buf)
+			_, err = l.writeSock(buf)
 			l.wmu.Lock()
 			l.recycle(buf)
 			l.wmu.cond.Broadcast()

@@ -69,7 +69,7 @@ func (l *Link) Flush() {
 	}
 	buf := l.takeBuf()
 	l.wmu.Unlock()
-	_, err := l.conn.Write(buf)
+	_, err := l.writeSock(buf)
 	l.endWrite(buf, err)
 	if err != nil {
 		l.shutdown(fmt.Errorf("write queued requests: %w", err), false)
