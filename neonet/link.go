@@ -78,7 +78,7 @@ type Config struct {
 	// each hand-off also wakes an idle thread). The Handler then runs on
 	// whichever goroutine reads; the packets received up to the answer go
 	// to it on the waiting goroutine. Between calls, packets that nobody
-	// waits for are read within [callerReadLinger]. For links whose
+	// waits for are read within two [callerReadLinger]s. For links whose
 	// goroutines wait for answers one at a time (a client's loads).
 	CallerReads bool
 }

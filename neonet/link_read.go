@@ -160,9 +160,11 @@ func (rs *readState) init(leftover []byte, maxPacket int) {
 // the role up: it takes the role again when it finds it free and not
 // taken by a caller since the last look. Packets nobody waits for
 // (notifications, the close) are thus read within two lingers. Callers
-// do not arm a timer themselves: arming one wakes an idle thread. A
-// variable for the tests.
-var callerReadLinger = time.Millisecond
+// do not arm a timer themselves: arming one wakes an idle thread; each
+// look wakes one too, hence a few milliseconds (1 ms cost a serial
+// client a quarter more context switches than 5 ms). A variable for the
+// tests.
+var callerReadLinger = 5 * time.Millisecond
 
 // How the holder of the read role stopped reading.
 type readEnd int
