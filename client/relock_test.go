@@ -68,18 +68,8 @@ func TestRelockAfterDeadlock(t *testing.T) {
 			var wg sync.WaitGroup
 			var olderTid proto.Tid
 			var olderErr, youngerErr error
-			wg.Go(func() {
-				if olderErr = older.Vote(ctx); olderErr == nil {
-					olderTid, olderErr = older.Finish(ctx)
-				}
-			})
-			wg.Go(func() {
-				if youngerErr = younger.Vote(ctx); youngerErr == nil {
-					_, youngerErr = younger.Finish(ctx)
-				} else {
-					younger.Abort(ctx)
-				}
-			})
+			wg.Go(func() { olderTid, olderErr = neotest.VoteAndFinish(ctx, older) })
+			wg.Go(func() { _, youngerErr = neotest.VoteAndFinish(ctx, younger) })
 			wg.Wait()
 			if ctx.Err() != nil {
 				t.Fatalf("transactions still waiting at the end of the test's context: older %v, younger %v", olderErr, youngerErr)

@@ -193,6 +193,20 @@ func (c *foCluster) waitPrimary(ctx context.Context) string {
 	}
 }
 
+// waitPrimaryNode is waitPrimary with the name of the primary's node
+// ("master0", ...).
+func (c *foCluster) waitPrimaryNode(ctx context.Context) (node, addr string) {
+	c.t.Helper()
+	addr = c.waitPrimary(ctx)
+	for i, m := range c.masters {
+		if m == addr {
+			return fmt.Sprintf("master%d", i), addr
+		}
+	}
+	c.t.Fatalf("primary %q is none of %v", addr, c.masters)
+	return "", ""
+}
+
 // waitElection polls both masters until one redirects to the other:
 // storages started while a neoppod master is still a candidate may get a
 // node id from it that the winner already gave another storage, and are
@@ -353,16 +367,7 @@ func testFailover(t *testing.T, kinds [2]string) {
 		next(ackDeadline, "commit before the kill")
 	}
 
-	primary := c.waitPrimary(ctx)
-	victim := ""
-	for i, m := range c.masters {
-		if m == primary {
-			victim = fmt.Sprintf("master%d", i)
-		}
-	}
-	if victim == "" {
-		t.Fatalf("primary %q is none of %v", primary, c.masters)
-	}
+	victim, primary := c.waitPrimaryNode(ctx)
 	if victim != "master0" {
 		t.Logf("master1 won the election (%s master slow to start)", kinds[0])
 	}

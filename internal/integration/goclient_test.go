@@ -167,19 +167,7 @@ func (l *gcLoop) commit(ctx context.Context, data string) (proto.Oid, proto.Tid,
 	if err != nil {
 		return 0, 0, err
 	}
-	txn, err := l.cl.Begin(ctx)
-	if err != nil {
-		return 0, 0, err
-	}
-	if err := txn.Store(ctx, oid, proto.ZeroTid, []byte(data)); err != nil {
-		txn.Abort(ctx)
-		return 0, 0, err
-	}
-	if err := txn.Vote(ctx); err != nil {
-		txn.Abort(ctx)
-		return 0, 0, err
-	}
-	tid, err := txn.Finish(ctx)
+	tid, err := neotest.Commit(ctx, l.cl, oid, proto.ZeroTid, []byte(data))
 	return oid, tid, err
 }
 
@@ -329,16 +317,7 @@ func TestGoClientFailover(t *testing.T) {
 
 	l := startLoop(t, c.masters, c.name, clientLogger(t, c.dir))
 	l.waitAcks(l.first, 20, "commits before the kill")
-	primary := c.waitPrimary(t.Context())
-	victim := ""
-	for i, m := range c.masters {
-		if m == primary {
-			victim = fmt.Sprintf("master%d", i)
-		}
-	}
-	if victim == "" {
-		t.Fatalf("primary %q is none of %v", primary, c.masters)
-	}
+	victim, primary := c.waitPrimaryNode(t.Context())
 	killed := c.kill9(victim)
 	first := l.waitAcks(killed, 1, "first commit after the kill")
 	t.Logf("first commit %v after killing the primary %s", first.at.Sub(killed).Round(time.Millisecond), victim)
@@ -638,20 +617,8 @@ func TestGoClientPyRelock(t *testing.T) {
 
 	var wg sync.WaitGroup
 	var olderErr, youngerErr error
-	wg.Go(func() {
-		if olderErr = older.Vote(ctx); olderErr == nil {
-			_, olderErr = older.Finish(ctx)
-		} else {
-			older.Abort(ctx)
-		}
-	})
-	wg.Go(func() {
-		if youngerErr = younger.Vote(ctx); youngerErr == nil {
-			_, youngerErr = younger.Finish(ctx)
-		} else {
-			younger.Abort(ctx)
-		}
-	})
+	wg.Go(func() { _, olderErr = neotest.VoteAndFinish(ctx, older) })
+	wg.Go(func() { _, youngerErr = neotest.VoteAndFinish(ctx, younger) })
 	wg.Wait()
 	if ctx.Err() != nil {
 		t.Fatalf("transactions still waiting at the end of the context: older %v, younger %v", olderErr, youngerErr)

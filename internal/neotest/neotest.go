@@ -256,6 +256,12 @@ func Commit(ctx context.Context, cl *client.Client, oid proto.Oid, serial proto.
 		txn.Abort(ctx)
 		return 0, err
 	}
+	return VoteAndFinish(ctx, txn)
+}
+
+// VoteAndFinish ends txn: votes, then finishes it and returns its tid,
+// or aborts it when the vote fails.
+func VoteAndFinish(ctx context.Context, txn *client.Txn) (proto.Tid, error) {
 	if err := txn.Vote(ctx); err != nil {
 		txn.Abort(ctx)
 		return 0, err
