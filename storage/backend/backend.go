@@ -217,7 +217,8 @@ type Options struct {
 // configuration/partition-table changes are durable when they return
 // (they survive a power loss). Other writes are
 // committed when they return (they survive a process crash) and become
-// durable with the next durable write.
+// durable with the next durable write, except UnlockTransaction, which a
+// backend may defer (a crash loses it; verification replays it).
 type Backend interface {
 	// Meta returns the saved configuration.
 	Meta(ctx context.Context) (Meta, error)
@@ -255,6 +256,7 @@ type Backend interface {
 	LockTransaction(ctx context.Context, ttid, tid proto.Tid, approvePack bool) error
 	// UnlockTransaction makes a locked transaction permanent: temporary
 	// rows move to trans/obj under tid, the pack order is renamed to tid.
+	// Reads see it when it returns; its commit may come later (doc.go).
 	UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error
 	// ValidateTransaction is LockTransaction + UnlockTransaction in one
 	// durable step (verification).

@@ -58,13 +58,17 @@
 //	        of the node durable with it: from here on the transaction can
 //	        be acknowledged to the client.
 //	unlock  UnlockTransaction moves the rows to trans/obj in one commit
-//	        that need not be durable; if it is lost, verification finds the
-//	        locked ttrans row and replays it (ValidateTransaction).
+//	        that need not be durable, nor even done when it returns (MySQL
+//	        defers it up to a second, merged with the next commit, as
+//	        cluster.md §6.3 allows); if it is lost, verification finds the
+//	        locked ttrans row and replays it (ValidateTransaction). Reads
+//	        see it as soon as it returns.
 //	abort   AbortTransaction deletes the temporary rows and their data.
 //
 // So a transaction acknowledged to a client survives kill -9 of the
 // storage process and, when the backend syncs durable commits, a power
-// loss. Writes that are not durable when they return (unlock, abort,
-// replication, pack, drop) are committed: they survive a process crash and
-// become durable with the next durable commit.
+// loss. Writes that are not durable when they return (abort, replication,
+// pack, drop) are committed: they survive a process crash and become
+// durable with the next durable commit; an unlock may be lost with the
+// process, and is then replayed.
 package backend

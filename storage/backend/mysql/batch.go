@@ -127,7 +127,10 @@ func (db *DB) writeBatch(ctx context.Context, fn func(*batchTx) error) error {
 			}
 		}
 		b := &batchTx{conn: db.mu.conn, max: db.maxPacket - 1024}
-		err := fn(b)
+		err := db.applyUnlocks(ctx, b)
+		if err == nil {
+			err = fn(b)
+		}
 		if err == nil {
 			err = b.commit(ctx)
 		} else {
@@ -137,6 +140,7 @@ func (db *DB) writeBatch(ctx context.Context, fn func(*batchTx) error) error {
 			b.commit(ctx) // rolls back
 		}
 		if err == nil {
+			db.unlocksCommitted()
 			return nil
 		}
 		clear(db.mu.nextID) // ids of a rolled back transaction may be reused

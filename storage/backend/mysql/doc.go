@@ -16,8 +16,8 @@
 // One connection writes, serialised by a mutex; it holds the lock
 // GET_LOCK('<database>.neostorage') that keeps two storage processes (Go
 // or Python) off one database. A pool of four connections reads, in
-// autocommit mode: each statement sees the last commit, so an unlocked
-// transaction is visible to loads as soon as UnlockTransaction returns.
+// autocommit mode: each statement sees the last commit. An unlock is
+// deferred (below); a read that could see it commits it first.
 // Queries carry their arguments inline (the driver's interpolateParams):
 // one round trip each, where server-side prepared statements cost three.
 // The commit path goes further (batchTx, on the write connection that
@@ -29,11 +29,21 @@
 //
 // # Durability
 //
-// Every Backend call that writes is one transaction. InnoDB with the
-// server's innodb_flush_log_at_trx_commit=1 (its default) syncs the redo
-// log at each commit, so everything the durability contract of package
-// backend asks is durable when it returns; a lower setting trades that
-// for speed, on the server's side.
+// Every Backend call that writes is one transaction, but for
+// UnlockTransaction: an unlock need not be durable (cluster.md §6.10:
+// verification replays a lost one from its locked ttrans row), so its
+// statements wait in memory and go first in the next write transaction,
+// committed with it, or within a second by a timer, or when a read needs
+// them (a load or conflict check of one of their oids, any other read of
+// the tables), or at Close. A small commit is then two InnoDB commits per
+// storage (vote, lock) instead of three. When the server loses the write
+// connection, the next write sends them again on the new one: the lock
+// committed their rows, and their statements do nothing if they were
+// committed after all. InnoDB with the server's
+// innodb_flush_log_at_trx_commit=1 (its default) syncs the redo log at
+// each commit, so everything the durability contract of package backend
+// asks is durable when it returns; a lower setting trades that for speed,
+// on the server's side.
 //
 // # Server gone
 //
@@ -87,12 +97,10 @@
 // Small commits vary most with the load (per-round ratios 0.61..2.36).
 // Per one-object commit (SHOW GLOBAL STATUS deltas, both storages): ours
 // 6 InnoDB commits and 5.7 data fsyncs, neoppod's 4 and 3.7: a commit
-// here is three InnoDB commits per storage, each syncing the redo log
-// (the vote, the lock and the unlock) where SQLite syncs once (backend's
-// doc says why). InnoDB has no per-transaction durability setting, and
-// readers on other connections must see the unlock, so it cannot be
-// deferred as neoppod, whose one connection sees its own uncommitted
-// rows, defers it. Sending each of them in one round trip (batchTx) took
+// was then three InnoDB commits per storage, each syncing the redo log
+// (the vote, the lock and the unlock; the unlock is now deferred) where
+// SQLite syncs once (backend's doc says why). Sending each of them in one
+// round trip (batchTx) took
 // our nodes' CPU per small commit from 5.0 to 2.5 ms and its p50 from
 // 26 to 16 ms in an A/B run.
 //

@@ -66,8 +66,13 @@ type DB struct {
 		np     uint32           // number of partitions, 0 if no pt
 		nid    proto.NodeID     // own nid, for pt encoding
 		nextID map[uint32]int64 // next data id per partition
+
+		voted   map[proto.Tid][]proto.Oid // oids of the votes not yet unlocked, for deferUnlock
+		unlocks []unlocked                // deferred unlocks (deferred.go)
+		timer   *time.Timer               // commits the deferred unlocks when nothing else does
 	}
-	npRead atomic.Uint32 // np for readers
+	pending pendingOids   // readers' view of mu.unlocks
+	npRead  atomic.Uint32 // np for readers
 }
 
 var _ backend.Backend = (*DB)(nil)
@@ -161,7 +166,7 @@ func open(ctx context.Context, p Params, opts backend.Options) (_ *DB, err error
 	db.w.SetMaxOpenConns(1)
 	db.w.SetMaxIdleConns(1)
 	db.r = sql.OpenDB(connector)
-	db.Reader = sqlbackend.Reader{DB: db.r, Dialect: dialect, NP: db.npRead.Load}
+	db.Reader = sqlbackend.Reader{DB: db.r, Dialect: dialect, NP: db.npRead.Load, Settle: db.settle}
 	db.r.SetMaxOpenConns(4)
 	db.r.SetMaxIdleConns(4)
 	if err := db.waitServer(ctx, opts.Wait); err != nil {
@@ -292,7 +297,10 @@ func (db *DB) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		}
 		if err == nil {
 			if tx, err = db.mu.conn.BeginTx(ctx, nil); err == nil {
-				break
+				if err = db.applyUnlocks(ctx, tx); err == nil {
+					break
+				}
+				tx.Rollback()
 			}
 		}
 		if !serverGone(err) || try == reconnect {
@@ -320,6 +328,7 @@ func (db *DB) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		}
 		return fmt.Errorf("commit: %w", err)
 	}
+	db.unlocksCommitted()
 	return nil
 }
 
@@ -373,8 +382,16 @@ func (db *DB) Close() error {
 	if db.mu.closed {
 		return nil
 	}
+	var errs []error
+	if db.mu.timer != nil {
+		db.mu.timer.Stop()
+	}
+	if err := db.commitUnlocks(context.Background()); err != nil {
+		// Verification replays them from the locked ttrans rows.
+		errs = append(errs, fmt.Errorf("commit %d deferred unlocks: %w", len(db.mu.unlocks), err))
+	}
 	db.mu.closed = true
-	if err := db.closeAll(); err != nil {
+	if err := errors.Join(append(errs, db.closeAll())...); err != nil {
 		return fmt.Errorf("close %s: %w", db.params, err)
 	}
 	return nil

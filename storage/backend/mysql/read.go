@@ -28,6 +28,11 @@ func (db *DB) Load(ctx context.Context, oid proto.Oid, at, before proto.Tid) (*b
 	if err != nil {
 		return nil, fmt.Errorf("load oid %s: %w", oid, err)
 	}
+	if db.pending.has(oid) {
+		if err := db.settle(ctx); err != nil {
+			return nil, fmt.Errorf("load oid %s: %w", oid, err)
+		}
+	}
 	p := backend.Partition(oid, np)
 	var row *sql.Row
 	switch {
@@ -73,6 +78,11 @@ func (db *DB) LastObjectTid(ctx context.Context, oid proto.Oid) (proto.Tid, erro
 	np, err := db.np()
 	if err != nil {
 		return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)
+	}
+	if db.pending.has(oid) {
+		if err := db.settle(ctx); err != nil {
+			return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)
+		}
 	}
 	// A store of a new object (oids come from the master in increasing
 	// order) asks about an oid above every stored one: no query then.

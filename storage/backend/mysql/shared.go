@@ -92,9 +92,21 @@ func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approveP
 	return nil
 }
 
-// UnlockTransaction implements [backend.Backend].
+// UnlockTransaction implements [backend.Backend]. The unlock of a
+// transaction voted here is deferred (deferred.go); one voted before the
+// process started is committed at once.
 func (db *DB) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error {
-	if err := db.writeCommit(ctx, func(tx *batchTx) error { return sqlbackend.UnlockTx(ctx, tx, ttid, tid) }); err != nil {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.mu.closed {
+		return fmt.Errorf("unlock %s as %s: %w", ttid, tid, backend.ErrClosed)
+	}
+	if oids, ok := db.mu.voted[ttid]; ok {
+		delete(db.mu.voted, ttid)
+		db.deferUnlock(ttid, tid, oids)
+		return nil
+	}
+	if err := db.writeBatch(ctx, func(tx *batchTx) error { return sqlbackend.UnlockTx(ctx, tx, ttid, tid) }); err != nil {
 		return fmt.Errorf("unlock %s as %s: %w", ttid, tid, err)
 	}
 	return nil
@@ -102,7 +114,10 @@ func (db *DB) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error 
 
 // ValidateTransaction implements [backend.Backend].
 func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) error {
-	err := db.write(ctx, func(tx *sql.Tx) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	delete(db.mu.voted, ttid)
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
 		if err := sqlbackend.LockTx(ctx, tx, ttid, tid, false); err != nil {
 			return err
 		}
@@ -120,7 +135,10 @@ func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) erro
 
 // AbortTransaction implements [backend.Backend].
 func (db *DB) AbortTransaction(ctx context.Context, ttid proto.Tid) error {
-	if err := db.write(ctx, func(tx *sql.Tx) error { return dialect.AbortTransaction(ctx, tx, ttid) }); err != nil {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	delete(db.mu.voted, ttid)
+	if err := db.writeTx(ctx, func(tx *sql.Tx) error { return dialect.AbortTransaction(ctx, tx, ttid) }); err != nil {
 		return fmt.Errorf("abort %s: %w", ttid, err)
 	}
 	return nil
@@ -128,7 +146,10 @@ func (db *DB) AbortTransaction(ctx context.Context, ttid proto.Tid) error {
 
 // DropUnfinishedData implements [backend.Backend].
 func (db *DB) DropUnfinishedData(ctx context.Context) error {
-	if err := db.write(ctx, func(tx *sql.Tx) error { return dialect.DropUnfinishedData(ctx, tx) }); err != nil {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	clear(db.mu.voted)
+	if err := db.writeTx(ctx, func(tx *sql.Tx) error { return dialect.DropUnfinishedData(ctx, tx) }); err != nil {
 		return fmt.Errorf("drop unfinished data: %w", err)
 	}
 	return nil
