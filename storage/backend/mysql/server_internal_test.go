@@ -6,8 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +14,7 @@ import (
 	"testing"
 	"time"
 
-	drv "github.com/go-sql-driver/mysql"
-
+	"github.com/neogo/neo/internal/mysqltest"
 	"github.com/neogo/neo/internal/peerpy"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
@@ -38,26 +35,8 @@ func ServerEnv() []string {
 // provides, with NP partitions on node me, and an admin connection.
 func testDB(t *testing.T, opts backend.Options) (*DB, *sql.DB, string) {
 	t.Helper()
-	sock := os.Getenv("NEO_MYSQL_SOCKET")
-	if sock == "" {
-		t.Skip("no MariaDB server: set NEO_PEERS or NEO_MYSQL_SOCKET")
-	}
-	cfg := drv.NewConfig()
-	cfg.User, cfg.Net, cfg.Addr = "root", "unix", sock
-	cfg.Logger = log.New(io.Discard, "", 0) // a restart breaks idle connections
-	c, err := drv.NewConnector(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := sql.OpenDB(c)
-	t.Cleanup(func() { admin.Close() })
 	name := "neot_" + strings.NewReplacer("/", "_", "-", "_", "=", "_").Replace(strings.ToLower(t.Name()))
-	for _, q := range []string{"DROP DATABASE IF EXISTS " + name, "CREATE DATABASE " + name} {
-		if _, err := admin.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() { admin.Exec("DROP DATABASE IF EXISTS " + name) })
+	sock, admin := mysqltest.DB(t, name)
 	b, err := Open(t.Context(), "mysql:root@"+name+sock, opts)
 	if err != nil {
 		t.Fatal(err)
