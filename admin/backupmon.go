@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -120,12 +121,9 @@ func (b *backupMon) summary(upstream proto.Opt[proto.Tid], maxLag float64) (stri
 	s := b.stateSummary()
 	if tid, ok := b.shownTid(); ok {
 		s = b.Monitor.stateSummary() + "; ltid=" + fmt.Sprintf("%016x", uint64(tid))
-		up, upOk := upstream.Get()
-		if upOk && b.ClusterState.V == proto.BACKINGUP {
-			us := tidMicros(up) - tidMicros(tid)
+		if sec, eps, ok := b.lag(upstream); ok {
 			var lag string
-			if us != 0 || tid >= up {
-				sec := float64(us) / 1e6
+			if !eps {
 				lag, b.Lagging = pyFloat(sec), maxLag < sec
 			} else {
 				lag, b.Lagging = "ε", maxLag <= 0
@@ -144,6 +142,74 @@ func (b *backupMon) summary(upstream proto.Opt[proto.Tid], maxLag float64) (stri
 		sev = SeverityWarning
 	}
 	return "    " + s, sev
+}
+
+// lag is how late the backup is behind the upstream tid, in seconds,
+// when it is BACKINGUP and both tids are known: the difference of their
+// times in microseconds; eps when it is behind by less than that.
+func (b *backupMon) lag(upstream proto.Opt[proto.Tid]) (sec float64, eps, ok bool) {
+	tid, tidOk := b.shownTid()
+	up, upOk := upstream.Get()
+	if !tidOk || !upOk || b.ClusterState.V != proto.BACKINGUP {
+		return 0, false, false
+	}
+	us := tidMicros(up) - tidMicros(tid)
+	return float64(us) / 1e6, us == 0 && tid < up, true
+}
+
+// BackupStatus is what the admin knows of a backup cluster it monitors
+// (--monitor-backup): what its admin reports, and its lag behind this
+// cluster.
+type BackupStatus struct {
+	Name string
+	// Connected: the backup's admin reports to this one; else nothing
+	// else is known.
+	Connected bool
+	Monitor
+	// Summary is its line of print summary (without the indentation),
+	// Severity its health.
+	Summary  string
+	Severity Severity
+	// Lag is how late it is behind this cluster's last tid, in seconds,
+	// when it is BACKINGUP and both tids are known.
+	Lag     proto.Opt[float64]
+	Lagging bool
+}
+
+// Backups returns the state of the monitored backup clusters, once the
+// tids it shows were asked (to this cluster's master and to the
+// backups' admins), in the order of Config.Monitor.Backups; nil if none
+// is monitored.
+func (n *Node) Backups(ctx context.Context) []BackupStatus {
+	if len(n.cfg.Monitor.Backups) == 0 {
+		return nil
+	}
+	n.mu.Lock()
+	master, mon := n.mu.master, n.mu.v.monitor()
+	n.mu.Unlock()
+	if master != nil {
+		mon, _ = n.askMasterTids(ctx, master, mon)
+	}
+	qctx, cancel := context.WithTimeout(ctx, monitorTimeout)
+	n.askBackupTids(qctx)
+	cancel()
+	var upstream proto.Opt[proto.Tid]
+	if t, ok := mon.shownTid(); ok && master != nil {
+		upstream = proto.Some(t)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]BackupStatus, len(n.mu.backups))
+	for i, b := range n.mu.backups {
+		line, sev := b.mon.summary(upstream, n.cfg.Monitor.MaxLag)
+		st := BackupStatus{Name: b.mon.Name, Connected: b.link != nil, Monitor: b.mon.Monitor,
+			Summary: strings.TrimSpace(line), Severity: sev, Lagging: b.mon.Lagging}
+		if sec, _, ok := b.mon.lag(upstream); ok {
+			st.Lag = proto.Some(sec)
+		}
+		out[i] = st
+	}
+	return out
 }
 
 // tidMicros is the tid's time in microseconds, truncated as neoppod's

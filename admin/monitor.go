@@ -23,6 +23,18 @@ const (
 	SeverityProblem
 )
 
+func (s Severity) String() string {
+	switch s {
+	case SeverityOK:
+		return "OK"
+	case SeverityWarning:
+		return "WARNING"
+	case SeverityProblem:
+		return "PROBLEM"
+	}
+	return fmt.Sprintf("Severity(%d)", int(s))
+}
+
 // Monitor is the health of one cluster as an admin sees it: what it keeps
 // for its own cluster and, for each monitored backup (protocol.md §5.17),
 // from its NotifyMonitorInformation (backupmon.go).

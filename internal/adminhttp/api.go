@@ -15,6 +15,9 @@
 //	GET  /api/v1/progress           {"nodes": {NAME: {"replicating", "checking", "pack", "import",
 //	                                "backup_lag_seconds"}}, "commits", "loads", "at", "peers"}
 //	                                (from the nodes' metrics, when the admin has them: [API.SetPeers])
+//	GET  /api/v1/backups            {"backups": [{"name", "connected", "state", "severity", "summary",
+//	                                "backup_tid", "backup_tid_time", "last_tid", "lag_seconds", "lagging"}]}
+//	                                (the backup clusters the admin monitors, --monitor-backup)
 //
 // Writes (POST, JSON body), refused with 403 unless the request comes
 // from loopback or, on HTTPS (a cluster with TLS), with a client
@@ -38,7 +41,8 @@
 // The dashboard at / reads the API every 2 s: cluster state, nodes,
 // partition table, progress bars (replication from the partition table,
 // and from the nodes' metrics when it has them: replication per
-// partition, check, pack, import), commit and load rates, backup lag;
+// partition, check, pack, import), commit and load rates, backup lag,
+// the monitored backup clusters (state, backup tid, lag);
 // the write actions are forms, each confirmed in the page before it is
 // posted.
 package adminhttp
@@ -75,9 +79,10 @@ type API struct {
 	dial func(ctx context.Context) (*ctl.Client, error)
 	log  *slog.Logger
 
-	mu    sync.Mutex
-	cl    *ctl.Client // nil until dialed, and again after a failure
-	peers Peers       // see SetPeers
+	mu      sync.Mutex
+	cl      *ctl.Client // nil until dialed, and again after a failure
+	peers   Peers       // see SetPeers
+	backups Backups     // see Attach; nil: none known
 }
 
 // New returns the API of the admin that dial connects to (as neoctl).
@@ -118,6 +123,7 @@ func (a *API) Register(mux Mux) {
 	post("truncate", a.truncate)
 	post("check", a.check)
 	mux.Handle("GET /api/v1/progress", http.HandlerFunc(a.getProgress))
+	mux.Handle("GET /api/v1/backups", http.HandlerFunc(a.getBackups))
 	notFound := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("%s %s: no such API", r.Method, r.URL.Path))
 	})
@@ -595,6 +601,7 @@ func Attach(h *nodehttp.Handler, n *admin.Node, tls *neonet.TLSConfig, log *slog
 		}
 		return ctl.Dial(ctx, ctl.Config{Addr: n.Addr().String(), TLS: tls, Logger: log})
 	})
+	apiOf(h, log).setBackups(n.Backups)
 }
 
 type apiKey struct{}

@@ -44,21 +44,26 @@ func call(t *testing.T, method, url, body string) (int, map[string]any) {
 // URL.
 func adminCluster(t *testing.T) (*neotest.Cluster, *nodehttp.Handler, string) {
 	t.Helper()
+	return adminClusterOf(t, neotest.Options{Storages: 2, Replicas: 1, Partitions: 4})
+}
+
+// adminClusterOf is adminCluster with the options o (Admin and HTTP set).
+func adminClusterOf(t *testing.T, o neotest.Options) (*neotest.Cluster, *nodehttp.Handler, string) {
+	t.Helper()
 	h := nodehttp.New(nodehttp.Options{})
 	srv, err := nodehttp.Listen(t.Context(), "127.0.0.1:0", h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	c := neotest.Start(t, neotest.Options{
-		Storages: 2, Replicas: 1, Partitions: 4, Admin: true,
-		HTTP: func(node string) *nodehttp.Handler {
-			if node == neotest.Admin {
-				return h
-			}
-			return nil
-		},
-	})
+	o.Admin = true
+	o.HTTP = func(node string) *nodehttp.Handler {
+		if node == neotest.Admin {
+			return h
+		}
+		return nil
+	}
+	c := neotest.Start(t, o)
 	return c, h, srv.URL()
 }
 

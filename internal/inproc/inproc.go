@@ -86,6 +86,9 @@ type Config struct {
 	// cluster starts in backup mode (neomaster --backup).
 	UpstreamCluster string
 	UpstreamMasters []string
+	// AdminMonitor is the admin's monitoring (neoadmin's
+	// --monitor-backup and e-mail options).
+	AdminMonitor admin.MonitorConfig
 	// Logger returns the logger of a node, by name; it is called at each
 	// start of the node. Nil discards every log.
 	Logger func(node string) (*slog.Logger, error)
@@ -487,6 +490,7 @@ func (c *Cluster) startAdmin(ctx context.Context, n *node, log *slog.Logger) err
 		Bind:    bind,
 		TLS:     c.cfg.TLS,
 		Logger:  log,
+		Monitor: c.cfg.AdminMonitor,
 
 		NetObserver: n.obs,
 		FlushLog:    n.flushLog,

@@ -27,6 +27,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neogo/neo/admin"
 	"github.com/neogo/neo/client"
 	"github.com/neogo/neo/ctl"
 	"github.com/neogo/neo/internal/inproc"
@@ -69,7 +70,17 @@ type Options struct {
 	// (cluster.md §8.9), started in backup mode; Start does not wait
 	// for it to be RUNNING then.
 	Upstream *Cluster
+	// Name is the cluster's name; "" picks a new one.
+	Name string
+	// MonitorBackups are the backup clusters the admin monitors
+	// (neoadmin --monitor-backup).
+	MonitorBackups []string
 }
+
+// NewName returns a cluster name no other cluster of the process has:
+// to name a backup cluster before its upstream, which monitors it,
+// starts.
+func NewName() string { return fmt.Sprintf("neotest%d", clusters.Add(1)) }
 
 // Node names, for [Cluster.Stop] and [Cluster.Restart].
 const Admin = inproc.AdminName
@@ -106,8 +117,11 @@ func Start(tb testing.TB, o Options) *Cluster {
 	if o.Upstream != nil {
 		upName, upMasters = o.Upstream.Name(), o.Upstream.Masters()
 	}
+	if o.Name == "" {
+		o.Name = NewName()
+	}
 	ic, err := inproc.New(inproc.Config{
-		Name:            fmt.Sprintf("neotest%d", clusters.Add(1)),
+		Name:            o.Name,
 		Dir:             tb.TempDir(),
 		Masters:         o.Masters,
 		Storages:        o.Storages,
@@ -120,6 +134,7 @@ func Start(tb testing.TB, o Options) *Cluster {
 		Log:             o.Log,
 		UpstreamCluster: upName,
 		UpstreamMasters: upMasters,
+		AdminMonitor:    admin.MonitorConfig{Backups: o.MonitorBackups},
 		Logger:          func(node string) (*slog.Logger, error) { return Logger().With("node", node), nil },
 	})
 	if err != nil {
