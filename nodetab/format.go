@@ -10,15 +10,16 @@ import (
 	"github.com/neogo/neo/proto"
 )
 
-// formatLines formats node entries as neoppod does in logs and neoctl's
-// "print node" (cluster.md §9.5): one line per node, sorted by id (nodes
-// without id last, by address), with the columns id, type, address, state
-// and the UTC time of id_timestamp, each but the last padded to the widest
-// value and separated by " | ". prefix starts every line. No node, no line.
+// FormatLines formats node entries as neoppod's formatNodeList does in
+// logs (and neolog) and neoctl's "print node" (cluster.md §9.5): one line
+// per node, sorted by id (nodes without id last, by address), with the
+// columns id, type, address, state and the UTC time of id_timestamp, each
+// but the last padded to the widest value and separated by " | ". prefix
+// starts every line. No node, no line.
 //
 //	S1 | STORAGE | 127.0.0.1:5001 | RUNNING | 2023-11-14 22:13:20.250000
 //	M1 | MASTER  | 127.0.0.1:5000 | RUNNING | None
-func formatLines(nodes []Node, prefix string) []string {
+func FormatLines(nodes []Node, prefix string) []string {
 	if len(nodes) == 0 {
 		return nil
 	}
@@ -48,13 +49,13 @@ func formatLines(nodes []Node, prefix string) []string {
 	return lines
 }
 
-// Format is neoctl's "print node" output: [formatLines] joined by
+// Format is neoctl's "print node" output: [FormatLines] joined by
 // newlines, or "Empty list!".
 func Format(nodes []Node) string {
 	if len(nodes) == 0 {
 		return "Empty list!"
 	}
-	return strings.Join(formatLines(nodes, ""), "\n")
+	return strings.Join(FormatLines(nodes, ""), "\n")
 }
 
 // formatIDTimestamp prints an id_timestamp the way Python prints

@@ -101,7 +101,7 @@ func TestAgainstNeoppod(t *testing.T) {
 		t.Run(fmt.Sprintf("%03d-%s", i, c.Kind), func(t *testing.T) {
 			switch c.Kind {
 			case "format":
-				got := formatLines(pyNodes(t, c.Nodes), "")
+				got := FormatLines(pyNodes(t, c.Nodes), "")
 				if !slices.Equal(got, c.Lines) {
 					t.Errorf("got:\n%q\nwant:\n%q", got, c.Lines)
 				}

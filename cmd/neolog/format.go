@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/neogo/neo/nodetab"
 	"github.com/neogo/neo/proto"
 )
 
@@ -97,79 +98,13 @@ func decode(m proto.Msg, body []byte) error {
 	return err
 }
 
-// nodeListLines formats a node list as neoppod's formatNodeList: sorted by
-// id (nodes without one last, by address), columns padded, " | " apart.
+// nodeListLines formats a node list as neoppod's formatNodeList.
 func nodeListLines(nodes []proto.NodeInfo, prefix string) []string {
-	if len(nodes) == 0 {
-		return nil
-	}
-	nodes = slices.Clone(nodes)
-	slices.SortStableFunc(nodes, func(a, b proto.NodeInfo) int {
-		if (a.NID == 0) != (b.NID == 0) {
-			if a.NID == 0 {
-				return 1
-			}
-			return -1
-		}
-		if a.NID != 0 {
-			return int(int64(a.NID) - int64(b.NID))
-		}
-		if c := strings.Compare(a.Addr.Host, b.Addr.Host); c != 0 {
-			return c
-		}
-		return int(a.Addr.Port) - int(b.Addr.Port)
-	})
-	rows := make([][5]string, len(nodes))
-	var width [4]int
+	ns := make([]nodetab.Node, len(nodes))
 	for i, n := range nodes {
-		addr := ""
-		if !n.Addr.IsZero() {
-			addr = n.Addr.String()
-		}
-		ts := "None"
-		if t, ok := n.IDTimestamp.Get(); ok {
-			ts = pyFloat(t)
-			if t != 0 {
-				ts = pyUTCDatetime(t)
-			}
-		}
-		uuid := "None"
-		if n.NID != 0 {
-			uuid = n.NID.String()
-		}
-		rows[i] = [5]string{uuid, n.Type.String(), addr, n.State.String(), ts}
-		for j := range width {
-			width[j] = max(width[j], len(rows[i][j]))
-		}
+		ns[i] = nodetab.Node(n)
 	}
-	out := make([]string, len(rows))
-	for i, r := range rows {
-		var b strings.Builder
-		b.WriteString(prefix)
-		for j := range width {
-			fmt.Fprintf(&b, "%-*s | ", width[j], r[j])
-		}
-		b.WriteString(r[4])
-		out[i] = b.String()
-	}
-	return out
-}
-
-// pyUTCDatetime is str(datetime.utcfromtimestamp(t)): microseconds
-// rounded half to even, shown only when not zero.
-func pyUTCDatetime(t float64) string {
-	sec := math.Floor(t)
-	us := math.RoundToEven((t - sec) * 1e6)
-	if us >= 1e6 {
-		sec++
-		us -= 1e6
-	}
-	d := time.Unix(int64(sec), 0).UTC()
-	s := d.Format("2006-01-02 15:04:05")
-	if us != 0 {
-		s += fmt.Sprintf(".%06d", int(us))
-	}
-	return s
+	return nodetab.FormatLines(ns, prefix)
 }
 
 // pyFloat is Python's repr of a float.
