@@ -200,6 +200,10 @@ type Options struct {
 	// Wait is how long a server backend waits at open for the server to
 	// accept connections (neostorage --wait); negative: forever.
 	Wait time.Duration
+	// PageSize is the page size in bytes of an embedded backend's file
+	// (SQLite), used only when the database is created; 0 for its
+	// default.
+	PageSize int
 }
 
 // Backend is the storage a storage node persists to. It is a plain store:

@@ -42,6 +42,16 @@ const (
 // from a node that serves clients.
 const rateOption = "import_rate"
 
+// importPageSize is the page size of a SQLite destination the Importer
+// creates: 16 KiB pages rather than SQLite's 4 KiB take a quarter of the
+// write(2) and read(2) calls per MB imported (WAL frames and checkpoints
+// are one page each; strace of BenchmarkImport, 200 MB: pwrite64 240,676
+// -> 65,530, pread64 85,471 -> 29,528) and fewer B-tree splits: 20% more
+// MB imported per CPU second (medians of 3, compress=true 45.4 -> 55.0,
+// compress=false 72.6 -> 87.0, load average 21-25). The database stays
+// an ordinary SQLite file that neoppod opens.
+const importPageSize = 16 << 10
+
 func parseRate(s string) (int64, error) {
 	n, err := bytesize.Parse(s)
 	if err != nil {
@@ -156,6 +166,9 @@ func OpenConfig(ctx context.Context, conf *importconf.Config, opts Options) (_ *
 	switch strings.ToLower(conf.Main.Adapter) {
 	case "sqlite":
 		dsn = conf.Main.Database
+		if opts.PageSize == 0 {
+			opts.PageSize = importPageSize
+		}
 	case "mysql", "mysqldb", "pymysql": // as neostorage -a MySQL
 		dsn = "mysql:" + conf.Main.Database
 		opts.Engine = conf.Main.Engine

@@ -813,3 +813,18 @@ func TestNextSerialNotImportedYet(t *testing.T) {
 		t.Errorf("latest: %+v %v", o, err)
 	}
 }
+
+// A SQLite destination the Importer creates has pages of importPageSize
+// (the other tests read and write such a database).
+func TestDestinationPageSize(t *testing.T) {
+	h := history(0x03e0000000000000)
+	e := newEnv(t, singleConf, map[string][]txn{"root": h})
+	im := e.open(0)
+	if err := im.Wait(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	im.Close()
+	if got := backendtest.SQLitePageSize(t, filepath.Join(e.dir, "neo.sqlite")); got != importPageSize {
+		t.Errorf("page size %d, want %d", got, importPageSize)
+	}
+}

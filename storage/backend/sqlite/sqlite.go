@@ -220,10 +220,13 @@ func open(ctx context.Context, p Params, opts backend.Options, drv sqlDriver) (_
 	}
 	db.mu.conn = conn
 	db.mu.tx = wtx{conn: conn, stmts: map[string]*sql.Stmt{}}
-	pragmas := []string{
-		"PRAGMA journal_mode=" + p.JournalMode,
-		"PRAGMA synchronous=" + p.Synchronous,
+	var pragmas []string
+	if opts.PageSize > 0 {
+		// First: a new file takes it at its first write (the switch to
+		// WAL); an existing one keeps its own.
+		pragmas = append(pragmas, fmt.Sprintf("PRAGMA page_size=%d", opts.PageSize))
 	}
+	pragmas = append(pragmas, "PRAGMA journal_mode="+p.JournalMode, "PRAGMA synchronous="+p.Synchronous)
 	db.mu.sync = p.Synchronous
 	if p.CacheSize != "" {
 		pragmas = append(pragmas, "PRAGMA cache_size="+p.CacheSize)

@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/neogo/neo/storage/backend"
@@ -34,6 +35,35 @@ func TestOpenByName(t *testing.T) {
 		}
 		if err := b.Close(); err != nil {
 			t.Errorf("close %q: %v", dsn, err)
+		}
+	}
+}
+
+// Options.PageSize sets the page size of a new database only: an
+// existing file keeps its own.
+func TestPageSize(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		file     string
+		size     int
+		want     int
+		whatItIs string
+	}{
+		{"a.db", 16 << 10, 16 << 10, "new, 16 KiB asked"},
+		{"a.db", 4 << 10, 16 << 10, "existing 16 KiB, 4 KiB asked"},
+		{"a.db", 0, 16 << 10, "existing 16 KiB, default asked"},
+		{"b.db", 0, 4 << 10, "new, default"},
+	} {
+		path := filepath.Join(dir, c.file)
+		b, err := open(t, path, backend.Options{PageSize: c.size})
+		if err != nil {
+			t.Fatalf("%s: %v", c.whatItIs, err)
+		}
+		if err := b.Close(); err != nil {
+			t.Fatalf("%s: %v", c.whatItIs, err)
+		}
+		if got := backendtest.SQLitePageSize(t, path); got != c.want {
+			t.Errorf("%s: page size %d, want %d", c.whatItIs, got, c.want)
 		}
 	}
 }
