@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -124,7 +123,7 @@ func (b *backupMon) summary(upstream proto.Opt[proto.Tid], maxLag float64) (stri
 		if sec, eps, ok := b.lag(upstream); ok {
 			var lag string
 			if !eps {
-				lag, b.Lagging = pyFloat(sec), maxLag < sec
+				lag, b.Lagging = proto.FormatFloat(sec), maxLag < sec
 			} else {
 				lag, b.Lagging = "ε", maxLag <= 0
 			}
@@ -216,20 +215,4 @@ func (n *Node) Backups(ctx context.Context) []BackupStatus {
 // datetimeFromTID.
 func tidMicros(tid proto.Tid) int64 {
 	return proto.TidTime(tid).Truncate(time.Microsecond).UnixMicro()
-}
-
-// pyFloat formats f as Python's repr does (the lag neoppod prints):
-// shortest round-trip digits, fixed notation with at least one decimal
-// for exponents in [-4, 16), else scientific.
-func pyFloat(f float64) string {
-	e := strconv.FormatFloat(f, 'e', -1, 64)
-	exp, _ := strconv.Atoi(e[strings.IndexByte(e, 'e')+1:])
-	if exp < -4 || exp >= 16 {
-		return e
-	}
-	s := strconv.FormatFloat(f, 'f', -1, 64)
-	if !strings.ContainsRune(s, '.') {
-		s += ".0"
-	}
-	return s
 }

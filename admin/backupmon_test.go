@@ -101,12 +101,4 @@ func TestMonitorAnswerBackups(t *testing.T) {
 	}
 }
 
-func TestPyFloat(t *testing.T) {
-	for f, want := range map[float64]string{0: "0.0", 2.5: "2.5", 90: "90.0", -0.001: "-0.001", 1e-06: "1e-06", 0.0001: "0.0001", 1e16: "1e+16", 123456.789012: "123456.789012"} {
-		if got := pyFloat(f); got != want {
-			t.Errorf("pyFloat(%v) = %q, want %q", f, got, want)
-		}
-	}
-}
-
 func hex(tid proto.Tid) string { return tid.String() }

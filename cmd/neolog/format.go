@@ -5,7 +5,6 @@ import (
 	"compress/zlib"
 	"fmt"
 	"io"
-	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -74,7 +73,7 @@ func packetLines(o *options, id uint32, code uint16, peer string, body []byte) [
 	case *proto.NotifyNodeInformation:
 		lines = append(lines, nodeListLines(m.NodeList, " ! ")...)
 		if o.decode > 0 {
-			lines[0] += " \t| (" + pyFloat(m.Timestamp) + ",)"
+			lines[0] += " \t| (" + proto.FormatFloat(m.Timestamp) + ",)"
 		}
 		return lines
 	case *proto.Error:
@@ -105,33 +104,6 @@ func nodeListLines(nodes []proto.NodeInfo, prefix string) []string {
 		ns[i] = nodetab.Node(n)
 	}
 	return nodetab.FormatLines(ns, prefix)
-}
-
-// pyFloat is Python's repr of a float.
-func pyFloat(f float64) string {
-	switch {
-	case math.IsInf(f, 1):
-		return "inf"
-	case math.IsInf(f, -1):
-		return "-inf"
-	case math.IsNaN(f):
-		return "nan"
-	}
-	e := strconv.FormatFloat(f, 'e', -1, 64) // d.ddde±XX, shortest
-	mant, exps, _ := strings.Cut(e, "e")
-	exp, _ := strconv.Atoi(exps)
-	if exp < -4 || exp >= 16 {
-		sign := "+"
-		if exp < 0 {
-			sign, exp = "-", -exp
-		}
-		return fmt.Sprintf("%se%s%02d", mant, sign, exp)
-	}
-	s := strconv.FormatFloat(f, 'f', -1, 64)
-	if !strings.ContainsAny(s, ".") {
-		s += ".0"
-	}
-	return s
 }
 
 // pyBytes is Python's repr of bytes: b'...'.
@@ -215,7 +187,7 @@ func formatValue(v reflect.Value) string {
 	case reflect.String:
 		return strconv.Quote(v.String())
 	case reflect.Float32, reflect.Float64:
-		return pyFloat(v.Float())
+		return proto.FormatFloat(v.Float())
 	case reflect.Bool:
 		if v.Bool() {
 			return "True"
