@@ -32,6 +32,23 @@ import (
 // bkWait bounds the waits for the backup to catch up.
 const bkWait = 60 * time.Second
 
+// caughtUpBackup commits n transactions on up, then starts a backup
+// cluster of up (newBackupCluster) and waits until it has backed up the
+// last of them, whose tid it returns.
+func caughtUpBackup(t *testing.T, up *slCluster, n int, kind string, storages, replicas int) (*slCluster, proto.Tid) {
+	t.Helper()
+	loop := startLoop(t, up.masters, up.name, clientLogger(t, up.dir))
+	loop.waitAcks(time.Time{}, n, "upstream commits")
+	loop.stop()
+	last, _, err := up.ids(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bk := newBackupCluster(t, kind, up, storages, replicas)
+	bk.waitBackupTid("backup caught up", last)
+	return bk, last
+}
+
 // newBackupCluster starts an empty cluster of the given kind in backup
 // mode (--backup) of up, and waits until it is BACKINGUP with every cell
 // UP_TO_DATE.
@@ -489,15 +506,7 @@ func TestBackupMonitoredByOurs(t *testing.T) {
 	for _, kind := range []string{"go", "py"} {
 		t.Run(kind, func(t *testing.T) {
 			up := newSLCluster(t, "go", 1, 0, 4)
-			loop := startLoop(t, up.masters, up.name, clientLogger(t, up.dir))
-			loop.waitAcks(time.Time{}, 3, "upstream commits")
-			loop.stop()
-			last, _, err := up.ids(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			bk := newBackupCluster(t, kind, up, 1, 0)
-			bk.waitBackupTid("backup up to date", last)
+			bk, last := caughtUpBackup(t, up, 3, kind, 1, 0)
 			mon := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
 			up.node("monitor", "go", "neoadmin", "--bind", mon, "--monitor-backup", bk.name)
 
@@ -640,15 +649,7 @@ func readOnlyNeoppod(t *testing.T, bk *slCluster, maxTid proto.Tid, oid proto.Oi
 // master logs it: CORRUPTED cells are experimental, §8.6).
 func TestBackupCheck(t *testing.T) {
 	up := newSLCluster(t, "go", 2, 1, 4)
-	loop := startLoop(t, up.masters, up.name, clientLogger(t, up.dir))
-	loop.waitAcks(time.Time{}, 20, "upstream commits")
-	loop.stop()
-	upLast, _, err := up.ids(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bk := newBackupCluster(t, "go", up, 2, 1)
-	bk.waitBackupTid("backup caught up", upLast)
+	bk, upLast := caughtUpBackup(t, up, 20, "go", 2, 1)
 	bk.checkBackup(upLast, 0, 1, 2, 3)
 	if corrupted := bk.logLines("master", `msg="partition corrupted"`); len(corrupted) > 0 {
 		t.Fatalf("check of a clean backup: %s", corrupted)

@@ -17,15 +17,7 @@ import (
 // then, when the backup leaves backup mode, a warning naming it.
 func TestBackupMonitorMail(t *testing.T) {
 	up := newSLCluster(t, "go", 1, 0, 4)
-	loop := startLoop(t, up.masters, up.name, clientLogger(t, up.dir))
-	loop.waitAcks(time.Time{}, 3, "upstream commits")
-	loop.stop()
-	last, _, err := up.ids(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	bk := newBackupCluster(t, "go", up, 1, 0)
-	bk.waitBackupTid("backup up to date", last)
+	bk, last := caughtUpBackup(t, up, 3, "go", 1, 0)
 	smtp := smtptest.Start(t, bkWait)
 	mon := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
 	up.node("monitor", "go", "neoadmin", "--bind", mon, "--monitor-backup", bk.name,
