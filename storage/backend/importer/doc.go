@@ -48,12 +48,19 @@
 // the bytes of source read per second (0, the default: no cap). The
 // import's goroutines run on threads of their own at nice 19.
 //
-// Speed (scripts/importer-bench, a 1.15 GB Data.fs of 65,000 transactions
-// and 342,000 objects, on this project's 2-CPU machine shared with other
-// work, load 15 to 30): 36 MB of Data.fs per CPU second of the storage
-// (neoppod's Importer: 5.5 in the same session), 8.7 to 10 MB/s of wall
-// time (neoppod: 0.6), where SQLite's writes and zlib take about equal
-// parts; loads during the import as fast as after it (p50 0.24 and 0.42
-// ms through neoppod's client; neoppod's: 7.1 and 0.7); anonymous RSS
-// about 100 MB, as for a 230 MB file.
+// Speed (scripts/importer-bench, a 1.15 GB Data.fs of 65,081 transactions
+// and 342,171 objects, on this project's 2-CPU machine shared with other
+// work, load average 17-24, 2026-12-07; neoppod's run on the same file
+// just before ours): ours 109.8 s, 10.5 MB/s, 24.7 CPU s of the storage
+// (46.7 MB per CPU second); neoppod's Importer 1750.1 s, 0.7 MB/s, 210.1
+// CPU s (5.5 MB per CPU second): 15.9x in wall time, 8.5x in CPU. The
+// import's threads run at nice 19, so on a loaded machine its wall time
+// is what the other processes leave it: at 46.7 MB per CPU second, two
+// idle CPUs would give it about 90 MB/s, short of 100. Where that CPU
+// goes (BenchmarkImport, 200 MB, compress=true): zlib about 45% (level
+// 1; HuffmanOnly would take 20% less CPU overall and store 15% more),
+// SQLite's writes about 45%, a third of them write(2)/read(2) of WAL
+// frames and checkpoints, hence importPageSize. Loads during the import
+// as fast as after it (p50 0.24 and 0.39 ms through neoppod's client;
+// neoppod's: 1.98 and 0.31); peak anonymous RSS 109 MB (neoppod's 108).
 package importer
