@@ -23,8 +23,8 @@ type LinkInfo struct {
 	// peer's requests not answered yet (known only with an Observer),
 	// both sorted by id. Their Since is zero without an Observer.
 	Pending, Serving []InFlight
-	// Queued is the number of bytes sent and not written to the socket
-	// yet.
+	// Queued is the number of bytes sent and queued behind the write
+	// in progress, if any.
 	Queued int
 }
 
