@@ -148,6 +148,7 @@ type Link struct {
 	wstop        chan struct{}   // closed at the end of the close: the writer exits
 	wdone        chan struct{}   // closed when the writer goroutine has exited
 	raw          syscall.RawConn // for writes that must not block (Post); nil if the conn has none
+	rsock, wsock sockIO          // raw reads (by the read role's holder) and writes (by the flush's owner)
 	abortTimeout time.Duration
 
 	obs *observing // nil without Config.Observer
@@ -195,6 +196,7 @@ func newLink(conn net.Conn, leftover []byte, cfg Config) *Link {
 	}
 	l.wmu.cond.L = &l.wmu.Mutex
 	l.rs.init(leftover, cfg.MaxPacketSize)
+	l.initSockIO()
 	if cfg.Observer != nil {
 		l.obs = &observing{obs: cfg.Observer, serving: make(map[uint32]served)}
 		l.obs.pl, _ = cfg.Observer.(PacketLogger)
