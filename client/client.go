@@ -348,9 +348,11 @@ func (c *Client) connect(ctx context.Context) (*masterConn, error) {
 		extra = proto.Dict{{Key: "read_only", Value: true}}
 	}
 	var mc *masterConn
+	ncfg := c.ncfg
+	ncfg.CallerReads = true // as on storage links: begin, finish, new oids wait for their answers
 	d := &masterlink.Dialer{
 		Masters:  c.masterList,
-		Net:      c.ncfg,
+		Net:      ncfg,
 		Delay:    reconnectDelay,
 		MaxDelay: maxReconnectDelay,
 		Learned:  c.learnMasters,
