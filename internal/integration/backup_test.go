@@ -568,12 +568,8 @@ func sameIterators(t *testing.T, up, bk *slCluster, last proto.Tid) {
 	t.Helper()
 	ctx := t.Context()
 	open := func(c *slCluster) *client.TxnIter {
-		cl, err := client.Open(ctx, client.Config{Masters: c.masters, Cluster: c.name, ReadOnly: true,
+		cl := openClient(t, ctx, client.Config{Masters: c.masters, Cluster: c.name, ReadOnly: true,
 			Logger: clientLogger(t, c.dir)})
-		if err != nil {
-			t.Fatalf("client of %s: %v", c.name, err)
-		}
-		t.Cleanup(func() { cl.Close() })
 		return cl.Iterate(proto.ZeroTid, last)
 	}
 	ui, bi := open(up), open(bk)
@@ -838,12 +834,8 @@ func TestBackupPack(t *testing.T) {
 	bk.waitBackupTid("backup of the revisions", last)
 	ctx := t.Context()
 	open := func(c *slCluster) *client.Client {
-		cl, err := client.Open(ctx, client.Config{Masters: c.masters, Cluster: c.name, ReadOnly: true,
+		cl := openClient(t, ctx, client.Config{Masters: c.masters, Cluster: c.name, ReadOnly: true,
 			Logger: clientLogger(t, c.dir)})
-		if err != nil {
-			t.Fatalf("client of %s: %v", c.name, err)
-		}
-		t.Cleanup(func() { cl.Close() })
 		return cl
 	}
 	upc, bkc := open(up), open(bk)

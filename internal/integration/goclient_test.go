@@ -160,6 +160,17 @@ func (l *gcLoop) read(ctx context.Context, oid proto.Oid, tid proto.Tid, data st
 	return nil
 }
 
+// openClient opens our client with cfg, closed when t ends.
+func openClient(t *testing.T, ctx context.Context, cfg client.Config) *client.Client {
+	t.Helper()
+	cl, err := client.Open(ctx, cfg)
+	if err != nil {
+		t.Fatalf("client of cluster %s: %v", cfg.Cluster, err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
 func (l *gcLoop) commit(ctx context.Context, data string) (proto.Oid, proto.Tid, error) {
 	ctx, cancel := context.WithTimeout(ctx, gcOpTimeout)
 	defer cancel()
@@ -357,12 +368,7 @@ func TestGoClientPyCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), gcOpTimeout)
 	defer cancel()
 	open := func() *client.Client {
-		cl, err := client.Open(ctx, client.Config{Masters: []string{c.master}, Cluster: c.name})
-		if err != nil {
-			t.Fatalf("open client: %v", err)
-		}
-		t.Cleanup(func() { cl.Close() })
-		return cl
+		return openClient(t, ctx, client.Config{Masters: []string{c.master}, Cluster: c.name})
 	}
 	a, b := open(), open()
 	events := b.Watch(ctx)
@@ -423,11 +429,7 @@ func TestGoClientStoragesDown(t *testing.T) {
 	c.startStoragesAdmin()
 	ctx, cancel := context.WithTimeout(t.Context(), gcOpTimeout)
 	defer cancel()
-	cl, err := client.Open(ctx, client.Config{Masters: c.masters, Cluster: c.name, Logger: clientLogger(t, c.dir)})
-	if err != nil {
-		t.Fatalf("open client: %v", err)
-	}
-	defer cl.Close()
+	cl := openClient(t, ctx, client.Config{Masters: c.masters, Cluster: c.name, Logger: clientLogger(t, c.dir)})
 	l := &gcLoop{t: t, cl: cl}
 	oid, tid, err := l.commit(ctx, "before the loss")
 	if err != nil {
@@ -472,11 +474,7 @@ func TestGoClientPyStoragesDown(t *testing.T) {
 	c := startCluster(t, p, 2, 1, 4)
 	ctx, cancel := context.WithTimeout(t.Context(), gcOpTimeout)
 	defer cancel()
-	cl, err := client.Open(ctx, client.Config{Masters: []string{c.master}, Cluster: c.name, Logger: clientLogger(t, c.dir)})
-	if err != nil {
-		t.Fatalf("open client: %v", err)
-	}
-	defer cl.Close()
+	cl := openClient(t, ctx, client.Config{Masters: []string{c.master}, Cluster: c.name, Logger: clientLogger(t, c.dir)})
 	l := &gcLoop{t: t, cl: cl}
 	oid, tid, err := l.commit(ctx, "before the loss")
 	if err != nil {
@@ -524,12 +522,8 @@ func TestGoClientPyTLS(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), gcOpTimeout)
 	defer cancel()
-	cl, err := client.Open(ctx, client.Config{Masters: []string{c.master}, Cluster: c.name, TLS: tlsCfg,
+	cl := openClient(t, ctx, client.Config{Masters: []string{c.master}, Cluster: c.name, TLS: tlsCfg,
 		Logger: clientLogger(t, c.dir)})
-	if err != nil {
-		t.Fatalf("open client over TLS: %v", err)
-	}
-	defer cl.Close()
 	l := &gcLoop{t: t, cl: cl}
 	for i := range 3 {
 		data := fmt.Sprintf("over TLS %d", i)
@@ -564,12 +558,7 @@ func TestGoClientPyRelock(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), gcOpTimeout)
 	defer cancel()
 	open := func() *client.Client {
-		cl, err := client.Open(ctx, client.Config{Masters: []string{c.master}, Cluster: c.name, Logger: clientLogger(t, c.dir)})
-		if err != nil {
-			t.Fatalf("open client: %v", err)
-		}
-		t.Cleanup(func() { cl.Close() })
-		return cl
+		return openClient(t, ctx, client.Config{Masters: []string{c.master}, Cluster: c.name, Logger: clientLogger(t, c.dir)})
 	}
 	a, b := open(), open()
 	oids := make([]proto.Oid, 3)

@@ -25,12 +25,7 @@ func TestStateDump(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 2*slWait)
 	defer cancel()
 	open := func() *client.Client {
-		cl, err := client.Open(ctx, client.Config{Masters: c.masters, Cluster: c.name, Logger: clientLogger(t, c.dir)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cl.Close() })
-		return cl
+		return openClient(t, ctx, client.Config{Masters: c.masters, Cluster: c.name, Logger: clientLogger(t, c.dir)})
 	}
 	cl1, cl2 := open(), open()
 	oid, err := cl1.NewOID(ctx)
