@@ -82,27 +82,39 @@
 // scripts/neobench, our cluster and neoppod's on the same MariaDB 10.11
 // server (2 storages, 1 replica, 12 partitions, InnoDB with
 // innodb_flush_log_at_trx_commit=1), 3 rounds, medians (ratio: median of
-// the per-round ratios), on the 2-core machine shared with other work
-// (load average 12-15):
+// the per-round ratios, and their range), on the 2-core machine shared
+// with other work (load average 23-27 during the run):
 //
 //	NEO_ADAPTER=MySQL NEO_DB_SOCKET=$S NEOBENCH_ROUNDS=3 scripts/neobench -n 5000 -l 2000 -c 500 -w 0
 //
-//	                     Go/MariaDB   neoppod/MariaDB  ratio   Go/SQLite
-//	populate objects/s       1618          259          6.05      8926
-//	cold loads/s, 1 thr     13192          690         21.9      17243
-//	cold loads/s, 4 thr     11192          705         27.3      19370
-//	small commits/s          53.5         52.9          0.98       343
-//	small commit p50, ms      9.8         14.2          0.64       2.2
+//	                     Go/MariaDB   neoppod/MariaDB  ratio (range)
+//	populate objects/s       1206          183          7.23 (5.90..8.14)
+//	cold loads/s, 1 thr      3339          250         13.4  (13.4..24.6)
+//	cold loads/s, 4 thr      6546          310         21.1  (15.6..22.8)
+//	small commits/s          49.2         36.1          1.38 (1.35..2.10)
+//	small commit p50, ms     13.4         19.4          0.69 (0.49..0.77)
 //
-// Small commits vary most with the load (per-round ratios 0.61..2.36).
-// Per one-object commit (SHOW GLOBAL STATUS deltas, both storages): ours
-// 6 InnoDB commits and 5.7 data fsyncs, neoppod's 4 and 3.7: a commit
-// was then three InnoDB commits per storage, each syncing the redo log
-// (the vote, the lock and the unlock; the unlock is now deferred) where
-// SQLite syncs once (backend's doc says why). Sending each of them in one
-// round trip (batchTx) took
-// our nodes' CPU per small commit from 5.0 to 2.5 ms and its p50 from
-// 26 to 16 ms in an A/B run.
+// (The previous session, at load 12-15: populate 6.05, cold loads 21.9
+// and 27.3, small commits 0.98, with the unlock committed at once.)
+//
+// Per one-object commit (SHOW GLOBAL STATUS deltas over neobench -n 500
+// -c 500, both storages; populate's 5 commits included): ours 4.00 InnoDB
+// commits (Com_commit) and 4.41 data fsyncs, neoppod's 3.99 and 4.44;
+// before the unlock was deferred, ours 5.99 and 6.24. That is the floor
+// of cluster.md §6.10 on each storage holding the transaction's metadata:
+// the vote is committed before its answer and the lock's tid before its
+// own, two durable commits one after the other, as neoppod's; only the
+// unlock may wait. A small commit therefore waits for two redo log syncs
+// on each storage in both implementations, and what is left to win over
+// neoppod is the rest of its path (its nodes' CPU per small commit: ours
+// 2.6 ms, neoppod's 4.1 ms in that run). A/B of the deferred unlock alone
+// (scripts/neobench -n 1000 -l 200 -c 500 -w 0 with ZBENCH_SYSTEMS=go,
+// the binaries before and after, alternately, 3 rounds each, load 17-21):
+// p50 10.5 -> 6.5 ms, our nodes' CPU per commit 3.0 -> 2.2 ms, commits/s
+// 62 -> 74 (medians; commits/s varied 26..97 with the load). Sending
+// each commit's statements in one round trip (batchTx) had taken our
+// nodes' CPU per small commit from 5.0 to 2.5 ms and its p50 from 26 to
+// 16 ms.
 //
 // # Deferred deletions
 //
