@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"crypto/sha1"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,12 +16,19 @@ import (
 )
 
 // A database written by this backend is read the same by neoppod's SQLite
-// backend: same schema, encodings and semantics.
+// backend: same schema, encodings and semantics; with SQLite's default
+// pages and with the Importer's bigger ones too.
 func TestPythonReadsOurDatabase(t *testing.T) {
 	peerpy.Require(t)
+	for _, pageSize := range []int{0, 16 << 10} {
+		t.Run(fmt.Sprintf("page_size=%d", pageSize), func(t *testing.T) { pythonReadsOurDatabase(t, pageSize) })
+	}
+}
+
+func pythonReadsOurDatabase(t *testing.T, pageSize int) {
 	path := filepath.Join(t.TempDir(), "go.db")
 	ctx := t.Context()
-	b, err := sqlite.Open(ctx, path, backend.Options{})
+	b, err := sqlite.Open(ctx, path, backend.Options{PageSize: pageSize})
 	if err != nil {
 		t.Fatal(err)
 	}
