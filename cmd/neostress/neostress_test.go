@@ -625,18 +625,26 @@ func echo(t *testing.T) net.Listener {
 	return l
 }
 
-func TestDelayProxyAddsLatencyEachWayAndKeepsOrder(t *testing.T) {
+// echoThroughProxy returns an echo server, a delay proxy (seed 1) in
+// front of it and a connection to the proxy, all closed when t ends.
+func echoThroughProxy(t *testing.T) (net.Listener, *delayProxy, net.Conn) {
+	t.Helper()
 	l := echo(t)
 	p, err := newDelayProxy(l.Addr().String(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.close()
+	t.Cleanup(p.close)
 	c, err := net.Dial("tcp", p.ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return l, p, c
+}
+
+func TestDelayProxyAddsLatencyEachWayAndKeepsOrder(t *testing.T) {
+	_, p, c := echoThroughProxy(t)
 	roundTrip := func(msg string) time.Duration {
 		t0 := time.Now()
 		if _, err := c.Write([]byte(msg)); err != nil {
@@ -690,17 +698,7 @@ func TestDelayProxyAddsLatencyEachWayAndKeepsOrder(t *testing.T) {
 }
 
 func TestDelayProxyPassesTheEnd(t *testing.T) {
-	l := echo(t)
-	p, err := newDelayProxy(l.Addr().String(), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
-	c, err := net.Dial("tcp", p.ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	l, p, c := echoThroughProxy(t)
 	c.Write([]byte("bye"))
 	c.(*net.TCPConn).CloseWrite() // the echo server sees EOF and closes
 	data, err := io.ReadAll(c)
