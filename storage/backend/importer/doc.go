@@ -55,8 +55,10 @@
 // (46.7 MB per CPU second); neoppod's Importer 1750.1 s, 0.7 MB/s, 210.1
 // CPU s (5.5 MB per CPU second): 15.9x in wall time, 8.5x in CPU. The
 // import's threads run at nice 19, so on a loaded machine its wall time
-// is what the other processes leave it: at 46.7 MB per CPU second, two
-// idle CPUs would give it about 90 MB/s, short of 100. Where that CPU
+// is what the other processes leave it: two runs minutes later, at load
+// average 7-10, took 24.3 and 30.2 s (47.5 and 38.2 MB/s, 53.6 and 53.0
+// MB per CPU second), and two whole CPUs at that cost would be about
+// 105 MB/s (not measured: the machine is never idle). Where that CPU
 // goes (BenchmarkImport, 200 MB, compress=true): zlib about 45% (level
 // 1; HuffmanOnly would take 20% less CPU overall and store 15% more),
 // SQLite's writes about 45%, a third of them write(2)/read(2) of WAL
