@@ -59,8 +59,8 @@
 // average 7-10, took 24.3 and 30.2 s (47.5 and 38.2 MB/s, 53.6 and 53.0
 // MB per CPU second), and on the machine idle for once (load average
 // 0.1-0.6) 15.7 s: 73.4 MB/s, 22.0 CPU s, so 1.4 of the 2 CPUs busy on
-// average: the one SQLite writer, which commits the batches in turn,
-// bounds it there, short of the 100 MB/s asked. Where that CPU
+// average, short of the 100 MB/s asked: probably the one SQLite writer
+// committing the batches in turn (not profiled idle). Where that CPU
 // goes (BenchmarkImport, 200 MB, compress=true): zlib about 45% (level
 // 1; HuffmanOnly would take 20% less CPU overall and store 15% more),
 // SQLite's writes about 45%, a third of them write(2)/read(2) of WAL
