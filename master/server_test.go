@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/neogo/neo/internal/freeport"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
@@ -124,17 +124,6 @@ func TestServerCommitOverSockets(t *testing.T) {
 	}
 }
 
-// freePort returns a loopback port free at the time of the call.
-func freePort(t *testing.T) uint16 {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return uint16(l.Addr().(*net.TCPAddr).Port)
-}
-
 // probe identifies as an admin to the master at addr: it returns "primary"
 // when accepted, the address of the designated primary (or "?") when told
 // NotPrimaryMaster, or the error.
@@ -193,7 +182,8 @@ func waitRoles(ctx context.Context, t *testing.T, addrs []proto.Addr, want ...st
 func TestServerElectionOverSockets(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	addrs := []proto.Addr{{Host: "127.0.0.1", Port: freePort(t)}, {Host: "127.0.0.1", Port: freePort(t)}}
+	ports := freeport.Ports(t, 2)
+	addrs := []proto.Addr{{Host: "127.0.0.1", Port: uint16(ports[0])}, {Host: "127.0.0.1", Port: uint16(ports[1])}}
 	start := func(i int) (*Server, chan error) {
 		srv, err := NewServer(Config{Cluster: "srv", Bind: addrs[i], Masters: addrs, Partitions: 3})
 		if err != nil {
@@ -235,7 +225,8 @@ func TestServerElectionOverSockets(t *testing.T) {
 func TestServerDynamicMasterList(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	addrs := []proto.Addr{{Host: "127.0.0.1", Port: freePort(t)}, {Host: "127.0.0.1", Port: freePort(t)}}
+	ports := freeport.Ports(t, 2)
+	addrs := []proto.Addr{{Host: "127.0.0.1", Port: uint16(ports[0])}, {Host: "127.0.0.1", Port: uint16(ports[1])}}
 	path := filepath.Join(t.TempDir(), "masters.json")
 	if err := saveMasterList(path, addrs[:1]); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/neogo/neo/internal/freeport"
 )
 
 // Tests of our neoadmin between neoppod's master and storages and
@@ -183,7 +185,7 @@ func TestAdminSameAsNeoppod(t *testing.T) {
 func TestAdminNotConnected(t *testing.T) {
 	p := needPeers(t)
 	bin := ourAdminBin(t)
-	ports := freePorts(t, 3) // master (nobody), our admin, neoppod's admin
+	ports := freeport.Ports(t, 3) // master (nobody), our admin, neoppod's admin
 	dir := testDir(t)
 	master := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	ours := &cluster{p: p, name: "nc", dir: dir, master: master, admin: fmt.Sprintf("127.0.0.1:%d", ports[1])}
@@ -225,7 +227,7 @@ func TestAdminTLS(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(certs, "ca.crt")); err != nil {
 		t.Skipf("neoppod's test certificates: %v", err)
 	}
-	ports := freePorts(t, 2)
+	ports := freeport.Ports(t, 2)
 	dir := testDir(t)
 	c := &cluster{p: p, name: fmt.Sprintf("tls%d", ports[0]), dir: dir,
 		master: fmt.Sprintf("127.0.0.1:%d", ports[0]), admin: fmt.Sprintf("127.0.0.1:%d", ports[1])}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/neogo/neo/client"
 	"github.com/neogo/neo/ctl"
+	"github.com/neogo/neo/internal/freeport"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
 	_ "github.com/neogo/neo/storage/backend/sqlite"
@@ -54,7 +55,7 @@ func caughtUpBackup(t *testing.T, up *slCluster, n int, kind string, storages, r
 // UP_TO_DATE.
 func newBackupCluster(t *testing.T, kind string, up *slCluster, storages, replicas int) *slCluster {
 	t.Helper()
-	ports := freePorts(t, 2)
+	ports := freeport.Ports(t, 2)
 	c := &slCluster{
 		foCluster: &foCluster{t: t, p: up.p, bin: up.bin, dir: filepath.Join(up.dir, "backup-"+kind),
 			name:    fmt.Sprintf("bk%d", ports[0]),
@@ -459,7 +460,7 @@ func TestBackupMonitoredByNeoppod(t *testing.T) {
 	p := needPeers(t)
 	bin := goClusterBin(t)
 	up := startCluster(t, p, 1, 0, 4)
-	ports := freePorts(t, 3)
+	ports := freeport.Ports(t, 3)
 	bk := &cluster{p: p, name: fmt.Sprintf("bk%d", ports[0]), dir: testDir(t),
 		master: fmt.Sprintf("127.0.0.1:%d", ports[0]), admin: fmt.Sprintf("127.0.0.1:%d", ports[1])}
 	monitor := &cluster{p: p, name: up.name, dir: bk.dir, master: up.master, admin: fmt.Sprintf("127.0.0.1:%d", ports[2])}
@@ -507,7 +508,7 @@ func TestBackupMonitoredByOurs(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			up := newSLCluster(t, "go", 1, 0, 4)
 			bk, last := caughtUpBackup(t, up, 3, kind, 1, 0)
-			mon := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+			mon := fmt.Sprintf("127.0.0.1:%d", freeport.Ports(t, 1)[0])
 			up.node("monitor", "go", "neoadmin", "--bind", mon, "--monitor-backup", bk.name)
 
 			want := fmt.Sprintf("# {}\nRUNNING; UP_TO_DATE=4; ltid=%016x (%s)\n\n%s\n    BACKINGUP; UP_TO_DATE=4; ltid=%016x; lag=0.0\n",

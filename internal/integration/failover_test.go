@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/ctl"
+	"github.com/neogo/neo/internal/freeport"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
 )
@@ -292,7 +293,7 @@ func TestFailover(t *testing.T) {
 // the primary during a commit loop and checks the loop.
 func testFailover(t *testing.T, kinds [2]string) {
 	p := needPeers(t)
-	ports := freePorts(t, 3)
+	ports := freeport.Ports(t, 3)
 	c := &foCluster{t: t, p: p, bin: goClusterBin(t), dir: testDir(t), name: fmt.Sprintf("fo%d", ports[0]),
 		masters: []string{fmt.Sprintf("127.0.0.1:%d", ports[0]), fmt.Sprintf("127.0.0.1:%d", ports[1])},
 		admin:   fmt.Sprintf("127.0.0.1:%d", ports[2]), procs: map[string]*goProc{}}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/client"
+	"github.com/neogo/neo/internal/freeport"
 	"github.com/neogo/neo/internal/neotest"
 	"github.com/neogo/neo/neonet"
 	"github.com/neogo/neo/proto"
@@ -280,7 +281,7 @@ func (l *gcLoop) check(masters []string, name string) {
 // newGoFoCluster prepares a foCluster of our binaries only.
 func newGoFoCluster(t *testing.T, prefix string, masters int) *foCluster {
 	t.Helper()
-	ports := freePorts(t, masters+1)
+	ports := freeport.Ports(t, masters+1)
 	c := &foCluster{t: t, bin: goClusterBin(t), dir: testDir(t), name: fmt.Sprintf("%s%d", prefix, ports[0]),
 		admin: fmt.Sprintf("127.0.0.1:%d", ports[masters]), procs: map[string]*goProc{}}
 	for i := range masters {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/ctl"
+	"github.com/neogo/neo/internal/freeport"
 	"github.com/neogo/neo/internal/inproc"
 	"github.com/neogo/neo/proto"
 )
@@ -62,7 +63,7 @@ type goCluster struct {
 // newGoCluster prepares (does not start) a cluster in a test directory.
 func newGoCluster(t *testing.T, storages, replicas, partitions int) *goCluster {
 	t.Helper()
-	ports := freePorts(t, 2)
+	ports := freeport.Ports(t, 2)
 	c := &goCluster{
 		t:          t,
 		bin:        goClusterBin(t),

@@ -7,8 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/neogo/neo/internal/freeport"
 )
 
 // Bounds of every wait of the harness.
@@ -223,36 +223,6 @@ func pyMain(name string) []string {
 		"import sys; from neo.scripts.%s import main; sys.argv[0]=%q; sys.exit(main())", name, name)}
 }
 
-// freePorts returns n distinct loopback ports, free at the time of the
-// call, taken below the kernel's ephemeral range (32768+) so that no
-// outgoing connection grabs one before the node binds it.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for tries := 0; len(ports) < n; tries++ {
-		if tries == 1000 {
-			t.Fatalf("no free port in [%d, %d)", portLow, portHigh)
-		}
-		port := portLow + rand.IntN(portHigh-portLow)
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		ls = append(ls, l)
-		ports = append(ports, port)
-	}
-	return ports
-}
-
-// Ports of the test clusters.
-const portLow, portHigh = 25000, 32000
-
 // testDir returns a directory for node files, kept when the test fails
 // or when $NEO_KEEP_FILES is set (to read the node logs of a passing run).
 func testDir(t *testing.T) string {
@@ -293,7 +263,7 @@ func startCluster(t *testing.T, p *peers, storages, replicas, partitions int) *c
 // (NEO_GO_BIN, NEO_GO_ROLES).
 func startClusterEnv(t *testing.T, p *peers, prefix string, extra []string, storages, replicas, partitions int) *cluster {
 	t.Helper()
-	ports := freePorts(t, 2)
+	ports := freeport.Ports(t, 2)
 	c := &cluster{
 		p:      p,
 		name:   fmt.Sprintf("%s%d", prefix, ports[0]),
@@ -398,7 +368,7 @@ func (c *cluster) addStorage(t *testing.T, i int) {
 // --cert --key options given to every node.
 func startManualCluster(t *testing.T, p *peers, storages int, tls ...string) *cluster {
 	t.Helper()
-	ports := freePorts(t, 2)
+	ports := freeport.Ports(t, 2)
 	c := &cluster{
 		p:      p,
 		name:   fmt.Sprintf("man%d", ports[0]),

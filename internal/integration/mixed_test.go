@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neogo/neo/internal/freeport"
 	"github.com/neogo/neo/proto"
 )
 
@@ -36,7 +37,7 @@ type mixedCluster struct {
 func newMixedCluster(t *testing.T, masterKind string, storageKinds ...string) *mixedCluster {
 	t.Helper()
 	p := needPeers(t)
-	ports := freePorts(t, 2)
+	ports := freeport.Ports(t, 2)
 	c := &mixedCluster{
 		slCluster: &slCluster{
 			foCluster: &foCluster{t: t, p: p, bin: goClusterBin(t), dir: testDir(t),

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neogo/neo/internal/freeport"
 	"github.com/neogo/neo/internal/smtptest"
 	"github.com/neogo/neo/proto"
 )
@@ -19,7 +20,7 @@ func TestBackupMonitorMail(t *testing.T) {
 	up := newSLCluster(t, "go", 1, 0, 4)
 	bk, last := caughtUpBackup(t, up, 3, "go", 1, 0)
 	smtp := smtptest.Start(t, bkWait)
-	mon := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	mon := fmt.Sprintf("127.0.0.1:%d", freeport.Ports(t, 1)[0])
 	up.node("monitor", "go", "neoadmin", "--bind", mon, "--monitor-backup", bk.name,
 		"--monitor-email", "ops@example.com", "--smtp", smtp.Addr)
 

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/neogo/neo/internal/freeport"
 )
 
 // sameOutput runs both neoctls with args and requires identical stdout,
@@ -106,7 +108,7 @@ func TestNeoctlUsage(t *testing.T) {
 // one-line error and exit status 1.
 func TestNeoctlErrors(t *testing.T) {
 	p := needPeers(t)
-	closed := fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	closed := fmt.Sprintf("127.0.0.1:%d", freeport.Ports(t, 1)[0])
 	refused := []string{"-a", closed, "print", "cluster"}
 	want, got := p.script(t, "neoctl", refused...), run(t, nil, ourNeoctl(t), refused...)
 	if got != want {
@@ -135,7 +137,7 @@ func TestNeoctlErrors(t *testing.T) {
 	oneLineError(t, got, "print pt 0 4")
 
 	// An admin without master answers NOT_READY.
-	ports := freePorts(t, 2)
+	ports := freeport.Ports(t, 2)
 	dir := testDir(t)
 	lone := &cluster{p: p, name: "lone", dir: dir, admin: fmt.Sprintf("127.0.0.1:%d", ports[1])}
 	p.spawn(t, dir, "admin", "neoadmin", "--cluster", "lone", "--masters", fmt.Sprintf("127.0.0.1:%d", ports[0]),
@@ -332,7 +334,7 @@ func TestNeoctlClientAndTruncate(t *testing.T) {
 func TestNeoctlBackup(t *testing.T) {
 	p := needPeers(t)
 	up := startCluster(t, p, 1, 0, 4)
-	ports := freePorts(t, 3)
+	ports := freeport.Ports(t, 3)
 	bk := &cluster{
 		p:      p,
 		name:   fmt.Sprintf("bk%d", ports[0]),

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/neogo/neo/ctl"
+	"github.com/neogo/neo/internal/freeport"
 	"github.com/neogo/neo/proto"
 )
 
@@ -69,7 +70,7 @@ func newSLCluster(t *testing.T, kind string, storages, replicas, partitions int)
 func slClusterOf(t *testing.T, prefix, kind string, replicas, partitions int) *slCluster {
 	t.Helper()
 	p := needPeers(t)
-	ports := freePorts(t, 2)
+	ports := freeport.Ports(t, 2)
 	c := &slCluster{
 		foCluster: &foCluster{t: t, p: p, bin: goClusterBin(t), dir: testDir(t),
 			name:    fmt.Sprintf("%s%d", prefix, ports[0]),

@@ -5,9 +5,11 @@ import (
 	"crypto/sha1"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/neogo/neo/internal/freeport"
 	"github.com/neogo/neo/internal/peerpy"
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
@@ -75,11 +77,16 @@ db.close()
 func TestReadNeoppodDatabase(t *testing.T) {
 	needServer(t)
 	peers := peerpy.Require(t)
-	const cluster, mport, aport = "neot-pywrite", "31510", "31511"
+	const cluster = "neot-pywrite"
+	// Ports and state directory of this run only, so that concurrent runs
+	// of the test do not meet.
+	ports := freeport.Ports(t, 2)
+	mport, aport := strconv.Itoa(ports[0]), strconv.Itoa(ports[1])
+	stateDir := t.TempDir()
 	cmd := func(args ...string) string {
 		t.Helper()
 		c := exec.CommandContext(t.Context(), filepath.Join(peers, "neo-py-cluster.sh"), args...)
-		c.Env = append(c.Environ(), "NEO_ADAPTER=MySQL", "NEO_DB_SOCKET="+socket, "NEO_STORAGES=1", "NEO_REPLICAS=0", "NEO_PARTITIONS=4")
+		c.Env = append(c.Environ(), "NEO_DIR="+stateDir, "NEO_ADAPTER=MySQL", "NEO_DB_SOCKET="+socket, "NEO_STORAGES=1", "NEO_REPLICAS=0", "NEO_PARTITIONS=4")
 		var stderr bytes.Buffer
 		c.Stderr = &stderr
 		out, err := c.Output()
