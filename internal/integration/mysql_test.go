@@ -51,6 +51,26 @@ func startMariaDB(t *testing.T, p *peers, names ...string) (dir, sock string) {
 	return dir, strings.TrimSpace(lastLine(string(out)))
 }
 
+// newGoMySQLCluster prepares a Go cluster of one master, two storages on
+// MySQL databases dbs of a private MariaDB server (in dir, socket sock)
+// and an admin; start starts its nodes, again after a kill.
+func newGoMySQLCluster(t *testing.T, p *peers, prefix string) (c *foCluster, dbs []string, dir, sock string, start func()) {
+	t.Helper()
+	c = newGoFoCluster(t, prefix, 1)
+	c.p = p
+	dbs = []string{fmt.Sprintf("%s_0", c.name), fmt.Sprintf("%s_1", c.name)}
+	dir, sock = startMariaDB(t, p, dbs...)
+	start = func() {
+		c.startMaster(0, "go")
+		for i, db := range dbs {
+			c.node(fmt.Sprintf("storage%d", i), "go", "neostorage", "--bind", "127.0.0.1:0", "--adapter", "MySQL",
+				"--database", "root@"+db+sock)
+		}
+		c.node("admin", "go", "neoadmin", "--bind", c.admin)
+	}
+	return c, dbs, dir, sock, start
+}
+
 // TestGoClusterMySQLRestart restarts the MariaDB server of our two MySQL
 // storages while our client commits in a loop: commits in flight may fail,
 // none acknowledged is lost, and the cluster serves again by itself once
@@ -58,16 +78,8 @@ func startMariaDB(t *testing.T, p *peers, names ...string) (dir, sock string) {
 // away" there).
 func TestGoClusterMySQLRestart(t *testing.T) {
 	p := needPeers(t)
-	c := newGoFoCluster(t, "gcmy", 1)
-	c.p = p
-	dbs := []string{fmt.Sprintf("%s_0", c.name), fmt.Sprintf("%s_1", c.name)}
-	dir, sock := startMariaDB(t, p, dbs...)
-	c.startMaster(0, "go")
-	for i, db := range dbs {
-		c.node(fmt.Sprintf("storage%d", i), "go", "neostorage", "--bind", "127.0.0.1:0", "--adapter", "MySQL",
-			"--database", "root@"+db+sock)
-	}
-	c.node("admin", "go", "neoadmin", "--bind", c.admin)
+	c, dbs, dir, sock, start := newGoMySQLCluster(t, p, "gcmy")
+	start()
 
 	l := startLoop(t, c.masters, c.name, clientLogger(t, c.dir))
 	l.waitAcks(l.first, 20, "commits before the restart")
@@ -120,18 +132,7 @@ func TestGoClusterMySQLRestart(t *testing.T) {
 // commit returns; InnoDB recovers its log).
 func TestGoClusterMySQLKill9(t *testing.T) {
 	p := needPeers(t)
-	c := newGoFoCluster(t, "gck9", 1)
-	c.p = p
-	dbs := []string{fmt.Sprintf("%s_0", c.name), fmt.Sprintf("%s_1", c.name)}
-	dir, sock := startMariaDB(t, p, dbs...)
-	start := func() {
-		c.startMaster(0, "go")
-		for i, db := range dbs {
-			c.node(fmt.Sprintf("storage%d", i), "go", "neostorage", "--bind", "127.0.0.1:0", "--adapter", "MySQL",
-				"--database", "root@"+db+sock)
-		}
-		c.node("admin", "go", "neoadmin", "--bind", c.admin)
-	}
+	c, _, dir, _, start := newGoMySQLCluster(t, p, "gck9")
 	start()
 	l := startLoop(t, c.masters, c.name, clientLogger(t, c.dir))
 	l.waitAcks(l.first, 30, "commits before the kill")
