@@ -127,7 +127,7 @@ func (db *DB) writeBatch(ctx context.Context, fn func(*batchTx) error) error {
 			}
 		}
 		b := &batchTx{conn: db.mu.conn, max: db.maxPacket - 1024}
-		err := db.applyUnlocks(ctx, b)
+		err := db.unlocks.Apply(ctx, b)
 		if err == nil {
 			err = fn(b)
 		}
@@ -140,7 +140,7 @@ func (db *DB) writeBatch(ctx context.Context, fn func(*batchTx) error) error {
 			b.commit(ctx) // rolls back
 		}
 		if err == nil {
-			db.unlocksCommitted()
+			db.unlocks.Committed()
 			return nil
 		}
 		clear(db.mu.nextID) // ids of a rolled back transaction may be reused
@@ -160,4 +160,10 @@ func (db *DB) writeCommit(ctx context.Context, fn func(*batchTx) error) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	return db.writeBatch(ctx, fn)
+}
+
+// commitUnlocks commits a transaction of nothing but the deferred unlocks
+// (sqlbackend.Unlocks.Commit); db.mu must be held.
+func (db *DB) commitUnlocks(ctx context.Context) error {
+	return db.writeBatch(ctx, func(*batchTx) error { return nil })
 }

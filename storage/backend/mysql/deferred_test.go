@@ -15,11 +15,15 @@ import (
 // connection when the server lost it; until then the server's other
 // sessions do not see it.
 func TestDeferredUnlock(t *testing.T) {
+	db, admin, name := testDB(t, backend.Options{})
+	setDelay := func(d time.Duration) { // read under db.mu
+		db.mu.Lock()
+		db.unlocks.Delay = d
+		db.mu.Unlock()
+	}
 	// Long enough for the steps that the timer must not disturb, on a
 	// loaded machine; shortened for the step that waits for it.
-	defer func(d time.Duration) { deferCommit = d }(deferCommit)
-	deferCommit = time.Hour
-	db, admin, name := testDB(t, backend.Options{})
+	setDelay(time.Hour)
 	ctx := t.Context()
 	// Rows of oid in obj and tobj, as another session sees them.
 	rows := func(oid proto.Oid) (obj, tobj int) {
@@ -56,11 +60,6 @@ func TestDeferredUnlock(t *testing.T) {
 
 	if err := db.LockTransaction(ctx, 0x30, 0x30, false); err != nil {
 		t.Fatal(err)
-	}
-	setDelay := func(d time.Duration) { // read under db.mu
-		db.mu.Lock()
-		deferCommit = d
-		db.mu.Unlock()
 	}
 	setDelay(100 * time.Millisecond)
 	if err := db.UnlockTransaction(ctx, 0x30, 0x30); err != nil {

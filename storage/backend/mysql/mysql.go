@@ -66,13 +66,9 @@ type DB struct {
 		np     uint32           // number of partitions, 0 if no pt
 		nid    proto.NodeID     // own nid, for pt encoding
 		nextID map[uint32]int64 // next data id per partition
-
-		voted   map[proto.Tid][]proto.Oid // oids of the votes not yet unlocked, for deferUnlock
-		unlocks []unlocked                // deferred unlocks (deferred.go)
-		timer   *time.Timer               // commits the deferred unlocks when nothing else does
 	}
-	pending pendingOids   // readers' view of mu.unlocks
-	npRead  atomic.Uint32 // np for readers
+	unlocks sqlbackend.Unlocks // deferred unlocks, guarded by mu
+	npRead  atomic.Uint32      // np for readers
 }
 
 var _ backend.Backend = (*DB)(nil)
@@ -123,6 +119,7 @@ func open(ctx context.Context, p Params, opts backend.Options) (_ *DB, err error
 		}
 	}
 	db := &DB{params: p, log: log.With("db", p.String()), engine: engine, oids: sqlbackend.NewOidBound()}
+	db.unlocks = sqlbackend.Unlocks{Mu: &db.mu.Mutex, Commit: db.commitUnlocks, Log: db.log}
 	defer func() {
 		if err != nil {
 			db.closeAll()
@@ -166,7 +163,7 @@ func open(ctx context.Context, p Params, opts backend.Options) (_ *DB, err error
 	db.w.SetMaxOpenConns(1)
 	db.w.SetMaxIdleConns(1)
 	db.r = sql.OpenDB(connector)
-	db.Reader = sqlbackend.Reader{DB: db.r, Dialect: dialect, NP: db.npRead.Load, Settle: db.settle}
+	db.Reader = sqlbackend.Reader{DB: db.r, Dialect: dialect, NP: db.npRead.Load, Settle: db.unlocks.Settle}
 	db.r.SetMaxOpenConns(4)
 	db.r.SetMaxIdleConns(4)
 	if err := db.waitServer(ctx, opts.Wait); err != nil {
@@ -297,7 +294,7 @@ func (db *DB) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		}
 		if err == nil {
 			if tx, err = db.mu.conn.BeginTx(ctx, nil); err == nil {
-				if err = db.applyUnlocks(ctx, tx); err == nil {
+				if err = db.unlocks.Apply(ctx, tx); err == nil {
 					break
 				}
 				tx.Rollback()
@@ -328,7 +325,7 @@ func (db *DB) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		}
 		return fmt.Errorf("commit: %w", err)
 	}
-	db.unlocksCommitted()
+	db.unlocks.Committed()
 	return nil
 }
 
@@ -383,12 +380,10 @@ func (db *DB) Close() error {
 		return nil
 	}
 	var errs []error
-	if db.mu.timer != nil {
-		db.mu.timer.Stop()
-	}
-	if err := db.commitUnlocks(context.Background()); err != nil {
+	db.unlocks.Stop()
+	if err := db.unlocks.CommitNow(context.Background()); err != nil {
 		// Verification replays them from the locked ttrans rows.
-		errs = append(errs, fmt.Errorf("commit %d deferred unlocks: %w", len(db.mu.unlocks), err))
+		errs = append(errs, fmt.Errorf("commit %d deferred unlocks: %w", db.unlocks.Len(), err))
 	}
 	db.mu.closed = true
 	if err := errors.Join(append(errs, db.closeAll())...); err != nil {

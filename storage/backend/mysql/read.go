@@ -28,8 +28,8 @@ func (db *DB) Load(ctx context.Context, oid proto.Oid, at, before proto.Tid) (*b
 	if err != nil {
 		return nil, fmt.Errorf("load oid %s: %w", oid, err)
 	}
-	if db.pending.has(oid) {
-		if err := db.settle(ctx); err != nil {
+	if db.unlocks.Has(oid) {
+		if err := db.unlocks.Settle(ctx); err != nil {
 			return nil, fmt.Errorf("load oid %s: %w", oid, err)
 		}
 	}
@@ -79,8 +79,8 @@ func (db *DB) LastObjectTid(ctx context.Context, oid proto.Oid) (proto.Tid, erro
 	if err != nil {
 		return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)
 	}
-	if db.pending.has(oid) {
-		if err := db.settle(ctx); err != nil {
+	if db.unlocks.Has(oid) {
+		if err := db.unlocks.Settle(ctx); err != nil {
 			return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)
 		}
 	}

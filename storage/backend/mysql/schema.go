@@ -10,7 +10,6 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
 	"github.com/neogo/neo/storage/backend/sqlbackend"
 )
@@ -165,7 +164,6 @@ func (db *DB) setup(ctx context.Context, dedup bool) error {
 		db.mu.nid = m.NID
 	}
 	db.mu.nextID = map[uint32]int64{}
-	db.mu.voted = map[proto.Tid][]proto.Oid{}
 	// Data rows neoppod left to prune later (cluster.md §8.7).
 	return db.writeTx(ctx, func(tx *sql.Tx) error {
 		ids, err := sqlbackend.CollectDataIDs(ctx, tx, `SELECT data_id FROM todel`)

@@ -93,30 +93,19 @@ func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approveP
 }
 
 // UnlockTransaction implements [backend.Backend]. The unlock of a
-// transaction voted here is deferred (deferred.go); one voted before the
-// process started is committed at once.
+// transaction voted here is deferred (sqlbackend.Unlocks); one voted
+// before the process started is committed at once.
 func (db *DB) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error {
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if db.mu.closed {
-		return fmt.Errorf("unlock %s as %s: %w", ttid, tid, backend.ErrClosed)
-	}
-	if oids, ok := db.mu.voted[ttid]; ok {
-		delete(db.mu.voted, ttid)
-		db.deferUnlock(ttid, tid, oids)
-		return nil
-	}
-	if err := db.writeBatch(ctx, func(tx *batchTx) error { return sqlbackend.UnlockTx(ctx, tx, ttid, tid) }); err != nil {
-		return fmt.Errorf("unlock %s as %s: %w", ttid, tid, err)
-	}
-	return nil
+	return db.unlocks.Unlock(ttid, tid, func() error {
+		return db.writeBatch(ctx, func(tx *batchTx) error { return sqlbackend.UnlockTx(ctx, tx, ttid, tid) })
+	})
 }
 
 // ValidateTransaction implements [backend.Backend].
 func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	delete(db.mu.voted, ttid)
+	db.unlocks.Forget(ttid)
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
 		if err := sqlbackend.LockTx(ctx, tx, ttid, tid, false); err != nil {
 			return err
@@ -137,7 +126,7 @@ func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) erro
 func (db *DB) AbortTransaction(ctx context.Context, ttid proto.Tid) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	delete(db.mu.voted, ttid)
+	db.unlocks.Forget(ttid)
 	if err := db.writeTx(ctx, func(tx *sql.Tx) error { return dialect.AbortTransaction(ctx, tx, ttid) }); err != nil {
 		return fmt.Errorf("abort %s: %w", ttid, err)
 	}
@@ -148,7 +137,7 @@ func (db *DB) AbortTransaction(ctx context.Context, ttid proto.Tid) error {
 func (db *DB) DropUnfinishedData(ctx context.Context) error {
 	db.mu.Lock()
 	defer db.mu.Unlock()
-	clear(db.mu.voted)
+	db.unlocks.ForgetAll()
 	if err := db.writeTx(ctx, func(tx *sql.Tx) error { return dialect.DropUnfinishedData(ctx, tx) }); err != nil {
 		return fmt.Errorf("drop unfinished data: %w", err)
 	}

@@ -354,7 +354,7 @@ func (db *DB) StoreTransaction(ctx context.Context, ttid proto.Tid, records []ba
 	for i := range records {
 		oids[i] = records[i].Oid
 	}
-	db.mu.voted[ttid] = oids
+	db.unlocks.Voted(ttid, oids)
 	return nil
 }
 

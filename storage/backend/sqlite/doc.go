@@ -18,8 +18,8 @@
 //
 // One connection writes (SQLite has one writer anyway), serialised by a
 // mutex; a pool of four connections reads. In WAL mode readers never wait
-// for the writer and see the last commit, so an unlocked transaction is
-// visible to loads as soon as UnlockTransaction returns. Loads are single
+// for the writer and see the last commit. An unlock is deferred (below);
+// a read that could see it commits it first. Loads are single
 // prepared statements that also fetch the next serial, so that a record
 // and its next_serial come from one snapshot.
 //
@@ -39,6 +39,12 @@
 // wait). A power loss can only cut the WAL at a frame boundary checked by
 // its checksums, i.e. lose a suffix of commits; a lost unlock leaves its
 // locked ttrans row, which verification replays (cluster.md §6.10).
+// Hence an unlock is not even committed at once, as on MySQL
+// (sqlbackend.Unlocks): its statements run first in the next write
+// transaction (the next vote, usually), or within a second by a timer,
+// or when a read needs them (a load or conflict check of one of their
+// oids, any other read of the tables), or at Close. A small commit is
+// then two SQLite transactions per storage (vote, lock) instead of three.
 // "?synchronous=NORMAL" in the data source name trades power-loss safety
 // of the lock for speed; kill -9 safety remains.
 //

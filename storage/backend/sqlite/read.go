@@ -34,6 +34,11 @@ func (db *DB) Load(ctx context.Context, oid proto.Oid, at, before proto.Tid) (*b
 	if err != nil {
 		return nil, fmt.Errorf("load oid %s: %w", oid, err)
 	}
+	if db.unlocks.Has(oid) {
+		if err := db.unlocks.Settle(ctx); err != nil {
+			return nil, fmt.Errorf("load oid %s: %w", oid, err)
+		}
+	}
 	p := backend.Partition(oid, np)
 	var row *sql.Row
 	switch {
@@ -72,6 +77,11 @@ func (db *DB) LastObjectTid(ctx context.Context, oid proto.Oid) (proto.Tid, erro
 	np, err := db.np()
 	if err != nil {
 		return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)
+	}
+	if db.unlocks.Has(oid) {
+		if err := db.unlocks.Settle(ctx); err != nil {
+			return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)
+		}
 	}
 	if above, err := db.oids.Above(ctx, db.r, np, oid); err != nil {
 		return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)

@@ -83,19 +83,23 @@ func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approveP
 	return nil
 }
 
-// UnlockTransaction implements [backend.Backend]. The commit is not
-// synced: if lost, verification replays it from the locked ttrans row.
+// UnlockTransaction implements [backend.Backend]. The unlock of a
+// transaction voted here is deferred (sqlbackend.Unlocks); one voted
+// before the process started is committed at once. Neither is synced: if
+// lost, verification replays it from the locked ttrans row.
 func (db *DB) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error {
 	ctx = short(ctx)
-	if err := db.write(ctx, false, func(tx *wtx) error { return sqlbackend.UnlockTx(ctx, tx, ttid, tid) }); err != nil {
-		return fmt.Errorf("unlock %s as %s: %w", ttid, tid, err)
-	}
-	return nil
+	return db.unlocks.Unlock(ttid, tid, func() error {
+		return db.writeTx(ctx, false, func(tx *wtx) error { return sqlbackend.UnlockTx(ctx, tx, ttid, tid) })
+	})
 }
 
 // ValidateTransaction implements [backend.Backend].
 func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) error {
-	err := db.write(ctx, true, func(tx *wtx) error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.unlocks.Forget(ttid)
+	err := db.writeTx(ctx, true, func(tx *wtx) error {
 		if err := sqlbackend.LockTx(ctx, tx, ttid, tid, false); err != nil {
 			return err
 		}
@@ -114,7 +118,10 @@ func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) erro
 // AbortTransaction implements [backend.Backend].
 func (db *DB) AbortTransaction(ctx context.Context, ttid proto.Tid) error {
 	ctx = short(ctx)
-	if err := db.write(ctx, false, func(tx *wtx) error { return dialect.AbortTransaction(ctx, tx, ttid) }); err != nil {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.unlocks.Forget(ttid)
+	if err := db.writeTx(ctx, false, func(tx *wtx) error { return dialect.AbortTransaction(ctx, tx, ttid) }); err != nil {
 		return fmt.Errorf("abort %s: %w", ttid, err)
 	}
 	return nil
@@ -122,7 +129,10 @@ func (db *DB) AbortTransaction(ctx context.Context, ttid proto.Tid) error {
 
 // DropUnfinishedData implements [backend.Backend].
 func (db *DB) DropUnfinishedData(ctx context.Context) error {
-	if err := db.write(ctx, false, func(tx *wtx) error { return dialect.DropUnfinishedData(ctx, tx) }); err != nil {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	db.unlocks.ForgetAll()
+	if err := db.writeTx(ctx, false, func(tx *wtx) error { return dialect.DropUnfinishedData(ctx, tx) }); err != nil {
 		return fmt.Errorf("drop unfinished data: %w", err)
 	}
 	return nil

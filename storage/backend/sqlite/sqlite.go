@@ -155,7 +155,8 @@ type DB struct {
 		nid    proto.NodeID     // own nid, for pt encoding
 		nextID map[uint32]int64 // next data id per partition
 	}
-	npRead syncUint32 // np for readers
+	unlocks sqlbackend.Unlocks // deferred unlocks, guarded by mu
+	npRead  syncUint32         // np for readers
 }
 
 type syncUint32 struct {
@@ -187,6 +188,7 @@ func open(ctx context.Context, p Params, opts backend.Options, drv sqlDriver) (_
 		log = slog.New(slog.DiscardHandler)
 	}
 	db := &DB{params: p, log: log.With("db", p.Path), oids: sqlbackend.NewOidBound()}
+	db.unlocks = sqlbackend.Unlocks{Mu: &db.mu.Mutex, Commit: db.commitUnlocks, Log: db.log}
 	defer func() {
 		if err != nil {
 			db.closeAll()
@@ -242,7 +244,7 @@ func open(ctx context.Context, p Params, opts backend.Options, drv sqlDriver) (_
 	if db.r, err = sql.Open(drv.name, drv.dsn(p.Path)); err != nil {
 		return nil, fmt.Errorf("open %s: %w", p.Path, err)
 	}
-	db.Reader = sqlbackend.Reader{DB: db.r, Dialect: dialect, NP: db.npRead.load}
+	db.Reader = sqlbackend.Reader{DB: db.r, Dialect: dialect, NP: db.npRead.load, Settle: db.unlocks.Settle}
 	db.r.SetMaxOpenConns(4)
 	db.r.SetMaxIdleConns(4)
 	for _, x := range []struct {
@@ -304,8 +306,14 @@ func (db *DB) Close() error {
 	if db.mu.closed {
 		return nil
 	}
+	var errs []error
+	db.unlocks.Stop()
+	if err := db.unlocks.CommitNow(context.Background()); err != nil {
+		// Verification replays them from the locked ttrans rows.
+		errs = append(errs, fmt.Errorf("commit %d deferred unlocks: %w", db.unlocks.Len(), err))
+	}
 	db.mu.closed = true
-	if err := db.closeAll(); err != nil {
+	if err := errors.Join(append(errs, db.closeAll())...); err != nil {
 		return fmt.Errorf("close %s: %w", db.params.Path, err)
 	}
 	return nil
@@ -441,8 +449,8 @@ func (db *DB) setup(ctx context.Context, dedup bool) error {
 	})
 }
 
-// writeTx runs fn in a write transaction on the write connection; db.mu
-// must be held. durable commits with the configured PRAGMA synchronous
+// writeTx runs fn in a write transaction on the write connection, after
+// the deferred unlocks; db.mu must be held. durable commits with the configured PRAGMA synchronous
 // (FULL by default: the WAL is fsynced), else with NORMAL (no fsync: the
 // commit survives a process crash and becomes durable with the next
 // durable commit, since the WAL is written in order).
@@ -464,7 +472,11 @@ func (db *DB) writeTx(ctx context.Context, durable bool, fn func(*wtx) error) er
 	if err := tx.begin(ctx); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(tx); err != nil {
+	err := db.unlocks.Apply(ctx, tx)
+	if err == nil {
+		err = fn(tx)
+	}
+	if err != nil {
 		tx.rollback()
 		// Ids allocated in the rolled back transaction may be reused.
 		clear(db.mu.nextID)
@@ -474,7 +486,15 @@ func (db *DB) writeTx(ctx context.Context, durable bool, fn func(*wtx) error) er
 		clear(db.mu.nextID)
 		return fmt.Errorf("commit: %w", err)
 	}
+	db.unlocks.Committed()
 	return nil
+}
+
+// commitUnlocks commits a transaction of nothing but the deferred unlocks
+// (sqlbackend.Unlocks.Commit); db.mu must be held. Not synced, as an
+// unlock.
+func (db *DB) commitUnlocks(ctx context.Context) error {
+	return db.writeTx(ctx, false, func(*wtx) error { return nil })
 }
 
 // write runs fn under the write lock in one transaction.

@@ -134,6 +134,11 @@ func (db *DB) StoreTransaction(ctx context.Context, ttid proto.Tid, records []ba
 	if err != nil {
 		return fmt.Errorf("vote %s (%d records): %w", ttid, len(records), err)
 	}
+	oids := make([]proto.Oid, len(records))
+	for i := range records {
+		oids[i] = records[i].Oid
+	}
+	db.unlocks.Voted(ttid, oids)
 	return nil
 }
 
