@@ -37,7 +37,7 @@ func TestDeferredUnlock(t *testing.T) {
 	setDelay(time.Hour)
 
 	// What another connection sees committed.
-	other, err := sql.Open(defaultDriver.name, defaultDriver.dsn(path))
+	other, err := sql.Open(defaultDriver.name, defaultDriver.dsn(path, ""))
 	if err != nil {
 		t.Fatal(err)
 	}

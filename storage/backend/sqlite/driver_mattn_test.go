@@ -9,17 +9,16 @@ import (
 )
 
 func init() {
-	// The same per-connection settings as the modernc DSN.
-	sql.Register("sqlite3-bench", &sqlite3.SQLiteDriver{
-		ConnectHook: func(c *sqlite3.SQLiteConn) error {
-			_, err := c.Exec("PRAGMA mmap_size=1073741824", nil)
-			return err
-		},
-	})
+	// The same per-connection settings as the modernc DSN (no mmap).
+	sql.Register("sqlite3-bench", &sqlite3.SQLiteDriver{})
 	benchDrivers["mattn"] = sqlDriver{
 		name: "sqlite3-bench",
-		dsn: func(path string) string {
-			return "file:" + escapePath(path) + "?_busy_timeout=10000"
+		dsn: func(path, cacheSize string) string {
+			dsn := "file:" + escapePath(path) + "?_busy_timeout=10000"
+			if cacheSize != "" {
+				dsn += "&_cache_size=" + cacheSize
+			}
+			return dsn
 		},
 	}
 }

@@ -29,7 +29,9 @@ func init() {
 // with a busy timeout. Tests swap it to benchmark other drivers.
 type sqlDriver struct {
 	name string
-	dsn  func(path string) string
+	// dsn names the file at path for the driver, with the per-connection
+	// settings; cacheSize is PRAGMA cache_size ("": SQLite's default).
+	dsn func(path, cacheSize string) string
 }
 
 // escapePath keeps a path intact inside a "file:" URI.
@@ -39,8 +41,18 @@ func escapePath(path string) string {
 
 var defaultDriver = sqlDriver{
 	name: "sqlite", // modernc.org/sqlite
-	dsn: func(path string) string {
-		return "file:" + escapePath(path) + "?_pragma=busy_timeout(10000)&_pragma=mmap_size(1073741824)"
+	// No mmap_size: SQLite then reads each page with pread(2) into the
+	// connection's page cache. A map saved no CPU per load (random loads
+	// in a 2.6 GB database: 51-53 us of storage CPU per load with no map,
+	// 44-75 with 1 GiB, 51-59 with 2 GiB, the most modernc allows), but
+	// its pages are the process's: peak RSS 158 MiB with no map, 1.0 GiB
+	// with 1 GiB, 2.1 GiB with 2 GiB (--cache-size 64M).
+	dsn: func(path, cacheSize string) string {
+		dsn := "file:" + escapePath(path) + "?_pragma=busy_timeout(10000)"
+		if cacheSize != "" {
+			dsn += "&_pragma=cache_size(" + cacheSize + ")"
+		}
+		return dsn
 	},
 }
 
@@ -210,7 +222,7 @@ func open(ctx context.Context, p Params, opts backend.Options, drv sqlDriver) (_
 	if err := db.lockFile(); err != nil {
 		return nil, err
 	}
-	if db.w, err = sql.Open(drv.name, drv.dsn(p.Path)); err != nil {
+	if db.w, err = sql.Open(drv.name, drv.dsn(p.Path, p.CacheSize)); err != nil {
 		return nil, fmt.Errorf("open %s: %w", p.Path, err)
 	}
 	db.w.SetMaxOpenConns(1)
@@ -230,9 +242,6 @@ func open(ctx context.Context, p Params, opts backend.Options, drv sqlDriver) (_
 	}
 	pragmas = append(pragmas, "PRAGMA journal_mode="+p.JournalMode, "PRAGMA synchronous="+p.Synchronous)
 	db.mu.sync = p.Synchronous
-	if p.CacheSize != "" {
-		pragmas = append(pragmas, "PRAGMA cache_size="+p.CacheSize)
-	}
 	for _, q := range pragmas {
 		if _, err := conn.ExecContext(ctx, q); err != nil {
 			return nil, fmt.Errorf("open %s: %s: %w", p.Path, q, err)
@@ -241,7 +250,7 @@ func open(ctx context.Context, p Params, opts backend.Options, drv sqlDriver) (_
 	if err := db.setup(ctx, opts.Dedup); err != nil {
 		return nil, fmt.Errorf("open %s: %w", p.Path, err)
 	}
-	if db.r, err = sql.Open(drv.name, drv.dsn(p.Path)); err != nil {
+	if db.r, err = sql.Open(drv.name, drv.dsn(p.Path, p.CacheSize)); err != nil {
 		return nil, fmt.Errorf("open %s: %w", p.Path, err)
 	}
 	db.Reader = sqlbackend.Reader{DB: db.r, Dialect: dialect, NP: db.npRead.load, Settle: db.unlocks.Settle}
