@@ -33,6 +33,14 @@ func TestVoteSyncPolicy(t *testing.T) {
 		}
 		db.mu.Lock()
 		defer db.mu.Unlock()
+		// What the connection runs with, not only what db.mu.sync says.
+		var level int
+		if err := db.mu.conn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&level); err != nil {
+			t.Fatal(err)
+		}
+		if name := map[int]string{1: "NORMAL", 2: "FULL"}[level]; name != db.mu.sync {
+			t.Errorf("after %s: PRAGMA synchronous is %d, db.mu.sync %s", what, level, db.mu.sync)
+		}
 		return db.mu.sync
 	}
 	for _, c := range []struct {
