@@ -3,6 +3,7 @@ package importer
 import (
 	"runtime"
 	"syscall"
+	"time"
 )
 
 // lowPriority makes the calling goroutine run at the lowest CPU priority
@@ -13,4 +14,17 @@ import (
 func lowPriority() {
 	runtime.LockOSThread()
 	syscall.Setpriority(syscall.PRIO_PROCESS, syscall.Gettid(), 19)
+}
+
+// rusageThread is Linux's RUSAGE_THREAD, which package syscall lacks.
+const rusageThread = 1
+
+// threadCPU returns the CPU time of the calling thread so far; the
+// goroutine must be locked to it (lowPriority). 0 if unknown.
+func threadCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(rusageThread, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -2,5 +2,10 @@
 
 package importer
 
+import "time"
+
 // lowPriority is a no-op where threads have no priority of their own.
 func lowPriority() {}
+
+// threadCPU is unknown there.
+func threadCPU() time.Duration { return 0 }

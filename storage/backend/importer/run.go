@@ -111,7 +111,9 @@ func (im *Importer) importAll(ctx context.Context) error {
 	go func() {
 		lowPriority()
 		defer close(committed)
+		cpu0 := threadCPU()
 		commitErr = im.commitBatches(ctx, cancel, compressed, p)
+		p.setWriterCPU(threadCPU() - cpu0)
 	}()
 	<-committed
 	wg.Wait()
@@ -166,8 +168,10 @@ func (im *Importer) importEnd(ctx context.Context, ltid proto.Tid, p *progress) 
 	im.done.Store(true)
 	txns, bytes := p.done()
 	el := time.Since(p.start).Seconds()
+	// The writer's CPU bounds the import's speed: its commits are the one
+	// stage that cannot run on several CPUs.
 	im.log.Info("importer: import done", "transactions", txns, "bytes", bytes, "seconds", fmt.Sprintf("%.1f", el),
-		"MB/s", fmt.Sprintf("%.1f", float64(bytes)/1e6/max(el, 1e-9)))
+		"MB/s", fmt.Sprintf("%.1f", float64(bytes)/1e6/max(el, 1e-9)), "writer CPU s", fmt.Sprintf("%.1f", p.writerCPUTime().Seconds()))
 	im.allImported()
 	return nil
 }
@@ -331,10 +335,23 @@ type progress struct {
 		Info(msg string, args ...any)
 	}
 
-	mu    sync.Mutex
-	last  time.Time // of the last log line
-	txns  int64
-	bytes int64 // of source transactions imported
+	mu        sync.Mutex
+	last      time.Time // of the last log line
+	txns      int64
+	bytes     int64         // of source transactions imported
+	writerCPU time.Duration // of the commits' thread, once done
+}
+
+func (p *progress) setWriterCPU(d time.Duration) {
+	p.mu.Lock()
+	p.writerCPU = d
+	p.mu.Unlock()
+}
+
+func (p *progress) writerCPUTime() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.writerCPU
 }
 
 func (p *progress) add(txns, bytes int64) {
