@@ -1,6 +1,7 @@
 package nodelog
 
 import (
+	"bytes"
 	"database/sql"
 	"log/slog"
 	"os"
@@ -109,5 +110,82 @@ func TestReopen(t *testing.T) {
 	defer db.Close()
 	if err := db.QueryRow("SELECT 1 FROM protocol").Scan(new(int)); err == nil {
 		t.Errorf("old file without packets kept its protocol table")
+	}
+}
+
+// TestArenaReuse: on a full buffer, packet bodies are copied into a few
+// reused arenas, and never into one that a kept record, or one taken by
+// a concurrent Flush, still points into: every body written matches the
+// packet it came with.
+func TestArenaReuse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "n.log")
+	const kept = 100
+	l, err := Open(path, Options{MaxBuffer: kept * (recordOverhead + 1024)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := func(id int) []byte {
+		b := make([]byte, 1024)
+		for i := range b {
+			b[i] = byte(id + i)
+		}
+		return b
+	}
+	arenas := map[*arena]bool{}
+	add := func(id int) {
+		l.add(record{date: unixNow(), packet: true, id: uint32(id), body: body(id)})
+		l.mu.Lock()
+		arenas[l.arena] = true
+		l.mu.Unlock()
+	}
+	const n = 20000
+	for id := range n / 2 {
+		add(id)
+	}
+	// kept KiB in the buffer, one arena being filled, the free ones.
+	if max := kept*1024/arenaSize + 2 + maxFreeArenas; len(arenas) > max {
+		t.Errorf("%d packets of 1 KiB through %d arenas, want at most %d", n/2, len(arenas), max)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20 {
+			l.Flush()
+		}
+	}()
+	for id := n / 2; id < n; id++ {
+		add(id)
+	}
+	<-done
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query("SELECT msg_id, body FROM packet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	written := 0
+	for rows.Next() {
+		var id int
+		var b []byte
+		if err := rows.Scan(&id, &b); err != nil {
+			t.Fatal(err)
+		}
+		if want := body(id); !bytes.Equal(b, want) {
+			t.Fatalf("packet %d written with the body of another (starts % x, want % x)", id, b[:4], want[:4])
+		}
+		written++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if written < kept {
+		t.Errorf("%d packets written, want at least the %d kept", written, kept)
 	}
 }
