@@ -102,14 +102,14 @@ type record struct {
 	lineno   int
 	msg      string
 
-	// packet
+	// packet (the small fields first: 160 bytes in all, a size class)
 	sent  bool
-	id    uint32
+	nbody bool // body omitted (too large)
 	code  uint16
+	id    uint32
 	peer  proto.NodeID
 	addr  net.Addr
 	body  []byte
-	nbody bool   // body omitted (too large)
 	arena *arena // holding body, if one does
 }
 

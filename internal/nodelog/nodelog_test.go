@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"unsafe"
 )
 
 // count returns the rows of table in the log file at path.
@@ -187,5 +188,13 @@ func TestArenaReuse(t *testing.T) {
 	}
 	if written < kept {
 		t.Errorf("%d packets written, want at least the %d kept", written, kept)
+	}
+}
+
+// A chunk of records is 256 x 160 bytes, a size class of the Go
+// allocator: a larger record would round each chunk up to 48 KiB.
+func TestRecordSize(t *testing.T) {
+	if n := unsafe.Sizeof(record{}); n > 160 {
+		t.Errorf("record of %d bytes, want at most 160", n)
 	}
 }
