@@ -97,7 +97,7 @@ func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approveP
 // before the process started is committed at once.
 func (db *DB) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error {
 	return db.unlocks.Unlock(ttid, tid, func() error {
-		return db.writeBatch(ctx, func(tx *batchTx) error { return sqlbackend.UnlockTx(ctx, tx, ttid, tid) })
+		return db.writeBatch(ctx, func(tx *batchTx) error { return sqlbackend.UnlockTx(ctx, tx, ttid, tid, sqlbackend.AllRows) })
 	})
 }
 
@@ -114,7 +114,7 @@ func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) erro
 		if err := db.oids.RaiseFromTobj(ctx, tx, int64(ttid)); err != nil {
 			return err
 		}
-		return sqlbackend.UnlockTx(ctx, tx, ttid, tid)
+		return sqlbackend.UnlockTx(ctx, tx, ttid, tid, sqlbackend.AllRows)
 	})
 	if err != nil {
 		return fmt.Errorf("validate %s as %s: %w", ttid, tid, err)

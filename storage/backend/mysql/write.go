@@ -354,7 +354,7 @@ func (db *DB) StoreTransaction(ctx context.Context, ttid proto.Tid, records []ba
 	for i := range records {
 		oids[i] = records[i].Oid
 	}
-	db.unlocks.Voted(ttid, oids)
+	db.unlocks.Voted(ttid, oids, sqlbackend.VoteRows{Objects: len(records) > 0, Meta: meta != nil, Pack: meta != nil && meta.Pack != nil})
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,7 +50,7 @@ type Unlocks struct {
 	// if 0. Read under Mu.
 	Delay time.Duration
 
-	voted   map[proto.Tid][]proto.Oid // oids of the votes not yet unlocked
+	voted   map[proto.Tid]vote // the votes not yet unlocked
 	list    []unlocked
 	timer   *time.Timer
 	stopped bool        // the backend closes: nothing more is deferred
@@ -57,15 +58,29 @@ type Unlocks struct {
 }
 
 // unlocked is a deferred unlock.
-type unlocked struct{ ttid, tid proto.Tid }
+type unlocked struct {
+	ttid, tid proto.Tid
+	rows      VoteRows
+}
 
-// Voted records the oids of the vote of ttid, whose unlock may then be
-// deferred.
-func (u *Unlocks) Voted(ttid proto.Tid, oids []proto.Oid) {
+// vote is what a vote wrote.
+type vote struct {
+	oids []proto.Oid
+	rows VoteRows
+}
+
+// Voted records the oids of the vote of ttid and the rows it wrote; its
+// unlock may then be deferred, and runs only the statements these rows
+// need. A second vote of ttid adds to the first.
+func (u *Unlocks) Voted(ttid proto.Tid, oids []proto.Oid, rows VoteRows) {
 	if u.voted == nil {
-		u.voted = make(map[proto.Tid][]proto.Oid)
+		u.voted = make(map[proto.Tid]vote)
 	}
-	u.voted[ttid] = oids
+	if v, ok := u.voted[ttid]; ok {
+		oids = append(slices.Clip(v.oids), oids...)
+		rows = rows.Or(v.rows)
+	}
+	u.voted[ttid] = vote{oids, rows}
 }
 
 // Forget forgets the vote of ttid (aborted, or validated at once).
@@ -92,13 +107,13 @@ func (u *Unlocks) Unlock(ttid, tid proto.Tid, commit func() error) error {
 // deferUnlock remembers the unlock of ttid as tid if it may be deferred,
 // and reports whether it did.
 func (u *Unlocks) deferUnlock(ttid, tid proto.Tid) bool {
-	oids, ok := u.voted[ttid]
+	v, ok := u.voted[ttid]
 	if !ok || u.stopped {
 		return false
 	}
 	delete(u.voted, ttid)
-	u.list = append(u.list, unlocked{ttid, tid})
-	u.pending.add(oids)
+	u.list = append(u.list, unlocked{ttid, tid, v.rows})
+	u.pending.add(v.oids)
 	d := u.Delay
 	if d == 0 {
 		d = DeferCommit
@@ -117,7 +132,7 @@ func (u *Unlocks) Len() int { return len(u.list) }
 // Apply runs the deferred unlocks in a write transaction that begins.
 func (u *Unlocks) Apply(ctx context.Context, tx Tx) error {
 	for _, x := range u.list {
-		if err := UnlockTx(ctx, tx, x.ttid, x.tid); err != nil {
+		if err := UnlockTx(ctx, tx, x.ttid, x.tid, x.rows); err != nil {
 			return fmt.Errorf("deferred unlock of %s as %s: %w", x.ttid, x.tid, err)
 		}
 	}

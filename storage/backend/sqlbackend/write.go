@@ -44,32 +44,51 @@ func LockTx(ctx context.Context, tx Tx, ttid, tid proto.Tid, approvePack bool) e
 	return nil
 }
 
+// VoteRows says which rows a vote wrote, so that its unlock runs only the
+// statements that move something: most transactions have no pack order,
+// and a storage without the metadata of a transaction has no ttrans row.
+type VoteRows struct{ Objects, Meta, Pack bool }
+
+// AllRows is what the unlock of a vote it did not see (made before a
+// restart) must assume.
+var AllRows = VoteRows{Objects: true, Meta: true, Pack: true}
+
+// Or returns the rows of both votes.
+func (r VoteRows) Or(o VoteRows) VoteRows {
+	return VoteRows{r.Objects || o.Objects, r.Meta || o.Meta, r.Pack || o.Pack}
+}
+
 // UnlockTx moves transaction ttid from the temporary tables to trans/obj
-// under tid; its pack order takes the final tid.
-func UnlockTx(ctx context.Context, tx Tx, ttid, tid proto.Tid) error {
-	for _, q := range []struct {
+// under tid; its pack order takes the final tid. rows are the rows its
+// vote wrote (AllRows if unknown).
+func UnlockTx(ctx context.Context, tx Tx, ttid, tid proto.Tid, rows VoteRows) error {
+	type stmt struct {
 		sql  string
 		args []any
-	}{
-		{"REPLACE INTO obj SELECT `partition`, oid, ?, data_id, value_tid FROM tobj WHERE tid=?", []any{int64(tid), int64(ttid)}},
-		{"DELETE FROM tobj WHERE tid=?", []any{int64(ttid)}},
-		{"REPLACE INTO trans SELECT `partition`, ?, packed, oids, user, description, ext, ttid FROM ttrans WHERE ttid=?", []any{int64(tid), int64(ttid)}},
-		{"DELETE FROM ttrans WHERE ttid=?", []any{int64(ttid)}},
-	} {
+	}
+	var qs [6]stmt
+	n := 0
+	add := func(q string, args ...any) { qs[n] = stmt{q, args}; n++ }
+	if rows.Objects {
+		add("REPLACE INTO obj SELECT `partition`, oid, ?, data_id, value_tid FROM tobj WHERE tid=?", int64(tid), int64(ttid))
+		add("DELETE FROM tobj WHERE tid=?", int64(ttid))
+	}
+	if rows.Meta {
+		add("REPLACE INTO trans SELECT `partition`, ?, packed, oids, user, description, ext, ttid FROM ttrans WHERE ttid=?", int64(tid), int64(ttid))
+		add("DELETE FROM ttrans WHERE ttid=?", int64(ttid))
+	}
+	// The pack order of ttid, if any, replaces one at tid; statements
+	// only, no query, so that a backend can send them all at once.
+	if rows.Pack && tid != ttid {
+		add(`REPLACE INTO pack SELECT ?, approved, partial, oids, pack_tid FROM pack WHERE tid=?`, int64(tid), int64(ttid))
+		add(`DELETE FROM pack WHERE tid=?`, int64(ttid))
+	}
+	for _, q := range qs[:n] {
 		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
 			return err
 		}
 	}
-	if tid == ttid {
-		return nil
-	}
-	// The pack order of ttid, if any, replaces one at tid; statements
-	// only, no query, so that a backend can send them all at once.
-	if _, err := tx.ExecContext(ctx, `REPLACE INTO pack SELECT ?, approved, partial, oids, pack_tid FROM pack WHERE tid=?`, int64(tid), int64(ttid)); err != nil {
-		return err
-	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM pack WHERE tid=?`, int64(ttid))
-	return err
+	return nil
 }
 
 // AbortTransaction deletes the temporary rows of ttid and their data.

@@ -90,7 +90,7 @@ func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approveP
 func (db *DB) UnlockTransaction(ctx context.Context, ttid, tid proto.Tid) error {
 	ctx = short(ctx)
 	return db.unlocks.Unlock(ttid, tid, func() error {
-		return db.writeTx(ctx, false, func(tx *wtx) error { return sqlbackend.UnlockTx(ctx, tx, ttid, tid) })
+		return db.writeTx(ctx, false, func(tx *wtx) error { return sqlbackend.UnlockTx(ctx, tx, ttid, tid, sqlbackend.AllRows) })
 	})
 }
 
@@ -107,7 +107,7 @@ func (db *DB) ValidateTransaction(ctx context.Context, ttid, tid proto.Tid) erro
 		if err := db.oids.RaiseFromTobj(ctx, tx, int64(ttid)); err != nil {
 			return err
 		}
-		return sqlbackend.UnlockTx(ctx, tx, ttid, tid)
+		return sqlbackend.UnlockTx(ctx, tx, ttid, tid, sqlbackend.AllRows)
 	})
 	if err != nil {
 		return fmt.Errorf("validate %s as %s: %w", ttid, tid, err)
