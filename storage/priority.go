@@ -37,8 +37,10 @@ const yieldEvery = 100
 type clientPriority struct {
 	busy atomic.Int64 // requests in progress; read without mu on the fast path
 
-	mu   sync.Mutex
-	idle chan struct{} // closed when busy drops to 0; renewed when it leaves 0
+	mu sync.Mutex
+	// idle, made by a waiter, is closed (and cleared) when busy drops to
+	// 0: a request costs no channel, nor mu, when nobody waits.
+	idle chan struct{}
 
 	// expired, when set (tests), replaces the yieldBound timer of yield,
 	// so that a test decides when the bound is reached.
@@ -47,22 +49,24 @@ type clientPriority struct {
 
 // begin marks a client request in progress; end must follow.
 func (p *clientPriority) begin() {
-	p.mu.Lock()
-	if p.busy.Add(1) == 1 {
-		p.idle = make(chan struct{})
-	}
-	p.mu.Unlock()
+	p.busy.Add(1)
 }
 
 // end marks a client request done, waking the yielding steps when it was
 // the last one.
 func (p *clientPriority) end() {
-	p.mu.Lock()
-	if n := p.busy.Add(-1); n == 0 {
-		close(p.idle)
+	if n := p.busy.Add(-1); n > 0 {
+		return
 	} else if n < 0 {
-		p.mu.Unlock()
 		panic("storage: clientPriority.end without begin")
+	}
+	// Every drop to 0 is followed by this check under mu, so a waiter
+	// that saw busy requests under mu is woken by the last one's end; a
+	// request begun meanwhile keeps it waiting.
+	p.mu.Lock()
+	if p.idle != nil && p.busy.Load() == 0 {
+		close(p.idle)
+		p.idle = nil
 	}
 	p.mu.Unlock()
 }
@@ -90,6 +94,9 @@ func (p *clientPriority) wait(ctx context.Context, expired <-chan time.Time) boo
 	if p.busy.Load() == 0 {
 		p.mu.Unlock()
 		return false
+	}
+	if p.idle == nil {
+		p.idle = make(chan struct{})
 	}
 	idle := p.idle
 	p.mu.Unlock()

@@ -106,6 +106,27 @@ func TestClientPriority(t *testing.T) {
 		p.end()
 		mustProceed(t, done, true)
 	})
+	// Each serial load begins and ends one: nothing allocated when no
+	// replication step waits.
+	t.Run("no allocation", func(t *testing.T) {
+		var p clientPriority
+		if n := testing.AllocsPerRun(100, func() { p.begin(); p.end() }); n != 0 {
+			t.Errorf("%v allocations per request", n)
+		}
+	})
+	// Two waiters, one request: both proceed at its end, and a waiter
+	// arriving after sees no request.
+	t.Run("waiters share the end", func(t *testing.T) {
+		var p clientPriority
+		p.begin()
+		a, b := startWait(ctx, &p, never), startWait(ctx, &p, never)
+		mustBlock(t, a)
+		mustBlock(t, b)
+		p.end()
+		mustProceed(t, a, true)
+		mustProceed(t, b, true)
+		mustProceed(t, startWait(ctx, &p, never), false)
+	})
 }
 
 func BenchmarkClientPriority(b *testing.B) {
