@@ -24,12 +24,19 @@ func (db *DB) ImportTransactions(ctx context.Context, txns []backend.TxnMeta, re
 		}
 	}
 	err := db.writeTx(ctx, false, func(tx *wtx) error {
+		// Multi-row INSERTs, as for records: a statement per
+		// transaction took 4.5% of the writer's CPU, these 3.3%
+		// (profile of BenchmarkImport, 65,081 transactions).
+		rows := make([]driver.NamedValue, 0, len(txns)*transCols)
 		for i := range txns {
 			m := &txns[i]
-			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO trans VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-				backend.Partition(m.Tid, np), int64(m.Tid), m.Packed, backend.PackOids(m.Oids), sqlbackend.Blob(m.User), sqlbackend.Blob(m.Description), sqlbackend.Blob(m.Ext), int64(m.TTid)); err != nil {
-				return fmt.Errorf("add transaction %s: %w", m.Tid, err)
-			}
+			rows = append(rows, driver.NamedValue{Value: int64(backend.Partition(m.Tid, np))}, driver.NamedValue{Value: int64(m.Tid)},
+				driver.NamedValue{Value: m.Packed}, driver.NamedValue{Value: backend.PackOids(m.Oids)},
+				driver.NamedValue{Value: sqlbackend.Blob(m.User)}, driver.NamedValue{Value: sqlbackend.Blob(m.Description)},
+				driver.NamedValue{Value: sqlbackend.Blob(m.Ext)}, driver.NamedValue{Value: int64(m.TTid)})
+		}
+		if err := insertRows(ctx, tx, &insertTransSQL, transCols, rows); err != nil {
+			return fmt.Errorf("add %d transactions: %w", len(txns), err)
 		}
 		if err := db.importRecords(ctx, tx, np, records); err != nil {
 			return err
@@ -45,12 +52,16 @@ func (db *DB) ImportTransactions(ctx context.Context, txns []backend.TxnMeta, re
 // ImportConfig is sqlbackend.Reader's.
 var _ backend.BulkImporter = (*DB)(nil)
 
-// insertObjSQL[k] inserts 1<<k obj rows.
-var insertObjSQL [voteChunks]string
+// transCols is the column count of trans (and ttrans) rows.
+const transCols = 8
+
+// insertObjSQL[k] and insertTransSQL[k] insert 1<<k obj or trans rows.
+var insertObjSQL, insertTransSQL [voteChunks]string
 
 func init() {
 	for k := range voteChunks {
 		insertObjSQL[k] = multiRowInsert(`INSERT OR REPLACE INTO obj VALUES `, tobjCols, 1<<k)
+		insertTransSQL[k] = multiRowInsert(`INSERT OR REPLACE INTO trans VALUES `, transCols, 1<<k)
 	}
 }
 
