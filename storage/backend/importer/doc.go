@@ -59,12 +59,23 @@
 // average 7-10, took 24.3 and 30.2 s (47.5 and 38.2 MB/s, 53.6 and 53.0
 // MB per CPU second), and on the machine idle for once (load average
 // 0.1-0.6) 15.7 s: 73.4 MB/s, 22.0 CPU s, so 1.4 of the 2 CPUs busy on
-// average, short of the 100 MB/s asked: probably the one SQLite writer
-// committing the batches in turn (not profiled idle). Where that CPU
-// goes (BenchmarkImport, 200 MB, compress=true): zlib about 45% (level
-// 1; HuffmanOnly would take 20% less CPU overall and store 15% more),
-// SQLite's writes about 45%, a third of them write(2)/read(2) of WAL
-// frames and checkpoints, hence importPageSize. Loads during the import
+// average: Go shared the CPUs evenly between the compressors and the
+// writer, the one stage that cannot spread, so it ran on 2/3 of a CPU
+// (now cpuTokens), and its commits rewrote obj's leaves more often (now
+// 16 MiB batches). Since (2026-12-08, load average 5-7): 19.5 and 20.8
+// s, 59.0 and 55.4 MB/s, 20.8 and 21.5 CPU s (55.4 and 53.5 MB per CPU
+// second), peak anonymous RSS 144-147 MB (the batches in the pipeline);
+// not measured idle, but BenchmarkImport at load 3.5 took 13.3 s (86.8
+// MB/s) where the code before took 17.0 s. Where the CPU goes
+// (BenchmarkImport, 1.15 GB, compress=true, 23 CPU s): zlib about 50%
+// (level 1; HuffmanOnly would take 20% less CPU overall and store 15%
+// more; klauspost's stateless deflate no less than level 1), the writer
+// 41% (9.6 s: its own thread, the bound on an idle machine with its
+// 1.5 s waiting for the disk), reading 6%. The writer's share: obj's
+// inserts 3.5 s (its primary key (partition, oid, tid) takes updated
+// oids all over the table), data's 2.9 s, of both a third WAL frames
+// and checkpoints, hence importPageSize. Loads during the import
 // as fast as after it (p50 0.24 and 0.39 ms through neoppod's client;
-// neoppod's: 1.98 and 0.31); peak anonymous RSS 109 MB (neoppod's 108).
+// neoppod's: 1.98 and 0.31); peak anonymous RSS 109 MB with 8 MiB
+// batches (neoppod's 108).
 package importer
