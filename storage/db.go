@@ -26,6 +26,19 @@ type txnStore struct {
 		next dataID
 		held map[dataID]backend.Record
 	}
+
+	// locks wait here for wmu; the first to get it writes all of them
+	// in one durable write (group commit: concurrent locks share a sync).
+	locks struct {
+		sync.Mutex
+		queue []*queuedLock
+	}
+}
+
+// queuedLock is a lock waiting for wmu; done gets its result.
+type queuedLock struct {
+	backend.Lock
+	done chan error
 }
 
 func newTxnStore(ctx context.Context, b backend.Backend, wmu *sync.Mutex) *txnStore {
@@ -121,10 +134,30 @@ func (s *txnStore) storeTransaction(ttid proto.Tid, objs []tempObject, meta *txn
 	return nil
 }
 
+// lockTransaction locks ttid durably, with the locks that wait for wmu at
+// the same time: each of them gets the error of the write.
 func (s *txnStore) lockTransaction(tid, ttid proto.Tid, approvePack bool) error {
+	me := &queuedLock{backend.Lock{TTid: ttid, Tid: tid, ApprovePack: approvePack}, make(chan error, 1)}
+	s.locks.Lock()
+	s.locks.queue = append(s.locks.queue, me)
+	s.locks.Unlock()
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	return s.b.LockTransaction(s.ctx, ttid, tid, approvePack)
+	s.locks.Lock()
+	batch := s.locks.queue
+	s.locks.queue = nil
+	s.locks.Unlock()
+	if len(batch) > 0 { // else an earlier holder of wmu wrote ours
+		locks := make([]backend.Lock, len(batch))
+		for i, q := range batch {
+			locks[i] = q.Lock
+		}
+		err := backend.LockTransactions(s.ctx, s.b, locks)
+		for _, q := range batch {
+			q.done <- err
+		}
+	}
+	s.wmu.Unlock()
+	return <-me.done
 }
 
 func (s *txnStore) unlockTransaction(tid, ttid proto.Tid, metadata bool, oids []proto.Oid, pack bool) error {

@@ -168,9 +168,8 @@ func (fc *fakeCluster) ask(req, resp proto.Msg) {
 	}
 }
 
-// commit stores oid in a new transaction, votes, and, if lock, locks it
-// with the master; unlock completes it.
-func (fc *fakeCluster) commit(ttid, tid proto.Tid, oid proto.Oid, data string, unlock bool) {
+// vote stores oid in a new transaction ttid and votes it.
+func (fc *fakeCluster) vote(ttid proto.Tid, oid proto.Oid, data string) {
 	t, ctx := fc.t, fc.ctx
 	t.Helper()
 	sum := sha1.Sum([]byte(data))
@@ -183,6 +182,13 @@ func (fc *fakeCluster) commit(ttid, tid proto.Tid, oid proto.Oid, data string, u
 	if err := fc.client.Ask(ctx, &proto.AskStoreTransaction{TTid: ttid, OidList: []proto.Oid{oid}}, &vt); err != nil {
 		t.Fatalf("vote %v: %v", ttid, err)
 	}
+}
+
+// commit votes oid in a new transaction and locks it with the master;
+// unlock completes it.
+func (fc *fakeCluster) commit(ttid, tid proto.Tid, oid proto.Oid, data string, unlock bool) {
+	fc.t.Helper()
+	fc.vote(ttid, oid, data)
 	var lk proto.AnswerInformationLocked
 	fc.ask(&proto.AskLockInformation{TTid: ttid, Tid: tid}, &lk)
 	if unlock {
@@ -190,16 +196,34 @@ func (fc *fakeCluster) commit(ttid, tid proto.Tid, oid proto.Oid, data string, u
 	}
 }
 
-// A commit is acknowledged to the client once every storage answered the
-// lock: from then on it must survive a crash of the storage process
-// (cluster.md §6.10), either committed or recoverable by verification.
-func TestSIGKILLAfterAcknowledgedCommits(t *testing.T) {
+// wantObject checks that oid's last revision is data at serial.
+func (fc *fakeCluster) wantObject(oid proto.Oid, serial proto.Tid, data string) {
+	fc.t.Helper()
+	var o proto.AnswerObject
+	if err := fc.client.Ask(fc.ctx, &proto.AskObject{Oid: oid, At: proto.InvalidTid, Before: proto.InvalidTid}, &o); err != nil {
+		fc.t.Fatalf("load oid %d after SIGKILL: %v", oid, err)
+	}
+	if o.Serial != serial || string(o.Data) != data {
+		fc.t.Fatalf("oid %d: serial %v data %q, want %v %q", oid, o.Serial, o.Data, serial, data)
+	}
+}
+
+// crashTest skips in short mode, else returns the test's context and
+// database path.
+func crashTest(t *testing.T) (context.Context, string) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	dbPath := filepath.Join(t.TempDir(), "storage.sqlite")
+	t.Cleanup(cancel)
+	return ctx, filepath.Join(t.TempDir(), "storage.sqlite")
+}
+
+// A commit is acknowledged to the client once every storage answered the
+// lock: from then on it must survive a crash of the storage process
+// (cluster.md §6.10), either committed or recoverable by verification.
+func TestSIGKILLAfterAcknowledgedCommits(t *testing.T) {
+	ctx, dbPath := crashTest(t)
 
 	cmd, fc := startStorage(t, ctx, dbPath)
 	const n = 20
@@ -222,19 +246,59 @@ func TestSIGKILLAfterAcknowledgedCommits(t *testing.T) {
 	// acknowledged commit must then be readable.
 	_, fc = startStorage(t, ctx, dbPath)
 	for i := 0; i < n; i++ {
-		var o proto.AnswerObject
-		err := fc.client.Ask(ctx, &proto.AskObject{Oid: proto.Oid(i), At: proto.InvalidTid, Before: proto.InvalidTid}, &o)
-		if err != nil {
-			t.Fatalf("load oid %d after SIGKILL: %v", i, err)
-		}
-		want := base + proto.Tid(2*i) + 1
-		if o.Serial != want || string(o.Data) != fmt.Sprintf("data %d", i) {
-			t.Fatalf("oid %d: serial %v data %q, want %v %q", i, o.Serial, o.Data, want, fmt.Sprintf("data %d", i))
-		}
+		fc.wantObject(proto.Oid(i), base+proto.Tid(2*i)+1, fmt.Sprintf("data %d", i))
 	}
 	var o proto.AnswerObject
 	err := fc.client.Ask(ctx, &proto.AskObject{Oid: n, At: proto.InvalidTid, Before: proto.InvalidTid}, &o)
 	if !errors.Is(err, proto.ErrOidDoesNotExist) {
 		t.Fatalf("load of a never stored oid: %v", err)
+	}
+}
+
+// Locks sent at once, before any answer, are written together (their
+// writes overlap); each answered one survives a crash, and a packet after
+// them sees them written.
+func TestSIGKILLAfterConcurrentLocks(t *testing.T) {
+	ctx, dbPath := crashTest(t)
+
+	cmd, fc := startStorage(t, ctx, dbPath)
+	const n = 8
+	base := proto.Tid(0x03f47f9557777777)
+	ttid := func(i int) proto.Tid { return base + proto.Tid(2*i) }
+	for i := range n {
+		fc.vote(ttid(i), proto.Oid(i), fmt.Sprintf("data %d", i))
+	}
+	calls := make([]*neonet.Call, n)
+	for i := range n {
+		c, err := fc.master.Start(&proto.AskLockInformation{TTid: ttid(i), Tid: ttid(i) + 1}, &proto.AnswerInformationLocked{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls[i] = c
+	}
+	// Asked while locks may still be written: it waits for them.
+	var lk proto.AnswerLockedTransactions
+	fc.ask(&proto.AskLockedTransactions{}, &lk)
+	for i, c := range calls {
+		if err := c.Wait(ctx); err != nil {
+			t.Fatalf("lock %v: %v", ttid(i), err)
+		}
+	}
+	if len(lk.TidDict) != n {
+		t.Errorf("locked transactions %v, want %d", lk.TidDict, n)
+	}
+	for _, l := range lk.TidDict {
+		if l.Tid != l.TTid+1 {
+			t.Errorf("transaction %v locked as %v, want %v", l.TTid, l.Tid, l.TTid+1)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	_, fc = startStorage(t, ctx, dbPath)
+	for i := range n {
+		fc.wantObject(proto.Oid(i), ttid(i)+1, fmt.Sprintf("data %d", i))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/neogo/neo/neonet"
@@ -22,10 +23,20 @@ import (
 func (n *Node) serveMaster(ctx context.Context, link *neonet.Link) error {
 	st := &masterState{first: true}
 	defer st.stopPacker()
+	defer st.locks.Wait()
 	for {
 		r, err := link.Recv(ctx)
 		if err != nil {
 			return err
+		}
+		switch r.Msg.(type) {
+		case *proto.AskLockInformation, *proto.NotifyUnlockInformation:
+			// Locks overlap; an unlock comes after our answer to its
+			// own lock, and other locks do not change its transaction.
+		default:
+			// The rest sees every lock received before written or
+			// failed, as when the packets were handled one at a time.
+			st.locks.Wait()
 		}
 		if err := n.handleMaster(ctx, r, st); err != nil {
 			if errors.Is(err, ErrShutdown) || errors.Is(err, ErrErased) {
@@ -66,9 +77,10 @@ func protoError(err error) *proto.Error {
 
 // masterState is what serveMaster keeps between packets.
 type masterState struct {
-	first      bool        // the next NotifyNodeInformation is the full list
-	packer     *packer     // running while operational, unless pack is disabled
-	replicator *replicator // running while operational
+	first      bool           // the next NotifyNodeInformation is the full list
+	locks      sync.WaitGroup // locks being written (beginLock's persist)
+	packer     *packer        // running while operational, unless pack is disabled
+	replicator *replicator    // running while operational
 }
 
 func (st *masterState) stopPacker() {
@@ -254,10 +266,25 @@ func (n *Node) handleMaster(ctx context.Context, r *neonet.Request, st *masterSt
 		if tm == nil {
 			return fmt.Errorf("%w: not operational", proto.ErrProtocol)
 		}
-		if err := tm.lockTxn(m.TTid, m.Tid, m.ApprovePack); err != nil {
+		persist, err := tm.beginLock(m.TTid, m.Tid, m.ApprovePack)
+		if err != nil {
 			return err
 		}
-		return r.Reply(&proto.AnswerInformationLocked{TTid: m.TTid})
+		if persist == nil {
+			return r.Reply(&proto.AnswerInformationLocked{TTid: m.TTid})
+		}
+		// Written while the next packets are read, so that the locks
+		// of concurrent transactions share a sync (txnStore).
+		st.locks.Go(func() {
+			if err := persist(); err != nil {
+				n.log.Error("master link aborted", "msg", "AskLockInformation", "err", err)
+				r.Reply(protoError(err))
+				r.Link.Abort()
+				return
+			}
+			r.Reply(&proto.AnswerInformationLocked{TTid: m.TTid})
+		})
+		return nil
 
 	case *proto.NotifyUnlockInformation:
 		tm := n.txnManager()

@@ -722,13 +722,24 @@ func (m *txnManager) startVote(client proto.NodeID, ttid proto.Tid, meta *txnMet
 	}, nil
 }
 
-// lockTxn processes AskLockInformation: the transaction gets its final tid,
-// its stored oids are read-locked and, if this node holds its metadata,
-// the final tid is committed to disk before the caller answers.
+// lockTxn processes AskLockInformation at once: beginLock, then persist.
 func (m *txnManager) lockTxn(ttid, tid proto.Tid, approvePack bool) error {
+	persist, err := m.beginLock(ttid, tid, approvePack)
+	if err != nil || persist == nil {
+		return err
+	}
+	return persist()
+}
+
+// beginLock processes AskLockInformation: the transaction gets its final
+// tid and its stored oids are read-locked at once; if this node holds its
+// metadata, the returned persist (else nil) commits the final tid to disk,
+// which the caller awaits before it answers. Until persist returns, the
+// caller must not hand the manager anything but other locks and unlocks
+// of locks answered.
+func (m *txnManager) beginLock(ttid, tid proto.Tid, approvePack bool) (persist func() error, err error) {
 	m.lock()
 	t := m.mu.txns[ttid]
-	var err error
 	switch {
 	case t == nil:
 		err = fmt.Errorf("%w: unknown ttid %v", proto.ErrProtocol, ttid)
@@ -739,7 +750,7 @@ func (m *txnManager) lockTxn(ttid, tid proto.Tid, approvePack bool) error {
 	}
 	if err != nil {
 		m.unlock()
-		return err
+		return nil, err
 	}
 	t.tid = tid
 	for oid := range t.stores {
@@ -747,9 +758,12 @@ func (m *txnManager) lockTxn(ttid, tid proto.Tid, approvePack bool) error {
 	}
 	metadata := t.voted == 2
 	m.unlock()
+	if !metadata {
+		return nil, nil
+	}
 	// Locked: nothing else changes t until its unlock, which the master
 	// sends after our answer.
-	if metadata {
+	return func() error {
 		if err := m.db.lockTransaction(tid, ttid, approvePack); err != nil {
 			// Not durable (a database server gone away): the transaction
 			// is not locked here, and AskFinalTID must not say it is, or a
@@ -765,8 +779,8 @@ func (m *txnManager) lockTxn(ttid, tid proto.Tid, approvePack bool) error {
 			m.unlock()
 			return fmt.Errorf("lock %v: %w", ttid, err)
 		}
-	}
-	return nil
+		return nil
+	}, nil
 }
 
 // unlockTxn processes NotifyUnlockInformation: the transaction is committed

@@ -418,3 +418,30 @@ type SizeReporter interface {
 // Partition returns the partition of a tid or oid given the number of
 // partitions (protocol.md §4.1).
 func Partition[T ~uint64](x T, np uint32) uint32 { return uint32(uint64(x) % uint64(np)) }
+
+// Lock is the lock of one transaction: LockTransaction's arguments.
+type Lock struct {
+	TTid, Tid   proto.Tid
+	ApprovePack bool
+}
+
+// GroupLocker is a [Backend] that locks several transactions in one
+// durable write: concurrent locks then share one sync (group commit).
+type GroupLocker interface {
+	LockTransactions(ctx context.Context, locks []Lock) error
+}
+
+// LockTransactions locks every transaction of locks durably: in one write
+// if b is a [GroupLocker], else one after the other. On error, none or
+// some of them are locked.
+func LockTransactions(ctx context.Context, b Backend, locks []Lock) error {
+	if g, ok := b.(GroupLocker); ok {
+		return g.LockTransactions(ctx, locks)
+	}
+	for _, l := range locks {
+		if err := b.LockTransaction(ctx, l.TTid, l.Tid, l.ApprovePack); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -86,10 +86,13 @@ func (db *DB) SetPartitionPacked(ctx context.Context, partition uint32, id proto
 
 // LockTransaction implements [backend.Backend].
 func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approvePack bool) error {
-	if err := db.writeCommit(ctx, func(tx *batchTx) error { return sqlbackend.LockTx(ctx, tx, ttid, tid, approvePack) }); err != nil {
-		return fmt.Errorf("lock %s as %s: %w", ttid, tid, err)
-	}
-	return nil
+	return db.LockTransactions(ctx, []backend.Lock{{TTid: ttid, Tid: tid, ApprovePack: approvePack}})
+}
+
+// LockTransactions implements [backend.GroupLocker]: one transaction, one
+// commit.
+func (db *DB) LockTransactions(ctx context.Context, locks []backend.Lock) error {
+	return db.writeCommit(ctx, func(tx *batchTx) error { return sqlbackend.LockTxs(ctx, tx, locks) })
 }
 
 // UnlockTransaction implements [backend.Backend]. The unlock of a

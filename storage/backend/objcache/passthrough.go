@@ -31,6 +31,11 @@ func (c *cache) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approv
 	return c.b.LockTransaction(ctx, ttid, tid, approvePack)
 }
 
+// LockTransactions implements [backend.GroupLocker] over the backend's.
+func (c *cache) LockTransactions(ctx context.Context, locks []backend.Lock) error {
+	return backend.LockTransactions(ctx, c.b, locks)
+}
+
 func (c *cache) LockedTransactions(ctx context.Context) (map[proto.Tid]proto.Tid, error) {
 	return c.b.LockedTransactions(ctx)
 }

@@ -44,6 +44,16 @@ func LockTx(ctx context.Context, tx Tx, ttid, tid proto.Tid, approvePack bool) e
 	return nil
 }
 
+// LockTxs runs LockTx for each of locks.
+func LockTxs(ctx context.Context, tx Tx, locks []backend.Lock) error {
+	for _, l := range locks {
+		if err := LockTx(ctx, tx, l.TTid, l.Tid, l.ApprovePack); err != nil {
+			return fmt.Errorf("lock %s as %s: %w", l.TTid, l.Tid, err)
+		}
+	}
+	return nil
+}
+
 // VoteRows says which rows a vote wrote, so that its unlock runs only the
 // statements that move something: most transactions have no pack order,
 // and a storage without the metadata of a transaction has no ttrans row.

@@ -76,11 +76,14 @@ func (db *DB) SetPartitionPacked(ctx context.Context, partition uint32, id proto
 
 // LockTransaction implements [backend.Backend].
 func (db *DB) LockTransaction(ctx context.Context, ttid, tid proto.Tid, approvePack bool) error {
+	return db.LockTransactions(ctx, []backend.Lock{{TTid: ttid, Tid: tid, ApprovePack: approvePack}})
+}
+
+// LockTransactions implements [backend.GroupLocker]: one transaction, one
+// sync.
+func (db *DB) LockTransactions(ctx context.Context, locks []backend.Lock) error {
 	ctx = short(ctx)
-	if err := db.write(ctx, true, func(tx *wtx) error { return sqlbackend.LockTx(ctx, tx, ttid, tid, approvePack) }); err != nil {
-		return fmt.Errorf("lock %s as %s: %w", ttid, tid, err)
-	}
-	return nil
+	return db.write(ctx, true, func(tx *wtx) error { return sqlbackend.LockTxs(ctx, tx, locks) })
 }
 
 // UnlockTransaction implements [backend.Backend]. The unlock of a
