@@ -154,8 +154,10 @@ type DB struct {
 	sqlbackend.Reader
 	w *sql.DB // write pool of one connection
 
-	loadAt, loadBefore, loadLast, lastTid *sql.Stmt // on r
-	oids                                  *sqlbackend.OidBound
+	lastTid *sql.Stmt // on r
+	// loadConns are the loadConn of each driver connection of r.
+	loadConns sync.Map
+	oids      *sqlbackend.OidBound
 
 	mu struct {
 		sync.Mutex
@@ -259,7 +261,7 @@ func open(ctx context.Context, p Params, opts backend.Options, drv sqlDriver) (_
 	for _, x := range []struct {
 		st **sql.Stmt
 		q  string
-	}{{&db.loadAt, loadAtSQL}, {&db.loadBefore, loadBeforeSQL}, {&db.loadLast, loadLastSQL}, {&db.lastTid, lastTidSQL}} {
+	}{{&db.lastTid, lastTidSQL}} {
 		if *x.st, err = db.r.PrepareContext(ctx, x.q); err != nil {
 			return nil, fmt.Errorf("open %s: prepare: %w", p.Path, err)
 		}
@@ -294,11 +296,14 @@ func (db *DB) closeAll() error {
 	if db.w != nil {
 		errs = append(errs, db.w.Close())
 	}
-	for _, st := range []*sql.Stmt{db.loadAt, db.loadBefore, db.loadLast, db.lastTid} {
-		if st != nil {
-			errs = append(errs, st.Close())
-		}
+	if db.lastTid != nil {
+		errs = append(errs, db.lastTid.Close())
 	}
+	// No load runs any more: no connection is in use.
+	db.loadConns.Range(func(_, v any) bool {
+		errs = append(errs, v.(*loadConn).stmts.close())
+		return true
+	})
 	if db.r != nil {
 		errs = append(errs, db.r.Close())
 	}

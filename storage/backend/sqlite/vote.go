@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql/driver"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -80,26 +79,11 @@ func insertRows(ctx context.Context, tx *wtx, sqls *[voteChunks]string, cols int
 // prepared statements of its own goes through database/sql.
 func (tx *wtx) execDriver(ctx context.Context, q string, args []driver.NamedValue) error {
 	err := tx.conn.Raw(func(dc any) error {
-		st, ok := tx.driverStmts[q]
-		if !ok {
-			p, ok := dc.(driver.ConnPrepareContext)
-			if !ok {
-				return errNoDriverStmt
-			}
-			s, err := p.PrepareContext(ctx, q)
-			if err != nil {
-				return err
-			}
-			if st, ok = s.(driver.StmtExecContext); !ok {
-				s.Close()
-				return errNoDriverStmt
-			}
-			if tx.driverStmts == nil {
-				tx.driverStmts = map[string]driver.StmtExecContext{}
-			}
-			tx.driverStmts[q] = st
+		st, err := tx.driverStmts.prepare(ctx, dc, q)
+		if err != nil {
+			return err
 		}
-		_, err := st.ExecContext(ctx, args)
+		_, err = st.ExecContext(ctx, args)
 		return err
 	})
 	if err != errNoDriverStmt {
@@ -112,8 +96,6 @@ func (tx *wtx) execDriver(ctx context.Context, q string, args []driver.NamedValu
 	_, err = tx.ExecContext(ctx, q, vals...)
 	return err
 }
-
-var errNoDriverStmt = errors.New("driver without prepared statements")
 
 // storeRecords writes the tobj rows of a vote, and the data rows of its
 // records that carry new data; db.mu must be held. Undo records and, with

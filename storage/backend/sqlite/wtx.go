@@ -21,7 +21,7 @@ type wtx struct {
 	stmts map[string]*sql.Stmt
 	setup bool
 	// driverStmts are the driver's own statements of execDriver.
-	driverStmts map[string]driver.StmtExecContext
+	driverStmts driverStmts
 	// Argument buffers of a vote's multi-row INSERT statements.
 	dataArgs, sortedArgs, tobjArgs []driver.NamedValue
 	dataParts                      []uint32
@@ -145,18 +145,10 @@ func (tx *wtx) close() error {
 	}
 	clear(tx.stmts)
 	if len(tx.driverStmts) > 0 {
-		err := tx.conn.Raw(func(any) error {
-			for q, st := range tx.driverStmts {
-				if err := st.(driver.Stmt).Close(); err != nil && first == nil {
-					first = fmt.Errorf("close statement %q: %w", q, err)
-				}
-			}
-			return nil
-		})
+		err := tx.conn.Raw(func(any) error { return tx.driverStmts.close() })
 		if err != nil && first == nil {
 			first = fmt.Errorf("close driver statements: %w", err)
 		}
-		clear(tx.driverStmts)
 	}
 	return first
 }

@@ -1,0 +1,78 @@
+package backendtest
+
+import (
+	"context"
+	"crypto/sha1"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"testing"
+
+	"github.com/neogo/neo/proto"
+	"github.com/neogo/neo/storage/backend"
+)
+
+// BenchLoadBig benchmarks Load/random on the database at dsn, a file at
+// path that it first fills, if missing, with objects oids of 2-3 KiB
+// (about 2.5 KiB each: 400,000 make a 1 GB file), 1000 per transaction:
+// a database too big for the backend's page cache, so that every load
+// reads its pages, as at scale (issue 15). The file is kept for the next
+// run; the caller removes it.
+func BenchLoadBig(b *testing.B, open Opener, dsn, path string, objects int) {
+	ctx := context.Background()
+	_, err := os.Stat(path)
+	fresh := errors.Is(err, os.ErrNotExist)
+	db, err := open(b, dsn, backend.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	if fresh {
+		if err := fillBig(ctx, db, objects); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	defer cpuTime(b)()
+	rng := rand.New(rand.NewPCG(9, 10))
+	for b.Loop() {
+		oid := proto.Oid(rng.IntN(objects))
+		if _, err := db.Load(ctx, oid, none, none); err != nil {
+			b.Fatalf("load %s of %d: %v", oid, objects, err)
+		}
+	}
+}
+
+func fillBig(ctx context.Context, db backend.Backend, objects int) error {
+	if err := Setup(ctx, db, "big", NP); err != nil {
+		return err
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	const perTxn = 1000
+	recs := make([]backend.Record, 0, perTxn)
+	for i := 0; i < objects; i += perTxn {
+		recs = recs[:0]
+		for oid := i; oid < min(i+perTxn, objects); oid++ {
+			data := make([]byte, 2048+rng.IntN(1025))
+			for j := 0; j+8 <= len(data); j += 8 {
+				v := rng.Uint64()
+				for k := range 8 {
+					data[j+k] = byte(v >> (8 * k))
+				}
+			}
+			recs = append(recs, backend.Record{Oid: proto.Oid(oid), Data: data, Checksum: sha1.Sum(data), DataSerial: none})
+		}
+		tid := benchTid(i / perTxn)
+		meta := &backend.TxnMeta{TTid: tid, User: []byte("big"), Oids: oidsOf(recs)}
+		if err := db.StoreTransaction(ctx, tid, recs, meta); err != nil {
+			return err
+		}
+		if err := db.LockTransaction(ctx, tid, tid, false); err != nil {
+			return err
+		}
+		if err := db.UnlockTransaction(ctx, tid, tid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
