@@ -20,8 +20,11 @@
 //	pack.go         processing approved pack orders
 //	pt.go           the node's copy of the partition table
 //
-// Concurrency: the master link is served by Run's goroutine, in order;
-// every incoming link by its own goroutine, except that an identified
+// Concurrency: the master link is served by Run's goroutine, in order,
+// except the durable write of a lock, which runs in its own goroutine:
+// the locks and unlocks behind it overlap it, other packets wait for it,
+// and the locks waiting for the writer share one write and one sync
+// (txnStore.lockTransaction); every incoming link by its own goroutine, except that an identified
 // client's requests are served, in order, on its link's reader goroutine
 // (loads that pile up run in up to 8 goroutines per link); the replicator
 // and the packer run in their own goroutines while the node is
