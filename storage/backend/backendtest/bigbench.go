@@ -12,7 +12,7 @@ import (
 	"github.com/neogo/neo/storage/backend"
 )
 
-// BenchLoadBig benchmarks Load/random on the database at dsn, a file at
+// BenchLoadBig benchmarks Load/random and LastObjectTid/existing on the database at dsn, a file at
 // path that it first fills, if missing, with objects oids of 2-3 KiB
 // (about 2.5 KiB each: 400,000 make a 1 GB file), 1000 per transaction:
 // a database too big for the backend's page cache, so that every load
@@ -32,15 +32,29 @@ func BenchLoadBig(b *testing.B, open Opener, dsn, path string, objects int) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportAllocs()
-	defer cpuTime(b)()
-	rng := rand.New(rand.NewPCG(9, 10))
-	for b.Loop() {
-		oid := proto.Oid(rng.IntN(objects))
-		if _, err := db.Load(ctx, oid, none, none); err != nil {
-			b.Fatalf("load %s of %d: %v", oid, objects, err)
+	b.Run("Load/random", func(b *testing.B) {
+		b.ReportAllocs()
+		defer cpuTime(b)()
+		rng := rand.New(rand.NewPCG(9, 10))
+		for b.Loop() {
+			oid := proto.Oid(rng.IntN(objects))
+			if _, err := db.Load(ctx, oid, none, none); err != nil {
+				b.Fatalf("load %s of %d: %v", oid, objects, err)
+			}
 		}
-	}
+	})
+	// The conflict check of a store of an existing object.
+	b.Run("LastObjectTid/existing", func(b *testing.B) {
+		b.ReportAllocs()
+		defer cpuTime(b)()
+		rng := rand.New(rand.NewPCG(13, 14))
+		for b.Loop() {
+			oid := proto.Oid(rng.IntN(objects))
+			if _, err := db.LastObjectTid(ctx, oid); err != nil {
+				b.Fatalf("last serial of %s of %d: %v", oid, objects, err)
+			}
+		}
+	})
 }
 
 func fillBig(ctx context.Context, db backend.Backend, objects int) error {

@@ -10,7 +10,8 @@ import (
 	"github.com/neogo/neo/storage/backend/backendtest"
 )
 
-// Loads go through the driver's own statements of a reader connection,
+// Loads and LastObjectTid go through the driver's own statements of a
+// reader connection,
 // return data of their own (not a buffer the next load reuses), and Close
 // closes those statements.
 func TestLoadDriverStmts(t *testing.T) {
@@ -54,20 +55,23 @@ func TestLoadDriverStmts(t *testing.T) {
 			}
 		}
 	}
+	if got, err := db.LastObjectTid(ctx, 2); err != nil || got != tid {
+		t.Errorf("LastObjectTid(2) = %s, %v; want %s", got, err, tid)
+	}
 	if string(first.Data) != "one" {
 		t.Errorf("data of the first load became %q after other loads", first.Data)
 	}
-	var conns []*loadConn
-	db.loadConns.Range(func(_, v any) bool {
-		conns = append(conns, v.(*loadConn))
+	var conns []*readConn
+	db.readConns.Range(func(_, v any) bool {
+		conns = append(conns, v.(*readConn))
 		return true
 	})
 	var stmts int
 	for _, lc := range conns {
 		stmts += len(lc.stmts)
 	}
-	if len(conns) == 0 || stmts < 3 {
-		t.Fatalf("%d reader connections with %d driver statements, want the 3 of Load", len(conns), stmts)
+	if len(conns) == 0 || stmts < 4 {
+		t.Fatalf("%d reader connections with %d driver statements, want the 3 of Load and LastObjectTid's", len(conns), stmts)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)

@@ -9,8 +9,9 @@ import (
 	"github.com/neogo/neo/storage/backend/backendtest"
 )
 
-// BenchmarkLoadBig runs Load/random on a database of NEO_SQLITE_BIG_OBJECTS
-// objects (default 400,000: 1 GB) at NEO_SQLITE_BIG, built if missing:
+// BenchmarkLoadBig runs the reads of BenchLoadBig on a database of NEO_SQLITE_BIG_OBJECTS
+// objects (default 400,000: 1 GB) at NEO_SQLITE_BIG, built if missing,
+// opened as NEO_SQLITE_BIG_DSN if set (e.g. file:PATH?cache_size=-20000):
 //
 //	NEO_SQLITE_BIG=/tmp/big.sqlite go test -run '^$' -bench LoadBig ./storage/backend/sqlite
 func BenchmarkLoadBig(b *testing.B) {
@@ -26,7 +27,11 @@ func BenchmarkLoadBig(b *testing.B) {
 		}
 		objects = n
 	}
+	dsn := os.Getenv("NEO_SQLITE_BIG_DSN")
+	if dsn == "" {
+		dsn = path
+	}
 	backendtest.BenchLoadBig(b, func(_ testing.TB, dsn string, opts backend.Options) (backend.Backend, error) {
 		return Open(b.Context(), dsn, opts)
-	}, path, path, objects)
+	}, dsn, path, objects)
 }

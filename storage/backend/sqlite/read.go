@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"fmt"
 	"io"
@@ -51,7 +50,7 @@ func (db *DB) Load(ctx context.Context, oid proto.Oid, at, before proto.Tid) (*b
 	}
 	o := &backend.Object{}
 	o.Oid = oid
-	found, err := db.loadRow(ctx, q, args[:n], o)
+	found, err := db.readRow(ctx, q, args[:n], loadColumns, func(row []driver.Value) error { return loadValues(row, o) })
 	if err == nil && !found {
 		err = sqlbackend.LoadMissing(ctx, db.r, p, oid)
 	}
@@ -61,44 +60,48 @@ func (db *DB) Load(ctx context.Context, oid proto.Oid, at, before proto.Tid) (*b
 	return o, nil
 }
 
-// loadConn is what loads keep of a reader connection: its driver
+// loadColumns is the number of columns of loadCols.
+const loadColumns = 6
+
+// readConn is what readRow keeps of a reader connection: its driver
 // statements and their argument and value buffers.
-type loadConn struct {
+type readConn struct {
 	stmts driverStmts
 	args  [3]driver.NamedValue
-	dest  [6]driver.Value // the columns of loadCols
+	row   [loadColumns]driver.Value
 }
 
-// loadRow runs q, one of the Load statements, with args on a reader
-// connection, through the driver's own statement (database/sql's Scan
-// cost an eighth of a load's CPU and copied the data once more), and
-// fills o with the row; false if there is none.
-func (db *DB) loadRow(ctx context.Context, q string, args []int64, o *backend.Object) (found bool, err error) {
+// readRow runs q, a query of at most one row of at most loadColumns
+// columns, with args on a reader connection, through the driver's own
+// statement (database/sql's Scan cost an eighth of a load's CPU and
+// copied the data once more), and passes the row, if any, to fn; false if
+// there is none. fn must not keep the row, only its values.
+func (db *DB) readRow(ctx context.Context, q string, args []int64, columns int, fn func(row []driver.Value) error) (found bool, err error) {
 	c, err := db.r.Conn(ctx)
 	if err != nil {
 		return false, err
 	}
 	defer c.Close()
 	err = c.Raw(func(dc any) error {
-		v, ok := db.loadConns.Load(dc)
+		v, ok := db.readConns.Load(dc)
 		if !ok {
-			v, _ = db.loadConns.LoadOrStore(dc, &loadConn{})
+			v, _ = db.readConns.LoadOrStore(dc, &readConn{})
 		}
-		lc := v.(*loadConn)
-		st, err := lc.stmts.prepare(ctx, dc, q)
+		rc := v.(*readConn)
+		st, err := rc.stmts.prepare(ctx, dc, q)
 		if err != nil {
 			return err
 		}
 		for i, a := range args {
-			lc.args[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+			rc.args[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
 		}
-		rows, err := st.QueryContext(ctx, lc.args[:len(args)])
+		rows, err := st.QueryContext(ctx, rc.args[:len(args)])
 		if err != nil {
 			return err
 		}
-		dest := lc.dest[:]
-		defer clear(dest) // keep no data
-		err = rows.Next(dest)
+		row := rc.row[:columns]
+		defer clear(row) // keep no data
+		err = rows.Next(row)
 		if cerr := rows.Close(); err == nil || err == io.EOF {
 			if cerr != nil {
 				return cerr
@@ -111,27 +114,27 @@ func (db *DB) loadRow(ctx context.Context, q string, args []int64, o *backend.Ob
 			return err
 		}
 		found = true
-		return loadValues(dest, o)
+		return fn(row)
 	})
 	return found, err
 }
 
 // loadValues fills o with the columns of loadCols.
-func loadValues(dest []driver.Value, o *backend.Object) error {
-	serial, ok := dest[0].(int64)
+func loadValues(row []driver.Value, o *backend.Object) error {
+	serial, ok := row[0].(int64)
 	if !ok {
-		return fmt.Errorf("serial %T", dest[0])
+		return fmt.Errorf("serial %T", row[0])
 	}
 	o.Serial = proto.Tid(serial)
-	o.DataSerial = nullTid(dest[1])
-	o.NextSerial = nullTid(dest[5])
-	if c, ok := dest[2].(int64); ok {
+	o.DataSerial = nullTid(row[1])
+	o.NextSerial = nullTid(row[5])
+	if c, ok := row[2].(int64); ok {
 		o.Compression = uint8(c)
 	}
-	if hash, _ := dest[3].([]byte); len(hash) != 0 && copy(o.Checksum[:], hash) != len(o.Checksum) {
+	if hash, _ := row[3].([]byte); len(hash) != 0 && copy(o.Checksum[:], hash) != len(o.Checksum) {
 		return fmt.Errorf("serial %s: hash of %d bytes", o.Serial, len(hash))
 	}
-	o.Data, _ = dest[4].([]byte) // the driver's copy: not reused
+	o.Data, _ = row[4].([]byte) // the driver's copy: not reused
 	return nil
 }
 
@@ -160,9 +163,13 @@ func (db *DB) LastObjectTid(ctx context.Context, oid proto.Oid) (proto.Tid, erro
 	} else if above {
 		return proto.InvalidTid, nil
 	}
-	var t sql.NullInt64
-	if err := db.lastTid.QueryRowContext(ctx, backend.Partition(oid, np), int64(oid)).Scan(&t); err != nil {
+	t := proto.InvalidTid
+	_, err = db.readRow(ctx, lastTidSQL, []int64{int64(backend.Partition(oid, np)), int64(oid)}, 1, func(row []driver.Value) error {
+		t = nullTid(row[0])
+		return nil
+	})
+	if err != nil {
 		return 0, fmt.Errorf("last serial of oid %s: %w", oid, err)
 	}
-	return sqlbackend.TidOrInvalid(t), nil
+	return t, nil
 }

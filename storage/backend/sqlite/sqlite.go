@@ -154,9 +154,8 @@ type DB struct {
 	sqlbackend.Reader
 	w *sql.DB // write pool of one connection
 
-	lastTid *sql.Stmt // on r
-	// loadConns are the loadConn of each driver connection of r.
-	loadConns sync.Map
+	// readConns are the readConn of each driver connection of r.
+	readConns sync.Map
 	oids      *sqlbackend.OidBound
 
 	mu struct {
@@ -258,14 +257,6 @@ func open(ctx context.Context, p Params, opts backend.Options, drv sqlDriver) (_
 	db.Reader = sqlbackend.Reader{DB: db.r, Dialect: dialect, NP: db.npRead.load, Settle: db.unlocks.Settle}
 	db.r.SetMaxOpenConns(4)
 	db.r.SetMaxIdleConns(4)
-	for _, x := range []struct {
-		st **sql.Stmt
-		q  string
-	}{{&db.lastTid, lastTidSQL}} {
-		if *x.st, err = db.r.PrepareContext(ctx, x.q); err != nil {
-			return nil, fmt.Errorf("open %s: prepare: %w", p.Path, err)
-		}
-	}
 	return db, nil
 }
 
@@ -296,12 +287,9 @@ func (db *DB) closeAll() error {
 	if db.w != nil {
 		errs = append(errs, db.w.Close())
 	}
-	if db.lastTid != nil {
-		errs = append(errs, db.lastTid.Close())
-	}
-	// No load runs any more: no connection is in use.
-	db.loadConns.Range(func(_, v any) bool {
-		errs = append(errs, v.(*loadConn).stmts.close())
+	// No read runs any more: no connection is in use.
+	db.readConns.Range(func(_, v any) bool {
+		errs = append(errs, v.(*readConn).stmts.close())
 		return true
 	})
 	if db.r != nil {
