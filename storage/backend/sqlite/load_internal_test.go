@@ -11,9 +11,8 @@ import (
 )
 
 // Loads and LastObjectTid go through the driver's own statements of a
-// reader connection,
-// return data of their own (not a buffer the next load reuses), and Close
-// closes those statements.
+// reader connection, loads return data of their own (not a buffer the
+// next load reuses), and Close closes those statements.
 func TestLoadDriverStmts(t *testing.T) {
 	ctx := t.Context()
 	db, err := open(ctx, Params{Path: t.TempDir() + "/db", Synchronous: "FULL", JournalMode: "WAL"}, backend.Options{}, defaultDriver)
