@@ -2,6 +2,8 @@ package sqlite
 
 import (
 	"database/sql"
+	"errors"
+	"os"
 	"testing"
 
 	"github.com/neogo/neo/storage/backend"
@@ -9,7 +11,8 @@ import (
 
 // Every connection, the writer and each reader of the pool, takes the
 // data source name's cache_size and maps no part of the file (the
-// mapped pages would count in the storage's RSS).
+// mapped pages would count in the storage's RSS); the WAL index is in
+// memory.
 func TestConnectionSettings(t *testing.T) {
 	ctx := t.Context()
 	b, err := Open(ctx, "file:"+t.TempDir()+"/db.sqlite?cache_size=-1234", backend.Options{})
@@ -33,6 +36,14 @@ func TestConnectionSettings(t *testing.T) {
 	db.mu.Lock()
 	check("writer", db.mu.conn)
 	db.mu.Unlock()
+	// VFS unix-excl: the WAL index is in the process's memory, not in a
+	// -shm file whose read locks each read transaction would take.
+	if _, err := os.Stat(db.params.Path + "-wal"); err != nil {
+		t.Errorf("no WAL: %v", err)
+	}
+	if _, err := os.Stat(db.params.Path + "-shm"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stat of the -shm file = %v, want none (VFS unix-excl)", err)
+	}
 	// Held at once: each is a connection of its own.
 	for i := range 4 {
 		c, err := db.r.Conn(ctx)

@@ -7,7 +7,10 @@
 // cache_size, journal_mode and synchronous (cksumvfs=0 only), or a plain
 // path, "~" expanded. The file is locked against other processes (Go or
 // Python) by binding the abstract Unix socket
-// "\x00neostorage:<st_dev>:<st_ino>" as neoppod does.
+// "\x00neostorage:<st_dev>:<st_ino>" as neoppod does, and SQLite's
+// unix-excl VFS holds the file's lock until close, keeping the WAL index
+// in the process's memory (no -shm file): no other process, not even the
+// sqlite3 shell, can read the database while it is open.
 //
 // The file is interchangeable with neoppod's: TestReadNeoppodDatabase
 // opens one written by a real neoppod storage and TestPythonReadsOurDatabase
