@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
@@ -174,8 +175,11 @@ type DB struct {
 		np     uint32           // number of partitions, 0 if no pt
 		nid    proto.NodeID     // own nid, for pt encoding
 		nextID map[uint32]int64 // next data id per partition
+		// importing: the transaction is an import's (importCkpt).
+		importing bool
 	}
 	unlocks sqlbackend.Unlocks // deferred unlocks, guarded by mu
+	ckpt    *importCkpt        // the import's checkpointer, guarded by mu
 	npRead  syncUint32         // np for readers
 }
 
@@ -320,6 +324,9 @@ func (db *DB) Close() error {
 	if err := db.unlocks.CommitNow(context.Background()); err != nil {
 		// Verification replays them from the locked ttrans rows.
 		errs = append(errs, fmt.Errorf("commit %d deferred unlocks: %w", db.unlocks.Len(), err))
+	}
+	if err := db.stopImportCkpt(context.Background()); err != nil {
+		errs = append(errs, fmt.Errorf("stop the import's checkpointer: %w", err))
 	}
 	db.mu.closed = true
 	if err := errors.Join(append(errs, db.closeAll())...); err != nil {
@@ -467,6 +474,11 @@ func (db *DB) writeTx(ctx context.Context, durable bool, fn func(*wtx) error) er
 	if db.mu.closed {
 		return backend.ErrClosed
 	}
+	if db.ckpt != nil && !db.mu.importing && time.Since(db.ckpt.last) > importIdle {
+		if err := db.stopImportCkpt(ctx); err != nil {
+			db.log.Warn("sqlite: stop the import's checkpointer", "err", err)
+		}
+	}
 	want := "NORMAL"
 	if durable {
 		want = db.params.Synchronous
@@ -499,6 +511,9 @@ func (db *DB) writeTx(ctx context.Context, durable bool, fn func(*wtx) error) er
 		return fmt.Errorf("commit: %w", err)
 	}
 	db.unlocks.Committed()
+	if db.ckpt != nil {
+		db.ckptCommitted(db.mu.importing)
+	}
 	return nil
 }
 

@@ -95,7 +95,7 @@ func (tx *wtx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.
 // pread64 60 -> 43, fdatasync 2.4 -> 2.1 (10000 saves little more, for
 // longer checkpoints). A crash still loses nothing committed: the WAL is
 // the durable copy until checkpointed.
-var writePragmas = []string{"PRAGMA temp_store=MEMORY", "PRAGMA wal_autocheckpoint=4000"}
+var writePragmas = []string{"PRAGMA temp_store=MEMORY", fmt.Sprintf("PRAGMA wal_autocheckpoint=%d", autoCheckpointPages)}
 
 // begin starts a transaction on conn. database/sql's own Tx is not used
 // since statements prepared on a Conn cannot be shared with its Tx
