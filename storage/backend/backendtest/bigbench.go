@@ -12,9 +12,10 @@ import (
 	"github.com/neogo/neo/storage/backend"
 )
 
-// BenchLoadBig benchmarks Load/random and LastObjectTid/existing on the database at dsn, a file at
-// path that it first fills, if missing, with objects oids of 2-3 KiB
-// (about 2.5 KiB each: 400,000 make a 1 GB file), 1000 per transaction:
+// BenchLoadBig benchmarks Load/random, LoadBefore/random and
+// LastObjectTid/existing on the database at dsn, a file at path that it
+// first fills, if missing, with objects oids of 2-3 KiB, 1000 per
+// transaction (400,000 make a 1.7 GB file with their indexes):
 // a database too big for the backend's page cache, so that every load
 // reads its pages, as at scale (issue 15). The file is kept for the next
 // run; the caller removes it.
@@ -43,6 +44,18 @@ func BenchLoadBig(b *testing.B, open Opener, dsn, path string, objects int) {
 			}
 		}
 	})
+	// A client's load: the revision before a snapshot, here the only one.
+	b.Run("LoadBefore/random", func(b *testing.B) {
+		b.ReportAllocs()
+		defer cpuTime(b)()
+		rng := rand.New(rand.NewPCG(15, 16))
+		for b.Loop() {
+			oid := proto.Oid(rng.IntN(objects))
+			if _, err := db.Load(ctx, oid, none, benchTid(int(oid)/bigPerTxn)+1); err != nil {
+				b.Fatalf("load %s of %d: %v", oid, objects, err)
+			}
+		}
+	})
 	// The conflict check of a store of an existing object.
 	b.Run("LastObjectTid/existing", func(b *testing.B) {
 		b.ReportAllocs()
@@ -57,16 +70,18 @@ func BenchLoadBig(b *testing.B, open Opener, dsn, path string, objects int) {
 	})
 }
 
+// bigPerTxn is the number of objects of each transaction of fillBig.
+const bigPerTxn = 1000
+
 func fillBig(ctx context.Context, db backend.Backend, objects int) error {
 	if err := Setup(ctx, db, "big", NP); err != nil {
 		return err
 	}
 	rng := rand.New(rand.NewPCG(11, 12))
-	const perTxn = 1000
-	recs := make([]backend.Record, 0, perTxn)
-	for i := 0; i < objects; i += perTxn {
+	recs := make([]backend.Record, 0, bigPerTxn)
+	for i := 0; i < objects; i += bigPerTxn {
 		recs = recs[:0]
-		for oid := i; oid < min(i+perTxn, objects); oid++ {
+		for oid := i; oid < min(i+bigPerTxn, objects); oid++ {
 			data := make([]byte, 2048+rng.IntN(1025))
 			for j := 0; j+8 <= len(data); j += 8 {
 				v := rng.Uint64()
@@ -76,7 +91,7 @@ func fillBig(ctx context.Context, db backend.Backend, objects int) error {
 			}
 			recs = append(recs, backend.Record{Oid: proto.Oid(oid), Data: data, Checksum: sha1.Sum(data), DataSerial: none})
 		}
-		tid := benchTid(i / perTxn)
+		tid := benchTid(i / bigPerTxn)
 		meta := &backend.TxnMeta{TTid: tid, User: []byte("big"), Oids: oidsOf(recs)}
 		if err := db.StoreTransaction(ctx, tid, recs, meta); err != nil {
 			return err

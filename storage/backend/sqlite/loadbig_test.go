@@ -10,7 +10,7 @@ import (
 )
 
 // BenchmarkLoadBig runs the reads of BenchLoadBig on a database of NEO_SQLITE_BIG_OBJECTS
-// objects (default 400,000: 1 GB) at NEO_SQLITE_BIG, built if missing,
+// objects (default 400,000: 1.7 GB) at NEO_SQLITE_BIG, built if missing,
 // opened as NEO_SQLITE_BIG_DSN if set (e.g. file:PATH?cache_size=-20000):
 //
 //	NEO_SQLITE_BIG=/tmp/big.sqlite go test -run '^$' -bench LoadBig ./storage/backend/sqlite
