@@ -29,11 +29,16 @@ const (
 )
 
 // insertDataSQL[k] and insertTobjSQL[k] insert 1<<k rows.
+//
+// Data rows are inserted OR FAIL rather than with the default ABORT: a
+// statement that may abort after writing some rows saves every page it
+// changes in a statement journal to undo them, while a failed statement
+// here fails its whole transaction, which writeTx rolls back anyway.
 var insertDataSQL, insertTobjSQL [voteChunks]string
 
 func init() {
 	for k := range voteChunks {
-		insertDataSQL[k] = multiRowInsert(`INSERT INTO data VALUES `, dataCols, 1<<k)
+		insertDataSQL[k] = multiRowInsert(`INSERT OR FAIL INTO data VALUES `, dataCols, 1<<k)
 		insertTobjSQL[k] = multiRowInsert(`INSERT OR REPLACE INTO tobj VALUES `, tobjCols, 1<<k)
 	}
 }
