@@ -188,7 +188,6 @@ func (im *Importer) importEnd(ctx context.Context, ltid proto.Tid, p *progress) 
 		}
 		im.tid.Store(uint64(im.ltid))
 	}
-	im.done.Store(true)
 	txns, bytes := p.done()
 	el := time.Since(p.start).Seconds()
 	// The writer's CPU bounds the import's speed: its commits are the one
@@ -196,6 +195,9 @@ func (im *Importer) importEnd(ctx context.Context, ltid proto.Tid, p *progress) 
 	im.log.Info("importer: import done", "transactions", txns, "bytes", bytes, "seconds", fmt.Sprintf("%.1f", el),
 		"MB/s", fmt.Sprintf("%.1f", float64(bytes)/1e6/max(el, 1e-9)), "writer CPU s", fmt.Sprintf("%.1f", p.writerCPUTime().Seconds()))
 	im.allImported()
+	// Done last: Wait's callers (tests, neomigrate) read the log once it
+	// returns.
+	im.done.Store(true)
 	return nil
 }
 
