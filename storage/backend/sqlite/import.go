@@ -76,8 +76,13 @@ func init() {
 // order: an undo record may reuse the data of an earlier one of the same
 // batch, so the rows pending are written before it is looked up.
 func (db *DB) importRecords(ctx context.Context, tx *wtx, np uint32, records []backend.Record) error {
-	var data, sorted, obj []driver.NamedValue
-	var parts []uint32
+	// Sized for the whole batch: grown by append, they took 5% of the
+	// writer's CPU (BenchmarkImport's profile), most of a batch being new
+	// data.
+	data := make([]driver.NamedValue, 0, len(records)*dataCols)
+	obj := make([]driver.NamedValue, 0, len(records)*tobjCols)
+	parts := make([]uint32, 0, len(records))
+	var sorted []driver.NamedValue
 	flush := func() error {
 		sorted = byPartition(sorted[:0], data, parts, np)
 		if err := insertRows(ctx, tx, &insertDataSQL, dataCols, sorted); err != nil {
