@@ -66,15 +66,21 @@
 // s, 59.0 and 55.4 MB/s, 20.8 and 21.5 CPU s (55.4 and 53.5 MB per CPU
 // second), peak anonymous RSS 144-147 MB (the batches in the pipeline);
 // not measured idle, but BenchmarkImport at load 3.5 took 13.3 s (86.8
-// MB/s) where the code before took 17.0 s. Where the CPU goes
-// (BenchmarkImport, 1.15 GB, compress=true, 23 CPU s): zlib about 50%
-// (level 1; HuffmanOnly would take 20% less CPU overall and store 15%
-// more; klauspost's stateless deflate no less than level 1), the writer
-// 41% (9.6 s: its own thread, the bound on an idle machine with its
-// 1.5 s waiting for the disk), reading 6%. The writer's share: obj's
-// inserts 3.5 s (its primary key (partition, oid, tid) takes updated
-// oids all over the table), data's 2.9 s, of both a third WAL frames
-// and checkpoints, hence importPageSize. Loads during the import
+// MB/s) where the code before took 17.0 s. Since the background
+// checkpoints (sqlite's importCkpt), data rows inserted OR FAIL and
+// batch-sized argument slices, BenchmarkImport took 10.8 and 10.7 s
+// (107 MB/s, 63 MB per CPU second, ~198 MB per writer CPU second) at
+// load average 2.9-3.1 (2026-12-08). Where the CPU goes (BenchmarkImport, 1.15 GB,
+// compress=true, 17-18 CPU s, pprof): zlib about half (level 1;
+// HuffmanOnly would take 20% less CPU overall and store 15% more;
+// klauspost's stateless deflate no less than level 1), the commits about
+// a third (5.9 s: 7.5 s of wall time in them, of which 0.85 s waiting
+// for the checkpoint that lets SQLite restart the WAL every 4 commits:
+// every 8 halved that wait but was no faster; waiting 3 s for compressed batches: the compressors are now the
+// bound), the background checkpoints 1.3 s, reading 6%. The commits'
+// share: obj's inserts (its primary key (partition, oid, tid) takes
+// updated oids all over the table) and data's, of both a good part
+// writing WAL frames, hence importPageSize. Loads during the import
 // as fast as after it (p50 0.24 and 0.39 ms through neoppod's client;
 // neoppod's: 1.98 and 0.31); peak anonymous RSS 109 MB with 8 MiB
 // batches (neoppod's 108).
