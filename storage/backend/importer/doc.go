@@ -70,7 +70,9 @@
 // checkpoints (sqlite's importCkpt), data rows inserted OR FAIL and
 // batch-sized argument slices, BenchmarkImport took 10.8 and 10.7 s
 // (107 MB/s, 63 MB per CPU second, ~198 MB per writer CPU second) at
-// load average 2.9-3.1 (2026-12-08). Where the CPU goes (BenchmarkImport, 1.15 GB,
+// load average 2.9-3.1 (2026-12-08); unbuffered stages then brought the
+// benchmark process's peak RSS from 164-171 MB to 129-136 MB (102-106
+// MB/s at load 1.5-2.4). Where the CPU goes (BenchmarkImport, 1.15 GB,
 // compress=true, 17-18 CPU s, pprof): zlib about half (level 1;
 // HuffmanOnly would take 20% less CPU overall and store 15% more;
 // klauspost's stateless deflate no less than level 1), the commits about

@@ -60,7 +60,10 @@ type batch struct {
 
 // The import is a pipeline, so that its stages use the CPUs at once:
 // read (iterate, merge, repickle) -> compress (in parallel) -> commit.
-// Channels of one batch bound the memory to a few batches.
+// Unbuffered channels: a batch is handed on when the next stage takes
+// it, so each stage holds one batch. With a batch queued in each (a
+// channel of one), BenchmarkImport's peak RSS was 164-171 MB instead of
+// 129-136, for the same speed within noise.
 func (im *Importer) importAll(ctx context.Context) error {
 	start := proto.Tid(im.tid.Load()) + 1
 	ltid := im.ltid
@@ -84,7 +87,7 @@ func (im *Importer) importAll(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cpus := make(cpuTokens, runtime.GOMAXPROCS(0))
-	read, compressed := make(chan *batch, 1), make(chan *batch, 1)
+	read, compressed := make(chan *batch), make(chan *batch)
 	var wg sync.WaitGroup
 	var readErr, compErr error
 	wg.Add(2)
