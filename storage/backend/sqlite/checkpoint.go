@@ -32,6 +32,7 @@ const autoCheckpointPages = 4000
 // in the WAL until checkpointed, and the checkpointer's connection syncs
 // the database file before the WAL may be restarted.
 type importCkpt struct {
+	pool     *sql.DB // of conn alone
 	conn     *sql.Conn
 	req      chan struct{} // a checkpoint wanted; at most one outstanding
 	done     chan error    // the result of each request
@@ -51,20 +52,30 @@ func (db *DB) startImportCkpt(ctx context.Context) error {
 	if db.ckpt != nil {
 		return nil
 	}
-	conn, err := db.r.Conn(ctx)
+	// A connection of its own, not one of the read pool's: taking one
+	// under db.mu would wait for the readers to free one.
+	pool, err := sql.Open(db.drv.name, db.drv.dsn(db.params.Path, db.params.CacheSize))
 	if err != nil {
 		return fmt.Errorf("checkpointer connection: %w", err)
 	}
+	conn, err := pool.Conn(ctx)
+	if err != nil {
+		pool.Close()
+		return fmt.Errorf("checkpointer connection: %w", err)
+	}
+	fail := func(err error) error {
+		conn.Close()
+		pool.Close()
+		return err
+	}
 	// Its sync of the database file is what makes restarting the WAL safe.
 	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous="+db.params.Synchronous); err != nil {
-		conn.Close()
-		return fmt.Errorf("checkpointer connection: set synchronous=%s: %w", db.params.Synchronous, err)
+		return fail(fmt.Errorf("checkpointer connection: set synchronous=%s: %w", db.params.Synchronous, err))
 	}
 	if _, err := db.mu.tx.ExecContext(ctx, "PRAGMA wal_autocheckpoint=0"); err != nil {
-		conn.Close()
-		return fmt.Errorf("suspend wal_autocheckpoint: %w", err)
+		return fail(fmt.Errorf("suspend wal_autocheckpoint: %w", err))
 	}
-	c := &importCkpt{conn: conn, req: make(chan struct{}, 1), done: make(chan error, 1), exited: make(chan struct{}), last: time.Now()}
+	c := &importCkpt{pool: pool, conn: conn, req: make(chan struct{}, 1), done: make(chan error, 1), exited: make(chan struct{}), last: time.Now()}
 	go c.loop()
 	db.ckpt = c
 	return nil
@@ -145,7 +156,7 @@ func (db *DB) stopImportCkpt(ctx context.Context) error {
 	err := c.wait()
 	close(c.req)
 	<-c.exited
-	err = errors.Join(err, c.conn.Close())
+	err = errors.Join(err, c.conn.Close(), c.pool.Close())
 	if !db.mu.closed {
 		if _, e := db.mu.tx.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint=%d", autoCheckpointPages)); e != nil {
 			err = errors.Join(err, fmt.Errorf("restore wal_autocheckpoint: %w", e))

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"crypto/sha1"
 	"math/rand/v2"
 	"os"
@@ -88,5 +89,34 @@ func TestImportCheckpointer(t *testing.T) {
 	}
 	if n := autocheckpoint(); n != autoCheckpointPages {
 		t.Errorf("after the import: wal_autocheckpoint=%d, want %d", n, autoCheckpointPages)
+	}
+}
+
+// The checkpointer's connection is not taken from the read pool: an
+// import commits while long reads hold every pooled connection.
+func TestImportCheckpointerOwnConnection(t *testing.T) {
+	ctx := t.Context()
+	b, err := Open(ctx, "sqlite://"+t.TempDir()+"/db.sqlite", backend.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	db := b.(*DB)
+	if err := backendtest.Setup(ctx, b, "t", 1); err != nil {
+		t.Fatal(err)
+	}
+	for range db.r.Stats().MaxOpenConnections {
+		c, err := db.r.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	data := []byte("data")
+	recs := []backend.Record{{Oid: 1, Serial: 0x100, Data: data, Checksum: sha1.Sum(data), DataSerial: proto.InvalidTid}}
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := db.ImportTransactions(tctx, []backend.TxnMeta{{Tid: 0x100, TTid: 0x100, Oids: []proto.Oid{1}}}, recs, nil); err != nil {
+		t.Fatalf("import while the read pool is busy: %v", err)
 	}
 }

@@ -154,6 +154,7 @@ func ParseDSN(dsn string) (Params, error) {
 // that see the last committed state (WAL mode).
 type DB struct {
 	params Params
+	drv    sqlDriver
 	log    *slog.Logger
 	dedup  bool
 	lock   net.Listener // exclusive lock across processes
@@ -211,7 +212,7 @@ func open(ctx context.Context, p Params, opts backend.Options, drv sqlDriver) (_
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{params: p, log: log.With("db", p.Path), oids: sqlbackend.NewOidBound()}
+	db := &DB{params: p, drv: drv, log: log.With("db", p.Path), oids: sqlbackend.NewOidBound()}
 	db.unlocks = sqlbackend.Unlocks{Mu: &db.mu.Mutex, Commit: db.commitUnlocks, Log: db.log}
 	defer func() {
 		if err != nil {
