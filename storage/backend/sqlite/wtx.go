@@ -94,7 +94,8 @@ func (tx *wtx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.
 // every commit. strace -c of Commit/100x1KiB per op: pwrite64 352 -> 334,
 // pread64 60 -> 43, fdatasync 2.4 -> 2.1 (10000 saves little more, for
 // longer checkpoints). A crash still loses nothing committed: the WAL is
-// the durable copy until checkpointed.
+// the durable copy until checkpointed. While an import runs, a
+// connection of its own checkpoints instead (importCkpt).
 var writePragmas = []string{"PRAGMA temp_store=MEMORY", fmt.Sprintf("PRAGMA wal_autocheckpoint=%d", autoCheckpointPages)}
 
 // begin starts a transaction on conn. database/sql's own Tx is not used
