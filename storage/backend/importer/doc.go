@@ -70,16 +70,21 @@
 // checkpoints (sqlite's importCkpt), data rows inserted OR FAIL and
 // batch-sized argument slices, BenchmarkImport took 10.8 and 10.7 s
 // (107 MB/s, 63 MB per CPU second, ~198 MB per writer CPU second) at
-// load average 2.9-3.1 (2026-12-08); unbuffered stages then brought the
-// benchmark process's peak RSS from 164-171 MB to 129-136 MB (102-106
-// MB/s at load 1.5-2.4). Where the CPU goes (BenchmarkImport, 1.15 GB,
-// compress=true, 17-18 CPU s, pprof): zlib about half (level 1;
+// load average 2.9-3.1 (2026-12-08), and 11.0-11.3 s (102-106 MB/s)
+// at load 1.5-2.4 with unbuffered stages, which brought the benchmark
+// process's peak RSS from 164-177 MB to 129-136 MB. Alternated with the
+// code before these at load 4-4.6, the wall time was the same (medians
+// 14.2 and 14.1 s), the writer's CPU 16% less (161.6/168.0/154.7 ->
+// 195.4/185.6/180.1 MB per writer CPU second): the commits no longer set
+// the pace, the compressors do. Where the CPU goes (BenchmarkImport, 1.15
+// GB, compress=true, 17-18 CPU s, pprof): zlib about half (level 1;
 // HuffmanOnly would take 20% less CPU overall and store 15% more;
 // klauspost's stateless deflate no less than level 1), the commits about
 // a third (5.9 s: 7.5 s of wall time in them, of which 0.85 s waiting
-// for the checkpoint that lets SQLite restart the WAL every 4 commits:
-// every 8 halved that wait but was no faster; waiting 3 s for compressed batches: the compressors are now the
-// bound), the background checkpoints 1.3 s, reading 6%. The commits'
+// for the checkpoint that lets SQLite restart the WAL every 4 commits;
+// every 8 halved that wait but was no faster; 3 s waiting for compressed
+// batches, the compressors being the bound), the background
+// checkpoints 1.3 s, reading 6%. The commits'
 // share: obj's inserts (its primary key (partition, oid, tid) takes
 // updated oids all over the table) and data's, of both a good part
 // writing WAL frames, hence importPageSize. Loads during the import
