@@ -10,7 +10,6 @@ import (
 
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
-	"github.com/neogo/neo/storage/backend/backendtest"
 )
 
 // While an import commits, the write connection does not checkpoint and
@@ -20,15 +19,8 @@ import (
 func TestImportCheckpointer(t *testing.T) {
 	ctx := t.Context()
 	path := t.TempDir() + "/db.sqlite"
-	b, err := Open(ctx, "sqlite://"+path, backend.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	db := b.(*DB)
-	if err := backendtest.Setup(ctx, b, "t", 1); err != nil {
-		t.Fatal(err)
-	}
+	db := openSetup(t, path, 1)
+	b := backend.Backend(db)
 	autocheckpoint := func() int {
 		t.Helper()
 		db.mu.Lock()
@@ -96,15 +88,7 @@ func TestImportCheckpointer(t *testing.T) {
 // import commits while long reads hold every pooled connection.
 func TestImportCheckpointerOwnConnection(t *testing.T) {
 	ctx := t.Context()
-	b, err := Open(ctx, "sqlite://"+t.TempDir()+"/db.sqlite", backend.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	db := b.(*DB)
-	if err := backendtest.Setup(ctx, b, "t", 1); err != nil {
-		t.Fatal(err)
-	}
+	db := openSetup(t, t.TempDir()+"/db.sqlite", 1)
 	for range db.r.Stats().MaxOpenConnections {
 		c, err := db.r.Conn(ctx)
 		if err != nil {

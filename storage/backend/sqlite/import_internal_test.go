@@ -15,15 +15,8 @@ import (
 // transaction, that row included.
 func TestImportFailedDataInsert(t *testing.T) {
 	ctx := t.Context()
-	b, err := Open(ctx, "sqlite://"+t.TempDir()+"/db.sqlite", backend.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	db := b.(*DB)
-	if err := backendtest.Setup(ctx, b, "t", 2); err != nil {
-		t.Fatal(err)
-	}
+	db := openSetup(t, t.TempDir()+"/db.sqlite", 2)
+	b := backend.Backend(db)
 	batch := func(tid proto.Tid, oids ...proto.Oid) ([]backend.TxnMeta, []backend.Record) {
 		m := backend.TxnMeta{Tid: tid, TTid: tid, Oids: oids}
 		var recs []backend.Record
@@ -66,4 +59,19 @@ func TestImportFailedDataInsert(t *testing.T) {
 	if n := count(); n != 6 {
 		t.Errorf("%d data rows after the import, want 6", n)
 	}
+}
+
+// openSetup opens a database at path, closed at the test's end, with a
+// partition table of np partitions.
+func openSetup(t *testing.T, path string, np uint32) *DB {
+	t.Helper()
+	b, err := Open(t.Context(), "sqlite://"+path, backend.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	if err := backendtest.Setup(t.Context(), b, "t", np); err != nil {
+		t.Fatal(err)
+	}
+	return b.(*DB)
 }
