@@ -2,8 +2,10 @@ package sqlite
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha1"
 	"testing"
+	"time"
 
 	"github.com/neogo/neo/proto"
 	"github.com/neogo/neo/storage/backend"
@@ -79,5 +81,34 @@ func TestLoadDriverStmts(t *testing.T) {
 		if len(lc.stmts) != 0 {
 			t.Errorf("%d driver statements left open by Close", len(lc.stmts))
 		}
+	}
+}
+
+// A reader connection whose query the context interrupted is closed by
+// database/sql (the driver's IsValid): Close must not finalize the
+// driver statements readRow cached on it (the driver crashed doing so).
+func TestCloseAfterInterruptedReader(t *testing.T) {
+	ctx := t.Context()
+	db, err := open(ctx, Params{Path: t.TempDir() + "/db", Synchronous: "FULL", JournalMode: "WAL"}, backend.Options{}, defaultDriver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := backendtest.Setup(ctx, db, "test", backendtest.NP); err != nil {
+		t.Fatal(err)
+	}
+	db.r.SetMaxOpenConns(1) // the load and the interrupted query share it
+	if _, err := db.Load(ctx, 1, proto.InvalidTid, proto.InvalidTid); err == nil {
+		t.Fatal("load of a missing oid: no error")
+	}
+	qctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	var n int64
+	err = db.r.QueryRowContext(qctx, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 1000000000) SELECT count(*) FROM c`).Scan(&n)
+	if err == nil {
+		t.Fatalf("a query of 10^9 rows ended within 20 ms (%d)", n)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

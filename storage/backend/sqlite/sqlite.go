@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -299,8 +300,15 @@ func (db *DB) closeAll() error {
 	if db.w != nil {
 		errs = append(errs, db.w.Close())
 	}
-	// No read runs any more: no connection is in use.
-	db.readConns.Range(func(_, v any) bool {
+	// No read runs any more: no connection is in use. database/sql
+	// closed those it found invalid (a query its context interrupted):
+	// finalizing their statements would crash the driver. SQLite keeps
+	// such a connection as a zombie for them (sqlite3_close_v2): a leak
+	// per interrupted read, until the process ends.
+	db.readConns.Range(func(dc, v any) bool {
+		if vd, ok := dc.(driver.Validator); ok && !vd.IsValid() {
+			return true
+		}
 		errs = append(errs, v.(*readConn).stmts.close())
 		return true
 	})
