@@ -17,14 +17,7 @@ import (
 // next load reuses), and Close closes those statements.
 func TestLoadDriverStmts(t *testing.T) {
 	ctx := t.Context()
-	db, err := open(ctx, Params{Path: t.TempDir() + "/db", Synchronous: "FULL", JournalMode: "WAL"}, backend.Options{}, defaultDriver)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := backendtest.Setup(ctx, db, "test", backendtest.NP); err != nil {
-		t.Fatal(err)
-	}
+	db := openSetup(t, t.TempDir()+"/db", backendtest.NP)
 	data := map[proto.Oid][]byte{1: []byte("one"), 2: []byte("two two")}
 	const tid = proto.Tid(0x100)
 	var recs []backend.Record
@@ -89,14 +82,7 @@ func TestLoadDriverStmts(t *testing.T) {
 // driver statements readRow cached on it (the driver crashed doing so).
 func TestCloseAfterInterruptedReader(t *testing.T) {
 	ctx := t.Context()
-	db, err := open(ctx, Params{Path: t.TempDir() + "/db", Synchronous: "FULL", JournalMode: "WAL"}, backend.Options{}, defaultDriver)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := backendtest.Setup(ctx, db, "test", backendtest.NP); err != nil {
-		t.Fatal(err)
-	}
+	db := openSetup(t, t.TempDir()+"/db", backendtest.NP)
 	db.r.SetMaxOpenConns(1) // the load and the interrupted query share it
 	if _, err := db.Load(ctx, 1, proto.InvalidTid, proto.InvalidTid); err == nil {
 		t.Fatal("load of a missing oid: no error")
@@ -104,7 +90,7 @@ func TestCloseAfterInterruptedReader(t *testing.T) {
 	qctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
 	var n int64
-	err = db.r.QueryRowContext(qctx, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 1000000000) SELECT count(*) FROM c`).Scan(&n)
+	err := db.r.QueryRowContext(qctx, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 1000000000) SELECT count(*) FROM c`).Scan(&n)
 	if err == nil {
 		t.Fatalf("a query of 10^9 rows ended within 20 ms (%d)", n)
 	}
